@@ -1,0 +1,516 @@
+//! Client requests: appends and reads on the leader, forwarding from other nodes, the state
+//! machine flow (apply, responses routed back to requests) and linearizable reads (ReadIndex,
+//! Raft thesis §6.4).
+
+use super::io::{ClientError, Event, Output, Response};
+use super::log::NotInMemory;
+use super::message::{Body, ForwardId, ForwardRequest};
+use super::raft::{duration_nanos, LeaderState, Raft};
+use super::types::{NodeId, Payload, ReadId, RequestId, Seq, Time};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Who is waiting for a request's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client of this node.
+    Local(RequestId),
+    /// A request another node forwarded.
+    Forwarded(NodeId, ForwardId),
+}
+
+/// A leader's append waiting for commit (and apply).
+#[derive(Debug)]
+pub(crate) struct PendingAppend {
+    pub(crate) origin: Origin,
+    first: Seq,
+    last: Seq,
+    responses: Vec<Bytes>,
+    deadline: Time,
+}
+
+/// A leader's read waiting for its leadership round.
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub(crate) origin: Origin,
+    command: Bytes,
+    round: u64,
+    deadline: Time,
+}
+
+/// A confirmed read waiting for the state machine to reach its read index.
+#[derive(Debug)]
+pub(crate) struct ReadyRead {
+    pub(crate) origin: Origin,
+    command: Bytes,
+    read_index: Option<Seq>,
+}
+
+/// The requests a leader tracks; answered `LeaderChanged`/`NotLeader` when it steps down.
+#[derive(Debug, Default)]
+pub(crate) struct LeaderRequests {
+    pub(crate) appends: VecDeque<PendingAppend>,
+    pub(crate) reads: VecDeque<PendingRead>,
+    pub(crate) ready_reads: VecDeque<ReadyRead>,
+    /// The latest leadership round started; appends carry it and followers echo it.
+    pub(crate) read_round: u64,
+    read_confirmed: u64,
+    round_wanted: bool,
+}
+
+/// A request forwarded to the leader, waiting for its reply.
+#[derive(Debug)]
+struct Forwarded {
+    id: RequestId,
+    request: ForwardRequest,
+    deadline: Time,
+}
+
+/// A request waiting for a leader to be known.
+#[derive(Debug)]
+struct Waiting {
+    id: RequestId,
+    request: ForwardRequest,
+    deadline: Time,
+}
+
+/// Drops duplicated forwards: remembers the last 64 counters of one forwarder incarnation.
+#[derive(Debug, Default)]
+struct DedupWindow {
+    incarnation: u64,
+    highest: u64,
+    seen: u64,
+}
+
+impl DedupWindow {
+    fn accept(&mut self, id: ForwardId) -> bool {
+        if id.incarnation != self.incarnation || self.seen == 0 {
+            *self = DedupWindow { incarnation: id.incarnation, highest: id.counter, seen: 1 };
+            return true;
+        }
+        if id.counter > self.highest {
+            let shift = id.counter - self.highest;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = id.counter;
+            return true;
+        }
+        let age = self.highest - id.counter;
+        if age >= 64 || self.seen & (1 << age) != 0 {
+            return false;
+        }
+        self.seen |= 1 << age;
+        true
+    }
+}
+
+/// Client bookkeeping every node keeps, whatever its role.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    incarnation: u64,
+    next_counter: u64,
+    forwarded: BTreeMap<u64, Forwarded>,
+    /// Forward deadlines in order, one queue per timeout (appends, reads); stale ones skipped.
+    forward_timeouts: [VecDeque<(Time, u64)>; 2],
+    waiting: VecDeque<Waiting>,
+    dedup: BTreeMap<NodeId, DedupWindow>,
+    state_machine_reads: BTreeMap<u64, (Origin, Option<Seq>)>,
+    next_read: u64,
+}
+
+impl ClientState {
+    pub(crate) fn new(incarnation: u64) -> ClientState {
+        ClientState {
+            incarnation,
+            next_counter: 0,
+            forwarded: BTreeMap::new(),
+            forward_timeouts: [VecDeque::new(), VecDeque::new()],
+            waiting: VecDeque::new(),
+            dedup: BTreeMap::new(),
+            state_machine_reads: BTreeMap::new(),
+            next_read: 0,
+        }
+    }
+
+    /// The earliest request deadline.
+    pub(crate) fn deadline(&self, leading: Option<&LeaderState>) -> Option<Time> {
+        let forwards = self.forward_timeouts.iter().filter_map(|queue| queue.front().map(|(at, _)| *at));
+        let waiting = self.waiting.iter().map(|w| w.deadline);
+        let leader = leading.into_iter().flat_map(|l| {
+            let appends = l.requests.appends.front().map(|a| a.deadline);
+            let reads = l.requests.reads.front().map(|r| r.deadline);
+            appends.into_iter().chain(reads)
+        });
+        forwards.chain(waiting).chain(leader).min()
+    }
+}
+
+fn kind(request: &ForwardRequest) -> usize {
+    match request {
+        ForwardRequest::Append(_) => 0,
+        ForwardRequest::Read(_) => 1,
+    }
+}
+
+impl Raft {
+    fn timeout_of(&self, request: &ForwardRequest) -> u64 {
+        match request {
+            ForwardRequest::Append(_) => duration_nanos(self.config.append_timeout),
+            ForwardRequest::Read(_) => duration_nanos(self.config.read_timeout),
+        }
+    }
+
+    fn check_request(&self, request: &ForwardRequest) -> Result<(), ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        if self.failed {
+            return Err(ClientError::StorageFailed);
+        }
+        if let ForwardRequest::Append(data) = request {
+            if data.is_empty() {
+                return Err(ClientError::Invalid("append_batch needs at least one payload".into()));
+            }
+            if let Some(big) = data.iter().find(|d| d.len() > self.config.entry_bytes_max) {
+                return Err(ClientError::Invalid(format!(
+                    "payload of {} bytes is over entry_bytes_max {}",
+                    big.len(),
+                    self.config.entry_bytes_max
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_client_append(&mut self, now: Time, id: RequestId, data: Vec<Bytes>) {
+        self.client_request(now, id, ForwardRequest::Append(data));
+    }
+
+    pub(super) fn on_client_read(&mut self, now: Time, id: RequestId, command: Bytes) {
+        self.client_request(now, id, ForwardRequest::Read(command));
+    }
+
+    fn client_request(&mut self, now: Time, id: RequestId, request: ForwardRequest) {
+        if let Err(error) = self.check_request(&request) {
+            return self.reply(Origin::Local(id), Err(error));
+        }
+        let deadline = now.plus(self.timeout_of(&request));
+        self.dispatch(now, id, request, deadline);
+    }
+
+    /// Runs a local request on the leader, forwards it, or waits for a leader.
+    fn dispatch(&mut self, now: Time, id: RequestId, request: ForwardRequest, deadline: Time) {
+        match self.leader {
+            Some(leader) if leader == self.id => self.leader_request(now, Origin::Local(id), request, deadline),
+            Some(leader) => {
+                self.client.next_counter += 1;
+                let counter = self.client.next_counter;
+                let forward_id = ForwardId { incarnation: self.client.incarnation, counter };
+                self.client.forward_timeouts[kind(&request)].push_back((deadline, counter));
+                self.send(leader, Body::Forward { id: forward_id, request: request.clone() });
+                self.client.forwarded.insert(counter, Forwarded { id, request, deadline });
+            }
+            None => self.client.waiting.push_back(Waiting { id, request, deadline }),
+        }
+    }
+
+    pub(super) fn client_waiting_is_empty(&self) -> bool {
+        self.client.waiting.is_empty()
+    }
+
+    /// A leader is known now: send it what was waiting.
+    pub(super) fn redispatch_waiting(&mut self, now: Time) {
+        for waiting in std::mem::take(&mut self.client.waiting) {
+            self.dispatch(now, waiting.id, waiting.request, waiting.deadline);
+        }
+    }
+
+    /// Forwards and forward replies between nodes.
+    pub(super) fn on_client_message(&mut self, now: Time, message: super::message::Message) {
+        let from = message.from;
+        match message.body {
+            Body::Forward { id, request } => {
+                if !self.client.dedup.entry(from).or_default().accept(id) {
+                    return;
+                }
+                let origin = Origin::Forwarded(from, id);
+                if let Err(error) = self.check_request(&request) {
+                    return self.reply(origin, Err(error));
+                }
+                if self.leading.is_none() {
+                    return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
+                }
+                let deadline = now.plus(self.timeout_of(&request));
+                self.leader_request(now, origin, request, deadline);
+            }
+            Body::ForwardReply { id, result } => {
+                if id.incarnation != self.client.incarnation {
+                    return;
+                }
+                let Some(forwarded) = self.client.forwarded.remove(&id.counter) else { return };
+                let retry = matches!(result, Err(ClientError::NotLeader { .. } | ClientError::NoLeader));
+                if retry && now < forwarded.deadline {
+                    // Not executed there: try the leader this node knows, or wait for one.
+                    if self.leader == Some(from) {
+                        self.client.waiting.push_back(Waiting {
+                            id: forwarded.id,
+                            request: forwarded.request,
+                            deadline: forwarded.deadline,
+                        });
+                    } else {
+                        self.dispatch(now, forwarded.id, forwarded.request, forwarded.deadline);
+                    }
+                } else {
+                    self.reply(Origin::Local(forwarded.id), result);
+                }
+            }
+            _ => unreachable!("only client messages are routed here"),
+        }
+    }
+
+    fn leader_request(&mut self, now: Time, origin: Origin, request: ForwardRequest, deadline: Time) {
+        match request {
+            ForwardRequest::Append(data) => {
+                let count = data.len() as u64;
+                if self.log.next_seq().checked_add(count - 1).is_none() {
+                    return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
+                }
+                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data).collect());
+                let leading = self.leading.as_mut().expect("leader_request runs on the leader");
+                let responses = Vec::new();
+                leading.requests.appends.push_back(PendingAppend { origin, first, last, responses, deadline });
+                self.broadcast_append();
+                self.maybe_commit(now);
+            }
+            ForwardRequest::Read(command) => {
+                let leading = self.leading.as_mut().expect("leader_request runs on the leader");
+                let requests = &mut leading.requests;
+                let round = if requests.read_round == requests.read_confirmed {
+                    requests.read_round += 1;
+                    requests.read_round
+                } else {
+                    // A round is out; this read needs one that starts after it arrived.
+                    requests.round_wanted = true;
+                    requests.read_round + 1
+                };
+                requests.reads.push_back(PendingRead { origin, command, round, deadline });
+                if round == requests.read_round {
+                    self.broadcast_read_round();
+                }
+                self.confirm_reads(now);
+            }
+        }
+    }
+
+    /// Sends every follower an empty append carrying the current read round.
+    fn broadcast_read_round(&mut self) {
+        let leading = self.leading.as_ref().expect("only leaders start read rounds");
+        let read_round = leading.requests.read_round;
+        let targets: Vec<(NodeId, Option<Seq>)> = leading.progress.iter().map(|p| (p.id, p.matched)).collect();
+        for (to, matched) in targets {
+            let prev = matched.and_then(|seq| self.log.id_at(seq));
+            self.send(to, Body::Append { prev, entries: Vec::new(), commit: self.commit, read_round });
+        }
+    }
+
+    /// Serves reads whose leadership round a quorum confirmed (Raft thesis §6.4).
+    pub(super) fn confirm_reads(&mut self, _now: Time) {
+        let Some(leading) = self.leading.as_ref() else { return };
+        let mut rounds: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
+            leading.progress.iter().map(|p| (p.id, Some(Seq(p.read_round)))).collect();
+        rounds.push((self.id, Some(Seq(leading.requests.read_round))));
+        let confirmed = self.config.quorum.commit_point(&rounds).map_or(0, |seq| seq.0);
+        let term_committed = self.commit >= Some(leading.term_start);
+        let leading = self.leading.as_mut().expect("checked above");
+        let requests = &mut leading.requests;
+        if confirmed > requests.read_confirmed {
+            requests.read_confirmed = confirmed;
+            if requests.round_wanted && requests.read_round == confirmed {
+                requests.round_wanted = false;
+                requests.read_round += 1;
+                self.broadcast_read_round();
+            }
+        }
+        // A new leader does not know the commit point until an entry of its term commits.
+        if !term_committed {
+            return;
+        }
+        let requests = &mut self.leading.as_mut().expect("checked above").requests;
+        while requests.reads.front().is_some_and(|r| r.round <= requests.read_confirmed) {
+            let read = requests.reads.pop_front().expect("checked by front()");
+            let ready = ReadyRead { origin: read.origin, command: read.command, read_index: self.commit };
+            requests.ready_reads.push_back(ready);
+        }
+        self.serve_ready_reads();
+    }
+
+    /// Hands confirmed reads to the state machine once it has applied up to their read index.
+    fn serve_ready_reads(&mut self) {
+        loop {
+            let Some(leading) = self.leading.as_mut() else { return };
+            let ready = &mut leading.requests.ready_reads;
+            if ready.front().is_none_or(|r| r.read_index > self.applied) {
+                return;
+            }
+            let read = ready.pop_front().expect("checked by front()");
+            if self.config.state_machine {
+                self.client.next_read += 1;
+                let id = self.client.next_read;
+                self.client.state_machine_reads.insert(id, (read.origin, self.applied));
+                let seq = self.applied.unwrap_or_default();
+                self.out.push(Output::Read { id: ReadId(id), seq, command: read.command });
+            } else {
+                let response = Response::Read { seq: read.read_index, response: Bytes::new() };
+                self.reply(read.origin, Ok(response));
+            }
+        }
+    }
+
+    pub(super) fn on_read_done(&mut self, id: ReadId, response: Bytes) {
+        match self.client.state_machine_reads.remove(&id.0) {
+            Some((origin, seq)) => self.reply(origin, Ok(Response::Read { seq, response })),
+            None => self.event(Event::Warn(format!("driver bug: unknown read {id} ignored"))),
+        }
+    }
+
+    /// Sends committed entries to the state machine (or, without one, marks them applied).
+    pub(super) fn maybe_apply(&mut self) {
+        if !self.config.state_machine {
+            if self.commit > self.applied {
+                self.applied = self.commit;
+                self.apply_sent = self.commit;
+                self.event(Event::Apply(self.commit.expect("commit > applied, so it is some seq")));
+                self.after_apply();
+            }
+            return;
+        }
+        while self.apply_sent < self.commit {
+            let from = Seq::after(self.apply_sent);
+            let commit = self.commit.expect("commit > apply_sent, so it is some seq");
+            let count = (commit.0 - from.0 + 1).min(self.config.apply_entries_max as u64) as usize;
+            match self.log.slice(from, count, usize::MAX) {
+                Ok(entries) => {
+                    self.apply_sent = entries.last().map(|e| e.seq);
+                    self.out.push(Output::Apply { entries });
+                }
+                Err(NotInMemory(seq)) => return self.request_load(seq),
+            }
+        }
+    }
+
+    pub(super) fn on_applied(&mut self, _now: Time, first: Seq, responses: Vec<Bytes>) {
+        let count = responses.len() as u64;
+        let last = first.checked_add(count.saturating_sub(1));
+        let expected = first == Seq::after(self.applied) && count > 0 && last <= self.apply_sent;
+        if !self.config.state_machine || !expected {
+            self.event(Event::Warn(format!("driver bug: unexpected apply report from seq {first} ignored")));
+            return;
+        }
+        if let Some(leading) = self.leading.as_mut() {
+            // Pending appends are in seq order and so are the responses: one cursor serves both.
+            let appends = &mut leading.requests.appends;
+            let mut index = 0;
+            for (offset, response) in responses.into_iter().enumerate() {
+                let seq = Seq(first.0 + offset as u64);
+                while index < appends.len() && appends[index].last < seq {
+                    index += 1;
+                }
+                match appends.get_mut(index) {
+                    Some(pending) if pending.first <= seq => pending.responses.push(response),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
+        self.applied = last;
+        self.event(Event::Apply(last.expect("count > 0")));
+        self.after_apply();
+    }
+
+    /// Answers the appends and reads that the latest apply completed.
+    fn after_apply(&mut self) {
+        while let Some(leading) = self.leading.as_mut() {
+            let Some(front) = leading.requests.appends.front() else { break };
+            if Some(front.last) > self.applied {
+                break;
+            }
+            let pending = leading.requests.appends.pop_front().expect("checked by front()");
+            let response = Response::Appended { seq: pending.first, responses: pending.responses };
+            self.reply(pending.origin, Ok(response));
+        }
+        self.serve_ready_reads();
+        self.confirm_reads(self.now);
+        self.evict();
+    }
+
+    /// Sends a request's one reply.
+    pub(super) fn reply(&mut self, origin: Origin, result: Result<Response, ClientError>) {
+        match origin {
+            Origin::Local(id) => self.out.push(Output::Reply { id, result }),
+            Origin::Forwarded(node, id) => self.send(node, Body::ForwardReply { id, result }),
+        }
+    }
+
+    /// Answers requests whose deadline passed.
+    pub(super) fn expire_requests(&mut self, now: Time) {
+        for queue in 0..2 {
+            while let Some((at, counter)) = self.client.forward_timeouts[queue].front().copied() {
+                if at > now {
+                    break;
+                }
+                self.client.forward_timeouts[queue].pop_front();
+                if let Some(forwarded) = self.client.forwarded.remove(&counter) {
+                    self.reply(Origin::Local(forwarded.id), Err(ClientError::Timeout));
+                }
+            }
+        }
+        let (expired, waiting): (Vec<Waiting>, Vec<Waiting>) =
+            std::mem::take(&mut self.client.waiting).into_iter().partition(|w| w.deadline <= now);
+        self.client.waiting = waiting.into();
+        for waiting in expired {
+            self.reply(Origin::Local(waiting.id), Err(ClientError::NoLeader));
+        }
+        while let Some(leading) = self.leading.as_mut() {
+            let requests = &mut leading.requests;
+            let origin = if requests.appends.front().is_some_and(|a| a.deadline <= now) {
+                requests.appends.pop_front().map(|a| a.origin)
+            } else if requests.reads.front().is_some_and(|r| r.deadline <= now) {
+                requests.reads.pop_front().map(|r| r.origin)
+            } else {
+                break;
+            };
+            if let Some(origin) = origin {
+                self.reply(origin, Err(ClientError::Timeout));
+            }
+        }
+    }
+
+    /// Answers every pending request with `error` (closing, or storage failed).
+    pub(super) fn fail_all_requests(&mut self, error: ClientError) {
+        for (_, forwarded) in std::mem::take(&mut self.client.forwarded) {
+            self.reply(Origin::Local(forwarded.id), Err(error.clone()));
+        }
+        for queue in &mut self.client.forward_timeouts {
+            queue.clear();
+        }
+        for waiting in std::mem::take(&mut self.client.waiting) {
+            self.reply(Origin::Local(waiting.id), Err(error.clone()));
+        }
+        if let Some(leading) = self.leading.as_mut() {
+            let requests = std::mem::take(&mut leading.requests);
+            leading.requests.read_round = requests.read_round;
+            leading.requests.read_confirmed = requests.read_confirmed;
+            let origins = requests.appends.into_iter().map(|a| a.origin);
+            let origins = origins.chain(requests.reads.into_iter().map(|r| r.origin));
+            let origins: Vec<Origin> = origins.chain(requests.ready_reads.into_iter().map(|r| r.origin)).collect();
+            for origin in origins {
+                self.reply(origin, Err(error.clone()));
+            }
+        }
+    }
+
+    pub(super) fn on_close(&mut self) {
+        self.closed = true;
+        self.fail_all_requests(ClientError::Closed);
+    }
+}

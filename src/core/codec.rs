@@ -1,0 +1,548 @@
+//! The wire format of [`Message`]: compact, versioned, and safe to decode from anybody.
+//!
+//! Decoding never panics and never trusts a length: every count is checked against the bytes
+//! that remain, so a frame of `n` bytes decodes to at most `n / 2` entries or payloads. Payloads
+//! are slices of the input [`Bytes`] (no copy).
+//!
+//! # Format (version 1)
+//!
+//! Integers are unsigned LEB128 varints ("v" below, at most 10 bytes, no overlong values past 64
+//! bits). `opt-seq` is a varint `0` for none or `seq + 1`. `opt-id` is a byte `0` (none) or `1`
+//! followed by `seq v`, `term v`. `bytes` is `len v` followed by `len` bytes.
+//!
+//! ```text
+//! message  = version:u8(=1) from:v to:v term:v tag:u8 body
+//! tag 1  PreVote          last:opt-id
+//! tag 2  PreVoteResponse  granted:u8(0|1)
+//! tag 3  Vote             last:opt-id
+//! tag 4  VoteResponse     granted:u8(0|1)
+//! tag 5  Append           prev:opt-id commit:opt-seq read_round:v count:v entry*count
+//!        entry          = term:v kind:u8 (0 blank | 1 data, then payload:bytes)
+//!                         (seqs are implicit: consecutive after prev, from 0 without prev)
+//! tag 6  AppendResponse   read_round:v kind:u8
+//!                         (0 accepted, matched:opt-seq | 1 rejected, rejected:v hint:opt-id)
+//! tag 7  Forward          incarnation:v counter:v kind:u8
+//!                         (0 append, count:v payload:bytes*count | 1 read, command:bytes)
+//! tag 8  ForwardReply     incarnation:v counter:v kind:u8 (0 ok, response | 1 error, error)
+//!        response       = 0 appended, seq:v count:v response:bytes*count
+//!                       | 1 read, seq:opt-seq response:bytes
+//!        error          = 0 no-leader | 1 not-leader, leader:(0 | 1 id:v) | 2 leader-changed
+//!                       | 3 timeout | 4 closed | 5 invalid, why:bytes(utf-8) | 6 storage-failed
+//! ```
+//! Nothing may follow the message.
+
+use super::io::{ClientError, Response};
+use super::message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
+use super::types::{Entry, LogId, NodeId, Payload, Seq, Term};
+use bytes::{Bytes, BytesMut};
+use std::fmt;
+
+/// The format version this code writes and reads.
+pub const VERSION: u8 = 1;
+
+/// Why bytes are not a valid message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The byte offset where decoding failed.
+    pub offset: usize,
+    /// The field being decoded.
+    pub field: &'static str,
+    /// What was wrong.
+    pub problem: Problem,
+}
+
+/// What was wrong with a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The input ended inside the field.
+    Truncated,
+    /// A varint is longer than 10 bytes or overflows 64 bits.
+    BadVarint,
+    /// The version is not one this code reads.
+    UnknownVersion(u8),
+    /// A tag or kind byte has no meaning.
+    UnknownTag(u8),
+    /// A count is larger than the remaining bytes could hold.
+    CountTooLarge(u64),
+    /// A seq is beyond [`Seq::MAX`].
+    SeqOutOfRange,
+    /// A string is not UTF-8.
+    BadUtf8,
+    /// Bytes remain after the message.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad message at byte {} ({}): ", self.offset, self.field)?;
+        match self.problem {
+            Problem::Truncated => write!(f, "input ends early"),
+            Problem::BadVarint => write!(f, "varint too long"),
+            Problem::UnknownVersion(v) => write!(f, "unknown version {v}"),
+            Problem::UnknownTag(t) => write!(f, "unknown tag {t}"),
+            Problem::CountTooLarge(n) => write!(f, "count {n} exceeds the remaining bytes"),
+            Problem::SeqOutOfRange => write!(f, "seq beyond the maximum"),
+            Problem::BadUtf8 => write!(f, "text is not UTF-8"),
+            Problem::TrailingBytes(n) => write!(f, "{n} bytes after the message"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes `message`, appending to `out`.
+pub fn encode(message: &Message, out: &mut BytesMut) {
+    let mut w = Writer(out);
+    w.u8(VERSION);
+    w.varint(message.from.0);
+    w.varint(message.to.0);
+    w.varint(message.term.0);
+    match &message.body {
+        Body::PreVote { last } => {
+            w.u8(1);
+            w.opt_id(*last);
+        }
+        Body::PreVoteResponse { granted } => {
+            w.u8(2);
+            w.u8(u8::from(*granted));
+        }
+        Body::Vote { last } => {
+            w.u8(3);
+            w.opt_id(*last);
+        }
+        Body::VoteResponse { granted } => {
+            w.u8(4);
+            w.u8(u8::from(*granted));
+        }
+        Body::Append { prev, entries, commit, read_round } => {
+            w.u8(5);
+            w.opt_id(*prev);
+            w.opt_seq(*commit);
+            w.varint(*read_round);
+            w.varint(entries.len() as u64);
+            for entry in entries {
+                w.varint(entry.term.0);
+                match &entry.payload {
+                    Payload::Blank => w.u8(0),
+                    Payload::Data(data) => {
+                        w.u8(1);
+                        w.bytes(data);
+                    }
+                }
+            }
+        }
+        Body::AppendResponse { read_round, result } => {
+            w.u8(6);
+            w.varint(*read_round);
+            match result {
+                AppendResult::Accepted { matched } => {
+                    w.u8(0);
+                    w.opt_seq(*matched);
+                }
+                AppendResult::Rejected { rejected, hint } => {
+                    w.u8(1);
+                    w.varint(rejected.0);
+                    w.opt_id(*hint);
+                }
+            }
+        }
+        Body::Forward { id, request } => {
+            w.u8(7);
+            w.forward_id(*id);
+            match request {
+                ForwardRequest::Append(data) => {
+                    w.u8(0);
+                    w.varint(data.len() as u64);
+                    data.iter().for_each(|d| w.bytes(d));
+                }
+                ForwardRequest::Read(command) => {
+                    w.u8(1);
+                    w.bytes(command);
+                }
+            }
+        }
+        Body::ForwardReply { id, result } => {
+            w.u8(8);
+            w.forward_id(*id);
+            match result {
+                Ok(response) => {
+                    w.u8(0);
+                    w.response(response);
+                }
+                Err(error) => {
+                    w.u8(1);
+                    w.error(error);
+                }
+            }
+        }
+    }
+}
+
+/// Encodes `message` into a new buffer.
+pub fn encode_to_bytes(message: &Message) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(message, &mut out);
+    out.freeze()
+}
+
+/// Decodes one message that fills `input` exactly.
+pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
+    let mut r = Reader { input, at: 0 };
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(r.error("version", Problem::UnknownVersion(version)));
+    }
+    let from = NodeId(r.varint("from")?);
+    let to = NodeId(r.varint("to")?);
+    let term = Term(r.varint("term")?);
+    let body = match r.u8("tag")? {
+        1 => Body::PreVote { last: r.opt_id("last")? },
+        2 => Body::PreVoteResponse { granted: r.flag("granted")? },
+        3 => Body::Vote { last: r.opt_id("last")? },
+        4 => Body::VoteResponse { granted: r.flag("granted")? },
+        5 => r.append()?,
+        6 => {
+            let read_round = r.varint("read_round")?;
+            let result = match r.u8("result")? {
+                0 => AppendResult::Accepted { matched: r.opt_seq("matched")? },
+                1 => AppendResult::Rejected { rejected: r.seq("rejected")?, hint: r.opt_id("hint")? },
+                other => return Err(r.error("result", Problem::UnknownTag(other))),
+            };
+            Body::AppendResponse { read_round, result }
+        }
+        7 => {
+            let id = r.forward_id()?;
+            let request = match r.u8("request")? {
+                0 => ForwardRequest::Append(r.bytes_list("payloads")?),
+                1 => ForwardRequest::Read(r.bytes("command")?),
+                other => return Err(r.error("request", Problem::UnknownTag(other))),
+            };
+            Body::Forward { id, request }
+        }
+        8 => {
+            let id = r.forward_id()?;
+            let result = match r.u8("result")? {
+                0 => Ok(r.response()?),
+                1 => Err(r.client_error()?),
+                other => return Err(r.error("result", Problem::UnknownTag(other))),
+            };
+            Body::ForwardReply { id, result }
+        }
+        other => return Err(r.error("tag", Problem::UnknownTag(other))),
+    };
+    let trailing = input.len() - r.at;
+    if trailing > 0 {
+        return Err(r.error("end", Problem::TrailingBytes(trailing)));
+    }
+    Ok(Message { from, to, term, body })
+}
+
+struct Writer<'a>(&'a mut BytesMut);
+
+impl Writer<'_> {
+    fn u8(&mut self, value: u8) {
+        self.0.extend_from_slice(&[value]);
+    }
+
+    fn varint(&mut self, mut value: u64) {
+        let mut buf = [0u8; 10];
+        let mut len = 0;
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                buf[len] = byte;
+                len += 1;
+                break;
+            }
+            buf[len] = byte | 0x80;
+            len += 1;
+        }
+        self.0.extend_from_slice(&buf[..len]);
+    }
+
+    fn opt_seq(&mut self, seq: Option<Seq>) {
+        // Seq::MAX is u64::MAX - 1, so seq + 1 always fits.
+        self.varint(seq.map_or(0, |s| s.0 + 1));
+    }
+
+    fn opt_id(&mut self, id: Option<LogId>) {
+        match id {
+            None => self.u8(0),
+            Some(id) => {
+                self.u8(1);
+                self.varint(id.seq.0);
+                self.varint(id.term.0);
+            }
+        }
+    }
+
+    fn bytes(&mut self, data: &[u8]) {
+        self.varint(data.len() as u64);
+        self.0.extend_from_slice(data);
+    }
+
+    fn forward_id(&mut self, id: ForwardId) {
+        self.varint(id.incarnation);
+        self.varint(id.counter);
+    }
+
+    fn response(&mut self, response: &Response) {
+        match response {
+            Response::Appended { seq, responses } => {
+                self.u8(0);
+                self.varint(seq.0);
+                self.varint(responses.len() as u64);
+                responses.iter().for_each(|r| self.bytes(r));
+            }
+            Response::Read { seq, response } => {
+                self.u8(1);
+                self.opt_seq(*seq);
+                self.bytes(response);
+            }
+        }
+    }
+
+    fn error(&mut self, error: &ClientError) {
+        match error {
+            ClientError::NoLeader => self.u8(0),
+            ClientError::NotLeader { leader } => {
+                self.u8(1);
+                match leader {
+                    None => self.u8(0),
+                    Some(id) => {
+                        self.u8(1);
+                        self.varint(id.0);
+                    }
+                }
+            }
+            ClientError::LeaderChanged => self.u8(2),
+            ClientError::Timeout => self.u8(3),
+            ClientError::Closed => self.u8(4),
+            ClientError::Invalid(why) => {
+                self.u8(5);
+                self.bytes(why.as_bytes());
+            }
+            ClientError::StorageFailed => self.u8(6),
+        }
+    }
+}
+
+struct Reader<'a> {
+    input: &'a Bytes,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn error(&self, field: &'static str, problem: Problem) -> DecodeError {
+        DecodeError { offset: self.at, field, problem }
+    }
+
+    fn remaining(&self) -> usize {
+        self.input.len() - self.at
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        let byte = *self.input.get(self.at).ok_or_else(|| self.error(field, Problem::Truncated))?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(self.error(field, Problem::UnknownTag(other))),
+        }
+    }
+
+    fn varint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let start = self.at;
+        let mut value: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8(field)?;
+            if shift == 63 && byte > 1 {
+                self.at = start;
+                return Err(self.error(field, Problem::BadVarint));
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        self.at = start;
+        Err(self.error(field, Problem::BadVarint))
+    }
+
+    fn seq(&mut self, field: &'static str) -> Result<Seq, DecodeError> {
+        let seq = Seq(self.varint(field)?);
+        if seq > Seq::MAX {
+            return Err(self.error(field, Problem::SeqOutOfRange));
+        }
+        Ok(seq)
+    }
+
+    fn opt_seq(&mut self, field: &'static str) -> Result<Option<Seq>, DecodeError> {
+        Ok(self.varint(field)?.checked_sub(1).map(Seq))
+    }
+
+    fn opt_id(&mut self, field: &'static str) -> Result<Option<LogId>, DecodeError> {
+        if !self.flag(field)? {
+            return Ok(None);
+        }
+        let seq = self.seq(field)?;
+        let term = Term(self.varint(field)?);
+        Ok(Some(LogId::new(term, seq)))
+    }
+
+    fn count(&mut self, field: &'static str) -> Result<usize, DecodeError> {
+        let count = self.varint(field)?;
+        // Every counted item takes at least one byte; refuse counts the input cannot hold.
+        if count > self.remaining() as u64 {
+            return Err(self.error(field, Problem::CountTooLarge(count)));
+        }
+        Ok(count as usize)
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+        let len = self.count(field)?;
+        let data = self.input.slice(self.at..self.at + len);
+        self.at += len;
+        Ok(data)
+    }
+
+    fn bytes_list(&mut self, field: &'static str) -> Result<Vec<Bytes>, DecodeError> {
+        let count = self.count(field)?;
+        let mut list = Vec::with_capacity(count);
+        for _ in 0..count {
+            list.push(self.bytes(field)?);
+        }
+        Ok(list)
+    }
+
+    fn forward_id(&mut self) -> Result<ForwardId, DecodeError> {
+        Ok(ForwardId { incarnation: self.varint("incarnation")?, counter: self.varint("counter")? })
+    }
+
+    fn append(&mut self) -> Result<Body, DecodeError> {
+        let prev = self.opt_id("prev")?;
+        let commit = self.opt_seq("commit")?;
+        let read_round = self.varint("read_round")?;
+        let count = self.count("entries")?;
+        let mut entries = Vec::with_capacity(count.min(self.remaining() / 2));
+        let first = Seq::after(prev.map(|p| p.seq)).0;
+        for offset in 0..count as u64 {
+            let seq = Seq(first.saturating_add(offset));
+            if seq > Seq::MAX || first.checked_add(offset).is_none() {
+                return Err(self.error("entries", Problem::SeqOutOfRange));
+            }
+            let term = Term(self.varint("entry term")?);
+            let payload = match self.u8("entry kind")? {
+                0 => Payload::Blank,
+                1 => Payload::Data(self.bytes("entry payload")?),
+                other => return Err(self.error("entry kind", Problem::UnknownTag(other))),
+            };
+            entries.push(Entry { term, seq, payload });
+        }
+        Ok(Body::Append { prev, entries, commit, read_round })
+    }
+
+    fn response(&mut self) -> Result<Response, DecodeError> {
+        match self.u8("response")? {
+            0 => Ok(Response::Appended { seq: self.seq("seq")?, responses: self.bytes_list("responses")? }),
+            1 => Ok(Response::Read { seq: self.opt_seq("seq")?, response: self.bytes("response")? }),
+            other => Err(self.error("response", Problem::UnknownTag(other))),
+        }
+    }
+
+    fn client_error(&mut self) -> Result<ClientError, DecodeError> {
+        Ok(match self.u8("error")? {
+            0 => ClientError::NoLeader,
+            1 => {
+                let leader = if self.flag("leader")? { Some(NodeId(self.varint("leader")?)) } else { None };
+                ClientError::NotLeader { leader }
+            }
+            2 => ClientError::LeaderChanged,
+            3 => ClientError::Timeout,
+            4 => ClientError::Closed,
+            5 => {
+                let why = self.bytes("why")?;
+                let why = std::str::from_utf8(&why).map_err(|_| self.error("why", Problem::BadUtf8))?;
+                ClientError::Invalid(why.to_string())
+            }
+            6 => ClientError::StorageFailed,
+            other => return Err(self.error("error", Problem::UnknownTag(other))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(body: Body) {
+        let message = Message { from: NodeId(1), to: NodeId(300), term: Term(u64::MAX), body };
+        let bytes = encode_to_bytes(&message);
+        assert_eq!(decode(&bytes), Ok(message.clone()));
+        // Every strict prefix is an error, never a panic.
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes.slice(..len)).is_err(), "prefix {len} of {message}");
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let id = Some(LogId::new(Term(3), Seq(7)));
+        round_trip(Body::PreVote { last: None });
+        round_trip(Body::PreVoteResponse { granted: true });
+        round_trip(Body::Vote { last: id });
+        round_trip(Body::VoteResponse { granted: false });
+        let entries = vec![
+            Entry { term: Term(3), seq: Seq(8), payload: Payload::Blank },
+            Entry { term: Term(4), seq: Seq(9), payload: Payload::Data(Bytes::from_static(b"x")) },
+        ];
+        round_trip(Body::Append { prev: id, entries, commit: Some(Seq::MAX), read_round: 9 });
+        round_trip(Body::Append { prev: None, entries: vec![], commit: None, read_round: 0 });
+        round_trip(Body::AppendResponse { read_round: 2, result: AppendResult::Accepted { matched: None } });
+        round_trip(Body::AppendResponse {
+            read_round: 0,
+            result: AppendResult::Rejected { rejected: Seq(4), hint: id },
+        });
+        let fid = ForwardId { incarnation: u64::MAX, counter: 5 };
+        let data = vec![Bytes::from_static(b"a"), Bytes::new()];
+        round_trip(Body::Forward { id: fid, request: ForwardRequest::Append(data.clone()) });
+        round_trip(Body::Forward { id: fid, request: ForwardRequest::Read(Bytes::from_static(b"q")) });
+        let ok = Ok(Response::Appended { seq: Seq(1), responses: data });
+        round_trip(Body::ForwardReply { id: fid, result: ok });
+        let read = Ok(Response::Read { seq: None, response: Bytes::new() });
+        round_trip(Body::ForwardReply { id: fid, result: read });
+        for error in [
+            ClientError::NoLeader,
+            ClientError::NotLeader { leader: Some(NodeId(2)) },
+            ClientError::NotLeader { leader: None },
+            ClientError::LeaderChanged,
+            ClientError::Timeout,
+            ClientError::Closed,
+            ClientError::Invalid("é".into()),
+            ClientError::StorageFailed,
+        ] {
+            round_trip(Body::ForwardReply { id: fid, result: Err(error) });
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad_version = decode(&Bytes::from_static(&[2])).unwrap_err();
+        assert_eq!(bad_version.problem, Problem::UnknownVersion(2));
+        // An append claiming 2^40 entries in a few bytes.
+        let huge = Bytes::from_static(&[1, 1, 2, 1, 5, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+        let err = decode(&huge).unwrap_err();
+        assert_eq!((err.field, err.problem), ("entries", Problem::CountTooLarge(1 << 40)));
+        let overlong = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(decode(&overlong).unwrap_err().problem, Problem::BadVarint);
+        let trailing = Bytes::from_static(&[1, 1, 2, 0, 2, 1, 9]);
+        assert_eq!(decode(&trailing).unwrap_err().problem, Problem::TrailingBytes(1));
+        assert!(decode(&trailing).unwrap_err().to_string().contains("byte 6"));
+    }
+}

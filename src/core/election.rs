@@ -1,0 +1,215 @@
+//! Leader election (Raft §5.2, §5.4.1) with pre-vote and check-quorum (Raft thesis §9.6, §6.2).
+
+use super::io::{ClientError, Event};
+use super::message::{AppendResult, Body, Message};
+use super::raft::{AfterWrite, LeaderState, Raft};
+use super::replication::Progress;
+use super::types::{LogId, NodeId, Payload, Role, Term, Time};
+
+impl Raft {
+    /// The election timer fired: ask for votes (first a pre-vote, when enabled).
+    pub(super) fn election_timeout(&mut self, now: Time) {
+        if self.config.pre_vote {
+            self.become_pre_candidate(now);
+        } else {
+            self.campaign(now);
+        }
+    }
+
+    fn become_pre_candidate(&mut self, now: Time) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.push(self.id);
+        self.reset_election_deadline(now);
+        let proposed = Term(self.hard_state.term.0 + 1);
+        let last = self.log.last();
+        for to in self.peers.clone() {
+            let message = Message { from: self.id, to, term: proposed, body: Body::PreVote { last } };
+            self.emit(super::io::Output::Send(message));
+        }
+        if self.is_quorum(|id| id == self.id) {
+            self.campaign(now);
+        }
+    }
+
+    /// Raises the term, votes for itself and asks the others (Raft §5.2).
+    fn campaign(&mut self, now: Time) {
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.hard_state.term = Term(self.hard_state.term.0 + 1);
+        self.hard_state.vote = Some(self.id);
+        self.votes.clear();
+        self.save_hard_state();
+        self.reset_election_deadline(now);
+        let last = self.log.last();
+        for to in self.peers.clone() {
+            self.send(to, Body::Vote { last });
+        }
+        // Its own vote counts once it is durable, like anybody else's.
+        self.after_writes(AfterWrite::SelfVote(self.hard_state.term));
+    }
+
+    /// Whether a candidate whose log ends at `last` is at least as up-to-date as this node
+    /// (Raft §5.4.1): a later last term, or the same last term and at least as long.
+    fn is_up_to_date(&self, last: Option<LogId>) -> bool {
+        last >= self.log.last()
+    }
+
+    pub(super) fn on_pre_vote(&mut self, now: Time, from: NodeId, term: Term, last: Option<LogId>) {
+        if self.in_lease(now) {
+            return;
+        }
+        let granted = term > self.hard_state.term && self.is_up_to_date(last);
+        let reply_term = if granted { term } else { self.hard_state.term };
+        let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
+        self.emit(super::io::Output::Send(message));
+    }
+
+    pub(super) fn on_pre_vote_response(&mut self, now: Time, from: NodeId, term: Term, granted: bool) {
+        if !granted && term > self.hard_state.term {
+            self.become_follower(now, term, None);
+            return;
+        }
+        if self.role != Role::PreCandidate || !granted || term.0 != self.hard_state.term.0 + 1 {
+            return;
+        }
+        if !self.votes.contains(&from) {
+            self.votes.push(from);
+        }
+        if self.is_quorum(|id| self.votes.contains(&id)) {
+            self.campaign(now);
+        }
+    }
+
+    pub(super) fn on_vote(&mut self, now: Time, from: NodeId, last: Option<LogId>) {
+        let vote = self.hard_state.vote;
+        let can_vote = vote == Some(from) || (vote.is_none() && self.leader.is_none());
+        if can_vote && self.is_up_to_date(last) {
+            if vote.is_none() {
+                self.hard_state.vote = Some(from);
+                self.save_hard_state();
+            }
+            self.reset_election_deadline(now);
+            let message = self.message(from, Body::VoteResponse { granted: true });
+            // Never promise a vote before it is durable (the seed could vote twice in a term).
+            self.after_writes(AfterWrite::Send(message));
+        } else {
+            self.send(from, Body::VoteResponse { granted: false });
+        }
+    }
+
+    pub(super) fn on_vote_response(&mut self, _now: Time, from: NodeId, granted: bool) {
+        if self.role == Role::Candidate && granted {
+            self.record_vote(from);
+        }
+    }
+
+    /// Counts a granted vote; with a quorum, becomes leader.
+    pub(super) fn record_vote(&mut self, from: NodeId) {
+        if !self.votes.contains(&from) {
+            self.votes.push(from);
+        }
+        if self.role == Role::Candidate && self.is_quorum(|id| self.votes.contains(&id)) {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        // The vote that completes the quorum arrives in a step; its time is the deadline base.
+        let now = self.now;
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.last_leader_contact = Some(now);
+        let next = self.log.next_seq();
+        let progress = self.peers.iter().map(|id| Progress::new(*id, next, now)).collect();
+        let heartbeat = super::raft::duration_nanos(self.config.heartbeat_interval());
+        self.leading = Some(Box::new(LeaderState {
+            progress,
+            heartbeat_deadline: now.plus(heartbeat),
+            term_start: next,
+            requests: Default::default(),
+        }));
+        // The seed's "null buffer": an entry of the new term, so earlier ones can commit.
+        self.leader_append_entries(vec![Payload::Blank]);
+        self.broadcast_append();
+        self.maybe_commit(now);
+        self.redispatch_waiting(now);
+    }
+
+    /// Follows `leader` (or nobody) in `term`, persisting a newer term.
+    pub(super) fn become_follower(&mut self, now: Time, term: Term, leader: Option<NodeId>) {
+        if term > self.hard_state.term {
+            self.hard_state.term = term;
+            self.hard_state.vote = None;
+            self.save_hard_state();
+        }
+        let was_leading = self.leading.take();
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        if leader.is_some() {
+            self.last_leader_contact = Some(now);
+        }
+        self.reset_election_deadline(now);
+        if let Some(leading) = was_leading {
+            self.fail_leader_requests(leading.requests, leader);
+        }
+        if leader.is_some() {
+            self.redispatch_waiting(now);
+        }
+    }
+
+    /// A message from an older term: tell the sender the current term so it steps down.
+    pub(super) fn on_stale_message(&mut self, message: Message) {
+        match message.body {
+            Body::Append { prev, .. } => {
+                let rejected = prev.map_or(super::types::Seq(0), |p| p.seq);
+                let result = AppendResult::Rejected { rejected, hint: None };
+                self.send(message.from, Body::AppendResponse { read_round: 0, result });
+            }
+            Body::Vote { .. } => self.send(message.from, Body::VoteResponse { granted: false }),
+            _ => {}
+        }
+    }
+
+    /// The leader's periodic duty: check it still has a quorum, then heartbeat everyone.
+    pub(super) fn heartbeat_tick(&mut self, now: Time) {
+        let window = super::raft::duration_nanos(self.config.ping_timeout);
+        let leading = self.leading.as_mut().expect("heartbeat_tick is only called on a leader");
+        leading.heartbeat_deadline = now.plus(super::raft::duration_nanos(self.config.heartbeat_interval()));
+        let active: Vec<NodeId> =
+            leading.progress.iter().filter(|p| now.since(p.last_heard) < window).map(|p| p.id).collect();
+        if self.config.check_quorum && !self.is_quorum(|id| id == self.id || active.contains(&id)) {
+            self.event(Event::Warn(format!(
+                "leader {} stepping down in term {}: no quorum answered within ping_timeout",
+                self.id, self.hard_state.term
+            )));
+            let term = self.hard_state.term;
+            self.become_follower(now, term, None);
+            return;
+        }
+        self.last_leader_contact = Some(now);
+        for index in 0..self.peers.len() {
+            self.heartbeat_peer(index);
+        }
+    }
+
+    /// Builds a message from this node in the current term.
+    pub(super) fn message(&self, to: NodeId, body: Body) -> Message {
+        Message { from: self.id, to, term: self.hard_state.term, body }
+    }
+
+    /// Answers every request a leader was tracking when it stops leading.
+    fn fail_leader_requests(&mut self, requests: super::client::LeaderRequests, leader: Option<NodeId>) {
+        for pending in requests.appends {
+            self.reply(pending.origin, Err(ClientError::LeaderChanged));
+        }
+        for read in requests.reads {
+            self.reply(read.origin, Err(ClientError::NotLeader { leader }));
+        }
+        for read in requests.ready_reads {
+            self.reply(read.origin, Err(ClientError::NotLeader { leader }));
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! What goes into the core ([`Input`]) and what comes out ([`Output`]).
+
+use super::message::{opt, Message};
+use super::types::{Entry, HardState, NodeId, Quoted, ReadId, RequestId, Role, Seq, Term, WriteId};
+use bytes::Bytes;
+use std::fmt;
+
+/// One cause for the core to act. Feed each to [`Raft::step`](super::Raft::step) with the
+/// current time.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed: call with `now` at or after [`Raft::deadline`](super::Raft::deadline).
+    Tick,
+    /// A message from a peer.
+    Message(Message),
+    /// A client appends one payload.
+    Append {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The payload.
+        data: Bytes,
+    },
+    /// A client appends several payloads at consecutive seqs.
+    AppendBatch {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The payloads, at least one.
+        data: Vec<Bytes>,
+    },
+    /// A client asks for a linearizable read.
+    Read {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// Passed to the state machine.
+        command: Bytes,
+    },
+    /// The storage write `id` (and every write before it) is durable.
+    WriteDone {
+        /// The write's id.
+        id: WriteId,
+    },
+    /// The storage write `id` failed. The node stops: it will not vote, acknowledge or lead
+    /// again until it is restarted from what is durable.
+    WriteFailed {
+        /// The write's id.
+        id: WriteId,
+        /// What went wrong, for the error event.
+        error: String,
+    },
+    /// Entries asked for with [`Output::LoadEntries`].
+    EntriesLoaded {
+        /// Consecutive entries starting at the requested `from`.
+        entries: Vec<Entry>,
+    },
+    /// A load asked for with [`Output::LoadEntries`] failed.
+    LoadFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The state machine applied entries from `first` on, in order, one response each (blank
+    /// entries get an ignored response).
+    Applied {
+        /// The seq of the first entry applied.
+        first: Seq,
+        /// One response per applied entry.
+        responses: Vec<Bytes>,
+    },
+    /// The state machine answered the read `id`.
+    ReadDone {
+        /// The read's id from [`Output::Read`].
+        id: ReadId,
+        /// The state machine's answer.
+        response: Bytes,
+    },
+    /// The node is closing: every pending request is answered `Closed`, new ones too.
+    Close,
+}
+
+/// One thing the driver must do. Storage writes must become durable in the order given, each
+/// completion reported with [`Input::WriteDone`]; everything else may be done at once, in any
+/// order, or (messages) dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send a message to a peer.
+    Send(Message),
+    /// Make a write durable, then report [`Input::WriteDone`] with its id.
+    Write {
+        /// The write's id, increasing by one per write.
+        id: WriteId,
+        /// What to write.
+        write: Write,
+    },
+    /// Read entries `from..=to` from storage and report [`Input::EntriesLoaded`].
+    LoadEntries {
+        /// The first seq to load.
+        from: Seq,
+        /// The last seq to load.
+        to: Seq,
+    },
+    /// Apply these committed entries to the state machine in order, then report
+    /// [`Input::Applied`].
+    Apply {
+        /// Consecutive committed entries.
+        entries: Vec<Entry>,
+    },
+    /// Run a read on the state machine (which has applied at least up to `seq`), then report
+    /// [`Input::ReadDone`].
+    Read {
+        /// Echo in [`Input::ReadDone`].
+        id: ReadId,
+        /// The state machine has applied up to here.
+        seq: Seq,
+        /// The client's command.
+        command: Bytes,
+    },
+    /// The one reply to a client request.
+    Reply {
+        /// The request's id.
+        id: RequestId,
+        /// Its outcome.
+        result: Result<Response, ClientError>,
+    },
+    /// Something happened that users may want to know.
+    Event(Event),
+}
+
+/// A storage write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Save the term and vote (atomically).
+    HardState(HardState),
+    /// Append entries; the first one's seq is one past the log's last entry.
+    Entries(Vec<Entry>),
+    /// Remove every entry with a seq at or above `from`.
+    Truncate {
+        /// The first seq to remove.
+        from: Seq,
+    },
+}
+
+/// A successful client request's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The payloads were committed (and applied, with a state machine) from seq `seq` on.
+    Appended {
+        /// The seq of the first payload.
+        seq: Seq,
+        /// The state machine's response for each payload (empty without a state machine).
+        responses: Vec<Bytes>,
+    },
+    /// The read ran on a state machine that had applied everything committed before it started.
+    Read {
+        /// The state machine had applied up to here (without one: the commit point).
+        seq: Option<Seq>,
+        /// The state machine's answer (empty without one).
+        response: Bytes,
+    },
+}
+
+/// Why a client request failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No leader was known within the request's timeout; the request was not executed.
+    NoLeader,
+    /// The node that received the request is not the leader; it was not executed.
+    NotLeader {
+        /// The leader it knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The leader lost its leadership before the entries committed: they may or may not commit.
+    LeaderChanged,
+    /// No outcome within the request's timeout: an append may or may not have happened.
+    Timeout,
+    /// The node closed before the request finished: an append may or may not have happened.
+    Closed,
+    /// The request was malformed (an empty batch, a payload over `entry_bytes_max`, or a seq
+    /// that would pass `Seq::MAX`); nothing was executed.
+    Invalid(String),
+    /// The node's storage failed; it serves nothing until restarted.
+    StorageFailed,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::NoLeader => write!(f, "no leader"),
+            ClientError::NotLeader { leader: Some(leader) } => write!(f, "not leader (leader is {leader})"),
+            ClientError::NotLeader { leader: None } => write!(f, "not leader (leader unknown)"),
+            ClientError::LeaderChanged => write!(f, "leader changed before commit; outcome unknown"),
+            ClientError::Timeout => write!(f, "timeout; outcome unknown"),
+            ClientError::Closed => write!(f, "node closed; outcome unknown"),
+            ClientError::Invalid(why) => write!(f, "invalid request: {why}"),
+            ClientError::StorageFailed => write!(f, "storage failed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl fmt::Display for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Response::Appended { seq, responses } => {
+                write!(f, "appended seq={seq}")?;
+                if !responses.is_empty() {
+                    let shown: Vec<String> = responses.iter().map(|r| Quoted(r).to_string()).collect();
+                    write!(f, " [{}]", shown.join(", "))?;
+                }
+                Ok(())
+            }
+            Response::Read { seq, response } => write!(f, "read seq={} {}", opt(seq), Quoted(response)),
+        }
+    }
+}
+
+/// What users may want to know (the seed's events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Role, leader, term or responsive followers changed (the seed's `change`).
+    Change {
+        /// This node.
+        id: NodeId,
+        /// Its role.
+        role: Role,
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+        /// As leader: the peers that answered within `ping_timeout` (not itself).
+        followers: Vec<NodeId>,
+        /// Its term.
+        term: Term,
+    },
+    /// The commit point advanced to this seq.
+    Commit(Seq),
+    /// The state machine has applied up to this seq.
+    Apply(Seq),
+    /// Something went wrong that the protocol recovers from.
+    Warn(String),
+    /// Something went wrong that needs attention: storage failures, protocol violations.
+    Error(String),
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Send(message) => write!(f, "send {message}"),
+            Output::Write { id, write } => write!(f, "write {id} {write}"),
+            Output::LoadEntries { from, to } => write!(f, "load {from}..={to}"),
+            Output::Apply { entries } => {
+                let shown: Vec<String> = entries.iter().map(Entry::to_string).collect();
+                write!(f, "apply [{}]", shown.join(", "))
+            }
+            Output::Read { id, seq, command } => write!(f, "read {id} seq={seq} {}", Quoted(command)),
+            Output::Reply { id, result: Ok(response) } => write!(f, "reply {id} {response}"),
+            Output::Reply { id, result: Err(error) } => write!(f, "reply {id} error {error}"),
+            Output::Event(event) => write!(f, "event {event}"),
+        }
+    }
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Write::HardState(state) => write!(f, "hardstate {state}"),
+            Write::Entries(entries) => {
+                let shown: Vec<String> = entries.iter().map(Entry::to_string).collect();
+                write!(f, "entries [{}]", shown.join(", "))
+            }
+            Write::Truncate { from } => write!(f, "truncate from={from}"),
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Change { role, leader, followers, term, .. } => {
+                write!(f, "change {role} t{term} leader={}", leader.map_or("none".into(), |l| l.to_string()))?;
+                if *role == Role::Leader {
+                    let shown: Vec<String> = followers.iter().map(NodeId::to_string).collect();
+                    write!(f, " followers=[{}]", shown.join(","))?;
+                }
+                Ok(())
+            }
+            Event::Commit(seq) => write!(f, "commit {seq}"),
+            Event::Apply(seq) => write!(f, "apply {seq}"),
+            Event::Warn(what) => write!(f, "warn {what}"),
+            Event::Error(what) => write!(f, "error {what}"),
+        }
+    }
+}
+
+/// Why the core wants to be woken at its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// A follower or candidate's election timer.
+    Election,
+    /// A leader's heartbeat timer.
+    Heartbeat,
+    /// A client request's timeout.
+    Request,
+}

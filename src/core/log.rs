@@ -1,0 +1,334 @@
+//! The core's view of the log: the term of every entry (as runs, a few bytes per term), and the
+//! recent tail of entries in memory. Older entries stay in storage and are loaded on demand.
+
+use super::types::{Entry, HardState, LogId, Seq, Term};
+use std::collections::VecDeque;
+use std::fmt;
+
+/// What a node starts from: what its storage holds after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The saved term and vote.
+    pub hard_state: HardState,
+    /// The seq of the first entry in storage (0 unless a prefix was removed).
+    pub first: Seq,
+    /// The first entry of each run of entries with the same term, ascending, covering the whole
+    /// log (a log with entries in terms 1, 1, 1, 3, 3 has `[0@1, 3@3]`).
+    pub term_starts: Vec<LogId>,
+    /// The last entry in storage.
+    pub last: Option<LogId>,
+    /// The last entries of the log (any number, possibly none), ending at `last`.
+    pub tail: Vec<Entry>,
+}
+
+impl Recovered {
+    /// The state of a node whose storage holds `entries` (from seq 0) and `hard_state`.
+    pub fn from_entries(hard_state: HardState, entries: Vec<Entry>) -> Recovered {
+        let mut term_starts: Vec<LogId> = Vec::new();
+        for entry in &entries {
+            if term_starts.last().map(|start| start.term) != Some(entry.term) {
+                term_starts.push(entry.id());
+            }
+        }
+        Recovered { hard_state, first: Seq(0), term_starts, last: entries.last().map(Entry::id), tail: entries }
+    }
+
+    /// Checks that the parts agree with each other.
+    pub fn validate(&self) -> Result<(), RecoveryError> {
+        let bad = |why: &str| Err(RecoveryError(why.to_string()));
+        for pair in self.term_starts.windows(2) {
+            if pair[1].seq <= pair[0].seq || pair[1].term <= pair[0].term {
+                return bad("term_starts must increase in both seq and term");
+            }
+        }
+        match (self.term_starts.first(), self.last) {
+            (None, None) => {}
+            (Some(start), Some(last)) => {
+                if start.seq != self.first {
+                    return bad("the first term start must be at `first`");
+                }
+                let last_start = self.term_starts[self.term_starts.len() - 1];
+                if last.seq < last_start.seq || last.term != last_start.term {
+                    return bad("`last` must be in the last term run");
+                }
+                if last.term > self.hard_state.term {
+                    return bad("the hard state's term is below the last entry's term");
+                }
+                if last.seq > Seq::MAX {
+                    return bad("`last` is past Seq::MAX");
+                }
+            }
+            _ => return bad("term_starts and last must both be empty or both be set"),
+        }
+        if let (Some(first), Some(last)) = (self.tail.first(), self.tail.last()) {
+            if Some(last.id()) != self.last || first.seq < self.first {
+                return bad("the tail must end at `last` and start at or after `first`");
+            }
+            let view = RaftLog::from_runs(self.first, self.term_starts.clone(), self.last);
+            for (offset, entry) in self.tail.iter().enumerate() {
+                if entry.seq.0 != first.seq.0 + offset as u64 || view.term_at(entry.seq) != Some(entry.term) {
+                    return bad("the tail's seqs or terms disagree with term_starts");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Recovered state whose parts disagree: a bug in the storage that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryError(pub String);
+
+impl fmt::Display for RecoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "recovered state is inconsistent: {}", self.0)
+    }
+}
+
+impl std::error::Error for RecoveryError {}
+
+/// Why entries could not be read from memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NotInMemory(pub Seq);
+
+/// The log as the core sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct RaftLog {
+    first: Seq,
+    last: Option<LogId>,
+    term_starts: Vec<LogId>,
+    /// Entries `tail_first..=last`.
+    tail: VecDeque<Entry>,
+    /// The latest batch loaded from storage, below the tail.
+    loaded: VecDeque<Entry>,
+}
+
+impl RaftLog {
+    fn from_runs(first: Seq, term_starts: Vec<LogId>, last: Option<LogId>) -> RaftLog {
+        RaftLog { first, last, term_starts, tail: VecDeque::new(), loaded: VecDeque::new() }
+    }
+
+    /// The log of a recovered node (already validated).
+    pub(crate) fn new(recovered: &Recovered) -> RaftLog {
+        let mut log = RaftLog::from_runs(recovered.first, recovered.term_starts.clone(), recovered.last);
+        log.tail.extend(recovered.tail.iter().cloned());
+        log
+    }
+
+    pub(crate) fn last(&self) -> Option<LogId> {
+        self.last
+    }
+
+    pub(crate) fn last_seq(&self) -> Option<Seq> {
+        self.last.map(|id| id.seq)
+    }
+
+    /// The seq the next appended entry gets.
+    pub(crate) fn next_seq(&self) -> Seq {
+        match self.last {
+            Some(last) => last.seq.next(),
+            None => self.first,
+        }
+    }
+
+    /// The first seq held in memory (`next_seq` when the tail is empty).
+    pub(crate) fn tail_first(&self) -> Seq {
+        self.tail.front().map_or_else(|| self.next_seq(), |entry| entry.seq)
+    }
+
+    pub(crate) fn tail_len(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// The term of the entry at `seq`, if the log has it.
+    pub(crate) fn term_at(&self, seq: Seq) -> Option<Term> {
+        if seq < self.first || Some(seq) > self.last_seq() {
+            return None;
+        }
+        let run = self.term_starts.partition_point(|start| start.seq <= seq);
+        Some(self.term_starts[run - 1].term)
+    }
+
+    /// The log id of the entry at `seq`, if the log has it.
+    pub(crate) fn id_at(&self, seq: Seq) -> Option<LogId> {
+        self.term_at(seq).map(|term| LogId::new(term, seq))
+    }
+
+    /// Whether the log has an entry `id`.
+    pub(crate) fn has(&self, id: LogId) -> bool {
+        self.term_at(id.seq) == Some(id.term)
+    }
+
+    /// The last entry at or below `seq` whose term is at most `term`: where a leader and a
+    /// follower that disagree at `seq` may still agree (etcd's `findConflictByTerm`).
+    pub(crate) fn hint(&self, seq: Seq, term: Term) -> Option<LogId> {
+        let seq = self.last_seq()?.min(seq);
+        if seq < self.first {
+            return None;
+        }
+        let mut run = self.term_starts.partition_point(|start| start.seq <= seq) - 1;
+        let mut at = seq;
+        loop {
+            let start = self.term_starts[run];
+            if start.term <= term {
+                return Some(LogId::new(start.term, at));
+            }
+            if run == 0 {
+                return None;
+            }
+            at = Seq(start.seq.0 - 1);
+            run -= 1;
+        }
+    }
+
+    /// The entry at `seq` if it is in memory.
+    pub(crate) fn entry(&self, seq: Seq) -> Option<&Entry> {
+        let tail_first = self.tail_first();
+        if seq >= tail_first {
+            return self.tail.get((seq.0 - tail_first.0) as usize);
+        }
+        let loaded_first = self.loaded.front()?.seq;
+        if seq < loaded_first {
+            return None;
+        }
+        self.loaded.get((seq.0 - loaded_first.0) as usize)
+    }
+
+    /// Up to `entries_max` entries from `from` on, stopping before `bytes_max` payload bytes
+    /// (but always at least one), or the first seq that is not in memory.
+    pub(crate) fn slice(&self, from: Seq, entries_max: usize, bytes_max: usize) -> Result<Vec<Entry>, NotInMemory> {
+        let Some(last) = self.last_seq() else { return Ok(Vec::new()) };
+        if from > last {
+            return Ok(Vec::new());
+        }
+        let wanted = ((last.0 - from.0).saturating_add(1)).min(entries_max as u64) as usize;
+        let mut out = Vec::with_capacity(wanted);
+        let mut bytes = 0usize;
+        let mut seq = from;
+        while out.len() < wanted {
+            let entry = self.entry(seq).ok_or(NotInMemory(seq))?;
+            bytes = bytes.saturating_add(entry.payload.len());
+            if !out.is_empty() && bytes > bytes_max {
+                break;
+            }
+            out.push(entry.clone());
+            seq = Seq(seq.0 + 1);
+        }
+        Ok(out)
+    }
+
+    /// Appends entries that start at `next_seq()`.
+    pub(crate) fn append(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            assert_eq!(entry.seq, self.next_seq(), "invariant: appended entries are contiguous");
+            assert!(
+                self.last.is_none_or(|last| entry.term >= last.term),
+                "invariant: terms never decrease along the log"
+            );
+            if self.last.map(|last| last.term) != Some(entry.term) {
+                self.term_starts.push(entry.id());
+            }
+            self.last = Some(entry.id());
+            self.tail.push_back(entry.clone());
+        }
+    }
+
+    /// Removes every entry at or above `from`.
+    pub(crate) fn truncate(&mut self, from: Seq) {
+        assert!(from >= self.first, "invariant: truncation stays within the log");
+        self.last = from.prev().filter(|prev| *prev >= self.first).and_then(|prev| self.id_at(prev));
+        self.term_starts.retain(|start| start.seq < from);
+        let tail_first = self.tail_first();
+        if from <= tail_first {
+            self.tail.clear();
+        } else {
+            self.tail.truncate((from.0 - tail_first.0) as usize);
+        }
+        self.loaded.retain(|entry| entry.seq < from);
+    }
+
+    /// Drops entries from the front of the tail while it holds more than `keep` entries and the
+    /// front entry is at or below `upto` (already durable and applied).
+    pub(crate) fn evict(&mut self, keep: usize, upto: Option<Seq>) {
+        while self.tail.len() > keep && self.tail.front().is_some_and(|front| Some(front.seq) <= upto) {
+            self.tail.pop_front();
+        }
+    }
+
+    /// Keeps a batch loaded from storage (replacing the previous one). Returns false if the
+    /// entries do not agree with the log (a storage bug).
+    pub(crate) fn set_loaded(&mut self, entries: Vec<Entry>) -> bool {
+        let consistent = entries.windows(2).all(|pair| pair[1].seq.0 == pair[0].seq.0 + 1)
+            && entries.iter().all(|entry| self.term_at(entry.seq) == Some(entry.term));
+        if consistent {
+            self.loaded = entries.into();
+        }
+        consistent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::types::Payload;
+
+    fn log_of(terms: &[u64]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(seq, term)| Entry { term: Term(*term), seq: Seq(seq as u64), payload: Payload::Blank })
+            .collect();
+        let recovered = Recovered::from_entries(HardState { term: Term(9), vote: None }, entries);
+        recovered.validate().unwrap();
+        RaftLog::new(&recovered)
+    }
+
+    #[test]
+    fn terms_come_from_runs() {
+        let log = log_of(&[1, 1, 2, 4, 4]);
+        assert_eq!(log.term_at(Seq(0)), Some(Term(1)));
+        assert_eq!(log.term_at(Seq(2)), Some(Term(2)));
+        assert_eq!(log.term_at(Seq(4)), Some(Term(4)));
+        assert_eq!(log.term_at(Seq(5)), None);
+    }
+
+    #[test]
+    fn hint_finds_the_last_entry_with_a_term_not_above() {
+        let log = log_of(&[1, 1, 2, 4, 4]);
+        assert_eq!(log.hint(Seq(4), Term(3)), Some(LogId::new(Term(2), Seq(2))));
+        assert_eq!(log.hint(Seq(9), Term(4)), Some(LogId::new(Term(4), Seq(4))));
+        assert_eq!(log.hint(Seq(4), Term(1)), Some(LogId::new(Term(1), Seq(1))));
+        assert_eq!(log.hint(Seq(4), Term(0)), None);
+    }
+
+    #[test]
+    fn truncate_and_append_keep_runs_right() {
+        let mut log = log_of(&[1, 1, 2, 4, 4]);
+        log.truncate(Seq(3));
+        assert_eq!(log.last(), Some(LogId::new(Term(2), Seq(2))));
+        log.append(&[Entry { term: Term(5), seq: Seq(3), payload: Payload::Blank }]);
+        assert_eq!(log.term_at(Seq(3)), Some(Term(5)));
+        log.truncate(Seq(0));
+        assert_eq!(log.last(), None);
+        assert_eq!(log.next_seq(), Seq(0));
+    }
+
+    #[test]
+    fn evicted_entries_are_missing_until_loaded() {
+        let mut log = log_of(&[1, 1, 2, 4, 4]);
+        log.evict(2, Some(Seq(4)));
+        assert_eq!(log.tail_first(), Seq(3));
+        assert_eq!(log.slice(Seq(1), 10, 100), Err(NotInMemory(Seq(1))));
+        let reloaded = log_of(&[1, 1, 2, 4, 4]).slice(Seq(1), 2, 100).unwrap();
+        assert!(log.set_loaded(reloaded));
+        assert_eq!(log.slice(Seq(1), 10, 100).unwrap().len(), 4);
+        assert_eq!(log.term_at(Seq(1)), Some(Term(1)));
+    }
+
+    #[test]
+    fn inconsistent_recovered_state_is_rejected() {
+        let mut recovered = Recovered::from_entries(HardState::default(), Vec::new());
+        recovered.last = Some(LogId::new(Term(1), Seq(0)));
+        assert!(recovered.validate().is_err());
+    }
+}

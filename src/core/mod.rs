@@ -1,0 +1,38 @@
+//! The sans-IO Raft core: a pure, deterministic state machine.
+//!
+//! No clock, no randomness from the OS, no files, sockets or threads live here: time comes in
+//! as an argument, randomness from the seed in the [`Config`], storage and network are outputs
+//! the driver carries out. The simulator, the fuzzers and both drivers run exactly this code.
+//!
+//! A tour, in the order a request flows:
+//! - [`Raft::step`] takes an [`Input`] (a tick, a message, a client request, a storage
+//!   completion) and returns [`Output`]s (messages, storage writes, entries to apply, replies).
+//! - `election.rs`: timers, pre-vote, votes persisted before they are sent, check-quorum.
+//! - `replication.rs`: the leader's per-follower progress (probe, then pipelined appends), the
+//!   follower's side (truncate only on a real conflict), the commit rule of Raft §5.4.2.
+//! - `client.rs`: appends and reads, forwarding to the leader, apply and ReadIndex reads.
+//! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
+//! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
+//! - `codec.rs`: the wire format.
+
+mod client;
+pub mod codec;
+mod config;
+mod election;
+mod io;
+mod log;
+mod message;
+mod quorum;
+mod raft;
+mod replication;
+mod rng;
+mod types;
+
+pub use config::{Config, ConfigError};
+pub use io::{ClientError, Event, Input, Output, Response, Wake, Write};
+pub use log::{Recovered, RecoveryError};
+pub use message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
+pub use quorum::{Quorum, QuorumFn};
+pub use raft::{Raft, StartError};
+pub use rng::Rng;
+pub use types::{Entry, HardState, LogId, NodeId, Payload, Quoted, ReadId, RequestId, Role, Seq, Term, Time, WriteId};

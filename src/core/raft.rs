@@ -1,0 +1,559 @@
+//! The `Raft` state machine: its state, `step`, durability tracking and getters. The protocol's
+//! parts live next door: `election.rs`, `replication.rs` and `client.rs`.
+
+use super::client::{ClientState, LeaderRequests};
+use super::config::{Config, ConfigError};
+use super::io::{ClientError, Event, Input, Output, Wake, Write};
+use super::log::{RaftLog, Recovered, RecoveryError};
+use super::message::{Body, Message};
+use super::replication::Progress;
+use super::rng::Rng;
+use super::types::{HardState, LogId, NodeId, Role, Seq, Term, Time};
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::fmt;
+
+/// Why a core could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The recovered state is inconsistent.
+    Recovered(RecoveryError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(error) => error.fmt(f),
+            StartError::Recovered(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What the last change event said: role, leader, term, responsive followers.
+type ChangeSnapshot = (Role, Option<NodeId>, Term, SmallVec<[NodeId; 8]>);
+
+/// What a completed write makes durable.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Durable {
+    /// The log now ends here on disk.
+    Log(Option<LogId>),
+    /// The hard state on disk is now this.
+    HardState(HardState),
+}
+
+/// Something to do once a write is durable.
+#[derive(Clone, Debug)]
+pub(super) enum AfterWrite {
+    /// Send a message that promises durability (a vote, an append acknowledgement).
+    Send(Message),
+    /// The candidate's vote for itself in this term is durable: count it.
+    SelfVote(Term),
+}
+
+/// What only a leader keeps.
+#[derive(Debug)]
+pub(super) struct LeaderState {
+    /// One per peer, in the order of `Raft::peers`.
+    pub(super) progress: Vec<Progress>,
+    pub(super) heartbeat_deadline: Time,
+    /// The seq of the blank entry this leader appended first.
+    pub(super) term_start: Seq,
+    pub(super) requests: LeaderRequests,
+}
+
+/// A Raft node's protocol state: a pure, deterministic state machine.
+///
+/// Feed every input to [`step`](Raft::step) with the current time; carry out the outputs.
+/// See the crate documentation for the driver's contract.
+pub struct Raft {
+    pub(super) config: Config,
+    pub(super) id: NodeId,
+    /// Every node, sorted.
+    pub(super) nodes: Vec<NodeId>,
+    /// Every node but this one, sorted.
+    pub(super) peers: Vec<NodeId>,
+    pub(super) rng: Rng,
+
+    pub(super) hard_state: HardState,
+    pub(super) log: RaftLog,
+
+    pub(super) last_write: u64,
+    pub(super) done_write: u64,
+    pub(super) pending_writes: VecDeque<(u64, Durable)>,
+    pub(super) pending_truncates: VecDeque<(u64, Seq)>,
+    pub(super) after_write: VecDeque<(u64, AfterWrite)>,
+    pub(super) durable_last: Option<LogId>,
+    pub(super) durable_hard_state: HardState,
+    /// The hard state changed in memory and its write is not issued yet (coalesces a term
+    /// change and a vote in one step into one write).
+    hard_state_dirty: bool,
+
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    pub(super) election_deadline: Time,
+    pub(super) last_leader_contact: Option<Time>,
+    pub(super) votes: SmallVec<[NodeId; 8]>,
+    pub(super) leading: Option<Box<LeaderState>>,
+
+    pub(super) commit: Option<Seq>,
+    pub(super) apply_sent: Option<Seq>,
+    pub(super) applied: Option<Seq>,
+    pub(super) load_in_flight: bool,
+
+    pub(super) client: ClientState,
+    pub(super) failed: bool,
+    pub(super) closed: bool,
+    pub(super) out: Vec<Output>,
+    /// The time of the input being handled.
+    pub(super) now: Time,
+    last_change: Option<ChangeSnapshot>,
+}
+
+impl Raft {
+    /// A core for `config`, starting from what its storage recovered (use
+    /// `Recovered::default()` for a brand-new node).
+    pub fn new(config: Config, recovered: Recovered) -> Result<Raft, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        recovered.validate().map_err(StartError::Recovered)?;
+        let mut nodes = config.nodes.clone();
+        nodes.sort_unstable();
+        let peers: Vec<NodeId> = nodes.iter().copied().filter(|id| *id != config.id).collect();
+        let mut rng = Rng::new(config.seed);
+        let incarnation = rng.next_u64();
+        let mut raft = Raft {
+            id: config.id,
+            nodes,
+            peers,
+            rng,
+            hard_state: recovered.hard_state,
+            log: RaftLog::new(&recovered),
+            last_write: 0,
+            done_write: 0,
+            pending_writes: VecDeque::new(),
+            pending_truncates: VecDeque::new(),
+            after_write: VecDeque::new(),
+            durable_last: recovered.last,
+            durable_hard_state: recovered.hard_state,
+            hard_state_dirty: false,
+            role: Role::Follower,
+            leader: None,
+            election_deadline: Time(0),
+            last_leader_contact: None,
+            votes: SmallVec::new(),
+            leading: None,
+            commit: None,
+            apply_sent: config.apply_seq,
+            applied: config.apply_seq,
+            load_in_flight: false,
+            client: ClientState::new(incarnation),
+            failed: false,
+            closed: false,
+            out: Vec::new(),
+            now: Time(0),
+            last_change: None,
+            config,
+        };
+        raft.reset_election_deadline(Time(0));
+        Ok(raft)
+    }
+
+    /// Handles one input at time `now` and returns what to do, in causal order.
+    pub fn step(&mut self, now: Time, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.step_into(now, input, &mut out);
+        out
+    }
+
+    /// Like [`step`](Raft::step), appending the outputs to `out` (reuses its allocation).
+    pub fn step_into(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        std::mem::swap(&mut self.out, out);
+        self.now = now;
+        self.handle(now, input);
+        self.flush_hard_state();
+        self.emit_change_if_needed(now);
+        std::mem::swap(&mut self.out, out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input) {
+        match input {
+            Input::Tick => self.on_tick(now),
+            Input::Message(message) => self.on_message(now, message),
+            Input::Append { id, data } => self.on_client_append(now, id, vec![data]),
+            Input::AppendBatch { id, data } => self.on_client_append(now, id, data),
+            Input::Read { id, command } => self.on_client_read(now, id, command),
+            Input::WriteDone { id } => self.on_write_done(now, id.0),
+            Input::WriteFailed { id, error } => self.on_write_failed(now, id.0, &error),
+            Input::EntriesLoaded { entries } => self.on_entries_loaded(now, entries),
+            Input::LoadFailed { error } => {
+                self.load_in_flight = false;
+                self.event(Event::Error(format!("loading entries from storage failed: {error}")));
+            }
+            Input::Applied { first, responses } => self.on_applied(now, first, responses),
+            Input::ReadDone { id, response } => self.on_read_done(id, response),
+            Input::Close => self.on_close(),
+        }
+    }
+
+    /// When to call `step(deadline, Input::Tick)` next, and why.
+    pub fn deadline(&self) -> Option<(Time, Wake)> {
+        let role_timer = match &self.leading {
+            Some(leading) => Some((leading.heartbeat_deadline, Wake::Heartbeat)),
+            None if !self.failed => Some((self.election_deadline, Wake::Election)),
+            None => None,
+        };
+        let request = self.client.deadline(self.leading.as_deref()).map(|at| (at, Wake::Request));
+        match (role_timer, request) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_tick(&mut self, now: Time) {
+        if self.leading.as_ref().is_some_and(|l| now >= l.heartbeat_deadline) {
+            self.heartbeat_tick(now);
+        } else if self.leading.is_none() && !self.failed && now >= self.election_deadline {
+            self.election_timeout(now);
+        }
+        self.expire_requests(now);
+    }
+
+    fn on_message(&mut self, now: Time, message: Message) {
+        if self.failed {
+            return;
+        }
+        if message.to != self.id || !self.peers.contains(&message.from) {
+            self.event(Event::Warn(format!(
+                "dropped a message from {} to {}: not for this node or not from a peer",
+                message.from, message.to
+            )));
+            return;
+        }
+        match &message.body {
+            Body::Forward { .. } | Body::ForwardReply { .. } => return self.on_client_message(now, message),
+            Body::PreVote { last } => return self.on_pre_vote(now, message.from, message.term, *last),
+            Body::PreVoteResponse { granted } => {
+                return self.on_pre_vote_response(now, message.from, message.term, *granted)
+            }
+            _ => {}
+        }
+        if message.term > self.hard_state.term {
+            if matches!(message.body, Body::Vote { .. }) && self.in_lease(now) {
+                return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
+            }
+            let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);
+            self.become_follower(now, message.term, leader);
+        } else if message.term < self.hard_state.term {
+            return self.on_stale_message(message);
+        }
+        let Message { from, term, body, .. } = message;
+        match body {
+            Body::Vote { last } => self.on_vote(now, from, last),
+            Body::VoteResponse { granted } => self.on_vote_response(now, from, granted),
+            Body::Append { prev, entries, commit, read_round } => {
+                self.on_append(now, from, term, prev, entries, commit, read_round)
+            }
+            Body::AppendResponse { read_round, result } => self.on_append_response(now, from, read_round, result),
+            Body::PreVote { .. } | Body::PreVoteResponse { .. } | Body::Forward { .. } | Body::ForwardReply { .. } => {
+                unreachable!("handled above")
+            }
+        }
+    }
+
+    /// Pushes an output.
+    pub(super) fn emit(&mut self, output: Output) {
+        self.out.push(output);
+    }
+
+    /// Pushes an event.
+    pub(super) fn event(&mut self, event: Event) {
+        self.out.push(Output::Event(event));
+    }
+
+    /// Sends a message to a peer now.
+    pub(super) fn send(&mut self, to: NodeId, body: Body) {
+        let message = Message { from: self.id, to, term: self.hard_state.term, body };
+        self.out.push(Output::Send(message));
+    }
+
+    // ---- durability ----
+
+    /// Issues a storage write. The in-memory state must already reflect it.
+    pub(super) fn write(&mut self, write: Write) {
+        if !matches!(write, Write::HardState(_)) {
+            self.flush_hard_state();
+        }
+        self.last_write += 1;
+        let id = self.last_write;
+        let durable = match &write {
+            Write::HardState(state) => Durable::HardState(*state),
+            Write::Entries(_) => Durable::Log(self.log.last()),
+            Write::Truncate { from } => {
+                self.pending_truncates.push_back((id, *from));
+                Durable::Log(self.log.last())
+            }
+        };
+        self.pending_writes.push_back((id, durable));
+        self.out.push(Output::Write { id: super::types::WriteId(id), write });
+    }
+
+    /// Saves the hard state (after changing it in memory): the write is issued before the next
+    /// write or durability-dependent message, or at the end of the step.
+    pub(super) fn save_hard_state(&mut self) {
+        self.hard_state_dirty = true;
+    }
+
+    fn flush_hard_state(&mut self) {
+        if self.hard_state_dirty {
+            self.hard_state_dirty = false;
+            self.write(Write::HardState(self.hard_state));
+        }
+    }
+
+    /// Does `action` once every write issued so far is durable (at once if they are).
+    pub(super) fn after_writes(&mut self, action: AfterWrite) {
+        self.flush_hard_state();
+        if self.done_write == self.last_write {
+            self.run_after_write(action);
+        } else {
+            self.after_write.push_back((self.last_write, action));
+        }
+    }
+
+    fn run_after_write(&mut self, action: AfterWrite) {
+        match action {
+            AfterWrite::Send(message) => self.out.push(Output::Send(message)),
+            AfterWrite::SelfVote(term) => {
+                if self.role == Role::Candidate && self.hard_state.term == term {
+                    self.record_vote(self.id);
+                }
+            }
+        }
+    }
+
+    fn on_write_done(&mut self, now: Time, id: u64) {
+        if id <= self.done_write || id > self.last_write {
+            self.event(Event::Warn(format!("driver bug: completion of unknown write w{id} ignored")));
+            return;
+        }
+        self.done_write = id;
+        while let Some((_, durable)) = self.pending_writes.front().copied().filter(|(w, _)| *w <= id) {
+            self.pending_writes.pop_front();
+            match durable {
+                Durable::Log(last) => self.durable_last = last,
+                Durable::HardState(state) => self.durable_hard_state = state,
+            }
+        }
+        while self.pending_truncates.front().is_some_and(|(w, _)| *w <= id) {
+            self.pending_truncates.pop_front();
+        }
+        while let Some((w, _)) = self.after_write.front() {
+            if *w > id {
+                break;
+            }
+            let (_, action) = self.after_write.pop_front().expect("checked by front()");
+            if self.failed {
+                continue;
+            }
+            self.run_after_write(action);
+        }
+        if self.leading.is_some() {
+            self.maybe_commit(now);
+        }
+        self.evict();
+    }
+
+    fn on_write_failed(&mut self, now: Time, id: u64, error: &str) {
+        self.event(Event::Error(format!("storage write w{id} failed, node stops: {error}")));
+        self.failed = true;
+        self.after_write.clear();
+        if self.role != Role::Follower {
+            let term = self.hard_state.term;
+            self.become_follower(now, term, None);
+        }
+        self.fail_all_requests(ClientError::StorageFailed);
+    }
+
+    /// The highest seq up to which this node's log is durable and agrees with memory.
+    pub(super) fn durable_match(&self) -> Option<Seq> {
+        let durable = self.durable_last.map(|id| id.seq);
+        match self.pending_truncates.iter().map(|(_, from)| *from).min() {
+            Some(from) => durable.min(from.prev()),
+            None => durable,
+        }
+    }
+
+    /// Drops applied, durable entries from memory beyond `memory_entries_max`.
+    pub(super) fn evict(&mut self) {
+        if self.log.tail_len() > self.config.memory_entries_max {
+            let upto = self.apply_sent.min(self.durable_match());
+            self.log.evict(self.config.memory_entries_max, upto);
+        }
+    }
+
+    // ---- timers and roles ----
+
+    pub(super) fn reset_election_deadline(&mut self, now: Time) {
+        let timeout = duration_nanos(self.config.election_timeout);
+        self.election_deadline = now.plus(timeout + self.rng.below(timeout));
+    }
+
+    /// Whether a leader was heard from within the election timeout (then vote requests are
+    /// ignored, so a node that cannot hear the leader cannot disrupt the ones that can).
+    pub(super) fn in_lease(&self, now: Time) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout))
+    }
+
+    /// Whether the nodes for which `member` is true form a quorum.
+    pub(super) fn is_quorum(&self, member: impl Fn(NodeId) -> bool) -> bool {
+        self.config.quorum.is_quorum(&self.nodes, member)
+    }
+
+    fn emit_change_if_needed(&mut self, now: Time) {
+        let followers = self.responsive_followers(now);
+        let snapshot = (self.role, self.leader, self.hard_state.term, followers);
+        if self.last_change.as_ref() != Some(&snapshot) {
+            self.event(Event::Change {
+                id: self.id,
+                role: snapshot.0,
+                leader: snapshot.1,
+                followers: snapshot.3.to_vec(),
+                term: snapshot.2,
+            });
+            self.last_change = Some(snapshot);
+        }
+    }
+
+    fn responsive_followers(&self, now: Time) -> SmallVec<[NodeId; 8]> {
+        let window = duration_nanos(self.config.ping_timeout);
+        match &self.leading {
+            Some(leading) => {
+                leading.progress.iter().filter(|p| now.since(p.last_heard) < window).map(|p| p.id).collect()
+            }
+            None => SmallVec::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Every node of the cluster, sorted.
+    pub fn nodes(&self) -> &[NodeId] {
+        &self.nodes
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader this node knows of (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The latest term this node has seen.
+    pub fn term(&self) -> Term {
+        self.hard_state.term
+    }
+
+    /// The term and vote (possibly not durable yet).
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The last entry of the log (possibly not durable yet).
+    pub fn last(&self) -> Option<LogId> {
+        self.log.last()
+    }
+
+    /// The seq of the last entry of the log (the seed's `seq`).
+    pub fn seq(&self) -> Option<Seq> {
+        self.log.last_seq()
+    }
+
+    /// The payload of the last entry, if it is in memory (the seed's `head`; `None` also for an
+    /// empty log or a blank entry).
+    pub fn head(&self) -> Option<bytes::Bytes> {
+        let last = self.log.last_seq()?;
+        self.log.entry(last).and_then(|entry| entry.payload.data().cloned())
+    }
+
+    /// The entry at `seq`, if it is held in memory.
+    pub fn entry(&self, seq: Seq) -> Option<&super::types::Entry> {
+        self.log.entry(seq)
+    }
+
+    /// The term of the entry at `seq`, if the log has it (in memory or not).
+    pub fn term_at(&self, seq: Seq) -> Option<Term> {
+        self.log.term_at(seq)
+    }
+
+    /// The highest seq known committed.
+    pub fn commit(&self) -> Option<Seq> {
+        self.commit
+    }
+
+    /// The highest seq the state machine has applied (without one: the commit point).
+    pub fn applied(&self) -> Option<Seq> {
+        self.applied
+    }
+
+    /// The last entry known durable on this node's storage.
+    pub fn durable_last(&self) -> Option<LogId> {
+        self.durable_last
+    }
+
+    /// As leader, the peers that answered within `ping_timeout` (the seed's `followers`).
+    pub fn followers(&self, now: Time) -> Vec<NodeId> {
+        self.responsive_followers(now).to_vec()
+    }
+
+    /// As leader, each peer's highest known matching seq.
+    pub fn matches(&self) -> Vec<(NodeId, Option<Seq>)> {
+        self.leading.as_ref().map_or_else(Vec::new, |l| l.progress.iter().map(|p| (p.id, p.matched)).collect())
+    }
+
+    /// Whether a storage failure stopped this node.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl fmt::Debug for Raft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Raft")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("term", &self.hard_state.term)
+            .field("leader", &self.leader)
+            .field("last", &self.log.last())
+            .field("commit", &self.commit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A duration in nanoseconds, saturating (configs are validated to at most a day).
+pub(super) fn duration_nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,339 @@
+//! Log replication (Raft §5.3) and commitment (§5.4.2): the leader's per-follower progress,
+//! pipelined appends with conflict hints, the follower's side, and the commit point.
+
+use super::io::{Event, Output, Write};
+use super::log::NotInMemory;
+use super::message::{AppendResult, Body};
+use super::raft::{AfterWrite, Raft};
+use super::types::{Entry, LogId, NodeId, Payload, Seq, Term, Time};
+use std::collections::VecDeque;
+
+/// What the leader knows of one follower.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    pub(crate) id: NodeId,
+    /// The highest seq known to match the leader's log (durable on the follower).
+    pub(crate) matched: Option<Seq>,
+    /// The next seq to send.
+    pub(crate) next: Seq,
+    /// Probing: one append at a time until the follower's log is found to match.
+    pub(crate) probing: bool,
+    /// While probing, an append is out and unanswered.
+    pub(crate) paused: bool,
+    /// Unacknowledged appends while replicating: (last seq, payload bytes).
+    pub(crate) inflight: VecDeque<(Seq, usize)>,
+    pub(crate) inflight_bytes: usize,
+    /// Whether an acknowledgement advanced `matched` since the last heartbeat.
+    pub(crate) progressed: bool,
+    /// When the follower last answered in this term.
+    pub(crate) last_heard: Time,
+    /// The highest read round the follower echoed.
+    pub(crate) read_round: u64,
+}
+
+impl Progress {
+    pub(crate) fn new(id: NodeId, next: Seq, now: Time) -> Progress {
+        Progress {
+            id,
+            matched: None,
+            next,
+            probing: true,
+            paused: false,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            progressed: false,
+            last_heard: now,
+            read_round: 0,
+        }
+    }
+
+    fn inflight_entries(&self) -> u64 {
+        match self.inflight.front() {
+            Some(_) => self.next.0 - Seq::after(self.matched).0,
+            None => 0,
+        }
+    }
+
+    fn acknowledge(&mut self, matched: Option<Seq>) {
+        if matched > self.matched {
+            self.matched = matched;
+            self.progressed = true;
+        }
+        while let Some((last, bytes)) = self.inflight.front().copied() {
+            if Some(last) > self.matched {
+                break;
+            }
+            self.inflight.pop_front();
+            self.inflight_bytes -= bytes;
+        }
+        self.next = self.next.max(Seq::after(self.matched));
+    }
+
+    fn start_probe(&mut self, next: Seq) {
+        self.probing = true;
+        self.paused = false;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+        self.next = next;
+    }
+}
+
+impl Raft {
+    /// Appends payloads to the leader's log in its term and writes them. Returns their seqs.
+    pub(super) fn leader_append_entries(&mut self, payloads: Vec<Payload>) -> (Seq, Seq) {
+        let term = self.hard_state.term;
+        let first = self.log.next_seq();
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(offset, payload)| Entry { term, seq: Seq(first.0 + offset as u64), payload })
+            .collect();
+        let last = entries.last().expect("leader appends at least one entry").seq;
+        self.log.append(&entries);
+        self.write(Write::Entries(entries));
+        (first, last)
+    }
+
+    /// Sends whatever each follower's window allows.
+    pub(super) fn broadcast_append(&mut self) {
+        for index in 0..self.peers.len() {
+            self.send_append(index);
+        }
+    }
+
+    /// Sends appends to one follower while its window has room.
+    pub(super) fn send_append(&mut self, index: usize) {
+        loop {
+            let Some(leading) = self.leading.as_ref() else { return };
+            let p = &leading.progress[index];
+            let last = self.log.last_seq();
+            if p.paused || Some(p.next) > last {
+                return;
+            }
+            let window_entries = self.config.inflight_entries_max as u64;
+            let window_open = p.inflight.len() < self.config.inflight_messages_max
+                && p.inflight_entries() < window_entries
+                && p.inflight_bytes < self.config.inflight_bytes_max;
+            if !p.probing && !window_open {
+                return;
+            }
+            let room = (window_entries - p.inflight_entries().min(window_entries)).max(1) as usize;
+            let count = self.config.rpc_entries_max.min(room);
+            let (to, next, probing) = (p.id, p.next, p.probing);
+            let entries = match self.log.slice(next, count, self.config.rpc_bytes_max) {
+                Ok(entries) => entries,
+                Err(NotInMemory(seq)) => return self.request_load(seq),
+            };
+            let sent_last = entries.last().expect("next <= last, so at least one entry").seq;
+            let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
+            self.send_entries(to, next, entries);
+            let p = &mut self.leading.as_mut().expect("checked above").progress[index];
+            if probing {
+                p.paused = true;
+                return;
+            }
+            p.inflight.push_back((sent_last, bytes));
+            p.inflight_bytes += bytes;
+            p.next = sent_last.next();
+        }
+    }
+
+    fn send_entries(&mut self, to: NodeId, first: Seq, entries: Vec<Entry>) {
+        let prev = first.prev().and_then(|seq| self.log.id_at(seq));
+        let leading = self.leading.as_ref().expect("only leaders send entries");
+        let read_round = leading.requests.read_round;
+        self.send(to, Body::Append { prev, entries, commit: self.commit, read_round });
+    }
+
+    /// A heartbeat to one follower: an empty append at its match point (which it certainly
+    /// has), or a new probe, plus whatever new entries its window allows.
+    pub(super) fn heartbeat_peer(&mut self, index: usize) {
+        let leading = self.leading.as_mut().expect("only leaders send heartbeats");
+        let p = &mut leading.progress[index];
+        let read_round = leading.requests.read_round;
+        if !p.probing && !p.inflight.is_empty() && !p.progressed {
+            // A whole heartbeat interval without progress: an append was probably lost.
+            let next = Seq::after(p.matched);
+            p.start_probe(next);
+        }
+        p.progressed = false;
+        p.paused = false;
+        let (to, matched, probing, next) = (p.id, p.matched, p.probing, p.next);
+        if probing && Some(next) <= self.log.last_seq() {
+            return self.send_append(index);
+        }
+        let at = if probing { next.prev() } else { matched };
+        let prev = at.and_then(|seq| self.log.id_at(seq));
+        self.send(to, Body::Append { prev, entries: Vec::new(), commit: self.commit, read_round });
+        if probing {
+            self.leading.as_mut().expect("still leading").progress[index].paused = true;
+        } else {
+            self.send_append(index);
+        }
+    }
+
+    /// A follower (or candidate) receives an append from the leader of its term.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_append(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        term: Term,
+        prev: Option<LogId>,
+        entries: Vec<Entry>,
+        leader_commit: Option<Seq>,
+        read_round: u64,
+    ) {
+        if self.leading.is_some() {
+            self.event(Event::Error(format!("two leaders in term {term}: {} and {from}", self.id)));
+            return;
+        }
+        if self.leader != Some(from) || self.role != super::types::Role::Follower {
+            self.become_follower(now, term, Some(from));
+        }
+        self.last_leader_contact = Some(now);
+        self.reset_election_deadline(now);
+        if !self.client_waiting_is_empty() {
+            self.redispatch_waiting(now);
+        }
+        if let Err(why) = check_entries(term, prev, &entries) {
+            self.event(Event::Warn(format!("dropped a malformed append from {from}: {why}")));
+            return;
+        }
+        if let Some(prev) = prev {
+            if !self.log.has(prev) {
+                let hint = self.log.hint(prev.seq, prev.term);
+                let result = AppendResult::Rejected { rejected: prev.seq, hint };
+                self.send(from, Body::AppendResponse { read_round, result });
+                return;
+            }
+        }
+        // Skip what the log already has: a stale or duplicated append must never truncate.
+        let known = entries.iter().take_while(|e| self.log.term_at(e.seq) == Some(e.term)).count();
+        let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
+        if known < entries.len() {
+            let first_new = entries[known].seq;
+            if Some(first_new) <= self.log.last_seq() {
+                if Some(first_new) <= self.commit {
+                    self.event(Event::Error(format!(
+                        "leader {from} sent an entry conflicting with committed seq {first_new}; ignored"
+                    )));
+                    return;
+                }
+                self.log.truncate(first_new);
+                self.write(Write::Truncate { from: first_new });
+            }
+            let mut entries = entries;
+            let new: Vec<Entry> = entries.drain(known..).collect();
+            self.log.append(&new);
+            self.write(Write::Entries(new));
+        }
+        let commit = leader_commit.min(matched);
+        if commit > self.commit {
+            self.advance_commit(commit);
+        }
+        let response =
+            self.message(from, Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } });
+        self.after_writes(AfterWrite::Send(response));
+    }
+
+    /// The leader hears back from a follower of its term.
+    pub(super) fn on_append_response(&mut self, now: Time, from: NodeId, read_round: u64, result: AppendResult) {
+        let Some(index) = self.peers.iter().position(|id| *id == from) else { return };
+        let Some(leading) = self.leading.as_mut() else { return };
+        let p = &mut leading.progress[index];
+        p.last_heard = now;
+        p.read_round = p.read_round.max(read_round);
+        match result {
+            AppendResult::Accepted { matched } => {
+                if matched > self.log.last_seq() {
+                    self.event(Event::Warn(format!("follower {from} acknowledged seqs the leader does not have")));
+                    return;
+                }
+                p.acknowledge(matched);
+                // Only the answer to the probe itself (at next - 1 or beyond) ends probing.
+                if p.probing && matched >= p.next.prev() {
+                    p.probing = false;
+                    p.paused = false;
+                    p.next = Seq::after(p.matched);
+                }
+            }
+            AppendResult::Rejected { rejected, hint } => {
+                if Some(rejected) <= p.matched || (p.probing && Some(rejected) != p.next.prev()) {
+                    return; // Stale: answers an append sent before the current probe.
+                }
+                let resume = hint.and_then(|h| self.log.hint(h.seq, h.term));
+                let next = Seq::after(resume.map(|id| id.seq)).min(rejected).max(Seq::after(p.matched));
+                p.start_probe(next);
+            }
+        }
+        self.maybe_commit(now);
+        self.confirm_reads(now);
+        self.send_append(index);
+    }
+
+    /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).
+    pub(super) fn maybe_commit(&mut self, _now: Time) {
+        let Some(leading) = self.leading.as_ref() else { return };
+        let mut matches: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
+            leading.progress.iter().map(|p| (p.id, p.matched)).collect();
+        matches.push((self.id, self.durable_match()));
+        let point = self.config.quorum.commit_point(&matches);
+        // Only an entry of the leader's own term is committed by counting (Figure 8).
+        if point > self.commit && point.and_then(|seq| self.log.term_at(seq)) == Some(self.hard_state.term) {
+            self.advance_commit(point);
+        }
+    }
+
+    /// Moves the commit point forward and lets the state machine catch up.
+    pub(super) fn advance_commit(&mut self, commit: Option<Seq>) {
+        let seq = commit.expect("a commit point that advanced is some seq");
+        self.commit = commit;
+        self.event(Event::Commit(seq));
+        self.maybe_apply();
+    }
+
+    /// Asks storage for entries that are no longer in memory.
+    pub(super) fn request_load(&mut self, from: Seq) {
+        if self.load_in_flight {
+            return;
+        }
+        let below_tail = self.log.tail_first().prev().unwrap_or(from);
+        let to = Seq(from.0.saturating_add(self.config.rpc_entries_max as u64 - 1)).min(below_tail);
+        self.load_in_flight = true;
+        self.emit(Output::LoadEntries { from, to });
+    }
+
+    pub(super) fn on_entries_loaded(&mut self, _now: Time, entries: Vec<Entry>) {
+        self.load_in_flight = false;
+        if !self.log.set_loaded(entries) {
+            self.event(Event::Error("storage returned entries that disagree with the log; ignored".into()));
+            return;
+        }
+        self.maybe_apply();
+        if self.leading.is_some() {
+            self.broadcast_append();
+        }
+    }
+}
+
+/// Checks an append's entries: consecutive seqs after `prev`, terms never decreasing and never
+/// above the leader's term.
+fn check_entries(term: Term, prev: Option<LogId>, entries: &[Entry]) -> Result<(), &'static str> {
+    if prev.is_some_and(|p| p.term > term) {
+        return Err("prev entry's term is above the leader's");
+    }
+    let mut expected = Seq::after(prev.map(|p| p.seq));
+    let mut last_term = prev.map_or(Term(0), |p| p.term);
+    for entry in entries {
+        if entry.seq != expected || entry.seq > Seq::MAX {
+            return Err("entry seqs are not consecutive after prev");
+        }
+        if entry.term < last_term || entry.term > term {
+            return Err("entry terms decrease or pass the leader's term");
+        }
+        last_term = entry.term;
+        expected = Seq(entry.seq.0.saturating_add(1));
+    }
+    Ok(())
+}

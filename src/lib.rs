@@ -1,0 +1,59 @@
+//! # tinyraftplus
+//!
+//! A Raft consensus library: it elects a leader, replicates a durable log and (optionally)
+//! applies it to your state machine, so a cluster keeps working while any quorum of nodes is
+//! alive. It is the Rust successor of the JavaScript library tinyraftplus: the same vocabulary
+//! (`append`, `append_batch`, `read`, `seq`, `head`, quorum groups), without its safety bugs.
+//!
+//! What it is not: a network or storage framework. The protocol lives in a pure state machine,
+//! [`core::Raft`], which never touches a clock, a file, a socket, a thread or the OS's random
+//! numbers. Drivers (and the simulator, and the fuzzers) run exactly that code.
+//!
+//! ## The run loop: the driver's whole job
+//!
+//! **Feed every input to [`Raft::step`](core::Raft::step) with the current time; carry out the
+//! outputs. Storage writes must be made durable in the order given, and each completion
+//! reported back as an input. Every other output can be acted on at once, in any order, or
+//! dropped (the network loses messages anyway).** Nothing unsafe is ever emitted early: a vote,
+//! or an acknowledgement of entries, appears only after the write it depends on has been
+//! reported durable. The leader may send entries before its own write is durable, and counts
+//! itself toward the commit quorum only once it is.
+//!
+//! ```
+//! use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, Time};
+//!
+//! let config = Config::new(NodeId(1), [NodeId(1)]);
+//! let mut raft = Raft::new(config, Recovered::default()).expect("valid config");
+//! let mut inbox = vec![Input::Tick];
+//! let mut now = Time(0);
+//! while let Some(input) = inbox.pop() {
+//!     for output in raft.step(now, input) {
+//!         match output {
+//!             // A real driver fsyncs here, then reports completion.
+//!             Output::Write { id, .. } => inbox.push(Input::WriteDone { id }),
+//!             Output::Send(_message) => { /* hand to the transport */ }
+//!             _ => {}
+//!         }
+//!     }
+//!     if inbox.is_empty() && !raft.is_leader() {
+//!         now = raft.deadline().expect("a follower always has an election deadline").0;
+//!         inbox.push(Input::Tick);
+//!     }
+//! }
+//! assert!(raft.is_leader());
+//! ```
+//!
+//! Time is an argument ([`core::Time`], nanoseconds from any origin); call
+//! `step(deadline, Input::Tick)` when [`Raft::deadline`](core::Raft::deadline) passes.
+//!
+//! ## Panics and errors
+//!
+//! Bytes from the network or the disk never panic: they are errors ([`core::codec::DecodeError`]).
+//! A malformed or unexpected input from a peer or a driver becomes a warn or error event and is
+//! ignored. A panic means a bug in this crate: it names the invariant that broke.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod testkit;

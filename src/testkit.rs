@@ -1,0 +1,353 @@
+//! An in-memory cluster for tests, examples and benchmarks: cores with in-memory storage, a
+//! message queue you deliver from by hand (or all at once), and a counting state machine.
+//!
+//! Nothing here is durable or timed: writes become durable when you call [`Cluster::sync`],
+//! messages arrive when you call [`Cluster::deliver`], time moves when you say. That makes
+//! every interleaving reproducible, which is what the scenario and property tests need.
+
+use crate::core::{
+    ClientError, Config, Entry, Event, HardState, Input, Message, NodeId, Output, Payload, Raft, Recovered, RequestId,
+    Response, Seq, Time, Write, WriteId,
+};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What a node's storage has made durable.
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage {
+    /// The saved term and vote.
+    pub hard_state: HardState,
+    /// Every entry, from seq 0.
+    pub entries: Vec<Entry>,
+}
+
+impl MemStorage {
+    /// Carries out one write.
+    pub fn apply(&mut self, write: &Write) {
+        match write {
+            Write::HardState(state) => self.hard_state = *state,
+            Write::Entries(entries) => {
+                for entry in entries {
+                    assert_eq!(entry.seq.0, self.entries.len() as u64, "writes arrive in order");
+                    self.entries.push(entry.clone());
+                }
+            }
+            Write::Truncate { from } => self.entries.truncate(from.0 as usize),
+        }
+    }
+
+    /// What a node restarted from this storage recovers.
+    pub fn recovered(&self) -> Recovered {
+        Recovered::from_entries(self.hard_state, self.entries.clone())
+    }
+}
+
+/// The seed README's counting state machine: each non-blank entry adds one and answers the new
+/// count; a read answers the count.
+#[derive(Clone, Debug, Default)]
+pub struct Counter {
+    /// The count so far.
+    pub count: u64,
+    /// Every entry applied, in order (for safety checks).
+    pub applied: Vec<Entry>,
+}
+
+impl Counter {
+    fn apply(&mut self, entry: &Entry) -> Bytes {
+        self.applied.push(entry.clone());
+        match entry.payload {
+            Payload::Blank => Bytes::new(),
+            Payload::Data(_) => {
+                self.count += 1;
+                Bytes::from(self.count.to_string())
+            }
+        }
+    }
+}
+
+/// One node of the cluster.
+#[derive(Debug)]
+pub struct Node {
+    /// The core; `None` while crashed.
+    pub raft: Option<Raft>,
+    /// What is durable.
+    pub storage: MemStorage,
+    /// Writes issued but not yet durable, in order.
+    pub unsynced: VecDeque<(WriteId, Write)>,
+    /// The state machine (rebuilt from scratch on restart).
+    pub state: Counter,
+    /// Replies to this node's clients, in order.
+    pub replies: Vec<(RequestId, Result<Response, ClientError>)>,
+    /// Events, in order.
+    pub events: Vec<Event>,
+    config: Config,
+    restarts: u64,
+}
+
+/// A cluster of cores connected by a queue of messages.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The current time.
+    pub now: Time,
+    /// The nodes by id.
+    pub nodes: BTreeMap<NodeId, Node>,
+    /// Messages sent and not yet delivered or dropped, oldest first.
+    pub network: VecDeque<Message>,
+    /// Links that drop messages: (from, to).
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Every output, as `n<id>: <output>`, while `trace` is on.
+    pub transcript: Vec<String>,
+    /// Whether to record the transcript.
+    pub trace: bool,
+    next_request: u64,
+}
+
+impl Cluster {
+    /// Nodes `1..=n`, each configured by `configure` (which sees the defaults and the id).
+    pub fn new(n: u64, configure: impl Fn(&mut Config)) -> Cluster {
+        let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let mut nodes = BTreeMap::new();
+        for id in &ids {
+            let mut config = Config::new(*id, ids.clone());
+            config.seed = id.0;
+            configure(&mut config);
+            let raft = Raft::new(config.clone(), Recovered::default()).expect("test configs are valid");
+            nodes.insert(
+                *id,
+                Node {
+                    raft: Some(raft),
+                    storage: MemStorage::default(),
+                    unsynced: VecDeque::new(),
+                    state: Counter::default(),
+                    replies: Vec::new(),
+                    events: Vec::new(),
+                    config,
+                    restarts: 0,
+                },
+            );
+        }
+        Cluster {
+            now: Time(0),
+            nodes,
+            network: VecDeque::new(),
+            cut: BTreeSet::new(),
+            transcript: Vec::new(),
+            trace: false,
+            next_request: 0,
+        }
+    }
+
+    /// The core of node `id` (panics if it is crashed).
+    pub fn raft(&self, id: NodeId) -> &Raft {
+        self.nodes[&id].raft.as_ref().expect("node is running")
+    }
+
+    /// Steps node `id` with `input`, then with whatever its state machine and storage answer
+    /// at once (applies, reads, loads). Writes wait for [`sync`](Cluster::sync), messages for
+    /// [`deliver`](Cluster::deliver). Does nothing if the node is crashed.
+    pub fn step(&mut self, id: NodeId, input: Input) {
+        let mut inbox = VecDeque::from([input]);
+        let mut out = Vec::new();
+        while let Some(input) = inbox.pop_front() {
+            let node = self.nodes.get_mut(&id).expect("known node");
+            let Some(raft) = node.raft.as_mut() else { return };
+            out.clear();
+            raft.step_into(self.now, input, &mut out);
+            for output in out.drain(..) {
+                if self.trace {
+                    self.transcript.push(format!("n{id}: {output}"));
+                }
+                match output {
+                    Output::Send(message) => self.network.push_back(message),
+                    Output::Write { id, write } => node.unsynced.push_back((id, write)),
+                    Output::LoadEntries { from, to } => {
+                        let entries = node.storage.entries[from.0 as usize..=to.0 as usize].to_vec();
+                        inbox.push_back(Input::EntriesLoaded { entries });
+                    }
+                    Output::Apply { entries } => {
+                        let first = entries[0].seq;
+                        let responses = entries.iter().map(|e| node.state.apply(e)).collect();
+                        inbox.push_back(Input::Applied { first, responses });
+                    }
+                    Output::Read { id, .. } => {
+                        let response = Bytes::from(node.state.count.to_string());
+                        inbox.push_back(Input::ReadDone { id, response });
+                    }
+                    Output::Reply { id, result } => node.replies.push((id, result)),
+                    Output::Event(event) => node.events.push(event),
+                }
+            }
+        }
+    }
+
+    /// Makes node `id`'s writes durable (all of them, or the first `count`) and reports it.
+    pub fn sync(&mut self, id: NodeId, count: Option<usize>) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let count = count.unwrap_or(node.unsynced.len()).min(node.unsynced.len());
+        let mut last = None;
+        for (write_id, write) in node.unsynced.drain(..count) {
+            node.storage.apply(&write);
+            last = Some(write_id);
+        }
+        if let Some(write_id) = last {
+            self.step(id, Input::WriteDone { id: write_id });
+        }
+    }
+
+    /// Delivers queued messages that `select` picks (in order), dropping those on cut links
+    /// or to crashed nodes. Returns how many were delivered.
+    pub fn deliver(&mut self, mut select: impl FnMut(&Message) -> bool) -> usize {
+        let (chosen, kept): (VecDeque<Message>, VecDeque<Message>) =
+            std::mem::take(&mut self.network).into_iter().partition(|m| select(m));
+        self.network = kept;
+        let mut delivered = 0;
+        for message in chosen {
+            if self.cut.contains(&(message.from, message.to)) {
+                continue;
+            }
+            let to = message.to;
+            if self.nodes.get(&to).is_some_and(|n| n.raft.is_some()) {
+                delivered += 1;
+                self.step(to, Input::Message(message));
+            }
+        }
+        delivered
+    }
+
+    /// Syncs every node and delivers every message until nothing more happens (time stands).
+    pub fn stabilize(&mut self) {
+        loop {
+            let mut busy = false;
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                if !self.nodes[&id].unsynced.is_empty() {
+                    self.sync(id, None);
+                    busy = true;
+                }
+            }
+            if !self.network.is_empty() {
+                self.deliver(|_| true);
+                busy = true;
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    /// Moves time to node `id`'s deadline (if later) and ticks it.
+    pub fn tick(&mut self, id: NodeId) {
+        if let Some((at, _)) = self.nodes[&id].raft.as_ref().and_then(Raft::deadline) {
+            self.now = self.now.max(at);
+        }
+        self.step(id, Input::Tick);
+    }
+
+    /// Moves time forward by `nanos` and ticks every running node whose deadline passed, in id
+    /// order, repeatedly until none is due.
+    pub fn advance(&mut self, nanos: u64) {
+        let until = self.now.plus(nanos);
+        loop {
+            let due = self
+                .nodes
+                .iter()
+                .filter_map(|(id, n)| n.raft.as_ref().and_then(Raft::deadline).map(|(at, _)| (at, *id)))
+                .filter(|(at, _)| *at <= until)
+                .min();
+            let Some((at, id)) = due else { break };
+            self.now = self.now.max(at);
+            self.step(id, Input::Tick);
+        }
+        self.now = until;
+    }
+
+    /// Elects node `id`: times it out and stabilizes.
+    pub fn elect(&mut self, id: NodeId) {
+        self.tick(id);
+        self.stabilize();
+    }
+
+    /// A new request id, unique in this cluster.
+    pub fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    /// A client appends `data` at node `id`; returns the request's id.
+    pub fn append(&mut self, id: NodeId, data: &str) -> RequestId {
+        let request = self.request_id();
+        self.step(id, Input::Append { id: request, data: Bytes::copy_from_slice(data.as_bytes()) });
+        request
+    }
+
+    /// A client reads at node `id`; returns the request's id.
+    pub fn read(&mut self, id: NodeId) -> RequestId {
+        let request = self.request_id();
+        self.step(id, Input::Read { id: request, command: Bytes::new() });
+        request
+    }
+
+    /// The reply to `request` at node `id`, if it came.
+    pub fn reply(&self, id: NodeId, request: RequestId) -> Option<&Result<Response, ClientError>> {
+        self.nodes[&id].replies.iter().find(|(r, _)| *r == request).map(|(_, result)| result)
+    }
+
+    /// Crashes node `id`: its core and unsynced writes are lost; storage stays.
+    pub fn crash(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.raft = None;
+        node.unsynced.clear();
+        self.network.retain(|m| m.to != id);
+    }
+
+    /// Restarts node `id` from its storage with a fresh state machine and a new seed.
+    pub fn restart(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.restarts += 1;
+        let mut config = node.config.clone();
+        config.seed = config.seed.wrapping_add(node.restarts.wrapping_mul(0x9e37_79b9));
+        node.state = Counter::default();
+        let raft = Raft::new(config, node.storage.recovered()).expect("storage recovers consistently");
+        node.raft = Some(raft);
+    }
+
+    /// Cuts both directions between every node of `a` and every node of `b`.
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        for x in a {
+            for y in b {
+                self.cut.insert((*x, *y));
+                self.cut.insert((*y, *x));
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// The leaders of the highest term that has one, if exactly one node leads in it.
+    pub fn leader(&self) -> Option<NodeId> {
+        let leaders: Vec<(crate::core::Term, NodeId)> = self
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| n.raft.as_ref().filter(|r| r.is_leader()).map(|r| (r.term(), *id)))
+            .collect();
+        leaders.iter().max().map(|(_, id)| *id)
+    }
+
+    /// Entries durable on node `id`, as seq-sorted payload strings (blank as "").
+    pub fn durable_payloads(&self, id: NodeId) -> Vec<String> {
+        self.nodes[&id]
+            .storage
+            .entries
+            .iter()
+            .map(|e| e.payload.data().map_or(String::new(), |d| String::from_utf8_lossy(d).into_owned()))
+            .collect()
+    }
+
+    /// The highest commit point any running node reports.
+    pub fn max_commit(&self) -> Option<Seq> {
+        self.nodes.values().filter_map(|n| n.raft.as_ref().and_then(Raft::commit)).max()
+    }
+}
