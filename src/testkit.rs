@@ -126,7 +126,7 @@ impl Cluster {
                 },
             );
         }
-        Cluster {
+        let mut cluster = Cluster {
             now: Time(0),
             nodes,
             network: VecDeque::new(),
@@ -134,7 +134,11 @@ impl Cluster {
             transcript: Vec::new(),
             trace: false,
             next_request: 0,
+        };
+        for id in ids {
+            cluster.step(id, Input::Tick); // Opens the node: its timers start now.
         }
+        cluster
     }
 
     /// The core of node `id` (panics if it is crashed).
@@ -309,6 +313,7 @@ impl Cluster {
         node.state = Counter::default();
         let raft = Raft::new(config, node.storage.recovered()).expect("storage recovers consistently");
         node.raft = Some(raft);
+        self.step(id, Input::Tick);
     }
 
     /// Cuts both directions between every node of `a` and every node of `b`.

@@ -111,12 +111,15 @@ pub struct Raft {
     pub(super) out: Vec<Output>,
     /// The time of the input being handled.
     pub(super) now: Time,
+    /// Whether a step happened yet: timers count from the first step's time.
+    started: bool,
     last_change: Option<ChangeSnapshot>,
 }
 
 impl Raft {
     /// A core for `config`, starting from what its storage recovered (use
-    /// `Recovered::default()` for a brand-new node).
+    /// `Recovered::default()` for a brand-new node). Its timers start at its first step, so
+    /// step it (with [`Input::Tick`]) when the node opens.
     pub fn new(config: Config, recovered: Recovered) -> Result<Raft, StartError> {
         config.validate().map_err(StartError::Config)?;
         recovered.validate().map_err(StartError::Recovered)?;
@@ -155,10 +158,10 @@ impl Raft {
             closed: false,
             out: Vec::new(),
             now: Time(0),
+            started: false,
             last_change: None,
             config,
         };
-        raft.reset_election_deadline(Time(0));
         Ok(raft)
     }
 
@@ -173,6 +176,11 @@ impl Raft {
     pub fn step_into(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
         std::mem::swap(&mut self.out, out);
         self.now = now;
+        if !self.started {
+            // A (re)started node waits a whole election timeout for a leader to contact it.
+            self.started = true;
+            self.reset_election_deadline(now);
+        }
         self.handle(now, input);
         self.flush_hard_state();
         self.emit_change_if_needed(now);
@@ -199,8 +207,12 @@ impl Raft {
         }
     }
 
-    /// When to call `step(deadline, Input::Tick)` next, and why.
+    /// When to call `step(deadline, Input::Tick)` next, and why. Before the first step it is
+    /// `Time(0)`: step the node once when it starts, and its timers count from then.
     pub fn deadline(&self) -> Option<(Time, Wake)> {
+        if !self.started {
+            return Some((Time(0), Wake::Election));
+        }
         let role_timer = match &self.leading {
             Some(leading) => Some((leading.heartbeat_deadline, Wake::Heartbeat)),
             None if !self.failed => Some((self.election_deadline, Wake::Election)),

@@ -23,8 +23,6 @@ pub(crate) struct Progress {
     /// Unacknowledged appends while replicating: (last seq, payload bytes).
     pub(crate) inflight: VecDeque<(Seq, usize)>,
     pub(crate) inflight_bytes: usize,
-    /// Whether an acknowledgement advanced `matched` since the last heartbeat.
-    pub(crate) progressed: bool,
     /// When the follower last answered in this term.
     pub(crate) last_heard: Time,
     /// The highest read round the follower echoed.
@@ -41,7 +39,6 @@ impl Progress {
             paused: false,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
-            progressed: false,
             last_heard: now,
             read_round: 0,
         }
@@ -55,10 +52,7 @@ impl Progress {
     }
 
     fn acknowledge(&mut self, matched: Option<Seq>) {
-        if matched > self.matched {
-            self.matched = matched;
-            self.progressed = true;
-        }
+        self.matched = self.matched.max(matched);
         while let Some((last, bytes)) = self.inflight.front().copied() {
             if Some(last) > self.matched {
                 break;
@@ -145,25 +139,19 @@ impl Raft {
         self.send(to, Body::Append { prev, entries, commit: self.commit, read_round });
     }
 
-    /// A heartbeat to one follower: an empty append at its match point (which it certainly
-    /// has), or a new probe, plus whatever new entries its window allows.
+    /// A heartbeat to one follower: an empty append just before the next entry it would get
+    /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
+    /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
         let leading = self.leading.as_mut().expect("only leaders send heartbeats");
         let p = &mut leading.progress[index];
         let read_round = leading.requests.read_round;
-        if !p.probing && !p.inflight.is_empty() && !p.progressed {
-            // A whole heartbeat interval without progress: an append was probably lost.
-            let next = Seq::after(p.matched);
-            p.start_probe(next);
-        }
-        p.progressed = false;
         p.paused = false;
-        let (to, matched, probing, next) = (p.id, p.matched, p.probing, p.next);
+        let (to, probing, next) = (p.id, p.probing, p.next);
         if probing && Some(next) <= self.log.last_seq() {
             return self.send_append(index);
         }
-        let at = if probing { next.prev() } else { matched };
-        let prev = at.and_then(|seq| self.log.id_at(seq));
+        let prev = next.prev().and_then(|seq| self.log.id_at(seq));
         self.send(to, Body::Append { prev, entries: Vec::new(), commit: self.commit, read_round });
         if probing {
             self.leading.as_mut().expect("still leading").progress[index].paused = true;

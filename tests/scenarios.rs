@@ -1,0 +1,280 @@
+//! Scenario files: one behaviour per file in `tests/scenarios/`, each a list of commands with
+//! the expected transcript below each (etcd raft's data-driven tests, toydb's golden scripts).
+//!
+//! ```text
+//! # What this scenario shows, and how.
+//! cluster 3 pre_vote=false
+//! ----
+//! ok
+//!
+//! campaign 1
+//! ----
+//! n1: send 1->2 t1 Vote last=none
+//! ...
+//! ```
+//!
+//! Run with `UPDATE_SCENARIOS=1 cargo test --test scenarios` to rewrite the expectations, then
+//! review the diff. Commands:
+//!
+//! | command | effect |
+//! |---|---|
+//! | `cluster N [knob=value ...]` | nodes 1..=N; knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS` |
+//! | `config N [knob=value ...]` | only validates such a config and prints the verdict |
+//! | `campaign ID` / `tick ID` | moves time to the node's deadline and ticks it |
+//! | `advance MS` | moves time forward, ticking every node whose deadline passes |
+//! | `run MS` | time passes on a live network (10 ms steps, all delivered); shows events and replies |
+//! | `deliver [from=ID] [to=ID] [drop]` | delivers (or drops) the queued messages that match |
+//! | `copy [from=ID] [to=ID]` / `replay` | stashes copies of matching queued messages / re-sends them |
+//! | `sync ID... \| all` | makes nodes' writes durable |
+//! | `stabilize` | syncs and delivers until nothing happens |
+//! | `append ID TEXT`, `batch ID TEXT...`, `read ID` | client requests at a node |
+//! | `partition IDS / IDS`, `cut FROM TO`, `heal` | cuts links both ways / one way, restores all |
+//! | `crash ID`, `restart ID` | loses a node's memory and unsynced writes / restarts it from storage |
+//! | `status`, `log ID` | prints every node's state / a node's durable entries |
+
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::path::Path;
+use tinyraftplus::core::{Config, Input, Message, NodeId, Quorum};
+use tinyraftplus::testkit::Cluster;
+
+struct Runner {
+    cluster: Option<Cluster>,
+    stash: Vec<Message>,
+}
+
+fn ids(list: &str) -> Vec<NodeId> {
+    list.split(',').filter(|s| !s.is_empty()).map(|s| NodeId(s.trim().parse().expect("node id"))).collect()
+}
+
+fn configure(config: &mut Config, knobs: &[&str]) {
+    for knob in knobs {
+        let (key, value) = knob.split_once('=').unwrap_or((knob, "true"));
+        match key {
+            "pre_vote" => config.pre_vote = value.parse().expect("bool"),
+            "check_quorum" => config.check_quorum = value.parse().expect("bool"),
+            "sm" => config.state_machine = value.parse().expect("bool"),
+            "quorum" => config.quorum = Quorum::Count(value.parse().expect("count")),
+            "groups" => config.quorum = Quorum::Groups(value.split('/').map(ids).collect()),
+            "memory" => config.memory_entries_max = value.parse().expect("count"),
+            "rpc" => config.rpc_entries_max = value.parse().expect("count"),
+            "inflight" => config.inflight_messages_max = value.parse().expect("count"),
+            "append_timeout" => config.append_timeout = std::time::Duration::from_millis(value.parse().expect("ms")),
+            "apply_seq" => config.apply_seq = Some(tinyraftplus::core::Seq(value.parse().expect("seq"))),
+            other => panic!("unknown knob {other}"),
+        }
+    }
+}
+
+fn matches(message: &Message, args: &[&str]) -> bool {
+    args.iter().all(|arg| match arg.split_once('=') {
+        Some(("from", id)) => message.from == NodeId(id.parse().expect("id")),
+        Some(("to", id)) => message.to == NodeId(id.parse().expect("id")),
+        _ => true,
+    })
+}
+
+impl Runner {
+    fn cluster(&mut self) -> &mut Cluster {
+        self.cluster.as_mut().expect("a `cluster` command comes first")
+    }
+
+    fn run(&mut self, line: &str) -> String {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (command, args) = (words[0], &words[1..]);
+        let node = |i: usize| NodeId(args[i].parse().expect("node id"));
+        let mut extra = String::new();
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.transcript.clear();
+        }
+        match command {
+            "cluster" => {
+                let n: u64 = args[0].parse().expect("node count");
+                let knobs = &args[1..];
+                let mut cluster = Cluster::new(n, |config| configure(config, knobs));
+                cluster.trace = true;
+                self.cluster = Some(cluster);
+            }
+            "config" => {
+                let n: u64 = args[0].parse().expect("node count");
+                let mut config = Config::new(NodeId(1), (1..=n).map(NodeId));
+                configure(&mut config, &args[1..]);
+                match config.validate() {
+                    Ok(()) => extra.push_str("valid\n"),
+                    Err(error) => writeln!(extra, "rejected: {error}").unwrap(),
+                }
+            }
+            "campaign" | "tick" => self.cluster().tick(node(0)),
+            "advance" => {
+                let millis: u64 = args[0].parse().expect("milliseconds");
+                self.cluster().advance(millis * 1_000_000);
+            }
+            "run" => {
+                // Time passes on a live network: 10 ms steps, everything delivered; only events
+                // and replies are shown.
+                let millis: u64 = args[0].parse().expect("milliseconds");
+                let cluster = self.cluster();
+                for _ in 0..millis / 10 {
+                    cluster.advance(10_000_000);
+                    cluster.stabilize();
+                }
+                cluster.transcript.retain(|line| line.contains(": event ") || line.contains(": reply "));
+            }
+            "deliver" => {
+                let drop = args.contains(&"drop");
+                let cluster = self.cluster();
+                if drop {
+                    let before = cluster.network.len();
+                    cluster.network.retain(|m| !matches(m, args));
+                    writeln!(extra, "dropped {}", before - cluster.network.len()).unwrap();
+                } else {
+                    cluster.deliver(|m| matches(m, args));
+                }
+            }
+            "copy" => {
+                let copies: Vec<Message> =
+                    self.cluster().network.iter().filter(|m| matches(m, args)).cloned().collect();
+                writeln!(extra, "copied {}", copies.len()).unwrap();
+                self.stash.extend(copies);
+            }
+            "replay" => {
+                let stash = std::mem::take(&mut self.stash);
+                let cluster = self.cluster();
+                for message in stash {
+                    cluster.step(message.to, Input::Message(message));
+                }
+            }
+            "sync" => {
+                let cluster = self.cluster();
+                let targets: Vec<NodeId> =
+                    if args == ["all"] { cluster.nodes.keys().copied().collect() } else { ids(&args.join(",")) };
+                for id in targets {
+                    cluster.sync(id, None);
+                }
+            }
+            "stabilize" => self.cluster().stabilize(),
+            "append" => {
+                let cluster = self.cluster();
+                let id = cluster.request_id();
+                cluster.step(node(0), Input::Append { id, data: Bytes::from(args[1..].join(" ")) });
+            }
+            "batch" => {
+                let cluster = self.cluster();
+                let id = cluster.request_id();
+                let data = args[1..].iter().map(|s| Bytes::from(s.to_string())).collect();
+                cluster.step(node(0), Input::AppendBatch { id, data });
+            }
+            "read" => {
+                self.cluster().read(node(0));
+            }
+            "partition" => {
+                let text = args.join(" ");
+                let (a, b) = text.split_once('/').expect("partition A / B");
+                let side = |s: &str| s.split_whitespace().map(|x| NodeId(x.parse().expect("id"))).collect::<Vec<_>>();
+                self.cluster().partition(&side(a), &side(b));
+            }
+            "cut" => {
+                self.cluster().cut.insert((node(0), node(1)));
+            }
+            "heal" => self.cluster().heal(),
+            "crash" => self.cluster().crash(node(0)),
+            "restart" => self.cluster().restart(node(0)),
+            "status" => {
+                let cluster = self.cluster();
+                for (id, n) in &cluster.nodes {
+                    match &n.raft {
+                        None => writeln!(extra, "n{id} crashed").unwrap(),
+                        Some(raft) => {
+                            let last = raft.last().map_or("none".into(), |l| l.to_string());
+                            let commit = raft.commit().map_or("none".into(), |c| c.to_string());
+                            let vote = raft.hard_state().vote.map_or("none".into(), |v| v.to_string());
+                            writeln!(
+                                extra,
+                                "n{id} {} t{} leader={} vote={vote} last={last} commit={commit}",
+                                raft.role(),
+                                raft.term(),
+                                raft.leader().map_or("none".into(), |l| l.to_string()),
+                            )
+                            .unwrap();
+                        }
+                    }
+                }
+            }
+            "log" => {
+                let cluster = self.cluster();
+                let entries: Vec<String> =
+                    cluster.nodes[&node(0)].storage.entries.iter().map(|e| e.to_string()).collect();
+                writeln!(extra, "[{}]", entries.join(", ")).unwrap();
+            }
+            other => panic!("unknown command {other}"),
+        }
+        let mut out = String::new();
+        if let Some(cluster) = self.cluster.as_mut() {
+            for line in cluster.transcript.drain(..) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out.push_str(&extra);
+        if out.is_empty() {
+            out.push_str("ok\n");
+        }
+        out
+    }
+}
+
+/// Runs one file; returns the file as it should be (commands with actual transcripts).
+fn run_file(text: &str) -> String {
+    let mut runner = Runner { cluster: None, stash: Vec::new() };
+    let mut result = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            result.push_str(line);
+            result.push('\n');
+            continue;
+        }
+        // A command; skip its old expectation (from `----` to the next blank line).
+        if lines.peek() == Some(&"----") {
+            lines.next();
+            while lines.peek().is_some_and(|l| !l.trim().is_empty()) {
+                lines.next();
+            }
+        }
+        result.push_str(line);
+        result.push_str("\n----\n");
+        result.push_str(&runner.run(line));
+    }
+    result
+}
+
+#[test]
+fn scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let update = std::env::var_os("UPDATE_SCENARIOS").is_some();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
+    files.sort();
+    assert!(!files.is_empty(), "no scenario files in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let actual = run_file(&text);
+        if actual != text {
+            if update {
+                std::fs::write(path, &actual).unwrap();
+            } else {
+                let first = text.lines().zip(actual.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                failures.push(format!(
+                    "{}: first difference at line {}\n  expected: {:?}\n  actual:   {:?}",
+                    path.display(),
+                    first + 1,
+                    text.lines().nth(first),
+                    actual.lines().nth(first)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "scenarios differ (UPDATE_SCENARIOS=1 rewrites):\n{}", failures.join("\n"));
+    println!("{} scenario files", files.len());
+}
