@@ -128,7 +128,7 @@ impl Raft {
         let peers: Vec<NodeId> = nodes.iter().copied().filter(|id| *id != config.id).collect();
         let mut rng = Rng::new(config.seed);
         let incarnation = rng.next_u64();
-        let mut raft = Raft {
+        let raft = Raft {
             id: config.id,
             nodes,
             peers,
