@@ -182,7 +182,7 @@ impl Raft {
         Ok(())
     }
 
-    pub(super) fn on_client_append(&mut self, now: Time, id: RequestId, data: Vec<Bytes>) {
+    pub(super) fn on_client_append(&mut self, now: Time, id: RequestId, data: smallvec::SmallVec<[Bytes; 1]>) {
         self.client_request(now, id, ForwardRequest::Append(data));
     }
 
@@ -275,12 +275,12 @@ impl Raft {
                 if self.log.next_seq().checked_add(count - 1).is_none() {
                     return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
                 }
-                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data).collect());
+                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data));
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");
                 let responses = Vec::new();
                 leading.requests.appends.push_back(PendingAppend { origin, first, last, responses, deadline });
+                // No commit check: the new entries are not durable here yet.
                 self.broadcast_append();
-                self.maybe_commit(now);
             }
             ForwardRequest::Read(command) => {
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");

@@ -214,7 +214,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
         7 => {
             let id = r.forward_id()?;
             let request = match r.u8("request")? {
-                0 => ForwardRequest::Append(r.bytes_list("payloads")?),
+                0 => ForwardRequest::Append(r.bytes_list("payloads")?.into()),
                 1 => ForwardRequest::Read(r.bytes("command")?),
                 other => return Err(r.error("request", Problem::UnknownTag(other))),
             };
@@ -511,7 +511,7 @@ mod tests {
         });
         let fid = ForwardId { incarnation: u64::MAX, counter: 5 };
         let data = vec![Bytes::from_static(b"a"), Bytes::new()];
-        round_trip(Body::Forward { id: fid, request: ForwardRequest::Append(data.clone()) });
+        round_trip(Body::Forward { id: fid, request: ForwardRequest::Append(data.clone().into()) });
         round_trip(Body::Forward { id: fid, request: ForwardRequest::Read(Bytes::from_static(b"q")) });
         let ok = Ok(Response::Appended { seq: Seq(1), responses: data });
         round_trip(Body::ForwardReply { id: fid, result: ok });

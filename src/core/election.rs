@@ -131,7 +131,7 @@ impl Raft {
             requests: Default::default(),
         }));
         // The seed's "null buffer": an entry of the new term, so earlier ones can commit.
-        self.leader_append_entries(vec![Payload::Blank]);
+        self.leader_append_entries(std::iter::once(Payload::Blank));
         self.broadcast_append();
         self.maybe_commit(now);
         self.redispatch_waiting(now);

@@ -217,20 +217,22 @@ impl RaftLog {
         Ok(out)
     }
 
-    /// Appends entries that start at `next_seq()`.
+    /// Appends entries that start at `next_seq()`, with consecutive seqs and terms that never
+    /// decrease (checked by the callers: the leader makes them, followers validate them).
     pub(crate) fn append(&mut self, entries: &[Entry]) {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
+        assert_eq!(first.seq, self.next_seq(), "invariant: appended entries are contiguous");
+        assert_eq!(last.seq.0 - first.seq.0, entries.len() as u64 - 1, "invariant: consecutive seqs");
+        let mut term = self.last.map(|last| last.term);
         for entry in entries {
-            assert_eq!(entry.seq, self.next_seq(), "invariant: appended entries are contiguous");
-            assert!(
-                self.last.is_none_or(|last| entry.term >= last.term),
-                "invariant: terms never decrease along the log"
-            );
-            if self.last.map(|last| last.term) != Some(entry.term) {
+            if term != Some(entry.term) {
+                assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
                 self.term_starts.push(entry.id());
+                term = Some(entry.term);
             }
-            self.last = Some(entry.id());
-            self.tail.push_back(entry.clone());
         }
+        self.last = Some(last.id());
+        self.tail.extend(entries.iter().cloned());
     }
 
     /// Removes every entry at or above `from`.

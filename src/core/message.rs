@@ -3,6 +3,7 @@
 use super::io::{ClientError, Response};
 use super::types::{Entry, LogId, NodeId, Quoted, Seq, Term};
 use bytes::Bytes;
+use smallvec::SmallVec;
 use std::fmt;
 
 /// One message from one node to another.
@@ -107,8 +108,8 @@ pub struct ForwardId {
 /// A forwarded client request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ForwardRequest {
-    /// Append these payloads (one or more).
-    Append(Vec<Bytes>),
+    /// Append these payloads (one or more; one is stored inline).
+    Append(SmallVec<[Bytes; 1]>),
     /// Run this read command.
     Read(Bytes),
 }

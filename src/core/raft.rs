@@ -34,8 +34,9 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// What the last change event said: role, leader, term, responsive followers.
-type ChangeSnapshot = (Role, Option<NodeId>, Term, SmallVec<[NodeId; 8]>);
+/// What the last change event said: role, leader, term, responsive followers (bit i for
+/// `peers[i]`; clusters are small, peers past 64 are not tracked in this mask).
+type ChangeSnapshot = (Role, Option<NodeId>, Term, u64);
 
 /// What a completed write makes durable.
 #[derive(Clone, Copy, Debug)]
@@ -191,8 +192,8 @@ impl Raft {
         match input {
             Input::Tick => self.on_tick(now),
             Input::Message(message) => self.on_message(now, message),
-            Input::Append { id, data } => self.on_client_append(now, id, vec![data]),
-            Input::AppendBatch { id, data } => self.on_client_append(now, id, data),
+            Input::Append { id, data } => self.on_client_append(now, id, smallvec::smallvec![data]),
+            Input::AppendBatch { id, data } => self.on_client_append(now, id, data.into()),
             Input::Read { id, command } => self.on_client_read(now, id, command),
             Input::WriteDone { id } => self.on_write_done(now, id.0),
             Input::WriteFailed { id, error } => self.on_write_failed(now, id.0, &error),
@@ -401,7 +402,9 @@ impl Raft {
 
     /// Drops applied, durable entries from memory beyond `memory_entries_max`.
     pub(super) fn evict(&mut self) {
-        if self.log.tail_len() > self.config.memory_entries_max {
+        // In chunks of an eighth, so the check costs little per entry.
+        let max = self.config.memory_entries_max;
+        if self.log.tail_len() > max + max / 8 {
             let upto = self.apply_sent.min(self.durable_match());
             self.log.evict(self.config.memory_entries_max, upto);
         }
@@ -428,14 +431,18 @@ impl Raft {
     }
 
     fn emit_change_if_needed(&mut self, now: Time) {
-        let followers = self.responsive_followers(now);
+        let window = duration_nanos(self.config.ping_timeout);
+        let followers = self.leading.as_ref().map_or(0, |leading| {
+            let responsive = leading.progress.iter().map(|p| now.since(p.last_heard) < window);
+            responsive.enumerate().take(64).fold(0u64, |mask, (i, yes)| mask | (u64::from(yes) << i))
+        });
         let snapshot = (self.role, self.leader, self.hard_state.term, followers);
-        if self.last_change.as_ref() != Some(&snapshot) {
+        if self.last_change != Some(snapshot) {
             self.event(Event::Change {
                 id: self.id,
                 role: snapshot.0,
                 leader: snapshot.1,
-                followers: snapshot.3.to_vec(),
+                followers: self.responsive_followers(now).to_vec(),
                 term: snapshot.2,
             });
             self.last_change = Some(snapshot);

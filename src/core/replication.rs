@@ -74,11 +74,10 @@ impl Progress {
 
 impl Raft {
     /// Appends payloads to the leader's log in its term and writes them. Returns their seqs.
-    pub(super) fn leader_append_entries(&mut self, payloads: Vec<Payload>) -> (Seq, Seq) {
+    pub(super) fn leader_append_entries(&mut self, payloads: impl ExactSizeIterator<Item = Payload>) -> (Seq, Seq) {
         let term = self.hard_state.term;
         let first = self.log.next_seq();
         let entries: Vec<Entry> = payloads
-            .into_iter()
             .enumerate()
             .map(|(offset, payload)| Entry { term, seq: Seq(first.0 + offset as u64), payload })
             .collect();
