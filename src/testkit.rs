@@ -184,17 +184,22 @@ impl Cluster {
         }
     }
 
-    /// Makes node `id`'s writes durable (all of them, or the first `count`) and reports it.
+    /// Makes node `id`'s writes durable and reports it: the first `count` of them, or (with
+    /// `None`) all of them and every write their completion releases, until none is left.
     pub fn sync(&mut self, id: NodeId, count: Option<usize>) {
-        let node = self.nodes.get_mut(&id).expect("known node");
-        let count = count.unwrap_or(node.unsynced.len()).min(node.unsynced.len());
-        let mut last = None;
-        for (write_id, write) in node.unsynced.drain(..count) {
-            node.storage.apply(&write);
-            last = Some(write_id);
-        }
-        if let Some(write_id) = last {
+        loop {
+            let node = self.nodes.get_mut(&id).expect("known node");
+            let limit = count.unwrap_or(node.unsynced.len()).min(node.unsynced.len());
+            let mut last = None;
+            for (write_id, write) in node.unsynced.drain(..limit) {
+                node.storage.apply(&write);
+                last = Some(write_id);
+            }
+            let Some(write_id) = last else { return };
             self.step(id, Input::WriteDone { id: write_id });
+            if count.is_some() {
+                return;
+            }
         }
     }
 

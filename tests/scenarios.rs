@@ -25,7 +25,8 @@
 //! | `run MS` | time passes on a live network (10 ms steps, all delivered); shows events and replies |
 //! | `deliver [from=ID] [to=ID] [drop]` | delivers (or drops) the queued messages that match |
 //! | `copy [from=ID] [to=ID]` / `replay` | stashes copies of matching queued messages / re-sends them |
-//! | `sync ID... \| all` | makes nodes' writes durable |
+//! | `sync ID... \| all` | makes nodes' writes durable (and those their completion releases) |
+//! | `sync-one ID` | makes the node's oldest pending write durable |
 //! | `stabilize` | syncs and delivers until nothing happens |
 //! | `append ID TEXT`, `batch ID TEXT...`, `read ID` | client requests at a node |
 //! | `partition IDS / IDS`, `cut FROM TO`, `heal` | cuts links both ways / one way, restores all |
@@ -152,6 +153,7 @@ impl Runner {
                     cluster.sync(id, None);
                 }
             }
+            "sync-one" => self.cluster().sync(node(0), Some(1)),
             "stabilize" => self.cluster().stabilize(),
             "append" => {
                 let cluster = self.cluster();

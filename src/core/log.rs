@@ -217,22 +217,16 @@ impl RaftLog {
         Ok(out)
     }
 
-    /// Appends entries that start at `next_seq()`, with consecutive seqs and terms that never
-    /// decrease (checked by the callers: the leader makes them, followers validate them).
-    pub(crate) fn append(&mut self, entries: &[Entry]) {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
-        assert_eq!(first.seq, self.next_seq(), "invariant: appended entries are contiguous");
-        assert_eq!(last.seq.0 - first.seq.0, entries.len() as u64 - 1, "invariant: consecutive seqs");
-        let mut term = self.last.map(|last| last.term);
-        for entry in entries {
-            if term != Some(entry.term) {
-                assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
-                self.term_starts.push(entry.id());
-                term = Some(entry.term);
-            }
+    /// Appends one entry at `next_seq()`; terms never decrease along the log.
+    pub(crate) fn push(&mut self, entry: Entry) {
+        assert_eq!(entry.seq, self.next_seq(), "invariant: appended entries are contiguous");
+        let term = self.last.map(|last| last.term);
+        if term != Some(entry.term) {
+            assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
+            self.term_starts.push(entry.id());
         }
-        self.last = Some(last.id());
-        self.tail.extend(entries.iter().cloned());
+        self.last = Some(entry.id());
+        self.tail.push_back(entry);
     }
 
     /// Removes every entry at or above `from`.
@@ -308,7 +302,7 @@ mod tests {
         let mut log = log_of(&[1, 1, 2, 4, 4]);
         log.truncate(Seq(3));
         assert_eq!(log.last(), Some(LogId::new(Term(2), Seq(2))));
-        log.append(&[Entry { term: Term(5), seq: Seq(3), payload: Payload::Blank }]);
+        log.push(Entry { term: Term(5), seq: Seq(3), payload: Payload::Blank });
         assert_eq!(log.term_at(Seq(3)), Some(Term(5)));
         log.truncate(Seq(0));
         assert_eq!(log.last(), None);

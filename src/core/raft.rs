@@ -93,6 +93,12 @@ pub struct Raft {
     /// The hard state changed in memory and its write is not issued yet (coalesces a term
     /// change and a vote in one step into one write).
     hard_state_dirty: bool,
+    /// Entries from this seq to the end of the log are in memory but no write carries them yet:
+    /// they go out as one write when no write is in flight (group commit in the core).
+    pub(super) unwritten_from: Option<Seq>,
+    /// Actions waiting for the unwritten entries: bound to their write's id when it is issued,
+    /// dropped if the entries are dropped first.
+    pub(super) after_unwritten: Vec<AfterWrite>,
 
     pub(super) role: Role,
     pub(super) leader: Option<NodeId>,
@@ -144,6 +150,8 @@ impl Raft {
             durable_last: recovered.last,
             durable_hard_state: recovered.hard_state,
             hard_state_dirty: false,
+            unwritten_from: None,
+            after_unwritten: Vec::new(),
             role: Role::Follower,
             leader: None,
             election_deadline: Time(0),
@@ -183,7 +191,11 @@ impl Raft {
             self.reset_election_deadline(now);
         }
         self.handle(now, input);
+        let idle = self.done_write == self.last_write;
         self.flush_hard_state();
+        if idle && !self.failed {
+            self.flush_entries();
+        }
         self.emit_change_if_needed(now);
         std::mem::swap(&mut self.out, out);
     }
@@ -327,10 +339,39 @@ impl Raft {
         }
     }
 
-    /// Does `action` once every write issued so far is durable (at once if they are).
+    /// Marks the log's entries from `from` on as not yet written.
+    pub(super) fn mark_unwritten(&mut self, from: Seq) {
+        self.unwritten_from = Some(self.unwritten_from.map_or(from, |u| u.min(from)));
+    }
+
+    /// Issues one write for every entry not yet written.
+    fn flush_entries(&mut self) {
+        let Some(from) = self.unwritten_from.take() else { return };
+        let entries = self.log.slice(from, usize::MAX, usize::MAX).expect("unwritten entries are never evicted");
+        assert!(!entries.is_empty(), "invariant: unwritten_from is cleared when its entries are dropped");
+        self.write(Write::Entries(entries));
+        let id = self.last_write;
+        for action in std::mem::take(&mut self.after_unwritten) {
+            self.after_write.push_back((id, action));
+        }
+    }
+
+    /// Drops the unwritten entries from `from` on (a truncation), and with them every action
+    /// waiting for unwritten entries: an acknowledgement is never sent for entries never written.
+    pub(super) fn drop_unwritten(&mut self, from: Seq) {
+        if self.unwritten_from.is_some_and(|unwritten| from <= unwritten) {
+            self.unwritten_from = None;
+        }
+        self.after_unwritten.clear();
+    }
+
+    /// Does `action` once every write issued so far, and the entries not yet written, are
+    /// durable (at once if they are).
     pub(super) fn after_writes(&mut self, action: AfterWrite) {
         self.flush_hard_state();
-        if self.done_write == self.last_write {
+        if self.unwritten_from.is_some() {
+            self.after_unwritten.push(action);
+        } else if self.done_write == self.last_write {
             self.run_after_write(action);
         } else {
             self.after_write.push_back((self.last_write, action));
@@ -384,6 +425,8 @@ impl Raft {
         self.event(Event::Error(format!("storage write w{id} failed, node stops: {error}")));
         self.failed = true;
         self.after_write.clear();
+        self.unwritten_from = None;
+        self.after_unwritten.clear();
         if self.role != Role::Follower {
             let term = self.hard_state.term;
             self.become_follower(now, term, None);

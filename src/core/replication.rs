@@ -74,16 +74,14 @@ impl Progress {
 
 impl Raft {
     /// Appends payloads to the leader's log in its term and writes them. Returns their seqs.
-    pub(super) fn leader_append_entries(&mut self, payloads: impl ExactSizeIterator<Item = Payload>) -> (Seq, Seq) {
+    pub(super) fn leader_append_entries(&mut self, payloads: impl Iterator<Item = Payload>) -> (Seq, Seq) {
         let term = self.hard_state.term;
         let first = self.log.next_seq();
-        let entries: Vec<Entry> = payloads
-            .enumerate()
-            .map(|(offset, payload)| Entry { term, seq: Seq(first.0 + offset as u64), payload })
-            .collect();
-        let last = entries.last().expect("leader appends at least one entry").seq;
-        self.log.append(&entries);
-        self.write(Write::Entries(entries));
+        for (offset, payload) in payloads.enumerate() {
+            self.log.push(Entry { term, seq: Seq(first.0 + offset as u64), payload });
+        }
+        let last = self.log.last_seq().filter(|last| *last >= first).expect("leader appends at least one entry");
+        self.mark_unwritten(first);
         (first, last)
     }
 
@@ -207,13 +205,13 @@ impl Raft {
                     )));
                     return;
                 }
-                self.log.truncate(first_new);
-                self.write(Write::Truncate { from: first_new });
+                self.truncate_log(first_new);
             }
             let mut entries = entries;
-            let new: Vec<Entry> = entries.drain(known..).collect();
-            self.log.append(&new);
-            self.write(Write::Entries(new));
+            for entry in entries.drain(known..) {
+                self.log.push(entry);
+            }
+            self.mark_unwritten(first_new);
         }
         let commit = leader_commit.min(matched);
         if commit > self.commit {
@@ -222,6 +220,19 @@ impl Raft {
         let response =
             self.message(from, Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } });
         self.after_writes(AfterWrite::Send(response));
+    }
+
+    /// Removes entries from `from` on, in memory and (if any may be there) on disk.
+    fn truncate_log(&mut self, from: Seq) {
+        self.log.truncate(from);
+        match self.unwritten_from {
+            // Only entries no write carried yet are dropped: nothing to undo on disk.
+            Some(unwritten) if from >= unwritten => self.drop_unwritten(from),
+            _ => {
+                self.drop_unwritten(from);
+                self.write(Write::Truncate { from });
+            }
+        }
     }
 
     /// The leader hears back from a follower of its term.
