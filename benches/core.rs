@@ -51,6 +51,26 @@ impl Bench {
         bench
     }
 
+    /// Steps one input at a node and queues what it causes.
+    fn step(&mut self, node: usize, input: Input) {
+        self.out.clear();
+        self.nodes[node].step_into(self.now, input, &mut self.out);
+        for output in self.out.drain(..) {
+            match output {
+                Output::Send(message) => self.queue.push_back((message.to.0 as usize - 1, Input::Message(message))),
+                Output::Write { id, .. } => self.unsynced[node] = Some(id),
+                Output::Reply { result, .. } => {
+                    assert!(result.is_ok(), "append failed: {result:?}");
+                    self.replies += 1;
+                }
+                Output::LoadEntries { .. } | Output::Apply { .. } | Output::Read { .. } => {
+                    unreachable!("no state machine, and the leader keeps what followers need")
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+
     /// Steps queued inputs until none is left; between passes over the queue, each node's writes
     /// become durable together.
     fn run(&mut self) {
@@ -63,22 +83,7 @@ impl Bench {
                 }
             }
             let Some((node, input)) = self.queue.pop_front() else { return };
-            self.out.clear();
-            self.nodes[node].step_into(self.now, input, &mut self.out);
-            for output in self.out.drain(..) {
-                match output {
-                    Output::Send(message) => self.queue.push_back((message.to.0 as usize - 1, Input::Message(message))),
-                    Output::Write { id, .. } => self.unsynced[node] = Some(id),
-                    Output::Reply { result, .. } => {
-                        assert!(result.is_ok(), "append failed: {result:?}");
-                        self.replies += 1;
-                    }
-                    Output::LoadEntries { .. } | Output::Apply { .. } | Output::Read { .. } => {
-                        unreachable!("no state machine, and the leader keeps what followers need")
-                    }
-                    Output::Event(_) => {}
-                }
-            }
+            self.step(node, input);
         }
     }
 }
@@ -94,7 +99,7 @@ fn sequential(duration: Duration) -> f64 {
     while start.elapsed() < duration {
         for _ in 0..1000 {
             request += 1;
-            bench.queue.push_back((0, Input::Append { id: RequestId(request), data: data.clone() }));
+            bench.step(0, Input::Append { id: RequestId(request), data: data.clone() });
             bench.run();
         }
     }
@@ -113,7 +118,7 @@ fn concurrent(duration: Duration, window: u64) -> f64 {
             // Top the window up, then let the cluster answer what it can in one pass.
             while request - bench.replies < window {
                 request += 1;
-                bench.queue.push_back((0, Input::Append { id: RequestId(request), data: data.clone() }));
+                bench.step(0, Input::Append { id: RequestId(request), data: data.clone() });
             }
             bench.run();
         }

@@ -152,7 +152,10 @@ impl Cluster {
     pub fn step(&mut self, id: NodeId, input: Input) {
         let mut inbox = VecDeque::from([input]);
         let mut out = Vec::new();
+        let mut rounds = 0u32;
         while let Some(input) = inbox.pop_front() {
+            rounds += 1;
+            assert!(rounds < 1_000_000, "node {id} keeps asking for loads, applies or reads: a loop in the core");
             let node = self.nodes.get_mut(&id).expect("known node");
             let Some(raft) = node.raft.as_mut() else { return };
             out.clear();

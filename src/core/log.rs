@@ -204,15 +204,31 @@ impl RaftLog {
         let wanted = ((last.0 - from.0).saturating_add(1)).min(entries_max as u64) as usize;
         let mut out = Vec::with_capacity(wanted);
         let mut bytes = 0usize;
-        let mut seq = from;
-        while out.len() < wanted {
-            let entry = self.entry(seq).ok_or(NotInMemory(seq))?;
+        let mut take = |entry: &Entry, out: &mut Vec<Entry>| {
             bytes = bytes.saturating_add(entry.payload.len());
-            if !out.is_empty() && bytes > bytes_max {
+            let fits = out.len() < wanted && (out.is_empty() || bytes <= bytes_max);
+            if fits {
+                out.push(entry.clone());
+            }
+            fits
+        };
+        let tail_first = self.tail_first();
+        if from < tail_first {
+            // The start is below the tail: only a loaded batch can have it.
+            let mut seq = from;
+            while seq < tail_first && out.len() < wanted {
+                let entry = self.entry(seq).ok_or(NotInMemory(seq))?;
+                if !take(entry, &mut out) {
+                    return Ok(out);
+                }
+                seq = Seq(seq.0 + 1);
+            }
+        }
+        let start = (from.max(tail_first).0 - tail_first.0) as usize;
+        for entry in self.tail.range(start..) {
+            if !take(entry, &mut out) {
                 break;
             }
-            out.push(entry.clone());
-            seq = Seq(seq.0 + 1);
         }
         Ok(out)
     }
@@ -227,6 +243,15 @@ impl RaftLog {
         }
         self.last = Some(entry.id());
         self.tail.push_back(entry);
+    }
+
+    /// Appends entries that start at `next_seq()`, with consecutive seqs and terms that never
+    /// decrease (a follower checked them against the leader's message already).
+    pub(crate) fn extend(&mut self, entries: impl ExactSizeIterator<Item = Entry>) {
+        self.tail.reserve(entries.len());
+        for entry in entries {
+            self.push(entry);
+        }
     }
 
     /// Removes every entry at or above `from`.
@@ -246,9 +271,10 @@ impl RaftLog {
     /// Drops entries from the front of the tail while it holds more than `keep` entries and the
     /// front entry is at or below `upto` (already durable and applied).
     pub(crate) fn evict(&mut self, keep: usize, upto: Option<Seq>) {
-        while self.tail.len() > keep && self.tail.front().is_some_and(|front| Some(front.seq) <= upto) {
-            self.tail.pop_front();
-        }
+        let (Some(front), Some(upto)) = (self.tail.front(), upto) else { return };
+        let below = (upto.0 + 1).saturating_sub(front.seq.0) as usize;
+        let count = self.tail.len().saturating_sub(keep).min(below);
+        self.tail.drain(..count);
     }
 
     /// Keeps a batch loaded from storage (replacing the previous one). Returns false if the
@@ -318,6 +344,10 @@ mod tests {
         let reloaded = log_of(&[1, 1, 2, 4, 4]).slice(Seq(1), 2, 100).unwrap();
         assert!(log.set_loaded(reloaded));
         assert_eq!(log.slice(Seq(1), 10, 100).unwrap().len(), 4);
+        // A loaded batch that does not reach the tail serves what it has, up to the count.
+        assert!(log.set_loaded(log_of(&[1, 1, 2, 4, 4]).slice(Seq(0), 2, 100).unwrap()));
+        assert_eq!(log.slice(Seq(0), 2, 100).unwrap().len(), 2);
+        assert_eq!(log.slice(Seq(0), 3, 100), Err(NotInMemory(Seq(2))));
         assert_eq!(log.term_at(Seq(1)), Some(Term(1)));
     }
 

@@ -208,9 +208,7 @@ impl Raft {
                 self.truncate_log(first_new);
             }
             let mut entries = entries;
-            for entry in entries.drain(known..) {
-                self.log.push(entry);
-            }
+            self.log.extend(entries.drain(known..));
             self.mark_unwritten(first_new);
         }
         let commit = leader_commit.min(matched);
