@@ -6,8 +6,9 @@
 //!
 //! # Format (version 1)
 //!
-//! Integers are unsigned LEB128 varints ("v" below, at most 10 bytes, no overlong values past 64
-//! bits). `opt-seq` is a varint `0` for none or `seq + 1`. `opt-id` is a byte `0` (none) or `1`
+//! Integers are unsigned LEB128 varints ("v" below): at most 10 bytes, no value past 64 bits,
+//! and no overlong form (a last byte of 0 after a continuation byte), so a message has exactly
+//! one encoding. `opt-seq` is a varint `0` for none or `seq + 1`. `opt-id` is a byte `0` (none) or `1`
 //! followed by `seq v`, `term v`. `bytes` is `len v` followed by `len` bytes.
 //!
 //! ```text
@@ -368,6 +369,11 @@ impl Reader<'_> {
             }
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    // Overlong: a message has exactly one encoding.
+                    self.at = start;
+                    return Err(self.error(field, Problem::BadVarint));
+                }
                 return Ok(value);
             }
         }
@@ -541,6 +547,9 @@ mod tests {
         assert_eq!((err.field, err.problem), ("entries", Problem::CountTooLarge(1 << 40)));
         let overlong = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(decode(&overlong).unwrap_err().problem, Problem::BadVarint);
+        // Found by the fuzzer: 0xff 0x00 is an overlong encoding of 127.
+        let padded = Bytes::from_static(&[1, 0, 0xff, 0xd9, 0xff, 0xff, 0xff, 0, 0, 1, 1, 0, 0]);
+        assert_eq!(decode(&padded).unwrap_err().problem, Problem::BadVarint);
         let trailing = Bytes::from_static(&[1, 1, 2, 0, 2, 1, 9]);
         assert_eq!(decode(&trailing).unwrap_err().problem, Problem::TrailingBytes(1));
         assert!(decode(&trailing).unwrap_err().to_string().contains("byte 6"));

@@ -1,0 +1,271 @@
+//! The fuzz targets' bodies, shared by the cargo-fuzz crate (`fuzz/fuzz_targets/*.rs`) and by
+//! `tests/fuzz_corpus.rs`, which replays the committed corpus under plain `cargo test`.
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use tinyraftplus::core::codec;
+use tinyraftplus::core::{
+    AppendResult, Body, ClientError, Config, Entry, ForwardId, ForwardRequest, HardState, Input, LogId, Message,
+    NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, Term, Time, Write, WriteId,
+};
+
+/// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes.
+pub fn decode_message(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    if let Ok(message) = codec::decode(&bytes) {
+        let again = codec::encode_to_bytes(&message);
+        assert_eq!(again, bytes, "decode then encode gives back the input");
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    Tick(u16),
+    Message { from_three: bool, term: u8, body: FuzzBody },
+    Append(u8),
+    Read,
+    SyncAll,
+    SyncOne,
+    Restart,
+}
+
+#[derive(Arbitrary, Debug)]
+enum FuzzBody {
+    PreVote(Option<(u8, u8)>),
+    PreVoteResponse(bool),
+    Vote(Option<(u8, u8)>),
+    VoteResponse(bool),
+    Append { prev: Option<(u8, u8)>, entries: Vec<(u8, bool)>, commit: Option<u8>, read_round: u8 },
+    Accepted { matched: Option<u8>, read_round: u8 },
+    Rejected { rejected: u8, hint: Option<(u8, u8)> },
+    Forward { counter: u8, payloads: u8, read: bool },
+    ForwardReply { counter: u8, ok: bool },
+}
+
+fn id((term, seq): (u8, u8)) -> LogId {
+    LogId::new(Term(u64::from(term)), Seq(u64::from(seq)))
+}
+
+impl FuzzBody {
+    fn into_body(self) -> Body {
+        match self {
+            FuzzBody::PreVote(last) => Body::PreVote { last: last.map(id) },
+            FuzzBody::PreVoteResponse(granted) => Body::PreVoteResponse { granted },
+            FuzzBody::Vote(last) => Body::Vote { last: last.map(id) },
+            FuzzBody::VoteResponse(granted) => Body::VoteResponse { granted },
+            FuzzBody::Append { prev, entries, commit, read_round } => {
+                let prev = prev.map(id);
+                let first = Seq::after(prev.map(|p| p.seq)).0;
+                let entries = entries
+                    .into_iter()
+                    .take(16)
+                    .enumerate()
+                    .map(|(i, (term, blank))| Entry {
+                        term: Term(u64::from(term)),
+                        seq: Seq(first + i as u64),
+                        payload: if blank { Payload::Blank } else { Payload::Data(Bytes::from(format!("{term}"))) },
+                    })
+                    .collect();
+                Body::Append { prev, entries, commit: commit.map(|c| Seq(u64::from(c))), read_round: read_round.into() }
+            }
+            FuzzBody::Accepted { matched, read_round } => Body::AppendResponse {
+                read_round: read_round.into(),
+                result: AppendResult::Accepted { matched: matched.map(|m| Seq(u64::from(m))) },
+            },
+            FuzzBody::Rejected { rejected, hint } => Body::AppendResponse {
+                read_round: 0,
+                result: AppendResult::Rejected { rejected: Seq(u64::from(rejected)), hint: hint.map(id) },
+            },
+            FuzzBody::Forward { counter, payloads, read } => {
+                let id = ForwardId { incarnation: 7, counter: counter.into() };
+                let request = if read {
+                    ForwardRequest::Read(Bytes::new())
+                } else {
+                    ForwardRequest::Append((0..payloads % 4).map(|i| Bytes::from(vec![i])).collect())
+                };
+                Body::Forward { id, request }
+            }
+            FuzzBody::ForwardReply { counter, ok } => {
+                let id = ForwardId { incarnation: 0, counter: counter.into() };
+                let result = if ok {
+                    Ok(Response::Appended { seq: Seq(u64::from(counter)), responses: Vec::new() })
+                } else {
+                    Err(ClientError::NotLeader { leader: None })
+                };
+                Body::ForwardReply { id, result }
+            }
+        }
+    }
+}
+
+/// Node 1 of a 3-node cluster, driven correctly (writes made durable in order, loads and
+/// applies answered) while its peers' messages are arbitrary. It must never panic, never
+/// promise what is not durable, and keep its invariants.
+struct Harness {
+    config: Config,
+    raft: Raft,
+    hard_state: HardState,
+    entries: Vec<Entry>,
+    unsynced: Vec<(WriteId, Write)>,
+    inbox: Vec<Input>,
+    now: Time,
+    requests: u64,
+    term: Term,
+    /// Every (term, vote) that was ever durable, and the longest the durable log ever was: a
+    /// promise sent later may refer to a state a later write replaced.
+    durable_votes: std::collections::BTreeSet<(Term, NodeId)>,
+    durable_len_max: usize,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let raft = Raft::new(config.clone(), Recovered::default()).expect("valid config");
+        let mut harness = Harness {
+            config,
+            raft,
+            hard_state: HardState::default(),
+            entries: Vec::new(),
+            unsynced: Vec::new(),
+            inbox: Vec::new(),
+            now: Time(0),
+            requests: 0,
+            term: Term(0),
+            durable_votes: Default::default(),
+            durable_len_max: 0,
+        };
+        harness.step(Input::Tick);
+        harness
+    }
+
+    fn step(&mut self, input: Input) {
+        self.inbox.push(input);
+        while let Some(input) = self.inbox.pop() {
+            let outputs = self.raft.step(self.now, input);
+            for output in outputs {
+                self.check_output(&output);
+                match output {
+                    Output::Write { id, write } => self.unsynced.push((id, write)),
+                    Output::LoadEntries { from, to } => {
+                        let range = from.0 as usize..=to.0 as usize;
+                        match self.entries.get(range) {
+                            Some(entries) => self.inbox.push(Input::EntriesLoaded { entries: entries.to_vec() }),
+                            None => self.inbox.push(Input::LoadFailed { error: "not stored".into() }),
+                        }
+                    }
+                    Output::Apply { entries } => {
+                        let responses = entries.iter().map(|_| Bytes::new()).collect();
+                        self.inbox.push(Input::Applied { first: entries[0].seq, responses });
+                    }
+                    Output::Read { id, .. } => self.inbox.push(Input::ReadDone { id, response: Bytes::new() }),
+                    Output::Send(_) | Output::Reply { .. } | Output::Event(_) => {}
+                }
+            }
+            self.check_state();
+        }
+    }
+
+    /// Nothing that depends on a write is emitted before the write is durable.
+    fn check_output(&self, output: &Output) {
+        let Output::Send(message) = output else { return };
+        match message.body {
+            Body::VoteResponse { granted: true } => {
+                let vote = (message.term, message.to);
+                assert!(self.durable_votes.contains(&vote), "a vote is sent only once it is durable");
+            }
+            Body::AppendResponse { result: AppendResult::Accepted { matched: Some(matched) }, .. } => {
+                assert!((matched.0 as usize) < self.durable_len_max, "acknowledged seq {matched} was never durable");
+            }
+            _ => {}
+        }
+    }
+
+    fn check_state(&mut self) {
+        let raft = &self.raft;
+        assert!(raft.term() >= self.term, "the term never goes back");
+        self.term = raft.term();
+        assert!(raft.commit() <= raft.seq(), "commit is within the log");
+        assert!(raft.applied() <= raft.commit().max(self.config.apply_seq), "nothing is applied before commit");
+        if raft.role() == Role::Leader {
+            assert_eq!(raft.leader(), Some(NodeId(1)), "a leader knows it leads");
+        }
+        if let Some(last) = raft.last() {
+            assert_eq!(raft.term_at(last.seq), Some(last.term));
+            assert!(last.term <= raft.term(), "no entry from the future");
+        }
+    }
+
+    fn sync(&mut self, count: usize) {
+        let count = count.min(self.unsynced.len());
+        let mut last = None;
+        for (id, write) in self.unsynced.drain(..count) {
+            match write {
+                Write::HardState(state) => {
+                    self.hard_state = state;
+                    if let Some(vote) = state.vote {
+                        self.durable_votes.insert((state.term, vote));
+                    }
+                }
+                Write::Entries(entries) => {
+                    for entry in entries {
+                        assert_eq!(entry.seq.0 as usize, self.entries.len(), "writes append in order");
+                        self.entries.push(entry);
+                    }
+                    self.durable_len_max = self.durable_len_max.max(self.entries.len());
+                }
+                Write::Truncate { from } => self.entries.truncate(from.0 as usize),
+            }
+            last = Some(id);
+        }
+        if let Some(id) = last {
+            self.step(Input::WriteDone { id });
+        }
+    }
+}
+
+/// One node fed arbitrary (well-formed) inputs never panics and keeps its invariants.
+pub fn core_inputs(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok((pre_vote, state_machine, small)) = <(bool, bool, bool)>::arbitrary(&mut u) else { return };
+    let mut config = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+    config.pre_vote = pre_vote;
+    config.state_machine = state_machine;
+    if small {
+        config.memory_entries_max = 2;
+        config.rpc_entries_max = 2;
+    }
+    let mut h = Harness::new(config);
+    for _ in 0..256 {
+        let Ok(step) = Step::arbitrary(&mut u) else { break };
+        match step {
+            Step::Tick(millis) => {
+                h.now = h.now.plus(u64::from(millis) * 1_000_000);
+                h.step(Input::Tick);
+            }
+            Step::Message { from_three, term, body } => {
+                let from = NodeId(if from_three { 3 } else { 2 });
+                let message = Message { from, to: NodeId(1), term: Term(u64::from(term)), body: body.into_body() };
+                h.step(Input::Message(message));
+            }
+            Step::Append(count) => {
+                h.requests += 1;
+                let data = (0..count % 4).map(|i| Bytes::from(vec![i])).collect();
+                h.step(Input::AppendBatch { id: RequestId(h.requests), data });
+            }
+            Step::Read => {
+                h.requests += 1;
+                h.step(Input::Read { id: RequestId(h.requests), command: Bytes::new() });
+            }
+            Step::SyncAll => h.sync(usize::MAX),
+            Step::SyncOne => h.sync(1),
+            Step::Restart => {
+                h.unsynced.clear();
+                let recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
+                h.raft = Raft::new(h.config.clone(), recovered).expect("durable state recovers");
+                // An unsynced term change is lost with the crash; the durable term is the floor.
+                assert!(h.hard_state.term <= h.term, "the durable term is never ahead of memory");
+                h.term = h.hard_state.term;
+                h.step(Input::Tick);
+            }
+        }
+    }
+}
