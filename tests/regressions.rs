@@ -273,3 +273,40 @@ fn seed17_an_empty_batch_is_a_clear_error() {
     c.step(leader, Input::AppendBatch { id, data: Vec::new() });
     assert!(matches!(c.reply(leader, id), Some(Err(ClientError::Invalid(_)))));
 }
+
+/// Seed §5.32: bad bytes from a peer surfaced as an uncaught exception. Here extreme but
+/// well-encoded values from a peer are refused or ignored; the node keeps working.
+#[test]
+fn extreme_values_from_a_peer_never_panic() {
+    use tinyraftplus::core::AppendResult;
+    let max = Seq::MAX;
+    let top = Some(LogId::new(Term(u64::MAX), max));
+    let blank = |seq| Entry { term: Term(u64::MAX), seq, payload: Payload::Blank };
+    let bodies = vec![
+        Body::Append { prev: top, entries: vec![], commit: Some(max), read_round: u64::MAX },
+        Body::Append {
+            prev: Some(LogId::new(Term(1), Seq(max.0 - 1))),
+            entries: vec![blank(max)],
+            commit: None,
+            read_round: 0,
+        },
+        Body::Append { prev: None, entries: vec![blank(Seq(0))], commit: Some(max), read_round: 0 },
+        Body::AppendResponse { read_round: u64::MAX, result: AppendResult::Accepted { matched: Some(max) } },
+        Body::AppendResponse { read_round: 0, result: AppendResult::Rejected { rejected: max, hint: top } },
+        Body::Vote { last: top },
+        Body::PreVote { last: top },
+    ];
+    for body in bodies {
+        for term in [0, 1, u64::MAX] {
+            let mut c = Cluster::new(3, |config| config.pre_vote = false);
+            c.elect(N1);
+            for to in [N1, N2] {
+                let from = if to == N1 { N2 } else { N1 };
+                c.step(to, Input::Message(Message { from, to, term: Term(term), body: body.clone() }));
+                c.stabilize();
+            }
+            c.advance(10_000_000_000);
+            c.stabilize();
+        }
+    }
+}

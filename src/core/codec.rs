@@ -437,7 +437,9 @@ impl Reader<'_> {
         let read_round = self.varint("read_round")?;
         let count = self.count("entries")?;
         let mut entries = Vec::with_capacity(count.min(self.remaining() / 2));
-        let first = Seq::after(prev.map(|p| p.seq)).0;
+        // prev's seq is at most Seq::MAX = u64::MAX - 1, so this cannot overflow; entries past
+        // Seq::MAX are refused below.
+        let first = prev.map_or(0, |p| p.seq.0 + 1);
         for offset in 0..count as u64 {
             let seq = Seq(first.saturating_add(offset));
             if seq > Seq::MAX || first.checked_add(offset).is_none() {
@@ -547,6 +549,22 @@ mod tests {
         assert_eq!((err.field, err.problem), ("entries", Problem::CountTooLarge(1 << 40)));
         let overlong = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(decode(&overlong).unwrap_err().problem, Problem::BadVarint);
+        // Found by the fuzzer: an append whose prev is Seq::MAX, with an entry after it.
+        let message = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(1),
+            body: Body::Append {
+                prev: Some(LogId::new(Term(1), Seq::MAX)),
+                entries: vec![],
+                commit: None,
+                read_round: 0,
+            },
+        };
+        let mut bytes = encode_to_bytes(&message).to_vec();
+        *bytes.last_mut().unwrap() = 1; // One entry...
+        bytes.extend_from_slice(&[1, 0]); // ...term 1, blank: its seq would pass Seq::MAX.
+        assert_eq!(decode(&Bytes::from(bytes)).unwrap_err().problem, Problem::SeqOutOfRange);
         // Found by the fuzzer: 0xff 0x00 is an overlong encoding of 127.
         let padded = Bytes::from_static(&[1, 0, 0xff, 0xd9, 0xff, 0xff, 0xff, 0, 0, 1, 1, 0, 0]);
         assert_eq!(decode(&padded).unwrap_err().problem, Problem::BadVarint);

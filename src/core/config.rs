@@ -138,6 +138,9 @@ impl Config {
                 return Err(ConfigError::OutOfRange { knob: name, why: "must be at least 1" });
             }
         }
+        if self.apply_seq >= Some(Seq::MAX) {
+            return Err(ConfigError::OutOfRange { knob: "apply_seq", why: "must be below Seq::MAX" });
+        }
         self.quorum.validate(&sorted)
     }
 }

@@ -9,6 +9,12 @@ use super::types::{LogId, NodeId, Payload, Role, Term, Time};
 impl Raft {
     /// The election timer fired: ask for votes (first a pre-vote, when enabled).
     pub(super) fn election_timeout(&mut self, now: Time) {
+        if self.hard_state.term.0 == u64::MAX {
+            // Only a peer could have pushed the term this far; there is no next term to use.
+            self.reset_election_deadline(now);
+            self.event(Event::Error("the term reached u64::MAX: this node cannot campaign".into()));
+            return;
+        }
         if self.config.pre_vote {
             self.become_pre_candidate(now);
         } else {
@@ -71,7 +77,7 @@ impl Raft {
             self.become_follower(now, term, None);
             return;
         }
-        if self.role != Role::PreCandidate || !granted || term.0 != self.hard_state.term.0 + 1 {
+        if self.role != Role::PreCandidate || !granted || Some(term.0) != self.hard_state.term.0.checked_add(1) {
             return;
         }
         if !self.votes.contains(&from) {

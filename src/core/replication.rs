@@ -319,17 +319,18 @@ fn check_entries(term: Term, prev: Option<LogId>, entries: &[Entry]) -> Result<(
     if prev.is_some_and(|p| p.term > term) {
         return Err("prev entry's term is above the leader's");
     }
-    let mut expected = Seq::after(prev.map(|p| p.seq));
+    // Plain integers: a peer's prev may be Seq::MAX, whose successor is no valid seq.
+    let mut expected = prev.map_or(0, |p| u128::from(p.seq.0) + 1);
     let mut last_term = prev.map_or(Term(0), |p| p.term);
     for entry in entries {
-        if entry.seq != expected || entry.seq > Seq::MAX {
-            return Err("entry seqs are not consecutive after prev");
+        if u128::from(entry.seq.0) != expected || entry.seq > Seq::MAX {
+            return Err("entry seqs are not consecutive after prev, or pass Seq::MAX");
         }
         if entry.term < last_term || entry.term > term {
             return Err("entry terms decrease or pass the leader's term");
         }
         last_term = entry.term;
-        expected = Seq(entry.seq.0.saturating_add(1));
+        expected += 1;
     }
     Ok(())
 }

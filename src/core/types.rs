@@ -27,9 +27,11 @@ impl Seq {
         self.0.checked_add(n).map(Seq).filter(|s| *s <= Seq::MAX)
     }
 
-    /// The seq after this one. Only for seqs of stored entries, which are at most [`Seq::MAX`].
+    /// The position after this one. Only for seqs of stored entries, which are at most
+    /// [`Seq::MAX`], so it never overflows (the position after `Seq::MAX` holds no entry: an
+    /// append there is refused).
     pub(crate) fn next(self) -> Seq {
-        assert!(self < Seq::MAX, "invariant: stored seqs are below Seq::MAX");
+        assert!(self <= Seq::MAX, "invariant: stored seqs are at most Seq::MAX");
         Seq(self.0 + 1)
     }
 
