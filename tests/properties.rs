@@ -88,6 +88,9 @@ struct Checker {
     /// For each read: the highest seq acknowledged to any client before it was issued.
     reads: BTreeMap<RequestId, Option<Seq>>,
     acknowledged: Option<Seq>,
+    /// Every request: the node it was issued at, and whether that node crashed before replying.
+    issued: BTreeMap<RequestId, (NodeId, bool)>,
+    replies: BTreeMap<RequestId, usize>,
 }
 
 impl Checker {
@@ -189,6 +192,11 @@ impl Checker {
             let replies = &c.nodes[id].replies;
             let checked = self.replies_checked.entry(*id).or_default();
             for (request, result) in &replies[*checked..] {
+                let count = self.replies.entry(*request).or_default();
+                *count += 1;
+                if *count > 1 {
+                    return Err(format!("request {request} got a second reply: {result:?}"));
+                }
                 match result {
                     Ok(Response::Appended { seq, .. }) => {
                         let data = &self.appends[request];
@@ -274,14 +282,23 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
                     })
                     .collect();
                 checker.appends.insert(id, data.clone());
+                checker.issued.insert(id, (NodeId(*n), false));
                 c.step(NodeId(*n), Input::AppendBatch { id, data });
             }
             Action::Read(n) if running(&c, *n) => {
                 let id = c.request_id();
                 checker.reads.insert(id, checker.acknowledged);
+                checker.issued.insert(id, (NodeId(*n), false));
                 c.step(NodeId(*n), Input::Read { id, command: Bytes::new() });
             }
-            Action::Crash(n) if running(&c, *n) => c.crash(NodeId(*n)),
+            Action::Crash(n) if running(&c, *n) => {
+                c.crash(NodeId(*n));
+                for (request, (node, lost)) in checker.issued.iter_mut() {
+                    if *node == NodeId(*n) && !checker.replies.contains_key(request) {
+                        *lost = true;
+                    }
+                }
+            }
             Action::Restart(n) if !running(&c, *n) => c.restart(NodeId(*n)),
             Action::Partition(mask) => {
                 let ids: Vec<NodeId> = c.nodes.keys().copied().collect();
@@ -292,6 +309,32 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
             _ => {}
         }
         checker.check(&c).map_err(|e| format!("after action {step} ({action:?}): {e}"))?;
+    }
+    // Heal everything and let time pass on a live network: a leader emerges and every request
+    // whose node did not crash since gets exactly one reply. Without pre-vote, a node with a
+    // shorter log can keep deposing a better candidate's timer (about even odds per election
+    // round), so the network gets 60 s: some 24 rounds.
+    c.heal();
+    for n in 1..=knobs.nodes {
+        if c.nodes[&NodeId(n)].raft.is_none() {
+            c.restart(NodeId(n));
+        }
+    }
+    for round in 0..600 {
+        c.advance(100_000_000);
+        c.stabilize();
+        if round % 10 == 9 {
+            checker.check(&c).map_err(|e| format!("while settling: {e}"))?;
+        }
+    }
+    if c.leader().is_none() {
+        let states: Vec<String> = c.nodes.values().filter_map(|n| n.raft.as_ref().map(|r| format!("{r:?}"))).collect();
+        return Err(format!("no leader after 60 s on a healed network: {}", states.join("; ")));
+    }
+    for (request, (node, lost)) in &checker.issued {
+        if !lost && !checker.replies.contains_key(request) {
+            return Err(format!("request {request} at n{node} never got a reply"));
+        }
     }
     Ok(())
 }

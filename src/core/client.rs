@@ -195,13 +195,13 @@ impl Raft {
             return self.reply(Origin::Local(id), Err(error));
         }
         let deadline = now.plus(self.timeout_of(&request));
-        self.dispatch(now, id, request, deadline);
+        self.dispatch(id, request, deadline);
     }
 
     /// Runs a local request on the leader, forwards it, or waits for a leader.
-    fn dispatch(&mut self, now: Time, id: RequestId, request: ForwardRequest, deadline: Time) {
+    fn dispatch(&mut self, id: RequestId, request: ForwardRequest, deadline: Time) {
         match self.leader {
-            Some(leader) if leader == self.id => self.leader_request(now, Origin::Local(id), request, deadline),
+            Some(leader) if leader == self.id => self.leader_request(Origin::Local(id), request, deadline),
             Some(leader) => {
                 self.client.next_counter += 1;
                 let counter = self.client.next_counter;
@@ -219,9 +219,9 @@ impl Raft {
     }
 
     /// A leader is known now: send it what was waiting.
-    pub(super) fn redispatch_waiting(&mut self, now: Time) {
+    pub(super) fn redispatch_waiting(&mut self) {
         for waiting in std::mem::take(&mut self.client.waiting) {
-            self.dispatch(now, waiting.id, waiting.request, waiting.deadline);
+            self.dispatch(waiting.id, waiting.request, waiting.deadline);
         }
     }
 
@@ -241,7 +241,7 @@ impl Raft {
                     return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
                 }
                 let deadline = now.plus(self.timeout_of(&request));
-                self.leader_request(now, origin, request, deadline);
+                self.leader_request(origin, request, deadline);
             }
             Body::ForwardReply { id, result } => {
                 if id.incarnation != self.client.incarnation {
@@ -258,7 +258,7 @@ impl Raft {
                             deadline: forwarded.deadline,
                         });
                     } else {
-                        self.dispatch(now, forwarded.id, forwarded.request, forwarded.deadline);
+                        self.dispatch(forwarded.id, forwarded.request, forwarded.deadline);
                     }
                 } else {
                     self.reply(Origin::Local(forwarded.id), result);
@@ -268,7 +268,7 @@ impl Raft {
         }
     }
 
-    fn leader_request(&mut self, now: Time, origin: Origin, request: ForwardRequest, deadline: Time) {
+    fn leader_request(&mut self, origin: Origin, request: ForwardRequest, deadline: Time) {
         match request {
             ForwardRequest::Append(data) => {
                 let count = data.len() as u64;
@@ -297,7 +297,7 @@ impl Raft {
                 if round == requests.read_round {
                     self.broadcast_read_round();
                 }
-                self.confirm_reads(now);
+                self.confirm_reads();
             }
         }
     }
@@ -314,7 +314,7 @@ impl Raft {
     }
 
     /// Serves reads whose leadership round a quorum confirmed (Raft thesis §6.4).
-    pub(super) fn confirm_reads(&mut self, _now: Time) {
+    pub(super) fn confirm_reads(&mut self) {
         let Some(leading) = self.leading.as_ref() else { return };
         let mut rounds: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
             leading.progress.iter().map(|p| (p.id, Some(Seq(p.read_round)))).collect();
@@ -398,7 +398,7 @@ impl Raft {
         }
     }
 
-    pub(super) fn on_applied(&mut self, _now: Time, first: Seq, responses: Vec<Bytes>) {
+    pub(super) fn on_applied(&mut self, first: Seq, responses: Vec<Bytes>) {
         let count = responses.len() as u64;
         let last = first.checked_add(count.saturating_sub(1));
         let expected = first == Seq::after(self.applied) && count > 0 && last <= self.apply_sent;
@@ -439,7 +439,7 @@ impl Raft {
             self.reply(pending.origin, Ok(response));
         }
         self.serve_ready_reads();
-        self.confirm_reads(self.now);
+        self.confirm_reads();
         self.evict();
     }
 
@@ -512,5 +512,9 @@ impl Raft {
     pub(super) fn on_close(&mut self) {
         self.closed = true;
         self.fail_all_requests(ClientError::Closed);
+        // Reads already handed to the state machine are answered too; a late report is ignored.
+        for (_, (origin, _)) in std::mem::take(&mut self.client.state_machine_reads) {
+            self.reply(origin, Err(ClientError::Closed));
+        }
     }
 }

@@ -105,7 +105,7 @@ impl Raft {
         }
     }
 
-    pub(super) fn on_vote_response(&mut self, _now: Time, from: NodeId, granted: bool) {
+    pub(super) fn on_vote_response(&mut self, from: NodeId, granted: bool) {
         if self.role == Role::Candidate && granted {
             self.record_vote(from);
         }
@@ -139,8 +139,8 @@ impl Raft {
         // The seed's "null buffer": an entry of the new term, so earlier ones can commit.
         self.leader_append_entries(std::iter::once(Payload::Blank));
         self.broadcast_append();
-        self.maybe_commit(now);
-        self.redispatch_waiting(now);
+        self.maybe_commit();
+        self.redispatch_waiting();
     }
 
     /// Follows `leader` (or nobody) in `term`, persisting a newer term.
@@ -162,7 +162,7 @@ impl Raft {
             self.fail_leader_requests(leading.requests, leader);
         }
         if leader.is_some() {
-            self.redispatch_waiting(now);
+            self.redispatch_waiting();
         }
     }
 

@@ -221,6 +221,8 @@ pub enum Event {
     Change {
         /// This node.
         id: NodeId,
+        /// Every node of the cluster.
+        nodes: Vec<NodeId>,
         /// Its role.
         role: Role,
         /// The leader it knows of.

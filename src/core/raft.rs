@@ -207,14 +207,14 @@ impl Raft {
             Input::Append { id, data } => self.on_client_append(now, id, smallvec::smallvec![data]),
             Input::AppendBatch { id, data } => self.on_client_append(now, id, data.into()),
             Input::Read { id, command } => self.on_client_read(now, id, command),
-            Input::WriteDone { id } => self.on_write_done(now, id.0),
+            Input::WriteDone { id } => self.on_write_done(id.0),
             Input::WriteFailed { id, error } => self.on_write_failed(now, id.0, &error),
-            Input::EntriesLoaded { entries } => self.on_entries_loaded(now, entries),
+            Input::EntriesLoaded { entries } => self.on_entries_loaded(entries),
             Input::LoadFailed { error } => {
                 self.load_in_flight = false;
                 self.event(Event::Error(format!("loading entries from storage failed: {error}")));
             }
-            Input::Applied { first, responses } => self.on_applied(now, first, responses),
+            Input::Applied { first, responses } => self.on_applied(first, responses),
             Input::ReadDone { id, response } => self.on_read_done(id, response),
             Input::Close => self.on_close(),
         }
@@ -278,7 +278,7 @@ impl Raft {
         let Message { from, term, body, .. } = message;
         match body {
             Body::Vote { last } => self.on_vote(now, from, last),
-            Body::VoteResponse { granted } => self.on_vote_response(now, from, granted),
+            Body::VoteResponse { granted } => self.on_vote_response(from, granted),
             Body::Append { prev, entries, commit, read_round } => {
                 self.on_append(now, from, term, prev, entries, commit, read_round)
             }
@@ -389,7 +389,7 @@ impl Raft {
         }
     }
 
-    fn on_write_done(&mut self, now: Time, id: u64) {
+    fn on_write_done(&mut self, id: u64) {
         if id <= self.done_write || id > self.last_write {
             self.event(Event::Warn(format!("driver bug: completion of unknown write w{id} ignored")));
             return;
@@ -416,7 +416,7 @@ impl Raft {
             self.run_after_write(action);
         }
         if self.leading.is_some() {
-            self.maybe_commit(now);
+            self.maybe_commit();
         }
         self.evict();
     }
@@ -483,6 +483,7 @@ impl Raft {
         if self.last_change != Some(snapshot) {
             self.event(Event::Change {
                 id: self.id,
+                nodes: self.nodes.clone(),
                 role: snapshot.0,
                 leader: snapshot.1,
                 followers: self.responsive_followers(now).to_vec(),

@@ -179,7 +179,7 @@ impl Raft {
         self.last_leader_contact = Some(now);
         self.reset_election_deadline(now);
         if !self.client_waiting_is_empty() {
-            self.redispatch_waiting(now);
+            self.redispatch_waiting();
         }
         if let Err(why) = check_entries(term, prev, &entries) {
             self.event(Event::Warn(format!("dropped a malformed append from {from}: {why}")));
@@ -263,13 +263,13 @@ impl Raft {
                 p.start_probe(next);
             }
         }
-        self.maybe_commit(now);
-        self.confirm_reads(now);
+        self.maybe_commit();
+        self.confirm_reads();
         self.send_append(index);
     }
 
     /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).
-    pub(super) fn maybe_commit(&mut self, _now: Time) {
+    pub(super) fn maybe_commit(&mut self) {
         let Some(leading) = self.leading.as_ref() else { return };
         let mut matches: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
             leading.progress.iter().map(|p| (p.id, p.matched)).collect();
@@ -300,7 +300,7 @@ impl Raft {
         self.emit(Output::LoadEntries { from, to });
     }
 
-    pub(super) fn on_entries_loaded(&mut self, _now: Time, entries: Vec<Entry>) {
+    pub(super) fn on_entries_loaded(&mut self, entries: Vec<Entry>) {
         self.load_in_flight = false;
         if !self.log.set_loaded(entries) {
             self.event(Event::Error("storage returned entries that disagree with the log; ignored".into()));
@@ -320,9 +320,9 @@ fn check_entries(term: Term, prev: Option<LogId>, entries: &[Entry]) -> Result<(
         return Err("prev entry's term is above the leader's");
     }
     // Plain integers: a peer's prev may be Seq::MAX, whose successor is no valid seq.
-    let mut expected = prev.map_or(0, |p| u128::from(p.seq.0) + 1);
+    let first = prev.map_or(0, |p| u128::from(p.seq.0) + 1);
     let mut last_term = prev.map_or(Term(0), |p| p.term);
-    for entry in entries {
+    for (expected, entry) in (first..).zip(entries) {
         if u128::from(entry.seq.0) != expected || entry.seq > Seq::MAX {
             return Err("entry seqs are not consecutive after prev, or pass Seq::MAX");
         }
@@ -330,7 +330,6 @@ fn check_entries(term: Term, prev: Option<LogId>, entries: &[Entry]) -> Result<(
             return Err("entry terms decrease or pass the leader's term");
         }
         last_term = entry.term;
-        expected += 1;
     }
     Ok(())
 }
