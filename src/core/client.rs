@@ -275,7 +275,12 @@ impl Raft {
                 if self.log.next_seq().checked_add(count - 1).is_none() {
                     return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
                 }
-                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data));
+                let (first, last) = if data.len() == 1 {
+                    let one = data.into_iter().next().expect("checked: one payload");
+                    self.leader_append_entries(std::iter::once(Payload::Data(one)))
+                } else {
+                    self.leader_append_entries(data.into_iter().map(Payload::Data))
+                };
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");
                 let responses = Vec::new();
                 leading.requests.appends.push_back(PendingAppend { origin, first, last, responses, deadline });

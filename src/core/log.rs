@@ -225,11 +225,17 @@ impl RaftLog {
             }
         }
         let start = (from.max(tail_first).0 - tail_first.0) as usize;
-        for entry in self.tail.range(start..) {
-            if !take(entry, &mut out) {
+        // Count what fits first, then copy in one go.
+        let room = wanted - out.len();
+        let mut count = 0;
+        for entry in self.tail.range(start..).take(room) {
+            bytes = bytes.saturating_add(entry.payload.len());
+            if !(out.is_empty() && count == 0) && bytes > bytes_max {
                 break;
             }
+            count += 1;
         }
+        out.extend(self.tail.range(start..start + count).cloned());
         Ok(out)
     }
 
@@ -246,12 +252,21 @@ impl RaftLog {
     }
 
     /// Appends entries that start at `next_seq()`, with consecutive seqs and terms that never
-    /// decrease (a follower checked them against the leader's message already).
-    pub(crate) fn extend(&mut self, entries: impl ExactSizeIterator<Item = Entry>) {
-        self.tail.reserve(entries.len());
-        for entry in entries {
-            self.push(entry);
+    /// decrease (a follower checked them against the leader's message already), in bulk.
+    pub(crate) fn extend(&mut self, entries: std::vec::Drain<'_, Entry>) {
+        let (Some(first), Some(last)) = (entries.as_slice().first(), entries.as_slice().last()) else { return };
+        assert_eq!(first.seq, self.next_seq(), "invariant: appended entries are contiguous");
+        assert_eq!(last.seq.0 - first.seq.0 + 1, entries.len() as u64, "invariant: consecutive seqs");
+        let mut term = self.last.map(|last| last.term);
+        for entry in entries.as_slice() {
+            if term != Some(entry.term) {
+                assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
+                self.term_starts.push(entry.id());
+                term = Some(entry.term);
+            }
         }
+        self.last = Some(last.id());
+        self.tail.extend(entries);
     }
 
     /// Removes every entry at or above `from`.

@@ -97,8 +97,11 @@ impl Raft {
         loop {
             let Some(leading) = self.leading.as_ref() else { return };
             let p = &leading.progress[index];
-            let last = self.log.last_seq();
-            if p.paused || Some(p.next) > last {
+            // The common case under load: the window is full, nothing to do until an ack.
+            if p.paused || (!p.probing && p.inflight.len() >= self.config.inflight_messages_max) {
+                return;
+            }
+            if Some(p.next) > self.log.last_seq() {
                 return;
             }
             let window_entries = self.config.inflight_entries_max as u64;
