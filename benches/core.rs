@@ -6,7 +6,8 @@
 //! - `core_mem_seq_commits`: commits per second for one client that waits for each append;
 //! - `core_mem_concurrent256`: entries per second with 256 appends always in flight.
 //!
-//! Each figure is the median of 5 runs of about a second each.
+//! Each figure is the median of 5 runs of about a second each. A CPU reference (a fixed loop's
+//! rate) goes to stderr, to tell a slower machine from slower code.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -126,6 +127,23 @@ fn concurrent(duration: Duration, window: u64) -> f64 {
     bench.replies as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A fixed CPU-bound loop (random numbers per second), printed to stderr next to the figures:
+/// this machine is shared, and its speed drifts by a third from one hour to the next.
+fn cpu_reference(duration: Duration) -> f64 {
+    let mut rng = tinyraftplus::core::Rng::new(1);
+    let start = Instant::now();
+    let mut count = 0u64;
+    let mut sink = 0u64;
+    while start.elapsed() < duration {
+        for _ in 0..100_000 {
+            sink ^= rng.next_u64();
+        }
+        count += 100_000;
+    }
+    std::hint::black_box(sink);
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
 fn median(mut runs: Vec<f64>) -> f64 {
     runs.sort_by(f64::total_cmp);
     runs[runs.len() / 2]
@@ -140,6 +158,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let second = Duration::from_secs(1);
+    eprintln!("cpu reference: {:.0} random numbers/s", cpu_reference(second));
     if wanted("core_mem_seq_commits") {
         let value = median((0..5).map(|_| sequential(second)).collect());
         report("core_mem_seq_commits", value, "commits/s");
