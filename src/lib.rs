@@ -56,4 +56,5 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod log;
 pub mod testkit;

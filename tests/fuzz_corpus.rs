@@ -43,3 +43,12 @@ fn core_inputs_corpus_and_random_bytes() {
         targets::core_inputs(input);
     }
 }
+
+#[test]
+fn recover_bytes_corpus_and_random_bytes() {
+    let inputs = corpus("recover_bytes");
+    assert!(inputs.len() >= 8, "the committed corpus is there");
+    for input in inputs.iter().chain(&random_inputs(3, 3000)) {
+        targets::recover_bytes(input);
+    }
+}
