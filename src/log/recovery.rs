@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(error.seq, 2);
         assert_eq!(error.case, Case::BrokenChain);
         // The same log with a record missing.
-        let scan = run(&[good.clone()], None).unwrap();
+        let scan = run(std::slice::from_ref(&good), None).unwrap();
         let (a, b) = (scan.segments[0].offsets[1] as usize, scan.segments[0].offsets[2] as usize);
         let mut missing = good[..a].to_vec();
         missing.extend_from_slice(&good[b..]);
