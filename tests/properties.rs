@@ -79,6 +79,9 @@ fn knobs() -> impl Strategy<Value = Knobs> {
 struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     committed: BTreeMap<Seq, Entry>,
+    /// For each committed seq, the term of the node that first reported it committed: at least
+    /// the term it was committed in (Leader Completeness binds leaders of later terms).
+    commit_terms: BTreeMap<Seq, Term>,
     applied: BTreeMap<Seq, Entry>,
     durable_terms: BTreeMap<NodeId, Term>,
     commits: BTreeMap<NodeId, Option<Seq>>,
@@ -138,14 +141,15 @@ impl Checker {
                         }
                         _ => self.committed.insert(seq, entry),
                     };
+                    self.commit_terms.entry(seq).or_insert(raft.term());
                 }
             }
         }
-        // Leader completeness.
+        // Leader completeness (Raft §5.4): leaders of terms after an entry's commit hold it.
         for id in &ids {
             let Some(raft) = c.nodes[id].raft.as_ref().filter(|r| r.is_leader()) else { continue };
             for (seq, entry) in &self.committed {
-                if raft.term_at(*seq) != Some(entry.term) {
+                if raft.term() > self.commit_terms[seq] && raft.term_at(*seq) != Some(entry.term) {
                     return Err(format!("leader n{id} of term {} lacks committed {entry}", raft.term()));
                 }
             }
