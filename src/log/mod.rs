@@ -1,5 +1,8 @@
-//! The file log (FsLog). So far its pure parts: the on-disk record format ([`format`]) and
-//! crash recovery as a decision table ([`recovery`]); the file IO builds on them.
+//! The file log: the on-disk record format ([`format`]), crash recovery as a pure decision
+//! table ([`recovery`]), and the durable segmented log on files ([`FsLog`]).
 
 pub mod format;
+mod fslog;
 pub mod recovery;
+
+pub use fslog::{FsLog, FsLogOptions, LogError};

@@ -1,0 +1,566 @@
+//! `FsLog`: the durable, segmented file log, on top of the pure [`format`](super::format) and
+//! [`recovery`](super::recovery).
+//!
+//! Files, for a log named `n` in directory `d`:
+//! - `d/n.<first seq, 20 digits>.seg`: segments, in the record format;
+//! - `d/n.state`: the term and vote, two 32-byte checksummed slots written alternately, so a
+//!   torn write of one leaves the other (`counter u64, term u64, vote+1 u64, XXH3-64 of the 24`);
+//! - `d/n.trim`: present only during a trim (its target seq, checksummed), so a crash in the
+//!   middle completes the trim on the next open (fail-forward, as the seed's lock record did).
+//!
+//! Durability: every `append`/`append_batch` is one write and one fdatasync; creating or
+//! deleting a file is followed by a directory fsync. A failed write or sync poisons the log:
+//! every later call fails until it is reopened (data not known durable is never assumed so).
+
+use super::format::{decode_record, encode_header, encode_record, Encoder, HEADER_BYTES, RECORD_HEAD_BYTES};
+use super::recovery::{scan, Corruption, SegmentBytes};
+use crate::core::{Entry, HardState, NodeId, Payload, Seq, Term};
+use bytes::Bytes;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// How a log is opened.
+#[derive(Clone, Debug)]
+pub struct FsLogOptions {
+    /// Record protection (default: xxhash checksums and chain).
+    pub encoder: Encoder,
+    /// A new segment starts when a batch would take the current one past this size (a batch is
+    /// never split, and a segment always takes at least one batch). Default 64 MiB.
+    pub segment_bytes: u64,
+    /// The largest payload accepted, in bytes (default 16 MiB).
+    pub payload_bytes_max: usize,
+    /// Open a corrupt log by dropping the entries from this seq on (see `recovery`).
+    pub repair_from: Option<u64>,
+}
+
+impl Default for FsLogOptions {
+    fn default() -> FsLogOptions {
+        FsLogOptions {
+            encoder: Encoder::XxHash,
+            segment_bytes: 64 << 20,
+            payload_bytes_max: 16 << 20,
+            repair_from: None,
+        }
+    }
+}
+
+/// Why a log operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The file system failed; the log is poisoned if a write or sync was involved.
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The bytes on disk are corrupt (see `recovery` for what to do).
+    Corrupt(Corruption),
+    /// A file other than segments is damaged beyond its own redundancy.
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An earlier write or sync failed: reopen the log.
+    Poisoned(String),
+    /// A bad argument: nothing was done.
+    Invalid(String),
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            LogError::Corrupt(corruption) => corruption.fmt(f),
+            LogError::Damaged { path, detail } => write!(f, "{} is damaged: {detail}", path.display()),
+            LogError::Poisoned(why) => write!(f, "log unusable after a failed write or sync ({why}); reopen it"),
+            LogError::Invalid(why) => write!(f, "invalid argument: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
+    move |source| LogError::Io { op, path: path.to_path_buf(), source }
+}
+
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    /// Byte offset of each entry: 4 bytes per entry.
+    offsets: Vec<u32>,
+}
+
+/// A durable, segmented log of entries with terms. See the module docs for the files.
+pub struct FsLog {
+    dir: PathBuf,
+    name: String,
+    options: FsLogOptions,
+    segments: Vec<Segment>,
+    last: Option<(u64, u64)>,
+    chain: u64,
+    hard_state: HardState,
+    state_counter: u64,
+    poisoned: Option<String>,
+    buffer: Vec<u8>,
+}
+
+impl FsLog {
+    /// Opens (or creates) the log `name` in `dir`, recovering from any crash.
+    pub fn open(dir: impl AsRef<Path>, name: &str, options: FsLogOptions) -> Result<FsLog, LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        if name.is_empty() || name.contains(['/', '.']) {
+            return Err(LogError::Invalid(format!("log name {name:?} must be non-empty, without '/' or '.'")));
+        }
+        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+        let mut log = FsLog {
+            dir,
+            name: name.to_string(),
+            options,
+            segments: Vec::new(),
+            last: None,
+            chain: 0,
+            hard_state: HardState::default(),
+            state_counter: 0,
+            poisoned: None,
+            buffer: Vec::new(),
+        };
+        log.load_hard_state()?;
+        log.recover()?;
+        if let Some(target) = log.read_trim_intent()? {
+            log.trim_files(target)?;
+        }
+        Ok(log)
+    }
+
+    fn segment_path(&self, first_seq: u64) -> PathBuf {
+        self.dir.join(format!("{}.{first_seq:020}.seg", self.name))
+    }
+
+    /// The segment files of this log, sorted by first seq (numerically: the seed sorted names).
+    fn list_segments(&self) -> Result<Vec<(u64, PathBuf)>, LogError> {
+        let prefix = format!("{}.", self.name);
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))? {
+            let entry = entry.map_err(io_error("list", &self.dir))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else { continue };
+            let Some(middle) = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".seg")) else {
+                continue;
+            };
+            if middle.len() == 20 && middle.bytes().all(|b| b.is_ascii_digit()) {
+                let first_seq = middle.parse::<u64>().map_err(|_| LogError::Damaged {
+                    path: entry.path(),
+                    detail: "segment name out of range".into(),
+                })?;
+                found.push((first_seq, entry.path()));
+            }
+        }
+        found.sort_unstable_by_key(|(first, _)| *first);
+        Ok(found)
+    }
+
+    fn recover(&mut self) -> Result<(), LogError> {
+        let listed = self.list_segments()?;
+        let mut contents = Vec::with_capacity(listed.len());
+        for (_, path) in &listed {
+            contents.push(fs::read(path).map_err(io_error("read", path))?);
+        }
+        let views: Vec<SegmentBytes<'_>> = listed
+            .iter()
+            .zip(&contents)
+            .map(|((first_seq, _), bytes)| SegmentBytes { first_seq: *first_seq, bytes })
+            .collect();
+        let max = self.options.payload_bytes_max + RECORD_HEAD_BYTES + self.options.encoder.trailer_bytes();
+        let result = scan(&views, self.options.encoder, max, self.options.repair_from).map_err(LogError::Corrupt)?;
+        let mut deleted = false;
+        for (segment, (first_seq, path)) in result.segments.into_iter().zip(listed) {
+            if segment.delete {
+                fs::remove_file(&path).map_err(io_error("delete", &path))?;
+                deleted = true;
+                continue;
+            }
+            let file = OpenOptions::new().read(true).append(true).open(&path).map_err(io_error("open", &path))?;
+            let on_disk = file.metadata().map_err(io_error("stat", &path))?.len();
+            if segment.valid_len < on_disk {
+                file.set_len(segment.valid_len).map_err(io_error("truncate", &path))?;
+                file.sync_all().map_err(io_error("sync", &path))?;
+            }
+            self.segments.push(Segment {
+                first_seq,
+                path,
+                file,
+                len: segment.valid_len.max(HEADER_BYTES as u64),
+                offsets: segment.offsets,
+            });
+        }
+        if deleted {
+            self.sync_dir()?;
+        }
+        self.last = result.last;
+        self.chain = result.last_checksum;
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> Result<(), LogError> {
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", &self.dir))
+    }
+
+    fn check(&self) -> Result<(), LogError> {
+        match &self.poisoned {
+            Some(why) => Err(LogError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison<T>(&mut self, error: LogError) -> Result<T, LogError> {
+        self.poisoned = Some(error.to_string());
+        Err(error)
+    }
+
+    /// The seq of the last entry (the seed's `seq`; `None` for an empty log).
+    pub fn seq(&self) -> Option<Seq> {
+        self.last.map(|(seq, _)| Seq(seq))
+    }
+
+    /// The term of the last entry.
+    pub fn last_term(&self) -> Option<Term> {
+        self.last.map(|(_, term)| Term(term))
+    }
+
+    /// The hash chain's head: with `(seq, last_term)` it fingerprints the whole log.
+    pub fn chain(&self) -> u64 {
+        self.chain
+    }
+
+    /// The seq the next entry gets.
+    fn next_seq(&self) -> u64 {
+        self.last.map_or_else(|| self.segments.first().map_or(0, |s| s.first_seq), |(seq, _)| seq + 1)
+    }
+
+    /// Appends one entry durably; returns its seq.
+    pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        self.append_batch(&[(term, payload)])
+    }
+
+    /// Appends entries at consecutive seqs with one write and one fdatasync; returns the first
+    /// seq. Terms must not decrease. Bad arguments change nothing.
+    pub fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
+        self.check()?;
+        if entries.is_empty() {
+            return Err(LogError::Invalid("append_batch needs at least one entry".into()));
+        }
+        let mut term = self.last.map_or(0, |(_, term)| term);
+        for (entry_term, payload) in entries {
+            if entry_term.0 < term {
+                return Err(LogError::Invalid(format!("term {entry_term} after term {term}")));
+            }
+            if payload.is_some_and(|p| p.len() > self.options.payload_bytes_max) {
+                return Err(LogError::Invalid(format!("payload over {} bytes", self.options.payload_bytes_max)));
+            }
+            term = entry_term.0;
+        }
+        let first = self.next_seq();
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        let mut chain = self.chain;
+        let mut starts = Vec::with_capacity(entries.len());
+        for (i, (term, payload)) in entries.iter().enumerate() {
+            starts.push(buffer.len());
+            chain = encode_record(&mut buffer, self.options.encoder, first + i as u64, term.0, *payload, chain);
+        }
+        let result = self.write_batch(first, &buffer, &starts);
+        self.buffer = buffer;
+        result?;
+        self.chain = chain;
+        self.last = Some((first + entries.len() as u64 - 1, term));
+        Ok(Seq(first))
+    }
+
+    fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
+        let needs_segment = match self.segments.last() {
+            None => true,
+            Some(segment) => {
+                !segment.offsets.is_empty() && segment.len + buffer.len() as u64 > self.options.segment_bytes
+            }
+        };
+        if needs_segment {
+            self.create_segment(first)?;
+        }
+        let segment = self.segments.last_mut().expect("a segment exists");
+        let base = segment.len;
+        if base + buffer.len() as u64 > u64::from(u32::MAX) {
+            return Err(LogError::Invalid("a segment cannot pass 4 GiB: lower segment_bytes".into()));
+        }
+        let path = segment.path.clone();
+        if let Err(error) = segment.file.write_all(buffer).and_then(|()| segment.file.sync_data()) {
+            // Unknown what reached the disk: the next open recovers a prefix.
+            return self.poison(LogError::Io { op: "append", path, source: error });
+        }
+        segment.len += buffer.len() as u64;
+        segment.offsets.extend(starts.iter().map(|s| (base + *s as u64) as u32));
+        Ok(())
+    }
+
+    fn create_segment(&mut self, first_seq: u64) -> Result<(), LogError> {
+        let path = self.segment_path(first_seq);
+        let created = (|| {
+            let mut file = OpenOptions::new().read(true).append(true).create_new(true).open(&path)?;
+            file.write_all(&encode_header(self.options.encoder, first_seq))?;
+            file.sync_all()?;
+            Ok(file)
+        })();
+        let file = match created {
+            Ok(file) => file,
+            Err(source) => return self.poison(LogError::Io { op: "create segment", path, source }),
+        };
+        if let Err(error) = self.sync_dir() {
+            return self.poison(error);
+        }
+        self.segments.push(Segment { first_seq, path, file, len: HEADER_BYTES as u64, offsets: Vec::new() });
+        Ok(())
+    }
+
+    fn locate(&self, seq: u64) -> Option<(&Segment, u64)> {
+        let index = self.segments.partition_point(|s| s.first_seq <= seq).checked_sub(1)?;
+        let segment = &self.segments[index];
+        let offset = *segment.offsets.get((seq - segment.first_seq) as usize)?;
+        Some((segment, u64::from(offset)))
+    }
+
+    /// Reads the entry at `seq`.
+    pub fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
+        self.check()?;
+        let Some((segment, offset)) = self.locate(seq.0) else { return Ok(None) };
+        let mut head = [0u8; 4];
+        segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
+        let size = 4 + u32::from_le_bytes(head) as usize;
+        let mut bytes = vec![0u8; size];
+        segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
+        let record = decode_record(&bytes, self.options.encoder, size).map_err(|error| LogError::Damaged {
+            path: segment.path.clone(),
+            detail: format!("seq {seq} at byte {offset}: {error} (the disk changed under the log)"),
+        })?;
+        let payload = match record.payload {
+            Some(data) => Payload::Data(Bytes::copy_from_slice(data)),
+            None => Payload::Blank,
+        };
+        Ok(Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload }))
+    }
+
+    /// Entries from `from` to the last entry as of now (a snapshot end: later appends are not
+    /// included). Reads do not block writers: each step reads by offset.
+    pub fn iter(&self, from: Seq) -> impl Iterator<Item = Result<Entry, LogError>> + '_ {
+        let end = self.last.map_or(0, |(seq, _)| seq + 1);
+        (from.0..end).map(move |seq| {
+            self.read(Seq(seq))?.ok_or_else(|| LogError::Invalid(format!("seq {seq} was trimmed while iterating")))
+        })
+    }
+
+    /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
+    /// crash in the middle completes the trim at the next open.
+    pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
+        self.check()?;
+        let keep_end = seq.map_or(0, |s| s.0 + 1);
+        if keep_end >= self.next_seq() {
+            return Ok(());
+        }
+        self.write_trim_intent(keep_end)?;
+        self.trim_files(keep_end)
+    }
+
+    fn trim_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.trim", self.name))
+    }
+
+    fn write_trim_intent(&mut self, keep_end: u64) -> Result<(), LogError> {
+        let path = self.trim_path();
+        let mut bytes = keep_end.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
+        let written = File::create(&path).and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+        if let Err(source) = written {
+            return self.poison(LogError::Io { op: "write trim intent", path, source });
+        }
+        self.sync_dir().or_else(|e| self.poison(e))
+    }
+
+    fn read_trim_intent(&self) -> Result<Option<u64>, LogError> {
+        let path = self.trim_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LogError::Io { op: "read", path, source }),
+        };
+        // A torn intent was never acted on: the trim had not started.
+        let valid = bytes.len() == 16 && xxh3_64(&bytes[..8]).to_le_bytes() == bytes[8..16];
+        Ok(valid.then(|| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))))
+    }
+
+    /// Removes entries from `keep_end` on: later segments first (newest to oldest), then the
+    /// tail of the segment that holds `keep_end`, then the intent.
+    fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
+        while self.segments.last().is_some_and(|s| s.first_seq >= keep_end && s.first_seq > 0) {
+            let segment = self.segments.pop().expect("checked");
+            if let Err(source) = fs::remove_file(&segment.path) {
+                return self.poison(LogError::Io { op: "delete segment", path: segment.path, source });
+            }
+        }
+        self.sync_dir().or_else(|e| self.poison(e))?;
+        if let Some(segment) = self.segments.last_mut() {
+            let keep = keep_end.saturating_sub(segment.first_seq) as usize;
+            if keep < segment.offsets.len() {
+                let new_len = u64::from(segment.offsets[keep]);
+                let path = segment.path.clone();
+                let cut = segment.file.set_len(new_len).and_then(|()| segment.file.sync_all());
+                if let Err(source) = cut {
+                    return self.poison(LogError::Io { op: "truncate", path, source });
+                }
+                segment.len = new_len;
+                segment.offsets.truncate(keep);
+            }
+        }
+        let path = self.trim_path();
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir().or_else(|e| self.poison(e))?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return self.poison(LogError::Io { op: "delete trim intent", path, source }),
+        }
+        self.reload_tail()
+    }
+
+    /// Recomputes the last entry and chain head after a trim.
+    fn reload_tail(&mut self) -> Result<(), LogError> {
+        let last_seq =
+            self.segments.iter().rev().find_map(|s| s.offsets.len().checked_sub(1).map(|i| s.first_seq + i as u64));
+        match last_seq {
+            None => {
+                self.last = None;
+                self.chain = 0;
+            }
+            Some(seq) => {
+                let (segment, offset) = self.locate(seq).expect("the last entry is indexed");
+                let mut head = [0u8; 4];
+                segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
+                let mut bytes = vec![0u8; 4 + u32::from_le_bytes(head) as usize];
+                segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
+                let record = decode_record(&bytes, self.options.encoder, bytes.len())
+                    .map_err(|e| LogError::Damaged { path: segment.path.clone(), detail: e.to_string() })?;
+                self.last = Some((record.seq, record.term));
+                self.chain = record.checksum;
+            }
+        }
+        Ok(())
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.state", self.name))
+    }
+
+    /// The saved term and vote.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Saves the term and vote durably and atomically (into the older of two slots).
+    pub fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
+        self.check()?;
+        let counter = self.state_counter + 1;
+        let mut slot = [0u8; 32];
+        slot[0..8].copy_from_slice(&counter.to_le_bytes());
+        slot[8..16].copy_from_slice(&state.term.0.to_le_bytes());
+        slot[16..24].copy_from_slice(&state.vote.map_or(0, |v| v.0.wrapping_add(1)).to_le_bytes());
+        let checksum = xxh3_64(&slot[0..24]);
+        slot[24..32].copy_from_slice(&checksum.to_le_bytes());
+        let path = self.state_path();
+        let existed = path.exists();
+        let written =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).and_then(|file| {
+                file.write_all_at(&slot, (counter % 2) * 32)?;
+                file.sync_data()
+            });
+        if let Err(source) = written {
+            return self.poison(LogError::Io { op: "save term and vote", path, source });
+        }
+        if !existed {
+            self.sync_dir().or_else(|e| self.poison(e))?;
+        }
+        self.state_counter = counter;
+        self.hard_state = state;
+        Ok(())
+    }
+
+    fn load_hard_state(&mut self) -> Result<(), LogError> {
+        let path = self.state_path();
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(0))
+                    .and_then(|_| file.read_to_end(&mut bytes))
+                    .map_err(io_error("read", &path))?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(LogError::Io { op: "open", path, source }),
+        }
+        let slots = bytes.chunks(32).filter(|slot| slot.len() == 32).filter_map(|slot| {
+            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes"));
+            (xxh3_64(&slot[0..24]) == word(24)).then(|| (word(0), word(8), word(16)))
+        });
+        match slots.max_by_key(|(counter, _, _)| *counter) {
+            Some((counter, term, vote)) => {
+                self.state_counter = counter;
+                self.hard_state = HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId) };
+                Ok(())
+            }
+            None if bytes.iter().all(|b| *b == 0) => Ok(()),
+            None => Err(LogError::Damaged { path, detail: "both term-and-vote slots fail their checksum".into() }),
+        }
+    }
+
+    /// Deletes every file of the log `name` in `dir` (the log must not be open).
+    pub fn del(dir: impl AsRef<Path>, name: &str) -> Result<(), LogError> {
+        let dir = dir.as_ref();
+        let probe = FsLog {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            options: FsLogOptions::default(),
+            segments: Vec::new(),
+            last: None,
+            chain: 0,
+            hard_state: HardState::default(),
+            state_counter: 0,
+            poisoned: None,
+            buffer: Vec::new(),
+        };
+        if !dir.exists() {
+            return Ok(());
+        }
+        let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
+        paths.push(probe.state_path());
+        paths.push(probe.trim_path());
+        for path in paths {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(LogError::Io { op: "delete", path, source }),
+            }
+        }
+        probe.sync_dir()
+    }
+
+    /// The number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}

@@ -1,0 +1,209 @@
+//! FsLog on real files: append, read, iterate, segments, trim (fail-forward), term and vote,
+//! crash recovery from torn tails, corruption reports, bad arguments.
+
+use std::fs;
+use tinyraftplus::core::{HardState, NodeId, Payload, Seq, Term};
+use tinyraftplus::log::format::Encoder;
+use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
+use xxhash_rust::xxh3::xxh3_64;
+
+fn small() -> FsLogOptions {
+    FsLogOptions { segment_bytes: 200, ..FsLogOptions::default() }
+}
+
+fn payloads(log: &FsLog) -> Vec<String> {
+    log.iter(Seq(0))
+        .map(|e| match e.unwrap().payload {
+            Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
+            Payload::Blank => "-".into(),
+        })
+        .collect()
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn append_read_iterate_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "node1", FsLogOptions::default()).unwrap();
+    assert_eq!(log.seq(), None);
+    assert_eq!(log.append(Term(1), None).unwrap(), Seq(0));
+    assert_eq!(log.append(Term(1), Some(b"a")).unwrap(), Seq(1));
+    assert_eq!(log.append_batch(&[(Term(2), Some(b"bc")), (Term(2), Some(b""))]).unwrap(), Seq(2));
+    assert_eq!((log.seq(), log.last_term()), (Some(Seq(3)), Some(Term(2))));
+    assert_eq!(payloads(&log), ["-", "a", "bc", ""]);
+    let chain = log.chain();
+    drop(log);
+    let log = FsLog::open(dir.path(), "node1", FsLogOptions::default()).unwrap();
+    assert_eq!((log.seq(), log.chain()), (Some(Seq(3)), chain));
+    assert_eq!(log.read(Seq(2)).unwrap().unwrap().term, Term(2));
+    assert_eq!(log.read(Seq(9)).unwrap(), None);
+}
+
+#[test]
+fn twelve_and_more_segments_reopen_in_numeric_order() {
+    // The seed sorted segment names as strings: with 11 or more, a reopened log was out of order.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..60 {
+        log.append(Term(1), Some(format!("entry-{i:03}").as_bytes())).unwrap();
+    }
+    assert!(log.segment_count() >= 12, "{} segments", log.segment_count());
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", small()).unwrap();
+    let expected: Vec<String> = (0..60).map(|i| format!("entry-{i:03}")).collect();
+    assert_eq!(payloads(&log), expected);
+    assert_eq!(log.seq(), Some(Seq(59)));
+}
+
+#[test]
+fn a_batch_is_never_split_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    log.append(Term(1), Some(&[1; 100])).unwrap();
+    let batch: Vec<(Term, Option<&[u8]>)> = (0..5).map(|_| (Term(1), Some(&[2u8; 40][..]))).collect();
+    log.append_batch(&batch).unwrap();
+    assert_eq!(log.segment_count(), 2, "the batch went whole into a new segment");
+    assert_eq!(log.iter(Seq(0)).count(), 6);
+}
+
+#[test]
+fn trim_keeps_a_prefix_across_segments_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..40 {
+        log.append(Term(1 + i / 10), Some(format!("{i}").as_bytes())).unwrap();
+    }
+    log.trim(Some(Seq(12))).unwrap();
+    assert_eq!((log.seq(), log.last_term()), (Some(Seq(12)), Some(Term(2))));
+    log.append(Term(7), Some(b"new")).unwrap();
+    drop(log);
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    let mut expected: Vec<String> = (0..=12).map(|i| i.to_string()).collect();
+    expected.push("new".into());
+    assert_eq!(payloads(&log), expected);
+    log.trim(None).unwrap();
+    assert_eq!(log.seq(), None);
+    assert_eq!(log.append(Term(8), None).unwrap(), Seq(0));
+}
+
+#[test]
+fn an_interrupted_trim_completes_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..30 {
+        log.append(Term(1), Some(format!("{i}").as_bytes())).unwrap();
+    }
+    drop(log);
+    // A crash right after the trim intent was made durable, before any file changed.
+    let mut intent = 5u64.to_le_bytes().to_vec();
+    intent.extend_from_slice(&xxh3_64(&intent).to_le_bytes());
+    fs::write(dir.path().join("log.trim"), intent).unwrap();
+    let log = FsLog::open(dir.path(), "log", small()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(4)));
+    assert!(!dir.path().join("log.trim").exists());
+    // A torn intent was never acted on.
+    drop(log);
+    fs::write(dir.path().join("log.trim"), [1, 2, 3]).unwrap();
+    assert_eq!(FsLog::open(dir.path(), "log", small()).unwrap().seq(), Some(Seq(4)));
+}
+
+#[test]
+fn every_torn_tail_of_the_last_batch_recovers_every_earlier_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    for i in 0..5 {
+        log.append(Term(1), Some(format!("durable-{i}").as_bytes())).unwrap();
+    }
+    let file = segment_files(dir.path()).pop().unwrap();
+    let durable_len = fs::metadata(&file).unwrap().len() as usize;
+    log.append_batch(&[(Term(1), Some(b"maybe-a")), (Term(1), Some(b"maybe-b"))]).unwrap();
+    drop(log);
+    let full = fs::read(&file).unwrap();
+    for cut in durable_len..full.len() {
+        fs::write(&file, &full[..cut]).unwrap();
+        let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+        let seq = log.seq().unwrap().0;
+        assert!((4..=6).contains(&seq), "cut {cut}: seq {seq}");
+        assert_eq!(log.iter(Seq(0)).count() as u64, seq + 1);
+        drop(log);
+        assert!(fs::metadata(&file).unwrap().len() as usize <= cut, "the torn tail was truncated");
+    }
+}
+
+#[test]
+fn corruption_in_the_middle_fails_open_with_its_place_until_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..20 {
+        log.append(Term(1), Some(format!("entry-{i}").as_bytes())).unwrap();
+    }
+    drop(log);
+    let files_before = segment_files(dir.path());
+    let first = files_before[0].clone();
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[32 + 23] ^= 0x20; // Inside seq 0's payload.
+    fs::write(&first, &bytes).unwrap();
+    let error = FsLog::open(dir.path(), "log", small()).err().expect("corruption is reported");
+    let LogError::Corrupt(corruption) = &error else { panic!("{error}") };
+    assert_eq!((corruption.segment, corruption.offset, corruption.seq), (0, 32, 0));
+    assert_eq!(segment_files(dir.path()), files_before, "no segment was deleted");
+    assert_eq!(fs::read(&first).unwrap(), bytes, "nothing was truncated");
+    let repaired = FsLog::open(dir.path(), "log", FsLogOptions { repair_from: Some(0), ..small() }).unwrap();
+    assert_eq!(repaired.seq(), None);
+}
+
+#[test]
+fn term_and_vote_survive_a_torn_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.hard_state(), HardState::default());
+    log.save_hard_state(HardState { term: Term(3), vote: Some(NodeId(2)) }).unwrap();
+    log.save_hard_state(HardState { term: Term(4), vote: None }).unwrap();
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.hard_state(), HardState { term: Term(4), vote: None });
+    drop(log);
+    // Tear the newest slot (counter 2 lives in slot 0): the older one is used.
+    let path = dir.path().join("log.state");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.hard_state(), HardState { term: Term(3), vote: Some(NodeId(2)) });
+}
+
+#[test]
+fn bad_arguments_change_nothing_and_the_next_call_works() {
+    // The seed's FsLog kept its lock after a bad argument and hung forever.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        FsLog::open(dir.path(), "log", FsLogOptions { payload_bytes_max: 8, ..FsLogOptions::default() }).unwrap();
+    log.append(Term(2), Some(b"ok")).unwrap();
+    assert!(matches!(log.append_batch(&[]), Err(LogError::Invalid(_))));
+    assert!(matches!(log.append(Term(1), Some(b"x")), Err(LogError::Invalid(_))), "terms never decrease");
+    assert!(matches!(log.append(Term(2), Some(&[0; 9])), Err(LogError::Invalid(_))));
+    assert!(matches!(FsLog::open(dir.path(), "a/b", FsLogOptions::default()), Err(LogError::Invalid(_))));
+    assert_eq!(log.append(Term(2), Some(b"next")).unwrap(), Seq(1));
+}
+
+#[test]
+fn the_wrong_encoder_is_refused_and_del_removes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    log.append(Term(1), Some(b"x")).unwrap();
+    log.save_hard_state(HardState { term: Term(1), vote: None }).unwrap();
+    drop(log);
+    let plain = FsLogOptions { encoder: Encoder::Plain, ..FsLogOptions::default() };
+    assert!(matches!(FsLog::open(dir.path(), "log", plain), Err(LogError::Corrupt(_))));
+    FsLog::del(dir.path(), "log").unwrap();
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
