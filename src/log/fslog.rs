@@ -563,4 +563,15 @@ impl FsLog {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+
+    /// The bytes of all segment files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// The memory the in-memory index takes (4 bytes per entry, plus per segment).
+    pub fn index_bytes(&self) -> usize {
+        let per_segment = std::mem::size_of::<Segment>();
+        self.segments.iter().map(|s| s.offsets.capacity() * 4 + per_segment).sum()
+    }
 }

@@ -1,0 +1,135 @@
+//! `cargo bench --bench fslog`: the file log against the disk's own limit, measured in the same
+//! run. Data goes to a temporary directory in the current directory (override with
+//! `TINYRAFTPLUS_BENCH_DIR`). Prints one JSON object per line; each figure is a median of 3.
+//!
+//! - `disk_fdatasync_4k`: raw 4 KiB write + fdatasync per second (the baseline);
+//! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
+//! - `fslog_append_batch1000`: entries per second in durable batches of 1,000;
+//! - `fslog_open_scan`: bytes per second recovered when opening a 1 GiB log;
+//! - `fslog_iter`: entries per second read back in order;
+//! - `fslog_index_bytes_per_entry`: memory of the in-memory index per entry.
+//!
+//! Transactions and the group-commit handle are not built yet, so their figures are absent.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tinyraftplus::core::{Seq, Term};
+use tinyraftplus::log::{FsLog, FsLogOptions};
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("TINYRAFTPLUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+fn report(name: &str, value: f64, unit: &str) {
+    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
+    let path = dir.join("raw.bin");
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let block = [7u8; 4096];
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        count += 1;
+    }
+    std::fs::remove_file(path).unwrap();
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
+    let mut log = FsLog::open(dir, "seq", FsLogOptions::default()).unwrap();
+    let payload = [1u8; 100];
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        log.append(Term(1), Some(&payload)).unwrap();
+        count += 1;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop(log);
+    FsLog::del(dir, "seq").unwrap();
+    rate
+}
+
+fn append_batch_rate(dir: &Path, duration: Duration) -> f64 {
+    let mut log = FsLog::open(dir, "batch", FsLogOptions::default()).unwrap();
+    let payload = [1u8; 100];
+    let batch: Vec<(Term, Option<&[u8]>)> = (0..1000).map(|_| (Term(1), Some(&payload[..]))).collect();
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        log.append_batch(&batch).unwrap();
+        count += 1000;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop(log);
+    FsLog::del(dir, "batch").unwrap();
+    rate
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let temp = tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark");
+    let dir = temp.path();
+    let second = Duration::from_secs(1);
+    report("disk_fdatasync_4k", median((0..3).map(|_| fdatasync_rate(dir, second)).collect()), "syncs/s");
+    if wanted("fslog_append_seq") {
+        report("fslog_append_seq", median((0..3).map(|_| append_seq_rate(dir, second)).collect()), "entries/s");
+    }
+    if wanted("fslog_append_batch1000") {
+        let value = median((0..3).map(|_| append_batch_rate(dir, second)).collect());
+        report("fslog_append_batch1000", value, "entries/s");
+    }
+    if wanted("fslog_open_scan") || wanted("fslog_iter") || wanted("fslog_index_bytes_per_entry") {
+        // A 1 GiB log of 100-byte entries, written in batches.
+        let options = || FsLogOptions { segment_bytes: 256 << 20, ..FsLogOptions::default() };
+        let mut log = FsLog::open(dir, "big", options()).unwrap();
+        let payload = [3u8; 100];
+        let batch: Vec<(Term, Option<&[u8]>)> = (0..10_000).map(|_| (Term(1), Some(&payload[..]))).collect();
+        let mut bytes = 0u64;
+        while bytes < 1 << 30 {
+            log.append_batch(&batch).unwrap();
+            bytes = log.disk_bytes();
+        }
+        drop(log);
+        let mut scans = Vec::new();
+        let mut last = None;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let log = FsLog::open(dir, "big", options()).unwrap();
+            scans.push(bytes as f64 / start.elapsed().as_secs_f64());
+            last = Some(log);
+        }
+        let log = last.expect("opened three times");
+        if wanted("fslog_open_scan") {
+            report("fslog_open_scan", median(scans), "bytes/s");
+        }
+        let entries = log.seq().map_or(0, |s| s.0 + 1);
+        if wanted("fslog_iter") {
+            let runs = (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    let count = log.iter(Seq(0)).take(2_000_000).map(|e| e.unwrap()).count();
+                    count as f64 / start.elapsed().as_secs_f64()
+                })
+                .collect();
+            report("fslog_iter", median(runs), "entries/s");
+        }
+        if wanted("fslog_index_bytes_per_entry") {
+            report("fslog_index_bytes_per_entry", log.index_bytes() as f64 / entries as f64, "bytes");
+        }
+        drop(log);
+        FsLog::del(dir, "big").unwrap();
+    }
+}
