@@ -186,6 +186,21 @@ impl Raft {
         self.client_request(now, id, ForwardRequest::Append(data));
     }
 
+    /// One payload: on a healthy leader it goes straight into the log (the common case under
+    /// load, without the batch and forwarding machinery); otherwise as a batch of one.
+    pub(super) fn on_client_append_one(&mut self, now: Time, id: RequestId, data: Bytes) {
+        let fits = data.len() <= self.config.entry_bytes_max && self.log.next_seq() < Seq::MAX;
+        if self.leading.is_none() || self.closed || self.failed || !fits {
+            return self.on_client_append(now, id, smallvec::smallvec![data]);
+        }
+        let deadline = now.plus(duration_nanos(self.config.append_timeout));
+        let (first, last) = self.leader_append_entries(std::iter::once(Payload::Data(data)));
+        let leading = self.leading.as_mut().expect("checked above");
+        let origin = Origin::Local(id);
+        leading.requests.appends.push_back(PendingAppend { origin, first, last, responses: Vec::new(), deadline });
+        self.broadcast_append();
+    }
+
     pub(super) fn on_client_read(&mut self, now: Time, id: RequestId, command: Bytes) {
         self.client_request(now, id, ForwardRequest::Read(command));
     }
@@ -275,12 +290,7 @@ impl Raft {
                 if self.log.next_seq().checked_add(count - 1).is_none() {
                     return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
                 }
-                let (first, last) = if data.len() == 1 {
-                    let one = data.into_iter().next().expect("checked: one payload");
-                    self.leader_append_entries(std::iter::once(Payload::Data(one)))
-                } else {
-                    self.leader_append_entries(data.into_iter().map(Payload::Data))
-                };
+                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data));
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");
                 let responses = Vec::new();
                 leading.requests.appends.push_back(PendingAppend { origin, first, last, responses, deadline });

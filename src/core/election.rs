@@ -126,6 +126,7 @@ impl Raft {
         let now = self.now;
         self.role = Role::Leader;
         self.leader = Some(self.id);
+        self.heard_version += 1; // New progress: the responsive set is recomputed.
         self.last_leader_contact = Some(now);
         let next = self.log.next_seq();
         let progress = self.peers.iter().map(|id| Progress::new(*id, next, now)).collect();
@@ -151,6 +152,7 @@ impl Raft {
             self.save_hard_state();
         }
         let was_leading = self.leading.take();
+        self.heard_version += 1;
         self.role = Role::Follower;
         self.leader = leader;
         self.votes.clear();

@@ -120,6 +120,10 @@ pub struct Raft {
     pub(super) now: Time,
     /// Whether a step happened yet: timers count from the first step's time.
     started: bool,
+    /// Bumped whenever a follower's last answer time changes (change events depend on it).
+    pub(super) heard_version: u64,
+    /// The time and `heard_version` of the last follower-responsiveness computation.
+    responsive_checked: Option<(Time, u64, u64)>,
     last_change: Option<ChangeSnapshot>,
 }
 
@@ -168,6 +172,8 @@ impl Raft {
             out: Vec::new(),
             now: Time(0),
             started: false,
+            heard_version: 0,
+            responsive_checked: None,
             last_change: None,
             config,
         };
@@ -204,7 +210,7 @@ impl Raft {
         match input {
             Input::Tick => self.on_tick(now),
             Input::Message(message) => self.on_message(now, message),
-            Input::Append { id, data } => self.on_client_append(now, id, smallvec::smallvec![data]),
+            Input::Append { id, data } => self.on_client_append_one(now, id, data),
             Input::AppendBatch { id, data } => self.on_client_append(now, id, data.into()),
             Input::Read { id, command } => self.on_client_read(now, id, command),
             Input::WriteDone { id } => self.on_write_done(id.0),
@@ -474,11 +480,19 @@ impl Raft {
     }
 
     fn emit_change_if_needed(&mut self, now: Time) {
-        let window = duration_nanos(self.config.ping_timeout);
-        let followers = self.leading.as_ref().map_or(0, |leading| {
-            let responsive = leading.progress.iter().map(|p| now.since(p.last_heard) < window);
-            responsive.enumerate().take(64).fold(0u64, |mask, (i, yes)| mask | (u64::from(yes) << i))
-        });
+        let followers = match self.responsive_checked {
+            // Same time, no new answers: the responsive set is what it was.
+            Some((at, version, mask)) if at == now && version == self.heard_version && self.leading.is_some() => mask,
+            _ => {
+                let window = duration_nanos(self.config.ping_timeout);
+                let mask = self.leading.as_ref().map_or(0, |leading| {
+                    let responsive = leading.progress.iter().map(|p| now.since(p.last_heard) < window);
+                    responsive.enumerate().take(64).fold(0u64, |mask, (i, yes)| mask | (u64::from(yes) << i))
+                });
+                self.responsive_checked = Some((now, self.heard_version, mask));
+                mask
+            }
+        };
         let snapshot = (self.role, self.leader, self.hard_state.term, followers);
         if self.last_change != Some(snapshot) {
             self.event(Event::Change {

@@ -88,8 +88,19 @@ impl Raft {
     /// Sends whatever each follower's window allows.
     pub(super) fn broadcast_append(&mut self) {
         for index in 0..self.peers.len() {
-            self.send_append(index);
+            if self.may_send(index) {
+                self.send_append(index);
+            }
         }
+    }
+
+    /// A cheap check before `send_append`: under load most followers' windows are full.
+    #[inline]
+    fn may_send(&self, index: usize) -> bool {
+        let Some(leading) = self.leading.as_ref() else { return false };
+        let p = &leading.progress[index];
+        let full = p.paused || (!p.probing && p.inflight.len() >= self.config.inflight_messages_max);
+        !full && Some(p.next) <= self.log.last_seq()
     }
 
     /// Sends appends to one follower while its window has room.
@@ -241,7 +252,10 @@ impl Raft {
         let Some(index) = self.peers.iter().position(|id| *id == from) else { return };
         let Some(leading) = self.leading.as_mut() else { return };
         let p = &mut leading.progress[index];
-        p.last_heard = now;
+        if p.last_heard != now {
+            p.last_heard = now;
+            self.heard_version += 1;
+        }
         p.read_round = p.read_round.max(read_round);
         match result {
             AppendResult::Accepted { matched } => {
