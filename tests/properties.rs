@@ -287,7 +287,12 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
                     .collect();
                 checker.appends.insert(id, data.clone());
                 checker.issued.insert(id, (NodeId(*n), false));
-                c.step(NodeId(*n), Input::AppendBatch { id, data });
+                // Both client paths: a single append and a batch.
+                if let [one] = data.as_slice() {
+                    c.step(NodeId(*n), Input::Append { id, data: one.clone() });
+                } else {
+                    c.step(NodeId(*n), Input::AppendBatch { id, data });
+                }
             }
             Action::Read(n) if running(&c, *n) => {
                 let id = c.request_id();
