@@ -248,8 +248,13 @@ pub fn core_inputs(data: &[u8]) {
             }
             Step::Append(count) => {
                 h.requests += 1;
-                let data = (0..count % 4).map(|i| Bytes::from(vec![i])).collect();
-                h.step(Input::AppendBatch { id: RequestId(h.requests), data });
+                let mut data: Vec<Bytes> = (0..count % 4).map(|i| Bytes::from(vec![i])).collect();
+                let id = RequestId(h.requests);
+                if data.len() == 1 {
+                    h.step(Input::Append { id, data: data.pop().expect("one payload") });
+                } else {
+                    h.step(Input::AppendBatch { id, data });
+                }
             }
             Step::Read => {
                 h.requests += 1;

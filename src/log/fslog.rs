@@ -125,7 +125,18 @@ impl FsLog {
             return Err(LogError::Invalid(format!("log name {name:?} must be non-empty, without '/' or '.'")));
         }
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
-        let mut log = FsLog {
+        let mut log = FsLog::closed(dir, name, options);
+        log.load_hard_state()?;
+        log.recover()?;
+        if let Some(target) = log.read_trim_intent()? {
+            log.trim_files(target)?;
+        }
+        Ok(log)
+    }
+
+    /// A log with nothing loaded yet.
+    fn closed(dir: PathBuf, name: &str, options: FsLogOptions) -> FsLog {
+        FsLog {
             dir,
             name: name.to_string(),
             options,
@@ -136,13 +147,16 @@ impl FsLog {
             state_counter: 0,
             poisoned: None,
             buffer: Vec::new(),
-        };
-        log.load_hard_state()?;
-        log.recover()?;
-        if let Some(target) = log.read_trim_intent()? {
-            log.trim_files(target)?;
         }
-        Ok(log)
+    }
+
+    /// The bytes of the record at `offset` of `segment`.
+    fn record_bytes(segment: &Segment, offset: u64) -> Result<Vec<u8>, LogError> {
+        let mut head = [0u8; 4];
+        segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
+        let mut bytes = vec![0u8; 4 + u32::from_le_bytes(head) as usize];
+        segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
+        Ok(bytes)
     }
 
     fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -344,12 +358,8 @@ impl FsLog {
     pub fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
         self.check()?;
         let Some((segment, offset)) = self.locate(seq.0) else { return Ok(None) };
-        let mut head = [0u8; 4];
-        segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
-        let size = 4 + u32::from_le_bytes(head) as usize;
-        let mut bytes = vec![0u8; size];
-        segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
-        let record = decode_record(&bytes, self.options.encoder, size).map_err(|error| LogError::Damaged {
+        let bytes = FsLog::record_bytes(segment, offset)?;
+        let record = decode_record(&bytes, self.options.encoder, bytes.len()).map_err(|error| LogError::Damaged {
             path: segment.path.clone(),
             detail: format!("seq {seq} at byte {offset}: {error} (the disk changed under the log)"),
         })?;
@@ -451,10 +461,7 @@ impl FsLog {
             }
             Some(seq) => {
                 let (segment, offset) = self.locate(seq).expect("the last entry is indexed");
-                let mut head = [0u8; 4];
-                segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
-                let mut bytes = vec![0u8; 4 + u32::from_le_bytes(head) as usize];
-                segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
+                let bytes = FsLog::record_bytes(segment, offset)?;
                 let record = decode_record(&bytes, self.options.encoder, bytes.len())
                     .map_err(|e| LogError::Damaged { path: segment.path.clone(), detail: e.to_string() })?;
                 self.last = Some((record.seq, record.term));
@@ -531,18 +538,7 @@ impl FsLog {
     /// Deletes every file of the log `name` in `dir` (the log must not be open).
     pub fn del(dir: impl AsRef<Path>, name: &str) -> Result<(), LogError> {
         let dir = dir.as_ref();
-        let probe = FsLog {
-            dir: dir.to_path_buf(),
-            name: name.to_string(),
-            options: FsLogOptions::default(),
-            segments: Vec::new(),
-            last: None,
-            chain: 0,
-            hard_state: HardState::default(),
-            state_counter: 0,
-            poisoned: None,
-            buffer: Vec::new(),
-        };
+        let probe = FsLog::closed(dir.to_path_buf(), name, FsLogOptions::default());
         if !dir.exists() {
             return Ok(());
         }
