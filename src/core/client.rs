@@ -513,6 +513,8 @@ impl Raft {
         }
         if let Some(leading) = self.leading.as_mut() {
             let requests = std::mem::take(&mut leading.requests);
+            // Round numbers go on where they were: followers' echoed rounds are that high, and
+            // restarting at 0 would let their old answers confirm new reads without a new round.
             leading.requests.read_round = requests.read_round;
             leading.requests.read_confirmed = requests.read_confirmed;
             let origins = requests.appends.into_iter().map(|a| a.origin);
