@@ -207,3 +207,44 @@ fn the_wrong_encoder_is_refused_and_del_removes_everything() {
     FsLog::del(dir.path(), "log").unwrap();
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn core_writes_applied_to_the_file_log_recover_like_memory() {
+    use bytes::Bytes;
+    use tinyraftplus::core::{Config, Entry, Raft, Write};
+    use tinyraftplus::testkit::MemStorage;
+    let entry = |term: u64, seq: u64, data: &str| Entry {
+        term: Term(term),
+        seq: Seq(seq),
+        payload: if data.is_empty() { Payload::Blank } else { Payload::Data(Bytes::from(data.to_string())) },
+    };
+    let writes = vec![
+        Write::HardState(HardState { term: Term(1), vote: Some(NodeId(1)) }),
+        Write::Entries((0..5).map(|s| entry(1, s, if s == 0 { "" } else { "old" })).collect()),
+        Write::HardState(HardState { term: Term(2), vote: None }),
+        Write::Truncate { from: Seq(3) },
+        Write::Entries(vec![entry(2, 3, ""), entry(2, 4, "new")]),
+        Write::HardState(HardState { term: Term(3), vote: Some(NodeId(1)) }),
+        Write::Entries(vec![entry(3, 5, "later")]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "node", small()).unwrap();
+    let mut memory = MemStorage::default();
+    for write in &writes {
+        log.apply(write).unwrap();
+        memory.apply(write);
+    }
+    drop(log);
+    let log = FsLog::open(dir.path(), "node", small()).unwrap();
+    assert_eq!(log.recovered(usize::MAX).unwrap(), memory.recovered());
+    let recovered = log.recovered(2).unwrap();
+    assert_eq!(recovered.tail.len(), 2);
+    let raft = Raft::new(Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]), recovered).unwrap();
+    assert_eq!(raft.term(), Term(3));
+    let terms: Vec<Option<Term>> = (0..6).map(|s| raft.term_at(Seq(s))).collect();
+    assert_eq!(terms, [1, 1, 1, 2, 2, 3].map(|t| Some(Term(t))));
+    // A write that does not continue the log is refused and changes nothing.
+    let mut log = log;
+    assert!(matches!(log.apply(&Write::Entries(vec![entry(3, 9, "gap")])), Err(LogError::Invalid(_))));
+    assert_eq!(log.seq(), Some(Seq(5)));
+}

@@ -111,6 +111,8 @@ pub struct FsLog {
     segments: Vec<Segment>,
     last: Option<(u64, u64)>,
     chain: u64,
+    /// The first (seq, term) of each run of entries with one term.
+    term_starts: Vec<(u64, u64)>,
     hard_state: HardState,
     state_counter: u64,
     poisoned: Option<String>,
@@ -143,6 +145,7 @@ impl FsLog {
             segments: Vec::new(),
             last: None,
             chain: 0,
+            term_starts: Vec::new(),
             hard_state: HardState::default(),
             state_counter: 0,
             poisoned: None,
@@ -225,6 +228,7 @@ impl FsLog {
         }
         self.last = result.last;
         self.chain = result.last_checksum;
+        self.term_starts = result.term_starts;
         Ok(())
     }
 
@@ -300,6 +304,11 @@ impl FsLog {
         result?;
         self.chain = chain;
         self.last = Some((first + entries.len() as u64 - 1, term));
+        for (offset, (term, _)) in entries.iter().enumerate() {
+            if self.term_starts.last().map(|t| t.1) != Some(term.0) {
+                self.term_starts.push((first + offset as u64, term.0));
+            }
+        }
         Ok(Seq(first))
     }
 
@@ -450,8 +459,14 @@ impl FsLog {
         self.reload_tail()
     }
 
-    /// Recomputes the last entry and chain head after a trim.
+    /// Recomputes the last entry, chain head and term runs after a trim.
     fn reload_tail(&mut self) -> Result<(), LogError> {
+        let end = self
+            .segments
+            .iter()
+            .rev()
+            .find_map(|s| (!s.offsets.is_empty()).then(|| s.first_seq + s.offsets.len() as u64));
+        self.term_starts.retain(|(seq, _)| Some(*seq) < end);
         let last_seq =
             self.segments.iter().rev().find_map(|s| s.offsets.len().checked_sub(1).map(|i| s.first_seq + i as u64));
         match last_seq {
@@ -553,6 +568,41 @@ impl FsLog {
             }
         }
         probe.sync_dir()
+    }
+
+    /// Carries out a storage write the Raft core asked for ([`crate::core::Output::Write`]).
+    pub fn apply(&mut self, write: &crate::core::Write) -> Result<(), LogError> {
+        use crate::core::Write;
+        match write {
+            Write::HardState(state) => self.save_hard_state(*state),
+            Write::Entries(entries) => {
+                let first = entries.first().map_or(0, |e| e.seq.0);
+                if first != self.next_seq() {
+                    return Err(LogError::Invalid(format!("entries start at {first}, the log at {}", self.next_seq())));
+                }
+                let batch: Vec<(Term, Option<&[u8]>)> =
+                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
+                self.append_batch(&batch).map(|_| ())
+            }
+            Write::Truncate { from } => self.trim(from.prev()),
+        }
+    }
+
+    /// What a Raft core restarted from this log starts with: term and vote, the term runs, and
+    /// the last `tail` entries (the core loads older ones when it needs them).
+    pub fn recovered(&self, tail: usize) -> Result<crate::core::Recovered, LogError> {
+        use crate::core::{LogId, Recovered};
+        let end = self.last.map_or(0, |(seq, _)| seq + 1);
+        let first = self.segments.first().map_or(0, |s| s.first_seq);
+        let from = end.saturating_sub(tail as u64).max(first);
+        let entries = self.iter(Seq(from)).collect::<Result<Vec<Entry>, LogError>>()?;
+        Ok(Recovered {
+            hard_state: self.hard_state,
+            first: Seq(first),
+            term_starts: self.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect(),
+            last: self.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
+            tail: entries,
+        })
     }
 
     /// The number of segment files.
