@@ -248,3 +248,25 @@ fn core_writes_applied_to_the_file_log_recover_like_memory() {
     assert!(matches!(log.apply(&Write::Entries(vec![entry(3, 9, "gap")])), Err(LogError::Invalid(_))));
     assert_eq!(log.seq(), Some(Seq(5)));
 }
+
+#[test]
+fn iteration_crosses_chunks_segments_and_payloads_larger_than_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || FsLogOptions { segment_bytes: 3 << 20, payload_bytes_max: 4 << 20, ..FsLogOptions::default() };
+    let mut log = FsLog::open(dir.path(), "log", options()).unwrap();
+    let sizes = [10usize, 2 << 20, 7, (1 << 20) - 3, 0, 1 << 20, 5, 3 << 20, 1];
+    let payload = |i: usize, size: usize| (0..size).map(|b| (b * 31 + i) as u8).collect::<Vec<u8>>();
+    for (i, size) in sizes.iter().enumerate() {
+        log.append(Term(1), Some(&payload(i, *size))).unwrap();
+    }
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", options()).unwrap();
+    assert!(log.segment_count() > 2);
+    for from in [0, 3, 8] {
+        let read: Vec<Vec<u8>> = log.iter(Seq(from)).map(|e| e.unwrap().payload.data().unwrap().to_vec()).collect();
+        let expected: Vec<Vec<u8>> =
+            sizes.iter().enumerate().skip(from as usize).map(|(i, s)| payload(i, *s)).collect();
+        assert_eq!(read, expected, "from {from}");
+    }
+    assert_eq!(log.iter(Seq(99)).count(), 0);
+}

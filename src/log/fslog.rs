@@ -103,6 +103,90 @@ struct Segment {
     offsets: Vec<u32>,
 }
 
+/// Iterates a log's entries in order (see [`FsLog::iter`]).
+pub struct Iter<'a> {
+    log: &'a FsLog,
+    next: u64,
+    end: u64,
+    /// The segment of `next` (an index into the log's segments).
+    segment: usize,
+    /// Bytes of that segment from byte `chunk_at` on.
+    chunk: Bytes,
+    chunk_at: u64,
+}
+
+const CHUNK_BYTES: u64 = 1 << 20;
+
+impl Iter<'_> {
+    fn read(&mut self) -> Result<Option<Entry>, LogError> {
+        if self.next >= self.end {
+            return Ok(None);
+        }
+        let segments = &self.log.segments;
+        while self.segment < segments.len() {
+            let s = &segments[self.segment];
+            if self.next < s.first_seq + s.offsets.len() as u64 {
+                break;
+            }
+            self.segment += 1;
+            self.chunk = Bytes::new();
+        }
+        let Some(segment) = segments.get(self.segment).filter(|s| s.first_seq <= self.next) else {
+            return Err(LogError::Invalid(format!("seq {} was trimmed while iterating", self.next)));
+        };
+        let offset = u64::from(segment.offsets[(self.next - segment.first_seq) as usize]);
+        let in_chunk =
+            |at: u64, len: u64, iter: &Self| at >= iter.chunk_at && at + len <= iter.chunk_at + iter.chunk.len() as u64;
+        if !in_chunk(offset, 4, self) {
+            self.fill(segment, offset, 4)?;
+        }
+        let rel = (offset - self.chunk_at) as usize;
+        let size = 4 + u64::from(u32::from_le_bytes(self.chunk[rel..rel + 4].try_into().expect("4 bytes")));
+        if !in_chunk(offset, size, self) {
+            self.fill(segment, offset, size)?;
+        }
+        let rel = (offset - self.chunk_at) as usize;
+        let record_bytes = &self.chunk[rel..rel + size as usize];
+        let record = decode_record(record_bytes, self.log.options.encoder, record_bytes.len()).map_err(|error| {
+            LogError::Damaged {
+                path: segment.path.clone(),
+                detail: format!("seq {} at byte {offset}: {error}", self.next),
+            }
+        })?;
+        let payload = match record.payload {
+            Some(data) => {
+                let start = rel + RECORD_HEAD_BYTES;
+                Payload::Data(self.chunk.slice(start..start + data.len()))
+            }
+            None => Payload::Blank,
+        };
+        self.next += 1;
+        Ok(Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload }))
+    }
+
+    /// Reads at least `min` bytes of `segment` from `offset` (up to a chunk, within the file).
+    fn fill(&mut self, segment: &Segment, offset: u64, min: u64) -> Result<(), LogError> {
+        let len = CHUNK_BYTES.max(min).min(segment.len.saturating_sub(offset)).max(min);
+        let mut buffer = vec![0u8; len as usize];
+        segment.file.read_exact_at(&mut buffer, offset).map_err(io_error("read", &segment.path))?;
+        self.chunk = Bytes::from(buffer);
+        self.chunk_at = offset;
+        Ok(())
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Entry, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let result = self.read();
+        if result.is_err() {
+            self.next = self.end; // One error ends the iteration.
+        }
+        result.transpose()
+    }
+}
+
 /// A durable, segmented log of entries with terms. See the module docs for the files.
 pub struct FsLog {
     dir: PathBuf,
@@ -380,12 +464,10 @@ impl FsLog {
     }
 
     /// Entries from `from` to the last entry as of now (a snapshot end: later appends are not
-    /// included). Reads do not block writers: each step reads by offset.
-    pub fn iter(&self, from: Seq) -> impl Iterator<Item = Result<Entry, LogError>> + '_ {
+    /// included). Reads go through 1 MiB chunks; payloads are slices of them (no copy).
+    pub fn iter(&self, from: Seq) -> Iter<'_> {
         let end = self.last.map_or(0, |(seq, _)| seq + 1);
-        (from.0..end).map(move |seq| {
-            self.read(Seq(seq))?.ok_or_else(|| LogError::Invalid(format!("seq {seq} was trimmed while iterating")))
-        })
+        Iter { log: self, next: from.0, end, segment: 0, chunk: Bytes::new(), chunk_at: 0 }
     }
 
     /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
