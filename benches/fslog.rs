@@ -5,11 +5,12 @@
 //! - `disk_fdatasync_4k`: raw 4 KiB write + fdatasync per second (the baseline);
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000;
+//! - `fslog_txn20000`: entries per second in transactions of 20,000 appends, then commit;
 //! - `fslog_open_scan`: bytes per second recovered when opening a 1 GiB log;
 //! - `fslog_iter`: entries per second read back in order;
 //! - `fslog_index_bytes_per_entry`: memory of the in-memory index per entry.
 //!
-//! Transactions and the group-commit handle are not built yet, so their figures are absent.
+//! The group-commit handle is not built yet, so `fslog_group_commit64` is absent.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -77,6 +78,25 @@ fn append_batch_rate(dir: &Path, duration: Duration) -> f64 {
     rate
 }
 
+fn txn_rate(dir: &Path, duration: Duration) -> f64 {
+    let mut log = FsLog::open(dir, "txn", FsLogOptions::default()).unwrap();
+    let payload = [1u8; 100];
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        let mut txn = log.txn();
+        for _ in 0..20_000 {
+            txn.append(Term(1), Some(&payload)).unwrap();
+        }
+        txn.commit().unwrap();
+        count += 20_000;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop(log);
+    FsLog::del(dir, "txn").unwrap();
+    rate
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -90,6 +110,9 @@ fn main() {
     if wanted("fslog_append_batch1000") {
         let value = median((0..3).map(|_| append_batch_rate(dir, second)).collect());
         report("fslog_append_batch1000", value, "entries/s");
+    }
+    if wanted("fslog_txn20000") {
+        report("fslog_txn20000", median((0..3).map(|_| txn_rate(dir, second)).collect()), "entries/s");
     }
     if wanted("fslog_open_scan") || wanted("fslog_iter") || wanted("fslog_index_bytes_per_entry") {
         // A 1 GiB log of 100-byte entries, written in batches.

@@ -270,3 +270,40 @@ fn iteration_crosses_chunks_segments_and_payloads_larger_than_a_chunk() {
     }
     assert_eq!(log.iter(Seq(99)).count(), 0);
 }
+
+#[test]
+fn a_transaction_commits_with_one_sync_or_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..10 {
+        log.append(Term(1), Some(format!("{i}").as_bytes())).unwrap();
+    }
+    let snapshot: Vec<Vec<u8>> = segment_files(dir.path()).iter().map(|f| fs::read(f).unwrap()).collect();
+    // Aborted (or dropped): nothing on disk or in memory.
+    let mut txn = log.txn();
+    assert_eq!(txn.append(Term(1), Some(b"a")).unwrap(), Seq(10));
+    txn.abort();
+    {
+        let mut txn = log.txn();
+        txn.append(Term(1), Some(b"b")).unwrap();
+    }
+    assert_eq!(log.seq(), Some(Seq(9)));
+    let now: Vec<Vec<u8>> = segment_files(dir.path()).iter().map(|f| fs::read(f).unwrap()).collect();
+    assert_eq!(now, snapshot);
+    // A bad argument inside a transaction changes nothing and the transaction goes on.
+    let mut txn = log.txn();
+    txn.append(Term(2), Some(b"x")).unwrap();
+    assert!(matches!(txn.append(Term(1), Some(b"older term")), Err(LogError::Invalid(_))));
+    assert!(matches!(txn.trim(Some(Seq(3))), Err(LogError::Invalid(_))), "trim comes first");
+    txn.append(Term(2), Some(b"y")).unwrap();
+    assert_eq!(txn.commit().unwrap(), Some(Seq(10)));
+    // A trim, then appends, in one transaction (the seed's conflict repair).
+    let mut txn = log.txn();
+    txn.trim(Some(Seq(4))).unwrap();
+    assert_eq!(txn.append(Term(3), Some(b"repaired")).unwrap(), Seq(5));
+    txn.commit().unwrap();
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", small()).unwrap();
+    assert_eq!(payloads(&log), ["0", "1", "2", "3", "4", "repaired"]);
+    assert_eq!(log.last_term(), Some(Term(3)));
+}

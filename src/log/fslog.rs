@@ -103,6 +103,63 @@ struct Segment {
     offsets: Vec<u32>,
 }
 
+/// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`.
+pub struct Txn<'a> {
+    log: &'a mut FsLog,
+    trim: Option<Option<Seq>>,
+    entries: Vec<(Term, Option<Bytes>)>,
+    /// The seq the next append in this transaction gets.
+    next: u64,
+    term: u64,
+}
+
+impl Txn<'_> {
+    /// Trims the log to `seq` first (see [`FsLog::trim`]); only before any append.
+    pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
+        if !self.entries.is_empty() {
+            return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
+        }
+        let end = seq.map_or(0, |s| s.0 + 1);
+        if end < self.log.next_seq() {
+            self.trim = Some(seq);
+            self.next = end;
+            let kept = self.log.term_starts.iter().rev().find(|(start, _)| *start < end);
+            self.term = kept.map_or(0, |(_, term)| *term);
+        }
+        Ok(())
+    }
+
+    /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
+    pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        if term.0 < self.term {
+            return Err(LogError::Invalid(format!("term {term} after term {}", self.term)));
+        }
+        if payload.is_some_and(|p| p.len() > self.log.options.payload_bytes_max) {
+            return Err(LogError::Invalid(format!("payload over {} bytes", self.log.options.payload_bytes_max)));
+        }
+        self.entries.push((term, payload.map(Bytes::copy_from_slice)));
+        self.term = term.0;
+        self.next += 1;
+        Ok(Seq(self.next - 1))
+    }
+
+    /// Makes the transaction durable: its trim, then its appends in one write and one
+    /// fdatasync. Returns the first appended seq, if any.
+    pub fn commit(self) -> Result<Option<Seq>, LogError> {
+        if let Some(seq) = self.trim {
+            self.log.trim(seq)?;
+        }
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let batch: Vec<(Term, Option<&[u8]>)> = self.entries.iter().map(|(t, p)| (*t, p.as_deref())).collect();
+        self.log.append_batch(&batch).map(Some)
+    }
+
+    /// Drops the transaction: nothing changes on disk or in memory (dropping does the same).
+    pub fn abort(self) {}
+}
+
 /// Iterates a log's entries in order (see [`FsLog::iter`]).
 pub struct Iter<'a> {
     log: &'a FsLog,
@@ -468,6 +525,15 @@ impl FsLog {
     pub fn iter(&self, from: Seq) -> Iter<'_> {
         let end = self.last.map_or(0, |(seq, _)| seq + 1);
         Iter { log: self, next: from.0, end, segment: 0, chunk: Bytes::new(), chunk_at: 0 }
+    }
+
+    /// Starts a transaction: appends (and optionally a trim first) that become durable together
+    /// at `commit`, with one write and one fdatasync, or leave no trace if it is dropped or
+    /// aborted.
+    pub fn txn(&mut self) -> Txn<'_> {
+        let next = self.next_seq();
+        let term = self.last.map_or(0, |(_, term)| term);
+        Txn { log: self, trim: None, entries: Vec::new(), next, term }
     }
 
     /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a

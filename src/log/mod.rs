@@ -5,4 +5,4 @@ pub mod format;
 mod fslog;
 pub mod recovery;
 
-pub use fslog::{FsLog, FsLogOptions, Iter, LogError};
+pub use fslog::{FsLog, FsLogOptions, Iter, LogError, Txn};
