@@ -103,26 +103,41 @@ struct Segment {
     offsets: Vec<u32>,
 }
 
-/// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`.
+/// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`;
+/// appends are encoded at once into the transaction's own buffer.
 pub struct Txn<'a> {
     log: &'a mut FsLog,
     trim: Option<Option<Seq>>,
-    entries: Vec<(Term, Option<Bytes>)>,
-    /// The seq the next append in this transaction gets.
-    next: u64,
+    buffer: Vec<u8>,
+    starts: Vec<usize>,
+    terms: Vec<u64>,
+    /// The seq of the transaction's first append.
+    first: u64,
+    chain: u64,
     term: u64,
 }
 
 impl Txn<'_> {
     /// Trims the log to `seq` first (see [`FsLog::trim`]); only before any append.
     pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        if !self.entries.is_empty() {
+        if !self.starts.is_empty() {
             return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
         }
         let end = seq.map_or(0, |s| s.0 + 1);
         if end < self.log.next_seq() {
+            // The chain continues from the last kept record.
+            let chain = match end.checked_sub(1).and_then(|last| self.log.locate(last)) {
+                Some((segment, offset)) => {
+                    let bytes = FsLog::record_bytes(segment, offset)?;
+                    let record = decode_record(&bytes, self.log.options.encoder, bytes.len())
+                        .map_err(|e| LogError::Damaged { path: segment.path.clone(), detail: e.to_string() })?;
+                    record.checksum
+                }
+                None => 0,
+            };
             self.trim = Some(seq);
-            self.next = end;
+            self.first = end;
+            self.chain = chain;
             let kept = self.log.term_starts.iter().rev().find(|(start, _)| *start < end);
             self.term = kept.map_or(0, |(_, term)| *term);
         }
@@ -137,10 +152,12 @@ impl Txn<'_> {
         if payload.is_some_and(|p| p.len() > self.log.options.payload_bytes_max) {
             return Err(LogError::Invalid(format!("payload over {} bytes", self.log.options.payload_bytes_max)));
         }
-        self.entries.push((term, payload.map(Bytes::copy_from_slice)));
+        let seq = self.first + self.starts.len() as u64;
+        self.starts.push(self.buffer.len());
+        self.chain = encode_record(&mut self.buffer, self.log.options.encoder, seq, term.0, payload, self.chain);
+        self.terms.push(term.0);
         self.term = term.0;
-        self.next += 1;
-        Ok(Seq(self.next - 1))
+        Ok(Seq(seq))
     }
 
     /// Makes the transaction durable: its trim, then its appends in one write and one
@@ -149,11 +166,12 @@ impl Txn<'_> {
         if let Some(seq) = self.trim {
             self.log.trim(seq)?;
         }
-        if self.entries.is_empty() {
+        if self.starts.is_empty() {
             return Ok(None);
         }
-        let batch: Vec<(Term, Option<&[u8]>)> = self.entries.iter().map(|(t, p)| (*t, p.as_deref())).collect();
-        self.log.append_batch(&batch).map(Some)
+        let Txn { log, buffer, starts, terms, first, chain, .. } = self;
+        log.commit_encoded(first, &buffer, &starts, chain, terms.into_iter())?;
+        Ok(Some(Seq(first)))
     }
 
     /// Drops the transaction: nothing changes on disk or in memory (dropping does the same).
@@ -440,17 +458,34 @@ impl FsLog {
             starts.push(buffer.len());
             chain = encode_record(&mut buffer, self.options.encoder, first + i as u64, term.0, *payload, chain);
         }
-        let result = self.write_batch(first, &buffer, &starts);
+        let terms = entries.iter().map(|(term, _)| term.0);
+        let result = self.commit_encoded(first, &buffer, &starts, chain, terms);
         self.buffer = buffer;
-        result?;
+        result.map(|()| Seq(first))
+    }
+
+    /// Writes encoded records durably and records them: the last entry, chain and term runs.
+    fn commit_encoded(
+        &mut self,
+        first: u64,
+        buffer: &[u8],
+        starts: &[usize],
+        chain: u64,
+        terms: impl Iterator<Item = u64>,
+    ) -> Result<(), LogError> {
+        self.write_batch(first, buffer, starts)?;
         self.chain = chain;
-        self.last = Some((first + entries.len() as u64 - 1, term));
-        for (offset, (term, _)) in entries.iter().enumerate() {
-            if self.term_starts.last().map(|t| t.1) != Some(term.0) {
-                self.term_starts.push((first + offset as u64, term.0));
+        let mut last_term = None;
+        for (offset, term) in terms.enumerate() {
+            if self.term_starts.last().map(|t| t.1) != Some(term) {
+                self.term_starts.push((first + offset as u64, term));
             }
+            last_term = Some(term);
         }
-        Ok(Seq(first))
+        if let Some(term) = last_term {
+            self.last = Some((first + starts.len() as u64 - 1, term));
+        }
+        Ok(())
     }
 
     fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
@@ -531,9 +566,10 @@ impl FsLog {
     /// at `commit`, with one write and one fdatasync, or leave no trace if it is dropped or
     /// aborted.
     pub fn txn(&mut self) -> Txn<'_> {
-        let next = self.next_seq();
+        let first = self.next_seq();
         let term = self.last.map_or(0, |(_, term)| term);
-        Txn { log: self, trim: None, entries: Vec::new(), next, term }
+        let chain = self.chain;
+        Txn { log: self, trim: None, buffer: Vec::new(), starts: Vec::new(), terms: Vec::new(), first, chain, term }
     }
 
     /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
