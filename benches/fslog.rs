@@ -6,11 +6,11 @@
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000;
 //! - `fslog_txn20000`: entries per second in transactions of 20,000 appends, then commit;
+//! - `fslog_group_commit64`: entries per second from 64 threads appending through `GroupLog`;
 //! - `fslog_open_scan`: bytes per second recovered when opening a 1 GiB log;
 //! - `fslog_iter`: entries per second read back in order;
 //! - `fslog_index_bytes_per_entry`: memory of the in-memory index per entry.
 //!
-//! The group-commit handle is not built yet, so `fslog_group_commit64` is absent.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -97,6 +97,34 @@ fn txn_rate(dir: &Path, duration: Duration) -> f64 {
     rate
 }
 
+fn group_commit_rate(dir: &Path, duration: Duration, threads: usize) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tinyraftplus::log::GroupLog;
+    let group = GroupLog::new(FsLog::open(dir, "group", FsLogOptions::default()).unwrap());
+    let count = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let payload = [1u8; 100];
+                while start.elapsed() < duration {
+                    group.append(Term(1), Some(&payload)).unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let batches = group.batches();
+    eprintln!(
+        "group commit: {:.1} entries per batch, {batches} batches",
+        count.load(Ordering::Relaxed) as f64 / batches as f64
+    );
+    drop(group);
+    FsLog::del(dir, "group").unwrap();
+    rate
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -113,6 +141,10 @@ fn main() {
     }
     if wanted("fslog_txn20000") {
         report("fslog_txn20000", median((0..3).map(|_| txn_rate(dir, second)).collect()), "entries/s");
+    }
+    if wanted("fslog_group_commit64") {
+        let value = median((0..3).map(|_| group_commit_rate(dir, second, 64)).collect());
+        report("fslog_group_commit64", value, "entries/s");
     }
     if wanted("fslog_open_scan") || wanted("fslog_iter") || wanted("fslog_index_bytes_per_entry") {
         // A 1 GiB log of 100-byte entries, written in batches.

@@ -307,3 +307,35 @@ fn a_transaction_commits_with_one_sync_or_leaves_no_trace() {
     assert_eq!(payloads(&log), ["0", "1", "2", "3", "4", "repaired"]);
     assert_eq!(log.last_term(), Some(Term(3)));
 }
+
+#[test]
+fn concurrent_appends_through_the_group_commit_handle_are_all_durable_once() {
+    use std::sync::Arc;
+    use tinyraftplus::log::GroupLog;
+    let dir = tempfile::tempdir().unwrap();
+    let log = FsLog::open(dir.path(), "log", FsLogOptions { payload_bytes_max: 64, ..small() }).unwrap();
+    let group = Arc::new(GroupLog::new(log));
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || {
+                (0..300)
+                    .map(|i| {
+                        let payload = format!("t{thread}-{i}");
+                        (group.append(Term(1), Some(payload.as_bytes())).unwrap(), payload)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut results: Vec<(Seq, String)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    results.sort();
+    assert_eq!(results.iter().map(|(s, _)| s.0).collect::<Vec<_>>(), (0..2400).collect::<Vec<_>>());
+    // A bad argument fails alone.
+    assert!(matches!(group.append(Term(1), Some(&[0; 65])), Err(LogError::Invalid(_))));
+    assert_eq!(group.append(Term(1), Some(b"after")).unwrap(), Seq(2400));
+    let stored: Vec<String> = group.with_log(|log| payloads(log));
+    for (seq, payload) in &results {
+        assert_eq!(&stored[seq.0 as usize], payload, "seq {seq}");
+    }
+}

@@ -789,6 +789,11 @@ impl FsLog {
         })
     }
 
+    /// The largest payload this log accepts.
+    pub fn payload_bytes_max(&self) -> usize {
+        self.options.payload_bytes_max
+    }
+
     /// The number of segment files.
     pub fn segment_count(&self) -> usize {
         self.segments.len()

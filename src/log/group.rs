@@ -1,0 +1,177 @@
+//! Group commit: a thread-safe handle on an [`FsLog`] on which many concurrent `append` callers
+//! share one write and one fdatasync. Each caller returns only once its entry is durable.
+//!
+//! Callers queue their entries (seqs are assigned in queue order) and park. A dedicated sync
+//! thread takes everything queued, writes it as one batch, syncs, publishes the new durable end
+//! and unparks exactly that batch's callers; the next batch starts at once with whatever queued
+//! meanwhile. A failed write or sync poisons the
+//! log: every pending and later append fails (nothing not known durable is reported durable).
+
+use super::{FsLog, LogError};
+use crate::core::{Seq, Term};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+struct Queue {
+    /// Entries waiting for the next batch, in seq order.
+    waiting: Vec<(Term, Option<Vec<u8>>)>,
+    /// The callers waiting for those entries, woken one by one when their batch is done.
+    waiters: Vec<std::thread::Thread>,
+    /// The seq the next queued entry gets.
+    next_seq: u64,
+    /// The last term queued (terms never decrease).
+    term: u64,
+    failed: Option<String>,
+    payload_bytes_max: usize,
+    batches: u64,
+    closing: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when entries are queued (or the handle closes).
+    arrived: Condvar,
+    /// Entries below this seq are durable. Waiters check it without the queue's lock, so a
+    /// crowd of woken callers never holds up the next batch.
+    durable_end: AtomicU64,
+    /// Set when a write or sync failed.
+    failed: AtomicBool,
+    log: Mutex<FsLog>,
+}
+
+impl Shared {
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        // The queue's fields are consistent at every unlock, so a panic elsewhere while the
+        // lock was held leaves it usable.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_log(&self) -> MutexGuard<'_, FsLog> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The sync thread: one write and one fdatasync per batch, until the handle closes.
+    fn sync_loop(&self) {
+        let mut queue = self.lock_queue();
+        loop {
+            while queue.waiting.is_empty() && !queue.closing {
+                queue = self.arrived.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if queue.waiting.is_empty() {
+                return; // Closing, and nothing left to write.
+            }
+            let batch = std::mem::take(&mut queue.waiting);
+            let waiters = std::mem::take(&mut queue.waiters);
+            let end = queue.next_seq;
+            queue.batches += 1;
+            drop(queue);
+            let result = {
+                let entries: Vec<(Term, Option<&[u8]>)> = batch.iter().map(|(t, p)| (*t, p.as_deref())).collect();
+                self.lock_log().append_batch(&entries)
+            };
+            if let Err(error) = result {
+                self.lock_queue().failed = Some(error.to_string());
+                self.failed.store(true, Ordering::Release);
+            } else {
+                self.durable_end.store(end, Ordering::Release);
+            }
+            // Published before the wake-ups: a woken caller always sees its batch's outcome.
+            for waiter in waiters {
+                waiter.unpark();
+            }
+            queue = self.lock_queue();
+        }
+    }
+}
+
+/// A thread-safe, group-committing handle on an [`FsLog`], with its own sync thread.
+pub struct GroupLog {
+    shared: Arc<Shared>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+impl GroupLog {
+    /// Shares `log` between threads and starts its sync thread.
+    pub fn new(log: FsLog) -> GroupLog {
+        let next_seq = log.seq().map_or(0, |s| s.0 + 1);
+        let queue = Queue {
+            waiting: Vec::new(),
+            waiters: Vec::new(),
+            next_seq,
+            term: log.last_term().map_or(0, |t| t.0),
+            failed: None,
+            payload_bytes_max: log.payload_bytes_max(),
+            batches: 0,
+            closing: false,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            arrived: Condvar::new(),
+            durable_end: AtomicU64::new(next_seq),
+            failed: AtomicBool::new(false),
+            log: Mutex::new(log),
+        });
+        let worker = Arc::clone(&shared);
+        let syncer = std::thread::Builder::new()
+            .name("fslog-sync".into())
+            .spawn(move || worker.sync_loop())
+            .expect("the OS can start one thread");
+        GroupLog { shared, syncer: Some(syncer) }
+    }
+
+    /// Appends one entry; returns its seq once it is durable.
+    pub fn append(&self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        let mut queue = self.shared.lock_queue();
+        if let Some(why) = &queue.failed {
+            return Err(LogError::Poisoned(why.clone()));
+        }
+        // Checked here, so one bad argument never fails a shared batch.
+        if term.0 < queue.term {
+            return Err(LogError::Invalid(format!("term {term} after term {}", queue.term)));
+        }
+        if payload.is_some_and(|p| p.len() > queue.payload_bytes_max) {
+            return Err(LogError::Invalid(format!("payload over {} bytes", queue.payload_bytes_max)));
+        }
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.term = term.0;
+        queue.waiting.push((term, payload.map(<[u8]>::to_vec)));
+        queue.waiters.push(std::thread::current());
+        drop(queue);
+        self.shared.arrived.notify_one();
+        loop {
+            if seq < self.shared.durable_end.load(Ordering::Acquire) {
+                return Ok(Seq(seq));
+            }
+            if self.shared.failed.load(Ordering::Acquire) {
+                let why = self.shared.lock_queue().failed.clone().unwrap_or_default();
+                return Err(LogError::Poisoned(why));
+            }
+            // An unpark before this park is not lost: park then returns at once.
+            std::thread::park();
+        }
+    }
+
+    /// How many batches (writes with one fdatasync each) were made.
+    pub fn batches(&self) -> u64 {
+        self.shared.lock_queue().batches
+    }
+
+    /// Runs `f` on the log (for reads, iteration, term and vote); batches wait meanwhile.
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut FsLog) -> T) -> T {
+        f(&mut self.shared.lock_log())
+    }
+}
+
+impl Drop for GroupLog {
+    /// Writes what is queued, then stops the sync thread.
+    fn drop(&mut self) {
+        self.shared.lock_queue().closing = true;
+        self.shared.arrived.notify_all();
+        if let Some(syncer) = self.syncer.take() {
+            // A panic in the sync thread is a bug; surfacing it here would abort a drop.
+            let _ = syncer.join();
+        }
+    }
+}
