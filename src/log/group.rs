@@ -4,8 +4,8 @@
 //! Callers queue their entries (seqs are assigned in queue order) and park. A dedicated sync
 //! thread takes everything queued, writes it as one batch, syncs, publishes the new durable end
 //! and unparks exactly that batch's callers; the next batch starts at once with whatever queued
-//! meanwhile. A failed write or sync poisons the
-//! log: every pending and later append fails (nothing not known durable is reported durable).
+//! meanwhile. A failed write or sync poisons the log: every pending and later append fails
+//! (nothing not known durable is reported durable).
 
 use super::{FsLog, LogError};
 use crate::core::{Seq, Term};
