@@ -339,3 +339,33 @@ fn concurrent_appends_through_the_group_commit_handle_are_all_durable_once() {
         assert_eq!(&stored[seq.0 as usize], payload, "seq {seq}");
     }
 }
+
+#[test]
+fn the_memory_log_and_the_file_log_agree_through_the_store_trait() {
+    use tinyraftplus::log::{LogStore, MemLog};
+    fn exercise(store: &mut impl LogStore) -> Vec<String> {
+        let mut seen = Vec::new();
+        store.save_hard_state(HardState { term: Term(2), vote: Some(NodeId(3)) }).unwrap();
+        assert_eq!(
+            store.append_batch(&[(Term(1), None), (Term(1), Some(b"a")), (Term(2), Some(b"b"))]).unwrap(),
+            Seq(0)
+        );
+        assert!(matches!(store.append_batch(&[(Term(1), Some(b"older"))]), Err(LogError::Invalid(_))));
+        assert!(matches!(store.append_batch(&[]), Err(LogError::Invalid(_))));
+        store.trim(Some(Seq(1))).unwrap();
+        store.append_batch(&[(Term(2), Some(b"c"))]).unwrap();
+        for seq in 0..4 {
+            seen.push(format!("{:?}", store.read(Seq(seq)).unwrap()));
+        }
+        seen.push(format!("{:?} {:?} {:?}", store.seq(), store.last_term(), store.hard_state()));
+        seen.push(format!("{:?}", store.recovered(usize::MAX).unwrap()));
+        seen.push(format!("{:?}", store.recovered(1).unwrap().tail));
+        seen
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    let mut memory = MemLog::new();
+    let from_file = exercise(&mut file);
+    assert_eq!(from_file, exercise(&mut memory));
+    assert_eq!(memory.iter(Seq(0)).count(), 3);
+}

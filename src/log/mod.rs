@@ -1,11 +1,14 @@
 //! The file log: the on-disk record format ([`format`]), crash recovery as a pure decision
 //! table ([`recovery`]), the durable segmented log on files ([`FsLog`]), and a thread-safe
-//! group-committing handle on it ([`GroupLog`]).
+//! group-committing handle on it ([`GroupLog`]); [`MemLog`] keeps the same operations in memory,
+//! and [`LogStore`] is what both offer a Raft node.
 
 pub mod format;
 mod fslog;
 mod group;
+mod mem;
 pub mod recovery;
 
 pub use fslog::{FsLog, FsLogOptions, Iter, LogError, Txn};
 pub use group::GroupLog;
+pub use mem::{LogStore, MemLog};
