@@ -189,15 +189,22 @@ impl Raft {
     /// One payload: on a healthy leader it goes straight into the log (the common case under
     /// load, without the batch and forwarding machinery); otherwise as a batch of one.
     pub(super) fn on_client_append_one(&mut self, now: Time, id: RequestId, data: Bytes) {
-        let fits = data.len() <= self.config.entry_bytes_max && self.log.next_seq() < Seq::MAX;
-        if self.leading.is_none() || self.closed || self.failed || !fits {
+        if self.leading.is_none() || self.closed || self.failed || data.len() > self.config.entry_bytes_max {
             return self.on_client_append(now, id, smallvec::smallvec![data]);
         }
         let deadline = now.plus(duration_nanos(self.config.append_timeout));
-        let (first, last) = self.leader_append_entries(std::iter::once(Payload::Data(data)));
-        let leading = self.leading.as_mut().expect("checked above");
-        let origin = Origin::Local(id);
+        self.leader_append(Origin::Local(id), std::iter::once(data), deadline);
+    }
+
+    /// Appends a request's payloads to the leader's log and tracks the request until commit.
+    fn leader_append(&mut self, origin: Origin, data: impl ExactSizeIterator<Item = Bytes>, deadline: Time) {
+        if self.log.next_seq().checked_add(data.len() as u64 - 1).is_none() {
+            return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
+        }
+        let (first, last) = self.leader_append_entries(data.map(Payload::Data));
+        let leading = self.leading.as_mut().expect("leader_append runs on the leader");
         leading.requests.appends.push_back(PendingAppend { origin, first, last, responses: Vec::new(), deadline });
+        // No commit check: the new entries are not durable here yet.
         self.broadcast_append();
     }
 
@@ -285,18 +292,7 @@ impl Raft {
 
     fn leader_request(&mut self, origin: Origin, request: ForwardRequest, deadline: Time) {
         match request {
-            ForwardRequest::Append(data) => {
-                let count = data.len() as u64;
-                if self.log.next_seq().checked_add(count - 1).is_none() {
-                    return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
-                }
-                let (first, last) = self.leader_append_entries(data.into_iter().map(Payload::Data));
-                let leading = self.leading.as_mut().expect("leader_request runs on the leader");
-                let responses = Vec::new();
-                leading.requests.appends.push_back(PendingAppend { origin, first, last, responses, deadline });
-                // No commit check: the new entries are not durable here yet.
-                self.broadcast_append();
-            }
+            ForwardRequest::Append(data) => self.leader_append(origin, data.into_iter(), deadline),
             ForwardRequest::Read(command) => {
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");
                 let requests = &mut leading.requests;
@@ -320,11 +316,10 @@ impl Raft {
     /// Sends every follower an empty append carrying the current read round.
     fn broadcast_read_round(&mut self) {
         let leading = self.leading.as_ref().expect("only leaders start read rounds");
-        let read_round = leading.requests.read_round;
         let targets: Vec<(NodeId, Option<Seq>)> = leading.progress.iter().map(|p| (p.id, p.matched)).collect();
         for (to, matched) in targets {
-            let prev = matched.and_then(|seq| self.log.id_at(seq));
-            self.send(to, Body::Append { prev, entries: Vec::new(), commit: self.commit, read_round });
+            // At the match point, which the follower certainly has: it answers at once.
+            self.send_entries(to, Seq::after(matched), Vec::new());
         }
     }
 

@@ -186,9 +186,8 @@ impl Raft {
         let window = super::raft::duration_nanos(self.config.ping_timeout);
         let leading = self.leading.as_mut().expect("heartbeat_tick is only called on a leader");
         leading.heartbeat_deadline = now.plus(super::raft::duration_nanos(self.config.heartbeat_interval()));
-        let active: Vec<NodeId> =
-            leading.progress.iter().filter(|p| now.since(p.last_heard) < window).map(|p| p.id).collect();
-        if self.config.check_quorum && !self.is_quorum(|id| id == self.id || active.contains(&id)) {
+        let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
+        if self.config.check_quorum && !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {
             self.event(Event::Warn(format!(
                 "leader {} stepping down in term {}: no quorum answered within ping_timeout",
                 self.id, self.hard_state.term

@@ -38,15 +38,6 @@ impl std::error::Error for StartError {}
 /// `peers[i]`; clusters are small, peers past 64 are not tracked in this mask).
 type ChangeSnapshot = (Role, Option<NodeId>, Term, u64);
 
-/// What a completed write makes durable.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Durable {
-    /// The log now ends here on disk.
-    Log(Option<LogId>),
-    /// The hard state on disk is now this.
-    HardState(HardState),
-}
-
 /// Something to do once a write is durable.
 #[derive(Clone, Debug)]
 pub(super) enum AfterWrite {
@@ -85,11 +76,11 @@ pub struct Raft {
 
     pub(super) last_write: u64,
     pub(super) done_write: u64,
-    pub(super) pending_writes: VecDeque<(u64, Durable)>,
+    /// Log writes in flight, each with where the log ends on disk once it is done.
+    pub(super) pending_writes: VecDeque<(u64, Option<LogId>)>,
     pub(super) pending_truncates: VecDeque<(u64, Seq)>,
     pub(super) after_write: VecDeque<(u64, AfterWrite)>,
     pub(super) durable_last: Option<LogId>,
-    pub(super) durable_hard_state: HardState,
     /// The hard state changed in memory and its write is not issued yet (coalesces a term
     /// change and a vote in one step into one write).
     hard_state_dirty: bool,
@@ -152,7 +143,6 @@ impl Raft {
             pending_truncates: VecDeque::new(),
             after_write: VecDeque::new(),
             durable_last: recovered.last,
-            durable_hard_state: recovered.hard_state,
             hard_state_dirty: false,
             unwritten_from: None,
             after_unwritten: Vec::new(),
@@ -320,15 +310,12 @@ impl Raft {
         }
         self.last_write += 1;
         let id = self.last_write;
-        let durable = match &write {
-            Write::HardState(state) => Durable::HardState(*state),
-            Write::Entries(_) => Durable::Log(self.log.last()),
-            Write::Truncate { from } => {
-                self.pending_truncates.push_back((id, *from));
-                Durable::Log(self.log.last())
-            }
-        };
-        self.pending_writes.push_back((id, durable));
+        if let Write::Truncate { from } = &write {
+            self.pending_truncates.push_back((id, *from));
+        }
+        if !matches!(write, Write::HardState(_)) {
+            self.pending_writes.push_back((id, self.log.last()));
+        }
         self.out.push(Output::Write { id: super::types::WriteId(id), write });
     }
 
@@ -401,12 +388,9 @@ impl Raft {
             return;
         }
         self.done_write = id;
-        while let Some((_, durable)) = self.pending_writes.front().copied().filter(|(w, _)| *w <= id) {
+        while let Some((_, last)) = self.pending_writes.front().copied().filter(|(w, _)| *w <= id) {
             self.pending_writes.pop_front();
-            match durable {
-                Durable::Log(last) => self.durable_last = last,
-                Durable::HardState(state) => self.durable_hard_state = state,
-            }
+            self.durable_last = last;
         }
         while self.pending_truncates.front().is_some_and(|(w, _)| *w <= id) {
             self.pending_truncates.pop_front();
@@ -486,7 +470,7 @@ impl Raft {
             _ => {
                 let window = duration_nanos(self.config.ping_timeout);
                 let mask = self.leading.as_ref().map_or(0, |leading| {
-                    let responsive = leading.progress.iter().map(|p| now.since(p.last_heard) < window);
+                    let responsive = leading.progress.iter().map(|p| p.answered_within(now, window));
                     responsive.enumerate().take(64).fold(0u64, |mask, (i, yes)| mask | (u64::from(yes) << i))
                 });
                 self.responsive_checked = Some((now, self.heard_version, mask));
@@ -510,9 +494,7 @@ impl Raft {
     fn responsive_followers(&self, now: Time) -> SmallVec<[NodeId; 8]> {
         let window = duration_nanos(self.config.ping_timeout);
         match &self.leading {
-            Some(leading) => {
-                leading.progress.iter().filter(|p| now.since(p.last_heard) < window).map(|p| p.id).collect()
-            }
+            Some(leading) => leading.progress.iter().filter(|p| p.answered_within(now, window)).map(|p| p.id).collect(),
             None => SmallVec::new(),
         }
     }

@@ -44,6 +44,11 @@ impl Progress {
         }
     }
 
+    /// Whether the follower answered within the last `window` nanoseconds.
+    pub(crate) fn answered_within(&self, now: Time, window: u64) -> bool {
+        now.since(self.last_heard) < window
+    }
+
     fn inflight_entries(&self) -> u64 {
         match self.inflight.front() {
             Some(_) => self.next.0 - Seq::after(self.matched).0,
@@ -94,7 +99,8 @@ impl Raft {
         }
     }
 
-    /// A cheap check before `send_append`: under load most followers' windows are full.
+    /// Whether a follower can take entries now: it is not waiting on a probe, has room in its
+    /// message window, and lacks some. Cheap, as under load most windows are full.
     #[inline]
     fn may_send(&self, index: usize) -> bool {
         let Some(leading) = self.leading.as_ref() else { return false };
@@ -105,21 +111,12 @@ impl Raft {
 
     /// Sends appends to one follower while its window has room.
     pub(super) fn send_append(&mut self, index: usize) {
-        loop {
-            let Some(leading) = self.leading.as_ref() else { return };
-            let p = &leading.progress[index];
-            // The common case under load: the window is full, nothing to do until an ack.
-            if p.paused || (!p.probing && p.inflight.len() >= self.config.inflight_messages_max) {
-                return;
-            }
-            if Some(p.next) > self.log.last_seq() {
-                return;
-            }
+        while self.may_send(index) {
+            let p = &self.leading.as_ref().expect("may_send checked it").progress[index];
             let window_entries = self.config.inflight_entries_max as u64;
-            let window_open = p.inflight.len() < self.config.inflight_messages_max
-                && p.inflight_entries() < window_entries
-                && p.inflight_bytes < self.config.inflight_bytes_max;
-            if !p.probing && !window_open {
+            let window_full =
+                p.inflight_entries() >= window_entries || p.inflight_bytes >= self.config.inflight_bytes_max;
+            if !p.probing && window_full {
                 return;
             }
             let room = (window_entries - p.inflight_entries().min(window_entries)).max(1) as usize;
@@ -143,7 +140,8 @@ impl Raft {
         }
     }
 
-    fn send_entries(&mut self, to: NodeId, first: Seq, entries: Vec<Entry>) {
+    /// Sends entries starting at `first` (or none: a heartbeat just before `first`).
+    pub(super) fn send_entries(&mut self, to: NodeId, first: Seq, entries: Vec<Entry>) {
         let prev = first.prev().and_then(|seq| self.log.id_at(seq));
         let leading = self.leading.as_ref().expect("only leaders send entries");
         let read_round = leading.requests.read_round;
@@ -154,16 +152,13 @@ impl Raft {
     /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
     /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
-        let leading = self.leading.as_mut().expect("only leaders send heartbeats");
-        let p = &mut leading.progress[index];
-        let read_round = leading.requests.read_round;
+        let p = &mut self.leading.as_mut().expect("only leaders send heartbeats").progress[index];
         p.paused = false;
         let (to, probing, next) = (p.id, p.probing, p.next);
         if probing && Some(next) <= self.log.last_seq() {
             return self.send_append(index);
         }
-        let prev = next.prev().and_then(|seq| self.log.id_at(seq));
-        self.send(to, Body::Append { prev, entries: Vec::new(), commit: self.commit, read_round });
+        self.send_entries(to, next, Vec::new());
         if probing {
             self.leading.as_mut().expect("still leading").progress[index].paused = true;
         } else {
@@ -237,13 +232,11 @@ impl Raft {
     /// Removes entries from `from` on, in memory and (if any may be there) on disk.
     fn truncate_log(&mut self, from: Seq) {
         self.log.truncate(from);
-        match self.unwritten_from {
-            // Only entries no write carried yet are dropped: nothing to undo on disk.
-            Some(unwritten) if from >= unwritten => self.drop_unwritten(from),
-            _ => {
-                self.drop_unwritten(from);
-                self.write(Write::Truncate { from });
-            }
+        // When only entries no write carried yet are dropped, there is nothing to undo on disk.
+        let only_unwritten = self.unwritten_from.is_some_and(|unwritten| from >= unwritten);
+        self.drop_unwritten(from);
+        if !only_unwritten {
+            self.write(Write::Truncate { from });
         }
     }
 
