@@ -84,7 +84,7 @@ fn txn_rate(dir: &Path, duration: Duration) -> f64 {
     let start = Instant::now();
     let mut count = 0u64;
     while start.elapsed() < duration {
-        let mut txn = log.txn();
+        let mut txn = log.txn().unwrap();
         for _ in 0..20_000 {
             txn.append(Term(1), Some(&payload)).unwrap();
         }

@@ -6,41 +6,12 @@
 //! every interleaving reproducible, which is what the scenario and property tests need.
 
 use crate::core::{
-    ClientError, Config, Entry, Event, HardState, Input, Message, NodeId, Output, Payload, Raft, Recovered, RequestId,
-    Response, Seq, Time, Write, WriteId,
+    ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Payload, Raft, Recovered, RequestId, Response,
+    Time, Write, WriteId,
 };
+use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// What a node's storage has made durable.
-#[derive(Clone, Debug, Default)]
-pub struct MemStorage {
-    /// The saved term and vote.
-    pub hard_state: HardState,
-    /// Every entry, from seq 0.
-    pub entries: Vec<Entry>,
-}
-
-impl MemStorage {
-    /// Carries out one write.
-    pub fn apply(&mut self, write: &Write) {
-        match write {
-            Write::HardState(state) => self.hard_state = *state,
-            Write::Entries(entries) => {
-                for entry in entries {
-                    assert_eq!(entry.seq.0, self.entries.len() as u64, "writes arrive in order");
-                    self.entries.push(entry.clone());
-                }
-            }
-            Write::Truncate { from } => self.entries.truncate(from.0 as usize),
-        }
-    }
-
-    /// What a node restarted from this storage recovers.
-    pub fn recovered(&self) -> Recovered {
-        Recovered::from_entries(self.hard_state, self.entries.clone())
-    }
-}
 
 /// The seed README's counting state machine: each non-blank entry adds one and answers the new
 /// count; a read answers the count.
@@ -71,7 +42,7 @@ pub struct Node {
     /// The core; `None` while crashed.
     pub raft: Option<Raft>,
     /// What is durable.
-    pub storage: MemStorage,
+    pub storage: MemLog,
     /// Writes issued but not yet durable, in order.
     pub unsynced: VecDeque<(WriteId, Write)>,
     /// The state machine (rebuilt from scratch on restart).
@@ -116,7 +87,7 @@ impl Cluster {
                 *id,
                 Node {
                     raft: Some(raft),
-                    storage: MemStorage::default(),
+                    storage: MemLog::default(),
                     unsynced: VecDeque::new(),
                     state: Counter::default(),
                     replies: Vec::new(),
@@ -168,7 +139,7 @@ impl Cluster {
                     Output::Send(message) => self.network.push_back(message),
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
                     Output::LoadEntries { from, to } => {
-                        let entries = node.storage.entries[from.0 as usize..=to.0 as usize].to_vec();
+                        let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
                         inbox.push_back(Input::EntriesLoaded { entries });
                     }
                     Output::Apply { entries } => {
@@ -195,7 +166,7 @@ impl Cluster {
             let limit = count.unwrap_or(node.unsynced.len()).min(node.unsynced.len());
             let mut last = None;
             for (write_id, write) in node.unsynced.drain(..limit) {
-                node.storage.apply(&write);
+                node.storage.apply(&write).expect("the core's writes continue the log");
                 last = Some(write_id);
             }
             let Some(write_id) = last else { return };
@@ -319,7 +290,8 @@ impl Cluster {
         let mut config = node.config.clone();
         config.seed = config.seed.wrapping_add(node.restarts.wrapping_mul(0x9e37_79b9));
         node.state = Counter::default();
-        let raft = Raft::new(config, node.storage.recovered()).expect("storage recovers consistently");
+        let recovered = node.storage.recovered(usize::MAX).expect("memory always recovers");
+        let raft = Raft::new(config, recovered).expect("storage recovers consistently");
         node.raft = Some(raft);
         self.step(id, Input::Tick);
     }
@@ -347,20 +319,5 @@ impl Cluster {
             .filter_map(|(id, n)| n.raft.as_ref().filter(|r| r.is_leader()).map(|r| (r.term(), *id)))
             .collect();
         leaders.iter().max().map(|(_, id)| *id)
-    }
-
-    /// Entries durable on node `id`, as seq-sorted payload strings (blank as "").
-    pub fn durable_payloads(&self, id: NodeId) -> Vec<String> {
-        self.nodes[&id]
-            .storage
-            .entries
-            .iter()
-            .map(|e| e.payload.data().map_or(String::new(), |d| String::from_utf8_lossy(d).into_owned()))
-            .collect()
-    }
-
-    /// The highest commit point any running node reports.
-    pub fn max_commit(&self) -> Option<Seq> {
-        self.nodes.values().filter_map(|n| n.raft.as_ref().and_then(Raft::commit)).max()
     }
 }

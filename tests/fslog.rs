@@ -212,7 +212,7 @@ fn the_wrong_encoder_is_refused_and_del_removes_everything() {
 fn core_writes_applied_to_the_file_log_recover_like_memory() {
     use bytes::Bytes;
     use tinyraftplus::core::{Config, Entry, Raft, Write};
-    use tinyraftplus::testkit::MemStorage;
+    use tinyraftplus::log::{LogStore, MemLog};
     let entry = |term: u64, seq: u64, data: &str| Entry {
         term: Term(term),
         seq: Seq(seq),
@@ -229,14 +229,14 @@ fn core_writes_applied_to_the_file_log_recover_like_memory() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "node", small()).unwrap();
-    let mut memory = MemStorage::default();
+    let mut memory = MemLog::new();
     for write in &writes {
         log.apply(write).unwrap();
-        memory.apply(write);
+        memory.apply(write).unwrap();
     }
     drop(log);
     let log = FsLog::open(dir.path(), "node", small()).unwrap();
-    assert_eq!(log.recovered(usize::MAX).unwrap(), memory.recovered());
+    assert_eq!(log.recovered(usize::MAX).unwrap(), memory.recovered(usize::MAX).unwrap());
     let recovered = log.recovered(2).unwrap();
     assert_eq!(recovered.tail.len(), 2);
     let raft = Raft::new(Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]), recovered).unwrap();
@@ -280,25 +280,25 @@ fn a_transaction_commits_with_one_sync_or_leaves_no_trace() {
     }
     let snapshot: Vec<Vec<u8>> = segment_files(dir.path()).iter().map(|f| fs::read(f).unwrap()).collect();
     // Aborted (or dropped): nothing on disk or in memory.
-    let mut txn = log.txn();
+    let mut txn = log.txn().unwrap();
     assert_eq!(txn.append(Term(1), Some(b"a")).unwrap(), Seq(10));
     txn.abort();
     {
-        let mut txn = log.txn();
+        let mut txn = log.txn().unwrap();
         txn.append(Term(1), Some(b"b")).unwrap();
     }
     assert_eq!(log.seq(), Some(Seq(9)));
     let now: Vec<Vec<u8>> = segment_files(dir.path()).iter().map(|f| fs::read(f).unwrap()).collect();
     assert_eq!(now, snapshot);
     // A bad argument inside a transaction changes nothing and the transaction goes on.
-    let mut txn = log.txn();
+    let mut txn = log.txn().unwrap();
     txn.append(Term(2), Some(b"x")).unwrap();
     assert!(matches!(txn.append(Term(1), Some(b"older term")), Err(LogError::Invalid(_))));
     assert!(matches!(txn.trim(Some(Seq(3))), Err(LogError::Invalid(_))), "trim comes first");
     txn.append(Term(2), Some(b"y")).unwrap();
     assert_eq!(txn.commit().unwrap(), Some(Seq(10)));
     // A trim, then appends, in one transaction (the seed's conflict repair).
-    let mut txn = log.txn();
+    let mut txn = log.txn().unwrap();
     txn.trim(Some(Seq(4))).unwrap();
     assert_eq!(txn.append(Term(3), Some(b"repaired")).unwrap(), Seq(5));
     txn.commit().unwrap();

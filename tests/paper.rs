@@ -190,7 +190,7 @@ fn s5_3_a_conflicting_entry_and_all_after_it_are_deleted() {
     let mut c = Cluster::new(3, |config| config.pre_vote = false);
     inject(&mut c, N2, N1, 1, append(None, vec![entry(1, 0, "a"), entry(1, 1, "b"), entry(1, 2, "c")], None));
     inject(&mut c, N2, N3, 2, append(Some(id(1, 0)), vec![entry(2, 1, "B")], None));
-    let stored: Vec<Entry> = c.nodes[&N2].storage.entries.clone();
+    let stored: Vec<Entry> = c.nodes[&N2].storage.entries().to_vec();
     assert_eq!(stored, vec![entry(1, 0, "a"), entry(2, 1, "B")]);
 }
 
@@ -200,7 +200,7 @@ fn s5_3_new_entries_not_already_in_the_log_are_appended_and_present_ones_kept() 
     inject(&mut c, N2, N1, 1, append(None, vec![entry(1, 0, "a"), entry(1, 1, "b")], None));
     let replies =
         inject(&mut c, N2, N1, 1, append(None, vec![entry(1, 0, "a"), entry(1, 1, "b"), entry(1, 2, "c")], None));
-    assert_eq!(c.nodes[&N2].storage.entries.len(), 3);
+    assert_eq!(c.nodes[&N2].storage.entries().len(), 3);
     let truncations = c.transcript.iter().filter(|l| l.contains("truncate")).count();
     assert_eq!(truncations, 0);
     let ok = AppendResult::Accepted { matched: Some(Seq(2)) };
@@ -225,7 +225,7 @@ fn s5_3_a_leader_backs_up_next_index_after_a_refusal_and_repairs_the_follower() 
     c.heal();
     c.advance(500_000_000);
     c.stabilize();
-    assert_eq!(c.nodes[&N3].storage.entries, c.nodes[&N1].storage.entries);
+    assert_eq!(c.nodes[&N3].storage.entries(), c.nodes[&N1].storage.entries());
     assert_eq!(c.raft(N1).matches(), vec![(N2, Some(Seq(5))), (N3, Some(Seq(5)))]);
 }
 
@@ -337,13 +337,13 @@ fn s5_5_retried_and_duplicated_appends_are_harmless() {
     c.append(N1, "a");
     let copies: Vec<Message> = c.network.iter().cloned().collect();
     c.stabilize();
-    let before = c.nodes[&N2].storage.entries.clone();
+    let before = c.nodes[&N2].storage.entries().to_vec();
     for message in copies {
         let to = message.to;
         c.step(to, Input::Message(message));
     }
     c.stabilize();
-    assert_eq!(c.nodes[&N2].storage.entries, before);
+    assert_eq!(c.nodes[&N2].storage.entries(), before);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tinyraftplus::core::{Entry, Input, NodeId, Quorum, RequestId, Response, Seq, Term};
+use tinyraftplus::log::LogStore;
 use tinyraftplus::testkit::Cluster;
 
 #[derive(Clone, Debug)]
@@ -101,7 +102,7 @@ impl Checker {
         let ids: Vec<NodeId> = c.nodes.keys().copied().collect();
         for id in &ids {
             let node = &c.nodes[id];
-            let durable_term = node.storage.hard_state.term;
+            let durable_term = node.storage.hard_state().term;
             let seen = self.durable_terms.entry(*id).or_default();
             if durable_term < *seen {
                 return Err(format!("n{id}: durable term went back from {seen} to {durable_term}"));
@@ -130,7 +131,7 @@ impl Checker {
                     let entry = raft
                         .entry(seq)
                         .cloned()
-                        .or_else(|| node.storage.entries.get(seq.0 as usize).cloned())
+                        .or_else(|| node.storage.entries().get(seq.0 as usize).cloned())
                         .ok_or_else(|| format!("n{id}: committed seq {seq} is neither in memory nor stored"))?;
                     if raft.term_at(seq) != Some(entry.term) {
                         return Err(format!("n{id}: stored entry {seq} disagrees with the log's terms"));
@@ -157,14 +158,14 @@ impl Checker {
         // Committed entries are durable on a quorum; durable logs match.
         let all: Vec<NodeId> = ids.clone();
         for (seq, entry) in &self.committed {
-            let holds = |id: NodeId| c.nodes[&id].storage.entries.get(seq.0 as usize) == Some(entry);
+            let holds = |id: NodeId| c.nodes[&id].storage.entries().get(seq.0 as usize) == Some(entry);
             if !Quorum::Majority.is_quorum(&all, holds) {
                 return Err(format!("committed {entry} is not durable on a quorum"));
             }
         }
         for (i, a) in ids.iter().enumerate() {
             for b in &ids[i + 1..] {
-                let (la, lb) = (&c.nodes[a].storage.entries, &c.nodes[b].storage.entries);
+                let (la, lb) = (&c.nodes[a].storage.entries(), &c.nodes[b].storage.entries());
                 let common = la.len().min(lb.len());
                 if let Some(top) = (0..common).rev().find(|s| la[*s].term == lb[*s].term) {
                     if la[..=top] != lb[..=top] {

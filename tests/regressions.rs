@@ -110,12 +110,12 @@ fn seed4_a_stale_append_never_truncates_a_follower() {
         c.step(N2, Input::Message(message));
     }
     // A hand-made two-entry stale append for prev seq 1, as in the seed's verified case.
-    let entries = (2..=3).map(|s| c.nodes[&N1].storage.entries[s].clone()).collect::<Vec<Entry>>();
+    let entries = (2..=3).map(|s| c.nodes[&N1].storage.entries()[s].clone()).collect::<Vec<Entry>>();
     let body = Body::Append { prev: Some(LogId::new(Term(1), Seq(1))), entries, commit: None, read_round: 0 };
     c.step(N2, Input::Message(Message { from: N1, to: N2, term: Term(1), body }));
     c.sync(N2, None);
     assert_eq!(c.raft(N2).last(), Some(LogId::new(Term(1), Seq(4))));
-    assert_eq!(c.nodes[&N2].storage.entries.len(), 5);
+    assert_eq!(c.nodes[&N2].storage.entries().len(), 5);
 }
 
 /// §5.5: candidates granted votes to rivals of their own term, refused higher-term requests
@@ -248,7 +248,7 @@ fn seed10_a_silent_follower_is_readmitted_when_it_answers_again() {
         c.stabilize();
     }
     assert_eq!(c.raft(N1).followers(c.now), vec![N2, N3]);
-    assert_eq!(c.nodes[&N3].storage.entries.last().map(|e| e.payload.clone()), Some(Payload::Data("later".into())));
+    assert_eq!(c.nodes[&N3].storage.entries().last().map(|e| e.payload.clone()), Some(Payload::Data("later".into())));
 }
 
 /// §5.11: a one-node cluster never elected itself; two nodes with quorum 1 never finished.

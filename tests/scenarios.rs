@@ -205,7 +205,7 @@ impl Runner {
             "log" => {
                 let cluster = self.cluster();
                 let entries: Vec<String> =
-                    cluster.nodes[&node(0)].storage.entries.iter().map(|e| e.to_string()).collect();
+                    cluster.nodes[&node(0)].storage.entries().iter().map(|e| e.to_string()).collect();
                 writeln!(extra, "[{}]", entries.join(", ")).unwrap();
             }
             other => panic!("unknown command {other}"),

@@ -108,9 +108,11 @@ struct Segment {
 pub struct Txn<'a> {
     log: &'a mut FsLog,
     trim: Option<Option<Seq>>,
+    /// Borrowed from the log (its reusable buffer) and given back on drop.
     buffer: Vec<u8>,
     starts: Vec<usize>,
-    terms: Vec<u64>,
+    /// The (seq, term) where each new term starts among the appends.
+    term_starts: Vec<(u64, u64)>,
     /// The seq of the transaction's first append.
     first: u64,
     chain: u64,
@@ -126,13 +128,8 @@ impl Txn<'_> {
         let end = seq.map_or(0, |s| s.0 + 1);
         if end < self.log.next_seq() {
             // The chain continues from the last kept record.
-            let chain = match end.checked_sub(1).and_then(|last| self.log.locate(last)) {
-                Some((segment, offset)) => {
-                    let bytes = FsLog::record_bytes(segment, offset)?;
-                    let record = decode_record(&bytes, self.log.options.encoder, bytes.len())
-                        .map_err(|e| LogError::Damaged { path: segment.path.clone(), detail: e.to_string() })?;
-                    record.checksum
-                }
+            let chain = match end.checked_sub(1) {
+                Some(last) => self.log.stored(last)?.map_or(0, |stored| stored.checksum),
                 None => 0,
             };
             self.trim = Some(seq);
@@ -155,27 +152,50 @@ impl Txn<'_> {
         let seq = self.first + self.starts.len() as u64;
         self.starts.push(self.buffer.len());
         self.chain = encode_record(&mut self.buffer, self.log.options.encoder, seq, term.0, payload, self.chain);
-        self.terms.push(term.0);
+        if self.term_starts.last().is_none_or(|(_, last)| *last != term.0) {
+            self.term_starts.push((seq, term.0));
+        }
         self.term = term.0;
         Ok(Seq(seq))
     }
 
     /// Makes the transaction durable: its trim, then its appends in one write and one
     /// fdatasync. Returns the first appended seq, if any.
-    pub fn commit(self) -> Result<Option<Seq>, LogError> {
-        if let Some(seq) = self.trim {
+    pub fn commit(mut self) -> Result<Option<Seq>, LogError> {
+        if let Some(seq) = self.trim.take() {
             self.log.trim(seq)?;
         }
         if self.starts.is_empty() {
             return Ok(None);
         }
-        let Txn { log, buffer, starts, terms, first, chain, .. } = self;
-        log.commit_encoded(first, &buffer, &starts, chain, terms.into_iter())?;
-        Ok(Some(Seq(first)))
+        let log = &mut *self.log;
+        log.write_batch(self.first, &self.buffer, &self.starts)?;
+        log.chain = self.chain;
+        for (seq, term) in &self.term_starts {
+            if log.term_starts.last().map(|t| t.1) != Some(*term) {
+                log.term_starts.push((*seq, *term));
+            }
+        }
+        log.last = Some((self.first + self.starts.len() as u64 - 1, self.term));
+        Ok(Some(Seq(self.first)))
     }
 
     /// Drops the transaction: nothing changes on disk or in memory (dropping does the same).
     pub fn abort(self) {}
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        self.log.buffer = std::mem::take(&mut self.buffer);
+    }
+}
+
+/// A record read back: what `read`, the tail reload and a transaction's trim need.
+struct Stored {
+    seq: u64,
+    term: u64,
+    checksum: u64,
+    payload: Payload,
 }
 
 /// Iterates a log's entries in order (see [`FsLog::iter`]).
@@ -312,13 +332,23 @@ impl FsLog {
         }
     }
 
-    /// The bytes of the record at `offset` of `segment`.
-    fn record_bytes(segment: &Segment, offset: u64) -> Result<Vec<u8>, LogError> {
+    /// The record at `seq`, read and decoded (its payload a slice of the one read buffer).
+    fn stored(&self, seq: u64) -> Result<Option<Stored>, LogError> {
+        let Some((segment, offset)) = self.locate(seq) else { return Ok(None) };
         let mut head = [0u8; 4];
         segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
         let mut bytes = vec![0u8; 4 + u32::from_le_bytes(head) as usize];
         segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
-        Ok(bytes)
+        let bytes = Bytes::from(bytes);
+        let record = decode_record(&bytes, self.options.encoder, bytes.len()).map_err(|error| LogError::Damaged {
+            path: segment.path.clone(),
+            detail: format!("seq {seq} at byte {offset}: {error} (the disk changed under the log)"),
+        })?;
+        let payload = match record.payload {
+            Some(data) => Payload::Data(bytes.slice(RECORD_HEAD_BYTES..RECORD_HEAD_BYTES + data.len())),
+            None => Payload::Blank,
+        };
+        Ok(Some(Stored { seq: record.seq, term: record.term, checksum: record.checksum, payload }))
     }
 
     fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -435,57 +465,15 @@ impl FsLog {
     /// Appends entries at consecutive seqs with one write and one fdatasync; returns the first
     /// seq. Terms must not decrease. Bad arguments change nothing.
     pub fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
-        self.check()?;
         if entries.is_empty() {
             return Err(LogError::Invalid("append_batch needs at least one entry".into()));
         }
-        let mut term = self.last.map_or(0, |(_, term)| term);
-        for (entry_term, payload) in entries {
-            if entry_term.0 < term {
-                return Err(LogError::Invalid(format!("term {entry_term} after term {term}")));
-            }
-            if payload.is_some_and(|p| p.len() > self.options.payload_bytes_max) {
-                return Err(LogError::Invalid(format!("payload over {} bytes", self.options.payload_bytes_max)));
-            }
-            term = entry_term.0;
+        // A transaction of these entries: validated and encoded once, in one place.
+        let mut txn = self.txn()?;
+        for (term, payload) in entries {
+            txn.append(*term, *payload)?;
         }
-        let first = self.next_seq();
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        let mut chain = self.chain;
-        let mut starts = Vec::with_capacity(entries.len());
-        for (i, (term, payload)) in entries.iter().enumerate() {
-            starts.push(buffer.len());
-            chain = encode_record(&mut buffer, self.options.encoder, first + i as u64, term.0, *payload, chain);
-        }
-        let terms = entries.iter().map(|(term, _)| term.0);
-        let result = self.commit_encoded(first, &buffer, &starts, chain, terms);
-        self.buffer = buffer;
-        result.map(|()| Seq(first))
-    }
-
-    /// Writes encoded records durably and records them: the last entry, chain and term runs.
-    fn commit_encoded(
-        &mut self,
-        first: u64,
-        buffer: &[u8],
-        starts: &[usize],
-        chain: u64,
-        terms: impl Iterator<Item = u64>,
-    ) -> Result<(), LogError> {
-        self.write_batch(first, buffer, starts)?;
-        self.chain = chain;
-        let mut last_term = None;
-        for (offset, term) in terms.enumerate() {
-            if self.term_starts.last().map(|t| t.1) != Some(term) {
-                self.term_starts.push((first + offset as u64, term));
-            }
-            last_term = Some(term);
-        }
-        if let Some(term) = last_term {
-            self.last = Some((first + starts.len() as u64 - 1, term));
-        }
-        Ok(())
+        Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
     fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
@@ -542,17 +530,8 @@ impl FsLog {
     /// Reads the entry at `seq`.
     pub fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
         self.check()?;
-        let Some((segment, offset)) = self.locate(seq.0) else { return Ok(None) };
-        let bytes = FsLog::record_bytes(segment, offset)?;
-        let record = decode_record(&bytes, self.options.encoder, bytes.len()).map_err(|error| LogError::Damaged {
-            path: segment.path.clone(),
-            detail: format!("seq {seq} at byte {offset}: {error} (the disk changed under the log)"),
-        })?;
-        let payload = match record.payload {
-            Some(data) => Payload::Data(Bytes::copy_from_slice(data)),
-            None => Payload::Blank,
-        };
-        Ok(Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload }))
+        let stored = self.stored(seq.0)?;
+        Ok(stored.map(|s| Entry { term: Term(s.term), seq: Seq(s.seq), payload: s.payload }))
     }
 
     /// Entries from `from` to the last entry as of now (a snapshot end: later appends are not
@@ -565,11 +544,15 @@ impl FsLog {
     /// Starts a transaction: appends (and optionally a trim first) that become durable together
     /// at `commit`, with one write and one fdatasync, or leave no trace if it is dropped or
     /// aborted.
-    pub fn txn(&mut self) -> Txn<'_> {
+    pub fn txn(&mut self) -> Result<Txn<'_>, LogError> {
+        self.check()?;
         let first = self.next_seq();
         let term = self.last.map_or(0, |(_, term)| term);
         let chain = self.chain;
-        Txn { log: self, trim: None, buffer: Vec::new(), starts: Vec::new(), terms: Vec::new(), first, chain, term }
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        let (starts, term_starts) = (Vec::new(), Vec::new());
+        Ok(Txn { log: self, trim: None, buffer, starts, term_starts, first, chain, term })
     }
 
     /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
@@ -645,28 +628,15 @@ impl FsLog {
 
     /// Recomputes the last entry, chain head and term runs after a trim.
     fn reload_tail(&mut self) -> Result<(), LogError> {
-        let end = self
-            .segments
-            .iter()
-            .rev()
-            .find_map(|s| (!s.offsets.is_empty()).then(|| s.first_seq + s.offsets.len() as u64));
-        self.term_starts.retain(|(seq, _)| Some(*seq) < end);
         let last_seq =
             self.segments.iter().rev().find_map(|s| s.offsets.len().checked_sub(1).map(|i| s.first_seq + i as u64));
-        match last_seq {
-            None => {
-                self.last = None;
-                self.chain = 0;
-            }
-            Some(seq) => {
-                let (segment, offset) = self.locate(seq).expect("the last entry is indexed");
-                let bytes = FsLog::record_bytes(segment, offset)?;
-                let record = decode_record(&bytes, self.options.encoder, bytes.len())
-                    .map_err(|e| LogError::Damaged { path: segment.path.clone(), detail: e.to_string() })?;
-                self.last = Some((record.seq, record.term));
-                self.chain = record.checksum;
-            }
-        }
+        self.term_starts.retain(|(seq, _)| Some(*seq) <= last_seq);
+        let last = match last_seq {
+            Some(seq) => self.stored(seq)?,
+            None => None,
+        };
+        self.last = last.as_ref().map(|s| (s.seq, s.term));
+        self.chain = last.map_or(0, |s| s.checksum);
         Ok(())
     }
 
@@ -752,24 +722,6 @@ impl FsLog {
             }
         }
         probe.sync_dir()
-    }
-
-    /// Carries out a storage write the Raft core asked for ([`crate::core::Output::Write`]).
-    pub fn apply(&mut self, write: &crate::core::Write) -> Result<(), LogError> {
-        use crate::core::Write;
-        match write {
-            Write::HardState(state) => self.save_hard_state(*state),
-            Write::Entries(entries) => {
-                let first = entries.first().map_or(0, |e| e.seq.0);
-                if first != self.next_seq() {
-                    return Err(LogError::Invalid(format!("entries start at {first}, the log at {}", self.next_seq())));
-                }
-                let batch: Vec<(Term, Option<&[u8]>)> =
-                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
-                self.append_batch(&batch).map(|_| ())
-            }
-            Write::Truncate { from } => self.trim(from.prev()),
-        }
     }
 
     /// What a Raft core restarted from this log starts with: term and vote, the term runs, and

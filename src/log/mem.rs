@@ -22,8 +22,23 @@ pub trait LogStore {
     fn hard_state(&self) -> HardState;
     /// Saves the term and vote.
     fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError>;
-    /// Carries out a storage write the Raft core asked for.
-    fn apply(&mut self, write: &Write) -> Result<(), LogError>;
+    /// Carries out a storage write the Raft core asked for ([`crate::core::Output::Write`]).
+    /// Entries must continue the log; nothing changes if they do not.
+    fn apply(&mut self, write: &Write) -> Result<(), LogError> {
+        match write {
+            Write::HardState(state) => self.save_hard_state(*state),
+            Write::Entries(entries) => {
+                let next = Seq::after(self.seq());
+                if let Some(first) = entries.first().filter(|e| e.seq != next) {
+                    return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
+                }
+                let batch: Vec<(Term, Option<&[u8]>)> =
+                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
+                self.append_batch(&batch).map(|_| ())
+            }
+            Write::Truncate { from } => self.trim(from.prev()),
+        }
+    }
     /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError>;
 }
@@ -49,6 +64,11 @@ impl MemLog {
     /// Entries from `from` on.
     pub fn iter(&self, from: Seq) -> impl Iterator<Item = &Entry> {
         self.entries.iter().skip(from.0 as usize)
+    }
+
+    /// Every entry, from seq 0.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 }
 
@@ -98,22 +118,6 @@ impl LogStore for MemLog {
         Ok(())
     }
 
-    fn apply(&mut self, write: &Write) -> Result<(), LogError> {
-        match write {
-            Write::HardState(state) => self.save_hard_state(*state),
-            Write::Entries(entries) => {
-                let next = self.entries.len() as u64;
-                if entries.first().is_some_and(|e| e.seq.0 != next) {
-                    return Err(LogError::Invalid(format!("entries do not start at seq {next}")));
-                }
-                let batch: Vec<(Term, Option<&[u8]>)> =
-                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
-                self.append_batch(&batch).map(|_| ())
-            }
-            Write::Truncate { from } => self.trim(from.prev()),
-        }
-    }
-
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
         let mut recovered = Recovered::from_entries(self.hard_state, self.entries.clone());
         let keep = recovered.tail.len().saturating_sub(tail);
@@ -149,10 +153,6 @@ impl LogStore for super::FsLog {
 
     fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
         super::FsLog::save_hard_state(self, state)
-    }
-
-    fn apply(&mut self, write: &Write) -> Result<(), LogError> {
-        super::FsLog::apply(self, write)
     }
 
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
