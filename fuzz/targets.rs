@@ -278,26 +278,32 @@ pub fn core_inputs(data: &[u8]) {
 /// Recovery from arbitrary bytes (one to three segments) never panics, and returns either a
 /// consistent prefix or a precise error.
 pub fn recover_bytes(data: &[u8]) {
-    use tinyraftplus::log::format::{decode_record, Encoder};
+    use tinyraftplus::log::format::{decode_record, Encoder, Key, HEADER_BYTES};
     use tinyraftplus::log::recovery::{scan, SegmentBytes};
     let Some((&split, rest)) = data.split_first() else { return };
     let cut = if rest.is_empty() { 0 } else { usize::from(split) * rest.len() / 256 };
     let (a, b) = rest.split_at(cut);
-    for encoder in [Encoder::Plain, Encoder::XxHash] {
+    for encoder in [Encoder::Plain, Encoder::XxHash, Encoder::Encrypted(Key::new([7; 32]))] {
         for segments in [
             vec![SegmentBytes { first_seq: 0, bytes: rest }],
             vec![SegmentBytes { first_seq: 0, bytes: a }, SegmentBytes { first_seq: u64::from(split % 4), bytes: b }],
         ] {
-            let Ok(result) = scan(&segments, encoder, 1 << 16, None) else { continue };
+            let Ok(result) = scan(&segments, &encoder, 1 << 16, None) else { continue };
             let mut count = 0u64;
             for (scan, segment) in result.segments.iter().zip(&segments) {
-                assert!(scan.valid_len as usize <= segment.bytes.len().max(32), "valid length within the file");
+                assert!(
+                    scan.valid_len as usize <= segment.bytes.len().max(HEADER_BYTES),
+                    "valid length within the file"
+                );
                 for pair in scan.offsets.windows(2) {
                     assert!(pair[0] < pair[1], "offsets increase");
                 }
-                for offset in &scan.offsets {
-                    let record = decode_record(&segment.bytes[*offset as usize..], encoder, 1 << 16);
-                    assert!(record.is_ok(), "every kept record decodes");
+                for (index, offset) in scan.offsets.iter().enumerate() {
+                    let record = decode_record(&segment.bytes[*offset as usize..], &encoder, 1 << 16);
+                    let record = record.expect("every kept record decodes");
+                    if index + 1 == scan.offsets.len() {
+                        assert!(record.batch_end, "a segment keeps whole batches");
+                    }
                     count += 1;
                 }
             }

@@ -8,19 +8,25 @@
 //! - `d/n.trim`: present only during a trim (its target seq, checksummed), so a crash in the
 //!   middle completes the trim on the next open (fail-forward, as the seed's lock record did).
 //!
-//! Durability: every `append`/`append_batch` is one write and one fdatasync; creating or
-//! deleting a file is followed by a directory fsync. A failed write or sync poisons the log:
-//! every later call fails until it is reopened (data not known durable is never assumed so).
+//! Durability: every `append`/`append_batch`/transaction is one batch: one write and one
+//! fdatasync; creating or deleting a file is followed by a directory fsync. A failed write or
+//! sync poisons the log: every later call fails until it is reopened (data not known durable is
+//! never assumed so). Opening reads one segment at a time.
 
-use super::format::{decode_record, encode_header, encode_record, Encoder, HEADER_BYTES, RECORD_HEAD_BYTES};
-use super::recovery::{scan, Corruption, SegmentBytes};
+use super::format::{decode_record, encode_header, seal_batch, Encoder, HEADER_BYTES, NONCE_BYTES};
+use super::iter::{Iter, SegmentView};
+use super::recovery::{Case, Corruption, Scanner, SegmentBytes, SegmentScan};
+use super::txn::Txn;
 use crate::core::{Entry, HardState, NodeId, Payload, Seq, Term};
 use bytes::Bytes;
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::OsRng;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// How a log is opened.
@@ -29,9 +35,10 @@ pub struct FsLogOptions {
     /// Record protection (default: xxhash checksums and chain).
     pub encoder: Encoder,
     /// A new segment starts when a batch would take the current one past this size (a batch is
-    /// never split, and a segment always takes at least one batch). Default 64 MiB.
+    /// never split, and a segment always takes at least one batch). Default 64 MiB, at most
+    /// 2 GiB.
     pub segment_bytes: u64,
-    /// The largest payload accepted, in bytes (default 16 MiB).
+    /// The largest payload accepted, in bytes (default 16 MiB, at most 1 GiB).
     pub payload_bytes_max: usize,
     /// Open a corrupt log by dropping the entries from this seq on (see `recovery`).
     pub repair_from: Option<u64>,
@@ -63,7 +70,13 @@ pub enum LogError {
     },
     /// The bytes on disk are corrupt (see `recovery` for what to do).
     Corrupt(Corruption),
-    /// A file other than segments is damaged beyond its own redundancy.
+    /// The log was encrypted with another key than the one given.
+    WrongKey {
+        /// The segment whose key check failed.
+        path: PathBuf,
+    },
+    /// A file other than segments is damaged beyond its own redundancy, or a record changed
+    /// on disk after the log was opened.
     Damaged {
         /// The file.
         path: PathBuf,
@@ -74,6 +87,13 @@ pub enum LogError {
     Poisoned(String),
     /// A bad argument: nothing was done.
     Invalid(String),
+    /// The operation's deadline passed (see [`TimeoutLog`](super::TimeoutLog)).
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// Whether it may still take effect (it had started when the deadline passed).
+        started: bool,
+    },
 }
 
 impl fmt::Display for LogError {
@@ -81,9 +101,12 @@ impl fmt::Display for LogError {
         match self {
             LogError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
             LogError::Corrupt(corruption) => corruption.fmt(f),
+            LogError::WrongKey { path } => write!(f, "{} was encrypted with another key", path.display()),
             LogError::Damaged { path, detail } => write!(f, "{} is damaged: {detail}", path.display()),
             LogError::Poisoned(why) => write!(f, "log unusable after a failed write or sync ({why}); reopen it"),
             LogError::Invalid(why) => write!(f, "invalid argument: {why}"),
+            LogError::Timeout { op, started: true } => write!(f, "{op} timed out (it may still take effect)"),
+            LogError::Timeout { op, started: false } => write!(f, "{op} timed out before it started (no effect)"),
         }
     }
 }
@@ -97,205 +120,50 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> L
 struct Segment {
     first_seq: u64,
     path: PathBuf,
-    file: File,
+    /// Shared with iterators.
+    file: Arc<File>,
     len: u64,
     /// Byte offset of each entry: 4 bytes per entry.
     offsets: Vec<u32>,
 }
 
-/// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`;
-/// appends are encoded at once into the transaction's own buffer.
-pub struct Txn<'a> {
-    log: &'a mut FsLog,
-    trim: Option<Option<Seq>>,
-    /// Borrowed from the log (its reusable buffer) and given back on drop.
-    buffer: Vec<u8>,
-    starts: Vec<usize>,
-    /// The (seq, term) where each new term starts among the appends.
-    term_starts: Vec<(u64, u64)>,
-    /// The seq of the transaction's first append.
-    first: u64,
-    chain: u64,
-    term: u64,
-}
-
-impl Txn<'_> {
-    /// Trims the log to `seq` first (see [`FsLog::trim`]); only before any append.
-    pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        if !self.starts.is_empty() {
-            return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
-        }
-        let end = seq.map_or(0, |s| s.0 + 1);
-        if end < self.log.next_seq() {
-            // The chain continues from the last kept record.
-            let chain = match end.checked_sub(1) {
-                Some(last) => self.log.stored(last)?.map_or(0, |stored| stored.checksum),
-                None => 0,
-            };
-            self.trim = Some(seq);
-            self.first = end;
-            self.chain = chain;
-            let kept = self.log.term_starts.iter().rev().find(|(start, _)| *start < end);
-            self.term = kept.map_or(0, |(_, term)| *term);
-        }
-        Ok(())
-    }
-
-    /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
-    pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
-        if term.0 < self.term {
-            return Err(LogError::Invalid(format!("term {term} after term {}", self.term)));
-        }
-        if payload.is_some_and(|p| p.len() > self.log.options.payload_bytes_max) {
-            return Err(LogError::Invalid(format!("payload over {} bytes", self.log.options.payload_bytes_max)));
-        }
-        let seq = self.first + self.starts.len() as u64;
-        self.starts.push(self.buffer.len());
-        self.chain = encode_record(&mut self.buffer, self.log.options.encoder, seq, term.0, payload, self.chain);
-        if self.term_starts.last().is_none_or(|(_, last)| *last != term.0) {
-            self.term_starts.push((seq, term.0));
-        }
-        self.term = term.0;
-        Ok(Seq(seq))
-    }
-
-    /// Makes the transaction durable: its trim, then its appends in one write and one
-    /// fdatasync. Returns the first appended seq, if any.
-    pub fn commit(mut self) -> Result<Option<Seq>, LogError> {
-        if let Some(seq) = self.trim.take() {
-            self.log.trim(seq)?;
-        }
-        if self.starts.is_empty() {
-            return Ok(None);
-        }
-        let log = &mut *self.log;
-        log.write_batch(self.first, &self.buffer, &self.starts)?;
-        log.chain = self.chain;
-        for (seq, term) in &self.term_starts {
-            if log.term_starts.last().map(|t| t.1) != Some(*term) {
-                log.term_starts.push((*seq, *term));
-            }
-        }
-        log.last = Some((self.first + self.starts.len() as u64 - 1, self.term));
-        Ok(Some(Seq(self.first)))
-    }
-
-    /// Drops the transaction: nothing changes on disk or in memory (dropping does the same).
-    pub fn abort(self) {}
-}
-
-impl Drop for Txn<'_> {
-    fn drop(&mut self) {
-        self.log.buffer = std::mem::take(&mut self.buffer);
-    }
-}
-
-/// A record read back: what `read`, the tail reload and a transaction's trim need.
+/// A record read back: what `read`, the tail reload and trims need.
 struct Stored {
     seq: u64,
     term: u64,
     checksum: u64,
+    batch_end: bool,
     payload: Payload,
+    /// The record's bytes and where they are (segment index, offset).
+    bytes: Bytes,
+    at: (usize, u64),
 }
 
-/// Iterates a log's entries in order (see [`FsLog::iter`]).
-pub struct Iter<'a> {
-    log: &'a FsLog,
-    next: u64,
-    end: u64,
-    /// The segment of `next` (an index into the log's segments).
-    segment: usize,
-    /// Bytes of that segment from byte `chunk_at` on.
-    chunk: Bytes,
-    chunk_at: u64,
+/// Random bytes for nonces, drawn from the OS a page at a time.
+#[derive(Default)]
+struct Nonces {
+    pool: Vec<u8>,
+    used: usize,
 }
 
-const CHUNK_BYTES: u64 = 1 << 20;
-
-impl Iter<'_> {
-    fn read(&mut self) -> Result<Option<Entry>, LogError> {
-        if self.next >= self.end {
-            return Ok(None);
-        }
-        let segments = &self.log.segments;
-        while self.segment < segments.len() {
-            let s = &segments[self.segment];
-            if self.next < s.first_seq + s.offsets.len() as u64 {
-                break;
-            }
-            self.segment += 1;
-            self.chunk = Bytes::new();
-        }
-        let Some(segment) = segments.get(self.segment).filter(|s| s.first_seq <= self.next) else {
-            return Err(LogError::Invalid(format!("seq {} was trimmed while iterating", self.next)));
-        };
-        let offset = u64::from(segment.offsets[(self.next - segment.first_seq) as usize]);
-        let in_chunk =
-            |at: u64, len: u64, iter: &Self| at >= iter.chunk_at && at + len <= iter.chunk_at + iter.chunk.len() as u64;
-        if !in_chunk(offset, 4, self) {
-            self.fill(segment, offset, 4)?;
-        }
-        let rel = (offset - self.chunk_at) as usize;
-        let size = 4 + u64::from(u32::from_le_bytes(self.chunk[rel..rel + 4].try_into().expect("4 bytes")));
-        if !in_chunk(offset, size, self) {
-            self.fill(segment, offset, size)?;
-        }
-        let rel = (offset - self.chunk_at) as usize;
-        let record_bytes = &self.chunk[rel..rel + size as usize];
-        let record = decode_record(record_bytes, self.log.options.encoder, record_bytes.len()).map_err(|error| {
-            LogError::Damaged {
-                path: segment.path.clone(),
-                detail: format!("seq {} at byte {offset}: {error}", self.next),
-            }
-        })?;
-        let payload = match record.payload {
-            Some(data) => {
-                let start = rel + RECORD_HEAD_BYTES;
-                Payload::Data(self.chunk.slice(start..start + data.len()))
-            }
-            None => Payload::Blank,
-        };
-        self.next += 1;
-        Ok(Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload }))
-    }
-
-    /// Reads at least `min` bytes of `segment` from `offset` (up to a chunk, within the file).
-    fn fill(&mut self, segment: &Segment, offset: u64, min: u64) -> Result<(), LogError> {
-        let len = CHUNK_BYTES.max(min).min(segment.len.saturating_sub(offset)).max(min);
-        let mut buffer = vec![0u8; len as usize];
-        segment.file.read_exact_at(&mut buffer, offset).map_err(io_error("read", &segment.path))?;
-        self.chunk = Bytes::from(buffer);
-        self.chunk_at = offset;
-        Ok(())
-    }
-}
-
-impl Iterator for Iter<'_> {
-    type Item = Result<Entry, LogError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let result = self.read();
-        if result.is_err() {
-            self.next = self.end; // One error ends the iteration.
-        }
-        result.transpose()
-    }
-}
+const NONCE_POOL_BYTES: usize = NONCE_BYTES * 170;
 
 /// A durable, segmented log of entries with terms. See the module docs for the files.
 pub struct FsLog {
     dir: PathBuf,
     name: String,
-    options: FsLogOptions,
+    pub(super) options: FsLogOptions,
     segments: Vec<Segment>,
-    last: Option<(u64, u64)>,
-    chain: u64,
+    pub(super) last: Option<(u64, u64)>,
+    pub(super) chain: u64,
     /// The first (seq, term) of each run of entries with one term.
-    term_starts: Vec<(u64, u64)>,
+    pub(super) term_starts: Vec<(u64, u64)>,
     hard_state: HardState,
     state_counter: u64,
     poisoned: Option<String>,
-    buffer: Vec<u8>,
+    /// Reused by transactions.
+    pub(super) buffer: Vec<u8>,
+    nonces: Nonces,
 }
 
 impl FsLog {
@@ -304,6 +172,9 @@ impl FsLog {
         let dir = dir.as_ref().to_path_buf();
         if name.is_empty() || name.contains(['/', '.']) {
             return Err(LogError::Invalid(format!("log name {name:?} must be non-empty, without '/' or '.'")));
+        }
+        if options.payload_bytes_max > 1 << 30 || options.segment_bytes > 2 << 30 {
+            return Err(LogError::Invalid("payload_bytes_max is at most 1 GiB, segment_bytes 2 GiB".into()));
         }
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
         let mut log = FsLog::closed(dir, name, options);
@@ -329,26 +200,64 @@ impl FsLog {
             state_counter: 0,
             poisoned: None,
             buffer: Vec::new(),
+            nonces: Nonces::default(),
         }
     }
 
-    /// The record at `seq`, read and decoded (its payload a slice of the one read buffer).
+    fn record_bytes_max(&self) -> usize {
+        self.options.payload_bytes_max + self.options.encoder.overhead_bytes()
+    }
+
+    /// A fresh random nonce for the encrypting encoder (zeros for the others).
+    pub(super) fn nonce(&mut self) -> Result<[u8; NONCE_BYTES], LogError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        if !self.options.encoder.needs_nonces() {
+            return Ok(nonce);
+        }
+        let nonces = &mut self.nonces;
+        if nonces.used + NONCE_BYTES > nonces.pool.len() {
+            nonces.pool.resize(NONCE_POOL_BYTES, 0);
+            OsRng.try_fill_bytes(&mut nonces.pool).map_err(|error| LogError::Io {
+                op: "draw random nonces",
+                path: PathBuf::new(),
+                source: io::Error::other(error.to_string()),
+            })?;
+            nonces.used = 0;
+        }
+        nonce.copy_from_slice(&nonces.pool[nonces.used..nonces.used + NONCE_BYTES]);
+        nonces.used += NONCE_BYTES;
+        Ok(nonce)
+    }
+
+    /// The record at `seq`, read and decoded (its payload a slice of the one read buffer, or
+    /// decrypted).
     fn stored(&self, seq: u64) -> Result<Option<Stored>, LogError> {
-        let Some((segment, offset)) = self.locate(seq) else { return Ok(None) };
+        let Some((index, offset)) = self.locate(seq) else { return Ok(None) };
+        let segment = &self.segments[index];
+        let damaged = |detail: String| LogError::Damaged {
+            path: segment.path.clone(),
+            detail: format!("seq {seq} at byte {offset}: {detail} (the disk changed under the log)"),
+        };
         let mut head = [0u8; 4];
         segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
-        let mut bytes = vec![0u8; 4 + u32::from_le_bytes(head) as usize];
+        let size = 4 + u32::from_le_bytes(head) as usize;
+        if size > self.record_bytes_max() || offset + size as u64 > segment.len {
+            return Err(damaged(format!("impossible record length {size}")));
+        }
+        let mut bytes = vec![0u8; size];
         segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
         let bytes = Bytes::from(bytes);
-        let record = decode_record(&bytes, self.options.encoder, bytes.len()).map_err(|error| LogError::Damaged {
-            path: segment.path.clone(),
-            detail: format!("seq {seq} at byte {offset}: {error} (the disk changed under the log)"),
-        })?;
-        let payload = match record.payload {
-            Some(data) => Payload::Data(bytes.slice(RECORD_HEAD_BYTES..RECORD_HEAD_BYTES + data.len())),
-            None => Payload::Blank,
+        let record = decode_record(&bytes, &self.options.encoder, size).map_err(|e| damaged(e.to_string()))?;
+        let payload = match (&self.options.encoder, record.payload) {
+            (Encoder::Encrypted(key), _) => {
+                let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
+                plain.map_or(Payload::Blank, |data| Payload::Data(data.into()))
+            }
+            (_, None) => Payload::Blank,
+            (_, Some(data)) => Payload::Data(bytes.slice(record.payload_at..record.payload_at + data.len())),
         };
-        Ok(Some(Stored { seq: record.seq, term: record.term, checksum: record.checksum, payload }))
+        let (term, checksum, batch_end) = (record.term, record.checksum, record.batch_end);
+        Ok(Some(Stored { seq, term, checksum, batch_end, payload, bytes, at: (index, offset) }))
     }
 
     fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -378,46 +287,51 @@ impl FsLog {
         Ok(found)
     }
 
+    /// Scans the segments one at a time, then carries out the decisions: deletions newest
+    /// first, then the truncation of the last segment kept, then its batch mark if a repair
+    /// cut a batch.
     fn recover(&mut self) -> Result<(), LogError> {
         let listed = self.list_segments()?;
-        let mut contents = Vec::with_capacity(listed.len());
-        for (_, path) in &listed {
-            contents.push(fs::read(path).map_err(io_error("read", path))?);
+        let encoder = self.options.encoder.clone();
+        let mut scanner = Scanner::new(&encoder, self.record_bytes_max(), self.options.repair_from);
+        let mut decisions: Vec<(SegmentScan, PathBuf)> = Vec::with_capacity(listed.len());
+        for (index, (first_seq, path)) in listed.iter().enumerate() {
+            let bytes = fs::read(path).map_err(io_error("read", path))?;
+            let segment = SegmentBytes { first_seq: *first_seq, bytes: &bytes };
+            let scan =
+                scanner.segment(segment, index + 1 == listed.len()).map_err(|corruption| match corruption.case {
+                    Case::WrongKey => LogError::WrongKey { path: path.clone() },
+                    _ => LogError::Corrupt(corruption),
+                })?;
+            decisions.push((scan, path.clone()));
         }
-        let views: Vec<SegmentBytes<'_>> = listed
-            .iter()
-            .zip(&contents)
-            .map(|((first_seq, _), bytes)| SegmentBytes { first_seq: *first_seq, bytes })
-            .collect();
-        let max = self.options.payload_bytes_max + RECORD_HEAD_BYTES + self.options.encoder.trailer_bytes();
-        let result = scan(&views, self.options.encoder, max, self.options.repair_from).map_err(LogError::Corrupt)?;
+        let result = scanner.finish();
         let mut deleted = false;
-        for (segment, (first_seq, path)) in result.segments.into_iter().zip(listed) {
-            if segment.delete {
-                fs::remove_file(&path).map_err(io_error("delete", &path))?;
-                deleted = true;
-                continue;
-            }
-            let file = OpenOptions::new().read(true).append(true).open(&path).map_err(io_error("open", &path))?;
-            let on_disk = file.metadata().map_err(io_error("stat", &path))?.len();
-            if segment.valid_len < on_disk {
-                file.set_len(segment.valid_len).map_err(io_error("truncate", &path))?;
-                file.sync_all().map_err(io_error("sync", &path))?;
-            }
-            self.segments.push(Segment {
-                first_seq,
-                path,
-                file,
-                len: segment.valid_len.max(HEADER_BYTES as u64),
-                offsets: segment.offsets,
-            });
+        for (scan, path) in decisions.iter().rev().filter(|(scan, _)| scan.delete) {
+            fs::remove_file(path).map_err(io_error("delete", path))?;
+            deleted = true;
+            debug_assert!(scan.delete);
         }
         if deleted {
             self.sync_dir()?;
         }
+        for (scan, path) in decisions.into_iter().filter(|(scan, _)| !scan.delete) {
+            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_error("open", &path))?;
+            let on_disk = file.metadata().map_err(io_error("stat", &path))?.len();
+            if scan.valid_len < on_disk {
+                file.set_len(scan.valid_len).map_err(io_error("truncate", &path))?;
+                file.sync_all().map_err(io_error("sync", &path))?;
+            }
+            let len = scan.valid_len.max(HEADER_BYTES as u64);
+            let (first_seq, offsets) = (scan.first_seq, scan.offsets);
+            self.segments.push(Segment { first_seq, path, file: Arc::new(file), len, offsets });
+        }
         self.last = result.last;
         self.chain = result.last_checksum;
         self.term_starts = result.term_starts;
+        if let (true, Some((seq, _))) = (result.needs_seal, result.last) {
+            self.chain = self.seal(seq)?;
+        }
         Ok(())
     }
 
@@ -425,7 +339,7 @@ impl FsLog {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", &self.dir))
     }
 
-    fn check(&self) -> Result<(), LogError> {
+    pub(super) fn check(&self) -> Result<(), LogError> {
         match &self.poisoned {
             Some(why) => Err(LogError::Poisoned(why.clone())),
             None => Ok(()),
@@ -442,9 +356,22 @@ impl FsLog {
         self.last.map(|(seq, _)| Seq(seq))
     }
 
+    /// The seq of the first entry held (0, unless a prefix was removed).
+    pub fn first(&self) -> Seq {
+        Seq(self.segments.first().map_or(0, |s| s.first_seq))
+    }
+
     /// The term of the last entry.
     pub fn last_term(&self) -> Option<Term> {
         self.last.map(|(_, term)| Term(term))
+    }
+
+    /// The last entry (the seed's `head`).
+    pub fn head(&self) -> Result<Option<Entry>, LogError> {
+        match self.last {
+            Some((seq, _)) => self.read(Seq(seq)),
+            None => Ok(None),
+        }
     }
 
     /// The hash chain's head: with `(seq, last_term)` it fingerprints the whole log.
@@ -453,8 +380,8 @@ impl FsLog {
     }
 
     /// The seq the next entry gets.
-    fn next_seq(&self) -> u64 {
-        self.last.map_or_else(|| self.segments.first().map_or(0, |s| s.first_seq), |(seq, _)| seq + 1)
+    pub(super) fn next_seq(&self) -> u64 {
+        self.last.map_or_else(|| self.first().0, |(seq, _)| seq + 1)
     }
 
     /// Appends one entry durably; returns its seq.
@@ -476,7 +403,8 @@ impl FsLog {
         Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
-    fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
+    /// Writes one encoded batch at the end of the log and syncs it.
+    pub(super) fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
         let needs_segment = match self.segments.last() {
             None => true,
             Some(segment) => {
@@ -492,7 +420,7 @@ impl FsLog {
             return Err(LogError::Invalid("a segment cannot pass 4 GiB: lower segment_bytes".into()));
         }
         let path = segment.path.clone();
-        if let Err(error) = segment.file.write_all(buffer).and_then(|()| segment.file.sync_data()) {
+        if let Err(error) = segment.file.write_all_at(buffer, base).and_then(|()| segment.file.sync_data()) {
             // Unknown what reached the disk: the next open recovers a prefix.
             return self.poison(LogError::Io { op: "append", path, source: error });
         }
@@ -503,9 +431,11 @@ impl FsLog {
 
     fn create_segment(&mut self, first_seq: u64) -> Result<(), LogError> {
         let path = self.segment_path(first_seq);
+        let nonce = self.nonce()?;
+        let header = encode_header(&self.options.encoder, first_seq, nonce);
         let created = (|| {
-            let mut file = OpenOptions::new().read(true).append(true).create_new(true).open(&path)?;
-            file.write_all(&encode_header(self.options.encoder, first_seq))?;
+            let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+            file.write_all_at(&header, 0)?;
             file.sync_all()?;
             Ok(file)
         })();
@@ -516,15 +446,17 @@ impl FsLog {
         if let Err(error) = self.sync_dir() {
             return self.poison(error);
         }
-        self.segments.push(Segment { first_seq, path, file, len: HEADER_BYTES as u64, offsets: Vec::new() });
+        let segment = Segment { first_seq, path, file: Arc::new(file), len: HEADER_BYTES as u64, offsets: Vec::new() };
+        self.segments.push(segment);
         Ok(())
     }
 
-    fn locate(&self, seq: u64) -> Option<(&Segment, u64)> {
+    /// The segment (index) holding `seq`, and the record's byte offset.
+    fn locate(&self, seq: u64) -> Option<(usize, u64)> {
         let index = self.segments.partition_point(|s| s.first_seq <= seq).checked_sub(1)?;
         let segment = &self.segments[index];
         let offset = *segment.offsets.get((seq - segment.first_seq) as usize)?;
-        Some((segment, u64::from(offset)))
+        Some((index, u64::from(offset)))
     }
 
     /// Reads the entry at `seq`.
@@ -534,16 +466,28 @@ impl FsLog {
         Ok(stored.map(|s| Entry { term: Term(s.term), seq: Seq(s.seq), payload: s.payload }))
     }
 
-    /// Entries from `from` to the last entry as of now (a snapshot end: later appends are not
-    /// included). Reads go through 1 MiB chunks; payloads are slices of them (no copy).
-    pub fn iter(&self, from: Seq) -> Iter<'_> {
+    /// Entries from `from` to the last entry as of now (later appends are not included). The
+    /// iterator holds its own file handles: the log stays free for appends meanwhile.
+    pub fn iter(&self, from: Seq) -> Iter {
         let end = self.last.map_or(0, |(seq, _)| seq + 1);
-        Iter { log: self, next: from.0, end, segment: 0, chunk: Bytes::new(), chunk_at: 0 }
+        let max = self.record_bytes_max();
+        if from.0 >= end {
+            return Iter::new(self.options.encoder.clone(), max, Vec::new(), (from.0, 0), end);
+        }
+        let Some((index, offset)) = self.locate(from.0) else {
+            let first = self.first();
+            return Iter::failed(LogError::Invalid(format!("entries before {first} were removed")));
+        };
+        let views = self.segments[index..]
+            .iter()
+            .map(|s| SegmentView { first_seq: s.first_seq, path: s.path.clone(), file: s.file.clone(), len: s.len })
+            .collect();
+        Iter::new(self.options.encoder.clone(), max, views, (from.0, offset), end)
     }
 
     /// Starts a transaction: appends (and optionally a trim first) that become durable together
     /// at `commit`, with one write and one fdatasync, or leave no trace if it is dropped or
-    /// aborted.
+    /// aborted, even if the process crashes during the commit.
     pub fn txn(&mut self) -> Result<Txn<'_>, LogError> {
         self.check()?;
         let first = self.next_seq();
@@ -555,16 +499,52 @@ impl FsLog {
         Ok(Txn { log: self, trim: None, buffer, starts, term_starts, first, chain, term })
     }
 
+    /// Refuses a trim below the removed prefix.
+    pub(super) fn check_trim(&self, keep_end: u64) -> Result<(), LogError> {
+        let first = self.first().0;
+        match keep_end < first {
+            true => Err(LogError::Invalid(format!("cannot trim to {keep_end}: entries before {first} were removed"))),
+            false => Ok(()),
+        }
+    }
+
     /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
     /// crash in the middle completes the trim at the next open.
     pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
         self.check()?;
         let keep_end = seq.map_or(0, |s| s.0 + 1);
+        self.check_trim(keep_end)?;
         if keep_end >= self.next_seq() {
             return Ok(());
         }
         self.write_trim_intent(keep_end)?;
         self.trim_files(keep_end)
+    }
+
+    /// Removes whole segments whose entries are all at or before `seq` (for snapshots: the
+    /// entries were compacted elsewhere). The segment holding the last entry is always kept.
+    /// Oldest first, so a crash leaves a suffix of the log.
+    pub fn remove_prefix(&mut self, seq: Seq) -> Result<(), LogError> {
+        self.check()?;
+        let mut removed = false;
+        while self.segments.len() > 1 && self.segments[1].first_seq <= seq.0.saturating_add(1) {
+            let path = self.segments[0].path.clone();
+            if let Err(source) = fs::remove_file(&path) {
+                return self.poison(LogError::Io { op: "delete segment", path, source });
+            }
+            self.segments.remove(0);
+            removed = true;
+        }
+        if removed {
+            self.sync_dir().or_else(|e| self.poison(e))?;
+            let first = self.first().0;
+            let run = self.term_starts.partition_point(|(start, _)| *start <= first).saturating_sub(1);
+            self.term_starts.drain(..run);
+            if let Some(start) = self.term_starts.first_mut() {
+                start.0 = first;
+            }
+        }
+        Ok(())
     }
 
     fn trim_path(&self) -> PathBuf {
@@ -575,7 +555,7 @@ impl FsLog {
         let path = self.trim_path();
         let mut bytes = keep_end.to_le_bytes().to_vec();
         bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
-        let written = File::create(&path).and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+        let written = File::create(&path).and_then(|f| f.write_all_at(&bytes, 0).and_then(|()| f.sync_all()));
         if let Err(source) = written {
             return self.poison(LogError::Io { op: "write trim intent", path, source });
         }
@@ -595,18 +575,24 @@ impl FsLog {
     }
 
     /// Removes entries from `keep_end` on: later segments first (newest to oldest), then the
-    /// tail of the segment that holds `keep_end`, then the intent.
-    fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
-        while self.segments.last().is_some_and(|s| s.first_seq >= keep_end && s.first_seq > 0) {
+    /// last kept record is marked as the end of its batch, then the tail of its segment is cut,
+    /// then the intent is removed. Each step is durable before the next, and every state in
+    /// between opens (and the intent finishes the job).
+    pub(super) fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= keep_end) {
             let segment = self.segments.pop().expect("checked");
             if let Err(source) = fs::remove_file(&segment.path) {
                 return self.poison(LogError::Io { op: "delete segment", path: segment.path, source });
             }
         }
         self.sync_dir().or_else(|e| self.poison(e))?;
-        if let Some(segment) = self.segments.last_mut() {
+        if let Some(segment) = self.segments.last() {
             let keep = keep_end.saturating_sub(segment.first_seq) as usize;
             if keep < segment.offsets.len() {
+                if keep > 0 {
+                    self.seal(keep_end - 1)?;
+                }
+                let segment = self.segments.last_mut().expect("checked");
                 let new_len = u64::from(segment.offsets[keep]);
                 let path = segment.path.clone();
                 let cut = segment.file.set_len(new_len).and_then(|()| segment.file.sync_all());
@@ -624,6 +610,32 @@ impl FsLog {
             Err(source) => return self.poison(LogError::Io { op: "delete trim intent", path, source }),
         }
         self.reload_tail()
+    }
+
+    /// The checksum the record at `seq` has once marked as the end of its batch.
+    pub(super) fn sealed_checksum(&self, seq: u64) -> Result<u64, LogError> {
+        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
+        if stored.batch_end || !self.options.encoder.checksummed() {
+            return Ok(stored.checksum);
+        }
+        Ok(seal_batch(&mut stored.bytes.to_vec(), &self.options.encoder))
+    }
+
+    /// Marks the record at `seq` as the end of its batch, durably; returns its checksum.
+    fn seal(&mut self, seq: u64) -> Result<u64, LogError> {
+        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
+        if stored.batch_end {
+            return Ok(stored.checksum);
+        }
+        let mut bytes = stored.bytes.to_vec();
+        let checksum = seal_batch(&mut bytes, &self.options.encoder);
+        let (index, offset) = stored.at;
+        let segment = &self.segments[index];
+        if let Err(source) = segment.file.write_all_at(&bytes, offset).and_then(|()| segment.file.sync_data()) {
+            let path = segment.path.clone();
+            return self.poison(LogError::Io { op: "mark the end of a batch", path, source });
+        }
+        Ok(checksum)
     }
 
     /// Recomputes the last entry, chain head and term runs after a trim.

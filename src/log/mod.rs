@@ -6,9 +6,13 @@
 pub mod format;
 mod fslog;
 mod group;
+mod iter;
 mod mem;
 pub mod recovery;
+mod txn;
 
-pub use fslog::{FsLog, FsLogOptions, Iter, LogError, Txn};
+pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;
+pub use iter::Iter;
 pub use mem::{LogStore, MemLog};
+pub use txn::Txn;

@@ -1,35 +1,46 @@
 //! Crash recovery as a pure function: from the bytes of a log's segments to what it holds, with
 //! every decision taken from one labelled table (after TigerBeetle's journal recovery cases).
+//! [`Scanner`] takes one segment at a time, so opening a log holds one segment in memory.
 //!
-//! The writer's discipline makes the table sound: records are appended and made durable with
-//! one fdatasync per batch; a new segment is created only after the previous one is durable
-//! and complete; the directory is synced after creating or deleting a segment. So damage that a
-//! crash can cause is confined to the end of the last segment (a torn or zero-filled tail, or a
-//! header never completed). Anything else is corruption, and a corrupt record may be a
-//! committed entry: recovery refuses to drop it silently.
+//! The writer's discipline makes the table sound: records are appended in batches, each made
+//! durable with one fdatasync, its last record marked (see `format`); a new segment is created
+//! only after the previous one is durable and complete; the directory is synced after creating
+//! or deleting a segment. So a crash can only damage the last batch of the last segment, and
+//! in any way: cut short, zero-filled, or with holes where some of its pages never reached the
+//! disk while later ones did. Every record of that batch carries the seq of the batch's first
+//! record, which tells a hole in the unfinished batch (repairable) from damage to a durable
+//! batch followed by a later one (corruption). Corruption may hit a committed entry: recovery
+//! refuses to drop it silently.
 //!
 //! | case | where | what the bytes show | decision |
 //! |---|---|---|---|
 //! | `Accept` | any | a complete record, checksum right, next seq, chain right | keep it |
-//! | `TornHeader` | last segment | header short or all zero, no record after it | delete the segment |
-//! | `TornRecord` | last segment | a record cut short by the end of the file, nothing valid after | truncate there |
-//! | `ZeroTail` | last segment | only zero bytes remain | truncate there |
-//! | `DamagedTail` | last segment | a bad record, and no valid record anywhere after it | truncate there |
+//! | `TornHeader` | last segment | header short or all zero, nothing but zeros after | delete the segment |
+//! | `TornRecord` | last segment | a record cut short by the end of the file | truncate† |
+//! | `ZeroTail` | last segment | only zero bytes remain | truncate† |
+//! | `DamagedTail` | last segment | a bad record, and no valid record of a later batch after it | truncate† |
+//! | `TornBatch` | last segment | valid records to the end, the last one not marked as its batch's last | truncate† |
 //! | `BadHeader` | any other | header short, zero, corrupt or naming another first seq | corruption |
-//! | `DamagedMiddle` | any | a bad record followed by a valid one, or in a sealed segment | corruption |
+//! | `WrongKey` | any | the header's key check fails | error (not corruption) |
+//! | `DamagedMiddle` | any | a bad record followed by a valid record of a later batch, or in a sealed segment | corruption |
+//! | `UnfinishedBatch` | any other | a sealed segment ends inside a batch | corruption |
 //! | `Discontinuity` | any | a valid record whose seq is not the next one | corruption |
 //! | `BrokenChain` | any | a valid record whose chain is not the previous checksum | corruption |
 //! | `TermDecreases` | any | a valid record whose term is below its predecessor's | corruption |
 //!
-//! Corruption is an error naming the segment, the byte offset and the seq. Nothing is truncated
-//! unless the caller asks to truncate from that seq (`repair_from`); then the log keeps the
-//! entries before it and the node is repaired from its peers.
+//! † at the end of the last complete batch: the unfinished batch's valid records go too, so a
+//! batch (a transaction) is recovered whole or not at all.
 //!
-//! The plain encoder has no checksums: it can only recognise `TornRecord` and `ZeroTail`; a
-//! flipped bit goes unnoticed, and a damaged length field in its last segment is taken for a
-//! torn tail (documented, as in the JavaScript library: use the xxhash encoder).
+//! Corruption is an error naming the segment, the byte offset and the seq. Nothing is truncated
+//! unless the caller asks to truncate from a seq at or before it (`repair_from`); then the log
+//! keeps the entries before that seq (the last one becomes the end of a batch) and the node is
+//! repaired from its peers.
+//!
+//! The plain encoder has no checksums: it can only recognise `TornRecord`, `ZeroTail` and
+//! `TornBatch`; a flipped bit goes unnoticed, and a damaged length field in its last segment is
+//! taken for a torn tail (documented, as in the JavaScript library: use the xxhash encoder).
 
-use super::format::{decode_header, decode_record, Encoder, HeaderError, RecordError, HEADER_BYTES};
+use super::format::{decode_header, decode_record, Encoder, HeaderError, Record, RecordError, HEADER_BYTES};
 use std::fmt;
 
 /// One segment file's bytes, with the first seq its name gives.
@@ -52,12 +63,18 @@ pub enum Case {
     TornRecord,
     /// Zero-filled space at the end: truncated.
     ZeroTail,
-    /// A bad record with nothing valid after it, at the end: truncated.
+    /// A bad record with nothing of a later batch after it, at the end: truncated.
     DamagedTail,
+    /// The last batch never got its end mark: truncated.
+    TornBatch,
     /// A segment header is damaged: corruption.
     BadHeader,
-    /// A bad record before valid ones or in a sealed segment: corruption.
+    /// A segment header's key check fails: the log was written with another key.
+    WrongKey,
+    /// A bad record before a later batch or in a sealed segment: corruption.
     DamagedMiddle,
+    /// A sealed segment ends inside a batch: corruption.
+    UnfinishedBatch,
     /// A record's seq is not the next one: corruption.
     Discontinuity,
     /// A record's chain does not match its predecessor: corruption.
@@ -71,7 +88,7 @@ pub enum Case {
 pub struct SegmentScan {
     /// Its first seq.
     pub first_seq: u64,
-    /// The byte offset of each valid record (entry `first_seq + i` at `offsets[i]`).
+    /// The byte offset of each kept record (entry `first_seq + i` at `offsets[i]`).
     pub offsets: Vec<u32>,
     /// The bytes to keep: the file is truncated to this length if it is longer.
     pub valid_len: u64,
@@ -92,6 +109,9 @@ pub struct Scan {
     pub last_checksum: u64,
     /// The first (seq, term) of each run of entries with the same term.
     pub term_starts: Vec<(u64, u64)>,
+    /// Whether the last kept record must be marked as the end of its batch (after a repair cut
+    /// the log inside a batch).
+    pub needs_seal: bool,
 }
 
 /// Corruption that recovery refuses to repair on its own.
@@ -111,6 +131,9 @@ pub struct Corruption {
 
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.case == Case::WrongKey {
+            return write!(f, "segment {} was written with another encryption key", self.segment);
+        }
         write!(
             f,
             "log corrupt ({:?}) in segment {} at byte {} (seq {}): {}; open with repair from seq {} to drop it and \
@@ -122,32 +145,64 @@ impl fmt::Display for Corruption {
 
 impl std::error::Error for Corruption {}
 
-/// Recovers a log from its segments (in seq order). Records larger than `record_bytes_max` are
-/// treated as damaged. With `repair_from`, corruption at that seq (or later) truncates the log
-/// before it instead of failing.
+/// Recovers a whole log at once from its segments (in seq order): [`Scanner`] over each.
 pub fn scan(
     segments: &[SegmentBytes<'_>],
-    encoder: Encoder,
+    encoder: &Encoder,
     record_bytes_max: usize,
     repair_from: Option<u64>,
 ) -> Result<Scan, Corruption> {
-    let mut result = Scan::default();
-    let mut expected = segments.first().map_or(0, |s| s.first_seq);
-    let mut chain: Option<u64> = None; // Unknown before the first record (a prefix may be gone).
-    let mut last_term = 0u64;
-    let mut stopped = false;
+    let mut scanner = Scanner::new(encoder, record_bytes_max, repair_from);
+    let mut scans = Vec::with_capacity(segments.len());
     for (index, segment) in segments.iter().enumerate() {
-        let is_last = index + 1 == segments.len();
+        scans.push(scanner.segment(*segment, index + 1 == segments.len())?);
+    }
+    let mut result = scanner.finish();
+    result.segments = scans;
+    Ok(result)
+}
+
+/// Recovery one segment at a time, in seq order (see the module docs for the decisions).
+pub struct Scanner<'e> {
+    encoder: &'e Encoder,
+    record_bytes_max: usize,
+    repair_from: Option<u64>,
+    /// The seq the next record must have (from the first segment's name).
+    next: Option<u64>,
+    /// A repair cut the log: later segments are deleted.
+    stopped: bool,
+    /// What is kept so far: everything through the last complete batch.
+    kept: Scan,
+}
+
+/// A record of the batch being read, kept only once the batch's end is found.
+struct Pending {
+    seq: u64,
+    term: u64,
+    checksum: u64,
+}
+
+impl<'e> Scanner<'e> {
+    /// A scanner for a log written with `encoder`; records larger than `record_bytes_max` are
+    /// treated as damaged. With `repair_from`, entries from that seq on are dropped, so
+    /// corruption at or after it is no longer an error.
+    pub fn new(encoder: &'e Encoder, record_bytes_max: usize, repair_from: Option<u64>) -> Scanner<'e> {
+        Scanner { encoder, record_bytes_max, repair_from, next: None, stopped: false, kept: Scan::default() }
+    }
+
+    /// Scans the next segment (`is_last`: no segment follows it).
+    pub fn segment(&mut self, segment: SegmentBytes<'_>, is_last: bool) -> Result<SegmentScan, Corruption> {
         let mut scan = SegmentScan {
             first_seq: segment.first_seq,
             offsets: Vec::new(),
             valid_len: 0,
             ending: Case::Accept,
-            delete: stopped,
+            delete: true,
         };
-        if stopped {
-            result.segments.push(scan);
-            continue;
+        let next = *self.next.get_or_insert(segment.first_seq);
+        if self.stopped || self.repair_from.is_some_and(|from| from <= next) {
+            self.stopped = true;
+            return Ok(scan);
         }
         let corrupt = |case: Case, offset: usize, seq: u64, detail: String| Corruption {
             case,
@@ -156,149 +211,160 @@ pub fn scan(
             seq,
             detail,
         };
-        match decode_header(segment.bytes, encoder) {
-            Ok(first) if first == segment.first_seq && first == expected => {}
+        let bytes = segment.bytes;
+        match decode_header(bytes, self.encoder) {
+            Ok(first) if first == segment.first_seq && first == next => {}
             Err(HeaderError::Short | HeaderError::Zero)
-                if is_last && segment.bytes[HEADER_BYTES.min(segment.bytes.len())..].iter().all(|b| *b == 0) =>
+                if is_last && bytes[HEADER_BYTES.min(bytes.len())..].iter().all(|b| *b == 0) =>
             {
                 scan.ending = Case::TornHeader;
-                scan.delete = true;
-                result.segments.push(scan);
-                continue;
+                return Ok(scan);
             }
-            other => {
-                let detail = match other {
-                    Ok(first) => format!("header names seq {first}, expected {expected}"),
-                    Err(error) => format!("header {error:?}"),
-                };
-                let error = corrupt(Case::BadHeader, 0, expected, detail);
-                if repair_from.is_some_and(|from| from <= expected) {
-                    scan.delete = true;
-                    result.segments.push(scan);
-                    stopped = true;
-                    continue;
-                }
-                return Err(error);
-            }
+            Err(HeaderError::WrongKey) => return Err(corrupt(Case::WrongKey, 0, next, "key check fails".into())),
+            Ok(first) => return Err(corrupt(Case::BadHeader, 0, next, format!("header names seq {first}"))),
+            Err(error) => return Err(corrupt(Case::BadHeader, 0, next, format!("header {error:?}"))),
         }
-        let bytes = segment.bytes;
-        let mut at = HEADER_BYTES;
+        scan.delete = false;
+        let mut pending: Vec<Pending> = Vec::new();
+        let (mut at, mut sealed_at, mut next) = (HEADER_BYTES, HEADER_BYTES, next);
+        let mut chain = self.kept.last.map(|_| self.kept.last_checksum); // Unknown before the first record.
+        let mut term = self.kept.last.map_or(0, |(_, term)| term);
         while at < bytes.len() {
-            let verdict = match decode_record(&bytes[at..], encoder, record_bytes_max) {
-                Ok(record) if record.seq != expected => Err((Case::Discontinuity, format!("found seq {}", record.seq))),
-                Ok(record) if record.term < last_term => {
-                    Err((Case::TermDecreases, format!("term {} after {last_term}", record.term)))
+            if self.repair_from == Some(next) {
+                // The caller drops everything from here: the last record kept ends a batch.
+                self.kept.needs_seal = !pending.is_empty();
+                self.keep(&mut pending);
+                sealed_at = at;
+                self.stopped = true;
+                break;
+            }
+            let verdict = match decode_record(&bytes[at..], self.encoder, self.record_bytes_max) {
+                Ok(record) if record.seq != next => Err((Case::Discontinuity, format!("found seq {}", record.seq))),
+                Ok(record) if record.term < term => {
+                    Err((Case::TermDecreases, format!("term {} after {term}", record.term)))
                 }
-                Ok(record) if encoder == Encoder::XxHash && chain.is_some_and(|c| c != record.chain) => {
+                Ok(record) if self.encoder.checksummed() && chain.is_some_and(|c| c != record.chain) => {
                     Err((Case::BrokenChain, "chain does not match the previous record".into()))
                 }
                 Ok(record) => Ok(record),
-                Err(error) => Err((tail_case(bytes, at, error, encoder, record_bytes_max, is_last), error.to_string())),
+                Err(error) => {
+                    let batch = pending.first().map_or(next, |p| p.seq);
+                    Err((self.tail_case(bytes, at, error, batch, is_last), error.to_string()))
+                }
             };
             match verdict {
                 Ok(record) => {
                     scan.offsets.push(u32::try_from(at).expect("segments are under 4 GiB"));
-                    if result.term_starts.last().map(|t| t.1) != Some(record.term) {
-                        result.term_starts.push((record.seq, record.term));
-                    }
-                    result.last = Some((record.seq, record.term));
-                    result.last_checksum = record.checksum;
-                    chain = Some(record.checksum);
-                    last_term = record.term;
-                    expected += 1;
+                    pending.push(Pending { seq: record.seq, term: record.term, checksum: record.checksum });
+                    (chain, term, next) = (Some(record.checksum), record.term, next + 1);
                     at += record.size;
+                    if record.batch_end {
+                        self.keep(&mut pending);
+                        sealed_at = at;
+                    }
                 }
                 Err((case @ (Case::TornRecord | Case::ZeroTail | Case::DamagedTail), _)) => {
                     scan.ending = case;
                     break;
                 }
-                Err((case, detail)) => {
-                    if repair_from.is_some_and(|from| from <= expected) {
-                        scan.ending = case;
-                        stopped = true;
-                        break;
-                    }
-                    return Err(corrupt(case, at, expected, detail));
-                }
+                Err((case, detail)) => return Err(corrupt(case, at, next, detail)),
             }
         }
-        scan.valid_len = at as u64;
-        if repair_from.is_some_and(|from| from < expected) {
-            // The caller asked to drop entries from `from` on: cut this segment there.
-            let from = repair_from.expect("checked");
-            let keep = (from.saturating_sub(segment.first_seq)) as usize;
-            if keep < scan.offsets.len() {
-                scan.valid_len = u64::from(scan.offsets[keep]);
-                scan.offsets.truncate(keep);
-                expected = from;
-                stopped = true;
-                result.last = None; // Recomputed below.
+        if let Some(first) = pending.first() {
+            if !is_last {
+                let offset = scan.offsets[scan.offsets.len() - pending.len()] as usize;
+                let detail = "a sealed segment ends inside a batch".into();
+                return Err(corrupt(Case::UnfinishedBatch, offset, first.seq, detail));
+            }
+            scan.offsets.truncate(scan.offsets.len() - pending.len());
+            if scan.ending == Case::Accept {
+                scan.ending = Case::TornBatch;
             }
         }
-        result.segments.push(scan);
+        self.next = Some(self.kept.last.map_or(segment.first_seq, |(seq, _)| seq + 1));
+        scan.valid_len = sealed_at as u64;
+        Ok(scan)
     }
-    if repair_from.is_some() {
-        recompute_tail(&mut result, segments, encoder, record_bytes_max);
-    }
-    Ok(result)
-}
 
-/// Decides whether a bad record at `at` is a repairable tail or corruption.
-fn tail_case(bytes: &[u8], at: usize, error: RecordError, encoder: Encoder, max: usize, is_last: bool) -> Case {
-    if !is_last {
-        return Case::DamagedMiddle;
-    }
-    // A write cut short leaves nothing valid after it; a damaged length field in the middle
-    // looks cut short too, but the records after it are still there.
-    let damaged_middle = encoder == Encoder::XxHash && valid_record_after(bytes, at, encoder, max);
-    match error {
-        _ if damaged_middle => Case::DamagedMiddle,
-        RecordError::Incomplete { .. } => Case::TornRecord,
-        RecordError::Zero if bytes[at..].iter().all(|b| *b == 0) => Case::ZeroTail,
-        _ => Case::DamagedTail,
-    }
-}
-
-/// Whether any complete record with a valid checksum starts after `at`.
-fn valid_record_after(bytes: &[u8], at: usize, encoder: Encoder, max: usize) -> bool {
-    (at + 1..bytes.len()).any(|offset| decode_record(&bytes[offset..], encoder, max).is_ok())
-}
-
-/// After a repair cut, the last entry, checksum and term runs are those of the kept records.
-fn recompute_tail(result: &mut Scan, segments: &[SegmentBytes<'_>], encoder: Encoder, max: usize) {
-    let mut last = None;
-    for (scan, segment) in result.segments.iter().zip(segments).rev() {
-        if let Some(offset) = scan.offsets.last().filter(|_| !scan.delete) {
-            let record = decode_record(&segment.bytes[*offset as usize..], encoder, max).expect("scanned as valid");
-            last = Some((record.seq, record.term, record.checksum));
-            break;
+    /// Keeps the records of a complete batch.
+    fn keep(&mut self, pending: &mut Vec<Pending>) {
+        for record in pending.drain(..) {
+            if self.kept.term_starts.last().map(|t| t.1) != Some(record.term) {
+                self.kept.term_starts.push((record.seq, record.term));
+            }
+            self.kept.last = Some((record.seq, record.term));
+            self.kept.last_checksum = record.checksum;
         }
     }
-    result.last = last.map(|(seq, term, _)| (seq, term));
-    result.last_checksum = last.map_or(0, |l| l.2);
-    let end = last.map_or(0, |l| l.0 + 1);
-    result.term_starts.retain(|(seq, _)| *seq < end);
+
+    /// Decides whether a bad record at `at`, inside the batch starting at seq `batch`, is a
+    /// repairable tail or corruption.
+    fn tail_case(&self, bytes: &[u8], at: usize, error: RecordError, batch: u64, is_last: bool) -> Case {
+        if !is_last || self.later_batch_after(bytes, at, batch) {
+            return Case::DamagedMiddle;
+        }
+        match error {
+            RecordError::Incomplete { .. } => Case::TornRecord,
+            RecordError::Zero if bytes[at..].iter().all(|b| *b == 0) => Case::ZeroTail,
+            _ => Case::DamagedTail,
+        }
+    }
+
+    /// Whether a valid record of a batch other than `batch` starts after `at`: the batch
+    /// with the damage was followed by another, so it had been made durable. (Never with the
+    /// plain encoder: without checksums, any bytes may look like a record.)
+    fn later_batch_after(&self, bytes: &[u8], at: usize, batch: u64) -> bool {
+        self.encoder.checksummed()
+            && (at + 1..bytes.len().saturating_sub(3)).any(|offset| {
+                bytes[offset..offset + 4] != [0; 4]
+                    && decode_record(&bytes[offset..], self.encoder, self.record_bytes_max)
+                        .is_ok_and(|record: Record<'_>| record.batch_first() != batch)
+            })
+    }
+
+    /// What the log holds once every segment is scanned (its `segments` left empty).
+    pub fn finish(self) -> Scan {
+        self.kept
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{encode_header, encode_record};
+    use super::super::format::{encode_header, encode_record, seal_batch, Key, NewRecord, NONCE_BYTES};
     use super::*;
 
     const MAX: usize = 1 << 20;
 
-    /// A segment holding entries `first..first+terms.len()` with the given terms.
-    fn segment(first: u64, terms: &[u64], chain: &mut u64, encoder: Encoder) -> Vec<u8> {
-        let mut bytes = encode_header(encoder, first).to_vec();
+    /// Appends a batch of entries `first..` with the given terms; returns the new chain head.
+    fn batch(bytes: &mut Vec<u8>, first: u64, terms: &[u64], chain: u64, encoder: &Encoder) -> u64 {
+        let mut chain = chain;
+        let mut last_at = 0;
         for (i, term) in terms.iter().enumerate() {
             let seq = first + i as u64;
             let payload = format!("entry {seq}");
-            *chain = encode_record(&mut bytes, encoder, seq, *term, Some(payload.as_bytes()), *chain);
+            last_at = bytes.len();
+            let record =
+                NewRecord { seq, term: *term, payload: Some(payload.as_bytes()), batch_offset: i as u32, chain };
+            chain = encode_record(bytes, encoder, record, [seq as u8; NONCE_BYTES]);
+        }
+        let sealed = seal_batch(&mut bytes[last_at..], encoder);
+        if encoder.checksummed() {
+            sealed
+        } else {
+            chain
+        }
+    }
+
+    /// A segment holding entries `first..first+terms.len()`, each its own batch.
+    fn segment(first: u64, terms: &[u64], chain: &mut u64, encoder: &Encoder) -> Vec<u8> {
+        let mut bytes = encode_header(encoder, first, [1; NONCE_BYTES]).to_vec();
+        for (i, term) in terms.iter().enumerate() {
+            *chain = batch(&mut bytes, first + i as u64, &[*term], *chain, encoder);
         }
         bytes
     }
 
-    fn log(encoder: Encoder) -> Vec<Vec<u8>> {
+    fn log(encoder: &Encoder) -> Vec<Vec<u8>> {
         let mut chain = 0;
         vec![segment(0, &[1, 1, 1], &mut chain, encoder), segment(3, &[1, 2, 2, 3], &mut chain, encoder)]
     }
@@ -307,12 +373,12 @@ mod tests {
     fn run(files: &[Vec<u8>], repair: Option<u64>) -> Result<Scan, Corruption> {
         let segments: Vec<SegmentBytes<'_>> =
             files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
-        scan(&segments, Encoder::XxHash, MAX, repair)
+        scan(&segments, &Encoder::XxHash, MAX, repair)
     }
 
     #[test]
     fn an_intact_log_is_accepted_whole() {
-        let scan = run(&log(Encoder::XxHash), None).unwrap();
+        let scan = run(&log(&Encoder::XxHash), None).unwrap();
         assert_eq!(scan.last, Some((6, 3)));
         assert_eq!(scan.term_starts, vec![(0, 1), (4, 2), (6, 3)]);
         assert_eq!(scan.segments[1].offsets.len(), 4);
@@ -321,7 +387,7 @@ mod tests {
 
     #[test]
     fn every_torn_tail_recovers_to_a_prefix() {
-        let files = log(Encoder::XxHash);
+        let files = log(&Encoder::XxHash);
         let full = files[1].len();
         for cut in 0..full {
             let mut torn = files.clone();
@@ -336,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_zero_filled_tail_is_truncated() {
-        let mut files = log(Encoder::XxHash);
+        let mut files = log(&Encoder::XxHash);
         let valid = files[1].len();
         files[1].extend_from_slice(&[0; 4096]);
         let scan = run(&files, None).unwrap();
@@ -346,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_in_the_last_record_is_a_damaged_tail() {
-        let mut files = log(Encoder::XxHash);
+        let mut files = log(&Encoder::XxHash);
         let end = files[1].len();
         files[1][end - 12] ^= 1;
         let scan = run(&files, None).unwrap();
@@ -356,7 +422,7 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_anywhere_else_is_corruption_naming_segment_offset_and_seq() {
-        let files = log(Encoder::XxHash);
+        let files = log(&Encoder::XxHash);
         let last_record = {
             let scan = run(&files, None).unwrap();
             *scan.segments[1].offsets.last().unwrap() as usize
@@ -378,32 +444,31 @@ mod tests {
 
     #[test]
     fn repair_from_drops_the_corrupt_entry_and_everything_after() {
-        let mut files = log(Encoder::XxHash);
+        let mut files = log(&Encoder::XxHash);
         let scan = run(&files, None).unwrap();
         let offset = scan.segments[1].offsets[1] as usize; // seq 4
         files[1][offset + 10] ^= 0xff;
         let error = run(&files, None).unwrap_err();
         assert_eq!((error.case, error.seq), (Case::DamagedMiddle, 4));
+        assert_eq!(run(&files, Some(5)).unwrap_err().seq, 4, "repair must start at or before the damage");
         let repaired = run(&files, Some(4)).unwrap();
         assert_eq!(repaired.last, Some((3, 1)));
         assert_eq!(repaired.segments[1].valid_len, offset as u64);
         assert_eq!(repaired.term_starts, vec![(0, 1)]);
+        let everything = run(&files, Some(2)).unwrap();
+        assert_eq!((everything.last, everything.segments[1].delete), (Some((1, 1)), true));
     }
 
     #[test]
     fn a_swapped_or_stale_record_breaks_the_chain_or_the_sequence() {
         let mut chain = 0;
-        let good = segment(0, &[1, 1, 1], &mut chain, Encoder::XxHash);
+        let good = segment(0, &[1, 1, 1], &mut chain, &Encoder::XxHash);
         // A record for seq 2 written with the wrong predecessor (a stale copy from another log).
-        let mut stale = encode_header(Encoder::XxHash, 0).to_vec();
-        let mut other = 0;
-        for seq in 0..2 {
-            other = encode_record(&mut stale, Encoder::XxHash, seq, 1, Some(format!("entry {seq}").as_bytes()), other);
-        }
-        encode_record(&mut stale, Encoder::XxHash, 2, 1, Some(b"entry 2"), 12345);
+        let mut stale = encode_header(&Encoder::XxHash, 0, [0; NONCE_BYTES]).to_vec();
+        let other = batch(&mut stale, 0, &[1, 1], 0, &Encoder::XxHash);
+        batch(&mut stale, 2, &[1], other ^ 1, &Encoder::XxHash);
         let error = run(&[stale], None).unwrap_err();
-        assert_eq!(error.seq, 2);
-        assert_eq!(error.case, Case::BrokenChain);
+        assert_eq!((error.seq, error.case), (2, Case::BrokenChain));
         // The same log with a record missing.
         let scan = run(std::slice::from_ref(&good), None).unwrap();
         let (a, b) = (scan.segments[0].offsets[1] as usize, scan.segments[0].offsets[2] as usize);
@@ -414,37 +479,101 @@ mod tests {
 
     #[test]
     fn a_torn_last_segment_header_deletes_the_segment() {
-        let mut files = log(Encoder::XxHash);
+        let mut files = log(&Encoder::XxHash);
         files.push(vec![0; 10]);
-        let mut first = 0;
-        let segments: Vec<SegmentBytes<'_>> = files
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                first = if i == 2 { 7 } else { decode_header(bytes, Encoder::XxHash).unwrap() };
-                SegmentBytes { first_seq: first, bytes }
-            })
-            .collect();
-        let scan = scan(&segments, Encoder::XxHash, MAX, None).unwrap();
+        let segments: Vec<SegmentBytes<'_>> =
+            files.iter().zip([0, 3, 7]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+        let scan = scan(&segments, &Encoder::XxHash, MAX, None).unwrap();
         assert_eq!((scan.segments[2].ending, scan.segments[2].delete), (Case::TornHeader, true));
         assert_eq!(scan.last, Some((6, 3)));
     }
 
     #[test]
     fn the_plain_encoder_recovers_torn_tails_but_cannot_see_flipped_bits() {
-        let files = log(Encoder::Plain);
-        let segments = |files: &[Vec<u8>]| -> Vec<Vec<u8>> { files.to_vec() };
-        let mut torn = segments(&files);
+        let files = log(&Encoder::Plain);
+        let plain = |files: &[Vec<u8>]| {
+            let views: Vec<SegmentBytes<'_>> =
+                files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+            scan(&views, &Encoder::Plain, MAX, None).unwrap()
+        };
+        let mut torn = files.clone();
         let len = torn[1].len();
         torn[1].truncate(len - 3);
-        let views: Vec<SegmentBytes<'_>> =
-            torn.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
-        let scan = scan(&views, Encoder::Plain, MAX, None).unwrap();
+        let scan = plain(&torn);
         assert_eq!((scan.last, scan.segments[1].ending), (Some((5, 2)), Case::TornRecord));
-        let mut flipped = segments(&files);
-        flipped[0][HEADER_BYTES + 25] ^= 1; // A payload byte of seq 0.
+        let mut flipped = files;
+        flipped[0][HEADER_BYTES + 30] ^= 1; // A payload byte of seq 0.
+        assert_eq!(plain(&flipped).last, Some((6, 3)));
+    }
+
+    /// Segment 0 with batches 0..3 and 3..7 (the last one possibly damaged).
+    fn two_batches() -> (Vec<u8>, usize) {
+        let encoder = Encoder::XxHash;
+        let mut bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
+        let chain = batch(&mut bytes, 0, &[1, 1, 1], 0, &encoder);
+        let first_batch_end = bytes.len();
+        batch(&mut bytes, 3, &[1, 2, 2, 2], chain, &encoder);
+        (bytes, first_batch_end)
+    }
+
+    fn scan_one(bytes: &[u8]) -> Result<Scan, Corruption> {
+        scan(&[SegmentBytes { first_seq: 0, bytes }], &Encoder::XxHash, MAX, None)
+    }
+
+    #[test]
+    fn an_unfinished_last_batch_is_dropped_whole_whatever_reached_the_disk() {
+        let (bytes, durable) = two_batches();
+        assert_eq!(scan_one(&bytes).unwrap().last, Some((6, 2)));
+        // Cut anywhere in the last batch, or any 64-byte "page" of it lost while later ones
+        // were written (zeroed, or left with stale bytes).
+        for cut in durable..bytes.len() {
+            let scan = scan_one(&bytes[..cut]).unwrap();
+            assert_eq!((scan.last, scan.segments[0].valid_len), (Some((2, 1)), durable as u64), "cut {cut}");
+            assert_eq!(scan.term_starts, vec![(0, 1)]);
+        }
+        for page in (durable..bytes.len()).step_by(64) {
+            for fill in [0u8, 0xa5] {
+                let mut holed = bytes.clone();
+                holed[page..(page + 64).min(bytes.len())].fill(fill);
+                let scan = scan_one(&holed).unwrap_or_else(|e| panic!("page at {page}: {e}"));
+                assert_eq!(scan.last, Some((2, 1)), "page at {page}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hole_in_a_durable_batch_followed_by_a_later_batch_is_corruption() {
+        let (bytes, durable) = two_batches();
+        for page in (HEADER_BYTES..durable).step_by(16) {
+            let mut holed = bytes.clone();
+            holed[page..(page + 16).min(durable)].fill(0);
+            let error = scan_one(&holed).expect_err(&format!("hole at {page}"));
+            assert_eq!(error.case, Case::DamagedMiddle, "hole at {page}");
+        }
+    }
+
+    #[test]
+    fn a_sealed_segment_that_ends_inside_a_batch_is_corruption() {
+        let (bytes, _) = two_batches();
+        let offsets = scan_one(&bytes).unwrap().segments[0].offsets.clone();
+        let unfinished = bytes[..offsets[5] as usize].to_vec(); // Batch 0..3, then 3 and 4 of the next.
+        let mut chain = 0;
+        let files = [unfinished, segment(5, &[3], &mut chain, &Encoder::XxHash)];
+        let segments: Vec<SegmentBytes<'_>> =
+            files.iter().zip([0, 5]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+        let error = scan(&segments, &Encoder::XxHash, MAX, None).unwrap_err();
+        assert_eq!((error.case, error.seq, error.segment), (Case::UnfinishedBatch, 3, 0));
+    }
+
+    #[test]
+    fn a_log_encrypted_with_another_key_is_refused_by_name() {
+        let written = Encoder::Encrypted(Key::new([1; 32]));
+        let files = log(&written);
         let views: Vec<SegmentBytes<'_>> =
-            flipped.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
-        assert_eq!(super::scan(&views, Encoder::Plain, MAX, None).unwrap().last, Some((6, 3)));
+            files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+        assert_eq!(scan(&views, &written, MAX, None).unwrap().last, Some((6, 3)));
+        let error = scan(&views, &Encoder::Encrypted(Key::new([2; 32])), MAX, None).unwrap_err();
+        assert_eq!(error.case, Case::WrongKey);
+        assert!(error.to_string().contains("another encryption key"));
     }
 }

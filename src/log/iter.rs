@@ -1,0 +1,132 @@
+//! Iteration over an [`FsLog`](super::FsLog) that holds its own file handles, so the log stays
+//! free for appends (and the iterator may move to another thread).
+
+use super::format::{decode_record, Encoder, HEADER_BYTES};
+use super::LogError;
+use crate::core::{Entry, Payload, Seq, Term};
+use bytes::Bytes;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One segment as an iterator sees it: its length when the iterator was made.
+pub(super) struct SegmentView {
+    pub(super) first_seq: u64,
+    pub(super) path: PathBuf,
+    pub(super) file: Arc<File>,
+    pub(super) len: u64,
+}
+
+/// Iterates a log's entries in order, from a seq to the last entry at the time it was made
+/// (see [`FsLog::iter`](super::FsLog::iter)). Records are read in 1 MiB chunks; plain and
+/// xxhash payloads are slices of them (no copy), encrypted ones are decrypted.
+pub struct Iter {
+    encoder: Encoder,
+    /// The largest record the log accepts (a longer length field is damage).
+    record_bytes_max: u64,
+    segments: Vec<SegmentView>,
+    /// The segment of `next`, and `next`'s byte offset in it.
+    segment: usize,
+    offset: u64,
+    next: u64,
+    end: u64,
+    /// Bytes of the current segment from byte `chunk_at` on.
+    chunk: Bytes,
+    chunk_at: u64,
+    /// An error to yield first (the start was invalid).
+    failed: Option<LogError>,
+}
+
+const CHUNK_BYTES: u64 = 1 << 20;
+
+impl Iter {
+    pub(super) fn new(encoder: Encoder, max: usize, segments: Vec<SegmentView>, at: (u64, u64), end: u64) -> Iter {
+        let (next, offset) = at;
+        let (chunk, chunk_at, failed) = (Bytes::new(), 0, None);
+        Iter { encoder, record_bytes_max: max as u64, segments, segment: 0, offset, next, end, chunk, chunk_at, failed }
+    }
+
+    pub(super) fn failed(error: LogError) -> Iter {
+        let mut iter = Iter::new(Encoder::Plain, 0, Vec::new(), (0, 0), 0);
+        iter.failed = Some(error);
+        iter
+    }
+
+    fn read(&mut self) -> Result<Option<Entry>, LogError> {
+        if self.next >= self.end {
+            return Ok(None);
+        }
+        while self.offset >= self.segments[self.segment].len {
+            self.segment += 1;
+            self.offset = HEADER_BYTES as u64;
+            self.chunk = Bytes::new();
+            if self.segments.get(self.segment).is_none_or(|s| s.first_seq != self.next) {
+                return Err(LogError::Invalid(format!("seq {} was trimmed while iterating", self.next)));
+            }
+        }
+        let offset = self.offset;
+        let head = self.bytes(offset, 4)?;
+        let size = 4 + u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
+        if size > self.record_bytes_max || offset + size > self.segments[self.segment].len {
+            return Err(self.damaged(offset, format!("impossible record length {size}")));
+        }
+        let bytes = self.bytes(offset, size)?;
+        let damaged = |detail: String| self.damaged(offset, detail);
+        let record = decode_record(&bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        if record.seq != self.next {
+            return Err(damaged(format!("found seq {} (trimmed while iterating?)", record.seq)));
+        }
+        let payload = match (&self.encoder, record.payload) {
+            (Encoder::Encrypted(key), _) => {
+                let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
+                plain.map_or(Payload::Blank, |data| Payload::Data(data.into()))
+            }
+            (_, None) => Payload::Blank,
+            (_, Some(data)) => Payload::Data(bytes.slice(record.payload_at..record.payload_at + data.len())),
+        };
+        let entry = Entry { term: Term(record.term), seq: Seq(record.seq), payload };
+        self.offset += size;
+        self.next += 1;
+        Ok(Some(entry))
+    }
+
+    fn damaged(&self, offset: u64, detail: String) -> LogError {
+        let path = self.segments[self.segment].path.clone();
+        LogError::Damaged { path, detail: format!("seq {} at byte {offset}: {detail}", self.next) }
+    }
+
+    /// `len` bytes of the current segment from `offset`, from the chunk (read anew if needed).
+    fn bytes(&mut self, offset: u64, len: u64) -> Result<Bytes, LogError> {
+        let chunk_end = self.chunk_at + self.chunk.len() as u64;
+        if offset < self.chunk_at || offset + len > chunk_end {
+            let segment = &self.segments[self.segment];
+            let want = CHUNK_BYTES.max(len).min(segment.len.saturating_sub(offset)).max(len);
+            let mut buffer = vec![0u8; want as usize];
+            segment.file.read_exact_at(&mut buffer, offset).map_err(|source| LogError::Io {
+                op: "read",
+                path: segment.path.clone(),
+                source,
+            })?;
+            self.chunk = Bytes::from(buffer);
+            self.chunk_at = offset;
+        }
+        let at = (offset - self.chunk_at) as usize;
+        Ok(self.chunk.slice(at..at + len as usize))
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<Entry, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.failed.take() {
+            return Some(Err(error));
+        }
+        let result = self.read();
+        if result.is_err() {
+            self.next = self.end; // One error ends the iteration.
+        }
+        result.transpose()
+    }
+}
