@@ -1,0 +1,187 @@
+//! FsLog: encryption at rest, prefix removal, iteration beside appends, trims inside a batch,
+//! repairs that cut a batch.
+
+use std::fs;
+use tinyraftplus::core::{HardState, Payload, Seq, Term};
+use tinyraftplus::log::format::{Encoder, Key};
+use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
+
+fn small() -> FsLogOptions {
+    FsLogOptions { segment_bytes: 300, ..FsLogOptions::default() }
+}
+
+fn encrypted(key: u8) -> FsLogOptions {
+    FsLogOptions { encoder: Encoder::Encrypted(Key::new([key; 32])), ..small() }
+}
+
+fn payloads(log: &FsLog, from: u64) -> Vec<String> {
+    log.iter(Seq(from))
+        .map(|e| match e.unwrap().payload {
+            Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
+            Payload::Blank => "-".into(),
+        })
+        .collect()
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_encrypted_log_hides_payloads_and_refuses_another_key_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", encrypted(1)).unwrap();
+    for i in 0..20 {
+        log.append(Term(1 + i / 10), Some(format!("secret-{i:02}").as_bytes())).unwrap();
+    }
+    log.append(Term(2), None).unwrap();
+    assert!(log.segment_count() > 1);
+    let chain = log.chain();
+    drop(log);
+    for file in segment_files(dir.path()) {
+        let bytes = fs::read(&file).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"secret-"), "{} holds plaintext", file.display());
+    }
+    let log = FsLog::open(dir.path(), "log", encrypted(1)).unwrap();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("secret-{i:02}")).collect();
+    expected.push("-".into());
+    assert_eq!((payloads(&log, 0), log.chain()), (expected, chain));
+    assert_eq!(log.read(Seq(3)).unwrap().unwrap().payload.data().unwrap().as_ref(), b"secret-03");
+    drop(log);
+    let wrong = FsLog::open(dir.path(), "log", encrypted(2)).err().expect("another key is refused");
+    assert!(matches!(wrong, LogError::WrongKey { .. }), "{wrong}");
+    assert!(wrong.to_string().contains("another key"));
+    let plain = FsLog::open(dir.path(), "log", small()).err().expect("another encoder is refused");
+    assert!(matches!(plain, LogError::Corrupt(_)), "{plain}");
+    assert_eq!(FsLog::open(dir.path(), "log", encrypted(1)).unwrap().seq(), Some(Seq(20)), "nothing was lost");
+}
+
+#[test]
+fn every_flipped_byte_of_an_encrypted_record_is_reported_with_its_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions { segment_bytes: 1 << 20, ..encrypted(1) }).unwrap();
+    for i in 0..3 {
+        log.append(Term(1), Some(format!("entry-{i}").as_bytes())).unwrap();
+    }
+    let file = segment_files(dir.path()).pop().unwrap();
+    drop(log);
+    let good = fs::read(&file).unwrap();
+    let record = (good.len() - 72) / 3;
+    // Every byte of the first two records (the third, last one is a torn tail when damaged).
+    for byte in 72..72 + 2 * record {
+        let mut bad = good.clone();
+        bad[byte] ^= 0x01;
+        fs::write(&file, &bad).unwrap();
+        let error = FsLog::open(dir.path(), "log", encrypted(1)).err().expect("damage is found");
+        let LogError::Corrupt(corruption) = &error else { panic!("byte {byte}: {error}") };
+        assert_eq!(corruption.seq, ((byte - 72) / record) as u64, "byte {byte}");
+    }
+    fs::write(&file, &good).unwrap();
+    assert_eq!(FsLog::open(dir.path(), "log", encrypted(1)).unwrap().seq(), Some(Seq(2)));
+}
+
+#[test]
+fn removing_a_prefix_deletes_whole_segments_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    log.save_hard_state(HardState { term: Term(3), vote: None }).unwrap();
+    for i in 0..60 {
+        log.append(Term(1 + i / 25), Some(format!("entry-{i:02}").as_bytes())).unwrap();
+    }
+    let segments = log.segment_count();
+    log.remove_prefix(Seq(30)).unwrap();
+    let first = log.first().0;
+    assert!(first > 0 && first <= 31, "first {first}");
+    assert!(log.segment_count() < segments);
+    assert_eq!(segment_files(dir.path()).len(), log.segment_count());
+    assert_eq!(log.read(Seq(first - 1)).unwrap(), None);
+    assert_eq!(payloads(&log, first).len() as u64, 60 - first);
+    let error = log.iter(Seq(0)).next().unwrap().unwrap_err();
+    assert!(error.to_string().contains("were removed"), "{error}");
+    assert!(matches!(log.trim(Some(Seq(first - 2))), Err(LogError::Invalid(_))));
+    log.recovered(10).unwrap().validate().unwrap();
+    let (seq, chain) = (log.seq(), log.chain());
+    drop(log);
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    assert_eq!((log.first().0, log.seq(), log.chain()), (first, seq, chain));
+    assert_eq!(log.recovered(100).unwrap().term_starts[0].seq, Seq(first));
+    assert_eq!(log.append(Term(3), Some(b"next")).unwrap(), Seq(60));
+    log.remove_prefix(Seq(1000)).unwrap();
+    assert_eq!(log.segment_count(), 1, "the segment holding the last entry stays");
+    assert_eq!(log.head().unwrap().unwrap().payload.data().unwrap().as_ref(), b"next");
+    drop(log);
+    assert_eq!(FsLog::open(dir.path(), "log", small()).unwrap().seq(), Some(Seq(60)));
+}
+
+#[test]
+fn an_iterator_leaves_the_log_free_for_appends_and_stops_at_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
+    for i in 0..10 {
+        log.append(Term(1), Some(format!("e{i}").as_bytes())).unwrap();
+    }
+    let iter = log.iter(Seq(2));
+    for i in 10..30 {
+        log.append(Term(1), Some(format!("e{i}").as_bytes())).unwrap();
+    }
+    let read = std::thread::spawn(move || iter.map(|e| e.unwrap().seq.0).collect::<Vec<_>>()).join().unwrap();
+    assert_eq!(read, (2..10).collect::<Vec<_>>());
+    assert_eq!(log.iter(Seq(25)).count(), 5);
+}
+
+#[test]
+fn a_trim_inside_a_batch_keeps_its_prefix_across_reopening_and_later_appends_chain_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FsLogOptions::default();
+    let mut log = FsLog::open(dir.path(), "log", options.clone()).unwrap();
+    let batch: Vec<(Term, Option<&[u8]>)> = (0..5).map(|_| (Term(1), Some(&b"batch"[..]))).collect();
+    log.append_batch(&batch).unwrap();
+    log.trim(Some(Seq(2))).unwrap();
+    assert_eq!(log.seq(), Some(Seq(2)));
+    drop(log);
+    let mut log = FsLog::open(dir.path(), "log", options.clone()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(2)), "the kept part of the batch was marked whole");
+    // A transaction that trims inside a batch, then appends: its records chain to the kept one.
+    log.append_batch(&[(Term(2), Some(b"x")), (Term(2), Some(b"y"))]).unwrap();
+    let mut txn = log.txn().unwrap();
+    txn.trim(Some(Seq(3))).unwrap();
+    txn.append(Term(3), Some(b"z")).unwrap();
+    assert_eq!(txn.commit().unwrap(), Some(Seq(4)));
+    let chain = log.chain();
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", options).unwrap();
+    assert_eq!(
+        (payloads(&log, 0), log.chain()),
+        (["batch", "batch", "batch", "x", "z"].map(String::from).to_vec(), chain)
+    );
+}
+
+#[test]
+fn a_repair_that_cuts_a_batch_leaves_a_log_that_reopens_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    let batch: Vec<(Term, Option<&[u8]>)> = (0..4).map(|_| (Term(1), Some(&b"first batch"[..]))).collect();
+    log.append_batch(&batch).unwrap();
+    log.append(Term(1), Some(b"later")).unwrap();
+    drop(log);
+    let file = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&file).unwrap();
+    let record = (bytes.len() - 72 - 46) / 4; // Four records of the batch, then "later".
+    bytes[72 + 2 * record + 30] ^= 0x40; // Inside seq 2.
+    fs::write(&file, &bytes).unwrap();
+    let LogError::Corrupt(corruption) = FsLog::open(dir.path(), "log", FsLogOptions::default()).err().unwrap() else {
+        panic!("corruption expected")
+    };
+    assert_eq!(corruption.seq, 2);
+    let repaired = FsLog::open(dir.path(), "log", FsLogOptions { repair_from: Some(2), ..FsLogOptions::default() });
+    assert_eq!(repaired.unwrap().seq(), Some(Seq(1)));
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(1)), "seq 1 now ends its batch");
+    assert_eq!(log.append(Term(2), Some(b"again")).unwrap(), Seq(2));
+}
