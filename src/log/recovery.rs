@@ -15,7 +15,7 @@
 //! | case | where | what the bytes show | decision |
 //! |---|---|---|---|
 //! | `Accept` | any | a complete record, checksum right, next seq, chain right | keep it |
-//! | `TornHeader` | last segment | header short or all zero, nothing but zeros after | delete the segment |
+//! | `TornHeader` | last segment | header short, zero or corrupt, nothing but zeros after | delete the segment |
 //! | `TornRecord` | last segment | a record cut short by the end of the file | truncate† |
 //! | `ZeroTail` | last segment | only zero bytes remain | truncate† |
 //! | `DamagedTail` | last segment | a bad record, and no valid record of a later batch after it | truncate† |
@@ -36,9 +36,11 @@
 //! keeps the entries before that seq (the last one becomes the end of a batch) and the node is
 //! repaired from its peers.
 //!
-//! The plain encoder has no checksums: it can only recognise `TornRecord`, `ZeroTail` and
-//! `TornBatch`; a flipped bit goes unnoticed, and a damaged length field in its last segment is
-//! taken for a torn tail (documented, as in the JavaScript library: use the xxhash encoder).
+//! The plain encoder has no checksums: it recovers from a write cut short (`TornRecord`,
+//! `ZeroTail`, `TornBatch`), and in its last segment takes any bad record, wrong seq or
+//! decreasing term for a torn tail. It cannot see a flipped bit, nor a page lost inside the
+//! last batch that left a record readable (documented, as in the JavaScript library: use the
+//! xxhash encoder).
 
 use super::format::{decode_header, decode_record, Encoder, HeaderError, Record, RecordError, HEADER_BYTES};
 use std::fmt;
@@ -57,7 +59,8 @@ pub struct SegmentBytes<'a> {
 pub enum Case {
     /// A complete, valid record: kept.
     Accept,
-    /// The last segment's header was never completed: the segment is deleted.
+    /// The last segment's header was never completed, and no record follows: the segment is
+    /// deleted.
     TornHeader,
     /// The last record was cut short: truncated.
     TornRecord,
@@ -214,7 +217,7 @@ impl<'e> Scanner<'e> {
         let bytes = segment.bytes;
         match decode_header(bytes, self.encoder) {
             Ok(first) if first == segment.first_seq && first == next => {}
-            Err(HeaderError::Short | HeaderError::Zero)
+            Err(HeaderError::Short | HeaderError::Zero | HeaderError::Corrupt)
                 if is_last && bytes[HEADER_BYTES.min(bytes.len())..].iter().all(|b| *b == 0) =>
             {
                 scan.ending = Case::TornHeader;
@@ -265,6 +268,11 @@ impl<'e> Scanner<'e> {
                 }
                 Err((case @ (Case::TornRecord | Case::ZeroTail | Case::DamagedTail), _)) => {
                     scan.ending = case;
+                    break;
+                }
+                Err((Case::Discontinuity | Case::TermDecreases, _)) if is_last && !self.encoder.checksummed() => {
+                    // Without checksums, damage can look like a record: at the end, a torn tail.
+                    scan.ending = Case::DamagedTail;
                     break;
                 }
                 Err((case, detail)) => return Err(corrupt(case, at, next, detail)),

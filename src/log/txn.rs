@@ -34,9 +34,10 @@ impl Txn<'_> {
             self.first = end;
             // The chain continues from the last kept record, as the trim will mark it: the end
             // of its batch.
-            self.chain = match end.checked_sub(1) {
+            let first = self.log.first().0;
+            self.chain = match end.checked_sub(1).filter(|last| *last >= first) {
                 Some(last) => self.log.sealed_checksum(last)?,
-                None => 0,
+                None => 0, // Nothing kept: the chain starts anew, as after a prefix removal.
             };
             let kept = self.log.term_starts.iter().rev().find(|(start, _)| *start < end);
             self.term = kept.map_or(0, |(_, term)| *term);
