@@ -71,6 +71,7 @@ fn every_flipped_byte_of_an_encrypted_record_is_reported_with_its_seq() {
     }
     let file = segment_files(dir.path()).pop().unwrap();
     drop(log);
+    drop(FsLog::open(dir.path(), "log", encrypted(1)).unwrap()); // Cuts the zeros written ahead.
     let good = fs::read(&file).unwrap();
     let record = (good.len() - 72) / 3;
     // Every byte of the first two records (the third, last one is a torn tail when damaged).
@@ -170,6 +171,7 @@ fn a_repair_that_cuts_a_batch_leaves_a_log_that_reopens_without_it() {
     log.append_batch(&batch).unwrap();
     log.append(Term(1), Some(b"later")).unwrap();
     drop(log);
+    drop(FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap()); // Cuts the zeros written ahead.
     let file = segment_files(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&file).unwrap();
     let record = (bytes.len() - 72 - 46) / 4; // Four records of the batch, then "later".
@@ -184,4 +186,26 @@ fn a_repair_that_cuts_a_batch_leaves_a_log_that_reopens_without_it() {
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
     assert_eq!(log.seq(), Some(Seq(1)), "seq 1 now ends its batch");
     assert_eq!(log.append(Term(2), Some(b"again")).unwrap(), Seq(2));
+}
+
+#[test]
+fn small_batches_write_into_zeros_written_ahead_which_sealing_and_reopening_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FsLogOptions { segment_bytes: 2 << 20, ..FsLogOptions::default() };
+    let mut log = FsLog::open(dir.path(), "log", options.clone()).unwrap();
+    log.append(Term(1), Some(b"first")).unwrap();
+    let file = segment_files(dir.path()).pop().unwrap();
+    let grown = fs::metadata(&file).unwrap().len();
+    assert!(grown > log.disk_bytes() + 500_000, "zeros are written ahead");
+    log.append(Term(1), Some(b"second")).unwrap();
+    assert_eq!(fs::metadata(&file).unwrap().len(), grown, "the next small batch does not grow the file");
+    let big = vec![9u8; 3 << 20];
+    log.append(Term(1), Some(&big)).unwrap(); // Starts a new segment: the first is cut.
+    assert_eq!(log.segment_count(), 2);
+    let first_len = fs::metadata(segment_files(dir.path())[0].clone()).unwrap().len();
+    assert!(first_len < 1000, "a sealed segment ends with its last record ({first_len} bytes)");
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", options).unwrap();
+    assert_eq!(fs::metadata(segment_files(dir.path())[1].clone()).unwrap().len(), log.disk_bytes() - first_len);
+    assert_eq!(log.seq(), Some(Seq(2)));
 }

@@ -122,6 +122,8 @@ impl GroupLog {
 
     /// Appends one entry; returns its seq once it is durable.
     pub fn append(&self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        // Copied and named before taking the lock: the lock is held as briefly as possible.
+        let (payload, me) = (payload.map(<[u8]>::to_vec), std::thread::current());
         let mut queue = self.shared.lock_queue();
         if let Some(why) = &queue.failed {
             return Err(LogError::Poisoned(why.clone()));
@@ -130,16 +132,21 @@ impl GroupLog {
         if term.0 < queue.term {
             return Err(LogError::Invalid(format!("term {term} after term {}", queue.term)));
         }
-        if payload.is_some_and(|p| p.len() > queue.payload_bytes_max) {
+        if payload.as_ref().is_some_and(|p| p.len() > queue.payload_bytes_max) {
             return Err(LogError::Invalid(format!("payload over {} bytes", queue.payload_bytes_max)));
         }
         let seq = queue.next_seq;
         queue.next_seq += 1;
         queue.term = term.0;
-        queue.waiting.push((term, payload.map(<[u8]>::to_vec)));
-        queue.waiters.push(std::thread::current());
+        let was_empty = queue.waiting.is_empty();
+        queue.waiting.push((term, payload));
+        queue.waiters.push(me);
         drop(queue);
-        self.shared.arrived.notify_one();
+        if was_empty {
+            // The sync thread waits only on an empty queue (checked under the lock), so only
+            // the first entry of a batch needs to wake it: one syscall per batch, not per entry.
+            self.shared.arrived.notify_one();
+        }
         loop {
             if seq < self.shared.durable_end.load(Ordering::Acquire) {
                 return Ok(Seq(seq));

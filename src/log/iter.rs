@@ -66,14 +66,15 @@ impl Iter {
             }
         }
         let offset = self.offset;
-        let head = self.bytes(offset, 4)?;
-        let size = 4 + u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
+        let at = self.load(offset, 4)?;
+        let size = 4 + u64::from(u32::from_le_bytes(self.chunk[at..at + 4].try_into().expect("4 bytes")));
         if size > self.record_bytes_max || offset + size > self.segments[self.segment].len {
             return Err(self.damaged(offset, format!("impossible record length {size}")));
         }
-        let bytes = self.bytes(offset, size)?;
+        let at = self.load(offset, size)?;
+        let bytes = &self.chunk[at..at + size as usize];
         let damaged = |detail: String| self.damaged(offset, detail);
-        let record = decode_record(&bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let record = decode_record(bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
         if record.seq != self.next {
             return Err(damaged(format!("found seq {} (trimmed while iterating?)", record.seq)));
         }
@@ -83,7 +84,10 @@ impl Iter {
                 plain.map_or(Payload::Blank, |data| Payload::Data(data.into()))
             }
             (_, None) => Payload::Blank,
-            (_, Some(data)) => Payload::Data(bytes.slice(record.payload_at..record.payload_at + data.len())),
+            (_, Some(data)) => {
+                let start = at + record.payload_at;
+                Payload::Data(self.chunk.slice(start..start + data.len()))
+            }
         };
         let entry = Entry { term: Term(record.term), seq: Seq(record.seq), payload };
         self.offset += size;
@@ -96,8 +100,9 @@ impl Iter {
         LogError::Damaged { path, detail: format!("seq {} at byte {offset}: {detail}", self.next) }
     }
 
-    /// `len` bytes of the current segment from `offset`, from the chunk (read anew if needed).
-    fn bytes(&mut self, offset: u64, len: u64) -> Result<Bytes, LogError> {
+    /// Makes sure the chunk holds `len` bytes of the current segment from `offset` (reading
+    /// anew if not); returns where they start in it.
+    fn load(&mut self, offset: u64, len: u64) -> Result<usize, LogError> {
         let chunk_end = self.chunk_at + self.chunk.len() as u64;
         if offset < self.chunk_at || offset + len > chunk_end {
             let segment = &self.segments[self.segment];
@@ -111,8 +116,7 @@ impl Iter {
             self.chunk = Bytes::from(buffer);
             self.chunk_at = offset;
         }
-        let at = (offset - self.chunk_at) as usize;
-        Ok(self.chunk.slice(at..at + len as usize))
+        Ok((offset - self.chunk_at) as usize)
     }
 }
 
