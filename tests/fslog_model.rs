@@ -1,11 +1,12 @@
 //! FsLog against a model: random sequences of appends, batches, transactions (committed or
 //! dropped), trims, prefix removals, iterations and reopenings, with every encoder and small
-//! segments, must always hold exactly what a plain vector says.
+//! segments, must always hold exactly what a plain vector says. MemLog, given the same
+//! operations, must too.
 
 use proptest::prelude::*;
 use tinyraftplus::core::{Entry, HardState, Payload, Seq, Term};
 use tinyraftplus::log::format::{Encoder, Key};
-use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
+use tinyraftplus::log::{FsLog, FsLogOptions, LogError, LogStore, MemLog};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -84,6 +85,16 @@ fn entry_matches(entry: &Entry, model: &Model) -> bool {
     entry.term.0 == *term && data == *payload
 }
 
+fn check_memory(memory: &MemLog, model: &Model) -> Result<(), TestCaseError> {
+    prop_assert_eq!(memory.first().0, model.first);
+    prop_assert_eq!(memory.entries().len(), model.entries.len());
+    for entry in memory.entries() {
+        prop_assert!(entry_matches(entry, model), "memory: seq {} differs", entry.seq);
+    }
+    prop_assert_eq!(memory.head().map(|e| e.seq.0), LogStore::seq(memory).map(|s| s.0));
+    Ok(())
+}
+
 fn check(log: &FsLog, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.first().0, model.first);
     prop_assert_eq!(log.seq().map(|s| s.0), model.end().checked_sub(1).filter(|_| !model.entries.is_empty()));
@@ -107,11 +118,13 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut log = FsLog::open(dir.path(), "model", options.clone()).unwrap();
     log.save_hard_state(HardState { term: Term(1000), vote: None }).unwrap();
     let mut model = Model { first: 0, entries: Vec::new() };
+    let mut memory = MemLog::new();
     for op in ops {
         match op {
             Op::Append { bump, len } => {
                 let (seq, term) = (model.end(), model.term() + u64::from(bump));
                 prop_assert_eq!(log.append(Term(term), payload(seq, len).as_deref()).unwrap(), Seq(seq));
+                prop_assert_eq!(memory.append(Term(term), payload(seq, len).as_deref()).unwrap(), Seq(seq));
                 model.entries.push((term, payload(seq, len)));
             }
             Op::Batch { bump, lens } => {
@@ -120,23 +133,27 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     lens.iter().enumerate().map(|(i, len)| payload(first + i as u64, *len)).collect();
                 let batch: Vec<(Term, Option<&[u8]>)> = payloads.iter().map(|p| (Term(term), p.as_deref())).collect();
                 prop_assert_eq!(log.append_batch(&batch).unwrap(), Seq(first));
+                prop_assert_eq!(memory.append_batch(&batch).unwrap(), Seq(first));
                 model.entries.extend(payloads.into_iter().map(|p| (term, p)));
             }
             Op::Txn { back, lens, commit } => {
                 let keep_end = back.map(|b| model.end().saturating_sub(u64::from(b)).max(model.first));
                 let mut txn = log.txn().unwrap();
+                let mut memory_txn = memory.txn();
                 if let Some(end) = keep_end {
                     txn.trim(end.checked_sub(1).map(Seq)).unwrap();
+                    memory_txn.trim(end.checked_sub(1).map(Seq)).unwrap();
                 }
                 let start = keep_end.unwrap_or(model.end());
                 let term = model.term() + 1;
                 let payloads: Vec<Option<Vec<u8>>> =
                     lens.iter().enumerate().map(|(i, len)| payload(start + i as u64, *len)).collect();
                 for p in &payloads {
-                    txn.append(Term(term), p.as_deref()).unwrap();
+                    let seq = txn.append(Term(term), p.as_deref()).unwrap();
+                    prop_assert_eq!(memory_txn.append(Term(term), p.as_deref()).unwrap(), seq);
                 }
                 if commit {
-                    txn.commit().unwrap();
+                    prop_assert_eq!(txn.commit().unwrap(), memory_txn.commit().unwrap());
                     model.truncate(start);
                     model.entries.extend(payloads.into_iter().map(|p| (term, p)));
                 }
@@ -144,6 +161,8 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Trim { back } => {
                 let end = model.end().saturating_sub(u64::from(back));
                 let result = log.trim(end.checked_sub(1).map(Seq));
+                let memory_result = memory.trim(end.checked_sub(1).map(Seq));
+                prop_assert_eq!(result.is_ok(), memory_result.is_ok());
                 if end < model.first {
                     prop_assert!(matches!(result, Err(LogError::Invalid(_))));
                 } else {
@@ -159,6 +178,9 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert!(first < model.end() || first == model.first, "the last entry's segment stays");
                 model.entries.drain(..(first - model.first) as usize);
                 model.first = first;
+                if let Some(last_removed) = first.checked_sub(1) {
+                    memory.remove_prefix(Seq(last_removed));
+                }
             }
             Op::Iterate { from } => {
                 let from = model.first + u64::from(from) % (model.entries.len() as u64 + 1);
@@ -178,6 +200,7 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         check(&log, &model)?;
+        check_memory(&memory, &model)?;
     }
     check_all(&log, &model)
 }

@@ -46,6 +46,8 @@ pub trait LogStore {
 /// A log held in memory: the same operations as [`FsLog`](super::FsLog), nothing durable.
 #[derive(Clone, Debug, Default)]
 pub struct MemLog {
+    /// The seq of `entries[0]` (above 0 after a prefix removal).
+    first: u64,
     entries: Vec<Entry>,
     hard_state: HardState,
 }
@@ -61,14 +63,109 @@ impl MemLog {
         self.append_batch(&[(term, payload)])
     }
 
-    /// Entries from `from` on.
+    /// Entries from `from` on (none before [`MemLog::first`]).
     pub fn iter(&self, from: Seq) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().skip(from.0 as usize)
+        self.entries.iter().skip(from.0.saturating_sub(self.first) as usize)
     }
 
-    /// Every entry, from seq 0.
+    /// Every entry held, from [`MemLog::first`].
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The seq of the first entry held.
+    pub fn first(&self) -> Seq {
+        Seq(self.first)
+    }
+
+    /// The last entry.
+    pub fn head(&self) -> Option<&Entry> {
+        self.entries.last()
+    }
+
+    /// Removes the entries up to `seq`, always keeping the last one (as the file log keeps
+    /// the segment holding it).
+    pub fn remove_prefix(&mut self, seq: Seq) {
+        let drop = (seq.0 + 1).saturating_sub(self.first).min(self.entries.len().saturating_sub(1) as u64);
+        self.entries.drain(..drop as usize);
+        self.first += drop;
+    }
+
+    /// A transaction: a trim, then appends, applied together at `commit` or not at all.
+    pub fn txn(&mut self) -> MemTxn<'_> {
+        MemTxn { log: self, trim: None, appends: Vec::new() }
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+}
+
+/// A transaction on a [`MemLog`] (see [`MemLog::txn`]).
+pub struct MemTxn<'a> {
+    log: &'a mut MemLog,
+    trim: Option<Option<Seq>>,
+    appends: Vec<(Term, Option<Bytes>)>,
+}
+
+impl MemTxn<'_> {
+    /// Trims the log to `seq` first; only before any append.
+    pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
+        if !self.appends.is_empty() {
+            return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
+        }
+        self.log.check_trim(seq)?;
+        self.trim = Some(seq);
+        Ok(())
+    }
+
+    /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
+    pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        let kept_end = match self.trim {
+            Some(seq) => Seq::after(seq).0.min(self.log.next_seq()),
+            None => self.log.next_seq(),
+        };
+        let last = match self.appends.last() {
+            Some((term, _)) => Some(*term),
+            None => kept_end.checked_sub(1 + self.log.first).map(|i| self.log.entries[i as usize].term),
+        };
+        if let Some(last) = last.filter(|last| term < *last) {
+            return Err(LogError::Invalid(format!("term {term} after term {last}")));
+        }
+        self.appends.push((term, payload.map(Bytes::copy_from_slice)));
+        Ok(Seq(kept_end + self.appends.len() as u64 - 1))
+    }
+
+    /// Applies the trim and the appends; returns the first appended seq, if any.
+    pub fn commit(self) -> Result<Option<Seq>, LogError> {
+        if let Some(seq) = self.trim {
+            self.log.trim(seq)?;
+        }
+        let first = self.log.next_seq();
+        for (term, payload) in self.appends.iter() {
+            let seq = Seq(self.log.next_seq());
+            self.log.entries.push(Entry {
+                term: *term,
+                seq,
+                payload: payload.clone().map_or(Payload::Blank, Payload::Data),
+            });
+        }
+        Ok((!self.appends.is_empty()).then_some(Seq(first)))
+    }
+
+    /// Drops the transaction (dropping does the same).
+    pub fn abort(self) {}
+}
+
+impl MemLog {
+    fn check_trim(&self, seq: Option<Seq>) -> Result<(), LogError> {
+        let keep_end = Seq::after(seq).0;
+        match keep_end < self.first {
+            true => {
+                Err(LogError::Invalid(format!("cannot trim to {keep_end}: entries before {} were removed", self.first)))
+            }
+            false => Ok(()),
+        }
     }
 }
 
@@ -85,28 +182,21 @@ impl LogStore for MemLog {
         if entries.is_empty() {
             return Err(LogError::Invalid("append_batch needs at least one entry".into()));
         }
-        let mut term = self.last_term().unwrap_or_default();
-        for (entry_term, _) in entries {
-            if *entry_term < term {
-                return Err(LogError::Invalid(format!("term {entry_term} after term {term}")));
-            }
-            term = *entry_term;
+        let mut txn = self.txn();
+        for (term, payload) in entries {
+            txn.append(*term, *payload)?;
         }
-        let first = self.entries.len() as u64;
-        for (offset, (term, payload)) in entries.iter().enumerate() {
-            let payload = payload.map_or(Payload::Blank, |p| Payload::Data(Bytes::copy_from_slice(p)));
-            self.entries.push(Entry { term: *term, seq: Seq(first + offset as u64), payload });
-        }
-        Ok(Seq(first))
+        Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        self.entries.truncate(seq.map_or(0, |s| s.0 as usize + 1));
+        self.check_trim(seq)?;
+        self.entries.truncate((Seq::after(seq).0 - self.first) as usize);
         Ok(())
     }
 
     fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
-        Ok(self.entries.get(seq.0 as usize).cloned())
+        Ok(seq.0.checked_sub(self.first).and_then(|i| self.entries.get(i as usize)).cloned())
     }
 
     fn hard_state(&self) -> HardState {
@@ -120,6 +210,7 @@ impl LogStore for MemLog {
 
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
         let mut recovered = Recovered::from_entries(self.hard_state, self.entries.clone());
+        recovered.first = Seq(self.first);
         let keep = recovered.tail.len().saturating_sub(tail);
         recovered.tail.drain(..keep);
         Ok(recovered)

@@ -16,6 +16,6 @@ mod txn;
 pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;
 pub use iter::Iter;
-pub use mem::{LogStore, MemLog};
+pub use mem::{LogStore, MemLog, MemTxn};
 pub use timeout::{TimeoutIter, TimeoutLog, Timeouts};
 pub use txn::Txn;
