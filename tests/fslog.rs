@@ -1,6 +1,9 @@
 //! FsLog on real files: append, read, iterate, segments, trim (fail-forward), term and vote,
 //! crash recovery from torn tails, corruption reports, bad arguments.
 
+mod common;
+
+use common::{payloads, segment_files};
 use std::fs;
 use tinyraftplus::core::{HardState, NodeId, Payload, Seq, Term};
 use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
@@ -9,25 +12,6 @@ use xxhash_rust::xxh3::xxh3_64;
 
 fn small() -> FsLogOptions {
     FsLogOptions { segment_bytes: 200, ..FsLogOptions::default() }
-}
-
-fn payloads(log: &FsLog) -> Vec<String> {
-    log.iter(Seq(0))
-        .map(|e| match e.unwrap().payload {
-            Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
-            Payload::Blank => "-".into(),
-        })
-        .collect()
-}
-
-fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]
@@ -39,7 +23,7 @@ fn append_read_iterate_and_reopen() {
     assert_eq!(log.append(Term(1), Some(b"a")).unwrap(), Seq(1));
     assert_eq!(log.append_batch(&[(Term(2), Some(b"bc")), (Term(2), Some(b""))]).unwrap(), Seq(2));
     assert_eq!((log.seq(), log.last_term()), (Some(Seq(3)), Some(Term(2))));
-    assert_eq!(payloads(&log), ["-", "a", "bc", ""]);
+    assert_eq!(payloads(&log, 0), ["-", "a", "bc", ""]);
     let chain = log.chain();
     drop(log);
     let log = FsLog::open(dir.path(), "node1", FsLogOptions::default()).unwrap();
@@ -60,7 +44,7 @@ fn twelve_and_more_segments_reopen_in_numeric_order() {
     drop(log);
     let log = FsLog::open(dir.path(), "log", small()).unwrap();
     let expected: Vec<String> = (0..60).map(|i| format!("entry-{i:03}")).collect();
-    assert_eq!(payloads(&log), expected);
+    assert_eq!(payloads(&log, 0), expected);
     assert_eq!(log.seq(), Some(Seq(59)));
 }
 
@@ -89,7 +73,7 @@ fn trim_keeps_a_prefix_across_segments_and_reopens() {
     let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
     let mut expected: Vec<String> = (0..=12).map(|i| i.to_string()).collect();
     expected.push("new".into());
-    assert_eq!(payloads(&log), expected);
+    assert_eq!(payloads(&log, 0), expected);
     log.trim(None).unwrap();
     assert_eq!(log.seq(), None);
     assert_eq!(log.append(Term(8), None).unwrap(), Seq(0));
@@ -303,7 +287,7 @@ fn a_transaction_commits_with_one_sync_or_leaves_no_trace() {
     txn.commit().unwrap();
     drop(log);
     let log = FsLog::open(dir.path(), "log", small()).unwrap();
-    assert_eq!(payloads(&log), ["0", "1", "2", "3", "4", "repaired"]);
+    assert_eq!(payloads(&log, 0), ["0", "1", "2", "3", "4", "repaired"]);
     assert_eq!(log.last_term(), Some(Term(3)));
 }
 
@@ -333,7 +317,7 @@ fn concurrent_appends_through_the_group_commit_handle_are_all_durable_once() {
     // A bad argument fails alone.
     assert!(matches!(group.append(Term(1), Some(&[0; 65])), Err(LogError::Invalid(_))));
     assert_eq!(group.append(Term(1), Some(b"after")).unwrap(), Seq(2400));
-    let stored: Vec<String> = group.with_log(|log| payloads(log));
+    let stored: Vec<String> = group.with_log(|log| payloads(log, 0));
     for (seq, payload) in &results {
         assert_eq!(&stored[seq.0 as usize], payload, "seq {seq}");
     }

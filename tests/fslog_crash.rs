@@ -4,12 +4,15 @@
 //! the new segment file missing or its header torn) must open, hold every entry acknowledged before the batch, and
 //! hold the batch whole or not at all. Then the log must take appends again.
 
+mod common;
+
+use common::{cases, encoder};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use tinyraftplus::core::{Seq, Term};
-use tinyraftplus::log::format::{Encoder, Key, HEADER_BYTES};
+use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
 
 type Files = BTreeMap<String, Vec<u8>>;
@@ -36,7 +39,8 @@ fn restore(dir: &Path, files: &Files) {
 /// (and maybe more zeros after them). A new segment's header is synced before any batch goes
 /// into it, so junk can only land after it; with `holes` false (the plain encoder, which has
 /// no checksums to find them), only writes cut short.
-fn crash_states(before: &Files, after: &Files, holes: bool, seed: u64) -> Vec<(Files, bool)> {
+/// `disk` is the log's record bytes (`FsLog::disk_bytes`) before and after the batch.
+fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, seed: u64) -> Vec<(Files, bool)> {
     // Starting a new segment first cuts the zeros written ahead off the last one, durably.
     let mut before = before.clone();
     for (name, old) in before.iter_mut() {
@@ -73,8 +77,15 @@ fn crash_states(before: &Files, after: &Files, holes: bool, seed: u64) -> Vec<(F
     };
     let mut base = old.clone();
     base.resize(new.len(), 0);
-    let start = (0..new.len()).find(|i| new[*i] != base[*i]).expect("the batch wrote something");
-    let end = (0..new.len()).rev().find(|i| new[*i] != base[*i]).expect("the batch wrote something") + 1;
+    // Where the batch's records are: after the records of the other (sealed, exact) segments.
+    let sealed: u64 =
+        before.iter().filter(|(n, _)| n.ends_with(".seg") && *n != name).map(|(_, b)| b.len() as u64).sum();
+    let start = match before.contains_key(name) {
+        true => (disk.0 - sealed) as usize,
+        false => HEADER_BYTES,
+    };
+    let end = (disk.1 - sealed) as usize;
+    assert!(start < end && end <= new.len() && new[..start] == base[..start], "the batch is at {start}..{end}");
     for cut in (start..=end).chain([new.len()]) {
         let mut bytes = new[..cut].to_vec();
         bytes.extend_from_slice(&base[cut..old.len().max(cut)]);
@@ -165,15 +176,17 @@ fn run(encoder: Encoder, history: Vec<Op>, last: Vec<u8>, seed: u64) -> Result<(
     }
     let acknowledged = read_all(&log);
     let before = snapshot(dir.path());
+    let disk_before = log.disk_bytes();
     let next = log.seq().map_or(log.first().0, |s| s.0 + 1);
     let payloads: Vec<Vec<u8>> = last.iter().enumerate().map(|(i, len)| payload(next + i as u64, *len)).collect();
     let batch: Vec<(Term, Option<&[u8]>)> = payloads.iter().map(|p| (Term(2), Some(&p[..]))).collect();
     log.append_batch(&batch).unwrap();
     let complete = read_all(&log);
     let after = snapshot(dir.path());
+    let disk = (disk_before, log.disk_bytes());
     drop(log);
     let scratch = tempfile::tempdir().unwrap();
-    for (index, (files, whole)) in crash_states(&before, &after, holes, seed).into_iter().enumerate() {
+    for (index, (files, whole)) in crash_states(&before, &after, disk, holes, seed).into_iter().enumerate() {
         restore(scratch.path(), &files);
         let mut log = FsLog::open(scratch.path(), "crash", options.clone())
             .unwrap_or_else(|e| panic!("state {index} (complete: {whole}) does not open: {e}"));
@@ -190,20 +203,11 @@ fn run(encoder: Encoder, history: Vec<Op>, last: Vec<u8>, seed: u64) -> Result<(
     Ok(())
 }
 
-fn encoder(which: u8) -> Encoder {
-    match which % 3 {
-        0 => Encoder::Plain,
-        1 => Encoder::XxHash,
-        _ => Encoder::Encrypted(Key::new([which; 32])),
-    }
-}
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24)
-}
+/// Cases per run (about ten seconds: each case opens the log over a thousand times); `PROPTEST_CASES` overrides.
+const DEFAULT_CASES: u32 = 24;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(cases(DEFAULT_CASES)))]
 
     #[test]
     fn a_crash_during_a_batch_keeps_every_acknowledged_entry_and_the_batch_whole_or_not_at_all(

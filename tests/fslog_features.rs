@@ -1,8 +1,11 @@
 //! FsLog: encryption at rest, prefix removal, iteration beside appends, trims inside a batch,
 //! repairs that cut a batch.
 
+mod common;
+
+use common::{payloads, segment_files};
 use std::fs;
-use tinyraftplus::core::{HardState, Payload, Seq, Term};
+use tinyraftplus::core::{HardState, Seq, Term};
 use tinyraftplus::log::format::{Encoder, Key};
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
 
@@ -12,25 +15,6 @@ fn small() -> FsLogOptions {
 
 fn encrypted(key: u8) -> FsLogOptions {
     FsLogOptions { encoder: Encoder::Encrypted(Key::new([key; 32])), ..small() }
-}
-
-fn payloads(log: &FsLog, from: u64) -> Vec<String> {
-    log.iter(Seq(from))
-        .map(|e| match e.unwrap().payload {
-            Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
-            Payload::Blank => "-".into(),
-        })
-        .collect()
-}
-
-fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

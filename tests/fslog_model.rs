@@ -3,9 +3,12 @@
 //! segments, must always hold exactly what a plain vector says. MemLog, given the same
 //! operations, must too.
 
+mod common;
+
+use common::{cases, encoder};
 use proptest::prelude::*;
 use tinyraftplus::core::{Entry, HardState, Payload, Seq, Term};
-use tinyraftplus::log::format::{Encoder, Key};
+use tinyraftplus::log::format::Encoder;
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError, LogStore, MemLog};
 
 #[derive(Clone, Debug)]
@@ -205,20 +208,11 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
     check_all(&log, &model)
 }
 
-fn encoder(which: u8) -> Encoder {
-    match which % 3 {
-        0 => Encoder::Plain,
-        1 => Encoder::XxHash,
-        _ => Encoder::Encrypted(Key::new([which; 32])),
-    }
-}
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(150)
-}
+/// Cases per run (about two seconds); `PROPTEST_CASES` overrides.
+const DEFAULT_CASES: u32 = 300;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(cases(DEFAULT_CASES)))]
 
     #[test]
     fn the_file_log_always_holds_what_the_model_holds(which in any::<u8>(), ops in prop::collection::vec(op(), 1..40)) {

@@ -315,8 +315,10 @@ impl FsLog {
         let encoder = self.options.encoder.clone();
         let mut scanner = Scanner::new(&encoder, self.record_bytes_max(), self.options.repair_from);
         let mut decisions: Vec<(SegmentScan, PathBuf)> = Vec::with_capacity(listed.len());
+        let mut bytes = Vec::new(); // One buffer for every segment: its pages are faulted in once.
         for (index, (first_seq, path)) in listed.iter().enumerate() {
-            let bytes = fs::read(path).map_err(io_error("read", path))?;
+            bytes.clear();
+            File::open(path).and_then(|mut file| file.read_to_end(&mut bytes)).map_err(io_error("read", path))?;
             let segment = SegmentBytes { first_seq: *first_seq, bytes: &bytes };
             let scan =
                 scanner.segment(segment, index + 1 == listed.len()).map_err(|corruption| match corruption.case {

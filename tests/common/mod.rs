@@ -1,0 +1,42 @@
+//! Helpers shared by the file log's test files (each uses some of them).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use tinyraftplus::core::{Payload, Seq};
+use tinyraftplus::log::format::{Encoder, Key};
+use tinyraftplus::log::FsLog;
+
+/// The payloads from `from` on, as text (`-` for a blank entry).
+pub fn payloads(log: &FsLog, from: u64) -> Vec<String> {
+    log.iter(Seq(from))
+        .map(|e| match e.unwrap().payload {
+            Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
+            Payload::Blank => "-".into(),
+        })
+        .collect()
+}
+
+/// The segment files in `dir`, in name order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// One of the three encoders, picked by a random byte.
+pub fn encoder(which: u8) -> Encoder {
+    match which % 3 {
+        0 => Encoder::Plain,
+        1 => Encoder::XxHash,
+        _ => Encoder::Encrypted(Key::new([which; 32])),
+    }
+}
+
+/// Property test cases: `PROPTEST_CASES`, else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default)
+}
