@@ -329,10 +329,9 @@ impl FsLog {
         }
         let result = scanner.finish();
         let mut deleted = false;
-        for (scan, path) in decisions.iter().rev().filter(|(scan, _)| scan.delete) {
+        for (_, path) in decisions.iter().rev().filter(|(scan, _)| scan.delete) {
             fs::remove_file(path).map_err(io_error("delete", path))?;
             deleted = true;
-            debug_assert!(scan.delete);
         }
         if deleted {
             self.sync_dir()?;
@@ -539,9 +538,9 @@ impl FsLog {
         Iter::new(self.options.encoder.clone(), max, views, (from.0, offset), end)
     }
 
-    /// Starts a transaction: appends (and optionally a trim first) that become durable together
-    /// at `commit`, with one write and one fdatasync, or leave no trace if it is dropped or
-    /// aborted, even if the process crashes during the commit.
+    /// Starts a transaction: appends that become durable together at `commit`, with one write
+    /// and one fdatasync, or leave no trace if it is dropped or aborted; a crash during the
+    /// commit recovers them all or none. An optional trim goes first, durable on its own.
     pub fn txn(&mut self) -> Result<Txn<'_>, LogError> {
         self.check()?;
         let first = self.next_seq();
