@@ -92,7 +92,7 @@ impl FuzzBody {
                 } else {
                     Err(ClientError::NotLeader { leader: None })
                 };
-                Body::ForwardReply { id, result }
+                Body::ForwardReply { id, result, responder: u64::from(counter % 2) }
             }
         }
     }

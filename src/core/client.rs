@@ -64,6 +64,8 @@ struct Forwarded {
     id: RequestId,
     request: ForwardRequest,
     deadline: Time,
+    /// The incarnation of the node it was sent to, if known then.
+    sent_to: Option<u64>,
 }
 
 /// A request waiting for a leader to be known.
@@ -116,6 +118,8 @@ pub(crate) struct ClientState {
     dedup: BTreeMap<NodeId, DedupWindow>,
     state_machine_reads: BTreeMap<u64, (Origin, Option<Seq>)>,
     next_read: u64,
+    /// The latest incarnation heard from each peer (in forwards and forward replies).
+    peers: BTreeMap<NodeId, u64>,
 }
 
 impl ClientState {
@@ -129,6 +133,7 @@ impl ClientState {
             dedup: BTreeMap::new(),
             state_machine_reads: BTreeMap::new(),
             next_read: 0,
+            peers: BTreeMap::new(),
         }
     }
 
@@ -230,7 +235,8 @@ impl Raft {
                 let forward_id = ForwardId { incarnation: self.client.incarnation, counter };
                 self.client.forward_timeouts[kind(&request)].push_back((deadline, counter));
                 self.send(leader, Body::Forward { id: forward_id, request: request.clone() });
-                self.client.forwarded.insert(counter, Forwarded { id, request, deadline });
+                let sent_to = self.client.peers.get(&leader).copied();
+                self.client.forwarded.insert(counter, Forwarded { id, request, deadline, sent_to });
             }
             None => self.client.waiting.push_back(Waiting { id, request, deadline }),
         }
@@ -252,6 +258,7 @@ impl Raft {
         let from = message.from;
         match message.body {
             Body::Forward { id, request } => {
+                self.client.peers.insert(from, id.incarnation);
                 if !self.client.dedup.entry(from).or_default().accept(id) {
                     return;
                 }
@@ -265,13 +272,19 @@ impl Raft {
                 let deadline = now.plus(self.timeout_of(&request));
                 self.leader_request(origin, request, deadline);
             }
-            Body::ForwardReply { id, result } => {
+            Body::ForwardReply { id, result, responder } => {
+                self.client.peers.insert(from, responder);
                 if id.incarnation != self.client.incarnation {
                     return;
                 }
                 let Some(forwarded) = self.client.forwarded.remove(&id.counter) else { return };
-                let retry = matches!(result, Err(ClientError::NotLeader { .. } | ClientError::NoLeader));
-                if retry && now < forwarded.deadline {
+                let not_executed = matches!(result, Err(ClientError::NotLeader { .. } | ClientError::NoLeader));
+                if not_executed && forwarded.sent_to != Some(responder) {
+                    // Not executed by this incarnation, but the node restarted since (or was
+                    // never heard from): an earlier copy may have been executed. Outcome unknown.
+                    return self.reply(Origin::Local(forwarded.id), Err(ClientError::LeaderChanged));
+                }
+                if not_executed && now < forwarded.deadline {
                     // Not executed there: try the leader this node knows, or wait for one.
                     if self.leader == Some(from) {
                         self.client.waiting.push_back(Waiting {
@@ -457,7 +470,10 @@ impl Raft {
     pub(super) fn reply(&mut self, origin: Origin, result: Result<Response, ClientError>) {
         match origin {
             Origin::Local(id) => self.out.push(Output::Reply { id, result }),
-            Origin::Forwarded(node, id) => self.send(node, Body::ForwardReply { id, result }),
+            Origin::Forwarded(node, id) => {
+                let responder = self.client.incarnation;
+                self.send(node, Body::ForwardReply { id, result, responder })
+            }
         }
     }
 

@@ -24,7 +24,7 @@
 //!                         (0 accepted, matched:opt-seq | 1 rejected, rejected:v hint:opt-id)
 //! tag 7  Forward          incarnation:v counter:v kind:u8
 //!                         (0 append, count:v payload:bytes*count | 1 read, command:bytes)
-//! tag 8  ForwardReply     incarnation:v counter:v kind:u8 (0 ok, response | 1 error, error)
+//! tag 8  ForwardReply     incarnation:v counter:v responder:v kind:u8 (0 ok, response | 1 error, error)
 //!        response       = 0 appended, seq:v count:v response:bytes*count
 //!                       | 1 read, seq:opt-seq response:bytes
 //!        error          = 0 no-leader | 1 not-leader, leader:(0 | 1 id:v) | 2 leader-changed
@@ -163,9 +163,10 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
                 }
             }
         }
-        Body::ForwardReply { id, result } => {
+        Body::ForwardReply { id, result, responder } => {
             w.u8(8);
             w.forward_id(*id);
+            w.varint(*responder);
             match result {
                 Ok(response) => {
                     w.u8(0);
@@ -223,12 +224,13 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
         }
         8 => {
             let id = r.forward_id()?;
+            let responder = r.varint("responder")?;
             let result = match r.u8("result")? {
                 0 => Ok(r.response()?),
                 1 => Err(r.client_error()?),
                 other => return Err(r.error("result", Problem::UnknownTag(other))),
             };
-            Body::ForwardReply { id, result }
+            Body::ForwardReply { id, result, responder }
         }
         other => return Err(r.error("tag", Problem::UnknownTag(other))),
     };
@@ -522,9 +524,9 @@ mod tests {
         round_trip(Body::Forward { id: fid, request: ForwardRequest::Append(data.clone().into()) });
         round_trip(Body::Forward { id: fid, request: ForwardRequest::Read(Bytes::from_static(b"q")) });
         let ok = Ok(Response::Appended { seq: Seq(1), responses: data });
-        round_trip(Body::ForwardReply { id: fid, result: ok });
+        round_trip(Body::ForwardReply { id: fid, result: ok, responder: 9 });
         let read = Ok(Response::Read { seq: None, response: Bytes::new() });
-        round_trip(Body::ForwardReply { id: fid, result: read });
+        round_trip(Body::ForwardReply { id: fid, result: read, responder: u64::MAX });
         for error in [
             ClientError::NoLeader,
             ClientError::NotLeader { leader: Some(NodeId(2)) },
@@ -535,7 +537,7 @@ mod tests {
             ClientError::Invalid("é".into()),
             ClientError::StorageFailed,
         ] {
-            round_trip(Body::ForwardReply { id: fid, result: Err(error) });
+            round_trip(Body::ForwardReply { id: fid, result: Err(error), responder: 0 });
         }
     }
 

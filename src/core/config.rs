@@ -62,7 +62,10 @@ pub struct Config {
     /// The largest payload a client may append, in bytes.
     pub entry_bytes_max: usize,
     /// Seeds the core's PRNG (election jitter, request ids). The same seed and the same
-    /// inputs give the same outputs. A real driver passes a fresh random seed at each start.
+    /// inputs give the same outputs. A driver must pass a fresh seed at each start of a node:
+    /// forwarded requests are deduplicated by an incarnation drawn from it, so a node started
+    /// twice with one seed would see its first forwards after the restart dropped as
+    /// duplicates (the simulator found this when it reused seeds).
     pub seed: u64,
 }
 

@@ -74,6 +74,10 @@ pub enum Body {
         id: ForwardId,
         /// Its outcome.
         result: Result<Response, ClientError>,
+        /// The replying node's incarnation. A "not leader" answer proves the request was not
+        /// executed only if it comes from the incarnation the request was sent to: a node that
+        /// restarted meanwhile may have executed an earlier copy and forgotten it.
+        responder: u64,
     },
 }
 
@@ -156,7 +160,7 @@ impl fmt::Display for Message {
                     ForwardRequest::Read(command) => write!(f, "read {}", Quoted(command)),
                 }
             }
-            Body::ForwardReply { id, result } => {
+            Body::ForwardReply { id, result, .. } => {
                 write!(f, "ForwardReply f{} ", id.counter)?;
                 match result {
                     Ok(response) => write!(f, "{response}"),

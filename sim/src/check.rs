@@ -1,0 +1,221 @@
+//! Raft's safety properties, checked as the run goes (after every step that could break one).
+
+use std::collections::BTreeMap;
+use tinyraftplus::core::{Entry, HardState, NodeId, Payload, Raft, Role, Seq, Term};
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's name (one word, for the FAIL line).
+    pub invariant: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+type Checked = Result<(), Violation>;
+
+fn fail(invariant: &'static str, detail: String) -> Checked {
+    Err(Violation { invariant, detail })
+}
+
+/// The state the checks need, across nodes and restarts.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// The leader of each term.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Each node's granted vote in each term.
+    votes: BTreeMap<(NodeId, Term), NodeId>,
+    /// Every entry known committed, with the lowest term of a node that reported it committed.
+    committed: BTreeMap<Seq, (Term, Payload, Term)>,
+    /// Every entry applied by some node.
+    applied: BTreeMap<Seq, (Term, Payload)>,
+    /// Each node's highest durable term, across restarts.
+    durable_terms: BTreeMap<NodeId, Term>,
+    /// Each node's commit point in its current incarnation.
+    commits: BTreeMap<NodeId, Seq>,
+    /// Each node's last applied seq in its current incarnation.
+    last_applied: BTreeMap<NodeId, Seq>,
+}
+
+impl Checker {
+    /// How many entries are known committed.
+    pub fn committed(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// A node restarted: its volatile commit and apply points start over.
+    pub fn restarted(&mut self, node: NodeId, applied_from: Option<Seq>) {
+        self.commits.remove(&node);
+        self.last_applied.remove(&node);
+        if let Some(seq) = applied_from {
+            self.last_applied.insert(node, seq);
+        }
+    }
+
+    /// At most one leader per term; a newly elected leader holds every committed entry (a
+    /// leader of an old term, cut off, may still report changes: it is not checked again).
+    pub fn leader(&mut self, node: NodeId, term: Term, raft: &Raft) -> Checked {
+        match self.leaders.insert(term, node) {
+            Some(other) if other != node => {
+                return fail("election_safety", format!("{node} and {other} both lead term {term}"));
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        // Raft's Leader Completeness: entries committed in a term hold in the leaders of later
+        // terms. (A leader of an older term can be elected late, from delayed votes.)
+        for (seq, (committed_term, _, _)) in self.committed.iter().filter(|(_, (_, _, during))| *during < term) {
+            if raft.term_at(*seq) != Some(*committed_term) {
+                let held = raft.term_at(*seq).map_or("nothing".into(), |t| format!("term {t}"));
+                return fail(
+                    "leader_completeness",
+                    format!("leader {node} of term {term} has {held} at committed seq {seq} (term {committed_term})"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// At most one vote per node per term, and only once it is durable.
+    pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId, durable: HardState) -> Checked {
+        if let Some(other) = self.votes.insert((node, term), candidate).filter(|other| *other != candidate) {
+            return fail("one_vote_per_term", format!("{node} voted for {other} and {candidate} in term {term}"));
+        }
+        if durable.term != term || durable.vote != Some(candidate) {
+            return fail("ack_after_durable", format!("{node} granted its vote in term {term} before saving it"));
+        }
+        Ok(())
+    }
+
+    /// An acknowledgement of entries up to `matched` only once they are durable.
+    pub fn append_ack(&self, node: NodeId, matched: Option<Seq>, durable_len: u64) -> Checked {
+        match matched {
+            Some(seq) if seq.0 >= durable_len => fail(
+                "ack_after_durable",
+                format!("{node} acknowledged entries up to {seq} with only {durable_len} durable"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// A leader never truncates its own log.
+    pub fn truncate(&self, node: NodeId, role: Role, from: Seq) -> Checked {
+        match role {
+            Role::Leader => fail("leader_append_only", format!("leader {node} truncates its log from {from}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The durable term never goes back, across restarts.
+    pub fn durable(&mut self, node: NodeId, state: HardState) -> Checked {
+        let before = self.durable_terms.insert(node, state.term).unwrap_or_default();
+        if state.term < before {
+            return fail("term_monotonic", format!("{node} saved term {} after {before}", state.term));
+        }
+        Ok(())
+    }
+
+    /// The commit point never goes back within a run of a node; committed entries never change.
+    pub fn commit(&mut self, node: NodeId, seq: Seq, raft: &Raft) -> Checked {
+        let before = self.commits.insert(node, seq);
+        if before.is_some_and(|before| seq < before) {
+            return fail("commit_monotonic", format!("{node} moved its commit from {} to {seq}", before.unwrap()));
+        }
+        let from = before.map_or(0, |b| b.0 + 1);
+        for s in from..=seq.0 {
+            let Some(entry) = raft.entry(Seq(s)) else { continue };
+            self.committed_entry(node, entry, raft.term())?;
+        }
+        Ok(())
+    }
+
+    fn committed_entry(&mut self, node: NodeId, entry: &Entry, during: Term) -> Checked {
+        match self.committed.get_mut(&entry.seq) {
+            Some((term, payload, _)) if *term != entry.term || *payload != entry.payload => fail(
+                "committed_entry_changed",
+                format!("{node} committed {} in term {} where term {term} was committed", entry.seq, entry.term),
+            ),
+            Some((_, _, first_during)) => {
+                *first_during = (*first_during).min(during);
+                Ok(())
+            }
+            None => {
+                self.committed.insert(entry.seq, (entry.term, entry.payload.clone(), during));
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries are applied in order, without gaps, and the same everywhere.
+    pub fn apply(&mut self, node: NodeId, entries: &[Entry]) -> Checked {
+        for entry in entries {
+            let expected = Seq::after(self.last_applied.get(&node).copied());
+            if entry.seq != expected {
+                return fail("apply_in_order", format!("{node} applied {} where {expected} was next", entry.seq));
+            }
+            self.last_applied.insert(node, entry.seq);
+            match self.applied.get(&entry.seq) {
+                Some((term, payload)) if *term != entry.term || *payload != entry.payload => {
+                    return fail(
+                        "state_machine_safety",
+                        format!(
+                            "{node} applied {} of term {} where another node applied term {term}",
+                            entry.seq, entry.term
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.applied.insert(entry.seq, (entry.term, entry.payload.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The value each applied `add` produced, by its payload (what happened to operations
+    /// whose clients never heard back).
+    pub fn applied_adds(&self) -> BTreeMap<bytes::Bytes, i64> {
+        let mut counters: BTreeMap<u64, i64> = BTreeMap::new();
+        let mut results = BTreeMap::new();
+        for (_, payload) in self.applied.values() {
+            let Payload::Data(data) = payload else { continue };
+            let text = std::str::from_utf8(data).unwrap_or("");
+            let mut words = text.split(' ').skip(1);
+            let (Some(Ok(key)), Some(Ok(delta))) =
+                (words.next().map(str::parse::<u64>), words.next().map(str::parse::<i64>))
+            else {
+                continue;
+            };
+            let value = counters.entry(key).or_default();
+            *value = value.wrapping_add(delta);
+            results.insert(data.clone(), *value);
+        }
+        results
+    }
+
+    /// A client was told its append is at `seq`: it must be committed there, for good.
+    pub fn acknowledged(&self, seq: Seq, payload: &[u8]) -> Checked {
+        let held = self.committed.get(&seq).map(|(_, p, _)| p).or_else(|| self.applied.get(&seq).map(|(_, p)| p));
+        match held {
+            Some(Payload::Data(data)) if data.as_ref() == payload => Ok(()),
+            _ => fail("acknowledged_write_lost", format!("a client was told seq {seq}, which does not hold its entry")),
+        }
+    }
+}
+
+/// Log matching: two logs that agree on an entry's term agree on everything before it.
+pub fn log_matching(a: (NodeId, &Raft), b: (NodeId, &Raft)) -> Checked {
+    let last = a.1.seq().min(b.1.seq());
+    let Some(last) = last else { return Ok(()) };
+    let mut agreed = false;
+    for seq in (0..=last.0).rev() {
+        let (ta, tb) = (a.1.term_at(Seq(seq)), b.1.term_at(Seq(seq)));
+        if ta == tb {
+            agreed = true;
+        } else if agreed {
+            return fail("log_matching", format!("{} and {} agree after seq {seq} but not at it", a.0, b.0));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! A simulated disk that stores a node's log as real bytes in the real record format
+//! (`tinyraftplus::log::format`) and recovers through the real recovery code
+//! (`tinyraftplus::log::recovery`): what a crash leaves is exactly what the file log would find.
+//!
+//! Writes queue in order; each completes after its latency, and only then is it durable. A
+//! crash drops what has not completed and may tear the write in progress (a prefix of its bytes
+//! lands). Term and vote live in their own slot, written atomically (as FsLog's two slots).
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use tinyraftplus::core::{Entry, HardState, LogId, Payload, Recovered, Seq, Term, Time, Write, WriteId};
+use tinyraftplus::log::format::{
+    decode_record, encode_header, encode_record, seal_batch, Encoder, NewRecord, HEADER_BYTES, NONCE_BYTES,
+};
+use tinyraftplus::log::recovery::{scan, Corruption, SegmentBytes};
+
+const RECORD_MAX: usize = 1 << 20;
+
+/// A write waiting to become durable.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The core's id for it.
+    pub id: WriteId,
+    /// What to write.
+    pub write: Write,
+    /// When it completes.
+    pub done_at: Time,
+}
+
+/// One node's disk.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    /// The durable bytes of the log's one segment.
+    bytes: Vec<u8>,
+    /// The byte offset of each durable entry.
+    offsets: Vec<u32>,
+    /// The durable term and vote.
+    hard_state: HardState,
+    /// The chain head (checksum of the last record).
+    chain: u64,
+    /// Writes issued and not yet durable, in order.
+    pub pending: VecDeque<Pending>,
+    encoder: Encoder,
+}
+
+impl Default for Disk {
+    fn default() -> Disk {
+        Disk::new()
+    }
+}
+
+impl Disk {
+    /// An empty disk (an xxhash-checksummed log).
+    pub fn new() -> Disk {
+        let encoder = Encoder::XxHash;
+        let bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
+        Disk {
+            bytes,
+            offsets: Vec::new(),
+            hard_state: HardState::default(),
+            chain: 0,
+            pending: VecDeque::new(),
+            encoder,
+        }
+    }
+
+    /// The durable term and vote.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The number of durable entries (the next seq).
+    pub fn len(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    /// Whether no entry is durable.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// The durable entry at `seq`.
+    pub fn entry(&self, seq: Seq) -> Option<Entry> {
+        let offset = *self.offsets.get(seq.0 as usize)? as usize;
+        let record = decode_record(&self.bytes[offset..], &self.encoder, RECORD_MAX).ok()?;
+        let payload = record.payload.map_or(Payload::Blank, |p| Payload::Data(Bytes::copy_from_slice(p)));
+        Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
+    }
+
+    /// Makes `write` durable.
+    pub fn apply(&mut self, write: &Write) {
+        match write {
+            Write::HardState(state) => self.hard_state = *state,
+            Write::Entries(entries) => {
+                let Some(first) = entries.first() else { return };
+                assert_eq!(first.seq.0, self.len(), "the core's writes continue the log");
+                let mut last_at = self.bytes.len();
+                for (index, entry) in entries.iter().enumerate() {
+                    last_at = self.bytes.len();
+                    self.offsets.push(last_at as u32);
+                    let record = NewRecord {
+                        seq: entry.seq.0,
+                        term: entry.term.0,
+                        payload: entry.payload.data().map(|d| d.as_ref()),
+                        batch_offset: index as u32,
+                        chain: self.chain,
+                    };
+                    self.chain = encode_record(&mut self.bytes, &self.encoder, record, [0; NONCE_BYTES]);
+                }
+                self.chain = seal_batch(&mut self.bytes[last_at..], &self.encoder);
+            }
+            Write::Truncate { from } => self.truncate(from.0),
+        }
+    }
+
+    /// Cuts the log before `from`, marking the last kept record as the end of its batch.
+    fn truncate(&mut self, from: u64) {
+        if from >= self.len() {
+            return;
+        }
+        let cut = self.offsets[from as usize] as usize;
+        self.bytes.truncate(cut);
+        self.offsets.truncate(from as usize);
+        self.chain = match self.offsets.last() {
+            Some(at) => seal_batch(&mut self.bytes[*at as usize..cut], &self.encoder),
+            None => 0,
+        };
+    }
+
+    /// A crash: writes not yet durable are lost; the one in progress (the first pending) may
+    /// leave `torn` of its bytes (a fraction in 0..1) when it is an append.
+    pub fn crash(&mut self, torn: Option<f64>) {
+        if let (Some(fraction), Some(first)) = (torn, self.pending.front()) {
+            if let Write::Entries(entries) = &first.write {
+                let mut full = self.clone();
+                full.pending.clear();
+                full.apply(&Write::Entries(entries.clone()));
+                let keep = self.bytes.len() + ((full.bytes.len() - self.bytes.len()) as f64 * fraction) as usize;
+                self.bytes = full.bytes[..keep].to_vec();
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// Recovers from the bytes, as FsLog's open does: the state a restarted core starts from.
+    /// Keeps the last `tail` entries in memory.
+    pub fn recover(&mut self, tail: usize) -> Result<Recovered, Corruption> {
+        let result = scan(&[SegmentBytes { first_seq: 0, bytes: &self.bytes }], &self.encoder, RECORD_MAX, None)?;
+        let segment = &result.segments[0];
+        self.bytes.truncate(segment.valid_len.max(HEADER_BYTES as u64) as usize);
+        self.offsets = segment.offsets.clone();
+        self.chain = result.last_checksum;
+        let term_starts = result.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect();
+        let from = self.len().saturating_sub(tail as u64);
+        let tail = (from..self.len()).filter_map(|seq| self.entry(Seq(seq))).collect();
+        Ok(Recovered {
+            hard_state: self.hard_state,
+            first: Seq(0),
+            term_starts,
+            last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
+            tail,
+        })
+    }
+
+    /// The durable bytes (for tests).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(first: u64, term: u64, count: u64) -> Vec<Entry> {
+        (first..first + count)
+            .map(|seq| Entry {
+                term: Term(term),
+                seq: Seq(seq),
+                payload: Payload::Data(Bytes::from(format!("e{seq}"))),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_truncations_and_recovery_round_trip_through_the_real_format() {
+        let mut disk = Disk::new();
+        disk.apply(&Write::Entries(entries(0, 1, 3)));
+        disk.apply(&Write::Entries(entries(3, 2, 2)));
+        disk.apply(&Write::Truncate { from: Seq(4) });
+        disk.apply(&Write::HardState(HardState { term: Term(2), vote: None }));
+        let recovered = disk.recover(10).unwrap();
+        assert_eq!(recovered.last, Some(LogId::new(Term(2), Seq(3))));
+        assert_eq!(recovered.tail.len(), 4);
+        recovered.validate().unwrap();
+        disk.apply(&Write::Entries(entries(4, 3, 1)));
+        assert_eq!(disk.recover(1).unwrap().last, Some(LogId::new(Term(3), Seq(4))));
+    }
+
+    #[test]
+    fn a_torn_append_recovers_to_the_entries_before_it() {
+        for tenth in 0..10 {
+            let mut disk = Disk::new();
+            disk.apply(&Write::Entries(entries(0, 1, 2)));
+            disk.pending.push_back(Pending {
+                id: WriteId(1),
+                write: Write::Entries(entries(2, 1, 3)),
+                done_at: Time(0),
+            });
+            disk.crash(Some(f64::from(tenth) / 10.0));
+            assert_eq!(disk.recover(10).unwrap().last, Some(LogId::new(Term(1), Seq(1))), "{tenth}/10");
+        }
+    }
+}

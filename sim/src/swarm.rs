@@ -1,0 +1,120 @@
+//! The run's parameters: options from the user, and fault probabilities drawn from the seed
+//! (swarm testing: each seed stresses its own mix of faults).
+
+use tinyraftplus::core::Rng;
+
+/// Whether faults leave a quorum with a good copy of everything (then liveness is checked
+/// too) or anything goes (only safety is checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regime {
+    /// Faults keep a quorum intact: safety and liveness are checked.
+    Recoverable,
+    /// Anything goes: only safety is checked.
+    Unbounded,
+}
+
+/// What a run looks like.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Client operations to issue before healing.
+    pub ops: usize,
+    /// Simulated time with faults, in milliseconds; then everything heals.
+    pub fault_ms: u64,
+    /// How long after healing the cluster has to settle, in milliseconds (the liveness bound:
+    /// 20 election timeouts by default).
+    pub settle_ms: u64,
+    /// The fault regime.
+    pub regime: Regime,
+    /// Record every event as text.
+    pub trace: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            nodes: 5,
+            clients: 5,
+            ops: 300,
+            fault_ms: 40_000,
+            settle_ms: 30_000,
+            regime: Regime::Recoverable,
+            trace: false,
+        }
+    }
+}
+
+/// Fault probabilities and rates, drawn from the seed.
+#[derive(Clone, Debug)]
+pub struct Swarm {
+    /// Probability a message is lost.
+    pub loss: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+    /// Message latency: a base, plus up to `jitter` (reordering comes from the jitter).
+    pub latency_ns: u64,
+    /// The jitter.
+    pub jitter_ns: u64,
+    /// Probability a message is slow (ten times the jitter more).
+    pub slow: f64,
+    /// Mean time between faults (crashes, partitions, pauses, heals), in ns.
+    pub fault_every_ns: u64,
+    /// Weights of the fault kinds: crash, partition, pause, heal, restart.
+    pub weights: [u64; 5],
+    /// A disk write's latency: base plus up to jitter.
+    pub disk_ns: u64,
+    /// The jitter.
+    pub disk_jitter_ns: u64,
+    /// Probability that a crash tears the write in progress.
+    pub torn: f64,
+    /// Probability a write's fsync fails (fatal for that node until it restarts).
+    pub fsync_fail: f64,
+    /// Probability a write finds the disk full.
+    pub disk_full: f64,
+    /// Probability that loading entries from disk fails (a latent sector error).
+    pub read_error: f64,
+    /// How far each node's clock rate may stray from 1, in parts per million.
+    pub skew_ppm: u64,
+}
+
+const MS: u64 = 1_000_000;
+
+impl Swarm {
+    /// The mix for this seed's generator.
+    pub fn draw(rng: &mut Rng) -> Swarm {
+        let mut pick = |choices: &[f64]| choices[rng.below(choices.len() as u64) as usize];
+        let loss = pick(&[0.0, 0.0, 0.01, 0.05, 0.2]);
+        let duplicate = pick(&[0.0, 0.01, 0.05]);
+        let slow = pick(&[0.0, 0.01, 0.05]);
+        let torn = pick(&[0.0, 0.5, 1.0]);
+        let fsync_fail = pick(&[0.0, 0.0, 0.0005, 0.002]);
+        let disk_full = pick(&[0.0, 0.0, 0.0005]);
+        let read_error = pick(&[0.0, 0.0, 0.01]);
+        let latency_ns = [MS / 10, MS, 5 * MS][rng.below(3) as usize];
+        let jitter_ns = [MS / 10, 2 * MS, 20 * MS][rng.below(3) as usize];
+        let fault_every_ns = [500 * MS, 2_000 * MS, 8_000 * MS][rng.below(3) as usize];
+        let weights = [rng.below(4) + 1, rng.below(4), rng.below(3), rng.below(3) + 1, rng.below(3) + 1];
+        let disk_ns = [MS / 20, MS / 2, 3 * MS][rng.below(3) as usize];
+        let disk_jitter_ns = [MS / 20, MS, 10 * MS][rng.below(3) as usize];
+        let skew_ppm = [0, 1_000, 50_000][rng.below(3) as usize];
+        Swarm {
+            loss,
+            duplicate,
+            latency_ns,
+            jitter_ns,
+            slow,
+            fault_every_ns,
+            weights,
+            disk_ns,
+            disk_jitter_ns,
+            torn,
+            fsync_fail,
+            disk_full,
+            read_error,
+            skew_ppm,
+        }
+    }
+}

@@ -1,0 +1,831 @@
+//! The simulated world: nodes (cores, disks, state machines), a network, clients and a nemesis,
+//! driven by one queue of timed events. Everything random comes from one seed.
+
+use crate::check::{log_matching, Checker, Violation};
+use crate::disk::{Disk, Pending};
+use crate::lincheck::{self, Kind, Operation};
+use crate::swarm::{Options, Regime, Swarm};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use tinyraftplus::core::{
+    AppendResult, Body, ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Payload, Raft, RequestId,
+    Response, Rng, Role, Seq, Time, Write, WriteId,
+};
+
+const MS: u64 = 1_000_000;
+/// How long a client waits for a reply before it counts the operation as unknown.
+const CLIENT_TIMEOUT: u64 = 5_000 * MS;
+
+/// What ended a run badly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A safety invariant broke.
+    Safety(Violation),
+    /// The cluster did not settle after the faults healed.
+    Liveness(String),
+}
+
+impl Failure {
+    /// The invariant's name.
+    pub fn invariant(&self) -> &str {
+        match self {
+            Failure::Safety(violation) => violation.invariant,
+            Failure::Liveness(_) => "liveness",
+        }
+    }
+
+    /// What happened.
+    pub fn detail(&self) -> &str {
+        match self {
+            Failure::Safety(violation) => &violation.detail,
+            Failure::Liveness(detail) => detail,
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// A digest of every event: equal for equal seeds.
+    pub digest: u64,
+    /// Events processed.
+    pub steps: u64,
+    /// How the run ended.
+    pub failure: Option<Failure>,
+    /// The clients' history.
+    pub history: Vec<Operation>,
+    /// How many times each kind of fault was injected.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Entries known committed at the end.
+    pub committed: usize,
+    /// The event trace (with `Options::trace`).
+    pub trace: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Deliver(Message),
+    Tick(usize),
+    DiskDone(usize, u64),
+    Client(usize),
+    Fault,
+    Restart(usize),
+    Resume(usize),
+    Heal,
+}
+
+struct Node {
+    id: NodeId,
+    raft: Option<Raft>,
+    disk: Disk,
+    incarnation: u64,
+    /// A paused process: events for it wait until this time.
+    paused_until: Option<Time>,
+    /// Clock rate: local time runs `1 + ppm/1e6` times global time.
+    ppm: i64,
+    config: Config,
+    /// When its next tick is scheduled (global time).
+    tick_at: Option<Time>,
+    /// The counters of the key-value state machine.
+    counters: BTreeMap<u64, i64>,
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    /// Index into the history.
+    op: usize,
+    request: RequestId,
+    payload: Bytes,
+    deadline: Time,
+}
+
+struct Client {
+    call: Option<Call>,
+    issued: usize,
+    /// In the settle phase: whether its final read succeeded.
+    settled: bool,
+}
+
+/// One simulated run.
+pub struct World {
+    seed: u64,
+    options: Options,
+    swarm: Swarm,
+    rng: Rng,
+    now: Time,
+    events: BTreeMap<(Time, u64), Ev>,
+    counter: u64,
+    nodes: Vec<Node>,
+    clients: Vec<Client>,
+    /// Which client call each request id belongs to.
+    requests: BTreeMap<RequestId, usize>,
+    next_request: u64,
+    history: Vec<Operation>,
+    /// Each history entry's payload (for adds).
+    payloads: Vec<Bytes>,
+    /// Blocked links: (from, to).
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    checker: Checker,
+    digest: u64,
+    steps: u64,
+    faults: BTreeMap<&'static str, u64>,
+    settling: bool,
+    trace: Vec<String>,
+    out: Vec<Output>,
+}
+
+fn mix(hash: u64, value: u64) -> u64 {
+    (hash ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+}
+
+impl World {
+    /// A world for `seed`.
+    pub fn new(seed: u64, options: Options) -> World {
+        let mut rng = Rng::new(seed);
+        let swarm = Swarm::draw(&mut rng);
+        let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
+        let nodes = ids
+            .iter()
+            .map(|id| {
+                let mut config = Config::new(*id, ids.clone());
+                config.seed = rng.next_u64();
+                config.state_machine = true;
+                let ppm = match swarm.skew_ppm {
+                    0 => 0,
+                    skew => rng.below(2 * skew + 1) as i64 - skew as i64,
+                };
+                Node {
+                    id: *id,
+                    raft: None,
+                    disk: Disk::new(),
+                    incarnation: 0,
+                    paused_until: None,
+                    ppm,
+                    config,
+                    tick_at: None,
+                    counters: BTreeMap::new(),
+                }
+            })
+            .collect();
+        let clients = (0..options.clients).map(|_| Client { call: None, issued: 0, settled: false }).collect();
+        World {
+            seed,
+            options,
+            swarm,
+            rng,
+            now: Time(0),
+            events: BTreeMap::new(),
+            counter: 0,
+            nodes,
+            clients,
+            requests: BTreeMap::new(),
+            next_request: 1,
+            history: Vec::new(),
+            payloads: Vec::new(),
+            blocked: BTreeSet::new(),
+            checker: Checker::default(),
+            digest: seed,
+            steps: 0,
+            faults: BTreeMap::new(),
+            settling: false,
+            trace: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn schedule(&mut self, at: Time, event: Ev) {
+        self.counter += 1;
+        self.events.insert((at, self.counter), event);
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.options.trace {
+            let text = line();
+            self.trace.push(format!("{:>10.3}ms {text}", self.now.0 as f64 / MS as f64));
+        }
+    }
+
+    fn fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+        self.digest = mix(self.digest, kind.len() as u64 ^ self.now.0);
+    }
+
+    /// Local time on node `n` at global time `t`.
+    fn local(&self, n: usize, t: Time) -> Time {
+        let ppm = self.nodes[n].ppm;
+        Time((t.0 as i128 + t.0 as i128 * ppm as i128 / 1_000_000) as u64)
+    }
+
+    /// The global time at which node `n`'s clock reads `local` (rounded up).
+    fn global(&self, n: usize, local: Time) -> Time {
+        let ppm = self.nodes[n].ppm as i128;
+        let t = (local.0 as i128 * 1_000_000 + (1_000_000 + ppm) - 1) / (1_000_000 + ppm);
+        Time(t as u64)
+    }
+
+    /// Runs to the end; returns how it went.
+    pub fn run(mut self) -> Outcome {
+        let failure = self.run_inner().err();
+        Outcome {
+            seed: self.seed,
+            digest: self.digest,
+            steps: self.steps,
+            failure,
+            history: self.history,
+            faults: self.faults,
+            committed: self.checker.committed(),
+            trace: self.trace,
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), Failure> {
+        for n in 0..self.nodes.len() {
+            self.start(n).map_err(Failure::Safety)?;
+        }
+        for c in 0..self.clients.len() {
+            let at = Time(self.rng.below(100 * MS));
+            self.schedule(at, Ev::Client(c));
+        }
+        let first_fault = Time(self.rng.below(self.swarm.fault_every_ns * 2));
+        self.schedule(first_fault, Ev::Fault);
+        let heal_at = Time(self.options.fault_ms * MS);
+        self.schedule(heal_at, Ev::Heal);
+        let end = heal_at.plus(self.options.settle_ms * MS);
+        while let Some(((at, _), event)) = self.events.pop_first() {
+            if at > end {
+                break;
+            }
+            self.now = at;
+            self.steps += 1;
+            self.digest = mix(self.digest, at.0);
+            self.handle(event).map_err(Failure::Safety)?;
+            if self.settling && self.settled() {
+                return self.finish();
+            }
+        }
+        if self.options.regime == Regime::Recoverable {
+            return Err(Failure::Liveness(self.unsettled()));
+        }
+        self.finish_safety()
+    }
+
+    fn handle(&mut self, event: Ev) -> Result<(), Violation> {
+        let node_of = |event: &Ev| match event {
+            Ev::Deliver(message) => Some(message.to.0 as usize - 1),
+            Ev::Tick(n) | Ev::DiskDone(n, _) => Some(*n),
+            _ => None,
+        };
+        if let Some(n) = node_of(&event) {
+            if let Some(until) = self.nodes[n].paused_until.filter(|until| *until > self.now) {
+                // A paused process handles nothing; it finds the event when it wakes.
+                self.schedule(until, event);
+                return Ok(());
+            }
+        }
+        match event {
+            Ev::Deliver(message) => {
+                let n = message.to.0 as usize - 1;
+                self.digest = mix(self.digest, message.from.0 << 8 | message.to.0 | message.term.0 << 16);
+                if self.nodes[n].raft.is_some() {
+                    self.note(|| format!("n{}: recv {message}", message.to));
+                    self.step(n, Input::Message(message))?;
+                }
+                Ok(())
+            }
+            Ev::Tick(n) => {
+                if self.nodes[n].tick_at == Some(self.now) {
+                    self.nodes[n].tick_at = None;
+                    self.step(n, Input::Tick)?;
+                }
+                Ok(())
+            }
+            Ev::DiskDone(n, incarnation) => self.disk_done(n, incarnation),
+            Ev::Client(c) => self.client(c),
+            Ev::Fault => self.nemesis(),
+            Ev::Restart(n) => self.start(n),
+            Ev::Resume(n) => {
+                self.nodes[n].paused_until = None;
+                Ok(())
+            }
+            Ev::Heal => self.heal(),
+        }
+    }
+
+    /// Starts (or restarts) node `n` from what its disk holds.
+    fn start(&mut self, n: usize) -> Result<(), Violation> {
+        if self.nodes[n].raft.is_some() {
+            return Ok(());
+        }
+        let node = &mut self.nodes[n];
+        let recovered = match node.disk.recover(node.config.memory_entries_max) {
+            Ok(recovered) => recovered,
+            Err(corruption) => {
+                return Err(Violation {
+                    invariant: "recovery",
+                    detail: format!("{} cannot open: {corruption}", node.id),
+                });
+            }
+        };
+        node.incarnation += 1;
+        node.counters.clear();
+        if node.incarnation > 1 {
+            // The driver's contract: a fresh seed at each start (forwarded requests are
+            // deduplicated per start by an incarnation drawn from it).
+            node.config.seed = self.rng.next_u64();
+        }
+        let raft = Raft::new(node.config.clone(), recovered)
+            .map_err(|e| Violation { invariant: "recovery", detail: format!("{} cannot start: {e:?}", node.id) })?;
+        node.raft = Some(raft);
+        let id = node.id;
+        self.checker.restarted(id, None);
+        self.note(|| format!("n{id}: start"));
+        self.step(n, Input::Tick)
+    }
+
+    /// A crash: the core and its memory are gone; unsynced writes are lost or torn.
+    fn crash(&mut self, n: usize) {
+        let torn = self.chance(self.swarm.torn).then(|| (self.rng.next_u64() % 1000) as f64 / 1000.0);
+        let node = &mut self.nodes[n];
+        node.raft = None;
+        node.tick_at = None;
+        node.paused_until = None;
+        node.disk.crash(torn);
+        let id = node.id;
+        self.note(|| format!("n{id}: crash"));
+    }
+
+    /// Steps node `n`, then carries out its outputs (state machine, loads and reads at once).
+    fn step(&mut self, n: usize, input: Input) -> Result<(), Violation> {
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            let local = self.local(n, self.now);
+            let Some(raft) = self.nodes[n].raft.as_mut() else { return Ok(()) };
+            let mut out = std::mem::take(&mut self.out);
+            out.clear();
+            raft.step_into(local, input, &mut out);
+            for output in out.drain(..) {
+                self.digest = mix(self.digest, n as u64 + 1);
+                if self.options.trace {
+                    let id = self.nodes[n].id;
+                    self.note(|| format!("n{id}: {output}"));
+                }
+                if let Some(next) = self.output(n, output)? {
+                    inputs.push(next);
+                }
+            }
+            self.out = out;
+        }
+        self.reschedule_tick(n);
+        Ok(())
+    }
+
+    fn reschedule_tick(&mut self, n: usize) {
+        let Some((deadline, _)) = self.nodes[n].raft.as_ref().and_then(Raft::deadline) else { return };
+        let at = self.global(n, deadline).max(self.now);
+        if self.nodes[n].tick_at.is_none_or(|t| at < t || t < self.now) {
+            self.nodes[n].tick_at = Some(at);
+            self.schedule(at, Ev::Tick(n));
+        }
+    }
+
+    fn output(&mut self, n: usize, output: Output) -> Result<Option<Input>, Violation> {
+        let id = self.nodes[n].id;
+        match output {
+            Output::Send(message) => {
+                self.check_message(n, &message)?;
+                self.send(message);
+                Ok(None)
+            }
+            Output::Write { id: write_id, write } => {
+                if let Write::Truncate { from } = &write {
+                    let role = self.nodes[n].raft.as_ref().map_or(Role::Follower, Raft::role);
+                    self.checker.truncate(id, role, *from)?;
+                }
+                self.write(n, write_id, write);
+                Ok(None)
+            }
+            Output::LoadEntries { from, to } => {
+                if !self.settling && self.chance(self.swarm.read_error) {
+                    self.fault("read_error");
+                    return Ok(Some(Input::LoadFailed { error: "latent sector error".into() }));
+                }
+                let disk = &self.nodes[n].disk;
+                let entries: Option<Vec<Entry>> = (from.0..=to.0).map(|s| disk.entry(Seq(s))).collect();
+                Ok(Some(match entries {
+                    Some(entries) => Input::EntriesLoaded { entries },
+                    None => Input::LoadFailed { error: "not on disk".into() },
+                }))
+            }
+            Output::Apply { entries } => {
+                self.checker.apply(id, &entries)?;
+                let first = entries[0].seq;
+                let counters = &mut self.nodes[n].counters;
+                let responses = entries.iter().map(|entry| apply(counters, entry)).collect();
+                Ok(Some(Input::Applied { first, responses }))
+            }
+            Output::Read { id: read, command, .. } => {
+                let key = parse_key(&command);
+                let value = self.nodes[n].counters.get(&key).copied().unwrap_or(0);
+                Ok(Some(Input::ReadDone { id: read, response: Bytes::from(value.to_string()) }))
+            }
+            Output::Reply { id: request, result } => {
+                self.reply(request, result)?;
+                Ok(None)
+            }
+            Output::Event(Event::Change { role: Role::Leader, term, .. }) => {
+                let raft = self.nodes[n].raft.as_ref().expect("stepping");
+                self.checker.leader(id, term, raft)?;
+                Ok(None)
+            }
+            Output::Event(Event::Commit(seq)) => {
+                let raft = self.nodes[n].raft.as_ref().expect("stepping");
+                self.checker.commit(id, seq, raft)?;
+                Ok(None)
+            }
+            Output::Event(_) => Ok(None),
+        }
+    }
+
+    /// Checks what a message claims: granted votes and accepted appends must be durable.
+    fn check_message(&mut self, n: usize, message: &Message) -> Result<(), Violation> {
+        let node = &self.nodes[n];
+        match &message.body {
+            Body::VoteResponse { granted: true } => {
+                self.checker.vote(node.id, message.term, message.to, node.disk.hard_state())
+            }
+            Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
+                self.checker.append_ack(node.id, *matched, node.disk.len())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn send(&mut self, message: Message) {
+        if self.blocked.contains(&(message.from, message.to)) {
+            return;
+        }
+        let faults = !self.settling;
+        if faults && self.chance(self.swarm.loss) {
+            self.fault("message_lost");
+            return;
+        }
+        let copies = if faults && self.chance(self.swarm.duplicate) {
+            self.fault("message_duplicated");
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = self.swarm.latency_ns + self.rng.below(self.swarm.jitter_ns + 1);
+            if faults && self.chance(self.swarm.slow) {
+                self.fault("message_delayed");
+                delay += 10 * self.swarm.jitter_ns;
+            }
+            self.schedule(self.now.plus(delay), Ev::Deliver(message.clone()));
+        }
+    }
+
+    fn write(&mut self, n: usize, id: WriteId, write: Write) {
+        let latency = self.swarm.disk_ns + self.rng.below(self.swarm.disk_jitter_ns + 1);
+        let node = &mut self.nodes[n];
+        let start = node.disk.pending.back().map_or(self.now, |p| p.done_at.max(self.now));
+        let done_at = start.plus(latency);
+        let first = node.disk.pending.is_empty();
+        node.disk.pending.push_back(Pending { id, write, done_at });
+        if first {
+            let incarnation = node.incarnation;
+            self.schedule(done_at, Ev::DiskDone(n, incarnation));
+        }
+    }
+
+    fn disk_done(&mut self, n: usize, incarnation: u64) -> Result<(), Violation> {
+        if self.nodes[n].incarnation != incarnation || self.nodes[n].raft.is_none() {
+            return Ok(());
+        }
+        let Some(done) = self.nodes[n].disk.pending.front().cloned() else { return Ok(()) };
+        let faults = !self.settling;
+        if faults && (self.chance(self.swarm.fsync_fail) || self.chance(self.swarm.disk_full)) {
+            // Fatal for the node: it learns of the failure, then stops until restarted
+            // (FsLog poisons itself; only reopening, which recovers, makes it usable again).
+            self.fault("write_failed");
+            self.step(n, Input::WriteFailed { id: done.id, error: "fsync failed".into() })?;
+            self.crash(n);
+            let later = self.now.plus(100 * MS + self.rng.below(3_000 * MS));
+            self.schedule(later, Ev::Restart(n));
+            return Ok(());
+        }
+        let node = &mut self.nodes[n];
+        node.disk.pending.pop_front();
+        node.disk.apply(&done.write);
+        if let Write::HardState(state) = done.write {
+            self.checker.durable(node.id, state)?;
+        }
+        if let Some(next) = node.disk.pending.front() {
+            let at = next.done_at.max(self.now);
+            self.schedule(at, Ev::DiskDone(n, incarnation));
+        }
+        self.step(n, Input::WriteDone { id: done.id })
+    }
+}
+
+/// Applies an entry to the counters: `add <key> <delta> <tag>` answers the new value.
+fn apply(counters: &mut BTreeMap<u64, i64>, entry: &Entry) -> Bytes {
+    let Payload::Data(data) = &entry.payload else { return Bytes::new() };
+    let text = std::str::from_utf8(data).unwrap_or("");
+    let mut words = text.split(' ');
+    let (Some("add"), Some(key), Some(delta)) = (words.next(), words.next(), words.next()) else {
+        return Bytes::from_static(b"bad command");
+    };
+    let (Ok(key), Ok(delta)) = (key.parse::<u64>(), delta.parse::<i64>()) else {
+        return Bytes::from_static(b"bad command");
+    };
+    let value = counters.entry(key).or_default();
+    *value = value.wrapping_add(delta);
+    Bytes::from(value.to_string())
+}
+
+fn parse_key(command: &[u8]) -> u64 {
+    std::str::from_utf8(command).ok().and_then(|k| k.parse().ok()).unwrap_or(0)
+}
+
+/// Clients, the nemesis, healing and the end of the run.
+impl World {
+    fn client(&mut self, c: usize) -> Result<(), Violation> {
+        if let Some(call) = self.clients[c].call.clone() {
+            if self.now >= call.deadline {
+                // No answer in time: the operation may or may not have happened.
+                self.note(|| format!("client {c}: timeout"));
+                self.requests.remove(&call.request);
+                self.clients[c].call = None;
+            } else {
+                self.schedule(call.deadline, Ev::Client(c));
+                return Ok(());
+            }
+        }
+        let settling = self.settling;
+        let client = &self.clients[c];
+        if (!settling && client.issued >= self.options.ops.div_ceil(self.options.clients)) || client.settled {
+            return Ok(());
+        }
+        let n = self.rng.below(self.nodes.len() as u64) as usize;
+        let key = self.rng.below(3);
+        let read = settling || self.rng.below(10) < 3;
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let (kind, payload, input) = if read {
+            let command = Bytes::from(key.to_string());
+            (Kind::Read, command.clone(), Input::Read { id: request, command })
+        } else {
+            let delta = self.rng.below(9) as i64 + 1;
+            let payload = Bytes::from(format!("add {key} {delta} c{c}r{}", request.0));
+            (Kind::Add(delta), payload.clone(), Input::Append { id: request, data: payload })
+        };
+        let op = self.history.len();
+        self.history.push(Operation { client: c as u64, key, kind, invoke: self.now.0, completed: None });
+        self.payloads.push(payload.clone());
+        let deadline = self.now.plus(CLIENT_TIMEOUT);
+        self.clients[c].call = Some(Call { op, request, payload, deadline });
+        self.clients[c].issued += 1;
+        self.requests.insert(request, c);
+        self.schedule(deadline, Ev::Client(c));
+        self.note(|| format!("client {c}: {} via n{}", if read { "read" } else { "add" }, n + 1));
+        if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
+            self.step(n, input)?;
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, request: RequestId, result: Result<Response, ClientError>) -> Result<(), Violation> {
+        let Some(c) = self.requests.remove(&request) else { return Ok(()) };
+        let call = self.clients[c].call.take().expect("a client waits for its request");
+        self.digest = mix(self.digest, request.0 ^ 0xc1);
+        let op = &mut self.history[call.op];
+        match result {
+            Ok(Response::Appended { seq, responses }) => {
+                self.checker.acknowledged(seq, &call.payload)?;
+                let value = responses.first().and_then(|r| std::str::from_utf8(r).ok()?.parse().ok());
+                let Some(value) = value else {
+                    return Err(Violation {
+                        invariant: "reply",
+                        detail: format!("append {seq} answered {responses:?}"),
+                    });
+                };
+                op.completed = Some((self.now.0, value));
+            }
+            Ok(Response::Read { response, .. }) => {
+                let value = std::str::from_utf8(&response).ok().and_then(|r| r.parse().ok()).unwrap_or(0);
+                op.completed = Some((self.now.0, value));
+                if self.settling {
+                    self.clients[c].settled = true;
+                }
+            }
+            Err(ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Invalid(_)) => {
+                // Definitely not done: it leaves the history.
+                op.invoke = u64::MAX;
+            }
+            Err(_) => {} // Outcome unknown: stays pending.
+        }
+        let next = self.now.plus(self.rng.below(50 * MS));
+        self.schedule(next, Ev::Client(c));
+        Ok(())
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|n| self.nodes[*n].raft.is_some()).collect()
+    }
+
+    /// Injects one fault, then schedules the next.
+    fn nemesis(&mut self) -> Result<(), Violation> {
+        if self.settling {
+            return Ok(());
+        }
+        let next = self.now.plus(self.rng.below(self.swarm.fault_every_ns * 2) + 1);
+        self.schedule(next, Ev::Fault);
+        let total: u64 = self.swarm.weights.iter().sum();
+        let mut pick = self.rng.below(total);
+        let kind = self.swarm.weights.iter().position(|w| {
+            if pick < *w {
+                return true;
+            }
+            pick -= w;
+            false
+        });
+        let size = self.nodes.len();
+        let n = self.rng.below(size as u64) as usize;
+        let ids: Vec<NodeId> = self.nodes.iter().map(|node| node.id).collect();
+        match kind {
+            Some(0) => {
+                let minority = (size - 1) / 2;
+                let down = size - self.running().len();
+                if self.nodes[n].raft.is_some() && (self.options.regime == Regime::Unbounded || down < minority) {
+                    self.fault("crash");
+                    self.crash(n);
+                    let later = self.now.plus(self.rng.below(4 * self.swarm.fault_every_ns) + MS);
+                    self.schedule(later, Ev::Restart(n));
+                }
+            }
+            Some(1) => {
+                self.blocked.clear();
+                let leader =
+                    self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader));
+                match self.rng.below(4) {
+                    0 => {
+                        self.fault("partition_leader_isolated");
+                        let isolated = ids[leader.unwrap_or(n)];
+                        for other in &ids {
+                            self.blocked.insert((isolated, *other));
+                            self.blocked.insert((*other, isolated));
+                        }
+                    }
+                    1 => {
+                        self.fault("partition_split");
+                        let cut = 1 + self.rng.below(size as u64 - 1) as usize;
+                        let mut shuffled = ids.clone();
+                        for i in (1..shuffled.len()).rev() {
+                            shuffled.swap(i, self.rng.below(i as u64 + 1) as usize);
+                        }
+                        for a in &shuffled[..cut] {
+                            for b in &shuffled[cut..] {
+                                self.blocked.insert((*a, *b));
+                                self.blocked.insert((*b, *a));
+                            }
+                        }
+                    }
+                    2 => {
+                        self.fault("partition_one_way");
+                        let to = ids[self.rng.below(size as u64) as usize];
+                        for other in &ids {
+                            self.blocked.insert((*other, to));
+                        }
+                    }
+                    _ => {
+                        self.fault("partition_links");
+                        for a in &ids {
+                            for b in &ids {
+                                if a != b && self.rng.below(3) == 0 {
+                                    self.blocked.insert((*a, *b));
+                                }
+                            }
+                        }
+                    }
+                }
+                let blocked = self.blocked.len();
+                self.note(|| format!("fault: partition, {blocked} links blocked"));
+            }
+            Some(2) => {
+                if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
+                    self.fault("pause");
+                    let until = self.now.plus(self.rng.below(3 * self.swarm.fault_every_ns) + MS);
+                    self.nodes[n].paused_until = Some(until);
+                    self.schedule(until, Ev::Resume(n));
+                    let id = ids[n];
+                    self.note(|| format!("n{id}: paused"));
+                }
+            }
+            Some(3) => {
+                self.fault("heal_network");
+                self.blocked.clear();
+                self.note(|| "fault: network healed".into());
+            }
+            _ => {
+                if let Some(down) = (0..size).find(|n| self.nodes[*n].raft.is_none()) {
+                    self.start(down)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The faults end: the network heals, every node runs, clients make one final read each.
+    fn heal(&mut self) -> Result<(), Violation> {
+        self.settling = true;
+        self.blocked.clear();
+        self.note(|| "heal: network healed, all nodes restart".into());
+        for n in 0..self.nodes.len() {
+            self.nodes[n].paused_until = None;
+            self.start(n)?;
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].call.is_none() {
+                self.schedule(self.now, Ev::Client(c));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the healed cluster has settled: one leader, every client's final read done,
+    /// every node applied the same commit point.
+    fn settled(&self) -> bool {
+        if !self.clients.iter().all(|c| c.settled) {
+            return false;
+        }
+        let rafts: Vec<&Raft> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).collect();
+        let leaders = rafts.iter().filter(|r| r.is_leader()).count();
+        let commit = rafts[0].commit();
+        leaders == 1
+            && rafts.iter().all(|r| r.commit() == commit && r.applied() == commit)
+            && self.nodes.windows(2).all(|w| w[0].counters == w[1].counters)
+    }
+
+    fn unsettled(&self) -> String {
+        let mut text = String::from("not settled after healing:");
+        for node in &self.nodes {
+            match &node.raft {
+                Some(raft) => {
+                    let _ = write!(text, " {}={:?}/commit {:?}", node.id, raft.role(), raft.commit());
+                }
+                None => {
+                    let _ = write!(text, " {}=down", node.id);
+                }
+            }
+        }
+        let waiting = self.clients.iter().filter(|c| !c.settled).count();
+        let _ = write!(text, "; {waiting} clients without their final read");
+        text
+    }
+
+    fn finish_safety(&mut self) -> Result<(), Failure> {
+        let rafts: Vec<(NodeId, &Raft)> = self.nodes.iter().filter_map(|n| Some((n.id, n.raft.as_ref()?))).collect();
+        for (i, a) in rafts.iter().enumerate() {
+            for b in &rafts[i + 1..] {
+                log_matching(*a, *b).map_err(Failure::Safety)?;
+            }
+        }
+        // An add whose client never heard back happened if some node applied it, with the
+        // value it produced there (its return time unknown); if none did, it did not happen.
+        let applied = self.checker.applied_adds();
+        let mut history = Vec::with_capacity(self.history.len());
+        for (op, payload) in self.history.iter().zip(&self.payloads) {
+            let mut op = op.clone();
+            if op.invoke == u64::MAX {
+                // The client was told it did not happen.
+                if matches!(op.kind, Kind::Add(_)) && applied.contains_key(payload) {
+                    let detail = format!("client {} was told {payload:?} was not appended, yet it was", op.client);
+                    return Err(Failure::Safety(Violation { invariant: "error_but_applied", detail }));
+                }
+                continue;
+            }
+            if let (Kind::Add(_), None) = (op.kind, op.completed) {
+                match applied.get(payload) {
+                    Some(value) => op.completed = Some((u64::MAX - 1, *value)),
+                    None => continue,
+                }
+            }
+            history.push(op);
+        }
+        lincheck::check(&history).map_err(|violation| {
+            Failure::Safety(Violation { invariant: "linearizability", detail: violation.to_string() })
+        })
+    }
+
+    fn finish(&mut self) -> Result<(), Failure> {
+        self.finish_safety()
+    }
+}
