@@ -54,12 +54,16 @@ impl Checker {
 
     /// At most one leader per term; a newly elected leader holds every committed entry (a
     /// leader of an old term, cut off, may still report changes: it is not checked again).
-    pub fn leader(&mut self, node: NodeId, term: Term, raft: &Raft) -> Checked {
+    /// Returns whether this is the leader's first report (its election).
+    pub fn leader(&mut self, node: NodeId, term: Term, raft: &Raft) -> Result<bool, Violation> {
         match self.leaders.insert(term, node) {
             Some(other) if other != node => {
-                return fail("election_safety", format!("{node} and {other} both lead term {term}"));
+                return Err(Violation {
+                    invariant: "election_safety",
+                    detail: format!("{node} and {other} both lead term {term}"),
+                });
             }
-            Some(_) => return Ok(()),
+            Some(_) => return Ok(false),
             None => {}
         }
         // Raft's Leader Completeness: entries committed in a term hold in the leaders of later
@@ -67,13 +71,15 @@ impl Checker {
         for (seq, (committed_term, _, _)) in self.committed.iter().filter(|(_, (_, _, during))| *during < term) {
             if raft.term_at(*seq) != Some(*committed_term) {
                 let held = raft.term_at(*seq).map_or("nothing".into(), |t| format!("term {t}"));
-                return fail(
-                    "leader_completeness",
-                    format!("leader {node} of term {term} has {held} at committed seq {seq} (term {committed_term})"),
-                );
+                return Err(Violation {
+                    invariant: "leader_completeness",
+                    detail: format!(
+                        "leader {node} of term {term} has {held} at committed seq {seq} (term {committed_term})"
+                    ),
+                });
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// At most one vote per node per term, and only once it is durable.

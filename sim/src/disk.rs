@@ -127,6 +127,15 @@ impl Disk {
         };
     }
 
+    /// Drops the entries from `seq` on, as if the log ended there (what taking a read error for
+    /// the end of the log does).
+    pub fn lose_from(&mut self, seq: u64) {
+        if let Some(at) = self.offsets.get(seq as usize) {
+            self.bytes.truncate(*at as usize);
+            self.offsets.truncate(seq as usize);
+        }
+    }
+
     /// A crash: writes not yet durable are lost; the one in progress (the first pending) may
     /// leave `torn` of its bytes (a fraction in 0..1) when it is an append.
     pub fn crash(&mut self, torn: Option<f64>) {

@@ -16,6 +16,27 @@ mod world;
 pub use swarm::{Options, Regime, Swarm};
 pub use world::{Failure, Outcome, World};
 
+pub use tinyraftplus::core::Mutant;
+
+/// The name of a planted bug on the command line.
+pub fn mutant_name(mutant: Mutant) -> &'static str {
+    match mutant {
+        Mutant::AckBeforeFsync => "ack_before_fsync",
+        Mutant::VoteBeforeFsync => "vote_before_fsync",
+        Mutant::CommitPreviousTerm => "commit_previous_term",
+        Mutant::TruncateOnStaleAppend => "truncate_on_stale_append",
+        Mutant::ReadWithoutLeadership => "read_without_leadership",
+        Mutant::NoPreVote => "no_pre_vote",
+        Mutant::ReadErrorAsEndOfLog => "read_error_as_end_of_log",
+        Mutant::ApplyPastGap => "apply_past_gap",
+    }
+}
+
+/// The planted bug with this name.
+pub fn mutant_named(name: &str) -> Option<Mutant> {
+    Mutant::ALL.into_iter().find(|m| mutant_name(*m) == name)
+}
+
 /// Runs one seed.
 pub fn run(seed: u64, options: &Options) -> Outcome {
     World::new(seed, options.clone()).run()

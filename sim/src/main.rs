@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use tinyraftplus_sim::{run, Failure, Options, Outcome, Regime};
+use tinyraftplus_sim::{mutant_name, mutant_named, run, Failure, Options, Outcome, Regime};
 
 struct Args {
     seeds: std::ops::Range<u64>,
@@ -22,7 +22,8 @@ struct Args {
 }
 
 const USAGE: &str = "usage: tinyraftplus-sim [--seed N | --seeds A..B] [--nodes N] [--clients N] [--ops N] \
-[--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--trace] [--history FILE] [--jobs N] [--replay]";
+[--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] [--jobs N] \
+[--replay]";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -59,6 +60,10 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--trace" => args.options.trace = true,
+            "--mutant" => {
+                let name = value()?;
+                args.options.mutant = Some(mutant_named(&name).ok_or(format!("unknown mutant {name}"))?);
+            }
             "--history" => args.history = Some(value()?),
             "--jobs" => args.jobs = number(value()?)?.max(1) as usize,
             "--replay" => args.replay = true,
@@ -96,9 +101,10 @@ fn replay_command(seed: u64, options: &Options) -> String {
         Regime::Recoverable => "recoverable",
         Regime::Unbounded => "unbounded",
     };
+    let mutant = options.mutant.map_or(String::new(), |m| format!(" --mutant {}", mutant_name(m)));
     format!(
         "cargo run --release -p tinyraftplus-sim -- --seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} \
-         --settle-ms {} --regime {regime} --trace",
+         --settle-ms {} --regime {regime}{mutant} --trace",
         options.nodes, options.clients, options.ops, options.fault_ms, options.settle_ms
     )
 }

@@ -31,6 +31,8 @@ pub struct Options {
     pub regime: Regime,
     /// Record every event as text.
     pub trace: bool,
+    /// A planted bug in every node (to prove the checkers catch it).
+    pub mutant: Option<tinyraftplus::core::Mutant>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             settle_ms: 30_000,
             regime: Regime::Recoverable,
             trace: false,
+            mutant: None,
         }
     }
 }
@@ -78,6 +81,15 @@ pub struct Swarm {
     pub read_error: f64,
     /// How far each node's clock rate may stray from 1, in parts per million.
     pub skew_ppm: u64,
+    /// Probability that a crash leaves an unreadable record in the node's log (a latent
+    /// sector error found at restart: the node cannot open until repaired).
+    pub latent: f64,
+    /// Probability that one node stays cut off (it can send, not receive) after the healing.
+    pub lingering: f64,
+    /// Probability that a newly elected leader crashes within milliseconds (Figure 8's timing).
+    pub leader_crash: f64,
+    /// The most entries per append message (small values split catch-up into many appends).
+    pub rpc_entries_max: usize,
 }
 
 const MS: u64 = 1_000_000;
@@ -100,6 +112,10 @@ impl Swarm {
         let disk_ns = [MS / 20, MS / 2, 3 * MS][rng.below(3) as usize];
         let disk_jitter_ns = [MS / 20, MS, 10 * MS][rng.below(3) as usize];
         let skew_ppm = [0, 1_000, 50_000][rng.below(3) as usize];
+        let latent = [0.0, 0.0, 0.3][rng.below(3) as usize];
+        let lingering = [0.0, 0.5][rng.below(2) as usize];
+        let leader_crash = [0.0, 0.1, 0.4][rng.below(3) as usize];
+        let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
         Swarm {
             loss,
             duplicate,
@@ -115,6 +131,10 @@ impl Swarm {
             disk_full,
             read_error,
             skew_ppm,
+            latent,
+            lingering,
+            leader_crash,
+            rpc_entries_max,
         }
     }
 }

@@ -9,13 +9,15 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Payload, Raft, RequestId,
-    Response, Rng, Role, Seq, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Entry, Event, Input, Message, Mutant, NodeId, Output, Payload, Raft,
+    RequestId, Response, Rng, Role, Seq, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
 /// How long a client waits for a reply before it counts the operation as unknown.
 const CLIENT_TIMEOUT: u64 = 5_000 * MS;
+/// How long terms must stand still before the healed cluster counts as settled.
+const STABLE: u64 = 6_000 * MS;
 
 /// What ended a run badly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +75,7 @@ enum Ev {
     Client(usize),
     Fault,
     Restart(usize),
+    Crash(usize),
     Resume(usize),
     Heal,
 }
@@ -91,10 +94,14 @@ struct Node {
     tick_at: Option<Time>,
     /// The counters of the key-value state machine.
     counters: BTreeMap<u64, i64>,
+    /// A durable entry that cannot be read back (a latent sector error).
+    unreadable: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
 struct Call {
+    /// The node it went to.
+    node: usize,
     /// Index into the history.
     op: usize,
     request: RequestId,
@@ -104,6 +111,9 @@ struct Call {
 
 struct Client {
     call: Option<Call>,
+    /// Nodes that let this client down (timed out or failed): tried again only when every
+    /// node has.
+    suspects: BTreeSet<usize>,
     issued: usize,
     /// In the settle phase: whether its final read succeeded.
     settled: bool,
@@ -133,6 +143,10 @@ pub struct World {
     steps: u64,
     faults: BTreeMap<&'static str, u64>,
     settling: bool,
+    /// The node left cut off (it can send, not receive) while the others settle.
+    isolated: Option<usize>,
+    /// The highest term any node reached, and when.
+    max_term: (tinyraftplus::core::Term, Time),
     trace: Vec<String>,
     out: Vec<Output>,
 }
@@ -153,6 +167,8 @@ impl World {
                 let mut config = Config::new(*id, ids.clone());
                 config.seed = rng.next_u64();
                 config.state_machine = true;
+                config.mutant = options.mutant;
+                config.rpc_entries_max = swarm.rpc_entries_max;
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
                     skew => rng.below(2 * skew + 1) as i64 - skew as i64,
@@ -167,10 +183,13 @@ impl World {
                     config,
                     tick_at: None,
                     counters: BTreeMap::new(),
+                    unreadable: None,
                 }
             })
             .collect();
-        let clients = (0..options.clients).map(|_| Client { call: None, issued: 0, settled: false }).collect();
+        let clients = (0..options.clients)
+            .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
+            .collect();
         World {
             seed,
             options,
@@ -191,6 +210,8 @@ impl World {
             steps: 0,
             faults: BTreeMap::new(),
             settling: false,
+            isolated: None,
+            max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
             out: Vec::new(),
         }
@@ -310,6 +331,17 @@ impl World {
             Ev::Client(c) => self.client(c),
             Ev::Fault => self.nemesis(),
             Ev::Restart(n) => self.start(n),
+            Ev::Crash(n) => {
+                let down = self.nodes.len() - self.running().len();
+                let room = down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
+                if !self.settling && room && self.nodes[n].raft.is_some() {
+                    self.fault("leader_crash_after_election");
+                    self.crash(n);
+                    let later = self.now.plus(self.rng.below(2 * self.swarm.fault_every_ns) + MS);
+                    self.schedule(later, Ev::Restart(n));
+                }
+                Ok(())
+            }
             Ev::Resume(n) => {
                 self.nodes[n].paused_until = None;
                 Ok(())
@@ -322,6 +354,17 @@ impl World {
     fn start(&mut self, n: usize) -> Result<(), Violation> {
         if self.nodes[n].raft.is_some() {
             return Ok(());
+        }
+        if let Some(seq) = self.nodes[n].unreadable {
+            let id = self.nodes[n].id;
+            if self.options.mutant != Some(Mutant::ReadErrorAsEndOfLog) {
+                // It cannot open until repaired: it stays down (a minority, in the recoverable
+                // regime).
+                self.note(|| format!("n{id}: cannot open: read error at seq {seq}"));
+                return Ok(());
+            }
+            self.nodes[n].disk.lose_from(seq);
+            self.nodes[n].unreadable = None;
         }
         let node = &mut self.nodes[n];
         let recovered = match node.disk.recover(node.config.memory_entries_max) {
@@ -439,9 +482,17 @@ impl World {
                 self.reply(request, result)?;
                 Ok(None)
             }
-            Output::Event(Event::Change { role: Role::Leader, term, .. }) => {
-                let raft = self.nodes[n].raft.as_ref().expect("stepping");
-                self.checker.leader(id, term, raft)?;
+            Output::Event(Event::Change { term, role, .. }) => {
+                if term > self.max_term.0 {
+                    self.max_term = (term, self.now);
+                }
+                if role == Role::Leader {
+                    let raft = self.nodes[n].raft.as_ref().expect("stepping");
+                    if self.checker.leader(id, term, raft)? && self.chance(self.swarm.leader_crash) {
+                        let soon = self.now.plus(self.rng.below(20 * MS));
+                        self.schedule(soon, Ev::Crash(n));
+                    }
+                }
                 Ok(None)
             }
             Output::Event(Event::Commit(seq)) => {
@@ -564,6 +615,7 @@ impl World {
                 self.note(|| format!("client {c}: timeout"));
                 self.requests.remove(&call.request);
                 self.clients[c].call = None;
+                self.clients[c].suspects.insert(call.node);
             } else {
                 self.schedule(call.deadline, Ev::Client(c));
                 return Ok(());
@@ -574,7 +626,11 @@ impl World {
         if (!settling && client.issued >= self.options.ops.div_ceil(self.options.clients)) || client.settled {
             return Ok(());
         }
-        let n = self.rng.below(self.nodes.len() as u64) as usize;
+        if self.clients[c].suspects.len() >= self.nodes.len() {
+            self.clients[c].suspects.clear();
+        }
+        let trusted: Vec<usize> = (0..self.nodes.len()).filter(|n| !self.clients[c].suspects.contains(n)).collect();
+        let n = trusted[self.rng.below(trusted.len() as u64) as usize];
         let key = self.rng.below(3);
         let read = settling || self.rng.below(10) < 3;
         let request = RequestId(self.next_request);
@@ -591,7 +647,7 @@ impl World {
         self.history.push(Operation { client: c as u64, key, kind, invoke: self.now.0, completed: None });
         self.payloads.push(payload.clone());
         let deadline = self.now.plus(CLIENT_TIMEOUT);
-        self.clients[c].call = Some(Call { op, request, payload, deadline });
+        self.clients[c].call = Some(Call { node: n, op, request, payload, deadline });
         self.clients[c].issued += 1;
         self.requests.insert(request, c);
         self.schedule(deadline, Ev::Client(c));
@@ -632,6 +688,11 @@ impl World {
             }
             Err(_) => {} // Outcome unknown: stays pending.
         }
+        if op.completed.is_some() {
+            self.clients[c].suspects.clear();
+        } else {
+            self.clients[c].suspects.insert(call.node);
+        }
         let next = self.now.plus(self.rng.below(50 * MS));
         self.schedule(next, Ev::Client(c));
         Ok(())
@@ -667,6 +728,11 @@ impl World {
                 if self.nodes[n].raft.is_some() && (self.options.regime == Regime::Unbounded || down < minority) {
                     self.fault("crash");
                     self.crash(n);
+                    let len = self.nodes[n].disk.len();
+                    if len > 0 && self.chance(self.swarm.latent) {
+                        self.fault("latent_sector_error");
+                        self.nodes[n].unreadable = Some(self.rng.below(len));
+                    }
                     let later = self.now.plus(self.rng.below(4 * self.swarm.fault_every_ns) + MS);
                     self.schedule(later, Ev::Restart(n));
                 }
@@ -757,21 +823,35 @@ impl World {
                 self.schedule(self.now, Ev::Client(c));
             }
         }
+        let lost = self.nodes.iter().filter(|n| n.unreadable.is_some()).count();
+        let room = lost < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
+        if self.nodes.len() >= 3 && room && self.chance(self.swarm.lingering) {
+            // A minority fault that stays: one node hears nothing (it can still send).
+            self.fault("lingering_one_way_partition");
+            let n = self.rng.below(self.nodes.len() as u64) as usize;
+            let to = self.nodes[n].id;
+            for node in &self.nodes {
+                self.blocked.insert((node.id, to));
+            }
+            self.isolated = Some(n);
+        }
         Ok(())
     }
 
     /// Whether the healed cluster has settled: one leader, every client's final read done,
     /// every node applied the same commit point.
     fn settled(&self) -> bool {
-        if !self.clients.iter().all(|c| c.settled) {
+        if !self.clients.iter().all(|c| c.settled) || self.now.since(self.max_term.1) < STABLE {
             return false;
         }
-        let rafts: Vec<&Raft> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).collect();
+        let healthy: Vec<&Node> =
+            (0..self.nodes.len()).filter(|n| Some(*n) != self.isolated).map(|n| &self.nodes[n]).collect();
+        let rafts: Vec<&Raft> = healthy.iter().filter_map(|n| n.raft.as_ref()).collect();
         let leaders = rafts.iter().filter(|r| r.is_leader()).count();
         let commit = rafts[0].commit();
         leaders == 1
             && rafts.iter().all(|r| r.commit() == commit && r.applied() == commit)
-            && self.nodes.windows(2).all(|w| w[0].counters == w[1].counters)
+            && healthy.windows(2).all(|w| w[0].raft.is_none() || w[1].raft.is_none() || w[0].counters == w[1].counters)
     }
 
     fn unsettled(&self) -> String {

@@ -5,6 +5,7 @@
 use super::io::{ClientError, Event, Output, Response};
 use super::log::NotInMemory;
 use super::message::{Body, ForwardId, ForwardRequest};
+use super::mutant::Mutant;
 use super::raft::{duration_nanos, LeaderState, Raft};
 use super::types::{NodeId, Payload, ReadId, RequestId, Seq, Time};
 use bytes::Bytes;
@@ -307,6 +308,12 @@ impl Raft {
         match request {
             ForwardRequest::Append(data) => self.leader_append(origin, data.into_iter(), deadline),
             ForwardRequest::Read(command) => {
+                if self.mutant(Mutant::ReadWithoutLeadership) {
+                    let leading = self.leading.as_mut().expect("leader_request runs on the leader");
+                    let ready = ReadyRead { origin, command, read_index: self.commit };
+                    leading.requests.ready_reads.push_back(ready);
+                    return self.serve_ready_reads();
+                }
                 let leading = self.leading.as_mut().expect("leader_request runs on the leader");
                 let requests = &mut leading.requests;
                 let round = if requests.read_round == requests.read_confirmed {
@@ -412,8 +419,11 @@ impl Raft {
             let commit = self.commit.expect("commit > apply_sent, so it is some seq");
             let count = (commit.0 - from.0 + 1).min(self.config.apply_entries_max as u64) as usize;
             match self.log.slice(from, count, usize::MAX) {
-                Ok(entries) => {
+                Ok(mut entries) => {
                     self.apply_sent = entries.last().map(|e| e.seq);
+                    if self.mutant(Mutant::ApplyPastGap) && entries.len() > 1 {
+                        entries.remove(0);
+                    }
                     self.out.push(Output::Apply { entries });
                 }
                 Err(NotInMemory(seq)) => return self.request_load(seq),

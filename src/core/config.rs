@@ -67,6 +67,9 @@ pub struct Config {
     /// twice with one seed would see its first forwards after the restart dropped as
     /// duplicates (the simulator found this when it reused seeds).
     pub seed: u64,
+    /// A planted bug, for the simulator's tests (feature `mutants` only).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<super::Mutant>,
 }
 
 impl Config {
@@ -93,6 +96,8 @@ impl Config {
             memory_entries_max: 1 << 13,
             entry_bytes_max: 16 << 20,
             seed: 0,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 

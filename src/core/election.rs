@@ -2,6 +2,7 @@
 
 use super::io::{ClientError, Event};
 use super::message::{AppendResult, Body, Message};
+use super::mutant::Mutant;
 use super::raft::{AfterWrite, LeaderState, Raft};
 use super::replication::Progress;
 use super::types::{LogId, NodeId, Payload, Role, Term, Time};
@@ -15,7 +16,7 @@ impl Raft {
             self.event(Event::Error("the term reached u64::MAX: this node cannot campaign".into()));
             return;
         }
-        if self.config.pre_vote {
+        if self.config.pre_vote && !self.mutant(Mutant::NoPreVote) {
             self.become_pre_candidate(now);
         } else {
             self.campaign(now);
@@ -97,6 +98,9 @@ impl Raft {
                 self.save_hard_state();
             }
             self.reset_election_deadline(now);
+            if self.mutant(Mutant::VoteBeforeFsync) {
+                return self.send(from, Body::VoteResponse { granted: true });
+            }
             let message = self.message(from, Body::VoteResponse { granted: true });
             // Never promise a vote before it is durable (the seed could vote twice in a term).
             self.after_writes(AfterWrite::Send(message));

@@ -6,6 +6,7 @@ use super::config::{Config, ConfigError};
 use super::io::{ClientError, Event, Input, Output, Wake, Write};
 use super::log::{RaftLog, Recovered, RecoveryError};
 use super::message::{Body, Message};
+use super::mutant::Mutant;
 use super::replication::Progress;
 use super::rng::Rng;
 use super::types::{HardState, LogId, NodeId, Role, Seq, Term, Time};
@@ -263,7 +264,7 @@ impl Raft {
             _ => {}
         }
         if message.term > self.hard_state.term {
-            if matches!(message.body, Body::Vote { .. }) && self.in_lease(now) {
+            if matches!(message.body, Body::Vote { .. }) && self.in_lease(now) && !self.mutant(Mutant::NoPreVote) {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
             let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);

@@ -4,6 +4,7 @@
 use super::io::{Event, Output, Write};
 use super::log::NotInMemory;
 use super::message::{AppendResult, Body};
+use super::mutant::Mutant;
 use super::raft::{AfterWrite, Raft};
 use super::types::{Entry, LogId, NodeId, Payload, Seq, Term, Time};
 use std::collections::VecDeque;
@@ -203,7 +204,10 @@ impl Raft {
             }
         }
         // Skip what the log already has: a stale or duplicated append must never truncate.
-        let known = entries.iter().take_while(|e| self.log.term_at(e.seq) == Some(e.term)).count();
+        let known = match self.mutant(Mutant::TruncateOnStaleAppend) {
+            true => 0,
+            false => entries.iter().take_while(|e| self.log.term_at(e.seq) == Some(e.term)).count(),
+        };
         let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
         if known < entries.len() {
             let first_new = entries[known].seq;
@@ -224,8 +228,11 @@ impl Raft {
         if commit > self.commit {
             self.advance_commit(commit);
         }
-        let response =
-            self.message(from, Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } });
+        let body = Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } };
+        if self.mutant(Mutant::AckBeforeFsync) {
+            return self.send(from, body);
+        }
+        let response = self.message(from, body);
         self.after_writes(AfterWrite::Send(response));
     }
 
@@ -286,7 +293,8 @@ impl Raft {
         matches.push((self.id, self.durable_match()));
         let point = self.config.quorum.commit_point(&matches);
         // Only an entry of the leader's own term is committed by counting (Figure 8).
-        if point > self.commit && point.and_then(|seq| self.log.term_at(seq)) == Some(self.hard_state.term) {
+        let own_term = point.and_then(|seq| self.log.term_at(seq)) == Some(self.hard_state.term);
+        if point > self.commit && (own_term || self.mutant(Mutant::CommitPreviousTerm)) {
             self.advance_commit(point);
         }
     }

@@ -1,0 +1,52 @@
+//! Planted bugs (`tinyraftplus::core::Mutant`): the simulator must catch each within 5,000
+//! seeds. This is what shows its checkers can fail. Prints the table of seeds needed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use tinyraftplus_sim::{mutant_name, run, Mutant, Options};
+
+const SEEDS: u64 = 5000;
+
+/// The first seed (counting from 0) whose run fails with `mutant` planted, and the invariant.
+fn first_failure(mutant: Mutant) -> Option<(u64, String)> {
+    let options = Options { mutant: Some(mutant), ..Options::default() };
+    let found = AtomicU64::new(u64::MAX);
+    let invariant = std::sync::Mutex::new(String::new());
+    std::thread::scope(|scope| {
+        for stripe in 0..2u64 {
+            let (found, invariant, options) = (&found, &invariant, &options);
+            scope.spawn(move || {
+                let mut seed = stripe;
+                while seed < SEEDS && seed < found.load(Ordering::Relaxed) {
+                    if let Some(failure) = run(seed, options).failure {
+                        if found.fetch_min(seed, Ordering::Relaxed) > seed {
+                            *invariant.lock().unwrap() = failure.invariant().to_string();
+                        }
+                        return;
+                    }
+                    seed += 2;
+                }
+            });
+        }
+    });
+    let seed = found.into_inner();
+    (seed < SEEDS).then(|| (seed, invariant.into_inner().unwrap()))
+}
+
+#[test]
+fn the_simulator_catches_planted_bugs() {
+    let mut missed = Vec::new();
+    println!("{:<28} {:>16}  invariant", "mutant", "seeds to catch");
+    for mutant in Mutant::ALL {
+        match first_failure(mutant) {
+            Some((seed, invariant)) => println!("{:<28} {:>16}  {invariant}", mutant_name(mutant), seed + 1),
+            None => {
+                println!("{:<28} {:>16}", mutant_name(mutant), format!("not in {SEEDS}"));
+                missed.push(mutant);
+            }
+        }
+    }
+    // Known gap: Figure 8 needs a leader that commits an old-term entry and then loses to a
+    // node holding a newer conflicting one; the fault mix does not produce it yet (the core's
+    // paper test and the figure8 scenario catch this bug).
+    assert_eq!(missed, [Mutant::CommitPreviousTerm], "mutants the simulator misses");
+}

@@ -1,0 +1,54 @@
+//! Known bugs, planted on demand so the simulator can prove its checkers catch them. The switch
+//! (`Config::mutant`) exists only with the `mutants` feature, which the simulator's tests use;
+//! without it every check below is a constant `false` and compiles away.
+
+/// A planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mutant {
+    /// A follower acknowledges entries before they are durable.
+    AckBeforeFsync,
+    /// A node grants its vote before the vote is durable.
+    VoteBeforeFsync,
+    /// A leader commits an entry of an earlier term by counting replicas (Raft's Figure 8).
+    CommitPreviousTerm,
+    /// A follower truncates its log on a stale (already applied) append.
+    TruncateOnStaleAppend,
+    /// A leader serves reads without confirming it still leads.
+    ReadWithoutLeadership,
+    /// Elections without pre-vote and without the leader lease (a liveness bug).
+    NoPreVote,
+    /// A read error in the log at start is taken for its end (the entries after it vanish).
+    ReadErrorAsEndOfLog,
+    /// Entries are applied past a gap (one is skipped).
+    ApplyPastGap,
+}
+
+impl Mutant {
+    /// Every planted bug.
+    pub const ALL: [Mutant; 8] = [
+        Mutant::AckBeforeFsync,
+        Mutant::VoteBeforeFsync,
+        Mutant::CommitPreviousTerm,
+        Mutant::TruncateOnStaleAppend,
+        Mutant::ReadWithoutLeadership,
+        Mutant::NoPreVote,
+        Mutant::ReadErrorAsEndOfLog,
+        Mutant::ApplyPastGap,
+    ];
+}
+
+impl super::raft::Raft {
+    /// Whether `mutant` is planted in this node.
+    #[inline(always)]
+    pub(crate) fn mutant(&self, mutant: Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.config.mutant == Some(mutant)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            let _ = mutant;
+            false
+        }
+    }
+}
