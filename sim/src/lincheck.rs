@@ -194,6 +194,47 @@ fn check_key(ops: &[&Operation]) -> bool {
     }
 }
 
+/// A random history of `ops` operations from `clients` clients on `keys` counters (for tests
+/// and benchmarks): each operation takes effect at a random point while it runs, so the history
+/// is linearizable; with `break_it`, one read in the middle answers -1, which no order explains
+/// (the checker must still search every order of the operations around it).
+pub fn random_history(seed: u64, ops: usize, clients: u64, keys: u64, break_it: bool) -> Vec<Operation> {
+    let mut rng = tinyraftplus::core::Rng::new(seed);
+    let mut free = vec![0u64; clients as usize];
+    let mut planned: Vec<(u64, Operation)> = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let client = rng.below(clients);
+        let invoke = free[client as usize] + rng.below(50);
+        let ret = invoke + 1 + rng.below(200);
+        free[client as usize] = ret + 1;
+        let at = invoke + rng.below(ret - invoke + 1);
+        let kind = if rng.below(2) == 0 { Kind::Add(rng.below(9) as i64 + 1) } else { Kind::Read };
+        let key = rng.below(keys);
+        planned.push((at, Operation { client, key, kind, invoke, completed: Some((ret, 0)) }));
+    }
+    planned.sort_by_key(|(at, _)| *at);
+    let mut values: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut history: Vec<Operation> = Vec::with_capacity(ops);
+    for (_, mut op) in planned {
+        let value = values.entry(op.key).or_default();
+        if let Kind::Add(delta) = op.kind {
+            *value += delta;
+        }
+        let ret = op.completed.expect("planned complete").0;
+        op.completed = Some((ret, *value));
+        history.push(op);
+    }
+    history.sort_by_key(|op| op.invoke);
+    if break_it {
+        let middle = history.len() / 2;
+        if let Some(read) = history[middle..].iter_mut().find(|op| op.kind == Kind::Read) {
+            let (ret, _) = read.completed.expect("complete");
+            read.completed = Some((ret, -1));
+        }
+    }
+    history
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +265,14 @@ mod tests {
         assert!(check(&impossible).is_err());
         // Keys are independent: a good key does not hide a bad one.
         assert!(check(&[add(0, 1, 5, 0, 1, 5), add(0, 2, 1, 2, 3, 1), read(1, 2, 4, 5, 2)]).is_err());
+    }
+
+    #[test]
+    fn large_random_histories_pass_and_one_wrong_read_fails() {
+        for seed in 0..5 {
+            assert_eq!(check(&random_history(seed, 2000, 5, 1, false)), Ok(()), "seed {seed}");
+            assert!(check(&random_history(seed, 2000, 5, 1, true)).is_err(), "seed {seed}");
+        }
     }
 
     #[test]
