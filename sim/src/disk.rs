@@ -136,6 +136,23 @@ impl Disk {
         }
     }
 
+    /// Flips one bit inside a record before the last batch (so recovery must see corruption,
+    /// not a torn tail); returns its seq, or `None` if the log has no such record.
+    pub fn flip_bit(&mut self, pick: u64) -> Option<u64> {
+        let last = self.offsets.len().checked_sub(1)?;
+        let record = decode_record(&self.bytes[self.offsets[last] as usize..], &self.encoder, RECORD_MAX).ok()?;
+        let last_batch = record.batch_first();
+        if last_batch == 0 {
+            return None;
+        }
+        let seq = pick % last_batch;
+        let start = self.offsets[seq as usize] as usize;
+        let end = self.offsets[seq as usize + 1] as usize;
+        let byte = start + (pick / last_batch) as usize % (end - start);
+        self.bytes[byte] ^= 1 << (pick % 8);
+        Some(seq)
+    }
+
     /// A crash: writes not yet durable are lost; the one in progress (the first pending) may
     /// leave `torn` of its bytes (a fraction in 0..1) when it is an append.
     pub fn crash(&mut self, torn: Option<f64>) {

@@ -84,6 +84,8 @@ pub struct Swarm {
     /// Probability that a crash leaves an unreadable record in the node's log (a latent
     /// sector error found at restart: the node cannot open until repaired).
     pub latent: f64,
+    /// Probability that a crash leaves a flipped bit in a durable record (found at restart).
+    pub bit_flip: f64,
     /// Probability that one node stays cut off (it can send, not receive) after the healing.
     pub lingering: f64,
     /// Probability that a newly elected leader crashes within milliseconds (Figure 8's timing).
@@ -113,6 +115,7 @@ impl Swarm {
         let disk_jitter_ns = [MS / 20, MS, 10 * MS][rng.below(3) as usize];
         let skew_ppm = [0, 1_000, 50_000][rng.below(3) as usize];
         let latent = [0.0, 0.0, 0.3][rng.below(3) as usize];
+        let bit_flip = [0.0, 0.0, 0.3][rng.below(3) as usize];
         let lingering = [0.0, 0.5][rng.below(2) as usize];
         let leader_crash = [0.0, 0.1, 0.4][rng.below(3) as usize];
         let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
@@ -132,6 +135,7 @@ impl Swarm {
             read_error,
             skew_ppm,
             latent,
+            bit_flip,
             lingering,
             leader_crash,
             rpc_entries_max,

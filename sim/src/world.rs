@@ -96,6 +96,8 @@ struct Node {
     counters: BTreeMap<u64, i64>,
     /// A durable entry that cannot be read back (a latent sector error).
     unreadable: Option<u64>,
+    /// A durable entry with a flipped bit.
+    flipped: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -184,6 +186,7 @@ impl World {
                     tick_at: None,
                     counters: BTreeMap::new(),
                     unreadable: None,
+                    flipped: None,
                 }
             })
             .collect();
@@ -369,6 +372,12 @@ impl World {
         let node = &mut self.nodes[n];
         let recovered = match node.disk.recover(node.config.memory_entries_max) {
             Ok(recovered) => recovered,
+            Err(corruption) if node.flipped == Some(corruption.seq) => {
+                // Found, named and refused, as it must be: the node stays down until repaired.
+                let id = node.id;
+                self.note(|| format!("n{id}: cannot open: {corruption}"));
+                return Ok(());
+            }
             Err(corruption) => {
                 return Err(Violation {
                     invariant: "recovery",
@@ -732,6 +741,12 @@ impl World {
                     if len > 0 && self.chance(self.swarm.latent) {
                         self.fault("latent_sector_error");
                         self.nodes[n].unreadable = Some(self.rng.below(len));
+                    } else if self.nodes[n].flipped.is_none() && self.chance(self.swarm.bit_flip) {
+                        let pick = self.rng.next_u64();
+                        if let Some(seq) = self.nodes[n].disk.flip_bit(pick) {
+                            self.fault("bit_flip");
+                            self.nodes[n].flipped = Some(seq);
+                        }
                     }
                     let later = self.now.plus(self.rng.below(4 * self.swarm.fault_every_ns) + MS);
                     self.schedule(later, Ev::Restart(n));
@@ -823,7 +838,7 @@ impl World {
                 self.schedule(self.now, Ev::Client(c));
             }
         }
-        let lost = self.nodes.iter().filter(|n| n.unreadable.is_some()).count();
+        let lost = self.nodes.iter().filter(|n| n.unreadable.is_some() || n.flipped.is_some()).count();
         let room = lost < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
         if self.nodes.len() >= 3 && room && self.chance(self.swarm.lingering) {
             // A minority fault that stays: one node hears nothing (it can still send).
