@@ -10,10 +10,11 @@
 pub mod check;
 pub mod disk;
 pub mod lincheck;
+pub mod shrink;
 pub mod swarm;
 mod world;
 
-pub use swarm::{Options, Regime, Swarm};
+pub use swarm::{Options, Regime, Swarm, FAULT_CLASSES};
 pub use world::{Failure, Outcome, World};
 
 pub use tinyraftplus::core::Mutant;

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use tinyraftplus_sim::{mutant_name, mutant_named, run, Failure, Options, Outcome, Regime};
+use tinyraftplus_sim::shrink::shrink;
+use tinyraftplus_sim::{mutant_name, mutant_named, run, Failure, Options, Outcome, Regime, FAULT_CLASSES};
 
 struct Args {
     seeds: std::ops::Range<u64>,
@@ -19,11 +20,12 @@ struct Args {
     history: Option<String>,
     jobs: usize,
     replay: bool,
+    shrink: bool,
 }
 
 const USAGE: &str = "usage: tinyraftplus-sim [--seed N | --seeds A..B] [--nodes N] [--clients N] [--ops N] \
 [--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] [--jobs N] \
-[--replay]";
+[--replay] [--shrink] [--without FAULT_CLASS]";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -32,6 +34,7 @@ fn parse() -> Result<Args, String> {
         history: None,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         replay: false,
+        shrink: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
@@ -67,6 +70,13 @@ fn parse() -> Result<Args, String> {
             "--history" => args.history = Some(value()?),
             "--jobs" => args.jobs = number(value()?)?.max(1) as usize,
             "--replay" => args.replay = true,
+            "--shrink" => args.shrink = true,
+            "--without" => {
+                let class = value()?;
+                let known =
+                    FAULT_CLASSES.iter().find(|c| **c == class).ok_or(format!("unknown fault class {class}"))?;
+                args.options.disabled.push(known);
+            }
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -101,7 +111,10 @@ fn replay_command(seed: u64, options: &Options) -> String {
         Regime::Recoverable => "recoverable",
         Regime::Unbounded => "unbounded",
     };
-    let mutant = options.mutant.map_or(String::new(), |m| format!(" --mutant {}", mutant_name(m)));
+    let mut mutant = options.mutant.map_or(String::new(), |m| format!(" --mutant {}", mutant_name(m)));
+    for class in &options.disabled {
+        mutant.push_str(&format!(" --without {class}"));
+    }
     format!(
         "cargo run --release -p tinyraftplus-sim -- --seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} \
          --settle-ms {} --regime {regime}{mutant} --trace",
@@ -174,13 +187,13 @@ fn one(args: Args) -> ExitCode {
                 println!("FAIL replay seed={seed}: a second run gave another digest");
                 return ExitCode::from(4);
             }
-            report(&outcome, options)
+            report(&outcome, options, args.shrink)
         }
     }
 }
 
 /// Prints how a run ended; on failure, the last events (from a traced replay).
-fn report(outcome: &Outcome, options: &Options) -> ExitCode {
+fn report(outcome: &Outcome, options: &Options, shrinking: bool) -> ExitCode {
     let Some(failure) = &outcome.failure else {
         let completed = outcome.history.iter().filter(|op| op.completed.is_some()).count();
         println!(
@@ -207,6 +220,18 @@ fn report(outcome: &Outcome, options: &Options) -> ExitCode {
         for line in traced.trace.iter().rev().take(40).rev() {
             println!("  {line}");
         }
+    }
+    if shrinking {
+        let (smaller, _) = shrink(outcome.seed, options, failure.invariant(), 300);
+        let traced = run(outcome.seed, &Options { trace: true, ..smaller.clone() });
+        println!(
+            "shrunk: {} ops, {} clients, {} ms of faults, without {:?}; it fails the same way, event by event:",
+            smaller.ops, smaller.clients, smaller.fault_ms, smaller.disabled
+        );
+        for line in &traced.trace {
+            println!("  {line}");
+        }
+        println!("replay: {}", replay_command(outcome.seed, &smaller));
     }
     ExitCode::from(match failure {
         Failure::Safety(_) => 1,

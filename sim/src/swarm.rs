@@ -33,7 +33,28 @@ pub struct Options {
     pub trace: bool,
     /// A planted bug in every node (to prove the checkers catch it).
     pub mutant: Option<tinyraftplus::core::Mutant>,
+    /// Fault classes turned off after the seed's mix is drawn (see [`FAULT_CLASSES`]); the
+    /// shrinker turns them off one by one.
+    pub disabled: Vec<&'static str>,
 }
+
+/// The fault classes that can be turned off (`Options::disabled`).
+pub const FAULT_CLASSES: [&str; 14] = [
+    "crash",
+    "partition",
+    "pause",
+    "leader_crash",
+    "loss",
+    "duplicate",
+    "slow",
+    "fsync_fail",
+    "disk_full",
+    "read_error",
+    "latent",
+    "bit_flip",
+    "lingering",
+    "skew",
+];
 
 impl Default for Options {
     fn default() -> Options {
@@ -46,6 +67,7 @@ impl Default for Options {
             regime: Regime::Recoverable,
             trace: false,
             mutant: None,
+            disabled: Vec::new(),
         }
     }
 }
@@ -97,6 +119,30 @@ pub struct Swarm {
 const MS: u64 = 1_000_000;
 
 impl Swarm {
+    /// Turns off a fault class.
+    pub fn disable(&mut self, class: &str) {
+        match class {
+            "crash" => self.weights[0] = 0,
+            "partition" => self.weights[1] = 0,
+            "pause" => self.weights[2] = 0,
+            "leader_crash" => self.leader_crash = 0.0,
+            "loss" => self.loss = 0.0,
+            "duplicate" => self.duplicate = 0.0,
+            "slow" => self.slow = 0.0,
+            "fsync_fail" => self.fsync_fail = 0.0,
+            "disk_full" => self.disk_full = 0.0,
+            "read_error" => self.read_error = 0.0,
+            "latent" => self.latent = 0.0,
+            "bit_flip" => self.bit_flip = 0.0,
+            "lingering" => self.lingering = 0.0,
+            "skew" => self.skew_ppm = 0,
+            _ => {}
+        }
+        if self.weights.iter().all(|w| *w == 0) {
+            self.weights[3] = 1; // Only heals left: the nemesis still needs one kind.
+        }
+    }
+
     /// The mix for this seed's generator.
     pub fn draw(rng: &mut Rng) -> Swarm {
         let mut pick = |choices: &[f64]| choices[rng.below(choices.len() as u64) as usize];

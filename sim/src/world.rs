@@ -161,7 +161,10 @@ impl World {
     /// A world for `seed`.
     pub fn new(seed: u64, options: Options) -> World {
         let mut rng = Rng::new(seed);
-        let swarm = Swarm::draw(&mut rng);
+        let mut swarm = Swarm::draw(&mut rng);
+        for class in &options.disabled {
+            swarm.disable(class);
+        }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
         let nodes = ids
             .iter()

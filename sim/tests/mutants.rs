@@ -50,3 +50,13 @@ fn the_simulator_catches_planted_bugs() {
     // paper test and the figure8 scenario catch this bug).
     assert_eq!(missed, [Mutant::CommitPreviousTerm], "mutants the simulator misses");
 }
+
+#[test]
+fn a_failing_run_shrinks_to_a_smaller_one_that_fails_the_same_way() {
+    let (seed, invariant) = first_failure(Mutant::ReadWithoutLeadership).expect("the stale-read bug is caught");
+    let options = Options { mutant: Some(Mutant::ReadWithoutLeadership), ..Options::default() };
+    let (smaller, outcome) = tinyraftplus_sim::shrink::shrink(seed, &options, &invariant, 300);
+    assert_eq!(outcome.failure.expect("the smaller run fails").invariant(), invariant);
+    assert!(smaller.ops < options.ops || !smaller.disabled.is_empty(), "something was cut");
+    assert!(outcome.steps <= run(seed, &options).steps * 2, "a run of comparable size or smaller");
+}
