@@ -35,6 +35,8 @@ pub struct Checker {
     commits: BTreeMap<NodeId, Seq>,
     /// Each node's last applied seq in its current incarnation.
     last_applied: BTreeMap<NodeId, Seq>,
+    /// Every append a client was told succeeded: its seq and payload.
+    acknowledged: Vec<(Seq, bytes::Bytes)>,
 }
 
 impl Checker {
@@ -201,12 +203,30 @@ impl Checker {
     }
 
     /// A client was told its append is at `seq`: it must be committed there, for good.
-    pub fn acknowledged(&self, seq: Seq, payload: &[u8]) -> Checked {
+    pub fn acknowledged(&mut self, seq: Seq, payload: &bytes::Bytes) -> Checked {
+        self.acknowledged.push((seq, payload.clone()));
         let held = self.committed.get(&seq).map(|(_, p, _)| p).or_else(|| self.applied.get(&seq).map(|(_, p)| p));
         match held {
             Some(Payload::Data(data)) if data.as_ref() == payload => Ok(()),
             _ => fail("acknowledged_write_lost", format!("a client was told seq {seq}, which does not hold its entry")),
         }
+    }
+}
+
+impl Checker {
+    /// At the end: every acknowledged append is still where the client was told, in the log
+    /// of the leader the cluster settled on.
+    pub fn acknowledged_kept(&self, leader: NodeId, raft: &Raft) -> Checked {
+        for (seq, payload) in &self.acknowledged {
+            let Some(entry) = raft.entry(*seq) else { continue }; // Beyond the memory tail.
+            if entry.payload.data() != Some(payload) {
+                return fail(
+                    "acknowledged_write_lost",
+                    format!("leader {leader} no longer holds acknowledged seq {seq}"),
+                );
+            }
+        }
+        Ok(())
     }
 }
 

@@ -924,6 +924,12 @@ impl World {
     }
 
     fn finish(&mut self) -> Result<(), Failure> {
+        let healthy =
+            |n: &usize| Some(*n) != self.isolated && self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader);
+        if let Some(node) = (0..self.nodes.len()).find(healthy).map(|n| &self.nodes[n]) {
+            let raft = node.raft.as_ref().expect("found running");
+            self.checker.acknowledged_kept(node.id, raft).map_err(Failure::Safety)?;
+        }
         self.finish_safety()
     }
 }
