@@ -35,6 +35,8 @@ pub struct Checker {
     commits: BTreeMap<NodeId, Seq>,
     /// Each node's last applied seq in its current incarnation.
     last_applied: BTreeMap<NodeId, Seq>,
+    /// Every vote each node made durable: (node, term) -> candidate.
+    durable_votes: BTreeMap<(NodeId, Term), NodeId>,
     /// Every append a client was told succeeded: its seq and payload.
     acknowledged: Vec<(Seq, bytes::Bytes)>,
 }
@@ -84,12 +86,13 @@ impl Checker {
         Ok(true)
     }
 
-    /// At most one vote per node per term, and only once it is durable.
-    pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId, durable: HardState) -> Checked {
+    /// At most one vote per node per term, and only once it is durable (it may have been
+    /// superseded on disk since, by a later term: the answer was held until the write was done).
+    pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId) -> Checked {
         if let Some(other) = self.votes.insert((node, term), candidate).filter(|other| *other != candidate) {
             return fail("one_vote_per_term", format!("{node} voted for {other} and {candidate} in term {term}"));
         }
-        if durable.term != term || durable.vote != Some(candidate) {
+        if self.durable_votes.get(&(node, term)) != Some(&candidate) {
             return fail("ack_after_durable", format!("{node} granted its vote in term {term} before saving it"));
         }
         Ok(())
@@ -116,6 +119,9 @@ impl Checker {
 
     /// The durable term never goes back, across restarts.
     pub fn durable(&mut self, node: NodeId, state: HardState) -> Checked {
+        if let Some(vote) = state.vote {
+            self.durable_votes.insert((node, state.term), vote);
+        }
         let before = self.durable_terms.insert(node, state.term).unwrap_or_default();
         if state.term < before {
             return fail("term_monotonic", format!("{node} saved term {} after {before}", state.term));

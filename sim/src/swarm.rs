@@ -163,7 +163,7 @@ impl Swarm {
         let latent = [0.0, 0.0, 0.3][rng.below(3) as usize];
         let bit_flip = [0.0, 0.0, 0.3][rng.below(3) as usize];
         let lingering = [0.0, 0.5][rng.below(2) as usize];
-        let leader_crash = [0.0, 0.1, 0.4][rng.below(3) as usize];
+        let leader_crash = [0.0, 0.1, 0.4, 0.8][rng.below(4) as usize];
         let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
         Swarm {
             loss,

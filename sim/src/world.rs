@@ -520,9 +520,7 @@ impl World {
     fn check_message(&mut self, n: usize, message: &Message) -> Result<(), Violation> {
         let node = &self.nodes[n];
         match &message.body {
-            Body::VoteResponse { granted: true } => {
-                self.checker.vote(node.id, message.term, message.to, node.disk.hard_state())
-            }
+            Body::VoteResponse { granted: true } => self.checker.vote(node.id, message.term, message.to),
             Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
                 self.checker.append_ack(node.id, *matched, node.disk.len())
             }
