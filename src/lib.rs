@@ -56,5 +56,6 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod driver;
 pub mod log;
 pub mod testkit;

@@ -1,0 +1,27 @@
+//! Drivers: thin loops that carry out what the core asks for, on real files and real (or
+//! in-process) networks. [`RaftNode`] is the blocking driver (std threads).
+//!
+//! The driver's whole job: feed every input to the core's `step` with the current time; carry
+//! out the outputs. Storage writes go to a disk thread, which makes everything queued durable
+//! with one write and one fdatasync per batch and reports the last write done; messages go to the
+//! transport; committed entries go to the [`StateMachine`]; replies go back to the callers.
+
+mod blocking;
+mod network;
+
+pub use blocking::{DriverError, RaftNode, Status};
+pub use network::{InProcessNetwork, Transport};
+
+use crate::core::Seq;
+use bytes::Bytes;
+
+/// The user's state machine: committed entries are applied to it in order, and reads are
+/// answered by it (after the leader confirmed its leadership and the entries up to the read's
+/// seq are applied).
+pub trait StateMachine: Send + 'static {
+    /// Applies entries from seq `first` on (a blank entry is `None`); returns one response per
+    /// entry. An error is reported as an error event and the same entries are offered again.
+    fn apply(&mut self, first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String>;
+    /// Answers a read command at `seq` (the last entry applied).
+    fn read(&mut self, seq: Option<Seq>, command: &[u8]) -> Result<Bytes, String>;
+}

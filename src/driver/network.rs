@@ -1,0 +1,51 @@
+//! Transports: how messages reach peers. [`InProcessNetwork`] connects nodes in one process
+//! (every message goes through the wire codec, as over a socket).
+
+use crate::core::{codec, Message, NodeId};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Where a node's messages go. Sending is best effort: Raft retries what is lost.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `message` to `message.to`.
+    fn send(&self, message: Message);
+    /// From now on, messages for `id` are handed to `deliver`.
+    fn register(&self, id: NodeId, deliver: Box<dyn Fn(Message) + Send + Sync>);
+    /// Stops delivering to `id` (its messages are dropped, as a crashed node's would be).
+    fn unregister(&self, id: NodeId);
+}
+
+type Deliver = Arc<dyn Fn(Message) + Send + Sync>;
+
+/// Nodes in one process, connected directly.
+#[derive(Default)]
+pub struct InProcessNetwork {
+    nodes: Mutex<BTreeMap<NodeId, Deliver>>,
+}
+
+impl InProcessNetwork {
+    /// An empty network.
+    pub fn new() -> Arc<InProcessNetwork> {
+        Arc::new(InProcessNetwork::default())
+    }
+}
+
+impl Transport for InProcessNetwork {
+    fn send(&self, message: Message) {
+        let deliver = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(&message.to).cloned();
+        let Some(deliver) = deliver else { return };
+        // Through the codec, as over a socket: what a peer receives is what it would decode.
+        let bytes = codec::encode_to_bytes(&message);
+        if let Ok(decoded) = codec::decode(&bytes) {
+            deliver(decoded);
+        }
+    }
+
+    fn register(&self, id: NodeId, deliver: Box<dyn Fn(Message) + Send + Sync>) {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::from(deliver));
+    }
+
+    fn unregister(&self, id: NodeId) {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+}

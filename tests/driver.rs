@@ -1,0 +1,118 @@
+//! The blocking driver on real files and the in-process network: three nodes replicate, answer
+//! with their state machine, survive a restart of the whole cluster, and report events.
+
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tinyraftplus::core::{Config, Event, NodeId, Quorum, Seq};
+use tinyraftplus::driver::{InProcessNetwork, RaftNode, StateMachine};
+use tinyraftplus::log::{FsLog, FsLogOptions};
+
+/// Sums the numbers appended; fails its first `failures` applies.
+struct Sum {
+    total: u64,
+    failures: Arc<AtomicU32>,
+}
+
+impl StateMachine for Sum {
+    fn apply(&mut self, _first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String> {
+        if self.failures.load(Ordering::Relaxed) > 0 {
+            self.failures.fetch_sub(1, Ordering::Relaxed);
+            return Err("not now".into());
+        }
+        let mut responses = Vec::new();
+        for entry in entries {
+            let n: u64 = entry.as_ref().and_then(|d| std::str::from_utf8(d).ok()?.parse().ok()).unwrap_or(0);
+            self.total += n;
+            responses.push(Bytes::from(self.total.to_string()));
+        }
+        Ok(responses)
+    }
+
+    fn read(&mut self, _seq: Option<Seq>, _command: &[u8]) -> Result<Bytes, String> {
+        Ok(Bytes::from(self.total.to_string()))
+    }
+}
+
+fn fast(id: NodeId, ids: &[NodeId]) -> Config {
+    let mut config = Config::new(id, ids.to_vec());
+    // Short enough for a quick test, long enough that a loaded machine does not churn leaders.
+    config.election_timeout = Duration::from_millis(400);
+    config.ping_timeout = Duration::from_millis(400);
+    config
+}
+
+fn cluster(dir: &std::path::Path, failures: &Arc<AtomicU32>, quorum: Quorum) -> Vec<RaftNode> {
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    ids.iter()
+        .map(|id| {
+            let mut config = fast(*id, &ids);
+            config.quorum = quorum.clone();
+            let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+            // Only node 1's state machine fails (when told to).
+            let failures = if *id == NodeId(1) { Arc::clone(failures) } else { Arc::new(AtomicU32::new(0)) };
+            let machine = Sum { total: 0, failures };
+            RaftNode::open(config, log, network.clone(), Some(Box::new(machine))).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn three_nodes_replicate_answer_reads_and_keep_everything_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = Arc::new(AtomicU32::new(0));
+    let nodes = cluster(dir.path(), &failures, Quorum::Count(3));
+    for node in &nodes {
+        assert!(node.await_leader(Duration::from_secs(30)).is_some());
+    }
+    let mut last = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let (seq, total) = node.append(Bytes::from((i + 1).to_string())).unwrap();
+        assert!(last < Some(seq), "seqs grow");
+        last = Some(seq);
+        assert_eq!(total, Some(Bytes::from(["1", "3", "6"][i])), "the running sum");
+    }
+    let (first, totals) = nodes[1].append_batch(vec![Bytes::from("10"), Bytes::from("20")]).unwrap();
+    assert_eq!(first, Seq(last.unwrap().0 + 1));
+    assert_eq!(totals, [Bytes::from("16"), Bytes::from("36")]);
+    assert_eq!(nodes[2].read(Bytes::from("total")).unwrap().1, Bytes::from("36"));
+    for node in &nodes {
+        assert_eq!(node.head().unwrap(), Some(Bytes::from("20")), "full replication: every node has it");
+    }
+    for node in &nodes {
+        node.close();
+    }
+    drop(nodes);
+    // The whole cluster restarts from its files; state machines start from zero and re-apply.
+    let nodes = cluster(dir.path(), &failures, Quorum::Majority);
+    for node in &nodes {
+        assert!(node.await_leader(Duration::from_secs(30)).is_some());
+    }
+    let (seq, total) = nodes[0].append(Bytes::from("4")).unwrap();
+    assert!(seq.0 > first.0 + 1, "the log went on");
+    assert_eq!(total, Some(Bytes::from("40")), "every committed entry was applied again");
+}
+
+#[test]
+fn events_report_leadership_and_commits_and_a_failing_state_machine_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = Arc::new(AtomicU32::new(0));
+    let nodes = cluster(dir.path(), &failures, Quorum::Majority);
+    let events = nodes[0].events();
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).unwrap();
+    failures.store(2, Ordering::Relaxed);
+    let (seq, total) = nodes[0].append(Bytes::from("5")).unwrap();
+    assert_eq!(total, Some(Bytes::from("5")), "the leader applied it");
+    // Node 1 applies it too (maybe after the reply, as a follower): its failing state machine
+    // reports errors, then takes the entries again and succeeds.
+    let mut seen: Vec<Event> = Vec::new();
+    while !seen.contains(&Event::Apply(seq)) {
+        seen.push(events.recv_timeout(Duration::from_secs(30)).expect("node 1 applies the entry"));
+    }
+    assert!(seen.iter().any(|e| matches!(e, Event::Commit(_))), "{seen:?}");
+    assert!(seen.iter().any(|e| matches!(e, Event::Error(why) if why.contains("not now"))), "{seen:?}");
+    assert!(seen.iter().any(|e| matches!(e, Event::Change { leader: Some(l), .. } if *l == leader)), "{seen:?}");
+    assert_eq!(nodes[0].status().leader, Some(leader));
+}
