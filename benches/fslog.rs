@@ -13,40 +13,15 @@
 //! - `fslog_index_bytes_per_entry`: memory of the in-memory index per entry.
 //!
 
+mod common;
+
+use common::{bench_dir, fdatasync_rate, median, report};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::{FsLog, FsLogOptions};
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("TINYRAFTPLUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
-fn report(name: &str, value: f64, unit: &str) {
-    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
-}
-
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
-
-fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
-    let path = dir.join("raw.bin");
-    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
-    let block = [7u8; 4096];
-    let start = Instant::now();
-    let mut count = 0u64;
-    while start.elapsed() < duration {
-        file.write_all(&block).unwrap();
-        file.sync_data().unwrap();
-        count += 1;
-    }
-    std::fs::remove_file(path).unwrap();
-    count as f64 / start.elapsed().as_secs_f64()
-}
 
 /// Sequential 1 MiB writes, each followed by fdatasync: the disk's bandwidth, in bytes/s.
 fn write_bandwidth(dir: &Path, duration: Duration) -> f64 {

@@ -10,38 +10,16 @@
 //!
 //! The TCP figures (`raft3_tcp_*`) come with the TCP transport.
 
+mod common;
+
 use bytes::Bytes;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use common::{bench_dir, fdatasync_rate, median, report};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, NodeId, Role};
 use tinyraftplus::driver::{InProcessNetwork, RaftNode};
 use tinyraftplus::log::{FsLog, FsLogOptions};
-
-fn report(name: &str, value: f64, unit: &str) {
-    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
-}
-
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
-
-fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
-    let path = dir.join("raw.bin");
-    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
-    let start = Instant::now();
-    let mut count = 0u64;
-    while start.elapsed() < duration {
-        file.write_all(&[7u8; 4096]).unwrap();
-        file.sync_data().unwrap();
-        count += 1;
-    }
-    std::fs::remove_file(path).unwrap();
-    count as f64 / start.elapsed().as_secs_f64()
-}
 
 /// A fresh three-node cluster in `dir`; returns the nodes with the leader first.
 fn cluster(dir: &Path) -> Vec<RaftNode> {
@@ -80,8 +58,7 @@ fn rate(dir: &Path, duration: Duration, run: impl Fn(&[RaftNode], &AtomicU64, In
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let base = std::env::var_os("TINYRAFTPLUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let temp = tempfile::tempdir_in(base).expect("a temporary directory for the benchmark");
+    let temp = tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark");
     let dir = temp.path();
     let second = Duration::from_secs(2);
     let payload = Bytes::from(vec![1u8; 100]);

@@ -1,0 +1,40 @@
+//! What the benchmark programs share: JSON-lines reporting, medians, the data directory and
+//! the disk's raw fdatasync rate (the baseline every disk figure is read against).
+#![allow(dead_code)] // Each program uses some of these.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where benchmark data goes: `TINYRAFTPLUS_BENCH_DIR`, else the current directory.
+pub fn bench_dir() -> PathBuf {
+    std::env::var_os("TINYRAFTPLUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Prints one figure as a JSON line.
+pub fn report(name: &str, value: f64, unit: &str) {
+    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+/// The median of some runs.
+pub fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// Raw 4 KiB appends, each followed by fdatasync, per second.
+pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
+    let path = dir.join("raw.bin");
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let block = [7u8; 4096];
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        file.write_all(&block).unwrap();
+        file.sync_data().unwrap();
+        count += 1;
+    }
+    std::fs::remove_file(path).unwrap();
+    count as f64 / start.elapsed().as_secs_f64()
+}
