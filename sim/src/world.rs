@@ -147,6 +147,8 @@ pub struct World {
     settling: bool,
     /// The node left cut off (it can send, not receive) while the others settle.
     isolated: Option<usize>,
+    /// The (leader, term) pairs whose first commit was seen.
+    first_commits: BTreeSet<(NodeId, tinyraftplus::core::Term)>,
     /// The highest term any node reached, and when.
     max_term: (tinyraftplus::core::Term, Time),
     trace: Vec<String>,
@@ -217,6 +219,7 @@ impl World {
             faults: BTreeMap::new(),
             settling: false,
             isolated: None,
+            first_commits: BTreeSet::new(),
             max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
             out: Vec::new(),
@@ -509,7 +512,13 @@ impl World {
             }
             Output::Event(Event::Commit(seq)) => {
                 let raft = self.nodes[n].raft.as_ref().expect("stepping");
+                let first_as_leader = raft.is_leader() && self.first_commits.insert((id, raft.term()));
                 self.checker.commit(id, seq, raft)?;
+                if first_as_leader && self.chance(self.swarm.leader_crash) {
+                    // A leader lost right after its first commit: the moment Figure 8 is about.
+                    let soon = self.now.plus(self.rng.below(2 * MS));
+                    self.schedule(soon, Ev::Crash(n));
+                }
                 Ok(None)
             }
             Output::Event(_) => Ok(None),
