@@ -1,0 +1,83 @@
+//! The end of a run: whether the healed cluster settled (liveness), and the final safety checks
+//! (log matching, acknowledged appends kept, linearizability).
+
+use super::*;
+
+impl World {
+    /// Whether the healed cluster has settled: one leader, every client's final read done,
+    /// every node applied the same commit point.
+    pub(super) fn settled(&self) -> bool {
+        if !self.clients.iter().all(|c| c.settled) || self.now.since(self.max_term.1) < STABLE {
+            return false;
+        }
+        let healthy: Vec<&Node> =
+            (0..self.nodes.len()).filter(|n| Some(*n) != self.isolated).map(|n| &self.nodes[n]).collect();
+        let rafts: Vec<&Raft> = healthy.iter().filter_map(|n| n.raft.as_ref()).collect();
+        let leaders = rafts.iter().filter(|r| r.is_leader()).count();
+        let commit = rafts[0].commit();
+        leaders == 1
+            && rafts.iter().all(|r| r.commit() == commit && r.applied() == commit)
+            && healthy.windows(2).all(|w| w[0].raft.is_none() || w[1].raft.is_none() || w[0].counters == w[1].counters)
+    }
+
+    pub(super) fn unsettled(&self) -> String {
+        let mut text = String::from("not settled after healing:");
+        for node in &self.nodes {
+            match &node.raft {
+                Some(raft) => {
+                    let _ = write!(text, " {}={:?}/commit {:?}", node.id, raft.role(), raft.commit());
+                }
+                None => {
+                    let _ = write!(text, " {}=down", node.id);
+                }
+            }
+        }
+        let waiting = self.clients.iter().filter(|c| !c.settled).count();
+        let _ = write!(text, "; {waiting} clients without their final read");
+        text
+    }
+
+    pub(super) fn finish_safety(&mut self) -> Result<(), Failure> {
+        let rafts: Vec<(NodeId, &Raft)> = self.nodes.iter().filter_map(|n| Some((n.id, n.raft.as_ref()?))).collect();
+        for (i, a) in rafts.iter().enumerate() {
+            for b in &rafts[i + 1..] {
+                log_matching(*a, *b).map_err(Failure::Safety)?;
+            }
+        }
+        // An add whose client never heard back happened if some node applied it, with the
+        // value it produced there (its return time unknown); if none did, it did not happen.
+        let applied = self.checker.applied_adds();
+        let mut history = Vec::with_capacity(self.history.len());
+        for (op, payload) in self.history.iter().zip(&self.payloads) {
+            let mut op = op.clone();
+            if op.invoke == u64::MAX {
+                // The client was told it did not happen.
+                if matches!(op.kind, Kind::Add(_)) && applied.contains_key(payload) {
+                    let detail = format!("client {} was told {payload:?} was not appended, yet it was", op.client);
+                    return Err(Failure::Safety(Violation { invariant: "error_but_applied", detail }));
+                }
+                continue;
+            }
+            if let (Kind::Add(_), None) = (op.kind, op.completed) {
+                match applied.get(payload) {
+                    Some(value) => op.completed = Some((u64::MAX - 1, *value)),
+                    None => continue,
+                }
+            }
+            history.push(op);
+        }
+        lincheck::check(&history).map_err(|violation| {
+            Failure::Safety(Violation { invariant: "linearizability", detail: violation.to_string() })
+        })
+    }
+
+    pub(super) fn finish(&mut self) -> Result<(), Failure> {
+        let healthy =
+            |n: &usize| Some(*n) != self.isolated && self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader);
+        if let Some(node) = (0..self.nodes.len()).find(healthy).map(|n| &self.nodes[n]) {
+            let raft = node.raft.as_ref().expect("found running");
+            self.checker.acknowledged_kept(node.id, raft).map_err(Failure::Safety)?;
+        }
+        self.finish_safety()
+    }
+}

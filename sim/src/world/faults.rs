@@ -1,0 +1,152 @@
+//! The nemesis: crashes, partitions, pauses, disk damage and restarts during the faulty part
+//! of a run, then the healing.
+
+use super::*;
+
+impl World {
+    pub(super) fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|n| self.nodes[*n].raft.is_some()).collect()
+    }
+
+    /// Injects one fault, then schedules the next.
+    pub(super) fn nemesis(&mut self) -> Result<(), Violation> {
+        if self.settling {
+            return Ok(());
+        }
+        let next = self.now.plus(self.rng.below(self.swarm.fault_every_ns * 2) + 1);
+        self.schedule(next, Ev::Fault);
+        let total: u64 = self.swarm.weights.iter().sum();
+        let mut pick = self.rng.below(total);
+        let kind = self.swarm.weights.iter().position(|w| {
+            if pick < *w {
+                return true;
+            }
+            pick -= w;
+            false
+        });
+        let size = self.nodes.len();
+        let n = self.rng.below(size as u64) as usize;
+        let ids: Vec<NodeId> = self.nodes.iter().map(|node| node.id).collect();
+        match kind {
+            Some(0) => {
+                let minority = (size - 1) / 2;
+                let down = size - self.running().len();
+                if self.nodes[n].raft.is_some() && (self.options.regime == Regime::Unbounded || down < minority) {
+                    self.fault("crash");
+                    self.crash(n);
+                    let len = self.nodes[n].disk.len();
+                    if len > 0 && self.chance(self.swarm.latent) {
+                        self.fault("latent_sector_error");
+                        self.nodes[n].unreadable = Some(self.rng.below(len));
+                    } else if self.nodes[n].flipped.is_none() && self.chance(self.swarm.bit_flip) {
+                        let pick = self.rng.next_u64();
+                        if let Some(seq) = self.nodes[n].disk.flip_bit(pick) {
+                            self.fault("bit_flip");
+                            self.nodes[n].flipped = Some(seq);
+                        }
+                    }
+                    let later = self.now.plus(self.rng.below(4 * self.swarm.fault_every_ns) + MS);
+                    self.schedule(later, Ev::Restart(n));
+                }
+            }
+            Some(1) => {
+                self.blocked.clear();
+                let leader =
+                    self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader));
+                match self.rng.below(4) {
+                    0 => {
+                        self.fault("partition_leader_isolated");
+                        let isolated = ids[leader.unwrap_or(n)];
+                        for other in &ids {
+                            self.blocked.insert((isolated, *other));
+                            self.blocked.insert((*other, isolated));
+                        }
+                    }
+                    1 => {
+                        self.fault("partition_split");
+                        let cut = 1 + self.rng.below(size as u64 - 1) as usize;
+                        let mut shuffled = ids.clone();
+                        for i in (1..shuffled.len()).rev() {
+                            shuffled.swap(i, self.rng.below(i as u64 + 1) as usize);
+                        }
+                        for a in &shuffled[..cut] {
+                            for b in &shuffled[cut..] {
+                                self.blocked.insert((*a, *b));
+                                self.blocked.insert((*b, *a));
+                            }
+                        }
+                    }
+                    2 => {
+                        self.fault("partition_one_way");
+                        let to = ids[self.rng.below(size as u64) as usize];
+                        for other in &ids {
+                            self.blocked.insert((*other, to));
+                        }
+                    }
+                    _ => {
+                        self.fault("partition_links");
+                        for a in &ids {
+                            for b in &ids {
+                                if a != b && self.rng.below(3) == 0 {
+                                    self.blocked.insert((*a, *b));
+                                }
+                            }
+                        }
+                    }
+                }
+                let blocked = self.blocked.len();
+                self.note(|| format!("fault: partition, {blocked} links blocked"));
+            }
+            Some(2) => {
+                if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
+                    self.fault("pause");
+                    let until = self.now.plus(self.rng.below(3 * self.swarm.fault_every_ns) + MS);
+                    self.nodes[n].paused_until = Some(until);
+                    self.schedule(until, Ev::Resume(n));
+                    let id = ids[n];
+                    self.note(|| format!("n{id}: paused"));
+                }
+            }
+            Some(3) => {
+                self.fault("heal_network");
+                self.blocked.clear();
+                self.note(|| "fault: network healed".into());
+            }
+            _ => {
+                if let Some(down) = (0..size).find(|n| self.nodes[*n].raft.is_none()) {
+                    self.start(down)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The faults end: the network heals, every node runs, clients make one final read each.
+    pub(super) fn heal(&mut self) -> Result<(), Violation> {
+        self.settling = true;
+        self.blocked.clear();
+        self.note(|| "heal: network healed, all nodes restart".into());
+        for n in 0..self.nodes.len() {
+            self.nodes[n].paused_until = None;
+            self.start(n)?;
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].call.is_none() {
+                self.schedule(self.now, Ev::Client(c));
+            }
+        }
+        let lost = self.nodes.iter().filter(|n| n.unreadable.is_some() || n.flipped.is_some()).count();
+        let room = lost < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
+        if self.nodes.len() >= 3 && room && self.chance(self.swarm.lingering) {
+            // A minority fault that stays: one node hears nothing (it can still send).
+            self.fault("lingering_one_way_partition");
+            let n = self.rng.below(self.nodes.len() as u64) as usize;
+            let to = self.nodes[n].id;
+            for node in &self.nodes {
+                self.blocked.insert((node.id, to));
+            }
+            self.isolated = Some(n);
+        }
+        Ok(())
+    }
+}
