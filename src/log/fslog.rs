@@ -17,17 +17,16 @@ use super::format::{decode_record, encode_header, seal_batch, Encoder, HEADER_BY
 use super::iter::{Iter, SegmentView};
 use super::recovery::{Case, Corruption, Scanner, SegmentBytes, SegmentScan};
 use super::txn::Txn;
-use crate::core::{Entry, HardState, NodeId, Payload, Seq, Term};
+use crate::core::{Entry, HardState, Payload, Seq, Term};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use xxhash_rust::xxh3::xxh3_64;
 
 /// How a log is opened.
 #[derive(Clone, Debug)]
@@ -113,7 +112,7 @@ impl fmt::Display for LogError {
 
 impl std::error::Error for LogError {}
 
-fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
+pub(super) fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
     move |source| LogError::Io { op, path: path.to_path_buf(), source }
 }
 
@@ -170,17 +169,17 @@ const NONCE_POOL_BYTES: usize = NONCE_BYTES * 170;
 
 /// A durable, segmented log of entries with terms. See the module docs for the files.
 pub struct FsLog {
-    dir: PathBuf,
-    name: String,
+    pub(super) dir: PathBuf,
+    pub(super) name: String,
     pub(super) options: FsLogOptions,
     segments: Vec<Segment>,
     pub(super) last: Option<(u64, u64)>,
     pub(super) chain: u64,
     /// The first (seq, term) of each run of entries with one term.
     pub(super) term_starts: Vec<(u64, u64)>,
-    hard_state: HardState,
-    state_counter: u64,
-    poisoned: Option<String>,
+    pub(super) hard_state: HardState,
+    pub(super) state_counter: u64,
+    pub(super) poisoned: Option<String>,
     /// Reused by transactions.
     pub(super) buffer: Vec<u8>,
     nonces: Nonces,
@@ -207,7 +206,7 @@ impl FsLog {
     }
 
     /// A log with nothing loaded yet.
-    fn closed(dir: PathBuf, name: &str, options: FsLogOptions) -> FsLog {
+    pub(super) fn closed(dir: PathBuf, name: &str, options: FsLogOptions) -> FsLog {
         FsLog {
             dir,
             name: name.to_string(),
@@ -280,12 +279,12 @@ impl FsLog {
         Ok(Some(Stored { seq, term, checksum, batch_end, payload, bytes, at: (index, offset) }))
     }
 
-    fn segment_path(&self, first_seq: u64) -> PathBuf {
+    pub(super) fn segment_path(&self, first_seq: u64) -> PathBuf {
         self.dir.join(format!("{}.{first_seq:020}.seg", self.name))
     }
 
     /// The segment files of this log, sorted by first seq (numerically: the seed sorted names).
-    fn list_segments(&self) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    pub(super) fn list_segments(&self) -> Result<Vec<(u64, PathBuf)>, LogError> {
         let prefix = format!("{}.", self.name);
         let mut found = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))? {
@@ -357,7 +356,7 @@ impl FsLog {
         Ok(())
     }
 
-    fn sync_dir(&self) -> Result<(), LogError> {
+    pub(super) fn sync_dir(&self) -> Result<(), LogError> {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", &self.dir))
     }
 
@@ -368,7 +367,7 @@ impl FsLog {
         }
     }
 
-    fn poison<T>(&mut self, error: LogError) -> Result<T, LogError> {
+    pub(super) fn poison<T>(&mut self, error: LogError) -> Result<T, LogError> {
         self.poisoned = Some(error.to_string());
         Err(error)
     }
@@ -600,33 +599,6 @@ impl FsLog {
         Ok(())
     }
 
-    fn trim_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.trim", self.name))
-    }
-
-    fn write_trim_intent(&mut self, keep_end: u64) -> Result<(), LogError> {
-        let path = self.trim_path();
-        let mut bytes = keep_end.to_le_bytes().to_vec();
-        bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
-        let written = File::create(&path).and_then(|f| f.write_all_at(&bytes, 0).and_then(|()| f.sync_all()));
-        if let Err(source) = written {
-            return self.poison(LogError::Io { op: "write trim intent", path, source });
-        }
-        self.sync_dir().or_else(|e| self.poison(e))
-    }
-
-    fn read_trim_intent(&self) -> Result<Option<u64>, LogError> {
-        let path = self.trim_path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(LogError::Io { op: "read", path, source }),
-        };
-        // A torn intent was never acted on: the trim had not started.
-        let valid = bytes.len() == 16 && xxh3_64(&bytes[..8]).to_le_bytes() == bytes[8..16];
-        Ok(valid.then(|| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))))
-    }
-
     /// Removes entries from `keep_end` on: later segments first (newest to oldest), then the
     /// last kept record is marked as the end of its batch, then the tail of its segment is cut,
     /// then the intent is removed. Each step is durable before the next, and every state in
@@ -703,90 +675,6 @@ impl FsLog {
         self.last = last.as_ref().map(|s| (s.seq, s.term));
         self.chain = last.map_or(0, |s| s.checksum);
         Ok(())
-    }
-
-    fn state_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.state", self.name))
-    }
-
-    /// The saved term and vote.
-    pub fn hard_state(&self) -> HardState {
-        self.hard_state
-    }
-
-    /// Saves the term and vote durably and atomically (into the older of two slots).
-    pub fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
-        self.check()?;
-        let counter = self.state_counter + 1;
-        let mut slot = [0u8; 32];
-        slot[0..8].copy_from_slice(&counter.to_le_bytes());
-        slot[8..16].copy_from_slice(&state.term.0.to_le_bytes());
-        slot[16..24].copy_from_slice(&state.vote.map_or(0, |v| v.0.wrapping_add(1)).to_le_bytes());
-        let checksum = xxh3_64(&slot[0..24]);
-        slot[24..32].copy_from_slice(&checksum.to_le_bytes());
-        let path = self.state_path();
-        let existed = path.exists();
-        let written =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).and_then(|file| {
-                file.write_all_at(&slot, (counter % 2) * 32)?;
-                file.sync_data()
-            });
-        if let Err(source) = written {
-            return self.poison(LogError::Io { op: "save term and vote", path, source });
-        }
-        if !existed {
-            self.sync_dir().or_else(|e| self.poison(e))?;
-        }
-        self.state_counter = counter;
-        self.hard_state = state;
-        Ok(())
-    }
-
-    fn load_hard_state(&mut self) -> Result<(), LogError> {
-        let path = self.state_path();
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(0))
-                    .and_then(|_| file.read_to_end(&mut bytes))
-                    .map_err(io_error("read", &path))?;
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(LogError::Io { op: "open", path, source }),
-        }
-        let slots = bytes.chunks(32).filter(|slot| slot.len() == 32).filter_map(|slot| {
-            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes"));
-            (xxh3_64(&slot[0..24]) == word(24)).then(|| (word(0), word(8), word(16)))
-        });
-        match slots.max_by_key(|(counter, _, _)| *counter) {
-            Some((counter, term, vote)) => {
-                self.state_counter = counter;
-                self.hard_state = HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId) };
-                Ok(())
-            }
-            None if bytes.iter().all(|b| *b == 0) => Ok(()),
-            None => Err(LogError::Damaged { path, detail: "both term-and-vote slots fail their checksum".into() }),
-        }
-    }
-
-    /// Deletes every file of the log `name` in `dir` (the log must not be open).
-    pub fn del(dir: impl AsRef<Path>, name: &str) -> Result<(), LogError> {
-        let dir = dir.as_ref();
-        let probe = FsLog::closed(dir.to_path_buf(), name, FsLogOptions::default());
-        if !dir.exists() {
-            return Ok(());
-        }
-        let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
-        paths.push(probe.state_path());
-        paths.push(probe.trim_path());
-        for path in paths {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(LogError::Io { op: "delete", path, source }),
-            }
-        }
-        probe.sync_dir()
     }
 
     /// What a Raft core restarted from this log starts with: term and vote, the term runs, and

@@ -10,6 +10,7 @@ mod group;
 mod iter;
 mod mem;
 pub mod recovery;
+mod state;
 mod timeout;
 mod txn;
 

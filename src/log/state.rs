@@ -1,0 +1,125 @@
+//! The file log's small files: term and vote (two checksummed slots, so a torn write of one
+//! leaves the other) and the trim intent (present only while a trim runs, so a crash in the
+//! middle completes it at the next open); and deleting a whole log.
+
+use super::fslog::{io_error, FsLog, FsLogOptions};
+use super::LogError;
+use crate::core::{HardState, NodeId, Term};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::xxh3_64;
+
+impl FsLog {
+    pub(super) fn trim_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.trim", self.name))
+    }
+
+    pub(super) fn write_trim_intent(&mut self, keep_end: u64) -> Result<(), LogError> {
+        let path = self.trim_path();
+        let mut bytes = keep_end.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
+        let written = File::create(&path).and_then(|f| f.write_all_at(&bytes, 0).and_then(|()| f.sync_all()));
+        if let Err(source) = written {
+            return self.poison(LogError::Io { op: "write trim intent", path, source });
+        }
+        self.sync_dir().or_else(|e| self.poison(e))
+    }
+
+    pub(super) fn read_trim_intent(&self) -> Result<Option<u64>, LogError> {
+        let path = self.trim_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LogError::Io { op: "read", path, source }),
+        };
+        // A torn intent was never acted on: the trim had not started.
+        let valid = bytes.len() == 16 && xxh3_64(&bytes[..8]).to_le_bytes() == bytes[8..16];
+        Ok(valid.then(|| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))))
+    }
+
+    pub(super) fn state_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.state", self.name))
+    }
+
+    /// The saved term and vote.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Saves the term and vote durably and atomically (into the older of two slots).
+    pub fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
+        self.check()?;
+        let counter = self.state_counter + 1;
+        let mut slot = [0u8; 32];
+        slot[0..8].copy_from_slice(&counter.to_le_bytes());
+        slot[8..16].copy_from_slice(&state.term.0.to_le_bytes());
+        slot[16..24].copy_from_slice(&state.vote.map_or(0, |v| v.0.wrapping_add(1)).to_le_bytes());
+        let checksum = xxh3_64(&slot[0..24]);
+        slot[24..32].copy_from_slice(&checksum.to_le_bytes());
+        let path = self.state_path();
+        let existed = path.exists();
+        let written =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).and_then(|file| {
+                file.write_all_at(&slot, (counter % 2) * 32)?;
+                file.sync_data()
+            });
+        if let Err(source) = written {
+            return self.poison(LogError::Io { op: "save term and vote", path, source });
+        }
+        if !existed {
+            self.sync_dir().or_else(|e| self.poison(e))?;
+        }
+        self.state_counter = counter;
+        self.hard_state = state;
+        Ok(())
+    }
+
+    pub(super) fn load_hard_state(&mut self) -> Result<(), LogError> {
+        let path = self.state_path();
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(0))
+                    .and_then(|_| file.read_to_end(&mut bytes))
+                    .map_err(io_error("read", &path))?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(LogError::Io { op: "open", path, source }),
+        }
+        let slots = bytes.chunks(32).filter(|slot| slot.len() == 32).filter_map(|slot| {
+            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes"));
+            (xxh3_64(&slot[0..24]) == word(24)).then(|| (word(0), word(8), word(16)))
+        });
+        match slots.max_by_key(|(counter, _, _)| *counter) {
+            Some((counter, term, vote)) => {
+                self.state_counter = counter;
+                self.hard_state = HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId) };
+                Ok(())
+            }
+            None if bytes.iter().all(|b| *b == 0) => Ok(()),
+            None => Err(LogError::Damaged { path, detail: "both term-and-vote slots fail their checksum".into() }),
+        }
+    }
+
+    /// Deletes every file of the log `name` in `dir` (the log must not be open).
+    pub fn del(dir: impl AsRef<Path>, name: &str) -> Result<(), LogError> {
+        let dir = dir.as_ref();
+        let probe = FsLog::closed(dir.to_path_buf(), name, FsLogOptions::default());
+        if !dir.exists() {
+            return Ok(());
+        }
+        let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
+        paths.push(probe.state_path());
+        paths.push(probe.trim_path());
+        for path in paths {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(LogError::Io { op: "delete", path, source }),
+            }
+        }
+        probe.sync_dir()
+    }
+}
