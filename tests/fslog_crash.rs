@@ -86,10 +86,14 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
     };
     let end = (disk.1 - sealed) as usize;
     assert!(start < end && end <= new.len() && new[..start] == base[..start], "the batch is at {start}..{end}");
+    // Whether a state holds every byte of the batch: a byte "not written" may already have had
+    // the value the batch wrote there (a zero over zeros written ahead, say).
+    let whole = |bytes: &[u8]| bytes.len() >= end && bytes[start..end] == new[start..end];
     for cut in (start..=end).chain([new.len()]) {
         let mut bytes = new[..cut].to_vec();
         bytes.extend_from_slice(&base[cut..old.len().max(cut)]);
-        states.push((with(Some(bytes)), cut >= end));
+        let complete = whole(&bytes);
+        states.push((with(Some(bytes)), complete));
     }
     if !holes {
         return states;
@@ -111,14 +115,13 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
     for (index, mask) in masks.into_iter().enumerate() {
         let fill = if index % 2 == 0 { 0 } else { 0xa5 };
         let mut bytes = new.clone();
-        let mut complete = true;
         for page in 0..pages {
             if mask >> (page % 64) & 1 == 0 {
                 let at = start + page * 32;
                 bytes[at..(at + 32).min(end)].fill(fill);
-                complete = false;
             }
         }
+        let complete = whole(&bytes);
         states.push((with(Some(bytes)), complete));
     }
     states
