@@ -37,9 +37,10 @@ impl StateMachine for Sum {
 
 fn fast(id: NodeId, ids: &[NodeId]) -> Config {
     let mut config = Config::new(id, ids.to_vec());
-    // Short enough for a quick test, long enough that a loaded machine does not churn leaders.
-    config.election_timeout = Duration::from_millis(400);
-    config.ping_timeout = Duration::from_millis(400);
+    // Shorter than the defaults for a quick test, long enough that a loaded machine (slow
+    // fsyncs, busy cores) does not churn leaders mid-request.
+    config.election_timeout = Duration::from_millis(1000);
+    config.ping_timeout = Duration::from_millis(1000);
     config
 }
 
