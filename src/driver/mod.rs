@@ -22,6 +22,8 @@ pub trait StateMachine: Send + 'static {
     /// Applies entries from seq `first` on (a blank entry is `None`); returns one response per
     /// entry. An error is reported as an error event and the same entries are offered again.
     fn apply(&mut self, first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String>;
-    /// Answers a read command at `seq` (the last entry applied).
+    /// Answers a read command at `seq` (the last entry applied). An error is reported as an
+    /// error event and the read is answered with an empty response (the core has no failed
+    /// read yet).
     fn read(&mut self, seq: Option<Seq>, command: &[u8]) -> Result<Bytes, String>;
 }
