@@ -117,3 +117,41 @@ fn events_report_leadership_and_commits_and_a_failing_state_machine_is_retried()
     assert!(seen.iter().any(|e| matches!(e, Event::Change { leader: Some(l), .. } if *l == leader)), "{seen:?}");
     assert_eq!(nodes[0].status().leader, Some(leader));
 }
+
+#[test]
+fn a_stalled_log_write_raises_an_error_event_then_a_warning_when_it_completes() {
+    use tinyraftplus::driver::NodeOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let network = InProcessNetwork::new();
+    let log = FsLog::open(dir.path(), "solo", FsLogOptions::default()).unwrap();
+    let options = NodeOptions { storage_stall: Duration::from_millis(200) };
+    let node = RaftNode::open_with(fast(NodeId(1), &[NodeId(1)]), log, network, None, options).unwrap();
+    assert_eq!(node.await_leader(Duration::from_secs(30)), Some(NodeId(1)));
+    let events = node.events();
+    std::thread::scope(|scope| {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (holding, locked) = std::sync::mpsc::channel::<()>();
+        // The disk is stuck while the log is held (as a hung device would leave it).
+        let node = &node;
+        scope.spawn(move || {
+            node.with_log(|_| {
+                holding.send(()).unwrap();
+                held.recv().unwrap();
+            })
+        });
+        locked.recv().unwrap();
+        let append = scope.spawn(move || node.append(Bytes::from("late")));
+        let stalled = loop {
+            match events.recv_timeout(Duration::from_secs(30)).expect("a stall is reported") {
+                Event::Error(text) if text.contains("storage stalled") => break text,
+                _ => {}
+            }
+        };
+        assert!(stalled.contains("not durable"), "{stalled}");
+        release.send(()).unwrap();
+        assert_eq!(append.join().unwrap().unwrap().0, Seq(1), "the write completed and was acknowledged");
+    });
+    let recovered = events.try_iter().chain(events.recv_timeout(Duration::from_secs(30)).ok());
+    let recovered: Vec<Event> = recovered.collect();
+    assert!(recovered.iter().any(|e| matches!(e, Event::Warn(t) if t.contains("storage recovered"))), "{recovered:?}");
+}

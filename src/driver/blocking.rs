@@ -116,10 +116,21 @@ impl RaftNode {
     /// threads. With a state machine, committed entries are applied to it and appends answer its
     /// responses. The config's seed is replaced by a fresh random one (the core's contract).
     pub fn open(
+        config: Config,
+        log: FsLog,
+        transport: Arc<dyn Transport>,
+        state_machine: Option<Box<dyn StateMachine>>,
+    ) -> Result<RaftNode, DriverError> {
+        RaftNode::open_with(config, log, transport, state_machine, NodeOptions::default())
+    }
+
+    /// [`RaftNode::open`] with options.
+    pub fn open_with(
         mut config: Config,
         log: FsLog,
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
+        options: NodeOptions,
     ) -> Result<RaftNode, DriverError> {
         config.seed = OsRng.next_u64();
         config.state_machine = state_machine.is_some();
@@ -154,6 +165,10 @@ impl RaftNode {
             disk: Some(disk),
             out: Vec::new(),
             unapplied: VecDeque::new(),
+            last_write: None,
+            owed_since: None,
+            stall_reported: false,
+            options,
         };
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
@@ -219,6 +234,11 @@ impl RaftNode {
         Ok(self.shared.log().head()?.and_then(|entry| entry.payload.data().cloned()))
     }
 
+    /// Runs `f` on the node's log (to read it). The disk thread waits meanwhile: keep it short.
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut FsLog) -> T) -> T {
+        f(&mut self.shared.log())
+    }
+
     /// Waits until the node knows a leader whose term has a committed entry (the seed's
     /// `awaitLeader`); `None` after `timeout`.
     pub fn await_leader(&self, timeout: Duration) -> Option<NodeId> {
@@ -276,6 +296,26 @@ struct NodeLoop {
     out: Vec<Output>,
     /// Committed entries the state machine has not taken yet (it failed: retried shortly).
     unapplied: VecDeque<Vec<Entry>>,
+    /// The last write handed to the disk thread, and since when the disk owes one.
+    last_write: Option<WriteId>,
+    owed_since: Option<Instant>,
+    /// Whether the current stall was reported.
+    stall_reported: bool,
+    options: NodeOptions,
+}
+
+/// How a node runs, beyond the core's config.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// A log write not durable after this long raises an error event (the seed's storage
+    /// timeout); a warn event follows when it completes. Default 5 s.
+    pub storage_stall: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> NodeOptions {
+        NodeOptions { storage_stall: Duration::from_secs(5) }
+    }
 }
 
 /// How soon a failed apply is tried again.
@@ -296,6 +336,17 @@ impl NodeLoop {
             if !self.unapplied.is_empty() {
                 wait = wait.min(APPLY_RETRY);
             }
+            if let Some(since) = self.owed_since.filter(|_| !self.stall_reported) {
+                match (since + self.options.storage_stall).checked_duration_since(Instant::now()) {
+                    Some(left) => wait = wait.min(left),
+                    None => {
+                        self.stall_reported = true;
+                        let waited = since.elapsed().as_secs_f64();
+                        let text = format!("storage stalled: a log write is not durable after {waited:.1} s");
+                        self.publish(Event::Error(text));
+                    }
+                }
+            }
             let command = match inbox.recv_timeout(wait) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
@@ -310,7 +361,10 @@ impl NodeLoop {
                     self.step(input);
                 }
                 Command::Message(message) => self.step(Input::Message(message)),
-                Command::WriteDone(id) => self.step(Input::WriteDone { id }),
+                Command::WriteDone(id) => {
+                    self.written(id);
+                    self.step(Input::WriteDone { id });
+                }
                 Command::WriteFailed(id, error) => self.step(Input::WriteFailed { id, error }),
                 Command::Close(ack) => return self.close(ack),
             }
@@ -362,6 +416,8 @@ impl NodeLoop {
         match output {
             Output::Send(message) => self.transport.send(message),
             Output::Write { id, write } => {
+                self.last_write = Some(id);
+                self.owed_since.get_or_insert_with(Instant::now);
                 let _ = self.writes.send((id, write));
             }
             Output::LoadEntries { from, to } => {
@@ -396,6 +452,17 @@ impl NodeLoop {
             Output::Event(event) => self.publish(event),
         }
         None
+    }
+
+    /// The disk made everything up to `id` durable.
+    fn written(&mut self, id: WriteId) {
+        if self.stall_reported {
+            let waited = self.owed_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
+            self.publish(Event::Warn(format!("storage recovered: a stalled write became durable after {waited:.1} s")));
+        }
+        self.stall_reported = false;
+        // Writes after `id` are owed from now on (the disk starts on them now).
+        self.owed_since = (self.last_write != Some(id)).then(Instant::now);
     }
 
     /// Hands queued committed entries to the state machine, in order; one that fails keeps

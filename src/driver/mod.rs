@@ -9,7 +9,7 @@
 mod blocking;
 mod network;
 
-pub use blocking::{DriverError, RaftNode, Status};
+pub use blocking::{DriverError, NodeOptions, RaftNode, Status};
 pub use network::{InProcessNetwork, Transport};
 
 use crate::core::Seq;
