@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 14] = [
+pub const FAULT_CLASSES: [&str; 15] = [
     "crash",
     "partition",
     "pause",
@@ -54,6 +54,7 @@ pub const FAULT_CLASSES: [&str; 14] = [
     "bit_flip",
     "lingering",
     "skew",
+    "lost_outbox",
 ];
 
 impl Default for Options {
@@ -112,6 +113,9 @@ pub struct Swarm {
     pub lingering: f64,
     /// Probability that a newly elected leader crashes within milliseconds (Figure 8's timing).
     pub leader_crash: f64,
+    /// Probability that a crash also loses the messages the node had sent and that had not
+    /// arrived yet (unsent socket buffers).
+    pub lost_outbox: f64,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
 }
@@ -136,6 +140,7 @@ impl Swarm {
             "bit_flip" => self.bit_flip = 0.0,
             "lingering" => self.lingering = 0.0,
             "skew" => self.skew_ppm = 0,
+            "lost_outbox" => self.lost_outbox = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -165,6 +170,7 @@ impl Swarm {
         let lingering = [0.0, 0.5][rng.below(2) as usize];
         let leader_crash = [0.0, 0.1, 0.4, 0.8][rng.below(4) as usize];
         let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
+        let lost_outbox = [0.0, 0.5, 1.0][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -184,6 +190,7 @@ impl Swarm {
             bit_flip,
             lingering,
             leader_crash,
+            lost_outbox,
             rpc_entries_max,
         }
     }

@@ -45,10 +45,7 @@ fn the_simulator_catches_planted_bugs() {
             }
         }
     }
-    // Known gap: Figure 8 needs a leader that commits an old-term entry and then loses to a
-    // node holding a newer conflicting one; the fault mix does not produce it yet (the core's
-    // paper test and the figure8 scenario catch this bug).
-    assert_eq!(missed, [Mutant::CommitPreviousTerm], "mutants the simulator misses");
+    assert_eq!(missed, [], "mutants the simulator misses");
 }
 
 #[test]

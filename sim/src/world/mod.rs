@@ -421,6 +421,14 @@ impl World {
         node.disk.crash(torn);
         let id = node.id;
         self.note(|| format!("n{id}: crash"));
+        if self.chance(self.swarm.lost_outbox) {
+            // What it had sent was still in its socket buffers: gone with it.
+            let before = self.events.len();
+            self.events.retain(|_, event| !matches!(event, Ev::Deliver(m) if m.from == id));
+            if self.events.len() < before {
+                self.fault("crash_lost_outbox");
+            }
+        }
     }
 
     /// Steps node `n`, then carries out its outputs (state machine, loads and reads at once).
