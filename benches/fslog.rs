@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{bench_dir, fdatasync_rate, median, report};
+use common::{data_dir, fdatasync_rate, median, report, selection};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -118,9 +118,8 @@ fn group_commit_rate(dir: &Path, duration: Duration, threads: usize) -> f64 {
 }
 
 fn main() {
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let temp = tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark");
+    let wanted = selection();
+    let temp = data_dir();
     let dir = temp.path();
     let second = Duration::from_secs(1);
     report("disk_fdatasync_4k", median((0..3).map(|_| fdatasync_rate(dir, second)).collect()), "syncs/s");

@@ -13,7 +13,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{bench_dir, fdatasync_rate, median, report};
+use common::{data_dir, fdatasync_rate, median, report, selection};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -56,9 +56,8 @@ fn rate(dir: &Path, duration: Duration, run: impl Fn(&[RaftNode], &AtomicU64, In
 }
 
 fn main() {
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let temp = tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark");
+    let wanted = selection();
+    let temp = data_dir();
     let dir = temp.path();
     let second = Duration::from_secs(2);
     let payload = Bytes::from(vec![1u8; 100]);

@@ -12,6 +12,17 @@ pub fn bench_dir() -> PathBuf {
     std::env::var_os("TINYRAFTPLUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
+/// Which figures to measure: those whose name contains the first argument (all without one).
+pub fn selection() -> impl Fn(&str) -> bool {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    move |name: &str| filter.as_deref().is_none_or(|f| name.contains(f))
+}
+
+/// A temporary directory for a benchmark's data, in [`bench_dir`].
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark")
+}
+
 /// Prints one figure as a JSON line.
 pub fn report(name: &str, value: f64, unit: &str) {
     println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
