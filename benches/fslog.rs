@@ -15,29 +15,11 @@
 
 mod common;
 
-use common::{data_dir, fdatasync_rate, median, report, selection};
-use std::fs::OpenOptions;
-use std::io::Write;
+use common::{data_dir, fdatasync_rate, median, report, selection, write_bandwidth};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::{FsLog, FsLogOptions};
-
-/// Sequential 1 MiB writes, each followed by fdatasync: the disk's bandwidth, in bytes/s.
-fn write_bandwidth(dir: &Path, duration: Duration) -> f64 {
-    let path = dir.join("bandwidth.bin");
-    let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
-    let block = vec![7u8; 1 << 20];
-    let start = Instant::now();
-    let mut bytes = 0u64;
-    while start.elapsed() < duration {
-        file.write_all(&block).unwrap();
-        file.sync_data().unwrap();
-        bytes += block.len() as u64;
-    }
-    std::fs::remove_file(path).unwrap();
-    bytes as f64 / start.elapsed().as_secs_f64()
-}
 
 fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
     let mut log = FsLog::open(dir, "seq", FsLogOptions::default()).unwrap();

@@ -26,29 +26,26 @@ fn random_inputs(seed: u64, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Runs `target` on its committed corpus (at least 8 inputs) and `count` random inputs.
+fn replay(name: &str, seed: u64, count: usize, target: fn(&[u8])) {
+    let inputs = corpus(name);
+    assert!(inputs.len() >= 8, "the committed corpus of {name} is there");
+    for input in inputs.iter().chain(&random_inputs(seed, count)) {
+        target(input);
+    }
+}
+
 #[test]
 fn decode_message_corpus_and_random_bytes() {
-    let inputs = corpus("decode_message");
-    assert!(inputs.len() >= 10, "the committed corpus is there");
-    for input in inputs.iter().chain(&random_inputs(1, 5000)) {
-        targets::decode_message(input);
-    }
+    replay("decode_message", 1, 5000, targets::decode_message);
 }
 
 #[test]
 fn core_inputs_corpus_and_random_bytes() {
-    let inputs = corpus("core_inputs");
-    assert!(inputs.len() >= 10, "the committed corpus is there");
-    for input in inputs.iter().chain(&random_inputs(2, 2000)) {
-        targets::core_inputs(input);
-    }
+    replay("core_inputs", 2, 2000, targets::core_inputs);
 }
 
 #[test]
 fn recover_bytes_corpus_and_random_bytes() {
-    let inputs = corpus("recover_bytes");
-    assert!(inputs.len() >= 8, "the committed corpus is there");
-    for input in inputs.iter().chain(&random_inputs(3, 3000)) {
-        targets::recover_bytes(input);
-    }
+    replay("recover_bytes", 3, 3000, targets::recover_bytes);
 }

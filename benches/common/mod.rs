@@ -34,11 +34,11 @@ pub fn median(mut runs: Vec<f64>) -> f64 {
     runs[runs.len() / 2]
 }
 
-/// Raw 4 KiB appends, each followed by fdatasync, per second.
-pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
+/// Appends of `block` bytes, each followed by fdatasync, for `duration`: writes per second.
+fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
     let path = dir.join("raw.bin");
     let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
-    let block = [7u8; 4096];
+    let block = vec![7u8; block];
     let start = Instant::now();
     let mut count = 0u64;
     while start.elapsed() < duration {
@@ -48,4 +48,14 @@ pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
     }
     std::fs::remove_file(path).unwrap();
     count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw 4 KiB appends, each followed by fdatasync, per second (the baseline).
+pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
+    synced_writes(dir, 4096, duration)
+}
+
+/// Sequential 1 MiB appends, each followed by fdatasync: the disk's bandwidth, in bytes/s.
+pub fn write_bandwidth(dir: &Path, duration: Duration) -> f64 {
+    synced_writes(dir, 1 << 20, duration) * f64::from(1u32 << 20)
 }

@@ -156,13 +156,16 @@ impl Disk {
     /// A crash: writes not yet durable are lost; the one in progress (the first pending) may
     /// leave `torn` of its bytes (a fraction in 0..1) when it is an append.
     pub fn crash(&mut self, torn: Option<f64>) {
-        if let (Some(fraction), Some(first)) = (torn, self.pending.front()) {
-            if let Write::Entries(entries) = &first.write {
-                let mut full = self.clone();
-                full.pending.clear();
-                full.apply(&Write::Entries(entries.clone()));
-                let keep = self.bytes.len() + ((full.bytes.len() - self.bytes.len()) as f64 * fraction) as usize;
-                self.bytes = full.bytes[..keep].to_vec();
+        if let (Some(fraction), Some(first)) = (torn, self.pending.pop_front()) {
+            if let Write::Entries(_) = &first.write {
+                // A prefix of the append lands: encode it whole, then cut the bytes; the index
+                // and chain stay those of the durable entries (recovery reads the rest).
+                let (before, entries, chain) = (self.bytes.len(), self.offsets.len(), self.chain);
+                self.apply(&first.write);
+                let keep = before + ((self.bytes.len() - before) as f64 * fraction) as usize;
+                self.bytes.truncate(keep);
+                self.offsets.truncate(entries);
+                self.chain = chain;
             }
         }
         self.pending.clear();

@@ -125,9 +125,6 @@ fn replay_command(seed: u64, options: &Options) -> String {
 fn write_history(path: &str, outcome: &Outcome) -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     for op in &outcome.history {
-        if op.invoke == u64::MAX {
-            continue;
-        }
         let (operation, argument) = match op.kind {
             tinyraftplus_sim::lincheck::Kind::Add(delta) => ("add", delta.to_string()),
             tinyraftplus_sim::lincheck::Kind::Read => ("read", "null".into()),

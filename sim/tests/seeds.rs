@@ -49,7 +49,7 @@ fn the_same_seed_gives_the_same_run_and_another_seed_another() {
 #[test]
 fn the_unbounded_regime_checks_safety_only() {
     let options = Options { regime: tinyraftplus_sim::Regime::Unbounded, ..Options::default() };
+    // Damage may hit a majority here, and nothing waits for the cluster to settle.
     let failures = check_seeds(0..200, &options);
-    let safety: Vec<&String> = failures.iter().filter(|f| !f.contains("liveness")).collect();
-    assert!(safety.is_empty(), "{safety:?}");
+    assert!(failures.is_empty(), "{failures:?}");
 }

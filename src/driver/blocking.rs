@@ -343,7 +343,7 @@ impl NodeLoop {
                         self.stall_reported = true;
                         let waited = since.elapsed().as_secs_f64();
                         let text = format!("storage stalled: a log write is not durable after {waited:.1} s");
-                        self.publish(Event::Error(text));
+                        publish(&self.shared, Event::Error(text));
                     }
                 }
             }
@@ -401,15 +401,15 @@ impl NodeLoop {
                 inputs.extend(self.apply_queued());
             }
         }
+        // Role, leader, term and followers come with the core's change events (see `output`).
         let mut status = self.shared.status();
-        status.role = self.raft.role();
-        status.leader = self.raft.leader();
-        status.term = self.raft.term();
+        let moved = (status.seq, status.commit) != (self.raft.seq(), self.raft.commit());
         status.seq = self.raft.seq();
         status.commit = self.raft.commit();
-        status.followers = self.raft.followers(self.now());
         drop(status);
-        self.shared.changed.notify_all();
+        if moved {
+            self.shared.changed.notify_all();
+        }
     }
 
     fn output(&mut self, output: Output) -> Option<Input> {
@@ -421,11 +421,14 @@ impl NodeLoop {
                 let _ = self.writes.send((id, write));
             }
             Output::LoadEntries { from, to } => {
-                let log = self.shared.log();
-                let entries: Result<Vec<Entry>, LogError> =
-                    (from.0..=to.0).map(|seq| log.read(Seq(seq))?.ok_or(LogError::Invalid("missing".into()))).collect();
+                // The log's iterator reads in chunks (one read per entry would be a syscall each).
+                let count = (to.0 - from.0 + 1) as usize;
+                let entries: Result<Vec<Entry>, LogError> = self.shared.log().iter(from).take(count).collect();
                 return Some(match entries {
-                    Ok(entries) => Input::EntriesLoaded { entries },
+                    Ok(entries) if entries.len() == count => Input::EntriesLoaded { entries },
+                    Ok(entries) => {
+                        Input::LoadFailed { error: format!("{} of {count} entries in the log", entries.len()) }
+                    }
                     Err(error) => Input::LoadFailed { error: error.to_string() },
                 });
             }
@@ -439,7 +442,7 @@ impl NodeLoop {
                 return match machine.read(Some(seq), &command) {
                     Ok(response) => Some(Input::ReadDone { id, response }),
                     Err(error) => {
-                        self.publish(Event::Error(format!("state machine read failed: {error}")));
+                        publish(&self.shared, Event::Error(format!("state machine read failed: {error}")));
                         Some(Input::ReadDone { id, response: Bytes::new() })
                     }
                 };
@@ -449,7 +452,16 @@ impl NodeLoop {
                     let _ = reply.send(result);
                 }
             }
-            Output::Event(event) => self.publish(event),
+            Output::Event(event) => {
+                if let Event::Change { role, leader, followers, term, .. } = &event {
+                    let mut status = self.shared.status();
+                    (status.role, status.leader, status.term) = (*role, *leader, *term);
+                    status.followers.clone_from(followers);
+                    drop(status);
+                    self.shared.changed.notify_all();
+                }
+                publish(&self.shared, event);
+            }
         }
         None
     }
@@ -458,7 +470,10 @@ impl NodeLoop {
     fn written(&mut self, id: WriteId) {
         if self.stall_reported {
             let waited = self.owed_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
-            self.publish(Event::Warn(format!("storage recovered: a stalled write became durable after {waited:.1} s")));
+            publish(
+                &self.shared,
+                Event::Warn(format!("storage recovered: a stalled write became durable after {waited:.1} s")),
+            );
         }
         self.stall_reported = false;
         // Writes after `id` are owed from now on (the disk starts on them now).
@@ -488,10 +503,6 @@ impl NodeLoop {
             break;
         }
         applied
-    }
-
-    fn publish(&self, event: Event) {
-        publish(&self.shared, event);
     }
 }
 

@@ -141,6 +141,14 @@ struct Stored {
     at: (usize, u64),
 }
 
+/// A record once marked as the end of its batch: where it is (segment index, offset), its new
+/// bytes if the mark changes them, and its checksum.
+struct Sealed {
+    at: (usize, u64),
+    bytes: Option<Vec<u8>>,
+    checksum: u64,
+}
+
 /// Batches below this size write zeros ahead of them (see `write_batch`).
 const ZERO_AHEAD_BELOW: usize = 64 << 10;
 /// How far ahead.
@@ -637,28 +645,31 @@ impl FsLog {
         self.reload_tail()
     }
 
+    /// The record at `seq` as it is once marked the end of its batch.
+    fn sealed(&self, seq: u64) -> Result<Sealed, LogError> {
+        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
+        if stored.batch_end {
+            return Ok(Sealed { at: stored.at, bytes: None, checksum: stored.checksum });
+        }
+        let mut bytes = stored.bytes.to_vec();
+        let checksum = seal_batch(&mut bytes, &self.options.encoder);
+        Ok(Sealed { at: stored.at, bytes: Some(bytes), checksum })
+    }
+
     /// The checksum the record at `seq` has once marked as the end of its batch.
     pub(super) fn sealed_checksum(&self, seq: u64) -> Result<u64, LogError> {
-        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
-        if stored.batch_end || !self.options.encoder.checksummed() {
-            return Ok(stored.checksum);
-        }
-        Ok(seal_batch(&mut stored.bytes.to_vec(), &self.options.encoder))
+        Ok(self.sealed(seq)?.checksum)
     }
 
     /// Marks the record at `seq` as the end of its batch, durably; returns its checksum.
     fn seal(&mut self, seq: u64) -> Result<u64, LogError> {
-        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
-        if stored.batch_end {
-            return Ok(stored.checksum);
-        }
-        let mut bytes = stored.bytes.to_vec();
-        let checksum = seal_batch(&mut bytes, &self.options.encoder);
-        let (index, offset) = stored.at;
-        let segment = &self.segments[index];
-        if let Err(source) = segment.file.write_all_at(&bytes, offset).and_then(|()| segment.file.sync_data()) {
-            let path = segment.path.clone();
-            return self.poison(LogError::Io { op: "mark the end of a batch", path, source });
+        let Sealed { at: (index, offset), bytes, checksum } = self.sealed(seq)?;
+        if let Some(bytes) = bytes {
+            let segment = &self.segments[index];
+            if let Err(source) = segment.file.write_all_at(&bytes, offset).and_then(|()| segment.file.sync_data()) {
+                let path = segment.path.clone();
+                return self.poison(LogError::Io { op: "mark the end of a batch", path, source });
+            }
         }
         Ok(checksum)
     }

@@ -41,7 +41,7 @@ impl World {
         };
         let op = self.history.len();
         self.history.push(Operation { client: c as u64, key, kind, invoke: self.now.0, completed: None });
-        self.payloads.push(payload.clone());
+        self.calls.push((payload.clone(), false));
         let deadline = self.now.plus(CLIENT_TIMEOUT);
         self.clients[c].call = Some(Call { node: n, op, request, payload, deadline });
         self.clients[c].issued += 1;
@@ -80,7 +80,7 @@ impl World {
             }
             Err(ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Invalid(_)) => {
                 // Definitely not done: it leaves the history.
-                op.invoke = u64::MAX;
+                self.calls[call.op].1 = true;
             }
             Err(_) => {} // Outcome unknown: stays pending.
         }

@@ -48,9 +48,9 @@ impl World {
         // value it produced there (its return time unknown); if none did, it did not happen.
         let applied = self.checker.applied_adds();
         let mut history = Vec::with_capacity(self.history.len());
-        for (op, payload) in self.history.iter().zip(&self.payloads) {
+        for (op, (payload, refused)) in self.history.iter().zip(&self.calls) {
             let mut op = op.clone();
-            if op.invoke == u64::MAX {
+            if *refused {
                 // The client was told it did not happen.
                 if matches!(op.kind, Kind::Add(_)) && applied.contains_key(payload) {
                     let detail = format!("client {} was told {payload:?} was not appended, yet it was", op.client);

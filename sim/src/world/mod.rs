@@ -140,8 +140,9 @@ pub struct World {
     requests: BTreeMap<RequestId, usize>,
     next_request: u64,
     history: Vec<Operation>,
-    /// Each history entry's payload (for adds).
-    payloads: Vec<Bytes>,
+    /// Beside each history entry: its payload (for adds) and whether the client was told it
+    /// did not happen (such entries leave the history at the end).
+    calls: Vec<(Bytes, bool)>,
     /// Blocked links: (from, to).
     blocked: BTreeSet<(NodeId, NodeId)>,
     checker: Checker,
@@ -215,7 +216,7 @@ impl World {
             requests: BTreeMap::new(),
             next_request: 1,
             history: Vec::new(),
-            payloads: Vec::new(),
+            calls: Vec::new(),
             blocked: BTreeSet::new(),
             checker: Checker::default(),
             digest: seed,
@@ -272,7 +273,13 @@ impl World {
             digest: self.digest,
             steps: self.steps,
             failure,
-            history: self.history,
+            history: self
+                .history
+                .into_iter()
+                .zip(self.calls)
+                .filter(|(_, (_, refused))| !refused)
+                .map(|(op, _)| op)
+                .collect(),
             faults: self.faults,
             committed: self.checker.committed(),
             trace: self.trace,
