@@ -59,3 +59,4 @@ pub mod core;
 pub mod driver;
 pub mod log;
 pub mod testkit;
+pub mod transport;

@@ -66,6 +66,8 @@ pub struct Cluster {
     pub network: VecDeque<Message>,
     /// Links that drop messages: (from, to).
     pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Nodes whose storage stalls: `stabilize` leaves their writes unsynced.
+    pub stalled: BTreeSet<NodeId>,
     /// Every output, as `n<id>: <output>`, while `trace` is on.
     pub transcript: Vec<String>,
     /// Whether to record the transcript.
@@ -102,6 +104,7 @@ impl Cluster {
             nodes,
             network: VecDeque::new(),
             cut: BTreeSet::new(),
+            stalled: BTreeSet::new(),
             transcript: Vec::new(),
             trace: false,
             next_request: 0,
@@ -197,13 +200,13 @@ impl Cluster {
         delivered
     }
 
-    /// Syncs every node and delivers every message until nothing more happens (time stands).
+    /// Syncs every node (but stalled ones) and delivers every message until nothing more happens (time stands).
     pub fn stabilize(&mut self) {
         loop {
             let mut busy = false;
             let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
             for id in ids {
-                if !self.nodes[&id].unsynced.is_empty() {
+                if !self.nodes[&id].unsynced.is_empty() && !self.stalled.contains(&id) {
                     self.sync(id, None);
                     busy = true;
                 }

@@ -119,39 +119,56 @@ fn events_report_leadership_and_commits_and_a_failing_state_machine_is_retried()
 }
 
 #[test]
-fn a_stalled_log_write_raises_an_error_event_then_a_warning_when_it_completes() {
-    use tinyraftplus::driver::NodeOptions;
+fn a_leader_whose_log_write_stalls_reports_it_and_steps_down_until_the_write_completes() {
     let dir = tempfile::tempdir().unwrap();
     let network = InProcessNetwork::new();
-    let log = FsLog::open(dir.path(), "solo", FsLogOptions::default()).unwrap();
-    let options = NodeOptions { storage_stall: Duration::from_millis(200) };
-    let node = RaftNode::open_with(fast(NodeId(1), &[NodeId(1)]), log, network, None, options).unwrap();
-    assert_eq!(node.await_leader(Duration::from_secs(30)), Some(NodeId(1)));
-    let events = node.events();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let nodes: Vec<RaftNode> = ids
+        .iter()
+        .map(|id| {
+            let mut config = fast(*id, &ids);
+            config.storage_stall_timeout = Some(Duration::from_millis(300));
+            let log = FsLog::open(dir.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+            RaftNode::open(config, log, network.clone(), None).unwrap()
+        })
+        .collect();
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).unwrap();
+    let stalled = &nodes[(leader.0 - 1) as usize];
+    let events = stalled.events();
     std::thread::scope(|scope| {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (holding, locked) = std::sync::mpsc::channel::<()>();
-        // The disk is stuck while the log is held (as a hung device would leave it).
-        let node = &node;
+        // The leader's disk is stuck while its log is held (as a hung device would leave it).
         scope.spawn(move || {
-            node.with_log(|_| {
+            stalled.with_log(|_| {
                 holding.send(()).unwrap();
                 held.recv().unwrap();
             })
         });
         locked.recv().unwrap();
-        let append = scope.spawn(move || node.append(Bytes::from("late")));
-        let stalled = loop {
-            match events.recv_timeout(Duration::from_secs(30)).expect("a stall is reported") {
+        // The followers' copies commit the entry even though the leader's own write hangs.
+        let (seq, _) = stalled.append(Bytes::from("during the stall")).unwrap();
+        let error = loop {
+            match events.recv_timeout(Duration::from_secs(30)).expect("the stall is reported") {
                 Event::Error(text) if text.contains("storage stalled") => break text,
                 _ => {}
             }
         };
-        assert!(stalled.contains("not durable"), "{stalled}");
+        assert!(error.contains("not durable"), "{error}");
+        // It stepped down, and another node leads while its disk hangs.
+        let others: Vec<&RaftNode> = nodes.iter().filter(|n| n.id() != leader).collect();
+        let elected = |s: &tinyraftplus::driver::Status| s.leader.is_some_and(|l| l != leader);
+        assert!(others[0].await_status(Duration::from_secs(30), elected).is_some(), "another node leads");
+        assert_ne!(stalled.status().role, tinyraftplus::core::Role::Leader);
+        let (later, _) = others[0].append(Bytes::from("elsewhere")).unwrap();
+        assert!(later > seq);
         release.send(()).unwrap();
-        assert_eq!(append.join().unwrap().unwrap().0, Seq(1), "the write completed and was acknowledged");
     });
-    let recovered = events.try_iter().chain(events.recv_timeout(Duration::from_secs(30)).ok());
-    let recovered: Vec<Event> = recovered.collect();
-    assert!(recovered.iter().any(|e| matches!(e, Event::Warn(t) if t.contains("storage recovered"))), "{recovered:?}");
+    loop {
+        match events.recv_timeout(Duration::from_secs(30)).expect("the recovery is reported") {
+            Event::Warn(text) if text.contains("storage recovered") => break,
+            _ => {}
+        }
+    }
+    assert!(stalled.await_commit(Seq(3), Duration::from_secs(30)), "the recovered node catches up");
 }

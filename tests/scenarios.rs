@@ -18,7 +18,7 @@
 //!
 //! | command | effect |
 //! |---|---|
-//! | `cluster N [knob=value ...]` | nodes 1..=N; knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS` |
+//! | `cluster N [knob=value ...]` | nodes 1..=N; knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS`, `stall=MS` |
 //! | `config N [knob=value ...]` | only validates such a config and prints the verdict |
 //! | `campaign ID` / `tick ID` | moves time to the node's deadline and ticks it |
 //! | `advance MS` | moves time forward, ticking every node whose deadline passes |
@@ -27,6 +27,7 @@
 //! | `copy [from=ID] [to=ID]` / `replay` | stashes copies of matching queued messages / re-sends them |
 //! | `sync ID... \| all` | makes nodes' writes durable (and those their completion releases) |
 //! | `sync-one ID` | makes the node's oldest pending write durable |
+//! | `stall ID` / `unstall ID` | `stabilize` and `run` leave the node's writes pending / sync them again |
 //! | `stabilize` | syncs and delivers until nothing happens |
 //! | `append ID TEXT`, `batch ID TEXT...`, `read ID` | client requests at a node |
 //! | `partition IDS / IDS`, `cut FROM TO`, `heal` | cuts links both ways / one way, restores all |
@@ -61,6 +62,9 @@ fn configure(config: &mut Config, knobs: &[&str]) {
             "rpc" => config.rpc_entries_max = value.parse().expect("count"),
             "inflight" => config.inflight_messages_max = value.parse().expect("count"),
             "append_timeout" => config.append_timeout = std::time::Duration::from_millis(value.parse().expect("ms")),
+            "stall" => {
+                config.storage_stall_timeout = Some(std::time::Duration::from_millis(value.parse().expect("ms")))
+            }
             "apply_seq" => config.apply_seq = Some(tinyraftplus::core::Seq(value.parse().expect("seq"))),
             other => panic!("unknown knob {other}"),
         }
@@ -152,6 +156,12 @@ impl Runner {
                 for id in targets {
                     cluster.sync(id, None);
                 }
+            }
+            "stall" => {
+                self.cluster().stalled.insert(node(0));
+            }
+            "unstall" => {
+                self.cluster().stalled.remove(&node(0));
             }
             "sync-one" => self.cluster().sync(node(0), Some(1)),
             "stabilize" => self.cluster().stabilize(),

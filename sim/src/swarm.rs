@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 15] = [
+pub const FAULT_CLASSES: [&str; 16] = [
     "crash",
     "partition",
     "pause",
@@ -55,6 +55,7 @@ pub const FAULT_CLASSES: [&str; 15] = [
     "lingering",
     "skew",
     "lost_outbox",
+    "disk_stall",
 ];
 
 impl Default for Options {
@@ -116,6 +117,8 @@ pub struct Swarm {
     /// Probability that a crash also loses the messages the node had sent and that had not
     /// arrived yet (unsent socket buffers).
     pub lost_outbox: f64,
+    /// Probability that a disk write stalls (for half to three times the storage stall timeout).
+    pub disk_stall: f64,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
 }
@@ -141,6 +144,7 @@ impl Swarm {
             "lingering" => self.lingering = 0.0,
             "skew" => self.skew_ppm = 0,
             "lost_outbox" => self.lost_outbox = 0.0,
+            "disk_stall" => self.disk_stall = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -171,6 +175,7 @@ impl Swarm {
         let leader_crash = [0.0, 0.1, 0.4, 0.8][rng.below(4) as usize];
         let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
         let lost_outbox = [0.0, 0.5, 1.0][rng.below(3) as usize];
+        let disk_stall = [0.0, 0.0, 0.001, 0.01][rng.below(4) as usize];
         Swarm {
             loss,
             duplicate,
@@ -191,6 +196,7 @@ impl Swarm {
             lingering,
             leader_crash,
             lost_outbox,
+            disk_stall,
             rpc_entries_max,
         }
     }

@@ -61,6 +61,11 @@ pub struct Config {
     pub memory_entries_max: usize,
     /// The largest payload a client may append, in bytes.
     pub entry_bytes_max: usize,
+    /// A storage write not durable this long after it was issued (or after the write before
+    /// it completed) marks the storage stalled (the seed's `TimeoutLog` in a node): an error
+    /// event, a leader steps down, and the node does not campaign until the write completes
+    /// (then a warn event). Acknowledgements wait for durability anyway. `None`: never.
+    pub storage_stall_timeout: Option<Duration>,
     /// Seeds the core's PRNG (election jitter, request ids). The same seed and the same
     /// inputs give the same outputs. A driver must pass a fresh seed at each start of a node:
     /// forwarded requests are deduplicated by an incarnation drawn from it, so a node started
@@ -95,6 +100,7 @@ impl Config {
             check_quorum: true,
             memory_entries_max: 1 << 13,
             entry_bytes_max: 16 << 20,
+            storage_stall_timeout: Some(Duration::from_secs(5)),
             seed: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
@@ -124,6 +130,7 @@ impl Config {
             ("ping_timeout", self.ping_timeout),
             ("append_timeout", self.append_timeout),
             ("read_timeout", self.read_timeout),
+            ("storage_stall_timeout", self.storage_stall_timeout.unwrap_or(Duration::from_secs(1))),
         ] {
             if value.is_zero() || value > Duration::from_secs(86_400) {
                 return Err(ConfigError::OutOfRange { knob: name, why: "must be between 1 ns and one day" });

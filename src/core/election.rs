@@ -10,6 +10,11 @@ use super::types::{LogId, NodeId, Payload, Role, Term, Time};
 impl Raft {
     /// The election timer fired: ask for votes (first a pre-vote, when enabled).
     pub(super) fn election_timeout(&mut self, now: Time) {
+        if self.stalled {
+            // A node whose storage stalled does not campaign until the write completes.
+            self.reset_election_deadline(now);
+            return;
+        }
         if self.hard_state.term.0 == u64::MAX {
             // Only a peer could have pushed the term this far; there is no next term to use.
             self.reset_election_deadline(now);

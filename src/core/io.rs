@@ -301,4 +301,6 @@ pub enum Wake {
     Heartbeat,
     /// A client request's timeout.
     Request,
+    /// A storage write's stall timeout.
+    Storage,
 }

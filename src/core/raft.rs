@@ -82,6 +82,10 @@ pub struct Raft {
     pub(super) pending_truncates: VecDeque<(u64, Seq)>,
     pub(super) after_write: VecDeque<(u64, AfterWrite)>,
     pub(super) durable_last: Option<LogId>,
+    /// Since when the oldest write in flight is owed (issued, or the one before it completed).
+    owed_since: Option<Time>,
+    /// Whether that write outlasted `storage_stall_timeout` (and the error event was raised).
+    pub(super) stalled: bool,
     /// The hard state changed in memory and its write is not issued yet (coalesces a term
     /// change and a vote in one step into one write).
     hard_state_dirty: bool,
@@ -144,6 +148,8 @@ impl Raft {
             pending_truncates: VecDeque::new(),
             after_write: VecDeque::new(),
             durable_last: recovered.last,
+            owed_since: None,
+            stalled: false,
             hard_state_dirty: false,
             unwritten_from: None,
             after_unwritten: Vec::new(),
@@ -229,13 +235,23 @@ impl Raft {
             None => None,
         };
         let request = self.client.deadline(self.leading.as_deref()).map(|at| (at, Wake::Request));
-        match (role_timer, request) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        }
+        [role_timer, request, self.stall_deadline().map(|at| (at, Wake::Storage))]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
+    }
+
+    /// When the write in flight counts as stalled (if it is not yet).
+    fn stall_deadline(&self) -> Option<Time> {
+        let timeout = self.config.storage_stall_timeout?;
+        let since = self.owed_since.filter(|_| !self.stalled && !self.failed)?;
+        Some(Time(since.0.saturating_add(duration_nanos(timeout))))
     }
 
     fn on_tick(&mut self, now: Time) {
+        if self.stall_deadline().is_some_and(|at| now >= at) {
+            self.storage_stalled(now);
+        }
         if self.leading.as_ref().is_some_and(|l| now >= l.heartbeat_deadline) {
             self.heartbeat_tick(now);
         } else if self.leading.is_none() && !self.failed && now >= self.election_deadline {
@@ -308,6 +324,9 @@ impl Raft {
     pub(super) fn write(&mut self, write: Write) {
         if !matches!(write, Write::HardState(_)) {
             self.flush_hard_state();
+        }
+        if self.done_write == self.last_write {
+            self.owed_since = Some(self.now);
         }
         self.last_write += 1;
         let id = self.last_write;
@@ -389,6 +408,16 @@ impl Raft {
             return;
         }
         self.done_write = id;
+        if self.stalled {
+            self.stalled = false;
+            let waited = self.now.0.saturating_sub(self.owed_since.map_or(0, |t| t.0)) as f64 / 1e9;
+            self.event(Event::Warn(format!("storage recovered: write w{id} became durable after {waited:.1} s")));
+            if self.leading.is_none() && !self.failed {
+                self.reset_election_deadline(self.now);
+            }
+        }
+        // The writes after `id` are owed from now on (the storage starts on them now).
+        self.owed_since = (id < self.last_write).then_some(self.now);
         while let Some((_, last)) = self.pending_writes.front().copied().filter(|(w, _)| *w <= id) {
             self.pending_writes.pop_front();
             self.durable_last = last;
@@ -410,6 +439,22 @@ impl Raft {
             self.maybe_commit();
         }
         self.evict();
+    }
+
+    /// The write in flight outlasted `storage_stall_timeout`: report it and stop leading (a
+    /// leader that cannot make entries durable holds up every commit that needs it).
+    fn storage_stalled(&mut self, now: Time) {
+        self.stalled = true;
+        let waited = now.0.saturating_sub(self.owed_since.map_or(0, |t| t.0)) as f64 / 1e9;
+        let write = self.done_write + 1;
+        let role = self.role;
+        self.event(Event::Error(format!(
+            "storage stalled: write w{write} is not durable after {waited:.1} s; not leading until it is"
+        )));
+        if role != Role::Follower {
+            let term = self.hard_state.term;
+            self.become_follower(now, term, None);
+        }
     }
 
     fn on_write_failed(&mut self, now: Time, id: u64, error: &str) {

@@ -1,16 +1,23 @@
 //! Drivers: thin loops that carry out what the core asks for, on real files and real (or
-//! in-process) networks. [`RaftNode`] is the blocking driver (std threads).
+//! in-process) networks. [`RaftNode`] is the blocking driver (std threads); `AsyncRaftNode`
+//! (feature `tokio`) is the same node with async calls. Both are thin: the node loop and the
+//! disk thread in `node` are theirs in common, and the protocol is the core's.
 //!
 //! The driver's whole job: feed every input to the core's `step` with the current time; carry
 //! out the outputs. Storage writes go to a disk thread, which makes everything queued durable
 //! with one write and one fdatasync per batch and reports the last write done; messages go to the
 //! transport; committed entries go to the [`StateMachine`]; replies go back to the callers.
 
+#[cfg(feature = "tokio")]
+mod async_node;
 mod blocking;
-mod network;
+mod node;
 
-pub use blocking::{DriverError, NodeOptions, RaftNode, Status};
-pub use network::{InProcessNetwork, Transport};
+pub use crate::transport::{InProcessNetwork, Transport};
+#[cfg(feature = "tokio")]
+pub use async_node::AsyncRaftNode;
+pub use blocking::RaftNode;
+pub use node::{DriverError, Status};
 
 use crate::core::Seq;
 use bytes::Bytes;

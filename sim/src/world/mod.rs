@@ -22,6 +22,8 @@ const MS: u64 = 1_000_000;
 const CLIENT_TIMEOUT: u64 = 5_000 * MS;
 /// How long terms must stand still before the healed cluster counts as settled.
 const STABLE: u64 = 6_000 * MS;
+/// The cores' storage stall timeout (shorter than the default, so stalls happen within a run).
+const STORAGE_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What ended a run badly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,6 +183,7 @@ impl World {
                 config.state_machine = true;
                 config.mutant = options.mutant;
                 config.rpc_entries_max = swarm.rpc_entries_max;
+                config.storage_stall_timeout = Some(STORAGE_STALL);
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
                     skew => rng.below(2 * skew + 1) as i64 - skew as i64,
@@ -582,7 +585,12 @@ impl World {
     }
 
     fn write(&mut self, n: usize, id: WriteId, write: Write) {
-        let latency = self.swarm.disk_ns + self.rng.below(self.swarm.disk_jitter_ns + 1);
+        let mut latency = self.swarm.disk_ns + self.rng.below(self.swarm.disk_jitter_ns + 1);
+        if !self.settling && self.chance(self.swarm.disk_stall) {
+            // A stalled disk (the core must step down when it leads, and not campaign).
+            self.fault("disk_stall");
+            latency += STORAGE_STALL.as_nanos() as u64 / 2 + self.rng.below(5 * STORAGE_STALL.as_nanos() as u64 / 2);
+        }
         let node = &mut self.nodes[n];
         let start = node.disk.pending.back().map_or(self.now, |p| p.done_at.max(self.now));
         let done_at = start.plus(latency);

@@ -1,5 +1,6 @@
 //! Transports: how messages reach peers. [`InProcessNetwork`] connects nodes in one process
-//! (every message goes through the wire codec, as over a socket).
+//! (every message goes through the wire codec, as over a socket); [`TcpTransport`] connects
+//! them over TCP with authenticated encryption (Noise).
 
 use crate::core::{codec, Message, NodeId};
 use std::collections::BTreeMap;

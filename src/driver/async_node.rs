@@ -1,0 +1,129 @@
+//! The async driver (feature `tokio`): the same node as [`RaftNode`](super::RaftNode), with
+//! async calls. The node loop and the disk keep their own threads (disk IO never runs on the
+//! runtime's workers); a call awaits its answer without holding a thread, so thousands of
+//! concurrent appends cost thousands of small tasks, not threads.
+
+use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
+use super::StateMachine;
+use crate::core::{ClientError, Config, Event, Input, NodeId, RequestId, Response, Seq};
+use crate::log::{FsLog, LogError};
+use crate::transport::Transport;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A Raft node on a file log and a transport, with an async API. Cheap to share: wrap it in an
+/// `Arc` and call it from many tasks.
+pub struct AsyncRaftNode {
+    handle: Arc<Handle>,
+}
+
+impl AsyncRaftNode {
+    /// Opens a node (see [`RaftNode::open`](super::RaftNode::open)). It does not block on
+    /// anything but the log's recovery, which `log` already did when it was opened.
+    pub fn open(
+        config: Config,
+        log: FsLog,
+        transport: Arc<dyn Transport>,
+        state_machine: Option<Box<dyn StateMachine>>,
+    ) -> Result<AsyncRaftNode, DriverError> {
+        Ok(AsyncRaftNode { handle: Arc::new(Handle::open(config, log, transport, state_machine)?) })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.handle.id
+    }
+
+    async fn request(&self, make: impl FnOnce(RequestId) -> Input) -> Result<Response, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.handle.submit(make, Reply::Async(reply));
+        answer.await.unwrap_or(Err(ClientError::Closed))
+    }
+
+    /// Appends one entry (forwarded to the leader from any node); its seq and, with a state
+    /// machine, its response.
+    pub async fn append(&self, data: Bytes) -> Result<(Seq, Option<Bytes>), ClientError> {
+        node::appended(self.request(|id| Input::Append { id, data }).await?)
+    }
+
+    /// Appends entries at consecutive seqs; the first seq and the responses.
+    pub async fn append_batch(&self, data: Vec<Bytes>) -> Result<(Seq, Vec<Bytes>), ClientError> {
+        node::appended_batch(self.request(|id| Input::AppendBatch { id, data }).await?)
+    }
+
+    /// A linearizable read through the state machine (forwarded to the leader).
+    pub async fn read(&self, command: Bytes) -> Result<(Option<Seq>, Bytes), ClientError> {
+        node::read_answer(self.request(|id| Input::Read { id, command }).await?)
+    }
+
+    /// What the node knows now.
+    pub fn status(&self) -> Status {
+        self.handle.shared.status().clone()
+    }
+
+    /// The last entry's payload (the seed's `head`), read on a blocking thread.
+    pub async fn head(&self) -> Result<Option<Bytes>, LogError> {
+        let handle = Arc::clone(&self.handle);
+        match tokio::task::spawn_blocking(move || handle.head()).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(LogError::Invalid("the runtime is shutting down".into())),
+        }
+    }
+
+    async fn wait_for<T>(&self, timeout: Duration, ready: impl Fn(&Status) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Created before the check: a change between the check and the wait still wakes it.
+            let changed = self.handle.shared.notify.notified();
+            {
+                let status = self.handle.shared.status();
+                if let Some(value) = ready(&status) {
+                    return Some(value);
+                }
+                if status.closed {
+                    return None;
+                }
+            }
+            tokio::time::timeout_at(deadline, changed).await.ok()?;
+        }
+    }
+
+    /// Waits until the node knows a leader whose term has a committed entry (the seed's
+    /// `awaitLeader`); `None` after `timeout` or once the node is closed.
+    pub async fn await_leader(&self, timeout: Duration) -> Option<NodeId> {
+        self.wait_for(timeout, Status::ready_leader).await
+    }
+
+    /// Waits until the commit point reaches `seq`; false after `timeout` or once closed.
+    pub async fn await_commit(&self, seq: Seq, timeout: Duration) -> bool {
+        self.wait_for(timeout, |status| (status.commit >= Some(seq)).then_some(())).await.is_some()
+    }
+
+    /// Waits until the node's status satisfies `ready`; the status then, or `None` after
+    /// `timeout` or once the node is closed.
+    pub async fn await_status(&self, timeout: Duration, ready: impl Fn(&Status) -> bool) -> Option<Status> {
+        self.wait_for(timeout, |status| ready(status).then(|| status.clone())).await
+    }
+
+    /// Events from now on: change, commit, apply, warn, error.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<Event> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.handle.shared.subscribe(Subscriber::Async(sender));
+        receiver
+    }
+
+    /// Closes the node: pending requests get `Closed`; returns once every write the node
+    /// issued is durable.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.handle.close(Reply::Async(ack)) {
+            let _ = done.await;
+        }
+        // The loop thread has answered its last command; joining it does not wait on IO.
+        let handle = Arc::clone(&self.handle);
+        let _ = tokio::task::spawn_blocking(move || handle.finish()).await;
+    }
+}

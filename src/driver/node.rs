@@ -1,0 +1,516 @@
+//! What both drivers share: the node loop thread around the core, the disk thread around the
+//! file log, and the client side that submits requests to them. The blocking and the async
+//! driver differ only in how a caller waits for its answer.
+
+use super::StateMachine;
+use crate::core::{
+    ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role, Seq,
+    StartError, Term, Time, Write, WriteId,
+};
+use crate::log::{FsLog, LogError, LogStore};
+use crate::transport::Transport;
+use bytes::Bytes;
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::OsRng;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why a node could not be opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The log failed.
+    Log(LogError),
+    /// The core refused the configuration or the recovered state.
+    Start(StartError),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Log(error) => write!(f, "log: {error}"),
+            DriverError::Start(error) => write!(f, "cannot start: {error}"),
+            DriverError::Thread(error) => write!(f, "cannot start a thread: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// What a node knows of itself and the cluster (the seed's getters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Its role (the seed's `state`).
+    pub role: Role,
+    /// The leader it follows (itself when leading).
+    pub leader: Option<NodeId>,
+    /// As leader, the followers that answered recently.
+    pub followers: Vec<NodeId>,
+    /// Its current term.
+    pub term: Term,
+    /// The seq of its last entry.
+    pub seq: Option<Seq>,
+    /// The highest seq known committed.
+    pub commit: Option<Seq>,
+    /// Whether the node is closed.
+    pub closed: bool,
+}
+
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            role: Role::Follower,
+            leader: None,
+            followers: Vec::new(),
+            term: Term(0),
+            seq: None,
+            commit: None,
+            closed: false,
+        }
+    }
+}
+
+impl Status {
+    /// The leader, once it has committed an entry in its term (the seed's `awaitLeader`).
+    pub(super) fn ready_leader(&self) -> Option<NodeId> {
+        self.leader.filter(|_| self.commit.is_some())
+    }
+}
+
+/// Where a request's one answer goes.
+pub(super) enum Reply {
+    Blocking(SyncSender<Result<Response, ClientError>>),
+    #[cfg(feature = "tokio")]
+    Async(tokio::sync::oneshot::Sender<Result<Response, ClientError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Response, ClientError>) {
+        match self {
+            Reply::Blocking(sender) => drop(sender.send(result)),
+            #[cfg(feature = "tokio")]
+            Reply::Async(sender) => drop(sender.send(result)),
+        }
+    }
+}
+
+/// Where events go.
+pub(super) enum Subscriber {
+    Blocking(Sender<Event>),
+    #[cfg(feature = "tokio")]
+    Async(tokio::sync::mpsc::UnboundedSender<Event>),
+}
+
+impl Subscriber {
+    fn send(&self, event: &Event) -> bool {
+        match self {
+            Subscriber::Blocking(sender) => sender.send(event.clone()).is_ok(),
+            #[cfg(feature = "tokio")]
+            Subscriber::Async(sender) => sender.send(event.clone()).is_ok(),
+        }
+    }
+}
+
+pub(super) enum Command {
+    Request { input: Input, id: RequestId, reply: Reply },
+    Message(Message),
+    WriteDone(WriteId),
+    WriteFailed(WriteId, String),
+    Close(Reply),
+}
+
+/// What the node's threads and its callers share.
+pub(super) struct Shared {
+    status: Mutex<Status>,
+    changed: Condvar,
+    #[cfg(feature = "tokio")]
+    pub(super) notify: tokio::sync::Notify,
+    subscribers: Mutex<Vec<Subscriber>>,
+    log: Mutex<FsLog>,
+}
+
+impl Shared {
+    pub(super) fn status(&self) -> MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn log(&self) -> MutexGuard<'_, FsLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn subscribe(&self, subscriber: Subscriber) {
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(subscriber);
+    }
+
+    fn publish(&self, event: Event) {
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).retain(|s| s.send(&event));
+    }
+
+    fn wake(&self) {
+        self.changed.notify_all();
+        #[cfg(feature = "tokio")]
+        self.notify.notify_waiters();
+    }
+
+    /// Waits (blocking) until `ready` says something of the status, or `timeout` passes.
+    pub(super) fn wait_for<T>(&self, timeout: Duration, ready: impl Fn(&Status) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut status = self.status();
+        loop {
+            if let Some(value) = ready(&status) {
+                return Some(value);
+            }
+            if status.closed {
+                return None;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            status = self.changed.wait_timeout(status, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
+
+/// The callers' side of a node: submits requests to its loop.
+pub(super) struct Handle {
+    pub(super) id: NodeId,
+    commands: Sender<Command>,
+    pub(super) shared: Arc<Shared>,
+    next_request: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    transport: Arc<dyn Transport>,
+}
+
+impl Handle {
+    /// Recovers the node's state from `log`, connects it to `transport`, and starts its
+    /// threads. The config's seed is replaced by a fresh random one (the core's contract).
+    pub(super) fn open(
+        mut config: Config,
+        log: FsLog,
+        transport: Arc<dyn Transport>,
+        state_machine: Option<Box<dyn StateMachine>>,
+    ) -> Result<Handle, DriverError> {
+        config.seed = OsRng.next_u64();
+        config.state_machine = state_machine.is_some();
+        let recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
+        let raft = Raft::new(config, recovered).map_err(DriverError::Start)?;
+        let id = raft.id();
+        let shared = Arc::new(Shared {
+            status: Mutex::new(Status::default()),
+            changed: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            notify: tokio::sync::Notify::new(),
+            subscribers: Mutex::new(Vec::new()),
+            log: Mutex::new(log),
+        });
+        let (commands, inbox) = mpsc::channel();
+        let (writes, disk_jobs) = mpsc::channel();
+        let disk = {
+            let (shared, done) = (Arc::clone(&shared), commands.clone());
+            std::thread::Builder::new()
+                .name(format!("raft-{id}-disk"))
+                .spawn(move || disk_loop(&shared, &disk_jobs, &done))
+                .map_err(DriverError::Thread)?
+        };
+        let deliver = commands.clone();
+        transport.register(id, Box::new(move |message| drop(deliver.send(Command::Message(message)))));
+        let node = NodeLoop {
+            raft,
+            start: Instant::now(),
+            shared: Arc::clone(&shared),
+            transport: Arc::clone(&transport),
+            state_machine,
+            pending: BTreeMap::new(),
+            writes,
+            disk: Some(disk),
+            out: Vec::new(),
+            unapplied: VecDeque::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("raft-{id}"))
+            .spawn(move || node.run(&inbox))
+            .map_err(DriverError::Thread)?;
+        Ok(Handle {
+            id,
+            commands,
+            shared,
+            next_request: AtomicU64::new(1),
+            thread: Mutex::new(Some(thread)),
+            transport,
+        })
+    }
+
+    /// Hands a request to the loop; its answer goes to `reply` (`Closed` if the node is).
+    pub(super) fn submit(&self, make: impl FnOnce(RequestId) -> Input, reply: Reply) {
+        let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
+        let command = Command::Request { input: make(id), id, reply };
+        if let Err(mpsc::SendError(Command::Request { reply, .. })) = self.commands.send(command) {
+            reply.send(Err(ClientError::Closed));
+        }
+    }
+
+    /// Asks the loop to close; `done` hears when everything is durable. False if it is gone.
+    pub(super) fn close(&self, done: Reply) -> bool {
+        self.commands.send(Command::Close(done)).is_ok()
+    }
+
+    /// Waits for the loop thread to end and detaches the node from the transport.
+    pub(super) fn finish(&self) {
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+        self.transport.unregister(self.id);
+    }
+
+    /// The last entry's payload (the seed's `head`).
+    pub(super) fn head(&self) -> Result<Option<Bytes>, LogError> {
+        Ok(self.shared.log().head()?.and_then(|entry| entry.payload.data().cloned()))
+    }
+}
+
+/// An append's answer: its seq and, with a state machine, its response.
+pub(super) fn appended(response: Response) -> Result<(Seq, Option<Bytes>), ClientError> {
+    let (seq, mut responses) = appended_batch(response)?;
+    Ok((seq, responses.pop()))
+}
+
+/// A batch's answer: its first seq and the responses.
+pub(super) fn appended_batch(response: Response) -> Result<(Seq, Vec<Bytes>), ClientError> {
+    match response {
+        Response::Appended { seq, responses } => Ok((seq, responses)),
+        Response::Read { .. } => Err(ClientError::Invalid("a read answered an append".into())),
+    }
+}
+
+/// A read's answer: the seq it was answered at, and the state machine's answer.
+pub(super) fn read_answer(response: Response) -> Result<(Option<Seq>, Bytes), ClientError> {
+    match response {
+        Response::Read { seq, response } => Ok((seq, response)),
+        Response::Appended { .. } => Err(ClientError::Invalid("an append answered a read".into())),
+    }
+}
+
+/// The node loop's state (on its own thread).
+struct NodeLoop {
+    raft: Raft,
+    start: Instant,
+    shared: Arc<Shared>,
+    transport: Arc<dyn Transport>,
+    state_machine: Option<Box<dyn StateMachine>>,
+    pending: BTreeMap<RequestId, Reply>,
+    writes: Sender<(WriteId, Write)>,
+    disk: Option<JoinHandle<()>>,
+    out: Vec<Output>,
+    /// Committed entries the state machine has not taken yet (it failed: retried shortly).
+    unapplied: VecDeque<Vec<Entry>>,
+}
+
+/// How soon a failed apply is tried again.
+const APPLY_RETRY: Duration = Duration::from_millis(100);
+
+impl NodeLoop {
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_nanos() as u64)
+    }
+
+    fn run(mut self, inbox: &Receiver<Command>) {
+        self.step(Input::Tick);
+        loop {
+            let mut wait = match self.raft.deadline() {
+                Some((at, _)) => Duration::from_nanos(at.0.saturating_sub(self.now().0)),
+                None => Duration::from_secs(3600),
+            };
+            if !self.unapplied.is_empty() {
+                wait = wait.min(APPLY_RETRY);
+            }
+            let command = match inbox.recv_timeout(wait) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.step(Input::Tick);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            match command {
+                Command::Request { input, id, reply } => {
+                    self.pending.insert(id, reply);
+                    self.step(input);
+                }
+                Command::Message(message) => self.step(Input::Message(message)),
+                Command::WriteDone(id) => self.step(Input::WriteDone { id }),
+                Command::WriteFailed(id, error) => self.step(Input::WriteFailed { id, error }),
+                Command::Close(ack) => return self.close(ack),
+            }
+        }
+    }
+
+    fn close(mut self, ack: Reply) {
+        self.step(Input::Close);
+        // The disk thread finishes every queued write, then stops.
+        let (writes, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.writes, writes));
+        if let Some(disk) = self.disk.take() {
+            let _ = disk.join();
+        }
+        self.shared.status().closed = true;
+        self.shared.wake();
+        ack.send(Err(ClientError::Closed)); // The close's own answer: everything is durable.
+    }
+
+    /// Steps the core, then carries out its outputs (the state machine and loads answer at once).
+    fn step(&mut self, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let now = self.now();
+            let mut out = std::mem::take(&mut self.out);
+            self.raft.step_into(now, input, &mut out);
+            for output in out.drain(..) {
+                if let Some(next) = self.output(output) {
+                    inputs.push_back(next);
+                }
+            }
+            self.out = out;
+            if inputs.is_empty() {
+                inputs.extend(self.apply_queued());
+            }
+        }
+        // Role, leader, term and followers come with the core's change events (see `output`).
+        let mut status = self.shared.status();
+        let moved = (status.seq, status.commit) != (self.raft.seq(), self.raft.commit());
+        status.seq = self.raft.seq();
+        status.commit = self.raft.commit();
+        drop(status);
+        if moved {
+            self.shared.wake();
+        }
+    }
+
+    fn output(&mut self, output: Output) -> Option<Input> {
+        match output {
+            Output::Send(message) => self.transport.send(message),
+            Output::Write { id, write } => drop(self.writes.send((id, write))),
+            Output::LoadEntries { from, to } => {
+                // The log's iterator reads in chunks (one read per entry would be a syscall each).
+                let count = (to.0 - from.0 + 1) as usize;
+                let entries: Result<Vec<Entry>, LogError> = self.shared.log().iter(from).take(count).collect();
+                return Some(match entries {
+                    Ok(entries) if entries.len() == count => Input::EntriesLoaded { entries },
+                    Ok(entries) => {
+                        Input::LoadFailed { error: format!("{} of {count} entries in the log", entries.len()) }
+                    }
+                    Err(error) => Input::LoadFailed { error: error.to_string() },
+                });
+            }
+            Output::Apply { entries } => {
+                if self.state_machine.is_some() {
+                    self.unapplied.push_back(entries);
+                }
+            }
+            Output::Read { id, seq, command } => {
+                let machine = self.state_machine.as_mut()?;
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| machine.read(Some(seq), &command)));
+                let response = match result {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(error)) => {
+                        self.shared.publish(Event::Error(format!("state machine read failed: {error}")));
+                        Bytes::new()
+                    }
+                    Err(_) => {
+                        self.shared.publish(Event::Error("state machine read panicked".into()));
+                        Bytes::new()
+                    }
+                };
+                return Some(Input::ReadDone { id, response });
+            }
+            Output::Reply { id, result } => {
+                if let Some(reply) = self.pending.remove(&id) {
+                    reply.send(result);
+                }
+            }
+            Output::Event(event) => {
+                if let Event::Change { role, leader, followers, term, .. } = &event {
+                    let mut status = self.shared.status();
+                    (status.role, status.leader, status.term) = (*role, *leader, *term);
+                    status.followers.clone_from(followers);
+                    drop(status);
+                    self.shared.wake();
+                }
+                self.shared.publish(event);
+            }
+        }
+        None
+    }
+
+    /// Hands queued committed entries to the state machine, in order; one that fails keeps
+    /// its entries (and those after) for the next try, as in the seed.
+    fn apply_queued(&mut self) -> Vec<Input> {
+        let mut applied = Vec::new();
+        let Some(machine) = self.state_machine.as_mut() else { return applied };
+        while let Some(entries) = self.unapplied.front() {
+            let first = entries[0].seq;
+            let payloads: Vec<Option<Bytes>> = entries.iter().map(|e| e.payload.data().cloned()).collect();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| machine.apply(first, &payloads)));
+            let problem = match result {
+                Ok(Ok(responses)) if responses.len() == entries.len() => {
+                    applied.push(Input::Applied { first, responses });
+                    self.unapplied.pop_front();
+                    continue;
+                }
+                Ok(Ok(responses)) => format!("{} responses for {} entries", responses.len(), entries.len()),
+                Ok(Err(error)) => error,
+                Err(_) => "it panicked".to_string(),
+            };
+            self.shared.publish(Event::Error(format!("state machine apply from {first} failed: {problem}")));
+            break;
+        }
+        applied
+    }
+}
+
+/// The disk thread: everything queued goes to the log together (consecutive entry writes as one
+/// batch: one write, one fdatasync), then the last write is reported done.
+fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<Command>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        batch.extend(jobs.try_iter());
+        let mut log = shared.log();
+        let mut last = None;
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut result = Ok(());
+        for (id, write) in batch {
+            match write {
+                Write::Entries(more) => entries.extend(more),
+                other => {
+                    result = result.and_then(|()| flush(&mut log, &mut entries)).and_then(|()| log.apply(&other));
+                }
+            }
+            if let Err(error) = &result {
+                let _ = done.send(Command::WriteFailed(id, error.to_string()));
+                return; // The log is poisoned: nothing more is durable.
+            }
+            last = Some(id);
+        }
+        if let Err(error) = flush(&mut log, &mut entries) {
+            let _ = done.send(Command::WriteFailed(last.expect("a batch has a write"), error.to_string()));
+            return;
+        }
+        drop(log);
+        if let Some(id) = last {
+            let _ = done.send(Command::WriteDone(id));
+        }
+    }
+}
+
+fn flush(log: &mut FsLog, entries: &mut Vec<Entry>) -> Result<(), LogError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let write = Write::Entries(std::mem::take(entries));
+    log.apply(&write)
+}
