@@ -8,7 +8,7 @@ use crate::core::{
     StartError, Term, Time, Write, WriteId,
 };
 use crate::log::{FsLog, LogError, LogStore};
-use crate::transport::Transport;
+use crate::transport::{Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
@@ -123,7 +123,21 @@ pub(super) enum Command {
     Message(Message),
     WriteDone(WriteId),
     WriteFailed(WriteId, String),
+    Warn(String),
     Close(Reply),
+}
+
+/// The node's inbox at its transport: messages and warnings join the loop's commands.
+struct TransportInbox(Sender<Command>);
+
+impl Inbox for TransportInbox {
+    fn deliver(&self, message: Message) {
+        let _ = self.0.send(Command::Message(message));
+    }
+
+    fn warn(&self, text: String) {
+        let _ = self.0.send(Command::Warn(text));
+    }
 }
 
 /// What the node's threads and its callers share.
@@ -217,8 +231,7 @@ impl Handle {
                 .spawn(move || disk_loop(&shared, &disk_jobs, &done))
                 .map_err(DriverError::Thread)?
         };
-        let deliver = commands.clone();
-        transport.register(id, Box::new(move |message| drop(deliver.send(Command::Message(message)))));
+        transport.register(id, Arc::new(TransportInbox(commands.clone())));
         let node = NodeLoop {
             raft,
             start: Instant::now(),
@@ -344,6 +357,7 @@ impl NodeLoop {
                 Command::Message(message) => self.step(Input::Message(message)),
                 Command::WriteDone(id) => self.step(Input::WriteDone { id }),
                 Command::WriteFailed(id, error) => self.step(Input::WriteFailed { id, error }),
+                Command::Warn(text) => self.shared.publish(Event::Warn(text)),
                 Command::Close(ack) => return self.close(ack),
             }
         }

@@ -6,17 +6,32 @@ use crate::core::{codec, Message, NodeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Where a node's messages go. Sending is best effort: Raft retries what is lost.
+mod noise;
+mod tcp;
+
+pub use noise::{ChannelError, Keypair, Security};
+pub use tcp::{TcpOptions, TcpTransport};
+
+/// Where a node's messages go. Sending is best effort and never blocks: Raft retries what is
+/// lost.
 pub trait Transport: Send + Sync + 'static {
     /// Sends `message` to `message.to`.
     fn send(&self, message: Message);
-    /// From now on, messages for `id` are handed to `deliver`.
-    fn register(&self, id: NodeId, deliver: Box<dyn Fn(Message) + Send + Sync>);
+    /// From now on, messages for `id` (and the transport's warnings) go to `inbox`.
+    fn register(&self, id: NodeId, inbox: Arc<dyn Inbox>);
     /// Stops delivering to `id` (its messages are dropped, as a crashed node's would be).
     fn unregister(&self, id: NodeId);
 }
 
-type Deliver = Arc<dyn Fn(Message) + Send + Sync>;
+/// A node's side of a transport.
+pub trait Inbox: Send + Sync {
+    /// A message arrived.
+    fn deliver(&self, message: Message);
+    /// Something went wrong that the node should report (a refused connection, garbage bytes).
+    fn warn(&self, text: String);
+}
+
+type Deliver = Arc<dyn Inbox>;
 
 /// Nodes in one process, connected directly.
 #[derive(Default)]
@@ -38,12 +53,12 @@ impl Transport for InProcessNetwork {
         // Through the codec, as over a socket: what a peer receives is what it would decode.
         let bytes = codec::encode_to_bytes(&message);
         if let Ok(decoded) = codec::decode(&bytes) {
-            deliver(decoded);
+            deliver.deliver(decoded);
         }
     }
 
-    fn register(&self, id: NodeId, deliver: Box<dyn Fn(Message) + Send + Sync>) {
-        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::from(deliver));
+    fn register(&self, id: NodeId, inbox: Arc<dyn Inbox>) {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, inbox);
     }
 
     fn unregister(&self, id: NodeId) {

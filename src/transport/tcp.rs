@@ -1,0 +1,316 @@
+//! The TCP transport: one outgoing connection per peer, each fed by a bounded queue and
+//! re-dialled with backoff; incoming connections are authenticated (see [`noise`](super::noise))
+//! and each read on its own thread.
+
+use super::noise::{self, ChannelError, Security};
+use super::{Inbox, Transport};
+use crate::core::{Message, NodeId};
+use std::collections::BTreeMap;
+use std::io::{self, BufReader};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How the TCP transport behaves.
+#[derive(Clone, Debug)]
+pub struct TcpOptions {
+    /// The longest frame (one encoded message) accepted; a longer one closes the connection.
+    /// Default 64 MiB (above the core's default largest message).
+    pub frame_bytes_max: usize,
+    /// Messages queued per peer while its connection is slow or down; more are dropped (Raft
+    /// sends again what is lost). Default 4096.
+    pub queue_messages_max: usize,
+    /// The first wait before re-dialling a peer; doubled after each failure up to
+    /// `backoff_max`. Defaults 50 ms and 2 s.
+    pub backoff_min: Duration,
+    /// The longest wait between dials.
+    pub backoff_max: Duration,
+    /// How long dialling and the handshake may take. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Connections being handshaken at once; more are closed at once. Default 64.
+    pub handshakes_max: usize,
+}
+
+impl Default for TcpOptions {
+    fn default() -> TcpOptions {
+        TcpOptions {
+            frame_bytes_max: 64 << 20,
+            queue_messages_max: 4096,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(5),
+            handshakes_max: 64,
+        }
+    }
+}
+
+/// Nodes connected over TCP with authenticated encryption. One per node; sending never blocks.
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    id: NodeId,
+    security: Security,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    options: TcpOptions,
+    local: SocketAddr,
+    queues: Mutex<BTreeMap<NodeId, SyncSender<Message>>>,
+    inbox: RwLock<Option<Arc<dyn Inbox>>>,
+    closed: AtomicBool,
+    /// Accepted connections, to shut them down when the transport closes.
+    accepted: Mutex<BTreeMap<u64, TcpStream>>,
+    next_accepted: AtomicU64,
+    handshaking: AtomicUsize,
+}
+
+impl Shared {
+    fn warn(&self, text: String) {
+        if let Some(inbox) = self.inbox.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            inbox.warn(text);
+        }
+    }
+}
+
+impl TcpTransport {
+    /// Listens on `listen` for node `id` and dials the `peers` (every other node's address;
+    /// this node's own entry is ignored) when there is something to send.
+    pub fn bind(
+        id: NodeId,
+        listen: SocketAddr,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        security: Security,
+        options: TcpOptions,
+    ) -> io::Result<Arc<TcpTransport>> {
+        TcpTransport::with_listener(id, TcpListener::bind(listen)?, peers, security, options)
+    }
+
+    /// [`bind`](TcpTransport::bind) on a listener already bound (so that every node's port
+    /// can be known before any transport starts).
+    pub fn with_listener(
+        id: NodeId,
+        listener: TcpListener,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        security: Security,
+        options: TcpOptions,
+    ) -> io::Result<Arc<TcpTransport>> {
+        if let Security::NodeKeys { public, .. } = &security {
+            if let Some(peer) = peers.keys().find(|peer| **peer != id && !public.contains_key(peer)) {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no public key for node {peer}")));
+            }
+        }
+        let local = listener.local_addr()?;
+        let peers: BTreeMap<NodeId, SocketAddr> = peers.into_iter().filter(|(peer, _)| *peer != id).collect();
+        let shared = Arc::new(Shared {
+            id,
+            security,
+            peers: peers.clone(),
+            options: options.clone(),
+            local,
+            queues: Mutex::new(BTreeMap::new()),
+            inbox: RwLock::new(None),
+            closed: AtomicBool::new(false),
+            accepted: Mutex::new(BTreeMap::new()),
+            next_accepted: AtomicU64::new(0),
+            handshaking: AtomicUsize::new(0),
+        });
+        let mut queues = BTreeMap::new();
+        for (peer, addr) in peers {
+            let (sender, receiver) = mpsc::sync_channel(options.queue_messages_max);
+            queues.insert(peer, sender);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("tcp-{id}-to-{peer}"))
+                .spawn(move || dial_loop(&shared, peer, addr, &receiver))?;
+        }
+        *shared.queues.lock().unwrap_or_else(|p| p.into_inner()) = queues;
+        let accepting = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("tcp-{id}-accept"))
+            .spawn(move || accept_loop(&accepting, &listener))?;
+        Ok(Arc::new(TcpTransport { shared }))
+    }
+
+    /// The address it listens on (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+}
+
+impl Transport for TcpTransport {
+    fn send(&self, message: Message) {
+        let queues = self.shared.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = queues.get(&message.to) {
+            // A full queue drops the message: Raft sends again what is lost.
+            if let Err(TrySendError::Disconnected(_)) = queue.try_send(message) {
+                drop(queues);
+                self.shared.warn("tcp: a peer's sender thread is gone".into());
+            }
+        }
+    }
+
+    fn register(&self, id: NodeId, inbox: Arc<dyn Inbox>) {
+        if id != self.shared.id {
+            inbox.warn(format!("tcp: this transport is node {}'s, not node {id}'s", self.shared.id));
+            return;
+        }
+        *self.shared.inbox.write().unwrap_or_else(|p| p.into_inner()) = Some(inbox);
+    }
+
+    fn unregister(&self, id: NodeId) {
+        if id == self.shared.id {
+            *self.shared.inbox.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.closed.store(true, Ordering::SeqCst);
+        // The dialling threads end when their queues close; the accepting one at its next
+        // connection (made here); readers when their sockets shut down.
+        shared.queues.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let _ = TcpStream::connect_timeout(&shared.local, Duration::from_secs(1));
+        for stream in shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    for stream in listener.incoming() {
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= shared.options.handshakes_max {
+            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+            shared.warn(format!("tcp: closed a connection from {:?}: too many handshakes at once", stream.peer_addr()));
+            continue;
+        }
+        let reading = Arc::clone(shared);
+        let spawned = std::thread::Builder::new().name(format!("tcp-{}-read", shared.id)).spawn(move || {
+            let from = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+            if let Err(error) = serve(&reading, stream) {
+                reading.warn(format!("tcp: connection from {from} closed: {error}"));
+            }
+        });
+        if spawned.is_err() {
+            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Authenticates an incoming connection, then delivers its messages until it closes.
+fn serve(shared: &Shared, stream: TcpStream) -> Result<(), ChannelError> {
+    let handshake = (|| {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(shared.options.handshake_timeout))?;
+        stream.set_write_timeout(Some(shared.options.handshake_timeout))?;
+        let mut socket = &stream;
+        let member = |id: NodeId| shared.peers.contains_key(&id);
+        let (peer, receiver) =
+            noise::respond(&mut socket, &shared.security, shared.id, member, shared.options.frame_bytes_max)?;
+        stream.set_read_timeout(None)?;
+        Ok::<_, ChannelError>((peer, receiver))
+    })();
+    shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+    let (peer, mut receiver) = handshake?;
+    let key = shared.next_accepted.fetch_add(1, Ordering::Relaxed);
+    shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(key, stream.try_clone()?);
+    let result =
+        if shared.closed.load(Ordering::SeqCst) { Ok(()) } else { deliver(shared, peer, &mut receiver, &stream) };
+    shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    result
+}
+
+fn deliver(
+    shared: &Shared,
+    peer: NodeId,
+    receiver: &mut noise::Receiver,
+    stream: &TcpStream,
+) -> Result<(), ChannelError> {
+    let mut reader = BufReader::with_capacity(256 << 10, stream);
+    loop {
+        let message = match receiver.next(&mut reader) {
+            Ok(message) => message,
+            Err(ChannelError::Closed) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if message.from != peer || message.to != shared.id {
+            let (from, to) = (message.from, message.to);
+            return Err(ChannelError::Refused(format!("node {peer} sent a message from {from} to {to}")));
+        }
+        let inbox = shared.inbox.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(inbox) = inbox {
+            inbox.deliver(message);
+        }
+    }
+}
+
+/// Sends one peer's queue: dials when there is something to send, re-dials with backoff.
+fn dial_loop(shared: &Shared, peer: NodeId, addr: SocketAddr, queue: &Receiver<Message>) {
+    let options = &shared.options;
+    let mut backoff = options.backoff_min;
+    let mut batch = Vec::new();
+    let mut warned = false;
+    loop {
+        if batch.is_empty() {
+            match queue.recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => return, // The transport closed.
+            }
+        }
+        let (stream, mut sender) = match dial(shared, peer, addr) {
+            Ok(connection) => connection,
+            Err(error) => {
+                // Handshake refusals are always worth a warning; a peer that is down once per outage.
+                if !warned || !matches!(error, ChannelError::Io(_)) {
+                    shared.warn(format!("tcp: cannot reach node {peer} at {addr}: {error}"));
+                    warned = true;
+                }
+                // What waited is stale by the next attempt (Raft will send afresh): drop it.
+                batch.clear();
+                queue.try_iter().for_each(drop);
+                if shared.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(options.backoff_max);
+                continue;
+            }
+        };
+        warned = false;
+        backoff = options.backoff_min;
+        let mut socket = &stream;
+        loop {
+            batch.extend(queue.try_iter().take(1024));
+            if let Err(error) = sender.send(&mut socket, &batch) {
+                shared.warn(format!("tcp: connection to node {peer} lost: {error}"));
+                batch.clear();
+                break;
+            }
+            batch.clear();
+            match queue.recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<(TcpStream, noise::Sender), ChannelError> {
+    let timeout = shared.options.handshake_timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut socket = &stream;
+    let sender = noise::initiate(&mut socket, &shared.security, shared.id, peer)?;
+    // A peer that stops reading for this long is treated as gone (the connection is re-dialled).
+    stream.set_write_timeout(Some(timeout))?;
+    Ok((stream, sender))
+}
