@@ -28,3 +28,25 @@ fn example1_prints_the_seeds_output() {
 fn example2_prints_the_seeds_output() {
     assert_eq!(run("example2"), "state 0\nstate 1 1\nstate 2 2\nstate 3 3\nread  3 3\n");
 }
+
+#[test]
+fn example3_appends_batches_over_encrypted_tcp_with_contiguous_seqs_and_results() {
+    let output = Command::new(example("example3")).args(["--seconds", "2"]).output().expect("example3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).expect("text");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("listening 127.0.0.1:"), "{text}");
+    assert!(lines[1].starts_with("have leader "), "{text}");
+    let batches = &lines[2..lines.len() - 1];
+    assert!(!batches.is_empty(), "{text}");
+    // The leader's blank entry is seq 0 (and counts nothing): entries run from seq 1, and the
+    // counter's results match their seqs.
+    let mut next = 1u64;
+    for line in batches {
+        let expected = format!("seq = {next}..{} results = {next}..{}", next + 99, next + 99);
+        assert_eq!(*line, expected, "{text}");
+        next += 100;
+    }
+    let done = format!("done {} batches, {} entries in ", batches.len(), batches.len() * 100);
+    assert!(lines[lines.len() - 1].starts_with(&done), "{text}");
+}

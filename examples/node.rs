@@ -1,0 +1,168 @@
+//! One node as its own process, over encrypted TCP: the multi-process test runs three of these,
+//! and it is how a real deployment would start a node.
+//!
+//! ```text
+//! cargo run --release --example node -- --id 1 --dir /tmp/n1 --key <64 hex digits> \
+//!     --peer 1=127.0.0.1:9001 --peer 2=127.0.0.1:9002 --peer 3=127.0.0.1:9003
+//! ```
+//!
+//! It listens on its own `--peer` address. Commands on standard input, one per line:
+//! `append TEXT`, `load` (append `<id>-<pid>-<n>` entries one after another until `stop`), `stop`,
+//! `status`, `dump` (every committed entry), `quit`. It prints, one line each:
+//! `ready`, `leader ID term T`, `ack SEQ TEXT`, `fail TEXT: WHY`, `warn TEXT`, `error TEXT`,
+//! `status ROLE LEADER TERM SEQ COMMIT`, `entry SEQ TEXT`, `dumped`, `stopped`.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tinyraftplus::core::{Config, Event, NodeId, Seq};
+use tinyraftplus::driver::RaftNode;
+use tinyraftplus::log::{FsLog, FsLogOptions};
+use tinyraftplus::transport::{Security, TcpOptions, TcpTransport};
+
+struct Args {
+    id: NodeId,
+    dir: std::path::PathBuf,
+    key: [u8; 32],
+    peers: BTreeMap<NodeId, SocketAddr>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut id, mut dir, mut key, mut peers) = (None, None, None, BTreeMap::new());
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--id" => id = Some(NodeId(value.parse().map_err(|e| format!("--id: {e}"))?)),
+            "--dir" => dir = Some(value.into()),
+            "--key" => key = Some(hex_key(&value)?),
+            "--peer" => {
+                let (peer, addr) = value.split_once('=').ok_or("--peer takes ID=ADDRESS")?;
+                let peer = NodeId(peer.parse().map_err(|e| format!("--peer id: {e}"))?);
+                peers.insert(peer, addr.parse().map_err(|e| format!("--peer address: {e}"))?);
+            }
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    let id = id.ok_or("--id is required")?;
+    if !peers.contains_key(&id) {
+        return Err("--peer must give this node's own address too".into());
+    }
+    Ok(Args { id, dir: dir.ok_or("--dir is required")?, key: key.ok_or("--key is required")?, peers })
+}
+
+fn hex_key(text: &str) -> Result<[u8; 32], String> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .map(|b| (b as char).to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()
+        .ok_or("--key: not hex")?;
+    let mut key = [0u8; 32];
+    if digits.len() != 64 {
+        return Err("--key: 64 hex digits".into());
+    }
+    for (byte, pair) in key.iter_mut().zip(digits.chunks(2)) {
+        *byte = pair[0] << 4 | pair[1];
+    }
+    Ok(key)
+}
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("node: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    let ids: Vec<NodeId> = args.peers.keys().copied().collect();
+    let listen = args.peers[&args.id];
+    let transport =
+        TcpTransport::bind(args.id, listen, args.peers, Security::SharedKey(args.key), TcpOptions::default())?;
+    let log = FsLog::open(&args.dir, "log", FsLogOptions::default())?;
+    let mut config = Config::new(args.id, ids);
+    config.election_timeout = Duration::from_millis(500);
+    config.ping_timeout = Duration::from_millis(500);
+    config.append_timeout = Duration::from_secs(3);
+    let node = Arc::new(RaftNode::open(config, log, transport, None)?);
+    let events = node.events();
+    std::thread::spawn(move || {
+        for event in events {
+            match event {
+                Event::Change { leader: Some(leader), term, .. } => println!("leader {leader} term {term}"),
+                Event::Warn(text) => println!("warn {text}"),
+                Event::Error(text) => println!("error {text}"),
+                _ => {}
+            }
+        }
+    });
+    println!("ready");
+    let loading = Arc::new(AtomicBool::new(false));
+    let mut loader: Option<std::thread::JoinHandle<()>> = None;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let (command, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        match command {
+            "append" => match node.append(Bytes::from(rest.to_string())) {
+                Ok((seq, _)) => println!("ack {seq} {rest}"),
+                Err(error) => println!("fail {rest}: {error}"),
+            },
+            "load" if loader.is_none() => {
+                loading.store(true, Ordering::SeqCst);
+                let (node, loading) = (Arc::clone(&node), Arc::clone(&loading));
+                loader = Some(std::thread::spawn(move || load(&node, &loading)));
+            }
+            "stop" => {
+                loading.store(false, Ordering::SeqCst);
+                if let Some(loader) = loader.take() {
+                    let _ = loader.join();
+                }
+                println!("stopped");
+            }
+            "status" => {
+                let s = node.status();
+                let show = |seq: Option<Seq>| seq.map_or("none".to_string(), |s| s.to_string());
+                let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
+                println!("status {:?} {leader} {} {} {}", s.role, s.term, show(s.seq), show(s.commit));
+            }
+            "dump" => {
+                let commit = node.status().commit;
+                let entries = node.with_log(|log| {
+                    log.iter(Seq(0))
+                        .take_while(|e| e.as_ref().map_or(true, |e| Some(e.seq) <= commit))
+                        .collect::<Result<Vec<_>, _>>()
+                })?;
+                for entry in entries {
+                    let text =
+                        entry.payload.data().map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
+                    println!("entry {} {text}", entry.seq);
+                }
+                println!("dumped");
+            }
+            "quit" => break,
+            _ => println!("fail {line}: unknown command"),
+        }
+    }
+    loading.store(false, Ordering::SeqCst);
+    node.close();
+    Ok(())
+}
+
+/// Appends `<id>-<pid>-<n>` entries (unique across restarts) one after another while
+/// `loading` holds.
+fn load(node: &RaftNode, loading: &AtomicBool) {
+    let mut n = 0u64;
+    while loading.load(Ordering::SeqCst) {
+        n += 1;
+        let text = format!("{}-{}-{n}", node.id(), std::process::id());
+        match node.append(Bytes::from(text.clone())) {
+            Ok((seq, _)) => println!("ack {seq} {text}"),
+            Err(error) => println!("fail {text}: {error}"),
+        }
+    }
+}

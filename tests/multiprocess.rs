@@ -1,0 +1,211 @@
+//! Three nodes as separate OS processes (`examples/node.rs`) over encrypted TCP on loopback,
+//! under a write load from every node: the leader is killed with SIGKILL and restarted; every
+//! write acknowledged to a client is still in the log afterwards, at its seq, and the cluster
+//! keeps committing. A process with the wrong key is refused, and garbage sent to a node's
+//! port does not stop it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn binary() -> PathBuf {
+    // target/<profile>/deps/multiprocess-<hash> -> target/<profile>/examples/node
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>").join("examples").join("node")
+}
+
+/// One node process and the lines it prints.
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Proc {
+    fn start(id: u64, dir: &Path, key: &str, peers: &BTreeMap<u64, SocketAddr>) -> Proc {
+        let mut command = Command::new(binary());
+        command.args(["--id", &id.to_string(), "--dir", dir.to_str().unwrap(), "--key", key]);
+        for (peer, addr) in peers {
+            command.args(["--peer", &format!("{peer}={addr}")]);
+        }
+        let mut child =
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("the node example is built");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut proc = Proc { child, stdin, lines };
+        proc.expect(|line| line == "ready");
+        proc
+    }
+
+    fn send(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+    }
+
+    /// Waits for a line that `wanted` picks; every line seen is also offered to `seen`.
+    fn expect(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).expect("the node printed the expected line in time");
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Every line printed so far.
+    fn drain(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+/// Acknowledged writes: seq -> text.
+fn acks(lines: &[String], into: &mut BTreeMap<u64, String>) {
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("ack ") {
+            let (seq, text) = rest.split_once(' ').unwrap();
+            let previous = into.insert(seq.parse().unwrap(), text.to_string());
+            assert!(previous.is_none_or(|p| p == text), "two acknowledged writes at seq {seq}");
+        }
+    }
+}
+
+fn free_addrs(n: u64) -> BTreeMap<u64, SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    (1..=n).zip(listeners.iter().map(|l| l.local_addr().unwrap())).collect()
+}
+
+fn leader(procs: &mut BTreeMap<u64, Proc>) -> u64 {
+    // Ask every node; the leader is whoever a node names in its status as itself.
+    loop {
+        for (id, proc) in procs.iter_mut() {
+            proc.send("status");
+            let status = proc.expect(|line| line.starts_with("status "));
+            if status.starts_with("status Leader ") {
+                return *id;
+            }
+        }
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "6b".repeat(32);
+    let addrs = free_addrs(3);
+    let mut procs: BTreeMap<u64, Proc> =
+        (1..=3).map(|id| (id, Proc::start(id, &dir.path().join(format!("n{id}")), &key, &addrs))).collect();
+    for proc in procs.values_mut() {
+        proc.expect(|line| line.starts_with("leader "));
+    }
+    let mut acked = BTreeMap::new();
+    for proc in procs.values_mut() {
+        proc.send("load");
+    }
+    let until = |procs: &mut BTreeMap<u64, Proc>, acked: &mut BTreeMap<u64, String>, count: usize| {
+        let mut logs: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        while acked.len() < count {
+            for (id, proc) in procs.iter_mut() {
+                let line = proc.expect(|line| line.starts_with("ack ") || line.starts_with("fail "));
+                let lines: Vec<String> = std::iter::once(line).chain(proc.drain()).collect();
+                acks(&lines, acked);
+                logs.entry(*id).or_default().extend(lines);
+            }
+        }
+        logs
+    };
+    until(&mut procs, &mut acked, 300);
+    // SIGKILL the leader mid-load: no chance to flush or close anything.
+    let killed = leader(&mut procs);
+    let mut dead = procs.remove(&killed).unwrap();
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    // Everything it printed before it died (the reader ends at the pipe's end).
+    acks(&dead.lines.iter().collect::<Vec<_>>(), &mut acked);
+    let before = acked.len();
+    until(&mut procs, &mut acked, before + 300);
+    // It restarts from its files, rejoins, and its own appends commit again.
+    let mut back = Proc::start(killed, &dir.path().join(format!("n{killed}")), &key, &addrs);
+    back.send("load");
+    let mut restarted = BTreeMap::new();
+    while restarted.is_empty() {
+        let line = back.expect(|line| line.starts_with("ack "));
+        acks(&[line], &mut restarted);
+    }
+    procs.insert(killed, back);
+
+    // A process with the wrong key, claiming to be node 2, is refused by node 1 (or 3).
+    let mut rogue_peers = addrs.clone();
+    rogue_peers.insert(2, free_addrs(1)[&1]);
+    let target = if killed == 1 { 3 } else { 1 };
+    let mut rogue = Proc::start(2, &dir.path().join("rogue"), &"00".repeat(32), &rogue_peers);
+    procs.get_mut(&target).unwrap().expect(|line| line.starts_with("warn ") && line.contains("handshake failed"));
+    rogue.child.kill().unwrap();
+    rogue.child.wait().unwrap();
+    // Garbage to a node's port.
+    let mut garbage = TcpStream::connect(addrs[&target]).unwrap();
+    garbage.write_all(&[0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]).unwrap();
+    procs.get_mut(&target).unwrap().expect(|line| line.starts_with("warn ") && line.contains("connection from"));
+    drop(garbage);
+
+    let before = acked.len();
+    until(&mut procs, &mut acked, before + 100);
+    for proc in procs.values_mut() {
+        proc.send("stop");
+    }
+    for proc in procs.values_mut() {
+        let lines: Vec<String> = {
+            let mut lines = Vec::new();
+            loop {
+                let line = proc.expect(|_| true);
+                if line == "stopped" {
+                    break lines;
+                }
+                lines.push(line);
+            }
+        };
+        acks(&lines, &mut acked);
+    }
+    acks(&restarted.iter().map(|(s, t)| format!("ack {s} {t}")).collect::<Vec<_>>(), &mut acked);
+    // Every acknowledged write is committed on every node, at its seq.
+    let newest = *acked.keys().last().unwrap();
+    for (id, proc) in procs.iter_mut() {
+        let mut entries = BTreeMap::new();
+        loop {
+            proc.send("dump");
+            entries.clear();
+            loop {
+                let line = proc.expect(|line| line.starts_with("entry ") || line == "dumped");
+                let Some(rest) = line.strip_prefix("entry ") else { break };
+                let (seq, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                entries.insert(seq.parse::<u64>().unwrap(), text.to_string());
+            }
+            if entries.contains_key(&newest) {
+                break;
+            }
+        }
+        for (seq, text) in &acked {
+            assert_eq!(entries.get(seq), Some(text), "node {id}: acknowledged write at seq {seq} is missing");
+        }
+    }
+    assert!(acked.len() >= 700, "{} writes acknowledged", acked.len());
+    for proc in procs.values_mut() {
+        proc.send("quit");
+        proc.child.wait().unwrap();
+    }
+}
