@@ -5,31 +5,63 @@
 //! - `disk_fdatasync_4k`: raw 4 KiB write + fdatasync per second (the baseline);
 //! - `raft3_append_seq`: sequential appends through the leader, each committed before the next;
 //! - `raft3_append_batch1000`: entries per second in batches of 1,000 through the leader;
-//! - `raft3_concurrent256`: entries per second from 256 threads appending through the leader;
-//! - `raft3_forwarded_append_seq`: sequential appends through a follower (forwarded).
-//!
-//! The TCP figures (`raft3_tcp_*`) come with the TCP transport.
+//! - `raft3_concurrent256`: entries per second from 256 tasks appending through the leader
+//!   with the async driver (`raft3_threads_concurrent256`: 256 threads, blocking driver);
+//! - `raft3_forwarded_append_seq`: sequential appends through a follower (forwarded);
+//! - `raft3_tcp_append_seq`, `raft3_tcp_append_batch1000`: the same as the first two with the
+//!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
 
 mod common;
 
 use bytes::Bytes;
 use common::{data_dir, fdatasync_rate, median, report, selection};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, NodeId, Role};
-use tinyraftplus::driver::{InProcessNetwork, RaftNode};
+use tinyraftplus::driver::{AsyncRaftNode, InProcessNetwork, RaftNode};
 use tinyraftplus::log::{FsLog, FsLogOptions};
+use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
+
+/// How the nodes are connected.
+#[derive(Clone, Copy)]
+enum Net {
+    InProcess,
+    Tcp,
+}
+
+/// One transport per node.
+fn transports(net: Net, ids: &[NodeId]) -> Vec<Arc<dyn Transport>> {
+    match net {
+        Net::InProcess => {
+            let network = InProcessNetwork::new();
+            ids.iter().map(|_| network.clone() as Arc<dyn Transport>).collect()
+        }
+        Net::Tcp => {
+            let listeners: Vec<TcpListener> = ids.iter().map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+            let addrs: BTreeMap<_, _> =
+                ids.iter().zip(&listeners).map(|(id, l)| (*id, l.local_addr().unwrap())).collect();
+            let security = Security::SharedKey([3; 32]);
+            let options = TcpOptions::default;
+            let open =
+                |(id, listener)| TcpTransport::with_listener(id, listener, addrs.clone(), security.clone(), options());
+            ids.iter().copied().zip(listeners).map(|pair| open(pair).unwrap() as Arc<dyn Transport>).collect()
+        }
+    }
+}
 
 /// A fresh three-node cluster in `dir`; returns the nodes with the leader first.
-fn cluster(dir: &Path) -> Vec<RaftNode> {
-    let network = InProcessNetwork::new();
+fn cluster(dir: &Path, net: Net) -> Vec<RaftNode> {
     let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let mut nodes: Vec<RaftNode> = ids
         .iter()
-        .map(|id| {
+        .zip(transports(net, &ids))
+        .map(|(id, transport)| {
             let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
-            RaftNode::open(Config::new(*id, ids.clone()), log, network.clone(), None).unwrap()
+            RaftNode::open(Config::new(*id, ids.clone()), log, transport, None).unwrap()
         })
         .collect();
     for node in &nodes {
@@ -40,9 +72,9 @@ fn cluster(dir: &Path) -> Vec<RaftNode> {
     nodes
 }
 
-fn rate(dir: &Path, duration: Duration, run: impl Fn(&[RaftNode], &AtomicU64, Instant)) -> f64 {
+fn rate(dir: &Path, net: Net, duration: Duration, run: impl Fn(&[RaftNode], &AtomicU64, Instant)) -> f64 {
     let sub = tempfile::tempdir_in(dir).unwrap();
-    let nodes = cluster(sub.path());
+    let nodes = cluster(sub.path(), net);
     let count = AtomicU64::new(0);
     let start = Instant::now();
     while start.elapsed() < duration {
@@ -53,6 +85,47 @@ fn rate(dir: &Path, duration: Duration, run: impl Fn(&[RaftNode], &AtomicU64, In
         node.close();
     }
     rate
+}
+
+/// Entries per second from `tasks` tasks appending through the leader of an async cluster.
+fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
+    let sub = tempfile::tempdir_in(dir).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let network = InProcessNetwork::new();
+    let nodes: Vec<Arc<AsyncRaftNode>> = ids
+        .iter()
+        .map(|id| {
+            let log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+            Arc::new(AsyncRaftNode::open(Config::new(*id, ids.clone()), log, network.clone(), None).unwrap())
+        })
+        .collect();
+    runtime.block_on(async move {
+        let leader = nodes[0].await_leader(Duration::from_secs(30)).await.expect("a leader");
+        let leader = Arc::clone(&nodes[(leader.0 - 1) as usize]);
+        let count = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let payload = Bytes::from(vec![1u8; 100]);
+        let workers: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (leader, count, payload) = (Arc::clone(&leader), Arc::clone(&count), payload.clone());
+                tokio::spawn(async move {
+                    while start.elapsed() < duration {
+                        leader.append(payload.clone()).await.unwrap();
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+        for node in &nodes {
+            node.close().await;
+        }
+        rate
+    })
 }
 
 fn main() {
@@ -73,18 +146,26 @@ fn main() {
             count.fetch_add(1, Ordering::Relaxed);
         }
     };
-    if wanted("raft3_append_seq") {
-        report("raft3_append_seq", median((0..3).map(|_| rate(dir, second, sequential(0))).collect()), "entries/s");
+    let batch: Vec<Bytes> = (0..1000).map(|_| payload.clone()).collect();
+    let batches = |nodes: &[RaftNode], count: &AtomicU64, _: Instant| {
+        nodes[0].append_batch(batch.clone()).unwrap();
+        count.fetch_add(1000, Ordering::Relaxed);
+    };
+    for (name, net) in [("raft3_append_seq", Net::InProcess), ("raft3_tcp_append_seq", Net::Tcp)] {
+        if wanted(name) {
+            report(name, median((0..3).map(|_| rate(dir, net, second, sequential(0))).collect()), "entries/s");
+        }
     }
-    if wanted("raft3_append_batch1000") {
-        let batch: Vec<Bytes> = (0..1000).map(|_| payload.clone()).collect();
-        let run = |nodes: &[RaftNode], count: &AtomicU64, _: Instant| {
-            nodes[0].append_batch(batch.clone()).unwrap();
-            count.fetch_add(1000, Ordering::Relaxed);
-        };
-        report("raft3_append_batch1000", median((0..3).map(|_| rate(dir, second, run)).collect()), "entries/s");
+    for (name, net) in [("raft3_append_batch1000", Net::InProcess), ("raft3_tcp_append_batch1000", Net::Tcp)] {
+        if wanted(name) {
+            report(name, median((0..3).map(|_| rate(dir, net, second, batches)).collect()), "entries/s");
+        }
     }
     if wanted("raft3_concurrent256") {
+        let value = median((0..3).map(|_| concurrent_async(dir, 256, second)).collect());
+        report("raft3_concurrent256", value, "entries/s");
+    }
+    if wanted("raft3_threads_concurrent256") {
         let run = |nodes: &[RaftNode], count: &AtomicU64, start: Instant| {
             std::thread::scope(|scope| {
                 for _ in 0..256 {
@@ -97,10 +178,11 @@ fn main() {
                 }
             });
         };
-        report("raft3_concurrent256", median((0..3).map(|_| rate(dir, second, run)).collect()), "entries/s");
+        let value = median((0..3).map(|_| rate(dir, Net::InProcess, second, run)).collect());
+        report("raft3_threads_concurrent256", value, "entries/s");
     }
     if wanted("raft3_forwarded_append_seq") {
-        let value = median((0..3).map(|_| rate(dir, second, sequential(1))).collect());
+        let value = median((0..3).map(|_| rate(dir, Net::InProcess, second, sequential(1))).collect());
         report("raft3_forwarded_append_seq", value, "entries/s");
     }
 }

@@ -14,7 +14,7 @@ use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -144,6 +144,8 @@ impl Inbox for TransportInbox {
 pub(super) struct Shared {
     status: Mutex<Status>,
     changed: Condvar,
+    /// Threads waiting on `changed` (counted under the status lock): a wake with none is free.
+    waiters: AtomicUsize,
     #[cfg(feature = "tokio")]
     pub(super) notify: tokio::sync::Notify,
     subscribers: Mutex<Vec<Subscriber>>,
@@ -168,7 +170,9 @@ impl Shared {
     }
 
     fn wake(&self) {
-        self.changed.notify_all();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
         #[cfg(feature = "tokio")]
         self.notify.notify_waiters();
     }
@@ -185,7 +189,9 @@ impl Shared {
                 return None;
             }
             let left = deadline.checked_duration_since(Instant::now())?;
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             status = self.changed.wait_timeout(status, left).unwrap_or_else(|p| p.into_inner()).0;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -217,6 +223,7 @@ impl Handle {
         let shared = Arc::new(Shared {
             status: Mutex::new(Status::default()),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             #[cfg(feature = "tokio")]
             notify: tokio::sync::Notify::new(),
             subscribers: Mutex::new(Vec::new()),
