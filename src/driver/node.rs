@@ -8,7 +8,7 @@ use crate::core::{
     StartError, Term, Time, Write, WriteId,
 };
 use crate::log::{FsLog, LogError, LogStore};
-use crate::transport::{Inbox, Transport};
+use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
@@ -348,7 +348,7 @@ impl NodeLoop {
             if !self.unapplied.is_empty() {
                 wait = wait.min(APPLY_RETRY);
             }
-            let command = match inbox.recv_timeout(wait) {
+            let command = match spin_recv(inbox).map_or_else(|| inbox.recv_timeout(wait), Ok) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     self.step(Input::Tick);
@@ -497,7 +497,7 @@ impl NodeLoop {
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one
 /// batch: one write, one fdatasync), then the last write is reported done.
 fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<Command>) {
-    while let Ok(first) = jobs.recv() {
+    while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter());
         let mut log = shared.log();

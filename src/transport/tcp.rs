@@ -294,7 +294,7 @@ fn dial_loop(shared: &Shared, peer: NodeId, addr: SocketAddr, queue: &Receiver<M
                 break;
             }
             batch.clear();
-            match queue.recv() {
+            match super::spin_recv(queue).ok_or(()).or_else(|()| queue.recv()) {
                 Ok(message) => batch.push(message),
                 Err(_) => return,
             }
