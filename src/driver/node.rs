@@ -293,6 +293,18 @@ impl Handle {
     }
 }
 
+impl Drop for Handle {
+    /// A node dropped without `close` still stops: its loop is told to close (without
+    /// waiting here, which may be inside an async runtime) and the transport forgets it.
+    fn drop(&mut self) {
+        if self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take().is_some() {
+            let (ack, _) = mpsc::sync_channel(1);
+            let _ = self.commands.send(Command::Close(Reply::Blocking(ack)));
+            self.transport.unregister(self.id);
+        }
+    }
+}
+
 /// An append's answer: its seq and, with a state machine, its response.
 pub(super) fn appended(response: Response) -> Result<(Seq, Option<Bytes>), ClientError> {
     let (seq, mut responses) = appended_batch(response)?;

@@ -171,3 +171,56 @@ fn with_node_keys_a_node_proves_its_id_and_cannot_speak_as_another() {
     });
     assert!(matches!(result, Err(ChannelError::Handshake(_))), "{result:?}");
 }
+
+/// Reads from a fixed buffer, writes to nowhere.
+struct Replay(io::Cursor<Vec<u8>>);
+
+impl Read for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Replay {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever bytes a stranger sends, the responder refuses them with an error.
+    #[test]
+    fn any_bytes_before_the_handshake_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let mut stream = Replay(io::Cursor::new(bytes));
+        let security = if stream.0.get_ref().first() == Some(&0) { shared(9) } else {
+            let pair = Keypair { private: [5; 32], public: [6; 32] };
+            node_keys(&pair, &[(1, &pair)])
+        };
+        proptest::prop_assert!(respond(&mut stream, &security, NodeId(2), |_| true, 1 << 20).is_err());
+    }
+}
+
+#[test]
+fn any_bytes_after_a_handshake_deliver_nothing() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..32 {
+        let bytes =
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 1..2000).new_tree(&mut runner).unwrap().current();
+        let result = exchange(shared(9), 1 << 20, |stream| {
+            drop(initiate(stream, &shared(9), NodeId(1), NodeId(2)).unwrap());
+            stream.write_all(&bytes).unwrap();
+        });
+        // Refused, or (cut short before a whole Noise message) closed; never a message.
+        match result {
+            Ok((_, messages)) => assert!(messages.is_empty(), "{messages:?}"),
+            Err(error) => assert!(matches!(error, ChannelError::Decrypt | ChannelError::Io(_)), "{error}"),
+        }
+    }
+}

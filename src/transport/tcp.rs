@@ -60,8 +60,9 @@ struct Shared {
     queues: Mutex<BTreeMap<NodeId, SyncSender<Message>>>,
     inbox: RwLock<Option<Arc<dyn Inbox>>>,
     closed: AtomicBool,
-    /// Accepted connections, to shut them down when the transport closes.
-    accepted: Mutex<BTreeMap<u64, TcpStream>>,
+    /// The connection each peer sends on, to shut it down when the peer dials again (its old
+    /// one may be dead without a FIN, its reader blocked for good) or the transport closes.
+    accepted: Mutex<BTreeMap<NodeId, (u64, TcpStream)>>,
     next_accepted: AtomicU64,
     handshaking: AtomicUsize,
 }
@@ -174,7 +175,7 @@ impl Drop for TcpTransport {
         // connection (made here); readers when their sockets shut down.
         shared.queues.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let _ = TcpStream::connect_timeout(&shared.local, Duration::from_secs(1));
-        for stream in shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for (_, stream) in shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -220,10 +221,17 @@ fn serve(shared: &Shared, stream: TcpStream) -> Result<(), ChannelError> {
     shared.handshaking.fetch_sub(1, Ordering::SeqCst);
     let (peer, mut receiver) = handshake?;
     let key = shared.next_accepted.fetch_add(1, Ordering::Relaxed);
-    shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(key, stream.try_clone()?);
+    let copy = stream.try_clone()?;
+    let previous = shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, (key, copy));
+    if let Some((_, old)) = previous {
+        let _ = old.shutdown(Shutdown::Both);
+    }
     let result =
         if shared.closed.load(Ordering::SeqCst) { Ok(()) } else { deliver(shared, peer, &mut receiver, &stream) };
-    shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    let mut accepted = shared.accepted.lock().unwrap_or_else(|p| p.into_inner());
+    if accepted.get(&peer).is_some_and(|(k, _)| *k == key) {
+        accepted.remove(&peer);
+    }
     result
 }
 
