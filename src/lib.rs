@@ -46,6 +46,13 @@
 //! Time is an argument ([`core::Time`], nanoseconds from any origin); call
 //! `step(deadline, Input::Tick)` when [`Raft::deadline`](core::Raft::deadline) passes.
 //!
+//! ## Ready drivers
+//!
+//! [`driver::RaftNode`] (blocking) and `driver::AsyncRaftNode` (tokio; feature `tokio`, on by
+//! default) run that loop on a node thread and a disk thread, over a [`log::FsLog`] and a
+//! [`transport::Transport`]: [`transport::InProcessNetwork`] or [`transport::TcpTransport`]
+//! (Noise-encrypted, with a cluster key or per-node keys).
+//!
 //! ## Panics and errors
 //!
 //! Bytes from the network or the disk never panic: they are errors ([`core::codec::DecodeError`]).

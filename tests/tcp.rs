@@ -63,6 +63,12 @@ fn warned(events: &Receiver<Event>, what: &str) -> String {
     }
 }
 
+/// A transport that says it is node 2, on a port of its own.
+fn posing_as_node_2(addrs: &BTreeMap<NodeId, SocketAddr>, security: Security) -> std::sync::Arc<TcpTransport> {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    TcpTransport::with_listener(NodeId(2), listener, addrs.clone(), security, TcpOptions::default()).unwrap()
+}
+
 #[test]
 fn a_shared_key_cluster_replicates_and_refuses_a_wrong_key_and_garbage() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,15 +76,7 @@ fn a_shared_key_cluster_replicates_and_refuses_a_wrong_key_and_garbage() {
     replicates(&nodes);
     let events = nodes[0].events();
     // A peer with the wrong key: node 1 refuses its connection, and nothing it sends arrives.
-    let (listener, _) = listeners(1);
-    let rogue = TcpTransport::with_listener(
-        NodeId(2),
-        listener.into_iter().next().unwrap(),
-        addrs.clone(),
-        Security::SharedKey([7; 32]),
-        TcpOptions::default(),
-    )
-    .unwrap();
+    let rogue = posing_as_node_2(&addrs, Security::SharedKey([7; 32]));
     let term = nodes[0].status().term;
     let vote = tinyraftplus::core::Body::Vote { last: None };
     let message = tinyraftplus::core::Message { from: NodeId(2), to: NodeId(1), term: Term(term.0 + 5), body: vote };
@@ -106,15 +104,7 @@ fn with_node_keys_a_node_cannot_speak_as_another() {
     replicates(&nodes);
     let events = nodes[0].events();
     // Node 3's key, claiming to be node 2.
-    let (listener, _) = listeners(1);
-    let impostor = TcpTransport::with_listener(
-        NodeId(2),
-        listener.into_iter().next().unwrap(),
-        addrs,
-        security(NodeId(3)),
-        TcpOptions::default(),
-    )
-    .unwrap();
+    let impostor = posing_as_node_2(&addrs, security(NodeId(3)));
     let heartbeat = tinyraftplus::core::Body::PreVote { last: None };
     impostor.send(tinyraftplus::core::Message {
         from: NodeId(2),

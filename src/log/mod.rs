@@ -1,4 +1,4 @@
-//! The file log: the on-disk record format ([`format`]), crash recovery as a pure decision
+//! The file log: the on-disk record format ([`mod@format`]), crash recovery as a pure decision
 //! table ([`recovery`]), the durable segmented log on files ([`FsLog`]), and a thread-safe
 //! group-committing handle on it ([`GroupLog`]), a handle with a deadline on every operation
 //! ([`TimeoutLog`]); [`MemLog`] keeps the same operations in memory,
