@@ -124,16 +124,22 @@ impl Cluster {
     /// at once (applies, reads, loads). Writes wait for [`sync`](Cluster::sync), messages for
     /// [`deliver`](Cluster::deliver). Does nothing if the node is crashed.
     pub fn step(&mut self, id: NodeId, input: Input) {
-        let mut inbox = VecDeque::from([input]);
+        self.step_many(id, vec![input]);
+    }
+
+    /// Like [`step`](Cluster::step), with several inputs handled as one step
+    /// ([`Raft::step_many`]).
+    pub fn step_many(&mut self, id: NodeId, inputs: Vec<Input>) {
+        let mut inbox = VecDeque::from([inputs]);
         let mut out = Vec::new();
         let mut rounds = 0u32;
-        while let Some(input) = inbox.pop_front() {
+        while let Some(inputs) = inbox.pop_front() {
             rounds += 1;
             assert!(rounds < 1_000_000, "node {id} keeps asking for loads, applies or reads: a loop in the core");
             let node = self.nodes.get_mut(&id).expect("known node");
             let Some(raft) = node.raft.as_mut() else { return };
             out.clear();
-            raft.step_into(self.now, input, &mut out);
+            raft.step_many(self.now, inputs, &mut out);
             for output in out.drain(..) {
                 if self.trace {
                     self.transcript.push(format!("n{id}: {output}"));
@@ -143,16 +149,16 @@ impl Cluster {
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
                     Output::LoadEntries { from, to } => {
                         let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
-                        inbox.push_back(Input::EntriesLoaded { entries });
+                        inbox.push_back(vec![Input::EntriesLoaded { entries }]);
                     }
                     Output::Apply { entries } => {
                         let first = entries[0].seq;
                         let responses = entries.iter().map(|e| node.state.apply(e)).collect();
-                        inbox.push_back(Input::Applied { first, responses });
+                        inbox.push_back(vec![Input::Applied { first, responses }]);
                     }
                     Output::Read { id, .. } => {
                         let response = Bytes::from(node.state.count.to_string());
-                        inbox.push_back(Input::ReadDone { id, response });
+                        inbox.push_back(vec![Input::ReadDone { id, response }]);
                     }
                     Output::Reply { id, result } => node.replies.push((id, result)),
                     Output::Event(event) => node.events.push(event),

@@ -33,6 +33,10 @@ enum Action {
     Restart(u64),
     Partition(u64),
     Heal,
+    /// Every queued message to the node, as one step (`Raft::step_many`).
+    DeliverAll(u64),
+    /// Several single appends at the node, as one step.
+    Burst(u64, usize),
 }
 
 fn action(nodes: u64) -> impl Strategy<Value = Action> {
@@ -51,6 +55,8 @@ fn action(nodes: u64) -> impl Strategy<Value = Action> {
         4 => node.clone().prop_map(Action::Restart),
         2 => (0..32u64).prop_map(Action::Partition),
         3 => Just(Action::Heal),
+        4 => node.clone().prop_map(Action::DeliverAll),
+        3 => (node.clone(), 2..6usize).prop_map(|(n, c)| Action::Burst(n, c)),
     ]
 }
 
@@ -295,6 +301,26 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
                     c.step(NodeId(*n), Input::AppendBatch { id, data });
                 }
             }
+            Action::DeliverAll(n) if running(&c, *n) => {
+                let to = NodeId(*n);
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut c.network).into_iter().partition(|m| m.to == to);
+                c.network = rest.into();
+                let inputs = mine.into_iter().filter(|m| !c.cut.contains(&(m.from, to))).map(Input::Message).collect();
+                c.step_many(to, inputs);
+            }
+            Action::Burst(n, count) if running(&c, *n) => {
+                let mut inputs = Vec::new();
+                for _ in 0..*count {
+                    let id = c.request_id();
+                    counter += 1;
+                    let data = Bytes::from(format!("n{n}-{counter}-0"));
+                    checker.appends.insert(id, vec![data.clone()]);
+                    checker.issued.insert(id, (NodeId(*n), false));
+                    inputs.push(Input::Append { id, data });
+                }
+                c.step_many(NodeId(*n), inputs);
+            }
             Action::Read(n) if running(&c, *n) => {
                 let id = c.request_id();
                 checker.reads.insert(id, checker.acknowledged);
@@ -381,6 +407,8 @@ fn fold(action: Action, nodes: u64) -> Action {
         Action::Read(n) => Action::Read(f(n)),
         Action::Crash(n) => Action::Crash(f(n)),
         Action::Restart(n) => Action::Restart(f(n)),
+        Action::DeliverAll(n) => Action::DeliverAll(f(n)),
+        Action::Burst(n, c) => Action::Burst(f(n), c),
         other => other,
     }
 }
@@ -404,4 +432,27 @@ fn a_healthy_cluster_commits_every_append() {
         checker.check(&c).unwrap();
         assert!(matches!(c.reply(node, id), Some(Ok(_))), "append {i} at {node} got {:?}", c.reply(node, id));
     }
+}
+
+/// Appends handled in one step go to each follower in one message and to storage in one write.
+#[test]
+fn appends_stepped_together_travel_together() {
+    let mut c = Cluster::new(3, |_| {});
+    c.elect(NodeId(1));
+    let inputs: Vec<Input> =
+        (0..100).map(|i| Input::Append { id: RequestId(1000 + i), data: Bytes::from("x") }).collect();
+    let before = c.network.len();
+    c.trace = true;
+    c.step_many(NodeId(1), inputs);
+    let appends: Vec<_> = c.network.iter().skip(before).collect();
+    assert_eq!(appends.len(), 2, "one message per follower: {appends:?}");
+    for message in appends {
+        let tinyraftplus::core::Body::Append { entries, .. } = &message.body else { panic!("{message:?}") };
+        assert_eq!(entries.len(), 100);
+    }
+    let writes = c.transcript.iter().filter(|line| line.contains(": write ")).count();
+    assert_eq!(writes, 1, "{:?}", c.transcript);
+    c.stabilize();
+    let replies = &c.nodes[&NodeId(1)].replies;
+    assert_eq!(replies.iter().filter(|(id, result)| id.0 >= 1000 && result.is_ok()).count(), 100);
 }

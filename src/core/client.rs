@@ -379,7 +379,9 @@ impl Raft {
         loop {
             let Some(leading) = self.leading.as_mut() else { return };
             let ready = &mut leading.requests.ready_reads;
-            if ready.front().is_none_or(|r| r.read_index > self.applied) {
+            // The state machine must be exactly at `applied`: with entries handed to it and
+            // not yet reported applied, the read would see a later state than its seq says.
+            if ready.front().is_none_or(|r| r.read_index > self.applied) || self.apply_sent != self.applied {
                 return;
             }
             let read = ready.pop_front().expect("checked by front()");

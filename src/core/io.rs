@@ -77,8 +77,8 @@ pub enum Input {
 }
 
 /// One thing the driver must do. Storage writes must become durable in the order given, each
-/// completion reported with [`Input::WriteDone`]; everything else may be done at once, in any
-/// order, or (messages) dropped.
+/// completion reported with [`Input::WriteDone`]; applies and reads go to the state machine in
+/// the order given; everything else may be done at once, in any order, or (messages) dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send a message to a peer.
@@ -103,8 +103,8 @@ pub enum Output {
         /// Consecutive committed entries.
         entries: Vec<Entry>,
     },
-    /// Run a read on the state machine (which has applied at least up to `seq`), then report
-    /// [`Input::ReadDone`].
+    /// Run a read on the state machine, which has applied exactly up to `seq` (every entry
+    /// handed to it was reported applied), then report [`Input::ReadDone`].
     Read {
         /// Echo in [`Input::ReadDone`].
         id: ReadId,

@@ -116,6 +116,10 @@ pub struct Raft {
     pub(super) now: Time,
     /// Whether a step happened yet: timers count from the first step's time.
     started: bool,
+    /// Whether inputs are being handled; new entries are then sent at the step's end.
+    pub(super) in_step: bool,
+    /// New entries wait to be sent to followers at the step's end.
+    pub(super) broadcast_due: bool,
     /// Bumped whenever a follower's last answer time changes (change events depend on it).
     pub(super) heard_version: u64,
     /// The time and `heard_version` of the last follower-responsiveness computation.
@@ -169,6 +173,8 @@ impl Raft {
             out: Vec::new(),
             now: Time(0),
             started: false,
+            in_step: false,
+            broadcast_due: false,
             heard_version: 0,
             responsive_checked: None,
             last_change: None,
@@ -186,6 +192,15 @@ impl Raft {
 
     /// Like [`step`](Raft::step), appending the outputs to `out` (reuses its allocation).
     pub fn step_into(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        self.step_many(now, std::iter::once(input), out);
+    }
+
+    /// Handles several inputs at `now` as one step, appending the outputs to `out`. The result
+    /// is the same as stepping them one by one, except that what a step does at its end (new
+    /// entries sent to followers and written, the change event) is done once, for all of them:
+    /// under load, a driver that hands over every input waiting for it gets one message per
+    /// follower and one storage write for many client appends.
+    pub fn step_many(&mut self, now: Time, inputs: impl IntoIterator<Item = Input>, out: &mut Vec<Output>) {
         std::mem::swap(&mut self.out, out);
         self.now = now;
         if !self.started {
@@ -193,7 +208,14 @@ impl Raft {
             self.started = true;
             self.reset_election_deadline(now);
         }
-        self.handle(now, input);
+        self.in_step = true;
+        for input in inputs {
+            self.handle(now, input);
+        }
+        self.in_step = false;
+        if std::mem::take(&mut self.broadcast_due) {
+            self.broadcast_append();
+        }
         let idle = self.done_write == self.last_write;
         self.flush_hard_state();
         if idle && !self.failed {

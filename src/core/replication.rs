@@ -91,8 +91,13 @@ impl Raft {
         (first, last)
     }
 
-    /// Sends whatever each follower's window allows.
+    /// Sends whatever each follower's window allows (at the end of the step: the entries of
+    /// every input handled in it go together).
     pub(super) fn broadcast_append(&mut self) {
+        if self.in_step {
+            self.broadcast_due = true;
+            return;
+        }
         for index in 0..self.peers.len() {
             if self.may_send(index) {
                 self.send_append(index);

@@ -342,6 +342,9 @@ struct NodeLoop {
     unapplied: VecDeque<Vec<Entry>>,
 }
 
+/// At most this many waiting commands go to the core in one step.
+const BATCH_MAX: usize = 1024;
+
 /// How soon a failed apply is tried again.
 const APPLY_RETRY: Duration = Duration::from_millis(100);
 
@@ -351,7 +354,7 @@ impl NodeLoop {
     }
 
     fn run(mut self, inbox: &Receiver<Command>) {
-        self.step(Input::Tick);
+        self.step(vec![Input::Tick]);
         loop {
             let mut wait = match self.raft.deadline() {
                 Some((at, _)) => Duration::from_nanos(at.0.saturating_sub(self.now().0)),
@@ -360,30 +363,45 @@ impl NodeLoop {
             if !self.unapplied.is_empty() {
                 wait = wait.min(APPLY_RETRY);
             }
-            let command = match spin_recv(inbox).map_or_else(|| inbox.recv_timeout(wait), Ok) {
+            let first = match spin_recv(inbox).map_or_else(|| inbox.recv_timeout(wait), Ok) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.step(Input::Tick);
+                    self.step(vec![Input::Tick]);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            match command {
-                Command::Request { input, id, reply } => {
-                    self.pending.insert(id, reply);
-                    self.step(input);
+            // Everything already waiting goes to the core as one step (one message per
+            // follower and one write for many appends).
+            let mut inputs = Vec::new();
+            let mut close = None;
+            for command in std::iter::once(first).chain(inbox.try_iter().take(BATCH_MAX)) {
+                match command {
+                    Command::Request { input, id, reply } => {
+                        self.pending.insert(id, reply);
+                        inputs.push(input);
+                    }
+                    Command::Message(message) => inputs.push(Input::Message(message)),
+                    Command::WriteDone(id) => inputs.push(Input::WriteDone { id }),
+                    Command::WriteFailed(id, error) => inputs.push(Input::WriteFailed { id, error }),
+                    Command::Warn(text) => self.shared.publish(Event::Warn(text)),
+                    Command::Close(ack) => {
+                        close = Some(ack);
+                        break;
+                    }
                 }
-                Command::Message(message) => self.step(Input::Message(message)),
-                Command::WriteDone(id) => self.step(Input::WriteDone { id }),
-                Command::WriteFailed(id, error) => self.step(Input::WriteFailed { id, error }),
-                Command::Warn(text) => self.shared.publish(Event::Warn(text)),
-                Command::Close(ack) => return self.close(ack),
+            }
+            if !inputs.is_empty() {
+                self.step(inputs);
+            }
+            if let Some(ack) = close {
+                return self.close(ack);
             }
         }
     }
 
     fn close(mut self, ack: Reply) {
-        self.step(Input::Close);
+        self.step(vec![Input::Close]);
         // The disk thread finishes every queued write, then stops.
         let (writes, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.writes, writes));
@@ -395,16 +413,16 @@ impl NodeLoop {
         ack.send(Err(ClientError::Closed)); // The close's own answer: everything is durable.
     }
 
-    /// Steps the core, then carries out its outputs (the state machine and loads answer at once).
-    fn step(&mut self, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
+    /// Steps the core with `inputs`, then carries out its outputs; the state machine and
+    /// loads answer at once, and their answers make the next step.
+    fn step(&mut self, mut inputs: Vec<Input>) {
+        while !inputs.is_empty() {
             let now = self.now();
             let mut out = std::mem::take(&mut self.out);
-            self.raft.step_into(now, input, &mut out);
+            self.raft.step_many(now, inputs.drain(..), &mut out);
             for output in out.drain(..) {
                 if let Some(next) = self.output(output) {
-                    inputs.push_back(next);
+                    inputs.push(next);
                 }
             }
             self.out = out;
