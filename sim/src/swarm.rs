@@ -119,6 +119,9 @@ pub struct Swarm {
     pub lost_outbox: f64,
     /// Probability that a disk write stalls (for half to three times the storage stall timeout).
     pub disk_stall: f64,
+    /// Probability that a delivery takes along every other message for the same node due in
+    /// the next 2 ms, all handled as one step (`Raft::step_many`, as the drivers do under load).
+    pub batch: f64,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
 }
@@ -176,6 +179,7 @@ impl Swarm {
         let rpc_entries_max = [1, 3, 64, 1024][rng.below(4) as usize];
         let lost_outbox = [0.0, 0.5, 1.0][rng.below(3) as usize];
         let disk_stall = [0.0, 0.0, 0.001, 0.01][rng.below(4) as usize];
+        let batch = [0.0, 0.3, 1.0][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -197,6 +201,7 @@ impl Swarm {
             leader_crash,
             lost_outbox,
             disk_stall,
+            batch,
             rpc_entries_max,
         }
     }

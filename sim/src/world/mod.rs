@@ -336,10 +336,18 @@ impl World {
         match event {
             Ev::Deliver(message) => {
                 let n = message.to.0 as usize - 1;
-                self.digest = mix(self.digest, message.from.0 << 8 | message.to.0 | message.term.0 << 16);
-                if self.nodes[n].raft.is_some() {
+                let mut messages = vec![message];
+                if self.chance(self.swarm.batch) {
+                    messages.extend(self.take_deliveries(messages[0].to, self.now.plus(2 * MS)));
+                }
+                let mut inputs = Vec::new();
+                for message in messages {
+                    self.digest = mix(self.digest, message.from.0 << 8 | message.to.0 | message.term.0 << 16);
                     self.note(|| format!("n{}: recv {message}", message.to));
-                    self.step(n, Input::Message(message))?;
+                    inputs.push(Input::Message(message));
+                }
+                if self.nodes[n].raft.is_some() {
+                    self.step_many(n, inputs)?;
                 }
                 Ok(())
             }
@@ -441,15 +449,37 @@ impl World {
         }
     }
 
+    /// The messages to `to` due by `horizon`, taken out of the queue (in their order).
+    fn take_deliveries(&mut self, to: NodeId, horizon: Time) -> Vec<Message> {
+        let due: Vec<(Time, u64)> = self
+            .events
+            .range(..(horizon, u64::MAX))
+            .filter(|(_, event)| matches!(event, Ev::Deliver(m) if m.to == to))
+            .map(|(key, _)| *key)
+            .collect();
+        let taken = due.into_iter().filter_map(|key| match self.events.remove(&key) {
+            Some(Ev::Deliver(message)) => Some(message),
+            _ => None,
+        });
+        taken.collect()
+    }
+
     /// Steps node `n`, then carries out its outputs (state machine, loads and reads at once).
     fn step(&mut self, n: usize, input: Input) -> Result<(), Violation> {
-        let mut inputs = vec![input];
-        while let Some(input) = inputs.pop() {
+        self.step_many(n, vec![input])
+    }
+
+    /// Steps node `n` with several inputs as one step; what its outputs answer at once
+    /// (applies, reads, loads) makes the next steps.
+    fn step_many(&mut self, n: usize, first: Vec<Input>) -> Result<(), Violation> {
+        // First in, first out: two applies from one step are reported in their order.
+        let mut inputs = std::collections::VecDeque::from([first]);
+        while let Some(batch) = inputs.pop_front() {
             let local = self.local(n, self.now);
             let Some(raft) = self.nodes[n].raft.as_mut() else { return Ok(()) };
             let mut out = std::mem::take(&mut self.out);
             out.clear();
-            raft.step_into(local, input, &mut out);
+            raft.step_many(local, batch, &mut out);
             for output in out.drain(..) {
                 self.digest = mix(self.digest, n as u64 + 1);
                 if self.options.trace {
@@ -457,7 +487,7 @@ impl World {
                     self.note(|| format!("n{id}: {output}"));
                 }
                 if let Some(next) = self.output(n, output)? {
-                    inputs.push(next);
+                    inputs.push_back(vec![next]);
                 }
             }
             self.out = out;
