@@ -10,6 +10,8 @@
 //! - `raft3_forwarded_append_seq`: sequential appends through a follower (forwarded);
 //! - `raft3_tcp_append_seq`, `raft3_tcp_append_batch1000`: the same as the first two with the
 //!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
+//!
+//! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr.
 
 mod common;
 
@@ -81,6 +83,9 @@ fn rate(dir: &Path, net: Net, duration: Duration, run: impl Fn(&[RaftNode], &Ato
         run(&nodes, &count, start);
     }
     let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    if std::env::var_os("SAMPLES").is_some() {
+        eprintln!("sample {rate:.0} leader={} first={}", nodes[0].id(), nodes[1].id());
+    }
     for node in &nodes {
         node.close();
     }

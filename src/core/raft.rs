@@ -433,7 +433,7 @@ impl Raft {
         if self.stalled {
             self.stalled = false;
             let waited = self.now.0.saturating_sub(self.owed_since.map_or(0, |t| t.0)) as f64 / 1e9;
-            self.event(Event::Warn(format!("storage recovered: write w{id} became durable after {waited:.1} s")));
+            self.event(Event::Warn(format!("storage recovered: writes up to w{id} durable after {waited:.1} s")));
             if self.leading.is_none() && !self.failed {
                 self.reset_election_deadline(self.now);
             }
