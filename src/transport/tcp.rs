@@ -186,7 +186,11 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of file descriptors, say: back off rather than spin on the error.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= shared.options.handshakes_max {
             shared.handshaking.fetch_sub(1, Ordering::SeqCst);
             shared.warn(format!("tcp: closed a connection from {:?}: too many handshakes at once", stream.peer_addr()));
@@ -315,10 +319,10 @@ fn dial(shared: &Shared, peer: NodeId, addr: SocketAddr) -> Result<(TcpStream, n
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(timeout))?;
+    // Also after the handshake: a peer that stops reading for this long is treated as gone
+    // (the connection is re-dialled).
     stream.set_write_timeout(Some(timeout))?;
     let mut socket = &stream;
     let sender = noise::initiate(&mut socket, &shared.security, shared.id, peer)?;
-    // A peer that stops reading for this long is treated as gone (the connection is re-dialled).
-    stream.set_write_timeout(Some(timeout))?;
     Ok((stream, sender))
 }
