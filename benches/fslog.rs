@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{data_dir, fdatasync_rate, median, report, selection, write_bandwidth};
+use common::{data_dir, fdatasync_rate, median, median3, report, selection, write_bandwidth};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
@@ -104,23 +104,23 @@ fn main() {
     let temp = data_dir();
     let dir = temp.path();
     let second = Duration::from_secs(1);
-    report("disk_fdatasync_4k", median((0..3).map(|_| fdatasync_rate(dir, second)).collect()), "syncs/s");
+    report("disk_fdatasync_4k", median3(|| fdatasync_rate(dir, second)), "syncs/s");
     // A second reference for the large batches, which the disk's bandwidth bounds: stderr, so
     // stdout keeps to the names in DESIGN.md.
-    let bandwidth = median((0..3).map(|_| write_bandwidth(dir, second)).collect());
+    let bandwidth = median3(|| write_bandwidth(dir, second));
     eprintln!("disk reference: 1 MiB writes with fdatasync at {:.0} MB/s", bandwidth / 1e6);
     if wanted("fslog_append_seq") {
-        report("fslog_append_seq", median((0..3).map(|_| append_seq_rate(dir, second)).collect()), "entries/s");
+        report("fslog_append_seq", median3(|| append_seq_rate(dir, second)), "entries/s");
     }
     if wanted("fslog_append_batch1000") {
-        let value = median((0..3).map(|_| append_batch_rate(dir, second)).collect());
+        let value = median3(|| append_batch_rate(dir, second));
         report("fslog_append_batch1000", value, "entries/s");
     }
     if wanted("fslog_txn20000") {
-        report("fslog_txn20000", median((0..3).map(|_| txn_rate(dir, second)).collect()), "entries/s");
+        report("fslog_txn20000", median3(|| txn_rate(dir, second)), "entries/s");
     }
     if wanted("fslog_group_commit64") {
-        let value = median((0..3).map(|_| group_commit_rate(dir, second, 64)).collect());
+        let value = median3(|| group_commit_rate(dir, second, 64));
         report("fslog_group_commit64", value, "entries/s");
     }
     if wanted("fslog_open_scan") || wanted("fslog_iter") || wanted("fslog_index_bytes_per_entry") {

@@ -16,7 +16,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{data_dir, fdatasync_rate, median, report, selection};
+use common::{data_dir, fdatasync_rate, median3, report, selection};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -139,11 +139,7 @@ fn main() {
     let dir = temp.path();
     let second = Duration::from_secs(2);
     let payload = Bytes::from(vec![1u8; 100]);
-    report(
-        "disk_fdatasync_4k",
-        median((0..3).map(|_| fdatasync_rate(dir, Duration::from_secs(1))).collect()),
-        "syncs/s",
-    );
+    report("disk_fdatasync_4k", median3(|| fdatasync_rate(dir, Duration::from_secs(1))), "syncs/s");
     let sequential = |node: usize| {
         let payload = payload.clone();
         move |nodes: &[RaftNode], count: &AtomicU64, _: Instant| {
@@ -158,16 +154,16 @@ fn main() {
     };
     for (name, net) in [("raft3_append_seq", Net::InProcess), ("raft3_tcp_append_seq", Net::Tcp)] {
         if wanted(name) {
-            report(name, median((0..3).map(|_| rate(dir, net, second, sequential(0))).collect()), "entries/s");
+            report(name, median3(|| rate(dir, net, second, sequential(0))), "entries/s");
         }
     }
     for (name, net) in [("raft3_append_batch1000", Net::InProcess), ("raft3_tcp_append_batch1000", Net::Tcp)] {
         if wanted(name) {
-            report(name, median((0..3).map(|_| rate(dir, net, second, batches)).collect()), "entries/s");
+            report(name, median3(|| rate(dir, net, second, batches)), "entries/s");
         }
     }
     if wanted("raft3_concurrent256") {
-        let value = median((0..3).map(|_| concurrent_async(dir, 256, second)).collect());
+        let value = median3(|| concurrent_async(dir, 256, second));
         report("raft3_concurrent256", value, "entries/s");
     }
     if wanted("raft3_threads_concurrent256") {
@@ -183,11 +179,11 @@ fn main() {
                 }
             });
         };
-        let value = median((0..3).map(|_| rate(dir, Net::InProcess, second, run)).collect());
+        let value = median3(|| rate(dir, Net::InProcess, second, run));
         report("raft3_threads_concurrent256", value, "entries/s");
     }
     if wanted("raft3_forwarded_append_seq") {
-        let value = median((0..3).map(|_| rate(dir, Net::InProcess, second, sequential(1))).collect());
+        let value = median3(|| rate(dir, Net::InProcess, second, sequential(1)));
         report("raft3_forwarded_append_seq", value, "entries/s");
     }
 }

@@ -34,6 +34,11 @@ pub fn median(mut runs: Vec<f64>) -> f64 {
     runs[runs.len() / 2]
 }
 
+/// The median of three runs of `run`.
+pub fn median3(mut run: impl FnMut() -> f64) -> f64 {
+    median((0..3).map(|_| run()).collect())
+}
+
 /// Appends of `block` bytes, each followed by fdatasync, for `duration`: writes per second.
 fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
     let path = dir.join("raw.bin");
