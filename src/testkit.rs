@@ -6,8 +6,8 @@
 //! every interleaving reproducible, which is what the scenario and property tests need.
 
 use crate::core::{
-    ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Payload, Raft, Recovered, RequestId, Response,
-    Time, Write, WriteId,
+    ClientError, Config, Entry, Event, HardState, Input, Message, NodeId, Output, Payload, Raft, RequestId, Response,
+    Seq, Time, Write, WriteId,
 };
 use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
@@ -76,20 +76,34 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Nodes `1..=n`, each configured by `configure` (which sees the defaults and the id).
+    /// Nodes `1..=n`, each configured by `configure` (which sees the defaults and the id),
+    /// bootstrapped (not catching up, as if an operator had set them up together).
     pub fn new(n: u64, configure: impl Fn(&mut Config)) -> Cluster {
+        Cluster::with_storage(n, configure, false)
+    }
+
+    /// Nodes `1..=n` on new storage, as the file log opens them: each is catching up until it
+    /// has seen every peer's log empty (see `HardState::catching_up`).
+    pub fn new_fresh(n: u64, configure: impl Fn(&mut Config)) -> Cluster {
+        Cluster::with_storage(n, configure, true)
+    }
+
+    fn with_storage(n: u64, configure: impl Fn(&mut Config), fresh: bool) -> Cluster {
         let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
         let mut nodes = BTreeMap::new();
         for id in &ids {
             let mut config = Config::new(*id, ids.clone());
             config.seed = id.0;
             configure(&mut config);
-            let raft = Raft::new(config.clone(), Recovered::default()).expect("test configs are valid");
+            let mut storage = MemLog::default();
+            storage.save_hard_state(HardState { catching_up: fresh, ..HardState::default() }).expect("memory");
+            let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
+            let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
             nodes.insert(
                 *id,
                 Node {
                     raft: Some(raft),
-                    storage: MemLog::default(),
+                    storage,
                     unsynced: VecDeque::new(),
                     state: Counter::default(),
                     replies: Vec::new(),
@@ -290,6 +304,28 @@ impl Cluster {
         node.raft = None;
         node.unsynced.clear();
         self.network.retain(|m| m.to != id);
+    }
+
+    /// Crashes node `id`, loses everything its storage held (a wiped disk), and restarts it on
+    /// new storage, which is catching up (as the file log opens a new directory).
+    pub fn wipe(&mut self, id: NodeId) {
+        self.crash(id);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.storage = MemLog::default();
+        let fresh = HardState { catching_up: true, ..HardState::default() };
+        node.storage.save_hard_state(fresh).expect("memory storage never fails");
+        self.restart(id);
+    }
+
+    /// Crashes node `id`, cuts its storage from `from` on (a repair), marks it catching up (as
+    /// the file log's `repair_from` does), and restarts it.
+    pub fn cut_log(&mut self, id: NodeId, from: Seq) {
+        self.crash(id);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let state = HardState { catching_up: true, ..node.storage.hard_state() };
+        node.storage.save_hard_state(state).expect("memory storage never fails");
+        node.storage.apply(&Write::Truncate { from }).expect("memory storage never fails");
+        self.restart(id);
     }
 
     /// Restarts node `id` from its storage with a fresh state machine and a new seed.

@@ -148,12 +148,13 @@ fn corruption_in_the_middle_fails_open_with_its_place_until_repaired() {
 fn term_and_vote_survive_a_torn_slot() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.hard_state(), HardState::default());
-    log.save_hard_state(HardState { term: Term(3), vote: Some(NodeId(2)) }).unwrap();
-    log.save_hard_state(HardState { term: Term(4), vote: None }).unwrap();
+    // New storage cannot be told from a wiped one: it is catching up.
+    assert_eq!(log.hard_state(), HardState { catching_up: true, ..HardState::default() });
+    log.save_hard_state(HardState::new(Term(3), Some(NodeId(2)))).unwrap();
+    log.save_hard_state(HardState::new(Term(4), None)).unwrap();
     drop(log);
     let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.hard_state(), HardState { term: Term(4), vote: None });
+    assert_eq!(log.hard_state(), HardState::new(Term(4), None));
     drop(log);
     // Tear the newest slot (counter 2 lives in slot 0): the older one is used.
     let path = dir.path().join("log.state");
@@ -161,7 +162,7 @@ fn term_and_vote_survive_a_torn_slot() {
     bytes[10] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
     let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.hard_state(), HardState { term: Term(3), vote: Some(NodeId(2)) });
+    assert_eq!(log.hard_state(), HardState::new(Term(3), Some(NodeId(2))));
 }
 
 #[test]
@@ -183,7 +184,7 @@ fn the_wrong_encoder_is_refused_and_del_removes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
     log.append(Term(1), Some(b"x")).unwrap();
-    log.save_hard_state(HardState { term: Term(1), vote: None }).unwrap();
+    log.save_hard_state(HardState::new(Term(1), None)).unwrap();
     drop(log);
     let plain = FsLogOptions { encoder: Encoder::Plain, ..FsLogOptions::default() };
     assert!(matches!(FsLog::open(dir.path(), "log", plain), Err(LogError::Corrupt(_))));
@@ -202,12 +203,12 @@ fn core_writes_applied_to_the_file_log_recover_like_memory() {
         payload: if data.is_empty() { Payload::Blank } else { Payload::Data(Bytes::from(data.to_string())) },
     };
     let writes = vec![
-        Write::HardState(HardState { term: Term(1), vote: Some(NodeId(1)) }),
+        Write::HardState(HardState::new(Term(1), Some(NodeId(1)))),
         Write::Entries((0..5).map(|s| entry(1, s, if s == 0 { "" } else { "old" })).collect()),
-        Write::HardState(HardState { term: Term(2), vote: None }),
+        Write::HardState(HardState::new(Term(2), None)),
         Write::Truncate { from: Seq(3) },
         Write::Entries(vec![entry(2, 3, ""), entry(2, 4, "new")]),
-        Write::HardState(HardState { term: Term(3), vote: Some(NodeId(1)) }),
+        Write::HardState(HardState::new(Term(3), Some(NodeId(1)))),
         Write::Entries(vec![entry(3, 5, "later")]),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -328,7 +329,7 @@ fn the_memory_log_and_the_file_log_agree_through_the_store_trait() {
     use tinyraftplus::log::{LogStore, MemLog};
     fn exercise(store: &mut impl LogStore) -> Vec<String> {
         let mut seen = Vec::new();
-        store.save_hard_state(HardState { term: Term(2), vote: Some(NodeId(3)) }).unwrap();
+        store.save_hard_state(HardState::new(Term(2), Some(NodeId(3)))).unwrap();
         assert_eq!(
             store.append_batch(&[(Term(1), None), (Term(1), Some(b"a")), (Term(2), Some(b"b"))]).unwrap(),
             Seq(0)

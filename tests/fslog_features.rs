@@ -75,7 +75,7 @@ fn every_flipped_byte_of_an_encrypted_record_is_reported_with_its_seq() {
 fn removing_a_prefix_deletes_whole_segments_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "log", small()).unwrap();
-    log.save_hard_state(HardState { term: Term(3), vote: None }).unwrap();
+    log.save_hard_state(HardState::new(Term(3), None)).unwrap();
     for i in 0..60 {
         log.append(Term(1 + i / 25), Some(format!("entry-{i:02}").as_bytes())).unwrap();
     }

@@ -122,7 +122,7 @@ fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let options = FsLogOptions { encoder, segment_bytes: 400, ..FsLogOptions::default() };
     let mut log = FsLog::open(dir.path(), "model", options.clone()).unwrap();
-    log.save_hard_state(HardState { term: Term(1000), vote: None }).unwrap();
+    log.save_hard_state(HardState::new(Term(1000), None)).unwrap();
     let mut model = Model { first: 0, entries: Vec::new() };
     let mut memory = MemLog::new();
     for op in ops {

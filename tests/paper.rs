@@ -282,7 +282,7 @@ fn s5_4_2_entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
     let log = vec![entry(1, 0, "a"), entry(1, 1, "x")];
     let mut config = tinyraftplus::core::Config::new(N1, [N1, N2, N3]);
     config.pre_vote = false;
-    let hard_state = tinyraftplus::core::HardState { term: Term(2), vote: None };
+    let hard_state = tinyraftplus::core::HardState::new(Term(2), None);
     let mut raft = Raft::new(config, Recovered::from_entries(hard_state, log)).unwrap();
     let now = tinyraftplus::core::Time(0);
     raft.step(now, Input::Tick);
@@ -352,7 +352,7 @@ fn figure2_persistent_state_is_durable_before_answering() {
     c.step(N3, Input::Message(Message { from: N1, to: N3, term: Term(1), body: Body::Vote { last: None } }));
     assert!(c.network.is_empty(), "no vote before its write is durable");
     let write = &c.nodes[&N3].unsynced[0].1;
-    assert_eq!(*write, Write::HardState(tinyraftplus::core::HardState { term: Term(1), vote: Some(N1) }));
+    assert_eq!(*write, Write::HardState(tinyraftplus::core::HardState::new(Term(1), Some(N1))));
     c.sync(N3, None);
     assert_eq!(c.network.len(), 1);
 }

@@ -18,7 +18,7 @@
 //!
 //! | command | effect |
 //! |---|---|
-//! | `cluster N [knob=value ...]` | nodes 1..=N; knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS`, `stall=MS` |
+//! | `cluster N [knob=value ...]` | nodes 1..=N (`fresh`: on new storage, catching up); knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS`, `stall=MS` |
 //! | `config N [knob=value ...]` | only validates such a config and prints the verdict |
 //! | `campaign ID` / `tick ID` | moves time to the node's deadline and ticks it |
 //! | `advance MS` | moves time forward, ticking every node whose deadline passes |
@@ -32,6 +32,7 @@
 //! | `append ID TEXT`, `batch ID TEXT...`, `read ID` | client requests at a node |
 //! | `partition IDS / IDS`, `cut FROM TO`, `heal` | cuts links both ways / one way, restores all |
 //! | `crash ID`, `restart ID` | loses a node's memory and unsynced writes / restarts it from storage |
+//! | `wipe ID`, `cut-log ID SEQ` | restarts a node on new storage / on storage cut from SEQ (catching up) |
 //! | `status`, `log ID` | prints every node's state / a node's durable entries |
 
 use bytes::Bytes;
@@ -95,8 +96,12 @@ impl Runner {
         match command {
             "cluster" => {
                 let n: u64 = args[0].parse().expect("node count");
-                let knobs = &args[1..];
-                let mut cluster = Cluster::new(n, |config| configure(config, knobs));
+                let fresh = args[1..].contains(&"fresh");
+                let knobs: Vec<&str> = args[1..].iter().copied().filter(|knob| *knob != "fresh").collect();
+                let mut cluster = match fresh {
+                    true => Cluster::new_fresh(n, |config| configure(config, &knobs)),
+                    false => Cluster::new(n, |config| configure(config, &knobs)),
+                };
                 cluster.trace = true;
                 self.cluster = Some(cluster);
             }
@@ -190,6 +195,11 @@ impl Runner {
             }
             "heal" => self.cluster().heal(),
             "crash" => self.cluster().crash(node(0)),
+            "wipe" => self.cluster().wipe(node(0)),
+            "cut-log" => {
+                let from = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
+                self.cluster().cut_log(node(0), from)
+            }
             "restart" => self.cluster().restart(node(0)),
             "status" => {
                 let cluster = self.cluster();
@@ -202,10 +212,11 @@ impl Runner {
                             let vote = raft.hard_state().vote.map_or("none".into(), |v| v.to_string());
                             writeln!(
                                 extra,
-                                "n{id} {} t{} leader={} vote={vote} last={last} commit={commit}",
+                                "n{id} {} t{} leader={} vote={vote} last={last} commit={commit}{}",
                                 raft.role(),
                                 raft.term(),
                                 raft.leader().map_or("none".into(), |l| l.to_string()),
+                                if raft.is_catching_up() { " catching-up" } else { "" },
                             )
                             .unwrap();
                         }

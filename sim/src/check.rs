@@ -47,6 +47,12 @@ impl Checker {
         self.committed.len()
     }
 
+    /// A node lost its disk: its durable term starts over (its votes are still checked: it
+    /// must not vote twice in a term across the loss either).
+    pub fn wiped(&mut self, node: NodeId) {
+        self.durable_terms.remove(&node);
+    }
+
     /// A node restarted: its volatile commit and apply points start over.
     pub fn restarted(&mut self, node: NodeId, applied_from: Option<Seq>) {
         self.commits.remove(&node);

@@ -50,14 +50,15 @@ impl Default for Disk {
 }
 
 impl Disk {
-    /// An empty disk (an xxhash-checksummed log).
+    /// An empty disk (an xxhash-checksummed log). Like a new `FsLog`, it is catching up: a
+    /// new disk cannot be told from a wiped one.
     pub fn new() -> Disk {
         let encoder = Encoder::XxHash;
         let bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
         Disk {
             bytes,
             offsets: Vec::new(),
-            hard_state: HardState::default(),
+            hard_state: HardState { catching_up: true, ..HardState::default() },
             chain: 0,
             pending: VecDeque::new(),
             encoder,
@@ -125,6 +126,12 @@ impl Disk {
             Some(at) => seal_batch(&mut self.bytes[*at as usize..cut], &self.encoder),
             None => 0,
         };
+    }
+
+    /// What `FsLog`'s `repair_from` does: marks the log catching up, then cuts it before `seq`.
+    pub fn repair_from(&mut self, seq: u64) {
+        self.hard_state.catching_up = true;
+        self.truncate(seq);
     }
 
     /// Drops the entries from `seq` on, as if the log ended there (what taking a read error for
@@ -217,7 +224,7 @@ mod tests {
         disk.apply(&Write::Entries(entries(0, 1, 3)));
         disk.apply(&Write::Entries(entries(3, 2, 2)));
         disk.apply(&Write::Truncate { from: Seq(4) });
-        disk.apply(&Write::HardState(HardState { term: Term(2), vote: None }));
+        disk.apply(&Write::HardState(HardState::new(Term(2), None)));
         let recovered = disk.recover(10).unwrap();
         assert_eq!(recovered.last, Some(LogId::new(Term(2), Seq(3))));
         assert_eq!(recovered.tail.len(), 4);

@@ -30,6 +30,8 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::NoPreVote => "no_pre_vote",
         Mutant::ReadErrorAsEndOfLog => "read_error_as_end_of_log",
         Mutant::ApplyPastGap => "apply_past_gap",
+        Mutant::CatchingUpVotes => "catching_up_votes",
+        Mutant::IgnoreRegressedFollower => "ignore_regressed_follower",
     }
 }
 

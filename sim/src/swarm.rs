@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 16] = [
+pub const FAULT_CLASSES: [&str; 18] = [
     "crash",
     "partition",
     "pause",
@@ -56,6 +56,8 @@ pub const FAULT_CLASSES: [&str; 16] = [
     "skew",
     "lost_outbox",
     "disk_stall",
+    "wipe",
+    "disk_cut",
 ];
 
 impl Default for Options {
@@ -106,9 +108,10 @@ pub struct Swarm {
     /// How far each node's clock rate may stray from 1, in parts per million.
     pub skew_ppm: u64,
     /// Probability that a crash leaves an unreadable record in the node's log (a latent
-    /// sector error found at restart: the node cannot open until repaired).
+    /// sector error found at restart: the node opens repaired, cut before it, catching up).
     pub latent: f64,
-    /// Probability that a crash leaves a flipped bit in a durable record (found at restart).
+    /// Probability that a crash leaves a flipped bit in a durable record (found at restart,
+    /// where recovery must name it; the node opens repaired, cut before it, catching up).
     pub bit_flip: f64,
     /// Probability that one node stays cut off (it can send, not receive) after the healing.
     pub lingering: f64,
@@ -122,6 +125,17 @@ pub struct Swarm {
     /// Probability that a delivery takes along every other message for the same node due in
     /// the next 2 ms, all handled as one step (`Raft::step_many`, as the drivers do under load).
     pub batch: f64,
+    /// Probability that a crash wipes the node's disk (it restarts on new storage).
+    pub wipe: f64,
+    /// Probability that a crash leaves the node's log cut at a random seq, as an operator's
+    /// `repair_from` does (it restarts catching up).
+    pub disk_cut: f64,
+    /// Whether nodes run pre-vote (off in some seeds: the protocol under the defence is tested
+    /// too).
+    pub pre_vote: bool,
+    /// Whether leaders step down without a quorum and followers ignore votes while they hear a
+    /// leader (off in some seeds, like `pre_vote`).
+    pub check_quorum: bool,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
 }
@@ -148,6 +162,8 @@ impl Swarm {
             "skew" => self.skew_ppm = 0,
             "lost_outbox" => self.lost_outbox = 0.0,
             "disk_stall" => self.disk_stall = 0.0,
+            "wipe" => self.wipe = 0.0,
+            "disk_cut" => self.disk_cut = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -180,6 +196,10 @@ impl Swarm {
         let lost_outbox = [0.0, 0.5, 1.0][rng.below(3) as usize];
         let disk_stall = [0.0, 0.0, 0.001, 0.01][rng.below(4) as usize];
         let batch = [0.0, 0.3, 1.0][rng.below(3) as usize];
+        let wipe = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
+        let disk_cut = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
+        let pre_vote = rng.below(4) != 0;
+        let check_quorum = rng.below(4) != 0;
         Swarm {
             loss,
             duplicate,
@@ -202,6 +222,10 @@ impl Swarm {
             lost_outbox,
             disk_stall,
             batch,
+            wipe,
+            disk_cut,
+            pre_vote,
+            check_quorum,
             rpc_entries_max,
         }
     }

@@ -21,6 +21,9 @@ impl Raft {
             self.event(Event::Error("the term reached u64::MAX: this node cannot campaign".into()));
             return;
         }
+        if self.withholds_vote() {
+            return self.catching_up_timeout(now);
+        }
         if self.config.pre_vote && !self.mutant(Mutant::NoPreVote) {
             self.become_pre_candidate(now);
         } else {
@@ -72,7 +75,7 @@ impl Raft {
         if self.in_lease(now) {
             return;
         }
-        let granted = term > self.hard_state.term && self.is_up_to_date(last);
+        let granted = term > self.hard_state.term && self.is_up_to_date(last) && !self.withholds_vote();
         let reply_term = if granted { term } else { self.hard_state.term };
         let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
         self.emit(super::io::Output::Send(message));
@@ -96,7 +99,7 @@ impl Raft {
 
     pub(super) fn on_vote(&mut self, now: Time, from: NodeId, last: Option<LogId>) {
         let vote = self.hard_state.vote;
-        let can_vote = vote == Some(from) || (vote.is_none() && self.leader.is_none());
+        let can_vote = (vote == Some(from) || (vote.is_none() && self.leader.is_none())) && !self.withholds_vote();
         if can_vote && self.is_up_to_date(last) {
             if vote.is_none() {
                 self.hard_state.vote = Some(from);

@@ -315,7 +315,7 @@ mod tests {
             .enumerate()
             .map(|(seq, term)| Entry { term: Term(*term), seq: Seq(seq as u64), payload: Payload::Blank })
             .collect();
-        let recovered = Recovered::from_entries(HardState { term: Term(9), vote: None }, entries);
+        let recovered = Recovered::from_entries(HardState::new(Term(9), None), entries);
         recovered.validate().unwrap();
         RaftLog::new(&recovered)
     }

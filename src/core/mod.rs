@@ -11,6 +11,7 @@
 //! - `replication.rs`: the leader's per-follower progress (probe, then pipelined appends), the
 //!   follower's side (truncate only on a real conflict), the commit rule of Raft §5.4.2.
 //! - `client.rs`: appends and reads, forwarding to the leader, apply and ReadIndex reads.
+//! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
 //! - `codec.rs`: the wire format.
@@ -25,6 +26,7 @@ mod message;
 mod mutant;
 mod quorum;
 mod raft;
+mod rejoin;
 mod replication;
 mod rng;
 mod types;

@@ -21,11 +21,16 @@ pub enum Mutant {
     ReadErrorAsEndOfLog,
     /// Entries are applied past a gap (one is skipped).
     ApplyPastGap,
+    /// A node that lost its data (new, wiped or cut storage) votes and campaigns at once.
+    CatchingUpVotes,
+    /// A leader ignores a follower that rejects entries it had acknowledged (it went
+    /// backwards), so the follower is never rebuilt (a liveness bug).
+    IgnoreRegressedFollower,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 8] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -34,6 +39,8 @@ impl Mutant {
         Mutant::NoPreVote,
         Mutant::ReadErrorAsEndOfLog,
         Mutant::ApplyPastGap,
+        Mutant::CatchingUpVotes,
+        Mutant::IgnoreRegressedFollower,
     ];
 }
 

@@ -46,6 +46,9 @@ pub(super) enum AfterWrite {
     Send(Message),
     /// The candidate's vote for itself in this term is durable: count it.
     SelfVote(Term),
+    /// The entries that brought a catching-up node to its leader's commit point are durable:
+    /// it may vote again.
+    CaughtUp(Term, Seq),
 }
 
 /// What only a leader keeps.
@@ -101,6 +104,10 @@ pub struct Raft {
     pub(super) election_deadline: Time,
     pub(super) last_leader_contact: Option<Time>,
     pub(super) votes: SmallVec<[NodeId; 8]>,
+    /// While catching up with an empty log: the peers seen with an empty log too.
+    pub(super) empty_peers: SmallVec<[NodeId; 8]>,
+    /// The latest term those peers showed they had saved.
+    pub(super) peer_term_max: Term,
     pub(super) leading: Option<Box<LeaderState>>,
 
     pub(super) commit: Option<Seq>,
@@ -162,6 +169,8 @@ impl Raft {
             election_deadline: Time(0),
             last_leader_contact: None,
             votes: SmallVec::new(),
+            empty_peers: SmallVec::new(),
+            peer_term_max: Term(0),
             leading: None,
             commit: None,
             apply_sent: config.apply_seq,
@@ -207,6 +216,13 @@ impl Raft {
             // A (re)started node waits a whole election timeout for a leader to contact it.
             self.started = true;
             self.reset_election_deadline(now);
+            if self.hard_state.catching_up {
+                self.event(Event::Warn(format!(
+                    "node {} is catching up (its storage is new, was repaired or lost data): it does not vote until \
+                     a leader has caught it up, or it has seen every peer's log empty",
+                    self.id
+                )));
+            }
         }
         self.in_step = true;
         for input in inputs {
@@ -292,6 +308,12 @@ impl Raft {
                 message.from, message.to
             )));
             return;
+        }
+        match &message.body {
+            // A pre-vote request carries the term its sender would campaign in, one past its own.
+            Body::PreVote { last } => self.note_peer_log(message.from, Term(message.term.0.saturating_sub(1)), *last),
+            Body::Vote { last } => self.note_peer_log(message.from, message.term, *last),
+            _ => {}
         }
         match &message.body {
             Body::Forward { .. } | Body::ForwardReply { .. } => return self.on_client_message(now, message),
@@ -421,6 +443,7 @@ impl Raft {
                     self.record_vote(self.id);
                 }
             }
+            AfterWrite::CaughtUp(term, commit) => self.caught_up(term, commit),
         }
     }
 
@@ -654,6 +677,12 @@ impl Raft {
     /// As leader, each peer's highest known matching seq.
     pub fn matches(&self) -> Vec<(NodeId, Option<Seq>)> {
         self.leading.as_ref().map_or_else(Vec::new, |l| l.progress.iter().map(|p| (p.id, p.matched)).collect())
+    }
+
+    /// Whether this node is catching up after losing data (see [`HardState::catching_up`]): it
+    /// neither votes nor campaigns yet.
+    pub fn is_catching_up(&self) -> bool {
+        self.hard_state.catching_up
     }
 
     /// Whether a storage failure stopped this node.

@@ -233,6 +233,7 @@ impl Raft {
         if commit > self.commit {
             self.advance_commit(commit);
         }
+        self.maybe_caught_up(term, leader_commit, matched);
         let body = Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } };
         if self.mutant(Mutant::AckBeforeFsync) {
             return self.send(from, body);
@@ -255,6 +256,7 @@ impl Raft {
     /// The leader hears back from a follower of its term.
     pub(super) fn on_append_response(&mut self, now: Time, from: NodeId, read_round: u64, result: AppendResult) {
         let Some(index) = self.peers.iter().position(|id| *id == from) else { return };
+        let ignore_regressed = self.mutant(Mutant::IgnoreRegressedFollower);
         let Some(leading) = self.leading.as_mut() else { return };
         let p = &mut leading.progress[index];
         if p.last_heard != now {
@@ -277,9 +279,24 @@ impl Raft {
                 }
             }
             AppendResult::Rejected { rejected, hint } => {
-                if Some(rejected) <= p.matched || (p.probing && Some(rejected) != p.next.prev()) {
+                if p.probing && Some(rejected) != p.next.prev() {
                     return; // Stale: answers an append sent before the current probe.
                 }
+                if Some(rejected) <= p.matched {
+                    if ignore_regressed {
+                        return;
+                    }
+                    // It lacks an entry it acknowledged: it lost data (or this answer is older
+                    // than its acknowledgement). Either way a probe finds where it stands; its
+                    // match no longer counts toward commit.
+                    let matched = p.matched.expect("rejected <= matched, so matched is some seq");
+                    p.matched = None;
+                    self.event(Event::Warn(format!(
+                        "follower {from} rejected seq {rejected} though it had acknowledged up to {matched}: \
+                         it may have lost data; probing it again"
+                    )));
+                }
+                let Some(p) = self.leading.as_mut().map(|l| &mut l.progress[index]) else { return };
                 let resume = hint.and_then(|h| self.log.hint(h.seq, h.term));
                 let next = Seq::after(resume.map(|id| id.seq)).min(rejected).max(Seq::after(p.matched));
                 p.start_probe(next);

@@ -240,22 +240,40 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// What Raft must persist before it answers: the current term and the vote cast in it.
+/// What Raft must persist before it answers: the current term, the vote cast in it, and
+/// whether the node is catching up after losing data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HardState {
     /// The latest term this node has seen.
     pub term: Term,
     /// The candidate this node voted for in `term`, if any.
     pub vote: Option<NodeId>,
+    /// The node may have lost entries or votes it had made durable (its storage is new, was
+    /// cut by a repair, or lost its term and vote): it neither votes nor campaigns until a
+    /// leader has brought its log up to that leader's commit point in the leader's own term,
+    /// or, with an empty log, until it has seen every peer's log empty too (a new cluster).
+    /// Storage sets it; the core clears it.
+    pub catching_up: bool,
+}
+
+impl HardState {
+    /// A hard state with `term` and `vote`, not catching up.
+    pub const fn new(term: Term, vote: Option<NodeId>) -> HardState {
+        HardState { term, vote, catching_up: false }
+    }
 }
 
 impl fmt::Display for HardState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "term={}", self.term)?;
         match self.vote {
-            Some(vote) => write!(f, " vote={vote}"),
-            None => write!(f, " vote=none"),
+            Some(vote) => write!(f, " vote={vote}")?,
+            None => write!(f, " vote=none")?,
         }
+        if self.catching_up {
+            write!(f, " catching-up")?;
+        }
+        Ok(())
     }
 }
 

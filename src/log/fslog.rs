@@ -3,8 +3,10 @@
 //!
 //! Files, for a log named `n` in directory `d`:
 //! - `d/n.<first seq, 20 digits>.seg`: segments, in the record format;
-//! - `d/n.state`: the term and vote, two 32-byte checksummed slots written alternately, so a
-//!   torn write of one leaves the other (`counter u64, term u64, vote+1 u64, XXH3-64 of the 24`);
+//! - `d/n.state`: the term, vote and catching-up flag, two 40-byte checksummed slots written
+//!   alternately, so a torn write of one leaves the other (`counter u64, term u64, vote+1 u64,
+//!   flags u64, XXH3-64 of the 32`). A log without it is new, or lost it: it opens catching up
+//!   (see `HardState::catching_up`), and so does a log opened with `repair_from`;
 //! - `d/n.trim`: present only during a trim (its target seq, checksummed), so a crash in the
 //!   middle completes the trim on the next open (fail-forward, as the seed's lock record did).
 //!
@@ -205,8 +207,18 @@ impl FsLog {
         }
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
         let mut log = FsLog::closed(dir, name, options);
-        log.load_hard_state()?;
+        let saved = log.load_hard_state()?;
+        if log.options.repair_from.is_some() {
+            // A repair may cut entries this node acknowledged: it must catch up before it
+            // votes again, and that is durable before anything is cut.
+            log.save_hard_state(HardState { catching_up: true, ..log.hard_state })?;
+        }
         log.recover()?;
+        if !saved && log.options.repair_from.is_none() {
+            // New storage, or storage that lost its term and vote: either may belong to a node
+            // that acknowledged entries or votes before (a wiped directory looks new).
+            log.hard_state.catching_up = true;
+        }
         if let Some(target) = log.read_trim_intent()? {
             log.trim_files(target)?;
         }

@@ -1,4 +1,4 @@
-//! The file log's small files: term and vote (two checksummed slots, so a torn write of one
+//! The file log's small files: term, vote and the catching-up flag (two checksummed slots, so a torn write of one
 //! leaves the other) and the trim intent (present only while a trim runs, so a crash in the
 //! middle completes it at the next open); and deleting a whole log.
 
@@ -10,6 +10,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
+
+/// One slot of the state file: counter, term, vote + 1 (0: none), flags (bit 0: catching
+/// up), each a little-endian u64, then the XXH3-64 of those 32 bytes.
+const SLOT_BYTES: usize = 40;
 
 impl FsLog {
     pub(super) fn trim_path(&self) -> PathBuf {
@@ -48,21 +52,23 @@ impl FsLog {
         self.hard_state
     }
 
-    /// Saves the term and vote durably and atomically (into the older of two slots).
+    /// Saves the term and vote (and the catching-up flag) durably and atomically, into the
+    /// older of two slots.
     pub fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
         self.check()?;
         let counter = self.state_counter + 1;
-        let mut slot = [0u8; 32];
+        let mut slot = [0u8; SLOT_BYTES];
         slot[0..8].copy_from_slice(&counter.to_le_bytes());
         slot[8..16].copy_from_slice(&state.term.0.to_le_bytes());
         slot[16..24].copy_from_slice(&state.vote.map_or(0, |v| v.0.wrapping_add(1)).to_le_bytes());
-        let checksum = xxh3_64(&slot[0..24]);
-        slot[24..32].copy_from_slice(&checksum.to_le_bytes());
+        slot[24..32].copy_from_slice(&u64::from(state.catching_up).to_le_bytes());
+        let checksum = xxh3_64(&slot[0..32]);
+        slot[32..40].copy_from_slice(&checksum.to_le_bytes());
         let path = self.state_path();
         let existed = path.exists();
         let written =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).and_then(|file| {
-                file.write_all_at(&slot, (counter % 2) * 32)?;
+                file.write_all_at(&slot, (counter % 2) * SLOT_BYTES as u64)?;
                 file.sync_data()
             });
         if let Err(source) = written {
@@ -76,7 +82,9 @@ impl FsLog {
         Ok(())
     }
 
-    pub(super) fn load_hard_state(&mut self) -> Result<(), LogError> {
+    /// Loads the term and vote. Returns whether the state file held any: a log without one
+    /// has never saved them, or lost them (then the caller marks the log catching up).
+    pub(super) fn load_hard_state(&mut self) -> Result<bool, LogError> {
         let path = self.state_path();
         let mut bytes = Vec::new();
         match File::open(&path) {
@@ -85,21 +93,29 @@ impl FsLog {
                     .and_then(|_| file.read_to_end(&mut bytes))
                     .map_err(io_error("read", &path))?;
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(source) => return Err(LogError::Io { op: "open", path, source }),
         }
-        let slots = bytes.chunks(32).filter(|slot| slot.len() == 32).filter_map(|slot| {
-            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes"));
-            (xxh3_64(&slot[0..24]) == word(24)).then(|| (word(0), word(8), word(16)))
+        let slots = bytes.chunks(SLOT_BYTES).filter(|slot| slot.len() == SLOT_BYTES).filter_map(|slot| {
+            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes of a 40-byte slot"));
+            (xxh3_64(&slot[0..32]) == word(32)).then(|| (word(0), word(8), word(16), word(24)))
         });
-        match slots.max_by_key(|(counter, _, _)| *counter) {
-            Some((counter, term, vote)) => {
+        match slots.max_by_key(|(counter, ..)| *counter) {
+            Some((counter, term, vote, flags)) => {
                 self.state_counter = counter;
-                self.hard_state = HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId) };
-                Ok(())
+                self.hard_state =
+                    HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId), catching_up: flags & 1 == 1 };
+                Ok(true)
             }
-            None if bytes.iter().all(|b| *b == 0) => Ok(()),
-            None => Err(LogError::Damaged { path, detail: "both term-and-vote slots fail their checksum".into() }),
+            // A file created and never written (a crash before its first sync) holds nothing.
+            None if bytes.iter().all(|b| *b == 0) => Ok(false),
+            None => Err(LogError::Damaged {
+                path,
+                detail: "both term-and-vote slots fail their checksum: the log may have voted in a term it no \
+                         longer knows; delete this file to rejoin as a catching-up member (it votes again once a \
+                         leader has caught it up)"
+                    .into(),
+            }),
         }
     }
 

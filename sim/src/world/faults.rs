@@ -35,7 +35,22 @@ impl World {
                     self.fault("crash");
                     self.crash(n);
                     let len = self.nodes[n].disk.len();
-                    if len > 0 && self.chance(self.swarm.latent) {
+                    if !self.may_lose_data(n) {
+                        // Another node is still catching up after a loss: two at once could lose
+                        // committed entries for good, which no protocol can undo.
+                    } else if self.chance(self.swarm.wipe) {
+                        self.fault("wipe");
+                        self.nodes[n].disk = Disk::new();
+                        let id = ids[n];
+                        self.checker.wiped(id);
+                        self.note(|| format!("n{id}: disk wiped"));
+                    } else if len > 0 && self.chance(self.swarm.disk_cut) {
+                        self.fault("disk_cut");
+                        let from = self.rng.below(len);
+                        self.nodes[n].disk.repair_from(from);
+                        let id = ids[n];
+                        self.note(|| format!("n{id}: log cut from seq {from} (repair_from)"));
+                    } else if len > 0 && self.chance(self.swarm.latent) {
                         self.fault("latent_sector_error");
                         self.nodes[n].unreadable = Some(self.rng.below(len));
                     } else if self.nodes[n].flipped.is_none() && self.chance(self.swarm.bit_flip) {
@@ -121,6 +136,14 @@ impl World {
         Ok(())
     }
 
+    /// Whether node `n` may lose data now: every other node holds what it acknowledged (none
+    /// is catching up after a loss, or waiting to be repaired).
+    fn may_lose_data(&self, n: usize) -> bool {
+        let intact =
+            |node: &Node| !node.disk.hard_state().catching_up && node.unreadable.is_none() && node.flipped.is_none();
+        self.nodes.iter().enumerate().all(|(m, node)| m == n || intact(node))
+    }
+
     /// The faults end: the network heals, every node runs, clients make one final read each.
     pub(super) fn heal(&mut self) -> Result<(), Violation> {
         self.settling = true;
@@ -135,9 +158,12 @@ impl World {
                 self.schedule(self.now, Ev::Client(c));
             }
         }
-        let lost = self.nodes.iter().filter(|n| n.unreadable.is_some() || n.flipped.is_some()).count();
+        let lost = self.nodes.iter().filter(|n| n.disk.hard_state().catching_up).count();
         let room = lost < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
-        if self.nodes.len() >= 3 && room && self.chance(self.swarm.lingering) {
+        // A node that hears nothing disrupts the others forever without pre-vote and
+        // check-quorum (Raft thesis §9.6): that is what they are for, so it lingers only with both.
+        let defended = self.swarm.pre_vote && self.swarm.check_quorum;
+        if self.nodes.len() >= 3 && room && defended && self.chance(self.swarm.lingering) {
             // A minority fault that stays: one node hears nothing (it can still send).
             self.fault("lingering_one_way_partition");
             let n = self.rng.below(self.nodes.len() as u64) as usize;

@@ -183,6 +183,8 @@ impl World {
                 config.state_machine = true;
                 config.mutant = options.mutant;
                 config.rpc_entries_max = swarm.rpc_entries_max;
+                config.pre_vote = swarm.pre_vote;
+                config.check_quorum = swarm.check_quorum;
                 config.storage_stall_timeout = Some(STORAGE_STALL);
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
@@ -386,25 +388,27 @@ impl World {
         if self.nodes[n].raft.is_some() {
             return Ok(());
         }
-        if let Some(seq) = self.nodes[n].unreadable {
+        if let Some(seq) = self.nodes[n].unreadable.take() {
             let id = self.nodes[n].id;
-            if self.options.mutant != Some(Mutant::ReadErrorAsEndOfLog) {
-                // It cannot open until repaired: it stays down (a minority, in the recoverable
-                // regime).
-                self.note(|| format!("n{id}: cannot open: read error at seq {seq}"));
-                return Ok(());
+            if self.options.mutant == Some(Mutant::ReadErrorAsEndOfLog) {
+                self.nodes[n].disk.lose_from(seq);
+            } else {
+                // The operator's repair: the log is cut before the unreadable entry and the node
+                // rejoins catching up; its peers send it the rest.
+                self.nodes[n].disk.repair_from(seq);
+                self.note(|| format!("n{id}: read error at seq {seq}: opened with repair from it"));
             }
-            self.nodes[n].disk.lose_from(seq);
-            self.nodes[n].unreadable = None;
         }
         let node = &mut self.nodes[n];
         let recovered = match node.disk.recover(node.config.memory_entries_max) {
             Ok(recovered) => recovered,
             Err(corruption) if node.flipped == Some(corruption.seq) => {
-                // Found, named and refused, as it must be: the node stays down until repaired.
+                // Found and named, as it must be; the repair cuts the log before it.
                 let id = node.id;
-                self.note(|| format!("n{id}: cannot open: {corruption}"));
-                return Ok(());
+                node.flipped = None;
+                node.disk.repair_from(corruption.seq);
+                self.note(|| format!("n{id}: {corruption}: opened with repair from seq {}", corruption.seq));
+                return self.start(n);
             }
             Err(corruption) => {
                 return Err(Violation {

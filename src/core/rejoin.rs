@@ -1,0 +1,103 @@
+//! A node that lost data rejoins as a catching-up member (see [`HardState::catching_up`]).
+//!
+//! Raft assumes a disk never forgets. When one does (a wiped or new directory, a log cut by a
+//! repair, a lost term-and-vote file), the node may have acknowledged entries or granted votes
+//! it no longer remembers. Were it to vote at once, an entry committed on it and one other node
+//! of three could be lost: the node votes for the third, which lacks the entry. So it waits:
+//!
+//! - it grants no vote and does not campaign;
+//! - it takes entries from a leader like any follower, and its acknowledgements count (each one
+//!   is for entries durable on it now);
+//! - it votes again once its log holds the leader's commit point and that point is an entry of
+//!   the leader's own term: a leader's commit point in its own term covers every entry
+//!   committed in earlier terms, as the leader holds them all (Raft §5.4), and entries committed
+//!   in the current term count only acknowledgements this leader received.
+//!
+//! A brand-new cluster has no leader to catch up with: every node's storage is new. A
+//! catching-up node with an empty log therefore also rejoins once it has seen every peer's log
+//! empty (their pre-vote and vote requests carry their last entry, and it sends such requests
+//! itself to let them see its own). Were any entry committed, it would be on a quorum, and the
+//! nodes of that quorum other than this one would not all be empty. This assumes a message is
+//! not delayed past the restart of the node it is sent to.
+//!
+//! [`HardState::catching_up`]: super::HardState::catching_up
+
+use super::io::{Event, Output};
+use super::message::{Body, Message};
+use super::mutant::Mutant;
+use super::raft::{AfterWrite, Raft};
+use super::types::{LogId, NodeId, Seq, Term, Time};
+
+impl Raft {
+    /// Whether this node withholds its vote (and does not campaign): it is catching up.
+    pub(super) fn withholds_vote(&self) -> bool {
+        self.hard_state.catching_up && !self.mutant(Mutant::CatchingUpVotes)
+    }
+
+    /// The election timer fired on a catching-up node: it does not campaign, but with an
+    /// empty log it shows the peers its log (a pre-vote request changes no one's state), so
+    /// that in a brand-new cluster every node learns that every log is empty.
+    pub(super) fn catching_up_timeout(&mut self, now: Time) {
+        self.reset_election_deadline(now);
+        if self.log.last().is_some() {
+            return;
+        }
+        let proposed = Term(self.hard_state.term.0.saturating_add(1));
+        for to in self.peers.clone() {
+            let message = Message { from: self.id, to, term: proposed, body: Body::PreVote { last: None } };
+            self.emit(Output::Send(message));
+        }
+    }
+
+    /// A peer's pre-vote or vote request showed its last entry, and that its durable term is
+    /// at least `term`. A catching-up node with an empty log that has seen every peer's log
+    /// empty is in a brand-new cluster: it rejoins.
+    pub(super) fn note_peer_log(&mut self, from: NodeId, term: Term, last: Option<LogId>) {
+        if !self.hard_state.catching_up || last.is_some() || self.log.last().is_some() {
+            return;
+        }
+        if !self.empty_peers.contains(&from) {
+            self.empty_peers.push(from);
+        }
+        self.peer_term_max = self.peer_term_max.max(term);
+        if self.peers.iter().all(|peer| self.empty_peers.contains(peer)) {
+            // It may have voted before it lost its storage, in a term no later than a peer's
+            // (a candidate saves its term before asking): it takes the latest such term, and
+            // holds its vote in it for itself.
+            if self.peer_term_max > self.hard_state.term {
+                self.hard_state.term = self.peer_term_max;
+                self.hard_state.vote = None;
+            }
+            self.hard_state.vote.get_or_insert(self.id);
+            self.rejoin("its storage is new and every peer's log is empty (a new cluster)".into());
+        }
+    }
+
+    /// A catching-up follower accepted an append up to `matched`: once its log holds the
+    /// leader's commit point, in the leader's term, it rejoins when those entries are durable.
+    pub(super) fn maybe_caught_up(&mut self, term: Term, leader_commit: Option<Seq>, matched: Option<Seq>) {
+        let Some(commit) = leader_commit else { return };
+        if self.hard_state.catching_up && Some(commit) <= matched && self.log.term_at(commit) == Some(term) {
+            self.after_writes(AfterWrite::CaughtUp(term, commit));
+        }
+    }
+
+    /// The entries up to the commit point `commit` of the leader of `term` are durable here.
+    pub(super) fn caught_up(&mut self, term: Term, commit: Seq) {
+        if !self.hard_state.catching_up || self.hard_state.term != term {
+            return; // Rejoined already, or a later term began: the next leader's appends decide.
+        }
+        let Some(leader) = self.leader else { return };
+        // It may have voted in this term before it lost its storage: its vote in it goes to
+        // the leader, which cannot make a second leader.
+        self.hard_state.vote.get_or_insert(leader);
+        self.rejoin(format!("it caught up with leader {leader}'s commit point {commit}"));
+    }
+
+    fn rejoin(&mut self, why: String) {
+        self.hard_state.catching_up = false;
+        self.empty_peers.clear();
+        self.save_hard_state();
+        self.event(Event::Warn(format!("node {} votes again: {why}", self.id)));
+    }
+}
