@@ -59,6 +59,9 @@ pub struct Status {
     pub seq: Option<Seq>,
     /// The highest seq known committed.
     pub commit: Option<Seq>,
+    /// Whether the node is catching up after losing data (new, wiped or repaired storage): it
+    /// does not vote yet (see `HardState::catching_up`).
+    pub catching_up: bool,
     /// Whether the node is closed.
     pub closed: bool,
 }
@@ -72,6 +75,7 @@ impl Default for Status {
             term: Term(0),
             seq: None,
             commit: None,
+            catching_up: false,
             closed: false,
         }
     }
@@ -279,12 +283,15 @@ impl Handle {
         self.commands.send(Command::Close(done)).is_ok()
     }
 
-    /// Waits for the loop thread to end and detaches the node from the transport.
+    /// Waits for the loop thread to end and detaches the node from the transport, once: a
+    /// handle closed, then dropped after a new node with its id opened on the same transport,
+    /// must not detach the new one.
     pub(super) fn finish(&self) {
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
             let _ = thread.join();
+            self.transport.unregister(self.id);
         }
-        self.transport.unregister(self.id);
     }
 
     /// The last entry's payload (the seed's `head`).
@@ -432,9 +439,9 @@ impl NodeLoop {
         }
         // Role, leader, term and followers come with the core's change events (see `output`).
         let mut status = self.shared.status();
-        let moved = (status.seq, status.commit) != (self.raft.seq(), self.raft.commit());
-        status.seq = self.raft.seq();
-        status.commit = self.raft.commit();
+        let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
+        let moved = (status.seq, status.commit, status.catching_up) != now;
+        (status.seq, status.commit, status.catching_up) = now;
         drop(status);
         if moved {
             self.shared.wake();
