@@ -153,13 +153,13 @@ fn term_and_vote_survive_a_torn_slot() {
     log.save_hard_state(HardState::new(Term(3), Some(NodeId(2)))).unwrap();
     log.save_hard_state(HardState::new(Term(4), None)).unwrap();
     drop(log);
-    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.hard_state(), HardState::new(Term(4), None));
-    drop(log);
-    // Tear the newest slot (counter 2 lives in slot 0): the older one is used.
+    // Tear the newest slot: the older one is used. Slots are 64 bytes, written alternately,
+    // each starting with its counter.
     let path = dir.path().join("log.state");
     let mut bytes = fs::read(&path).unwrap();
-    bytes[10] ^= 0xff;
+    let counter = |slot: usize| u64::from_le_bytes(bytes[slot * 64..slot * 64 + 8].try_into().unwrap());
+    let newest = if counter(0) > counter(1) { 0 } else { 1 };
+    bytes[newest * 64 + 10] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
     let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
     assert_eq!(log.hard_state(), HardState::new(Term(3), Some(NodeId(2))));

@@ -41,16 +41,23 @@ fn restore(dir: &Path, files: &Files) {
 /// no checksums to find them), only writes cut short.
 /// `disk` is the log's record bytes (`FsLog::disk_bytes`) before and after the batch.
 fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, seed: u64) -> Vec<(Files, bool)> {
-    // Starting a new segment first cuts the zeros written ahead off the last one, durably.
+    // Starting a new segment first cuts the zeros written ahead off the last one, durably (and
+    // records the lower length in the state file first: here, no length is recorded at all).
     let mut before = before.clone();
-    for (name, old) in before.iter_mut() {
+    for (name, bytes) in before.iter_mut().filter(|(name, _)| name.ends_with(".state")) {
+        *bytes = without_recorded_length(bytes);
+        assert_eq!(Some(name), after.keys().find(|n| n.ends_with(".state")));
+    }
+    for (name, old) in before.iter_mut().filter(|(name, _)| !name.ends_with(".state")) {
         let new = &after[name];
         if new.len() < old.len() && old.starts_with(new) && old[new.len()..].iter().all(|b| *b == 0) {
             *old = new.clone();
         }
     }
     let before = &before;
-    let changed: Vec<&String> = after.keys().filter(|name| before.get(*name) != after.get(*name)).collect();
+    // The state file changes only after the batch is synced (the complete state, added last).
+    let changed: Vec<&String> =
+        after.keys().filter(|name| !name.ends_with(".state") && before.get(*name) != after.get(*name)).collect();
     assert_eq!(changed.len(), 1, "one batch writes one segment");
     let name = changed[0];
     let new = &after[name];
@@ -95,6 +102,7 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
         let complete = whole(&bytes);
         states.push((with(Some(bytes)), complete));
     }
+    states.push((after.clone(), true));
     if !holes {
         return states;
     }
@@ -125,6 +133,20 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
         states.push((with(Some(bytes)), complete));
     }
     states
+}
+
+/// The state file with no segment length recorded in either slot (see `FsLog`'s module docs
+/// for the slots: 64 bytes, the length is the seventh word, the checksum the eighth).
+fn without_recorded_length(state: &[u8]) -> Vec<u8> {
+    let mut state = state.to_vec();
+    for slot in state.chunks_exact_mut(64) {
+        if xxhash_rust::xxh3::xxh3_64(&slot[..56]).to_le_bytes() == slot[56..64] {
+            slot[48..56].fill(0);
+            let checksum = xxhash_rust::xxh3::xxh3_64(&slot[..56]);
+            slot[56..64].copy_from_slice(&checksum.to_le_bytes());
+        }
+    }
+    state
 }
 
 #[derive(Clone, Debug)]

@@ -291,6 +291,8 @@ impl Handle {
         if let Some(thread) = thread {
             let _ = thread.join();
             self.transport.unregister(self.id);
+            // Everything is durable: the log's directory is free for another handle.
+            self.shared.log().close();
         }
     }
 

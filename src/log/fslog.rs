@@ -7,6 +7,8 @@
 //!   alternately, so a torn write of one leaves the other (`counter u64, term u64, vote+1 u64,
 //!   flags u64, XXH3-64 of the 32`). A log without it is new, or lost it: it opens catching up
 //!   (see `HardState::catching_up`), and so does a log opened with `repair_from`;
+//! - `d/n.lock`: empty; an open log holds an advisory lock on it (`flock`), so a second open,
+//!   in this process or another, fails at once with `LogError::Locked`;
 //! - `d/n.trim`: present only during a trim (its target seq, checksummed), so a crash in the
 //!   middle completes the trim on the next open (fail-forward, as the seed's lock record did).
 //!
@@ -84,8 +86,24 @@ pub enum LogError {
         /// What is wrong.
         detail: String,
     },
+    /// Durable entries are gone: a segment was deleted, emptied, zeroed or cut (see
+    /// `manifest`). Nothing was changed.
+    Lost {
+        /// The log's directory.
+        dir: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+    /// The log is open elsewhere (another handle, in this process or another): only one may
+    /// write it.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// An earlier write or sync failed: reopen the log.
     Poisoned(String),
+    /// The log was closed ([`FsLog::close`]).
+    Closed,
     /// A bad argument: nothing was done.
     Invalid(String),
     /// The operation's deadline passed (see [`TimeoutLog`](super::TimeoutLog)).
@@ -104,7 +122,18 @@ impl fmt::Display for LogError {
             LogError::Corrupt(corruption) => corruption.fmt(f),
             LogError::WrongKey { path } => write!(f, "{} was encrypted with another key", path.display()),
             LogError::Damaged { path, detail } => write!(f, "{} is damaged: {detail}", path.display()),
+            LogError::Lost { dir, detail } => write!(
+                f,
+                "the log in {} lost durable entries: {detail}. To go on without them, open it with repair_from (a \
+                 seq at or past its last surviving entry keeps every surviving one) or delete it (FsLog::del): the \
+                 node then rejoins catching up, and votes again once its peers have rebuilt it",
+                dir.display()
+            ),
+            LogError::Locked { path } => {
+                write!(f, "{} is held: the log is open in another handle or process; close that first", path.display())
+            }
             LogError::Poisoned(why) => write!(f, "log unusable after a failed write or sync ({why}); reopen it"),
+            LogError::Closed => write!(f, "the log is closed"),
             LogError::Invalid(why) => write!(f, "invalid argument: {why}"),
             LogError::Timeout { op, started: true } => write!(f, "{op} timed out (it may still take effect)"),
             LogError::Timeout { op, started: false } => write!(f, "{op} timed out before it started (no effect)"),
@@ -188,11 +217,15 @@ pub struct FsLog {
     /// The first (seq, term) of each run of entries with one term.
     pub(super) term_starts: Vec<(u64, u64)>,
     pub(super) hard_state: HardState,
+    /// What the state file records about the segments (see `manifest`).
+    pub(super) manifest: super::manifest::Manifest,
     pub(super) state_counter: u64,
     pub(super) poisoned: Option<String>,
     /// Reused by transactions.
     pub(super) buffer: Vec<u8>,
     nonces: Nonces,
+    /// The lock file, held (an advisory `flock`) while the log is open.
+    lock: Option<File>,
 }
 
 impl FsLog {
@@ -207,21 +240,22 @@ impl FsLog {
         }
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
         let mut log = FsLog::closed(dir, name, options);
+        log.lock = Some(log.lock()?);
         let saved = log.load_hard_state()?;
         if log.options.repair_from.is_some() {
             // A repair may cut entries this node acknowledged: it must catch up before it
             // votes again, and that is durable before anything is cut.
             log.save_hard_state(HardState { catching_up: true, ..log.hard_state })?;
         }
-        log.recover()?;
-        if !saved && log.options.repair_from.is_none() {
-            // New storage, or storage that lost its term and vote: either may belong to a node
-            // that acknowledged entries or votes before (a wiped directory looks new).
-            log.hard_state.catching_up = true;
-        }
+        // New storage, or storage that lost its term and vote, may belong to a node that had
+        // acknowledged entries or votes (a wiped directory looks new): it is catching up.
+        log.hard_state.catching_up |= !saved;
+        // The segment record is checked unless there is none, or a repair accepts losses.
+        log.recover(saved && log.options.repair_from.is_none())?;
         if let Some(target) = log.read_trim_intent()? {
             log.trim_files(target)?;
         }
+        log.record_opened()?;
         Ok(log)
     }
 
@@ -236,10 +270,12 @@ impl FsLog {
             chain: 0,
             term_starts: Vec::new(),
             hard_state: HardState::default(),
+            manifest: Default::default(),
             state_counter: 0,
             poisoned: None,
             buffer: Vec::new(),
             nonces: Nonces::default(),
+            lock: None,
         }
     }
 
@@ -329,8 +365,11 @@ impl FsLog {
     /// Scans the segments one at a time, then carries out the decisions: deletions newest
     /// first, then the truncation of the last segment kept, then its batch mark if a repair
     /// cut a batch.
-    fn recover(&mut self) -> Result<(), LogError> {
-        let listed = self.list_segments()?;
+    fn recover(&mut self, check_manifest: bool) -> Result<(), LogError> {
+        let mut listed = self.list_segments()?;
+        if check_manifest {
+            listed = self.check_manifest(listed)?;
+        }
         let encoder = self.options.encoder.clone();
         let mut scanner = Scanner::new(&encoder, self.record_bytes_max(), self.options.repair_from);
         let mut decisions: Vec<(SegmentScan, PathBuf)> = Vec::with_capacity(listed.len());
@@ -359,6 +398,9 @@ impl FsLog {
             let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_error("open", &path))?;
             let on_disk = file.metadata().map_err(io_error("stat", &path))?.len();
             if scan.valid_len < on_disk {
+                if self.manifest.newest == Some(scan.first_seq) {
+                    self.record_cut(scan.valid_len)?;
+                }
                 file.set_len(scan.valid_len).map_err(io_error("truncate", &path))?;
                 file.sync_all().map_err(io_error("sync", &path))?;
             }
@@ -383,8 +425,15 @@ impl FsLog {
     pub(super) fn check(&self) -> Result<(), LogError> {
         match &self.poisoned {
             Some(why) => Err(LogError::Poisoned(why.clone())),
+            None if self.lock.is_none() => Err(LogError::Closed),
             None => Ok(()),
         }
+    }
+
+    /// Closes the log: it releases the directory's lock (another handle may open it now), and
+    /// every later write fails with [`LogError::Closed`]. Dropping the log does the same.
+    pub fn close(&mut self) {
+        self.lock = None;
     }
 
     pub(super) fn poison<T>(&mut self, error: LogError) -> Result<T, LogError> {
@@ -485,13 +534,16 @@ impl FsLog {
         segment.allocated = segment.allocated.max(ahead).max(end);
         segment.len = end;
         segment.offsets.extend(starts.iter().map(|s| (base + *s as u64) as u32));
-        Ok(())
+        let allocated = segment.allocated;
+        self.record_growth(allocated, ahead > end)
     }
 
     /// Cuts the zeros written ahead off the last segment before a new one starts: a sealed
     /// segment ends with its last record.
     fn seal_segment(&mut self) -> Result<(), LogError> {
-        let Some(segment) = self.segments.last_mut().filter(|s| s.allocated > s.len) else { return Ok(()) };
+        let Some(len) = self.segments.last().filter(|s| s.allocated > s.len).map(|s| s.len) else { return Ok(()) };
+        self.record_cut(len)?;
+        let segment = self.segments.last_mut().expect("checked above");
         if let Err(source) = segment.file.set_len(segment.len).and_then(|()| segment.file.sync_all()) {
             let path = segment.path.clone();
             return self.poison(LogError::Io { op: "truncate", path, source });
@@ -520,7 +572,7 @@ impl FsLog {
         let (file, len, offsets) = (Arc::new(file), HEADER_BYTES as u64, Vec::new());
         let segment = Segment { first_seq, path, file, len, allocated: len, offsets };
         self.segments.push(segment);
-        Ok(())
+        self.record_new_segment(first_seq)
     }
 
     /// The segment (index) holding `seq`, and the record's byte offset.
@@ -599,6 +651,10 @@ impl FsLog {
     pub fn remove_prefix(&mut self, seq: Seq) -> Result<(), LogError> {
         self.check()?;
         let mut removed = false;
+        let doomed = self.segments.windows(2).take_while(|pair| pair[1].first_seq <= seq.0.saturating_add(1)).count();
+        if doomed > 0 {
+            self.record_first(self.segments[doomed].first_seq)?;
+        }
         while self.segments.len() > 1 && self.segments[1].first_seq <= seq.0.saturating_add(1) {
             let path = self.segments[0].path.clone();
             if let Err(source) = fs::remove_file(&path) {
@@ -624,6 +680,11 @@ impl FsLog {
     /// then the intent is removed. Each step is durable before the next, and every state in
     /// between opens (and the intent finishes the job).
     pub(super) fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
+        let kept = self.segments.iter().skip(1).take_while(|s| s.first_seq < keep_end).count() + 1;
+        if kept < self.segments.len() {
+            let newest = &self.segments[kept - 1];
+            self.record_trimmed(newest.first_seq, newest.allocated)?;
+        }
         while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= keep_end) {
             let segment = self.segments.pop().expect("checked");
             if let Err(source) = fs::remove_file(&segment.path) {
@@ -637,8 +698,9 @@ impl FsLog {
                 if keep > 0 {
                     self.seal(keep_end - 1)?;
                 }
+                let new_len = u64::from(self.segments.last().expect("checked").offsets[keep]);
+                self.record_cut(new_len)?;
                 let segment = self.segments.last_mut().expect("checked");
-                let new_len = u64::from(segment.offsets[keep]);
                 let path = segment.path.clone();
                 let cut = segment.file.set_len(new_len).and_then(|()| segment.file.sync_all());
                 if let Err(source) = cut {
@@ -715,6 +777,18 @@ impl FsLog {
             last: self.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail: entries,
         })
+    }
+
+    /// The segment record as the segments stand (see `manifest`).
+    pub(super) fn actual_manifest(&self) -> super::manifest::Manifest {
+        match (self.segments.first(), self.segments.last()) {
+            (Some(first), Some(newest)) => super::manifest::Manifest {
+                first: first.first_seq,
+                newest: Some(newest.first_seq),
+                length: newest.allocated,
+            },
+            _ => super::manifest::Manifest { first: self.manifest.first, newest: None, length: 0 },
+        }
     }
 
     /// The largest payload this log accepts.

@@ -8,6 +8,7 @@ pub mod format;
 mod fslog;
 mod group;
 mod iter;
+mod manifest;
 mod mem;
 pub mod recovery;
 mod state;

@@ -74,6 +74,9 @@ pub enum Case {
     BadHeader,
     /// A segment header's key check fails: the log was written with another key.
     WrongKey,
+    /// A segment header names another encoder than the one given: the log was opened with the
+    /// wrong settings (nothing is damaged).
+    WrongEncoder,
     /// A bad record before a later batch or in a sealed segment: corruption.
     DamagedMiddle,
     /// A sealed segment ends inside a batch: corruption.
@@ -134,8 +137,17 @@ pub struct Corruption {
 
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.case == Case::WrongKey {
-            return write!(f, "segment {} was written with another encryption key", self.segment);
+        match self.case {
+            Case::WrongKey => return write!(f, "segment {} was written with another encryption key", self.segment),
+            Case::WrongEncoder => {
+                return write!(
+                    f,
+                    "segment {} was written with another encoder ({}): nothing is damaged; open the log with the \
+                     encoder it was written with",
+                    self.segment, self.detail
+                )
+            }
+            _ => {}
         }
         write!(
             f,
@@ -224,6 +236,15 @@ impl<'e> Scanner<'e> {
                 return Ok(scan);
             }
             Err(HeaderError::WrongKey) => return Err(corrupt(Case::WrongKey, 0, next, "key check fails".into())),
+            Err(HeaderError::WrongEncoder(code)) => {
+                let name = match code {
+                    0 => "plain".to_string(),
+                    1 => "xxhash".to_string(),
+                    2 => "encrypted".to_string(),
+                    other => format!("unknown code {other}"),
+                };
+                return Err(corrupt(Case::WrongEncoder, 0, next, name));
+            }
             Ok(first) => return Err(corrupt(Case::BadHeader, 0, next, format!("header names seq {first}"))),
             Err(error) => return Err(corrupt(Case::BadHeader, 0, next, format!("header {error:?}"))),
         }

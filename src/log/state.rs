@@ -3,6 +3,7 @@
 //! middle completes it at the next open); and deleting a whole log.
 
 use super::fslog::{io_error, FsLog, FsLogOptions};
+use super::manifest::Manifest;
 use super::LogError;
 use crate::core::{HardState, NodeId, Term};
 use std::fs::{self, File, OpenOptions};
@@ -12,8 +13,9 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// One slot of the state file: counter, term, vote + 1 (0: none), flags (bit 0: catching
-/// up), each a little-endian u64, then the XXH3-64 of those 32 bytes.
-const SLOT_BYTES: usize = 40;
+/// up), the segment record (first seq, newest segment's first seq + 1 (0: none), its length;
+/// see `manifest`), each a little-endian u64, then the XXH3-64 of those 56 bytes.
+const SLOT_BYTES: usize = 64;
 
 impl FsLog {
     pub(super) fn trim_path(&self) -> PathBuf {
@@ -43,6 +45,19 @@ impl FsLog {
         Ok(valid.then(|| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))))
     }
 
+    /// Takes the log's lock file (an advisory `flock`, released when the file is closed, so
+    /// also when the process dies): two handles never write one log.
+    pub(super) fn lock(&self) -> Result<File, LogError> {
+        let path = self.dir.join(format!("{}.lock", self.name));
+        let file = OpenOptions::new().write(true).create(true).truncate(false).open(&path);
+        let file = file.map_err(|source| LogError::Io { op: "open lock file", path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(LogError::Io { op: "lock", path, source }),
+        }
+    }
+
     pub(super) fn state_path(&self) -> PathBuf {
         self.dir.join(format!("{}.state", self.name))
     }
@@ -56,14 +71,29 @@ impl FsLog {
     /// older of two slots.
     pub fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
         self.check()?;
+        let before = std::mem::replace(&mut self.hard_state, state);
+        self.write_state().inspect_err(|_| self.hard_state = before)
+    }
+
+    /// Writes the hard state and the segment record (see `manifest`) into the older slot.
+    pub(super) fn write_state(&mut self) -> Result<(), LogError> {
+        let (state, manifest) = (self.hard_state, self.manifest);
         let counter = self.state_counter + 1;
+        let words = [
+            counter,
+            state.term.0,
+            state.vote.map_or(0, |v| v.0.wrapping_add(1)),
+            u64::from(state.catching_up),
+            manifest.first,
+            manifest.newest.map_or(0, |seq| seq.wrapping_add(1)),
+            manifest.length,
+        ];
         let mut slot = [0u8; SLOT_BYTES];
-        slot[0..8].copy_from_slice(&counter.to_le_bytes());
-        slot[8..16].copy_from_slice(&state.term.0.to_le_bytes());
-        slot[16..24].copy_from_slice(&state.vote.map_or(0, |v| v.0.wrapping_add(1)).to_le_bytes());
-        slot[24..32].copy_from_slice(&u64::from(state.catching_up).to_le_bytes());
-        let checksum = xxh3_64(&slot[0..32]);
-        slot[32..40].copy_from_slice(&checksum.to_le_bytes());
+        for (at, word) in words.iter().enumerate() {
+            slot[at * 8..at * 8 + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        let checksum = xxh3_64(&slot[..SLOT_BYTES - 8]);
+        slot[SLOT_BYTES - 8..].copy_from_slice(&checksum.to_le_bytes());
         let path = self.state_path();
         let existed = path.exists();
         let written =
@@ -78,12 +108,11 @@ impl FsLog {
             self.sync_dir().or_else(|e| self.poison(e))?;
         }
         self.state_counter = counter;
-        self.hard_state = state;
         Ok(())
     }
 
-    /// Loads the term and vote. Returns whether the state file held any: a log without one
-    /// has never saved them, or lost them (then the caller marks the log catching up).
+    /// Loads the term, vote and segment record. Returns whether the state file held them: a
+    /// log without them is new, or lost them (then the caller marks the log catching up).
     pub(super) fn load_hard_state(&mut self) -> Result<bool, LogError> {
         let path = self.state_path();
         let mut bytes = Vec::new();
@@ -97,14 +126,18 @@ impl FsLog {
             Err(source) => return Err(LogError::Io { op: "open", path, source }),
         }
         let slots = bytes.chunks(SLOT_BYTES).filter(|slot| slot.len() == SLOT_BYTES).filter_map(|slot| {
-            let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().expect("8 bytes of a 40-byte slot"));
-            (xxh3_64(&slot[0..32]) == word(32)).then(|| (word(0), word(8), word(16), word(24)))
+            let mut words = [0u64; 8];
+            for (word, chunk) in words.iter_mut().zip(slot.chunks_exact(8)) {
+                *word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact(8) gives 8 bytes"));
+            }
+            (xxh3_64(&slot[..SLOT_BYTES - 8]) == words[7]).then_some(words)
         });
-        match slots.max_by_key(|(counter, ..)| *counter) {
-            Some((counter, term, vote, flags)) => {
+        match slots.max_by_key(|words| words[0]) {
+            Some([counter, term, vote, flags, first, newest, length, _]) => {
                 self.state_counter = counter;
-                self.hard_state =
-                    HardState { term: Term(term), vote: vote.checked_sub(1).map(NodeId), catching_up: flags & 1 == 1 };
+                let vote = vote.checked_sub(1).map(NodeId);
+                self.hard_state = HardState { term: Term(term), vote, catching_up: flags & 1 == 1 };
+                self.manifest = Manifest { first, newest: newest.checked_sub(1), length };
                 Ok(true)
             }
             // A file created and never written (a crash before its first sync) holds nothing.
@@ -126,9 +159,13 @@ impl FsLog {
         if !dir.exists() {
             return Ok(());
         }
+        // Refuses to delete a log that is open. The lock file goes last, while held: an open
+        // racing with this fails on the lock, or finds no log.
+        let _lock = probe.lock()?;
         let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
         paths.push(probe.state_path());
         paths.push(probe.trim_path());
+        paths.push(dir.join(format!("{name}.lock")));
         for path in paths {
             match fs::remove_file(&path) {
                 Ok(()) => {}

@@ -164,9 +164,13 @@ impl TimeoutLog {
         Ok(TimeoutIter { log: self, iter: Some(iter) })
     }
 
-    /// Closes the log: waits (within the deadline) for the operations queued before.
+    /// Closes the log: waits (within the deadline) for the operations queued before, then
+    /// releases the log's directory (see [`FsLog::close`]).
     pub fn close(self) -> Result<(), LogError> {
-        self.with("close", self.timeouts.other, |_| Ok(()))
+        self.with("close", self.timeouts.other, |log| {
+            log.close();
+            Ok(())
+        })
     }
 }
 

@@ -1,0 +1,164 @@
+//! Damage after a clean close that a crash cannot cause: every case must be reported (the
+//! log opened short before, with no error), with advice that is safe to follow; and two handles
+//! never write one log.
+
+mod common;
+
+use common::{payloads, segment_files};
+use std::fs;
+use std::path::Path;
+use tinyraftplus::core::{HardState, NodeId, Term};
+use tinyraftplus::log::format::Encoder;
+use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
+
+fn small() -> FsLogOptions {
+    FsLogOptions { segment_bytes: 400, ..FsLogOptions::default() }
+}
+
+/// A log of 40 entries over several segments, closed; returns its segment files.
+fn written(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut log = FsLog::open(dir, "log", small()).unwrap();
+    for i in 0..40u32 {
+        log.append(Term(1), Some(format!("entry {i:02}").as_bytes())).unwrap();
+    }
+    log.save_hard_state(HardState::new(Term(5), Some(NodeId(2)))).unwrap();
+    drop(log);
+    let files = segment_files(dir);
+    assert!(files.len() >= 4, "several segments: {files:?}");
+    files
+}
+
+fn lost(dir: &Path) -> String {
+    match FsLog::open(dir, "log", small()) {
+        Err(error @ LogError::Lost { .. }) => error.to_string(),
+        Err(other) => panic!("expected a loss, got {other}"),
+        Ok(log) => panic!("opened with entries missing: {} entries", payloads(&log, log.first().0).len()),
+    }
+}
+
+/// Opening with a repair accepts the loss: the surviving entries, catching up.
+fn repaired(dir: &Path) -> FsLog {
+    let term = FsLog::open(dir, "log", FsLogOptions { repair_from: Some(u64::MAX), ..small() })
+        .map(|log| log.hard_state())
+        .unwrap();
+    let log = FsLog::open(dir, "log", small()).unwrap();
+    assert!(log.hard_state().catching_up, "a repaired log is catching up, and stays so when reopened");
+    assert_eq!(log.hard_state(), term, "as the repair left it");
+    log
+}
+
+#[test]
+fn a_deleted_first_segment_is_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = written(dir.path());
+    fs::remove_file(&files[0]).unwrap();
+    let message = lost(dir.path());
+    assert!(message.contains("missing"), "{message}");
+    assert!(!message.contains("seq 0 to drop"), "{message}");
+}
+
+#[test]
+fn a_deleted_middle_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = written(dir.path());
+    fs::remove_file(&files[1]).unwrap();
+    assert!(FsLog::open(dir.path(), "log", small()).is_err(), "a hole in the segments is never skipped");
+}
+
+#[test]
+fn a_deleted_last_segment_is_a_loss_and_a_repair_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = written(dir.path());
+    fs::remove_file(files.last().unwrap()).unwrap();
+    let message = lost(dir.path());
+    assert!(message.contains("newest segment") && message.contains("missing"), "{message}");
+    let log = repaired(dir.path());
+    assert_eq!(log.hard_state().term, Term(5), "the term is kept");
+    let kept = payloads(&log, 0);
+    assert!(!kept.is_empty() && kept.len() < 40);
+    assert_eq!(kept[0], "entry 00");
+}
+
+#[test]
+fn a_zeroed_or_emptied_last_segment_is_a_loss_not_a_torn_header() {
+    for zeroed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = written(dir.path());
+        let last = files.last().unwrap();
+        let len = fs::metadata(last).unwrap().len();
+        match zeroed {
+            true => fs::write(last, vec![0u8; len as usize]).unwrap(),
+            false => fs::write(last, []).unwrap(),
+        }
+        let message = lost(dir.path());
+        assert!(message.contains("no header"), "{message}");
+        assert!(last.exists(), "nothing was deleted");
+        repaired(dir.path());
+    }
+}
+
+#[test]
+fn a_last_segment_cut_short_is_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    for i in 0..100u32 {
+        log.append(Term(1), Some(format!("entry {i:02}").as_bytes())).unwrap();
+    }
+    drop(log);
+    let file = segment_files(dir.path()).pop().unwrap();
+    let len = fs::metadata(&file).unwrap().len();
+    // Well inside the records: dozens of durable batches are gone.
+    fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(1000).unwrap();
+    assert!(len > 1000);
+    let message = lost(dir.path());
+    assert!(message.contains("cut"), "{message}");
+    let log = repaired(dir.path());
+    assert!(log.seq().is_some_and(|s| s.0 < 99));
+}
+
+#[test]
+fn a_clean_log_still_opens_without_a_loss() {
+    // (Every state a crash can leave is checked in fslog_crash.rs.)
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let log = FsLog::open(dir.path(), "log", small()).unwrap();
+    assert_eq!(payloads(&log, 0).len(), 40);
+    assert!(!log.hard_state().catching_up);
+}
+
+#[test]
+fn a_lost_term_and_vote_file_reopens_catching_up() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    fs::remove_file(dir.path().join("log.state")).unwrap();
+    let log = FsLog::open(dir.path(), "log", small()).unwrap();
+    // It voted in term 5 and no longer knows: it must not vote until caught up.
+    assert!(log.hard_state().catching_up);
+    assert_eq!(payloads(&log, 0).len(), 40, "the entries are still there");
+}
+
+#[test]
+fn two_opens_of_one_log_are_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    first.append(Term(1), Some(b"a")).unwrap();
+    let second = FsLog::open(dir.path(), "log", FsLogOptions::default());
+    assert!(matches!(second, Err(LogError::Locked { .. })), "{:?}", second.err());
+    assert!(matches!(FsLog::del(dir.path(), "log"), Err(LogError::Locked { .. })), "an open log is not deleted");
+    first.close();
+    assert!(matches!(first.append(Term(1), Some(b"b")), Err(LogError::Closed)));
+    let reopened = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(payloads(&reopened, 0), ["a"]);
+    drop(reopened);
+    drop(FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap());
+}
+
+#[test]
+fn the_wrong_encoder_is_named_with_safe_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let plain = FsLogOptions { encoder: Encoder::Plain, ..small() };
+    let message = FsLog::open(dir.path(), "log", plain).err().expect("refused").to_string();
+    assert!(message.contains("another encoder (xxhash)") && message.contains("nothing is damaged"), "{message}");
+    assert!(!message.contains("repair"), "never advise a repair for a setting: {message}");
+}
