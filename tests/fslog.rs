@@ -325,6 +325,43 @@ fn concurrent_appends_through_the_group_commit_handle_are_all_durable_once() {
 }
 
 #[test]
+fn the_group_commit_handle_takes_seqs_from_the_log_after_writes_through_with_log() {
+    use tinyraftplus::log::GroupLog;
+    let dir = tempfile::tempdir().unwrap();
+    let group = GroupLog::new(FsLog::open(dir.path(), "log", small()).unwrap());
+    assert_eq!(group.append(Term(1), Some(b"a")).unwrap(), Seq(0));
+    group.with_log(|log| log.append_batch(&[(Term(2), Some(b"b")), (Term(2), Some(b"c"))]).unwrap());
+    assert_eq!(group.append(Term(2), Some(b"d")).unwrap(), Seq(3), "after the two written through with_log");
+    group.with_log(|log| log.trim(Some(Seq(0))).unwrap());
+    assert_eq!(group.append(Term(2), Some(b"e")).unwrap(), Seq(1), "after the trim");
+    group.with_log(|log| log.append(Term(3), Some(b"f")).unwrap());
+    // A term below the log's last fails alone, and the handle goes on.
+    assert!(matches!(group.append(Term(2), Some(b"old")), Err(LogError::Invalid(_))));
+    assert_eq!(group.append(Term(3), Some(b"g")).unwrap(), Seq(3));
+    assert_eq!(group.with_log(|log| payloads(log, 0)), ["a", "e", "f", "g"]);
+}
+
+#[test]
+fn an_iterator_made_before_a_trim_never_yields_the_entries_written_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    for i in 0..10u8 {
+        log.append(Term(1), Some(&[b'a' + i; 8])).unwrap();
+    }
+    let iter = log.iter(Seq(1));
+    // The same byte offsets get other entries.
+    log.trim(Some(Seq(0))).unwrap();
+    for _ in 1..10 {
+        log.append(Term(2), Some(b"zzzzzzzz")).unwrap();
+    }
+    let rest: Vec<_> = iter.collect();
+    assert!(rest.iter().all(|e| !matches!(e, Ok(entry) if entry.term == Term(2))), "{rest:?}");
+    assert!(matches!(rest[..], [Err(LogError::Trimmed { seq: 1 })]), "{rest:?}");
+    let fresh: Vec<u64> = log.iter(Seq(0)).map(|e| e.unwrap().term.0).collect();
+    assert_eq!(fresh, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2], "a new iterator reads the log as it is");
+}
+
+#[test]
 fn the_memory_log_and_the_file_log_agree_through_the_store_trait() {
     use tinyraftplus::log::{LogStore, MemLog};
     fn exercise(store: &mut impl LogStore) -> Vec<String> {

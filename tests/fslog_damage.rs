@@ -162,3 +162,32 @@ fn the_wrong_encoder_is_named_with_safe_advice() {
     assert!(message.contains("another encoder (xxhash)") && message.contains("nothing is damaged"), "{message}");
     assert!(!message.contains("repair"), "never advise a repair for a setting: {message}");
 }
+
+/// A segment file named for `first`, holding one record at `seq` (as a crafted file would).
+fn crafted(dir: &Path, first: u64, seq: u64) {
+    use tinyraftplus::log::format::{encode_header, encode_record, seal_batch, NewRecord, NONCE_BYTES};
+    let encoder = Encoder::XxHash;
+    let mut bytes = encode_header(&encoder, first, [0; NONCE_BYTES]).to_vec();
+    let at = bytes.len();
+    let record = NewRecord { seq, term: 1, payload: Some(b"crafted"), batch_offset: 0, chain: 0 };
+    encode_record(&mut bytes, &encoder, record, [0; NONCE_BYTES]);
+    seal_batch(&mut bytes[at..], &encoder);
+    fs::write(dir.join(format!("log.{first:020}.seg")), bytes).unwrap();
+}
+
+#[test]
+fn seqs_read_from_disk_never_wrap() {
+    // A record at u64::MAX: no seq can follow it, so no entry may have it.
+    let dir = tempfile::tempdir().unwrap();
+    crafted(dir.path(), u64::MAX, u64::MAX);
+    let error = FsLog::open(dir.path(), "log", FsLogOptions::default()).err().expect("refused");
+    assert!(error.to_string().contains("past the highest seq"), "{error}");
+    // At the highest seq an entry may have, the log opens, full: the next append is refused.
+    let dir = tempfile::tempdir().unwrap();
+    crafted(dir.path(), u64::MAX - 1, u64::MAX - 1);
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.seq(), Some(tinyraftplus::core::Seq::MAX));
+    assert!(matches!(log.append(Term(1), Some(b"x")), Err(LogError::Invalid(_))));
+    log.trim(Some(tinyraftplus::core::Seq(u64::MAX))).unwrap(); // Keeps everything; no overflow.
+    assert_eq!(log.seq(), Some(tinyraftplus::core::Seq::MAX));
+}

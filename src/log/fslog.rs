@@ -30,6 +30,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How a log is opened.
@@ -104,6 +105,12 @@ pub enum LogError {
     Poisoned(String),
     /// The log was closed ([`FsLog::close`]).
     Closed,
+    /// An iterator outlived a trim of the log: it stops here, as the entries from this seq on
+    /// may not be the ones it was made for.
+    Trimmed {
+        /// The seq the iterator would have yielded next.
+        seq: u64,
+    },
     /// A bad argument: nothing was done.
     Invalid(String),
     /// The operation's deadline passed (see [`TimeoutLog`](super::TimeoutLog)).
@@ -134,6 +141,9 @@ impl fmt::Display for LogError {
             }
             LogError::Poisoned(why) => write!(f, "log unusable after a failed write or sync ({why}); reopen it"),
             LogError::Closed => write!(f, "the log is closed"),
+            LogError::Trimmed { seq } => {
+                write!(f, "the log was trimmed after this iterator was made: it stops before seq {seq}")
+            }
             LogError::Invalid(why) => write!(f, "invalid argument: {why}"),
             LogError::Timeout { op, started: true } => write!(f, "{op} timed out (it may still take effect)"),
             LogError::Timeout { op, started: false } => write!(f, "{op} timed out before it started (no effect)"),
@@ -226,6 +236,8 @@ pub struct FsLog {
     nonces: Nonces,
     /// The lock file, held (an advisory `flock`) while the log is open.
     lock: Option<File>,
+    /// Bumped before a trim changes the files, so iterators made earlier stop (see `Iter`).
+    pub(super) trims: Arc<AtomicU64>,
 }
 
 impl FsLog {
@@ -276,6 +288,7 @@ impl FsLog {
             buffer: Vec::new(),
             nonces: Nonces::default(),
             lock: None,
+            trims: Arc::default(),
         }
     }
 
@@ -517,15 +530,18 @@ impl FsLog {
         // they would write every byte twice. Not with the plain encoder: without checksums only
         // the file's length shows a write cut short.
         let small = buffer.len() < ZERO_AHEAD_BELOW && self.options.encoder.checksummed();
-        let ahead = match small && end > segment.allocated {
+        let mut ahead = match small && end > segment.allocated {
             true => (end + ZERO_AHEAD_BYTES).min(self.options.segment_bytes),
             false => end,
         };
-        let written = segment
-            .file
-            .write_all_at(buffer, base)
-            .and_then(|()| write_zeros(&segment.file, end.max(segment.allocated), ahead))
-            .and_then(|()| segment.file.sync_data());
+        let written = segment.file.write_all_at(buffer, base).and_then(|()| {
+            // The zeros are only a speed-up: a disk too full for them still takes the batch.
+            match write_zeros(&segment.file, end.max(segment.allocated), ahead) {
+                Err(error) if error.kind() == io::ErrorKind::StorageFull => ahead = end,
+                other => other?,
+            }
+            segment.file.sync_data()
+        });
         if let Err(error) = written {
             // Unknown what reached the disk: the next open recovers a prefix.
             let path = segment.path.clone();
@@ -606,7 +622,8 @@ impl FsLog {
             .iter()
             .map(|s| SegmentView { first_seq: s.first_seq, path: s.path.clone(), file: s.file.clone(), len: s.len })
             .collect();
-        Iter::new(self.options.encoder.clone(), max, views, (from.0, offset), end)
+        let trims = (Arc::clone(&self.trims), self.trims.load(Ordering::SeqCst));
+        Iter::new(self.options.encoder.clone(), max, views, (from.0, offset), end).watching(trims)
     }
 
     /// Starts a transaction: appends that become durable together at `commit`, with one write
@@ -636,7 +653,7 @@ impl FsLog {
     /// crash in the middle completes the trim at the next open.
     pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
         self.check()?;
-        let keep_end = seq.map_or(0, |s| s.0 + 1);
+        let keep_end = seq.map_or(0, |s| s.0.saturating_add(1));
         self.check_trim(keep_end)?;
         if keep_end >= self.next_seq() {
             return Ok(());
@@ -680,6 +697,7 @@ impl FsLog {
     /// then the intent is removed. Each step is durable before the next, and every state in
     /// between opens (and the intent finishes the job).
     pub(super) fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
+        self.trims.fetch_add(1, Ordering::SeqCst);
         let kept = self.segments.iter().skip(1).take_while(|s| s.first_seq < keep_end).count() + 1;
         if kept < self.segments.len() {
             let newest = &self.segments[kept - 1];

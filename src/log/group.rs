@@ -1,25 +1,36 @@
 //! Group commit: a thread-safe handle on an [`FsLog`] on which many concurrent `append` callers
 //! share one write and one fdatasync. Each caller returns only once its entry is durable.
 //!
-//! Callers queue their entries (seqs are assigned in queue order) and park. A dedicated sync
-//! thread takes everything queued, writes it as one batch, syncs, publishes the new durable end
-//! and unparks exactly that batch's callers; the next batch starts at once with whatever queued
-//! meanwhile. A failed write or sync poisons the log: every pending and later append fails
-//! (nothing not known durable is reported durable).
+//! Callers queue their entries and park. A dedicated sync thread takes everything queued,
+//! writes it as one batch, syncs, publishes the batch's first seq (as the log assigned it: a
+//! write made through [`GroupLog::with_log`] meanwhile moves it) and unparks exactly that
+//! batch's callers; the next batch starts at once with whatever queued meanwhile. A failed
+//! write or sync poisons the log: every pending and later append fails (nothing not known
+//! durable is reported durable).
 
 use super::{FsLog, LogError};
 use crate::core::{Seq, Term};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
+/// One batch's outcome, shared by its callers.
+#[derive(Default)]
+struct Batch {
+    /// The seq the log gave the batch's first entry, once `done`.
+    first: AtomicU64,
+    /// Why the batch failed, if it did, and whether that poisoned the log (set before `done`).
+    error: OnceLock<(bool, String)>,
+    done: AtomicBool,
+}
+
 struct Queue {
-    /// Entries waiting for the next batch, in seq order.
+    /// Entries waiting for the next batch, in order.
     waiting: Vec<(Term, Option<Vec<u8>>)>,
     /// The callers waiting for those entries, woken one by one when their batch is done.
     waiters: Vec<std::thread::Thread>,
-    /// The seq the next queued entry gets.
-    next_seq: u64,
+    /// The outcome of the batch being queued.
+    batch: Arc<Batch>,
     /// The last term queued (terms never decrease).
     term: u64,
     failed: Option<String>,
@@ -32,11 +43,6 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when entries are queued (or the handle closes).
     arrived: Condvar,
-    /// Entries below this seq are durable. Waiters check it without the queue's lock, so a
-    /// crowd of woken callers never holds up the next batch.
-    durable_end: AtomicU64,
-    /// Set when a write or sync failed.
-    failed: AtomicBool,
     log: Mutex<FsLog>,
 }
 
@@ -63,19 +69,26 @@ impl Shared {
             }
             let batch = std::mem::take(&mut queue.waiting);
             let waiters = std::mem::take(&mut queue.waiters);
-            let end = queue.next_seq;
+            let outcome = std::mem::take(&mut queue.batch);
             queue.batches += 1;
             drop(queue);
             let result = {
                 let entries: Vec<(Term, Option<&[u8]>)> = batch.iter().map(|(t, p)| (*t, p.as_deref())).collect();
                 self.lock_log().append_batch(&entries)
             };
-            if let Err(error) = result {
-                self.lock_queue().failed = Some(error.to_string());
-                self.failed.store(true, Ordering::Release);
-            } else {
-                self.durable_end.store(end, Ordering::Release);
+            match result {
+                Ok(first) => outcome.first.store(first.0, Ordering::Relaxed),
+                Err(error) => {
+                    // A bad argument (terms that a write through `with_log` made decrease)
+                    // fails this batch only; anything else poisons the log.
+                    let poisons = !matches!(error, LogError::Invalid(_));
+                    if poisons {
+                        self.lock_queue().failed = Some(error.to_string());
+                    }
+                    let _ = outcome.error.set((poisons, error.to_string()));
+                }
             }
+            outcome.done.store(true, Ordering::Release);
             // Published before the wake-ups: a woken caller always sees its batch's outcome.
             for waiter in waiters {
                 waiter.unpark();
@@ -94,24 +107,17 @@ pub struct GroupLog {
 impl GroupLog {
     /// Shares `log` between threads and starts its sync thread.
     pub fn new(log: FsLog) -> GroupLog {
-        let next_seq = log.seq().map_or(0, |s| s.0 + 1);
         let queue = Queue {
             waiting: Vec::new(),
             waiters: Vec::new(),
-            next_seq,
+            batch: Arc::default(),
             term: log.last_term().map_or(0, |t| t.0),
             failed: None,
             payload_bytes_max: log.payload_bytes_max(),
             batches: 0,
             closing: false,
         };
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(queue),
-            arrived: Condvar::new(),
-            durable_end: AtomicU64::new(next_seq),
-            failed: AtomicBool::new(false),
-            log: Mutex::new(log),
-        });
+        let shared = Arc::new(Shared { queue: Mutex::new(queue), arrived: Condvar::new(), log: Mutex::new(log) });
         let worker = Arc::clone(&shared);
         let syncer = std::thread::Builder::new()
             .name("fslog-sync".into())
@@ -135,8 +141,7 @@ impl GroupLog {
         if payload.as_ref().is_some_and(|p| p.len() > queue.payload_bytes_max) {
             return Err(LogError::Invalid(format!("payload over {} bytes", queue.payload_bytes_max)));
         }
-        let seq = queue.next_seq;
-        queue.next_seq += 1;
+        let (batch, index) = (Arc::clone(&queue.batch), queue.waiting.len() as u64);
         queue.term = term.0;
         let was_empty = queue.waiting.is_empty();
         queue.waiting.push((term, payload));
@@ -147,16 +152,15 @@ impl GroupLog {
             // the first entry of a batch needs to wake it: one syscall per batch, not per entry.
             self.shared.arrived.notify_one();
         }
-        loop {
-            if seq < self.shared.durable_end.load(Ordering::Acquire) {
-                return Ok(Seq(seq));
-            }
-            if self.shared.failed.load(Ordering::Acquire) {
-                let why = self.shared.lock_queue().failed.clone().unwrap_or_default();
-                return Err(LogError::Poisoned(why));
-            }
-            // An unpark before this park is not lost: park then returns at once.
+        // Checked without the queue's lock, so a crowd of woken callers never holds up the
+        // next batch. An unpark before a park is not lost: park then returns at once.
+        while !batch.done.load(Ordering::Acquire) {
             std::thread::park();
+        }
+        match batch.error.get() {
+            Some((true, why)) => Err(LogError::Poisoned(why.clone())),
+            Some((false, why)) => Err(LogError::Invalid(why.clone())),
+            None => Ok(Seq(batch.first.load(Ordering::Relaxed) + index)),
         }
     }
 
@@ -165,9 +169,16 @@ impl GroupLog {
         self.shared.lock_queue().batches
     }
 
-    /// Runs `f` on the log (for reads, iteration, term and vote); batches wait meanwhile.
+    /// Runs `f` on the log (for reads, iteration, term and vote, or writes of its own);
+    /// batches wait meanwhile, and the next one takes its seqs from the log as `f` left it.
     pub fn with_log<T>(&self, f: impl FnOnce(&mut FsLog) -> T) -> T {
-        f(&mut self.shared.lock_log())
+        let mut log = self.shared.lock_log();
+        let result = f(&mut log);
+        let term = log.last_term().map_or(0, |t| t.0);
+        drop(log);
+        let mut queue = self.shared.lock_queue();
+        queue.term = queue.term.max(term);
+        result
     }
 }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One segment as an iterator sees it: its length when the iterator was made.
@@ -19,7 +20,8 @@ pub(super) struct SegmentView {
 }
 
 /// Iterates a log's entries in order, from a seq to the last entry at the time it was made
-/// (see [`FsLog::iter`](super::FsLog::iter)). Records are read in 1 MiB chunks; plain and
+/// (see [`FsLog::iter`](super::FsLog::iter)); a trim of the log ends it with
+/// [`LogError::Trimmed`], so it never yields an entry that did not exist when it was made. Records are read in 1 MiB chunks; plain and
 /// xxhash payloads are slices of them (no copy), encrypted ones are decrypted.
 pub struct Iter {
     encoder: Encoder,
@@ -36,6 +38,8 @@ pub struct Iter {
     chunk_at: u64,
     /// An error to yield first (the start was invalid).
     failed: Option<LogError>,
+    /// The log's trim counter, and its value when the iterator was made.
+    trims: Option<(Arc<AtomicU64>, u64)>,
 }
 
 const CHUNK_BYTES: u64 = 1 << 20;
@@ -44,7 +48,27 @@ impl Iter {
     pub(super) fn new(encoder: Encoder, max: usize, segments: Vec<SegmentView>, at: (u64, u64), end: u64) -> Iter {
         let (next, offset) = at;
         let (chunk, chunk_at, failed) = (Bytes::new(), 0, None);
-        Iter { encoder, record_bytes_max: max as u64, segments, segment: 0, offset, next, end, chunk, chunk_at, failed }
+        let (segment, trims) = (0, None);
+        Iter {
+            encoder,
+            record_bytes_max: max as u64,
+            segments,
+            segment,
+            offset,
+            next,
+            end,
+            chunk,
+            chunk_at,
+            failed,
+            trims,
+        }
+    }
+
+    /// Stops the iteration with [`LogError::Trimmed`] once the log's trim counter moves: a
+    /// trim may put other entries where this iterator reads.
+    pub(super) fn watching(mut self, trims: (Arc<AtomicU64>, u64)) -> Iter {
+        self.trims = Some(trims);
+        self
     }
 
     pub(super) fn failed(error: LogError) -> Iter {
@@ -90,6 +114,11 @@ impl Iter {
             }
         };
         let entry = Entry { term: Term(record.term), seq: Seq(record.seq), payload };
+        // Checked after the read: a trim bumps the counter before it changes a file, so bytes
+        // read from a changed file are always caught here.
+        if self.trims.as_ref().is_some_and(|(now, then)| now.load(Ordering::SeqCst) != *then) {
+            return Err(LogError::Trimmed { seq: self.next });
+        }
         self.offset += size;
         self.next += 1;
         Ok(Some(entry))

@@ -86,7 +86,7 @@ impl MemLog {
     /// Removes the entries up to `seq`, always keeping the last one (as the file log keeps
     /// the segment holding it).
     pub fn remove_prefix(&mut self, seq: Seq) {
-        let drop = (seq.0 + 1).saturating_sub(self.first).min(self.entries.len().saturating_sub(1) as u64);
+        let drop = seq.0.saturating_add(1).saturating_sub(self.first).min(self.entries.len().saturating_sub(1) as u64);
         self.entries.drain(..drop as usize);
         self.first += drop;
     }

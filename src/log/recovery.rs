@@ -264,6 +264,13 @@ impl<'e> Scanner<'e> {
             }
             let verdict = match decode_record(&bytes[at..], self.encoder, self.record_bytes_max) {
                 Ok(record) if record.seq != next => Err((Case::Discontinuity, format!("found seq {}", record.seq))),
+                // The highest seq an entry may have (so that the next seq always exists).
+                Ok(record) if record.seq > crate::core::Seq::MAX.0 => {
+                    Err((Case::Discontinuity, format!("seq {} is past the highest seq an entry may have", record.seq)))
+                }
+                Ok(_) if u32::try_from(at).is_err() => {
+                    Err((Case::DamagedMiddle, "a record starts past 4 GiB, where no segment reaches".into()))
+                }
                 Ok(record) if record.term < term => {
                     Err((Case::TermDecreases, format!("term {} after {term}", record.term)))
                 }
@@ -278,7 +285,7 @@ impl<'e> Scanner<'e> {
             };
             match verdict {
                 Ok(record) => {
-                    scan.offsets.push(u32::try_from(at).expect("segments are under 4 GiB"));
+                    scan.offsets.push(u32::try_from(at).unwrap_or(u32::MAX)); // Checked in the verdict.
                     pending.push(Pending { seq: record.seq, term: record.term, checksum: record.checksum });
                     (chain, term, next) = (Some(record.checksum), record.term, next + 1);
                     at += record.size;

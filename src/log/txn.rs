@@ -27,7 +27,7 @@ impl Txn<'_> {
         if !self.starts.is_empty() {
             return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
         }
-        let end = seq.map_or(0, |s| s.0 + 1);
+        let end = seq.map_or(0, |s| s.0.saturating_add(1));
         self.log.check_trim(end)?;
         if end < self.log.next_seq() {
             self.trim = Some(seq);
