@@ -84,7 +84,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listen = args.peers[&args.id];
     let transport =
         TcpTransport::bind(args.id, listen, args.peers, Security::SharedKey(args.key), TcpOptions::default())?;
-    let log = FsLog::open(&args.dir, "log", FsLogOptions::default())?;
+    // A damaged log is cut before the damage and rejoins catching up: its peers rebuild it.
+    let (log, repair) = FsLog::open_repairing(&args.dir, "log", FsLogOptions::default())?;
+    if let Some(repair) = repair {
+        eprintln!("node {}: log repaired, entries from seq {} dropped: {}", args.id, repair.from, repair.found);
+    }
     let mut config = Config::new(args.id, ids);
     config.election_timeout = Duration::from_millis(500);
     config.ping_timeout = Duration::from_millis(500);

@@ -2,7 +2,8 @@
 //! the blocking driver: a node is closed, its log deleted, and it is opened again on an empty
 //! directory. It must be rebuilt from the others (it had been left one replica short), vote
 //! again only once caught up, and in the end every node's log is the same and holds every
-//! acknowledged write at its seq.
+//! acknowledged write at its seq. The same for a node whose log has a damaged batch in the
+//! middle, opened with `FsLog::open_repairing`.
 
 use bytes::Bytes;
 use std::path::Path;
@@ -15,11 +16,15 @@ use tinyraftplus::log::{FsLog, FsLogOptions};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn open(dir: &Path, id: NodeId, network: &Arc<InProcessNetwork>) -> RaftNode {
+    let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+    start(id, log, network)
+}
+
+fn start(id: NodeId, log: FsLog, network: &Arc<InProcessNetwork>) -> RaftNode {
     let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let mut config = Config::new(id, ids);
     config.election_timeout = Duration::from_millis(500);
     config.ping_timeout = Duration::from_millis(500);
-    let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
     RaftNode::open(config, log, network.clone(), None).unwrap()
 }
 
@@ -79,6 +84,46 @@ fn delete_and_rebuild(pick_leader: bool) {
     for (seq, payload) in &acknowledged {
         let entry = &logs[0][seq.0 as usize];
         assert_eq!(entry.payload.data(), Some(payload), "acknowledged seq {seq} holds its write");
+    }
+}
+
+#[test]
+fn a_node_with_a_damaged_batch_in_the_middle_returns_to_service_with_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = InProcessNetwork::new();
+    let mut nodes: Vec<RaftNode> = (1..=3).map(|id| open(dir.path(), NodeId(id), &network)).collect();
+    let leader = nodes[0].await_leader(WAIT).expect("a new cluster elects a leader");
+    let index = |id: NodeId| (id.0 - 1) as usize;
+    let mut acknowledged = append(&nodes[index(leader)], "a", 30);
+    let victim = nodes.iter().map(RaftNode::id).find(|id| *id != leader).unwrap();
+    assert!(nodes[index(victim)].await_commit(acknowledged.last().unwrap().0, WAIT));
+    nodes[index(victim)].close();
+    // A bit rots in a record of an early batch, with later batches after it.
+    let segment = dir.path().join(format!("n{victim}.{:020}.seg", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[600] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let plain = FsLog::open(dir.path(), &format!("n{victim}"), FsLogOptions::default());
+    assert!(matches!(plain, Err(tinyraftplus::log::LogError::Corrupt(_))), "the damage is found and named");
+    let (log, repair) = FsLog::open_repairing(dir.path(), &format!("n{victim}"), FsLogOptions::default()).unwrap();
+    let repair = repair.expect("the damage was repaired");
+    assert!(repair.from > 0 && repair.from < 20, "the valid prefix is kept: {repair:?}");
+    assert!(log.hard_state().catching_up, "a repaired log is catching up");
+    nodes[index(victim)] = start(victim, log, &network);
+    acknowledged.extend(append(&nodes[index(leader)], "b", 5));
+    let last = acknowledged.last().unwrap().0;
+    assert!(nodes[index(victim)].await_commit(last, WAIT), "the repaired node is rebuilt");
+    let caught_up = |s: &tinyraftplus::driver::Status| !s.catching_up;
+    assert!(nodes[index(victim)].await_status(WAIT, caught_up).is_some(), "and votes again");
+    for node in &nodes {
+        node.close();
+    }
+    drop(nodes);
+    let logs: Vec<Vec<Entry>> = (1..=3).map(|id| entries(dir.path(), NodeId(id))).collect();
+    assert_eq!(logs[0], logs[1], "every log is the same");
+    assert_eq!(logs[1], logs[2], "every log is the same");
+    for (seq, payload) in &acknowledged {
+        assert_eq!(logs[0][seq.0 as usize].payload.data(), Some(payload), "acknowledged seq {seq} holds its write");
     }
 }
 

@@ -94,6 +94,9 @@ pub enum LogError {
         dir: PathBuf,
         /// What was found.
         detail: String,
+        /// Whether the entries from the first seq on survive up to some point (a repair can
+        /// keep them); if not, the first ones are gone and only an empty log can rejoin.
+        prefix_survives: bool,
     },
     /// The log is open elsewhere (another handle, in this process or another): only one may
     /// write it.
@@ -129,7 +132,7 @@ impl fmt::Display for LogError {
             LogError::Corrupt(corruption) => corruption.fmt(f),
             LogError::WrongKey { path } => write!(f, "{} was encrypted with another key", path.display()),
             LogError::Damaged { path, detail } => write!(f, "{} is damaged: {detail}", path.display()),
-            LogError::Lost { dir, detail } => write!(
+            LogError::Lost { dir, detail, .. } => write!(
                 f,
                 "the log in {} lost durable entries: {detail}. To go on without them, open it with repair_from (a \
                  seq at or past its last surviving entry keeps every surviving one) or delete it (FsLog::del): the \

@@ -95,11 +95,12 @@ impl FsLog {
             self.sync_dir()?;
         }
         let Some(newest) = record.newest else { return Ok(listed) };
-        let lost = |detail: String| Err(LogError::Lost { dir: self.dir.clone(), detail });
+        let lost = |detail: String| Err(LogError::Lost { dir: self.dir.clone(), detail, prefix_survives: true });
+        let lost_first = |detail: String| Err(LogError::Lost { dir: self.dir.clone(), detail, prefix_survives: false });
         match listed.first() {
-            None => return lost(format!("every segment is missing (the log ran from seq {})", record.first)),
+            None => return lost_first(format!("every segment is missing (the log ran from seq {})", record.first)),
             Some((first, _)) if *first > record.first => {
-                return lost(format!("the segments holding seqs {} to {} are missing", record.first, first - 1));
+                return lost_first(format!("the segments holding seqs {} to {} are missing", record.first, first - 1));
             }
             Some(_) => {}
         }
