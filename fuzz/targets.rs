@@ -40,6 +40,7 @@ enum FuzzBody {
     Rejected { rejected: u8, hint: Option<(u8, u8)> },
     Forward { counter: u8, payloads: u8, read: bool },
     ForwardReply { counter: u8, ok: bool },
+    CatchUp,
 }
 
 fn id((term, seq): (u8, u8)) -> LogId {
@@ -71,10 +72,12 @@ impl FuzzBody {
             FuzzBody::Accepted { matched, read_round } => Body::AppendResponse {
                 read_round: read_round.into(),
                 result: AppendResult::Accepted { matched: matched.map(|m| Seq(u64::from(m))) },
+                incarnation: u64::from(read_round % 2),
             },
             FuzzBody::Rejected { rejected, hint } => Body::AppendResponse {
                 read_round: 0,
                 result: AppendResult::Rejected { rejected: Seq(u64::from(rejected)), hint: hint.map(id) },
+                incarnation: u64::from(rejected % 2),
             },
             FuzzBody::Forward { counter, payloads, read } => {
                 let id = ForwardId { incarnation: 7, counter: counter.into() };
@@ -94,6 +97,7 @@ impl FuzzBody {
                 };
                 Body::ForwardReply { id, result, responder: u64::from(counter % 2) }
             }
+            FuzzBody::CatchUp => Body::CatchUp,
         }
     }
 }

@@ -328,6 +328,15 @@ impl Cluster {
         self.restart(id);
     }
 
+    /// Crashes node `id`, cuts its storage from `from` on without marking it catching up (a
+    /// disk that silently lost its last writes), and restarts it.
+    pub fn lose_silently(&mut self, id: NodeId, from: Seq) {
+        self.crash(id);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.storage.apply(&Write::Truncate { from }).expect("memory storage never fails");
+        self.restart(id);
+    }
+
     /// Restarts node `id` from its storage with a fresh state machine and a new seed.
     pub fn restart(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("known node");

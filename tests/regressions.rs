@@ -291,8 +291,16 @@ fn extreme_values_from_a_peer_never_panic() {
             read_round: 0,
         },
         Body::Append { prev: None, entries: vec![blank(Seq(0))], commit: Some(max), read_round: 0 },
-        Body::AppendResponse { read_round: u64::MAX, result: AppendResult::Accepted { matched: Some(max) } },
-        Body::AppendResponse { read_round: 0, result: AppendResult::Rejected { rejected: max, hint: top } },
+        Body::AppendResponse {
+            read_round: u64::MAX,
+            result: AppendResult::Accepted { matched: Some(max) },
+            incarnation: u64::MAX,
+        },
+        Body::AppendResponse {
+            read_round: 0,
+            result: AppendResult::Rejected { rejected: max, hint: top },
+            incarnation: 0,
+        },
         Body::Vote { last: top },
         Body::PreVote { last: top },
     ];

@@ -33,6 +33,7 @@
 //! | `partition IDS / IDS`, `cut FROM TO`, `heal` | cuts links both ways / one way, restores all |
 //! | `crash ID`, `restart ID` | loses a node's memory and unsynced writes / restarts it from storage |
 //! | `wipe ID`, `cut-log ID SEQ` | restarts a node on new storage / on storage cut from SEQ (catching up) |
+//! | `lose-silently ID SEQ` | restarts a node on storage cut from SEQ that does not know it lost anything |
 //! | `status`, `log ID` | prints every node's state / a node's durable entries |
 
 use bytes::Bytes;
@@ -196,9 +197,12 @@ impl Runner {
             "heal" => self.cluster().heal(),
             "crash" => self.cluster().crash(node(0)),
             "wipe" => self.cluster().wipe(node(0)),
-            "cut-log" => {
+            "cut-log" | "lose-silently" => {
                 let from = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
-                self.cluster().cut_log(node(0), from)
+                match command {
+                    "cut-log" => self.cluster().cut_log(node(0), from),
+                    _ => self.cluster().lose_silently(node(0), from),
+                }
             }
             "restart" => self.cluster().restart(node(0)),
             "status" => {

@@ -110,7 +110,7 @@ impl DedupWindow {
 /// Client bookkeeping every node keeps, whatever its role.
 #[derive(Debug)]
 pub(crate) struct ClientState {
-    incarnation: u64,
+    pub(crate) incarnation: u64,
     next_counter: u64,
     forwarded: BTreeMap<u64, Forwarded>,
     /// Forward deadlines in order, one queue per timeout (appends, reads); stale ones skipped.

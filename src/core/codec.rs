@@ -133,9 +133,11 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
                 }
             }
         }
-        Body::AppendResponse { read_round, result } => {
+        Body::CatchUp => w.u8(9),
+        Body::AppendResponse { read_round, result, incarnation } => {
             w.u8(6);
             w.varint(*read_round);
+            w.varint(*incarnation);
             match result {
                 AppendResult::Accepted { matched } => {
                     w.u8(0);
@@ -206,12 +208,13 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
         5 => r.append()?,
         6 => {
             let read_round = r.varint("read_round")?;
+            let incarnation = r.varint("incarnation")?;
             let result = match r.u8("result")? {
                 0 => AppendResult::Accepted { matched: r.opt_seq("matched")? },
                 1 => AppendResult::Rejected { rejected: r.seq("rejected")?, hint: r.opt_id("hint")? },
                 other => return Err(r.error("result", Problem::UnknownTag(other))),
             };
-            Body::AppendResponse { read_round, result }
+            Body::AppendResponse { read_round, result, incarnation }
         }
         7 => {
             let id = r.forward_id()?;
@@ -232,6 +235,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
             };
             Body::ForwardReply { id, result, responder }
         }
+        9 => Body::CatchUp,
         other => return Err(r.error("tag", Problem::UnknownTag(other))),
     };
     let trailing = input.len() - r.at;
@@ -514,10 +518,16 @@ mod tests {
         ];
         round_trip(Body::Append { prev: id, entries, commit: Some(Seq::MAX), read_round: 9 });
         round_trip(Body::Append { prev: None, entries: vec![], commit: None, read_round: 0 });
-        round_trip(Body::AppendResponse { read_round: 2, result: AppendResult::Accepted { matched: None } });
+        round_trip(Body::CatchUp);
+        round_trip(Body::AppendResponse {
+            read_round: 2,
+            result: AppendResult::Accepted { matched: None },
+            incarnation: u64::MAX,
+        });
         round_trip(Body::AppendResponse {
             read_round: 0,
             result: AppendResult::Rejected { rejected: Seq(4), hint: id },
+            incarnation: 0,
         });
         let fid = ForwardId { incarnation: u64::MAX, counter: 5 };
         let data = vec![Bytes::from_static(b"a"), Bytes::new()];

@@ -186,7 +186,8 @@ impl Raft {
             Body::Append { prev, .. } => {
                 let rejected = prev.map_or(super::types::Seq(0), |p| p.seq);
                 let result = AppendResult::Rejected { rejected, hint: None };
-                self.send(message.from, Body::AppendResponse { read_round: 0, result });
+                let incarnation = self.client.incarnation;
+                self.send(message.from, Body::AppendResponse { read_round: 0, result, incarnation });
             }
             Body::Vote { .. } => self.send(message.from, Body::VoteResponse { granted: false }),
             _ => {}

@@ -60,6 +60,10 @@ pub enum Body {
         read_round: u64,
         /// Accepted or not.
         result: AppendResult,
+        /// The responder's incarnation (random per start): a rejection below what an earlier
+        /// incarnation acknowledged shows lost data, while one from the same incarnation is
+        /// only an old answer arriving late.
+        incarnation: u64,
     },
     /// A client request that a follower forwards to its leader.
     Forward {
@@ -68,6 +72,10 @@ pub enum Body {
         /// The request.
         request: ForwardRequest,
     },
+    /// The leader found the receiver lacking entries it had acknowledged (its storage went
+    /// back without noticing): it must catch up before it votes again (see
+    /// [`HardState::catching_up`](super::HardState::catching_up)).
+    CatchUp,
     /// The leader's reply to a forwarded request.
     ForwardReply {
         /// The forwarded request's id.
@@ -138,7 +146,7 @@ impl fmt::Display for Message {
                 }
                 Ok(())
             }
-            Body::AppendResponse { read_round, result } => {
+            Body::AppendResponse { read_round, result, .. } => {
                 match result {
                     AppendResult::Accepted { matched } => write!(f, "AppendResponse ok match={}", opt(matched))?,
                     AppendResult::Rejected { rejected, hint } => {
@@ -160,6 +168,7 @@ impl fmt::Display for Message {
                     ForwardRequest::Read(command) => write!(f, "read {}", Quoted(command)),
                 }
             }
+            Body::CatchUp => write!(f, "CatchUp"),
             Body::ForwardReply { id, result, .. } => {
                 write!(f, "ForwardReply f{} ", id.counter)?;
                 match result {

@@ -339,7 +339,10 @@ impl Raft {
             Body::Append { prev, entries, commit, read_round } => {
                 self.on_append(now, from, term, prev, entries, commit, read_round)
             }
-            Body::AppendResponse { read_round, result } => self.on_append_response(now, from, read_round, result),
+            Body::AppendResponse { read_round, result, incarnation } => {
+                self.on_append_response(now, from, read_round, result, incarnation)
+            }
+            Body::CatchUp => self.on_catch_up(from),
             Body::PreVote { .. } | Body::PreVoteResponse { .. } | Body::Forward { .. } | Body::ForwardReply { .. } => {
                 unreachable!("handled above")
             }

@@ -8,6 +8,8 @@
 //! - it grants no vote and does not campaign;
 //! - it takes entries from a leader like any follower, and its acknowledgements count (each one
 //!   is for entries durable on it now);
+//! - a leader that finds a follower lacking entries it had acknowledged (its storage went back
+//!   without noticing) tells it to catch up too (`CatchUp`);
 //! - it votes again once its log holds the leader's commit point and that point is an entry of
 //!   the leader's own term: a leader's commit point in its own term covers every entry
 //!   committed in earlier terms, as the leader holds them all (Raft §5.4), and entries committed
@@ -92,6 +94,19 @@ impl Raft {
         // the leader, which cannot make a second leader.
         self.hard_state.vote.get_or_insert(leader);
         self.rejoin(format!("it caught up with leader {leader}'s commit point {commit}"));
+    }
+
+    /// The leader of this term found this node lacking entries it had acknowledged.
+    pub(super) fn on_catch_up(&mut self, leader: NodeId) {
+        if self.leader != Some(leader) || self.hard_state.catching_up {
+            return;
+        }
+        self.hard_state.catching_up = true;
+        self.save_hard_state();
+        self.event(Event::Warn(format!(
+            "node {} lacks entries it had acknowledged (leader {leader} says): catching up before it votes again",
+            self.id
+        )));
     }
 
     fn rejoin(&mut self, why: String) {

@@ -28,6 +28,11 @@ pub(crate) struct Progress {
     pub(crate) last_heard: Time,
     /// The highest read round the follower echoed.
     pub(crate) read_round: u64,
+    /// It rejected entries it had acknowledged: it is told to catch up (with each heartbeat,
+    /// until it holds the commit point).
+    pub(crate) lost_data: bool,
+    /// The incarnation of its latest acknowledgement.
+    pub(crate) incarnation: Option<u64>,
 }
 
 impl Progress {
@@ -42,6 +47,8 @@ impl Progress {
             inflight_bytes: 0,
             last_heard: now,
             read_round: 0,
+            lost_data: false,
+            incarnation: None,
         }
     }
 
@@ -158,7 +165,14 @@ impl Raft {
     /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
     /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
+        let commit = self.commit;
         let p = &mut self.leading.as_mut().expect("only leaders send heartbeats").progress[index];
+        p.lost_data &= p.matched < commit;
+        if p.lost_data {
+            let to = p.id;
+            self.send(to, Body::CatchUp);
+        }
+        let p = &mut self.leading.as_mut().expect("still leading").progress[index];
         p.paused = false;
         let (to, probing, next) = (p.id, p.probing, p.next);
         if probing && Some(next) <= self.log.last_seq() {
@@ -204,7 +218,8 @@ impl Raft {
             if !self.log.has(prev) {
                 let hint = self.log.hint(prev.seq, prev.term);
                 let result = AppendResult::Rejected { rejected: prev.seq, hint };
-                self.send(from, Body::AppendResponse { read_round, result });
+                let incarnation = self.client.incarnation;
+                self.send(from, Body::AppendResponse { read_round, result, incarnation });
                 return;
             }
         }
@@ -234,7 +249,8 @@ impl Raft {
             self.advance_commit(commit);
         }
         self.maybe_caught_up(term, leader_commit, matched);
-        let body = Body::AppendResponse { read_round, result: AppendResult::Accepted { matched } };
+        let (result, incarnation) = (AppendResult::Accepted { matched }, self.client.incarnation);
+        let body = Body::AppendResponse { read_round, result, incarnation };
         if self.mutant(Mutant::AckBeforeFsync) {
             return self.send(from, body);
         }
@@ -254,7 +270,14 @@ impl Raft {
     }
 
     /// The leader hears back from a follower of its term.
-    pub(super) fn on_append_response(&mut self, now: Time, from: NodeId, read_round: u64, result: AppendResult) {
+    pub(super) fn on_append_response(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        read_round: u64,
+        result: AppendResult,
+        incarnation: u64,
+    ) {
         let Some(index) = self.peers.iter().position(|id| *id == from) else { return };
         let ignore_regressed = self.mutant(Mutant::IgnoreRegressedFollower);
         let Some(leading) = self.leading.as_mut() else { return };
@@ -271,6 +294,7 @@ impl Raft {
                     return;
                 }
                 p.acknowledge(matched);
+                p.incarnation = Some(incarnation);
                 // Only the answer to the probe itself (at next - 1 or beyond) ends probing.
                 if p.probing && matched >= p.next.prev() {
                     p.probing = false;
@@ -283,18 +307,21 @@ impl Raft {
                     return; // Stale: answers an append sent before the current probe.
                 }
                 if Some(rejected) <= p.matched {
-                    if ignore_regressed {
+                    // Only a restarted node can lack an entry it acknowledged (it lost data);
+                    // from the incarnation that acknowledged it, this answer is an old one.
+                    if ignore_regressed || p.incarnation == Some(incarnation) {
                         return;
                     }
-                    // It lacks an entry it acknowledged: it lost data (or this answer is older
-                    // than its acknowledgement). Either way a probe finds where it stands; its
-                    // match no longer counts toward commit.
+                    // A probe finds where it stands; its match no longer counts toward commit.
                     let matched = p.matched.expect("rejected <= matched, so matched is some seq");
                     p.matched = None;
+                    p.lost_data = true;
                     self.event(Event::Warn(format!(
-                        "follower {from} rejected seq {rejected} though it had acknowledged up to {matched}: \
-                         it may have lost data; probing it again"
+                        "follower {from} restarted without entries it had acknowledged (it rejected seq {rejected}, \
+                         it had acknowledged up to {matched}): it lost data; rebuilding it, and it catches up before \
+                         it votes"
                     )));
+                    self.send(from, Body::CatchUp);
                 }
                 let Some(p) = self.leading.as_mut().map(|l| &mut l.progress[index]) else { return };
                 let resume = hint.and_then(|h| self.log.hint(h.seq, h.term));
