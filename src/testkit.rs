@@ -337,6 +337,16 @@ impl Cluster {
         self.restart(id);
     }
 
+    /// What an operator does to accept that entries may be lost: crashes node `id`, clears its
+    /// catching-up flag and restarts it (it votes at once).
+    pub fn force_rejoin(&mut self, id: NodeId) {
+        self.crash(id);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let state = HardState { catching_up: false, ..node.storage.hard_state() };
+        node.storage.save_hard_state(state).expect("memory storage never fails");
+        self.restart(id);
+    }
+
     /// Restarts node `id` from its storage with a fresh state machine and a new seed.
     pub fn restart(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("known node");

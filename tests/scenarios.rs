@@ -34,6 +34,7 @@
 //! | `crash ID`, `restart ID` | loses a node's memory and unsynced writes / restarts it from storage |
 //! | `wipe ID`, `cut-log ID SEQ` | restarts a node on new storage / on storage cut from SEQ (catching up) |
 //! | `lose-silently ID SEQ` | restarts a node on storage cut from SEQ that does not know it lost anything |
+//! | `force-rejoin ID` | restarts a node with its catching-up flag cleared (an operator accepting a loss) |
 //! | `status`, `log ID` | prints every node's state / a node's durable entries |
 
 use bytes::Bytes;
@@ -197,6 +198,7 @@ impl Runner {
             "heal" => self.cluster().heal(),
             "crash" => self.cluster().crash(node(0)),
             "wipe" => self.cluster().wipe(node(0)),
+            "force-rejoin" => self.cluster().force_rejoin(node(0)),
             "cut-log" | "lose-silently" => {
                 let from = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
                 match command {

@@ -108,6 +108,8 @@ pub struct Raft {
     pub(super) empty_peers: SmallVec<[NodeId; 8]>,
     /// The latest term those peers showed they had saved.
     pub(super) peer_term_max: Term,
+    /// Election timeouts in a row while catching up with no leader heard.
+    pub(super) quiet_timeouts: u32,
     pub(super) leading: Option<Box<LeaderState>>,
 
     pub(super) commit: Option<Seq>,
@@ -171,6 +173,7 @@ impl Raft {
             votes: SmallVec::new(),
             empty_peers: SmallVec::new(),
             peer_term_max: Term(0),
+            quiet_timeouts: 0,
             leading: None,
             commit: None,
             apply_sent: config.apply_seq,

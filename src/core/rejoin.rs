@@ -30,6 +30,10 @@ use super::mutant::Mutant;
 use super::raft::{AfterWrite, Raft};
 use super::types::{LogId, NodeId, Seq, Term, Time};
 
+/// After this many election timeouts without a leader, a catching-up node reports that it may
+/// be waiting for data no reachable node has.
+const QUIET_TIMEOUTS_REPORTED: u32 = 10;
+
 impl Raft {
     /// Whether this node withholds its vote (and does not campaign): it is catching up.
     pub(super) fn withholds_vote(&self) -> bool {
@@ -41,6 +45,19 @@ impl Raft {
     /// that in a brand-new cluster every node learns that every log is empty.
     pub(super) fn catching_up_timeout(&mut self, now: Time) {
         self.reset_election_deadline(now);
+        let timeout = super::raft::duration_nanos(self.config.election_timeout);
+        let heard = self.last_leader_contact.is_some_and(|at| now.since(at) < 2 * timeout);
+        self.quiet_timeouts = if heard { 0 } else { self.quiet_timeouts.saturating_add(1) };
+        if self.quiet_timeouts == QUIET_TIMEOUTS_REPORTED {
+            let end = self.log.last().map_or("empty".to_string(), |last| format!("ends at seq {}", last.seq));
+            self.event(Event::Error(format!(
+                "node {} has been catching up for {QUIET_TIMEOUTS_REPORTED} election timeouts and no leader has \
+                 contacted it (its log {end}): if a quorum of nodes lost data, no leader can be elected without \
+                 risking committed entries, so the cluster waits. To accept that risk, clear this node's \
+                 catching-up flag (FsLog::save_hard_state with catching_up false) and restart it",
+                self.id
+            )));
+        }
         if self.log.last().is_some() {
             return;
         }
