@@ -51,6 +51,8 @@ pub struct Node {
     pub replies: Vec<(RequestId, Result<Response, ClientError>)>,
     /// Events, in order.
     pub events: Vec<Event>,
+    /// Whether loading entries from its storage fails (an unreadable sector).
+    pub unreadable: bool,
     config: Config,
     restarts: u64,
 }
@@ -108,6 +110,7 @@ impl Cluster {
                     state: Counter::default(),
                     replies: Vec::new(),
                     events: Vec::new(),
+                    unreadable: false,
                     config,
                     restarts: 0,
                 },
@@ -161,10 +164,13 @@ impl Cluster {
                 match output {
                     Output::Send(message) => self.network.push_back(message),
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
-                    Output::LoadEntries { from, to } => {
-                        let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
-                        inbox.push_back(vec![Input::EntriesLoaded { entries }]);
-                    }
+                    Output::LoadEntries { from, to } => match node.unreadable {
+                        true => inbox.push_back(vec![Input::LoadFailed { error: "unreadable sector".into() }]),
+                        false => {
+                            let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
+                            inbox.push_back(vec![Input::EntriesLoaded { entries }]);
+                        }
+                    },
                     Output::Apply { entries } => {
                         let first = entries[0].seq;
                         let responses = entries.iter().map(|e| node.state.apply(e)).collect();

@@ -34,6 +34,7 @@
 //! | `crash ID`, `restart ID` | loses a node's memory and unsynced writes / restarts it from storage |
 //! | `wipe ID`, `cut-log ID SEQ` | restarts a node on new storage / on storage cut from SEQ (catching up) |
 //! | `lose-silently ID SEQ` | restarts a node on storage cut from SEQ that does not know it lost anything |
+//! | `unreadable ID` | the node's loads of entries from storage fail from now on |
 //! | `force-rejoin ID` | restarts a node with its catching-up flag cleared (an operator accepting a loss) |
 //! | `status`, `log ID` | prints every node's state / a node's durable entries |
 
@@ -199,6 +200,7 @@ impl Runner {
             "crash" => self.cluster().crash(node(0)),
             "wipe" => self.cluster().wipe(node(0)),
             "force-rejoin" => self.cluster().force_rejoin(node(0)),
+            "unreadable" => self.cluster().nodes.get_mut(&node(0)).expect("known node").unreadable = true,
             "cut-log" | "lose-silently" => {
                 let from = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
                 match command {

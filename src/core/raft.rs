@@ -254,10 +254,7 @@ impl Raft {
             Input::WriteDone { id } => self.on_write_done(id.0),
             Input::WriteFailed { id, error } => self.on_write_failed(now, id.0, &error),
             Input::EntriesLoaded { entries } => self.on_entries_loaded(entries),
-            Input::LoadFailed { error } => {
-                self.load_in_flight = false;
-                self.event(Event::Error(format!("loading entries from storage failed: {error}")));
-            }
+            Input::LoadFailed { error } => self.on_load_failed(now, &error),
             Input::Applied { first, responses } => self.on_applied(first, responses),
             Input::ReadDone { id, response } => self.on_read_done(id, response),
             Input::Close => self.on_close(),
@@ -504,6 +501,22 @@ impl Raft {
         )));
         if role != Role::Follower {
             let term = self.hard_state.term;
+            self.become_follower(now, term, None);
+        }
+    }
+
+    /// Entries could not be read back. A leader that cannot read its own log steps down rather
+    /// than hold up the followers that need those entries (a leader with intact storage takes
+    /// over); the entries are asked for again when they are next needed.
+    fn on_load_failed(&mut self, now: Time, error: &str) {
+        self.load_in_flight = false;
+        self.event(Event::Error(format!("loading entries from storage failed: {error}")));
+        if self.leading.is_some() {
+            let term = self.hard_state.term;
+            self.event(Event::Warn(format!(
+                "leader {} steps down in term {term}: it cannot read its own log to replicate it",
+                self.id
+            )));
             self.become_follower(now, term, None);
         }
     }
