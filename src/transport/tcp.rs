@@ -1,17 +1,24 @@
 //! The TCP transport: one outgoing connection per peer, each fed by a bounded queue and
 //! re-dialled with backoff; incoming connections are authenticated (see [`noise`](super::noise))
 //! and each read on its own thread.
+//!
+//! Strangers cannot hold a node's door shut: an incoming connection has one deadline for its
+//! whole handshake and its first message (`handshake_timeout`), however slowly its bytes come;
+//! at most `handshakes_max` connections wait for their first handshake message at once, and a
+//! new one evicts the oldest (a peer's own handshake message arrives at once, so it never waits
+//! long enough to be evicted); and a connection replaces a peer's established one only once its
+//! first transport message has authenticated, which a replayed handshake message cannot give.
 
 use super::noise::{self, ChannelError, Security};
 use super::{Inbox, Transport};
 use crate::core::{Message, NodeId};
-use std::collections::BTreeMap;
-use std::io::{self, BufReader};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How the TCP transport behaves.
 #[derive(Clone, Debug)]
@@ -27,9 +34,12 @@ pub struct TcpOptions {
     pub backoff_min: Duration,
     /// The longest wait between dials.
     pub backoff_max: Duration,
-    /// How long dialling and the handshake may take. Default 5 s.
+    /// How long dialling, the handshake and an incoming connection's first message may take
+    /// together. Default 5 s.
     pub handshake_timeout: Duration,
-    /// Connections being handshaken at once; more are closed at once. Default 64.
+    /// Incoming connections waiting for their first handshake message at once; a new one
+    /// evicts the oldest. As many again may wait for their first message after the handshake;
+    /// more are closed. Default 64.
     pub handshakes_max: usize,
 }
 
@@ -64,7 +74,10 @@ struct Shared {
     /// one may be dead without a FIN, its reader blocked for good) or the transport closes.
     accepted: Mutex<BTreeMap<NodeId, (u64, TcpStream)>>,
     next_accepted: AtomicU64,
-    handshaking: AtomicUsize,
+    /// Incoming connections waiting for their first handshake message, oldest first.
+    waiting: Mutex<VecDeque<(u64, TcpStream)>>,
+    /// Incoming connections past the handshake, waiting for their first message.
+    proving: AtomicUsize,
 }
 
 impl Shared {
@@ -115,7 +128,8 @@ impl TcpTransport {
             closed: AtomicBool::new(false),
             accepted: Mutex::new(BTreeMap::new()),
             next_accepted: AtomicU64::new(0),
-            handshaking: AtomicUsize::new(0),
+            waiting: Mutex::new(VecDeque::new()),
+            proving: AtomicUsize::new(0),
         });
         let mut queues = BTreeMap::new();
         for (peer, addr) in peers {
@@ -178,6 +192,9 @@ impl Drop for TcpTransport {
         for (_, stream) in shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let _ = stream.shutdown(Shutdown::Both);
         }
+        for (_, stream) in shared.waiting.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -191,47 +208,109 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
-        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= shared.options.handshakes_max {
-            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
-            shared.warn(format!("tcp: closed a connection from {:?}: too many handshakes at once", stream.peer_addr()));
-            continue;
+        let key = shared.next_accepted.fetch_add(1, Ordering::Relaxed);
+        let Ok(copy) = stream.try_clone() else { continue };
+        let evicted = {
+            let mut waiting = shared.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let evicted = (waiting.len() >= shared.options.handshakes_max).then(|| waiting.pop_front()).flatten();
+            waiting.push_back((key, copy));
+            evicted
+        };
+        if let Some((_, old)) = evicted {
+            let from = old.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+            shared.warn(format!("tcp: closed the connection from {from}: the oldest of too many handshakes"));
+            let _ = old.shutdown(Shutdown::Both);
         }
         let reading = Arc::clone(shared);
         let spawned = std::thread::Builder::new().name(format!("tcp-{}-read", shared.id)).spawn(move || {
             let from = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-            if let Err(error) = serve(&reading, stream) {
+            if let Err(error) = serve(&reading, key, stream) {
                 reading.warn(format!("tcp: connection from {from} closed: {error}"));
             }
         });
         if spawned.is_err() {
-            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+            shared.stop_waiting(key);
         }
     }
 }
 
-/// Authenticates an incoming connection, then delivers its messages until it closes.
-fn serve(shared: &Shared, stream: TcpStream) -> Result<(), ChannelError> {
-    let handshake = (|| {
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(shared.options.handshake_timeout))?;
-        stream.set_write_timeout(Some(shared.options.handshake_timeout))?;
-        let mut socket = &stream;
-        let member = |id: NodeId| shared.peers.contains_key(&id);
-        let (peer, receiver) =
-            noise::respond(&mut socket, &shared.security, shared.id, member, shared.options.frame_bytes_max)?;
-        stream.set_read_timeout(None)?;
-        Ok::<_, ChannelError>((peer, receiver))
-    })();
-    shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+impl Shared {
+    /// The connection `key` no longer waits for its first handshake message.
+    fn stop_waiting(&self, key: u64) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).retain(|(k, _)| *k != key);
+    }
+}
+
+/// A socket whose reads and writes fail once `deadline` passes, however slowly bytes trickle
+/// (a socket timeout alone restarts with every byte).
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Deadline<'_> {
+    fn left(&self) -> io::Result<Option<Duration>> {
+        let Some(deadline) = self.deadline else { return Ok(None) };
+        match deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) {
+            Some(left) => Ok(Some(left)),
+            None => Err(io::Error::new(io::ErrorKind::TimedOut, "the handshake's deadline passed")),
+        }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.left()? {
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        (&*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(left) = self.left()? {
+            self.stream.set_write_timeout(Some(left))?;
+        }
+        (&*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.stream).flush()
+    }
+}
+
+/// Authenticates an incoming connection, then delivers its messages until it closes. It
+/// replaces the peer's established connection only once its first message authenticated.
+fn serve(shared: &Shared, key: u64, stream: TcpStream) -> Result<(), ChannelError> {
+    let deadline = Instant::now() + shared.options.handshake_timeout;
+    let mut socket = Deadline { stream: &stream, deadline: Some(deadline) };
+    let member = |id: NodeId| shared.peers.contains_key(&id);
+    let handshake = stream.set_nodelay(true).map_err(ChannelError::from).and_then(|()| {
+        noise::respond(&mut socket, &shared.security, shared.id, member, shared.options.frame_bytes_max)
+    });
+    shared.stop_waiting(key);
     let (peer, mut receiver) = handshake?;
-    let key = shared.next_accepted.fetch_add(1, Ordering::Relaxed);
+    if shared.proving.fetch_add(1, Ordering::SeqCst) >= shared.options.handshakes_max {
+        shared.proving.fetch_sub(1, Ordering::SeqCst);
+        return Err(ChannelError::Refused("too many connections waiting for their first message".into()));
+    }
+    let mut reader = BufReader::with_capacity(256 << 10, socket);
+    let first = receiver.next(&mut reader);
+    shared.proving.fetch_sub(1, Ordering::SeqCst);
+    let first = first?;
+    reader.get_mut().deadline = None;
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
     let copy = stream.try_clone()?;
     let previous = shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, (key, copy));
     if let Some((_, old)) = previous {
         let _ = old.shutdown(Shutdown::Both);
     }
-    let result =
-        if shared.closed.load(Ordering::SeqCst) { Ok(()) } else { deliver(shared, peer, &mut receiver, &stream) };
+    let result = match shared.closed.load(Ordering::SeqCst) {
+        true => Ok(()),
+        false => deliver(shared, peer, Some(first), &mut receiver, &mut reader),
+    };
     let mut accepted = shared.accepted.lock().unwrap_or_else(|p| p.into_inner());
     if accepted.get(&peer).is_some_and(|(k, _)| *k == key) {
         accepted.remove(&peer);
@@ -242,12 +321,12 @@ fn serve(shared: &Shared, stream: TcpStream) -> Result<(), ChannelError> {
 fn deliver(
     shared: &Shared,
     peer: NodeId,
+    mut first: Option<Message>,
     receiver: &mut noise::Receiver,
-    stream: &TcpStream,
+    reader: &mut impl Read,
 ) -> Result<(), ChannelError> {
-    let mut reader = BufReader::with_capacity(256 << 10, stream);
     loop {
-        let message = match receiver.next(&mut reader) {
+        let message = match first.take().map_or_else(|| receiver.next(reader), Ok) {
             Ok(message) => message,
             Err(ChannelError::Closed) => return Ok(()),
             Err(error) => return Err(error),
