@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, Event, NodeId};
 use tinyraftplus::driver::RaftNode;
 use tinyraftplus::log::{FsLog, FsLogOptions};
-use tinyraftplus::transport::{Security, TcpOptions, TcpTransport};
+use tinyraftplus::transport::{Keypair, Security, TcpOptions, TcpTransport};
 
 const WAIT: Duration = Duration::from_secs(30);
 const KEY: [u8; 32] = [7; 32];
@@ -24,7 +24,17 @@ fn options() -> TcpOptions {
 
 /// Node `id` of three, listening on `listener`, reaching the others at `peers`.
 fn node(dir: &std::path::Path, id: NodeId, listener: TcpListener, peers: BTreeMap<NodeId, SocketAddr>) -> RaftNode {
-    let transport = TcpTransport::with_listener(id, listener, peers, Security::SharedKey(KEY), options()).unwrap();
+    secure_node(dir, id, listener, peers, Security::SharedKey(KEY))
+}
+
+fn secure_node(
+    dir: &std::path::Path,
+    id: NodeId,
+    listener: TcpListener,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    security: Security,
+) -> RaftNode {
+    let transport = TcpTransport::with_listener(id, listener, peers, security, options()).unwrap();
     let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
     let mut config = Config::new(id, ids);
     config.election_timeout = Duration::from_millis(500);
@@ -171,7 +181,22 @@ fn recording_proxy(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>)
 }
 
 #[test]
-fn a_replayed_first_handshake_message_displaces_no_peer() {
+fn a_replayed_first_handshake_message_displaces_no_peer_under_a_shared_key() {
+    replay_displaces_no_peer(|_| Security::SharedKey(KEY));
+}
+
+#[test]
+fn a_replayed_first_handshake_message_displaces_no_peer_under_node_keys() {
+    let pairs: Vec<Keypair> = (0..3).map(|_| Keypair::generate().unwrap()).collect();
+    let public: BTreeMap<NodeId, [u8; 32]> =
+        pairs.iter().enumerate().map(|(i, pair)| (NodeId(i as u64 + 1), pair.public)).collect();
+    replay_displaces_no_peer(|id| Security::NodeKeys {
+        private: pairs[(id.0 - 1) as usize].private,
+        public: public.clone(),
+    });
+}
+
+fn replay_displaces_no_peer(security: impl Fn(NodeId) -> Security) {
     let dir = tempfile::tempdir().unwrap();
     let (listeners, addrs) = listeners();
     // Node 1 reaches node 2 through a proxy that records what node 1 sends first.
@@ -183,7 +208,8 @@ fn a_replayed_first_handshake_message_displaces_no_peer() {
         .enumerate()
         .map(|(i, l)| {
             let id = NodeId(i as u64 + 1);
-            node(dir.path(), id, l, if id == NodeId(1) { via_proxy.clone() } else { addrs.clone() })
+            let peers = if id == NodeId(1) { via_proxy.clone() } else { addrs.clone() };
+            secure_node(dir.path(), id, l, peers, security(id))
         })
         .collect();
     nodes[0].await_leader(WAIT).expect("a leader");

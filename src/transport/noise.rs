@@ -21,7 +21,8 @@
 //!   one configured for the id it claims: a node cannot speak as another.
 //!
 //! A replayed first handshake message can make a responder answer, but the session keys also
-//! come from the responder's fresh ephemeral key, so nothing after it decrypts.
+//! come from the responder's fresh ephemeral key, so nothing after it decrypts; the transport
+//! therefore waits for the first transport message before it takes a connection for the peer's.
 
 use crate::core::{codec, Message, NodeId};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
