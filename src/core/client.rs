@@ -65,6 +65,8 @@ struct Forwarded {
     id: RequestId,
     request: ForwardRequest,
     deadline: Time,
+    /// The leader it was sent to.
+    leader: NodeId,
     /// The incarnation of the node it was sent to, if known then.
     sent_to: Option<u64>,
 }
@@ -237,7 +239,7 @@ impl Raft {
                 self.client.forward_timeouts[kind(&request)].push_back((deadline, counter));
                 self.send(leader, Body::Forward { id: forward_id, request: request.clone() });
                 let sent_to = self.client.peers.get(&leader).copied();
-                self.client.forwarded.insert(counter, Forwarded { id, request, deadline, sent_to });
+                self.client.forwarded.insert(counter, Forwarded { id, request, deadline, leader, sent_to });
             }
             None => self.client.waiting.push_back(Waiting { id, request, deadline }),
         }
@@ -245,6 +247,21 @@ impl Raft {
 
     pub(super) fn client_waiting_is_empty(&self) -> bool {
         self.client.waiting.is_empty()
+    }
+
+    /// A new leader is known: what was forwarded to another node is answered now rather than
+    /// at its timeout. An append there may or may not have happened (outcome unknown); a read
+    /// changes nothing, so it goes to the new leader.
+    pub(super) fn redirect_forwarded(&mut self, leader: NodeId) {
+        let elsewhere: Vec<u64> =
+            self.client.forwarded.iter().filter(|(_, f)| f.leader != leader).map(|(counter, _)| *counter).collect();
+        for counter in elsewhere {
+            let forwarded = self.client.forwarded.remove(&counter).expect("listed above");
+            match forwarded.request {
+                ForwardRequest::Append(_) => self.reply(Origin::Local(forwarded.id), Err(ClientError::LeaderChanged)),
+                ForwardRequest::Read(_) => self.dispatch(forwarded.id, forwarded.request, forwarded.deadline),
+            }
+        }
     }
 
     /// A leader is known now: send it what was waiting.

@@ -153,6 +153,7 @@ impl Raft {
         self.leader_append_entries(std::iter::once(Payload::Blank));
         self.broadcast_append();
         self.maybe_commit();
+        self.redirect_forwarded(self.id);
         self.redispatch_waiting();
     }
 
@@ -175,7 +176,8 @@ impl Raft {
         if let Some(leading) = was_leading {
             self.fail_leader_requests(leading.requests, leader);
         }
-        if leader.is_some() {
+        if let Some(leader) = leader {
+            self.redirect_forwarded(leader);
             self.redispatch_waiting();
         }
     }
