@@ -40,7 +40,7 @@ enum FuzzBody {
     Rejected { rejected: u8, hint: Option<(u8, u8)> },
     Forward { counter: u8, payloads: u8, read: bool },
     ForwardReply { counter: u8, ok: bool },
-    CatchUp,
+    CatchUp(Option<(u8, u8)>),
 }
 
 fn id((term, seq): (u8, u8)) -> LogId {
@@ -97,7 +97,7 @@ impl FuzzBody {
                 };
                 Body::ForwardReply { id, result, responder: u64::from(counter % 2) }
             }
-            FuzzBody::CatchUp => Body::CatchUp,
+            FuzzBody::CatchUp(commit) => Body::CatchUp { commit: commit.map(id) },
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Checker {
     applied: BTreeMap<Seq, (Term, Payload)>,
     /// Each node's highest durable term, across restarts.
     durable_terms: BTreeMap<NodeId, Term>,
+    /// The latest term in which each node granted its vote or was elected, before it lost its
+    /// disk: the promise it forgot that a stale leader could otherwise get around.
+    forgotten_terms: BTreeMap<NodeId, Term>,
     /// Each node's commit point in its current incarnation.
     commits: BTreeMap<NodeId, Seq>,
     /// Each node's last applied seq in its current incarnation.
@@ -51,6 +54,12 @@ impl Checker {
     /// must not vote twice in a term across the loss either).
     pub fn wiped(&mut self, node: NodeId) {
         self.durable_terms.remove(&node);
+        let voted = self.votes.keys().filter(|(voter, _)| *voter == node).map(|(_, term)| *term);
+        let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| *term);
+        if let Some(term) = voted.chain(led).max() {
+            let forgotten = self.forgotten_terms.entry(node).or_default();
+            *forgotten = (*forgotten).max(term);
+        }
     }
 
     /// A node restarted: its volatile commit and apply points start over.
@@ -102,6 +111,21 @@ impl Checker {
             return fail("ack_after_durable", format!("{node} granted its vote in term {term} before saving it"));
         }
         Ok(())
+    }
+
+    /// A node that lost its disk never acknowledges entries in a term below one in which it had
+    /// granted its vote or led: a stale leader could commit with its help what the leader of
+    /// that term lacks. (Its own vote in a term nobody else took up binds no one.)
+    pub fn ack_term(&self, node: NodeId, term: Term) -> Checked {
+        match self.forgotten_terms.get(&node) {
+            Some(forgotten) if term < *forgotten => fail(
+                "ack_in_forgotten_term",
+                format!(
+                    "{node} acknowledged entries in term {term} after its disk forgot its vote in term {forgotten}"
+                ),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// An acknowledgement of entries up to `matched` only once they are durable.

@@ -31,6 +31,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::ReadErrorAsEndOfLog => "read_error_as_end_of_log",
         Mutant::ApplyPastGap => "apply_past_gap",
         Mutant::CatchingUpVotes => "catching_up_votes",
+        Mutant::CatchingUpAcks => "catching_up_acks",
         Mutant::IgnoreRegressedFollower => "ignore_regressed_follower",
     }
 }

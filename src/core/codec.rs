@@ -133,7 +133,10 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
                 }
             }
         }
-        Body::CatchUp => w.u8(9),
+        Body::CatchUp { commit } => {
+            w.u8(9);
+            w.opt_id(*commit);
+        }
         Body::AppendResponse { read_round, result, incarnation } => {
             w.u8(6);
             w.varint(*read_round);
@@ -235,7 +238,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
             };
             Body::ForwardReply { id, result, responder }
         }
-        9 => Body::CatchUp,
+        9 => Body::CatchUp { commit: r.opt_id("commit")? },
         other => return Err(r.error("tag", Problem::UnknownTag(other))),
     };
     let trailing = input.len() - r.at;
@@ -518,7 +521,8 @@ mod tests {
         ];
         round_trip(Body::Append { prev: id, entries, commit: Some(Seq::MAX), read_round: 9 });
         round_trip(Body::Append { prev: None, entries: vec![], commit: None, read_round: 0 });
-        round_trip(Body::CatchUp);
+        round_trip(Body::CatchUp { commit: id });
+        round_trip(Body::CatchUp { commit: None });
         round_trip(Body::AppendResponse {
             read_round: 2,
             result: AppendResult::Accepted { matched: None },

@@ -72,10 +72,10 @@ impl Raft {
     }
 
     pub(super) fn on_pre_vote(&mut self, now: Time, from: NodeId, term: Term, last: Option<LogId>) {
-        if self.in_lease(now) {
-            return;
-        }
-        let granted = term > self.hard_state.term && self.is_up_to_date(last) && !self.withholds_vote();
+        // In a leader's lease the answer is no, with this node's term: a node catching up
+        // learns the current term from such answers (see `rejoin.rs`).
+        let granted =
+            !self.in_lease(now) && term > self.hard_state.term && self.is_up_to_date(last) && !self.withholds_vote();
         let reply_term = if granted { term } else { self.hard_state.term };
         let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
         self.emit(super::io::Output::Send(message));
@@ -84,6 +84,9 @@ impl Raft {
     pub(super) fn on_pre_vote_response(&mut self, now: Time, from: NodeId, term: Term, granted: bool) {
         if !granted && term > self.hard_state.term {
             self.become_follower(now, term, None);
+        }
+        self.note_probe_answer(from, term, granted);
+        if !granted {
             return;
         }
         if self.role != Role::PreCandidate || !granted || Some(term.0) != self.hard_state.term.0.checked_add(1) {

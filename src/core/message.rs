@@ -75,7 +75,11 @@ pub enum Body {
     /// The leader found the receiver lacking entries it had acknowledged (its storage went
     /// back without noticing): it must catch up before it votes again (see
     /// [`HardState::catching_up`](super::HardState::catching_up)).
-    CatchUp,
+    CatchUp {
+        /// The leader's commit point: a follower whose log holds it has caught up already
+        /// (the message arrived late) and ignores it.
+        commit: Option<LogId>,
+    },
     /// The leader's reply to a forwarded request.
     ForwardReply {
         /// The forwarded request's id.
@@ -168,7 +172,7 @@ impl fmt::Display for Message {
                     ForwardRequest::Read(command) => write!(f, "read {}", Quoted(command)),
                 }
             }
-            Body::CatchUp => write!(f, "CatchUp"),
+            Body::CatchUp { commit } => write!(f, "CatchUp commit={}", last(commit)),
             Body::ForwardReply { id, result, .. } => {
                 write!(f, "ForwardReply f{} ", id.counter)?;
                 match result {

@@ -23,6 +23,9 @@ pub enum Mutant {
     ApplyPastGap,
     /// A node that lost its data (new, wiped or cut storage) votes and campaigns at once.
     CatchingUpVotes,
+    /// A node that lost its data acknowledges entries (which count toward commit) before it
+    /// has learned the current term: a stale leader's quorum can include it.
+    CatchingUpAcks,
     /// A leader ignores a follower that rejects entries it had acknowledged (it went
     /// backwards), so the follower is never rebuilt (a liveness bug).
     IgnoreRegressedFollower,
@@ -30,7 +33,7 @@ pub enum Mutant {
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -40,6 +43,7 @@ impl Mutant {
         Mutant::ReadErrorAsEndOfLog,
         Mutant::ApplyPastGap,
         Mutant::CatchingUpVotes,
+        Mutant::CatchingUpAcks,
         Mutant::IgnoreRegressedFollower,
     ];
 }

@@ -110,6 +110,11 @@ pub struct Raft {
     pub(super) peer_term_max: Term,
     /// Election timeouts in a row while catching up with no leader heard.
     pub(super) quiet_timeouts: u32,
+    /// While catching up: the peers that answered a term probe of this incarnation.
+    pub(super) probe_answers: SmallVec<[NodeId; 8]>,
+    /// While catching up: whether those answers cover every quorum with this node in it, so
+    /// its term is at least any it may have promised before it lost data (see `rejoin.rs`).
+    pub(super) term_confirmed: bool,
     pub(super) leading: Option<Box<LeaderState>>,
 
     pub(super) commit: Option<Seq>,
@@ -174,6 +179,8 @@ impl Raft {
             empty_peers: SmallVec::new(),
             peer_term_max: Term(0),
             quiet_timeouts: 0,
+            probe_answers: SmallVec::new(),
+            term_confirmed: false,
             leading: None,
             commit: None,
             apply_sent: config.apply_seq,
@@ -225,6 +232,7 @@ impl Raft {
                      a leader has caught it up, or it has seen every peer's log empty",
                     self.id
                 )));
+                self.probe_term();
             }
         }
         self.in_step = true;
@@ -328,7 +336,13 @@ impl Raft {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
             let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);
+            let (deadline, was_follower) = (self.election_deadline, self.role == Role::Follower);
             self.become_follower(now, message.term, leader);
+            if was_follower && matches!(message.body, Body::Vote { .. }) {
+                // Only a leader's appends or a granted vote restart the election timer (Raft
+                // Figure 2): a candidate this node refuses must not keep it from campaigning.
+                self.election_deadline = deadline;
+            }
         } else if message.term < self.hard_state.term {
             return self.on_stale_message(message);
         }
@@ -342,7 +356,7 @@ impl Raft {
             Body::AppendResponse { read_round, result, incarnation } => {
                 self.on_append_response(now, from, read_round, result, incarnation)
             }
-            Body::CatchUp => self.on_catch_up(from),
+            Body::CatchUp { commit } => self.on_catch_up(from, commit),
             Body::PreVote { .. } | Body::PreVoteResponse { .. } | Body::Forward { .. } | Body::ForwardReply { .. } => {
                 unreachable!("handled above")
             }

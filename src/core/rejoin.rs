@@ -6,8 +6,12 @@
 //! of three could be lost: the node votes for the third, which lacks the entry. So it waits:
 //!
 //! - it grants no vote and does not campaign;
-//! - it takes entries from a leader like any follower, and its acknowledgements count (each one
-//!   is for entries durable on it now);
+//! - it takes no entries (so it acknowledges none) until it knows the current term: it may have
+//!   promised a later term than any leader it now hears from (a vote, or an acknowledgement in
+//!   it), and a stale leader could otherwise commit with its help. It asks every peer with a
+//!   pre-vote request, whose refusals carry the peer's term; once the peers that answered meet
+//!   every quorum that has this node in it, its term is at least any it could have promised;
+//! - then it takes entries from a leader like any follower, and its acknowledgements count;
 //! - a leader that finds a follower lacking entries it had acknowledged (its storage went back
 //!   without noticing) tells it to catch up too (`CatchUp`);
 //! - it votes again once its log holds the leader's commit point and that point is an entry of
@@ -29,6 +33,7 @@ use super::message::{Body, Message};
 use super::mutant::Mutant;
 use super::raft::{AfterWrite, Raft};
 use super::types::{LogId, NodeId, Seq, Term, Time};
+use smallvec::SmallVec;
 
 /// After this many election timeouts without a leader, a catching-up node reports that it may
 /// be waiting for data no reachable node has.
@@ -58,14 +63,47 @@ impl Raft {
                 self.id
             )));
         }
-        if self.log.last().is_some() {
+        self.probe_term();
+    }
+
+    /// Asks every peer for its term with a pre-vote request (answered with the peer's term when
+    /// refused), until the answers show the current term; with an empty log, also so that in a
+    /// brand-new cluster every node sees that every log is empty. A node alone in its cluster
+    /// has nobody to catch up from: it rejoins at once.
+    pub(super) fn probe_term(&mut self) {
+        if self.peers.is_empty() {
+            self.term_confirmed = true;
+            return self.rejoin("it is alone in its cluster".into());
+        }
+        if self.term_confirmed && self.log.last().is_some() {
             return;
         }
-        let proposed = Term(self.hard_state.term.0.saturating_add(1));
-        for to in self.peers.clone() {
-            let message = Message { from: self.id, to, term: proposed, body: Body::PreVote { last: None } };
+        let (proposed, last) = (Term(self.hard_state.term.0.saturating_add(1)), self.log.last());
+        let answered = if self.term_confirmed { &[][..] } else { &self.probe_answers[..] };
+        let unanswered: SmallVec<[NodeId; 8]> = self.peers.iter().copied().filter(|p| !answered.contains(p)).collect();
+        for to in unanswered {
+            let message = Message { from: self.id, to, term: proposed, body: Body::PreVote { last } };
             self.emit(Output::Send(message));
         }
+    }
+
+    /// A peer answered a pre-vote request. While catching up, the answers of this incarnation
+    /// tell the current term: a refusal carries the peer's term (adopted if higher), a grant is
+    /// for the term this node proposed, one past its own, so the peer's is at most its own.
+    /// Once the answering peers meet every quorum that has this node in it, its term is at least
+    /// any such quorum reached, including any it promised before it lost data: it may take
+    /// entries again.
+    pub(super) fn note_probe_answer(&mut self, from: NodeId, term: Term, granted: bool) {
+        if !self.hard_state.catching_up || self.term_confirmed {
+            return;
+        }
+        if granted && term.0 != self.hard_state.term.0.saturating_add(1) {
+            return; // An answer to an older request.
+        }
+        if !self.probe_answers.contains(&from) {
+            self.probe_answers.push(from);
+        }
+        self.term_confirmed = !self.is_quorum(|id| id == self.id || !self.probe_answers.contains(&id));
     }
 
     /// A peer's pre-vote or vote request showed its last entry, and that its durable term is
@@ -113,12 +151,23 @@ impl Raft {
         self.rejoin(format!("it caught up with leader {leader}'s commit point {commit}"));
     }
 
-    /// The leader of this term found this node lacking entries it had acknowledged.
-    pub(super) fn on_catch_up(&mut self, leader: NodeId) {
-        if self.leader != Some(leader) || self.hard_state.catching_up {
+    /// Tells a follower that lacks entries it had acknowledged to catch up, until it holds the
+    /// commit point `commit` (the one when that was found).
+    pub(super) fn send_catch_up(&mut self, to: NodeId, commit: Seq) {
+        let commit = self.log.id_at(commit);
+        self.send(to, Body::CatchUp { commit });
+    }
+
+    /// The leader of this term found this node lacking entries it had acknowledged (unless the
+    /// node holds the leader's commit point by now: the message is late).
+    pub(super) fn on_catch_up(&mut self, leader: NodeId, commit: Option<LogId>) {
+        let holds_commit = commit.is_none_or(|id| self.log.has(id));
+        if self.leader != Some(leader) || self.hard_state.catching_up || holds_commit {
             return;
         }
         self.hard_state.catching_up = true;
+        // Its storage kept its term and vote; only entries went missing.
+        self.term_confirmed = true;
         self.save_hard_state();
         self.event(Event::Warn(format!(
             "node {} lacks entries it had acknowledged (leader {leader} says): catching up before it votes again",

@@ -28,9 +28,9 @@ pub(crate) struct Progress {
     pub(crate) last_heard: Time,
     /// The highest read round the follower echoed.
     pub(crate) read_round: u64,
-    /// It rejected entries it had acknowledged: it is told to catch up (with each heartbeat,
-    /// until it holds the commit point).
-    pub(crate) lost_data: bool,
+    /// It rejected entries it had acknowledged: it is told to catch up (with each heartbeat)
+    /// until it holds this, the commit point when that was found.
+    pub(crate) lost_data: Option<Seq>,
     /// The incarnation of its latest acknowledgement.
     pub(crate) incarnation: Option<u64>,
 }
@@ -47,7 +47,7 @@ impl Progress {
             inflight_bytes: 0,
             last_heard: now,
             read_round: 0,
-            lost_data: false,
+            lost_data: None,
             incarnation: None,
         }
     }
@@ -165,12 +165,11 @@ impl Raft {
     /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
     /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
-        let commit = self.commit;
         let p = &mut self.leading.as_mut().expect("only leaders send heartbeats").progress[index];
-        p.lost_data &= p.matched < commit;
-        if p.lost_data {
+        p.lost_data = p.lost_data.filter(|commit| p.matched < Some(*commit));
+        if let Some(commit) = p.lost_data {
             let to = p.id;
-            self.send(to, Body::CatchUp);
+            self.send_catch_up(to, commit);
         }
         let p = &mut self.leading.as_mut().expect("still leading").progress[index];
         p.paused = false;
@@ -201,6 +200,12 @@ impl Raft {
         if self.leading.is_some() {
             self.event(Event::Error(format!("two leaders in term {term}: {} and {from}", self.id)));
             return;
+        }
+        if self.hard_state.catching_up && !self.term_confirmed && !self.mutant(Mutant::CatchingUpAcks) {
+            // It may have promised a later term before it lost data: it takes nothing until
+            // its peers' answers show the current term (see `rejoin.rs`); it asks again those
+            // that have not answered.
+            return self.probe_term();
         }
         if self.leader != Some(from) || self.role != super::types::Role::Follower {
             self.become_follower(now, term, Some(from));
@@ -315,13 +320,15 @@ impl Raft {
                     // A probe finds where it stands; its match no longer counts toward commit.
                     let matched = p.matched.expect("rejected <= matched, so matched is some seq");
                     p.matched = None;
-                    p.lost_data = true;
+                    p.lost_data = self.commit;
                     self.event(Event::Warn(format!(
                         "follower {from} restarted without entries it had acknowledged (it rejected seq {rejected}, \
                          it had acknowledged up to {matched}): it lost data; rebuilding it, and it catches up before \
                          it votes"
                     )));
-                    self.send(from, Body::CatchUp);
+                    if let Some(commit) = self.commit {
+                        self.send_catch_up(from, commit);
+                    }
                 }
                 let Some(p) = self.leading.as_mut().map(|l| &mut l.progress[index]) else { return };
                 let resume = hint.and_then(|h| self.log.hint(h.seq, h.term));

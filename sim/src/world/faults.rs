@@ -34,32 +34,7 @@ impl World {
                 if self.nodes[n].raft.is_some() && (self.options.regime == Regime::Unbounded || down < minority) {
                     self.fault("crash");
                     self.crash(n);
-                    let len = self.nodes[n].disk.len();
-                    if !self.may_lose_data(n) {
-                        // Another node is still catching up after a loss: two at once could lose
-                        // committed entries for good, which no protocol can undo.
-                    } else if self.chance(self.swarm.wipe) {
-                        self.fault("wipe");
-                        self.nodes[n].disk = Disk::new();
-                        let id = ids[n];
-                        self.checker.wiped(id);
-                        self.note(|| format!("n{id}: disk wiped"));
-                    } else if len > 0 && self.chance(self.swarm.disk_cut) {
-                        self.fault("disk_cut");
-                        let from = self.rng.below(len);
-                        self.nodes[n].disk.repair_from(from);
-                        let id = ids[n];
-                        self.note(|| format!("n{id}: log cut from seq {from} (repair_from)"));
-                    } else if len > 0 && self.chance(self.swarm.latent) {
-                        self.fault("latent_sector_error");
-                        self.nodes[n].unreadable = Some(self.rng.below(len));
-                    } else if self.nodes[n].flipped.is_none() && self.chance(self.swarm.bit_flip) {
-                        let pick = self.rng.next_u64();
-                        if let Some(seq) = self.nodes[n].disk.flip_bit(pick) {
-                            self.fault("bit_flip");
-                            self.nodes[n].flipped = Some(seq);
-                        }
-                    }
+                    self.maybe_lose_data(n);
                     let later = self.now.plus(self.rng.below(4 * self.swarm.fault_every_ns) + MS);
                     self.schedule(later, Ev::Restart(n));
                 }
@@ -134,6 +109,36 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// At a crash, the node's disk may lose data too (wiped, cut, an unreadable or flipped
+    /// record), while every other node holds what it acknowledged.
+    pub(super) fn maybe_lose_data(&mut self, n: usize) {
+        let id = self.nodes[n].id;
+        let len = self.nodes[n].disk.len();
+        if !self.may_lose_data(n) {
+            // Another node is still catching up after a loss: two at once could lose
+            // committed entries for good, which no protocol can undo.
+        } else if self.chance(self.swarm.wipe) {
+            self.fault("wipe");
+            self.nodes[n].disk = Disk::new();
+            self.checker.wiped(id);
+            self.note(|| format!("n{id}: disk wiped"));
+        } else if len > 0 && self.chance(self.swarm.disk_cut) {
+            self.fault("disk_cut");
+            let from = self.rng.below(len);
+            self.nodes[n].disk.repair_from(from);
+            self.note(|| format!("n{id}: log cut from seq {from} (repair_from)"));
+        } else if len > 0 && self.chance(self.swarm.latent) {
+            self.fault("latent_sector_error");
+            self.nodes[n].unreadable = Some(self.rng.below(len));
+        } else if self.nodes[n].flipped.is_none() && self.chance(self.swarm.bit_flip) {
+            let pick = self.rng.next_u64();
+            if let Some(seq) = self.nodes[n].disk.flip_bit(pick) {
+                self.fault("bit_flip");
+                self.nodes[n].flipped = Some(seq);
+            }
+        }
     }
 
     /// Whether node `n` may lose data now: every other node holds what it acknowledged (none

@@ -370,6 +370,9 @@ impl World {
                 if !self.settling && room && self.nodes[n].raft.is_some() {
                     self.fault("leader_crash_after_election");
                     self.crash(n);
+                    // It may have been the only node of its quorum to lose data: the newest
+                    // term's leader forgetting that term is what a catching-up node must survive.
+                    self.maybe_lose_data(n);
                     let later = self.now.plus(self.rng.below(2 * self.swarm.fault_every_ns) + MS);
                     self.schedule(later, Ev::Restart(n));
                 }
@@ -560,7 +563,7 @@ impl World {
                 if role == Role::Leader {
                     let raft = self.nodes[n].raft.as_ref().expect("stepping");
                     if self.checker.leader(id, term, raft)? && self.chance(self.swarm.leader_crash) {
-                        let soon = self.now.plus(self.rng.below(20 * MS));
+                        let soon = self.now.plus(self.rng.below(4 * MS));
                         self.schedule(soon, Ev::Crash(n));
                     }
                 }
@@ -587,6 +590,7 @@ impl World {
         match &message.body {
             Body::VoteResponse { granted: true } => self.checker.vote(node.id, message.term, message.to),
             Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
+                self.checker.ack_term(node.id, message.term)?;
                 self.checker.append_ack(node.id, *matched, node.disk.len())
             }
             _ => Ok(()),
