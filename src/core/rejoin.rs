@@ -56,10 +56,11 @@ impl Raft {
         if self.quiet_timeouts == QUIET_TIMEOUTS_REPORTED {
             let end = self.log.last().map_or("empty".to_string(), |last| format!("ends at seq {}", last.seq));
             self.event(Event::Error(format!(
-                "node {} has been catching up for {QUIET_TIMEOUTS_REPORTED} election timeouts and no leader has \
-                 contacted it (its log {end}): if a quorum of nodes lost data, no leader can be elected without \
-                 risking committed entries, so the cluster waits. To accept that risk, clear this node's \
-                 catching-up flag (FsLog::save_hard_state with catching_up false) and restart it",
+                "node {} has been catching up for {QUIET_TIMEOUTS_REPORTED} election timeouts without a leader \
+                 catching it up (one must, after enough peers answered to show the current term; its log {end}): \
+                 if a quorum of nodes lost data, no leader can be elected without risking committed entries, so \
+                 the cluster waits. To accept that risk, clear this node's catching-up flag \
+                 (FsLog::save_hard_state with catching_up false) and restart it",
                 self.id
             )));
         }
