@@ -252,3 +252,55 @@ fn replay_displaces_no_peer(security: impl Fn(NodeId) -> Security) {
     assert!(replays > 10);
     assert_eq!(lost, Vec::<String>::new(), "a replay displaced node 1's connection");
 }
+
+#[test]
+fn garbage_and_huge_length_prefixes_leave_the_commit_rate_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listeners, addrs) = listeners();
+    let nodes: Vec<RaftNode> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| node(dir.path(), NodeId(i as u64 + 1), l, addrs.clone()))
+        .collect();
+    let leader = nodes[0].await_leader(WAIT).expect("a leader");
+    let leader = nodes.iter().find(|n| n.id() == leader).unwrap();
+    let before = appends_during(leader, Duration::from_secs(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets: Vec<SocketAddr> = addrs.values().copied().collect();
+    let attacker = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut sent, mut x) = (0u32, 0x9e37_79b9_7f4a_7c15u64);
+            while !stop.load(Ordering::Relaxed) && sent < 2000 {
+                let Ok(mut stream) = TcpStream::connect(targets[sent as usize % targets.len()]) else { continue };
+                let bytes: Vec<u8> = match sent % 3 {
+                    // The largest Noise message announced, then junk.
+                    0 => [0xff, 0xff].into_iter().chain((0..4096).map(|i| i as u8)).collect(),
+                    // Random bytes.
+                    1 => (0..512)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect(),
+                    // A length prefix, and nothing after it.
+                    _ => vec![0x01, 0x00],
+                };
+                let _ = stream.write_all(&bytes);
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent
+        })
+    };
+    let during = appends_during(leader, Duration::from_secs(2)) / 2;
+    stop.store(true, Ordering::Relaxed);
+    let sent = attacker.join().unwrap();
+    let after = appends_during(leader, Duration::from_secs(1));
+    println!("{sent} bad connections; appends/s before {before}, during {during}, after {after}");
+    assert!(sent > 100);
+    // Shared, noisy machines: a generous bound, well above what a stalled node would give.
+    assert!(during * 3 >= before && after * 3 >= before, "the commit rate fell: {before} -> {during} -> {after}");
+}
