@@ -209,3 +209,53 @@ fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
         proc.child.wait().unwrap();
     }
 }
+
+/// Failover as a client sees it: from SIGKILL of the leader to the first write acknowledged
+/// through each surviving node, over ten kills (each survivor appends in a loop meanwhile).
+#[test]
+fn failover_after_sigkill_of_the_leader_reaches_every_survivor_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "5a".repeat(32);
+    let addrs = free_addrs(3);
+    let start = |id: u64| Proc::start(id, &dir.path().join(format!("n{id}")), &key, &addrs);
+    let mut procs: BTreeMap<u64, Proc> = (1..=3).map(|id| (id, start(id))).collect();
+    for proc in procs.values_mut() {
+        proc.expect(|line| line.starts_with("leader "));
+        proc.send("load");
+    }
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        for proc in procs.values_mut() {
+            proc.expect(|line| line.starts_with("ack "));
+        }
+        let killed = leader(&mut procs);
+        let mut dead = procs.remove(&killed).unwrap();
+        for proc in procs.values_mut() {
+            proc.drain();
+        }
+        dead.child.kill().unwrap();
+        let killed_at = Instant::now();
+        dead.child.wait().unwrap();
+        let old = format!("leader {killed} ");
+        for proc in procs.values_mut() {
+            proc.expect(|line| line.starts_with("leader ") && !line.starts_with(&old));
+            proc.expect(|line| line.starts_with("ack "));
+            samples.push(killed_at.elapsed());
+        }
+        let mut back = start(killed);
+        back.expect(|line| line.starts_with("leader "));
+        back.send("load");
+        procs.insert(killed, back);
+    }
+    samples.sort();
+    let (median, worst) = (samples[samples.len() / 2], samples[samples.len() - 1]);
+    println!("failover over {} kill/survivor samples: median {median:?}, worst {worst:?}", samples.len());
+    for proc in procs.values_mut() {
+        proc.send("stop");
+        proc.expect(|line| line == "stopped");
+        proc.send("quit");
+        proc.child.wait().unwrap();
+    }
+    // The append timeout is 3 s: a survivor that waited it out would show it here.
+    assert!(median < Duration::from_secs(3), "median failover {median:?}");
+}
