@@ -72,16 +72,23 @@ fn delete_and_rebuild(pick_leader: bool) {
         let seen: Vec<_> = events.try_iter().collect();
         panic!("the emptied node is not rebuilt up to {last}: {:?}; events {seen:?}", reopened.status());
     }
+    rejoined_and_identical(dir.path(), nodes, victim, &acknowledged);
+}
+
+/// Node `rejoined` votes again; then, closed, every node's log is the same and holds every
+/// acknowledged write at its seq.
+fn rejoined_and_identical(dir: &Path, nodes: Vec<RaftNode>, rejoined: NodeId, acknowledged: &[(Seq, Bytes)]) {
     let caught_up = |s: &tinyraftplus::driver::Status| !s.catching_up;
-    assert!(reopened.await_status(WAIT, caught_up).is_some(), "it votes again once caught up");
+    let node = nodes.iter().find(|n| n.id() == rejoined).unwrap();
+    assert!(node.await_status(WAIT, caught_up).is_some(), "node {rejoined} votes again once caught up");
     for node in &nodes {
         node.close();
     }
     drop(nodes);
-    let logs: Vec<Vec<Entry>> = (1..=3).map(|id| entries(dir.path(), NodeId(id))).collect();
+    let logs: Vec<Vec<Entry>> = (1..=3).map(|id| entries(dir, NodeId(id))).collect();
     assert_eq!(logs[0], logs[1], "every log is the same");
     assert_eq!(logs[1], logs[2], "every log is the same");
-    for (seq, payload) in &acknowledged {
+    for (seq, payload) in acknowledged {
         let entry = &logs[0][seq.0 as usize];
         assert_eq!(entry.payload.data(), Some(payload), "acknowledged seq {seq} holds its write");
     }
@@ -113,18 +120,7 @@ fn a_node_with_a_damaged_batch_in_the_middle_returns_to_service_with_every_entry
     acknowledged.extend(append(&nodes[index(leader)], "b", 5));
     let last = acknowledged.last().unwrap().0;
     assert!(nodes[index(victim)].await_commit(last, WAIT), "the repaired node is rebuilt");
-    let caught_up = |s: &tinyraftplus::driver::Status| !s.catching_up;
-    assert!(nodes[index(victim)].await_status(WAIT, caught_up).is_some(), "and votes again");
-    for node in &nodes {
-        node.close();
-    }
-    drop(nodes);
-    let logs: Vec<Vec<Entry>> = (1..=3).map(|id| entries(dir.path(), NodeId(id))).collect();
-    assert_eq!(logs[0], logs[1], "every log is the same");
-    assert_eq!(logs[1], logs[2], "every log is the same");
-    for (seq, payload) in &acknowledged {
-        assert_eq!(logs[0][seq.0 as usize].payload.data(), Some(payload), "acknowledged seq {seq} holds its write");
-    }
+    rejoined_and_identical(dir.path(), nodes, victim, &acknowledged);
 }
 
 #[test]
