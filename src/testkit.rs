@@ -98,7 +98,7 @@ impl Cluster {
             config.seed = id.0;
             configure(&mut config);
             let mut storage = MemLog::default();
-            storage.save_hard_state(HardState { catching_up: fresh, ..HardState::default() }).expect("memory");
+            set_catching_up(&mut storage, fresh);
             let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
             let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
             nodes.insert(
@@ -315,41 +315,38 @@ impl Cluster {
     /// Crashes node `id`, loses everything its storage held (a wiped disk), and restarts it on
     /// new storage, which is catching up (as the file log opens a new directory).
     pub fn wipe(&mut self, id: NodeId) {
-        self.crash(id);
-        let node = self.nodes.get_mut(&id).expect("known node");
-        node.storage = MemLog::default();
-        let fresh = HardState { catching_up: true, ..HardState::default() };
-        node.storage.save_hard_state(fresh).expect("memory storage never fails");
-        self.restart(id);
+        self.restart_after(id, |storage| {
+            *storage = MemLog::default();
+            set_catching_up(storage, true);
+        });
     }
 
     /// Crashes node `id`, cuts its storage from `from` on (a repair), marks it catching up (as
     /// the file log's `repair_from` does), and restarts it.
     pub fn cut_log(&mut self, id: NodeId, from: Seq) {
-        self.crash(id);
-        let node = self.nodes.get_mut(&id).expect("known node");
-        let state = HardState { catching_up: true, ..node.storage.hard_state() };
-        node.storage.save_hard_state(state).expect("memory storage never fails");
-        node.storage.apply(&Write::Truncate { from }).expect("memory storage never fails");
-        self.restart(id);
+        self.restart_after(id, |storage| {
+            set_catching_up(storage, true);
+            storage.apply(&Write::Truncate { from }).expect("memory storage never fails");
+        });
     }
 
     /// Crashes node `id`, cuts its storage from `from` on without marking it catching up (a
     /// disk that silently lost its last writes), and restarts it.
     pub fn lose_silently(&mut self, id: NodeId, from: Seq) {
-        self.crash(id);
-        let node = self.nodes.get_mut(&id).expect("known node");
-        node.storage.apply(&Write::Truncate { from }).expect("memory storage never fails");
-        self.restart(id);
+        self.restart_after(id, |storage| storage.apply(&Write::Truncate { from }).expect("memory never fails"));
     }
 
     /// What an operator does to accept that entries may be lost: crashes node `id`, clears its
     /// catching-up flag and restarts it (it votes at once).
     pub fn force_rejoin(&mut self, id: NodeId) {
+        self.restart_after(id, |storage| set_catching_up(storage, false));
+    }
+
+    /// Crashes node `id`, lets `change` do to its storage what a damaged disk or an operator
+    /// would, and restarts it.
+    fn restart_after(&mut self, id: NodeId, change: impl FnOnce(&mut MemLog)) {
         self.crash(id);
-        let node = self.nodes.get_mut(&id).expect("known node");
-        let state = HardState { catching_up: false, ..node.storage.hard_state() };
-        node.storage.save_hard_state(state).expect("memory storage never fails");
+        change(&mut self.nodes.get_mut(&id).expect("known node").storage);
         self.restart(id);
     }
 
@@ -390,4 +387,10 @@ impl Cluster {
             .collect();
         leaders.iter().max().map(|(_, id)| *id)
     }
+}
+
+/// Sets the storage's catching-up flag, keeping its term and vote.
+fn set_catching_up(storage: &mut MemLog, catching_up: bool) {
+    let state = HardState { catching_up, ..storage.hard_state() };
+    storage.save_hard_state(state).expect("memory storage never fails");
 }

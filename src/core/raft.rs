@@ -104,17 +104,8 @@ pub struct Raft {
     pub(super) election_deadline: Time,
     pub(super) last_leader_contact: Option<Time>,
     pub(super) votes: SmallVec<[NodeId; 8]>,
-    /// While catching up with an empty log: the peers seen with an empty log too.
-    pub(super) empty_peers: SmallVec<[NodeId; 8]>,
-    /// The latest term those peers showed they had saved.
-    pub(super) peer_term_max: Term,
-    /// Election timeouts in a row while catching up with no leader heard.
-    pub(super) quiet_timeouts: u32,
-    /// While catching up: the peers that answered a term probe of this incarnation.
-    pub(super) probe_answers: SmallVec<[NodeId; 8]>,
-    /// While catching up: whether those answers cover every quorum with this node in it, so
-    /// its term is at least any it may have promised before it lost data (see `rejoin.rs`).
-    pub(super) term_confirmed: bool,
+    /// What a catching-up node learns on its way back (see `rejoin.rs`).
+    pub(super) rejoining: super::rejoin::Rejoining,
     pub(super) leading: Option<Box<LeaderState>>,
 
     pub(super) commit: Option<Seq>,
@@ -176,11 +167,7 @@ impl Raft {
             election_deadline: Time(0),
             last_leader_contact: None,
             votes: SmallVec::new(),
-            empty_peers: SmallVec::new(),
-            peer_term_max: Term(0),
-            quiet_timeouts: 0,
-            probe_answers: SmallVec::new(),
-            term_confirmed: false,
+            rejoining: Default::default(),
             leading: None,
             commit: None,
             apply_sent: config.apply_seq,

@@ -39,6 +39,22 @@ use smallvec::SmallVec;
 /// be waiting for data no reachable node has.
 const QUIET_TIMEOUTS_REPORTED: u32 = 10;
 
+/// What a catching-up node learns on its way back; forgotten when it rejoins or restarts.
+#[derive(Debug, Default)]
+pub(super) struct Rejoining {
+    /// The peers that answered a term probe of this incarnation.
+    probe_answers: SmallVec<[NodeId; 8]>,
+    /// Whether those answers meet every quorum with this node in it, so that its term is at
+    /// least any it may have promised before it lost data.
+    pub(super) term_confirmed: bool,
+    /// With an empty log: the peers seen with an empty log too.
+    empty_peers: SmallVec<[NodeId; 8]>,
+    /// The latest term those peers showed they had saved.
+    peer_term_max: Term,
+    /// Election timeouts in a row with no leader heard.
+    quiet_timeouts: u32,
+}
+
 impl Raft {
     /// Whether this node withholds its vote (and does not campaign): it is catching up.
     pub(super) fn withholds_vote(&self) -> bool {
@@ -52,8 +68,8 @@ impl Raft {
         self.reset_election_deadline(now);
         let timeout = super::raft::duration_nanos(self.config.election_timeout);
         let heard = self.last_leader_contact.is_some_and(|at| now.since(at) < 2 * timeout);
-        self.quiet_timeouts = if heard { 0 } else { self.quiet_timeouts.saturating_add(1) };
-        if self.quiet_timeouts == QUIET_TIMEOUTS_REPORTED {
+        self.rejoining.quiet_timeouts = if heard { 0 } else { self.rejoining.quiet_timeouts.saturating_add(1) };
+        if self.rejoining.quiet_timeouts == QUIET_TIMEOUTS_REPORTED {
             let end = self.log.last().map_or("empty".to_string(), |last| format!("ends at seq {}", last.seq));
             self.event(Event::Error(format!(
                 "node {} has been catching up for {QUIET_TIMEOUTS_REPORTED} election timeouts without a leader \
@@ -73,14 +89,14 @@ impl Raft {
     /// has nobody to catch up from: it rejoins at once.
     pub(super) fn probe_term(&mut self) {
         if self.peers.is_empty() {
-            self.term_confirmed = true;
+            self.rejoining.term_confirmed = true;
             return self.rejoin("it is alone in its cluster".into());
         }
-        if self.term_confirmed && self.log.last().is_some() {
+        if self.rejoining.term_confirmed && self.log.last().is_some() {
             return;
         }
         let (proposed, last) = (Term(self.hard_state.term.0.saturating_add(1)), self.log.last());
-        let answered = if self.term_confirmed { &[][..] } else { &self.probe_answers[..] };
+        let answered = if self.rejoining.term_confirmed { &[][..] } else { &self.rejoining.probe_answers[..] };
         let unanswered: SmallVec<[NodeId; 8]> = self.peers.iter().copied().filter(|p| !answered.contains(p)).collect();
         for to in unanswered {
             let message = Message { from: self.id, to, term: proposed, body: Body::PreVote { last } };
@@ -95,16 +111,17 @@ impl Raft {
     /// any such quorum reached, including any it promised before it lost data: it may take
     /// entries again.
     pub(super) fn note_probe_answer(&mut self, from: NodeId, term: Term, granted: bool) {
-        if !self.hard_state.catching_up || self.term_confirmed {
+        if !self.hard_state.catching_up || self.rejoining.term_confirmed {
             return;
         }
         if granted && term.0 != self.hard_state.term.0.saturating_add(1) {
             return; // An answer to an older request.
         }
-        if !self.probe_answers.contains(&from) {
-            self.probe_answers.push(from);
+        if !self.rejoining.probe_answers.contains(&from) {
+            self.rejoining.probe_answers.push(from);
         }
-        self.term_confirmed = !self.is_quorum(|id| id == self.id || !self.probe_answers.contains(&id));
+        self.rejoining.term_confirmed =
+            !self.is_quorum(|id| id == self.id || !self.rejoining.probe_answers.contains(&id));
     }
 
     /// A peer's pre-vote or vote request showed its last entry, and that its durable term is
@@ -114,16 +131,16 @@ impl Raft {
         if !self.hard_state.catching_up || last.is_some() || self.log.last().is_some() {
             return;
         }
-        if !self.empty_peers.contains(&from) {
-            self.empty_peers.push(from);
+        if !self.rejoining.empty_peers.contains(&from) {
+            self.rejoining.empty_peers.push(from);
         }
-        self.peer_term_max = self.peer_term_max.max(term);
-        if self.peers.iter().all(|peer| self.empty_peers.contains(peer)) {
+        self.rejoining.peer_term_max = self.rejoining.peer_term_max.max(term);
+        if self.peers.iter().all(|peer| self.rejoining.empty_peers.contains(peer)) {
             // It may have voted before it lost its storage, in a term no later than a peer's
             // (a candidate saves its term before asking): it takes the latest such term, and
             // holds its vote in it for itself.
-            if self.peer_term_max > self.hard_state.term {
-                self.hard_state.term = self.peer_term_max;
+            if self.rejoining.peer_term_max > self.hard_state.term {
+                self.hard_state.term = self.rejoining.peer_term_max;
                 self.hard_state.vote = None;
             }
             self.hard_state.vote.get_or_insert(self.id);
@@ -168,7 +185,7 @@ impl Raft {
         }
         self.hard_state.catching_up = true;
         // Its storage kept its term and vote; only entries went missing.
-        self.term_confirmed = true;
+        self.rejoining.term_confirmed = true;
         self.save_hard_state();
         self.event(Event::Warn(format!(
             "node {} lacks entries it had acknowledged (leader {leader} says): catching up before it votes again",
@@ -178,7 +195,7 @@ impl Raft {
 
     fn rejoin(&mut self, why: String) {
         self.hard_state.catching_up = false;
-        self.empty_peers.clear();
+        self.rejoining = Rejoining::default();
         self.save_hard_state();
         self.event(Event::Warn(format!("node {} votes again: {why}", self.id)));
     }

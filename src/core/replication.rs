@@ -201,7 +201,7 @@ impl Raft {
             self.event(Event::Error(format!("two leaders in term {term}: {} and {from}", self.id)));
             return;
         }
-        if self.hard_state.catching_up && !self.term_confirmed && !self.mutant(Mutant::CatchingUpAcks) {
+        if self.hard_state.catching_up && !self.rejoining.term_confirmed && !self.mutant(Mutant::CatchingUpAcks) {
             // It may have promised a later term before it lost data: it takes nothing until
             // its peers' answers show the current term (see `rejoin.rs`); it asks again those
             // that have not answered.

@@ -3,9 +3,9 @@
 //!
 //! Files, for a log named `n` in directory `d`:
 //! - `d/n.<first seq, 20 digits>.seg`: segments, in the record format;
-//! - `d/n.state`: the term, vote and catching-up flag, two 40-byte checksummed slots written
-//!   alternately, so a torn write of one leaves the other (`counter u64, term u64, vote+1 u64,
-//!   flags u64, XXH3-64 of the 32`). A log without it is new, or lost it: it opens catching up
+//! - `d/n.state`: the term, vote, catching-up flag and segment record (see `manifest`), in two
+//!   64-byte checksummed slots written alternately, so a torn write of one leaves the other
+//!   (byte by byte in `state.rs`). A log without it is new, or lost it: it opens catching up
 //!   (see `HardState::catching_up`), and so does a log opened with `repair_from`;
 //! - `d/n.lock`: empty; an open log holds an advisory lock on it (`flock`), so a second open,
 //!   in this process or another, fails at once with `LogError::Locked`;

@@ -29,7 +29,7 @@ impl FsLog {
         options: FsLogOptions,
     ) -> Result<(FsLog, Option<Repair>), LogError> {
         let dir = dir.as_ref();
-        let from = match FsLog::open(dir, name, options.clone()) {
+        let (repair_from, found) = match FsLog::open(dir, name, options.clone()) {
             Ok(log) => return Ok((log, None)),
             Err(LogError::Corrupt(corruption)) if !matches!(corruption.case, Case::WrongKey | Case::WrongEncoder) => {
                 (corruption.seq, corruption.to_string())
@@ -42,7 +42,6 @@ impl FsLog {
             }
             Err(error) => return Err(error),
         };
-        let (repair_from, found) = from;
         let log = FsLog::open(dir, name, FsLogOptions { repair_from: Some(repair_from), ..options })?;
         let from = repair_from.min(log.seq().map_or(log.first().0, |s| s.0 + 1));
         Ok((log, Some(Repair { from, found })))

@@ -1,6 +1,7 @@
-//! The file log's small files: term, vote and the catching-up flag (two checksummed slots, so a torn write of one
-//! leaves the other) and the trim intent (present only while a trim runs, so a crash in the
-//! middle completes it at the next open); and deleting a whole log.
+//! The file log's small files: the state (term, vote, catching-up flag and segment record, in
+//! two checksummed slots, so a torn write of one leaves the other), the lock, and the trim
+//! intent (present only while a trim runs, so a crash in the middle completes it at the next
+//! open); and deleting a whole log.
 
 use super::fslog::{io_error, FsLog, FsLogOptions};
 use super::manifest::Manifest;
