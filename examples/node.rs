@@ -6,6 +6,8 @@
 //!     --peer 1=127.0.0.1:9001 --peer 2=127.0.0.1:9002 --peer 3=127.0.0.1:9003
 //! ```
 //!
+//! `--key` is the cluster's shared key. With per-node keys instead, give this node's private
+//! key with `--node-key <64 hex digits>` and every node's public key with `--public ID=<hex>`.
 //! It listens on its own `--peer` address. Commands on standard input, one per line:
 //! `append TEXT`, `load` (append `<id>-<pid>-<n>` entries one after another until `stop`), `stop`,
 //! `status`, `dump` (every committed entry), `quit`. It prints, one line each:
@@ -27,19 +29,25 @@ use tinyraftplus::transport::{Security, TcpOptions, TcpTransport};
 struct Args {
     id: NodeId,
     dir: std::path::PathBuf,
-    key: [u8; 32],
+    security: Security,
     peers: BTreeMap<NodeId, SocketAddr>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut id, mut dir, mut key, mut peers) = (None, None, None, BTreeMap::new());
+    let (mut node_key, mut public) = (None, BTreeMap::new());
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--id" => id = Some(NodeId(value.parse().map_err(|e| format!("--id: {e}"))?)),
             "--dir" => dir = Some(value.into()),
             "--key" => key = Some(hex_key(&value)?),
+            "--node-key" => node_key = Some(hex_key(&value)?),
+            "--public" => {
+                let (peer, hex) = value.split_once('=').ok_or("--public takes ID=KEY")?;
+                public.insert(NodeId(peer.parse().map_err(|e| format!("--public id: {e}"))?), hex_key(hex)?);
+            }
             "--peer" => {
                 let (peer, addr) = value.split_once('=').ok_or("--peer takes ID=ADDRESS")?;
                 let peer = NodeId(peer.parse().map_err(|e| format!("--peer id: {e}"))?);
@@ -52,7 +60,12 @@ fn parse() -> Result<Args, String> {
     if !peers.contains_key(&id) {
         return Err("--peer must give this node's own address too".into());
     }
-    Ok(Args { id, dir: dir.ok_or("--dir is required")?, key: key.ok_or("--key is required")?, peers })
+    let security = match (key, node_key) {
+        (Some(key), None) => Security::SharedKey(key),
+        (None, Some(private)) => Security::NodeKeys { private, public },
+        _ => return Err("give either --key or --node-key".into()),
+    };
+    Ok(Args { id, dir: dir.ok_or("--dir is required")?, security, peers })
 }
 
 fn hex_key(text: &str) -> Result<[u8; 32], String> {
@@ -60,10 +73,10 @@ fn hex_key(text: &str) -> Result<[u8; 32], String> {
         .bytes()
         .map(|b| (b as char).to_digit(16).map(|d| d as u8))
         .collect::<Option<_>>()
-        .ok_or("--key: not hex")?;
+        .ok_or("a key: not hex")?;
     let mut key = [0u8; 32];
     if digits.len() != 64 {
-        return Err("--key: 64 hex digits".into());
+        return Err("a key: 64 hex digits".into());
     }
     for (byte, pair) in key.iter_mut().zip(digits.chunks(2)) {
         *byte = pair[0] << 4 | pair[1];
@@ -82,8 +95,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     let ids: Vec<NodeId> = args.peers.keys().copied().collect();
     let listen = args.peers[&args.id];
-    let transport =
-        TcpTransport::bind(args.id, listen, args.peers, Security::SharedKey(args.key), TcpOptions::default())?;
+    let transport = TcpTransport::bind(args.id, listen, args.peers, args.security, TcpOptions::default())?;
     // A damaged log is cut before the damage and rejoins catching up: its peers rebuild it.
     let (log, repair) = FsLog::open_repairing(&args.dir, "log", FsLogOptions::default())?;
     if let Some(repair) = repair {

@@ -37,6 +37,10 @@ const NODE_KEY_PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 const PROLOGUE: &[u8] = b"tinyraftplus tcp 1";
 /// Noise's largest message, and the plaintext one carries.
 const NOISE_MAX: usize = 65_535;
+/// The largest handshake message either pattern makes (IK's first: 112 bytes), with room to
+/// spare. A longer one is refused before anything is allocated for it: a stranger's
+/// connection costs a few hundred bytes until it has proven itself.
+const HANDSHAKE_MAX: usize = 256;
 const TAG: usize = 16;
 const CHUNK: usize = NOISE_MAX - TAG;
 
@@ -150,10 +154,28 @@ fn write_noise(stream: &mut impl Write, message: &[u8]) -> io::Result<()> {
     stream.write_all(&out)
 }
 
-fn read_noise(stream: &mut impl Read, buf: &mut [u8; NOISE_MAX]) -> Result<usize, ChannelError> {
+fn read_length(stream: &mut impl Read) -> Result<usize, ChannelError> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
-    let len = u16::from_be_bytes(len) as usize;
+    Ok(u16::from_be_bytes(len) as usize)
+}
+
+/// Reads one handshake message into `buf`; its length.
+fn read_handshake(stream: &mut impl Read, buf: &mut [u8; HANDSHAKE_MAX]) -> Result<usize, ChannelError> {
+    let len = read_length(stream)?;
+    if len > HANDSHAKE_MAX {
+        return Err(ChannelError::Handshake(format!("a handshake message of {len} bytes (at most {HANDSHAKE_MAX})")));
+    }
+    stream.read_exact(&mut buf[..len])?;
+    Ok(len)
+}
+
+/// Reads one transport message into `buf`, which grows to the longest seen.
+fn read_noise(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<usize, ChannelError> {
+    let len = read_length(stream)?;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
     stream.read_exact(&mut buf[..len])?;
     Ok(len)
 }
@@ -181,14 +203,14 @@ pub(super) fn initiate(
         }
     }
     .map_err(noise)?;
-    let mut buf = Box::new([0u8; NOISE_MAX]);
+    let mut buf = [0u8; HANDSHAKE_MAX];
     let mut hello = [0u8; 16];
     hello[..8].copy_from_slice(&me.0.to_be_bytes());
     hello[8..].copy_from_slice(&to.0.to_be_bytes());
     let len = handshake.write_message(&hello, &mut buf[..]).map_err(noise)?;
     write_noise(stream, &buf[..len])?;
-    let len = read_noise(stream, &mut buf)?;
-    let mut payload = [0u8; NOISE_MAX];
+    let len = read_handshake(stream, &mut buf)?;
+    let mut payload = [0u8; HANDSHAKE_MAX];
     handshake.read_message(&buf[..len], &mut payload).map_err(noise)?;
     Ok(Sender { noise: handshake.into_transport_mode().map_err(noise)?, plain: BytesMut::new(), wire: Vec::new() })
 }
@@ -218,9 +240,9 @@ pub(super) fn respond(
     }
     .and_then(|b| b.build_responder())
     .map_err(noise)?;
-    let mut buf = Box::new([0u8; NOISE_MAX]);
-    let mut hello = Box::new([0u8; NOISE_MAX]);
-    let len = read_noise(stream, &mut buf)?;
+    let mut buf = [0u8; HANDSHAKE_MAX];
+    let mut hello = [0u8; HANDSHAKE_MAX];
+    let len = read_handshake(stream, &mut buf)?;
     let hello_len = handshake.read_message(&buf[..len], &mut hello[..]).map_err(noise)?;
     if hello_len != 16 {
         return Err(ChannelError::Refused(format!("a hello of {hello_len} bytes, not 16")));
@@ -241,7 +263,7 @@ pub(super) fn respond(
     let len = handshake.write_message(&[], &mut buf[..]).map_err(noise)?;
     write_noise(stream, &buf[..len])?;
     let noise = handshake.into_transport_mode().map_err(noise)?;
-    Ok((from, Receiver { noise, plain: BytesMut::new(), buf, frame_max }))
+    Ok((from, Receiver { noise, plain: BytesMut::new(), buf: Vec::new(), frame_max }))
 }
 
 /// The sending half: frames messages and encrypts them.
@@ -278,7 +300,7 @@ impl Sender {
 pub(super) struct Receiver {
     noise: TransportState,
     plain: BytesMut,
-    buf: Box<[u8; NOISE_MAX]>,
+    buf: Vec<u8>,
     frame_max: usize,
 }
 

@@ -73,6 +73,14 @@ fn garbage_bytes_fail_the_handshake() {
 }
 
 #[test]
+fn a_handshake_message_longer_than_any_pattern_makes_is_refused_unread() {
+    // A 60,000-byte length prefix and no body: refused at once, not read (which would wait).
+    let mut stream = Replay(io::Cursor::new(vec![0xea, 0x60]));
+    let result = respond(&mut stream, &shared(9), NodeId(2), |_| true, 1 << 20);
+    assert!(matches!(&result, Err(ChannelError::Handshake(why)) if why.contains("60000 bytes")), "{:?}", result.err());
+}
+
+#[test]
 fn a_connection_meant_for_another_node_or_from_a_stranger_is_refused() {
     let to_other = exchange(shared(9), 1 << 20, |stream| drop(initiate(stream, &shared(9), NodeId(1), NodeId(3))));
     assert!(matches!(&to_other, Err(ChannelError::Refused(why)) if why.contains("meant to reach")), "{to_other:?}");

@@ -20,6 +20,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+/// The read buffer of a connection until its first message authenticated, and after.
+const PROVING_BUFFER: usize = 4 << 10;
+const READ_BUFFER: usize = 256 << 10;
+
 /// How the TCP transport behaves.
 #[derive(Clone, Debug)]
 pub struct TcpOptions {
@@ -295,13 +299,15 @@ fn serve(shared: &Shared, key: u64, stream: TcpStream) -> Result<(), ChannelErro
         shared.proving.fetch_sub(1, Ordering::SeqCst);
         return Err(ChannelError::Refused("too many connections waiting for their first message".into()));
     }
-    let mut reader = BufReader::with_capacity(256 << 10, socket);
-    let first = receiver.next(&mut reader);
+    // A small buffer until the peer has proven itself: a replayed handshake costs little.
+    let mut proving = BufReader::with_capacity(PROVING_BUFFER, socket);
+    let first = receiver.next(&mut proving);
     shared.proving.fetch_sub(1, Ordering::SeqCst);
     let first = first?;
-    reader.get_mut().deadline = None;
     stream.set_read_timeout(None)?;
     stream.set_write_timeout(None)?;
+    let unread = io::Cursor::new(proving.buffer().to_vec());
+    let mut reader = BufReader::with_capacity(READ_BUFFER, unread.chain(&stream));
     let copy = stream.try_clone()?;
     let previous = shared.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, (key, copy));
     if let Some((_, old)) = previous {
