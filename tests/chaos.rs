@@ -411,8 +411,10 @@ fn chaos(node_keys: bool, attack: bool) {
         );
         let growth = after.0.saturating_sub(before.0);
         let load_growth = after.1.saturating_sub(before.1);
+        // glibc's per-thread arenas keep some of what the connections' threads touched (about
+        // 1.5 MiB here); 70 connections keeping 64 KiB each would pass 4 MiB.
         assert!(
-            growth < load_growth + 2048,
+            growth < load_growth + 3072,
             "the attacked node's RSS grew by {growth} KiB, the other's by {load_growth} KiB"
         );
     }
