@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 18] = [
+pub const FAULT_CLASSES: [&str; 20] = [
     "crash",
     "partition",
     "pause",
@@ -58,6 +58,8 @@ pub const FAULT_CLASSES: [&str; 18] = [
     "disk_stall",
     "wipe",
     "disk_cut",
+    "segment_lost",
+    "stale_leader",
 ];
 
 impl Default for Options {
@@ -130,6 +132,15 @@ pub struct Swarm {
     /// Probability that a crash leaves the node's log cut at a random seq, as an operator's
     /// `repair_from` does (it restarts catching up).
     pub disk_cut: f64,
+    /// Probability that a crash deletes or zeroes one segment of the node's log (segments of
+    /// [`SEGMENT_ENTRIES`] entries here). The file log reports it as lost and
+    /// `FsLog::open_repairing` keeps what comes before it: nothing, for the first segment (the
+    /// log, term and vote are deleted, as a wipe), or the entries before the segment, catching up.
+    pub segment_lost: f64,
+    /// Probability that pausing the leader is the stale-leader plot: the leader pauses for
+    /// several election timeouts, and just before it resumes another node loses its disk and
+    /// restarts hearing only that leader.
+    pub stale_leader: f64,
     /// Whether nodes run pre-vote (off in some seeds: the protocol under the defence is tested
     /// too).
     pub pre_vote: bool,
@@ -141,6 +152,9 @@ pub struct Swarm {
 }
 
 const MS: u64 = 1_000_000;
+
+/// Entries per segment of a simulated log, for the `segment_lost` fault.
+pub const SEGMENT_ENTRIES: u64 = 16;
 
 impl Swarm {
     /// Turns off a fault class.
@@ -164,6 +178,8 @@ impl Swarm {
             "disk_stall" => self.disk_stall = 0.0,
             "wipe" => self.wipe = 0.0,
             "disk_cut" => self.disk_cut = 0.0,
+            "segment_lost" => self.segment_lost = 0.0,
+            "stale_leader" => self.stale_leader = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -200,6 +216,8 @@ impl Swarm {
         let disk_cut = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
         let pre_vote = rng.below(4) != 0;
         let check_quorum = rng.below(4) != 0;
+        let segment_lost = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
+        let stale_leader = [0.0, 0.3, 1.0][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -224,6 +242,8 @@ impl Swarm {
             batch,
             wipe,
             disk_cut,
+            segment_lost,
+            stale_leader,
             pre_vote,
             check_quorum,
             rpc_entries_max,

@@ -2,6 +2,11 @@
 //! of a run, then the healing.
 
 use super::*;
+use crate::swarm::SEGMENT_ENTRIES;
+
+/// How long the stale-leader plot pauses a leader: several election timeouts, so that the
+/// others elect a new one meanwhile.
+const STALE_LEADER_PAUSE: u64 = 8_000 * MS;
 
 impl World {
     pub(super) fn running(&self) -> Vec<usize> {
@@ -88,13 +93,33 @@ impl World {
                 self.note(|| format!("fault: partition, {blocked} links blocked"));
             }
             Some(2) => {
+                // Half the time the leader: it resumes as a stale leader, after a new election.
+                let leader = match self.rng.below(2) {
+                    0 => self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader)),
+                    _ => None,
+                };
+                let n = leader.unwrap_or(n);
                 if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
-                    self.fault("pause");
-                    let until = self.now.plus(self.rng.below(3 * self.swarm.fault_every_ns) + MS);
+                    let plot = leader.is_some() && self.chance(self.swarm.stale_leader);
+                    self.fault(match (leader, plot) {
+                        (_, true) => "stale_leader",
+                        (Some(_), false) => "pause_leader",
+                        (None, _) => "pause",
+                    });
+                    let span = match plot {
+                        true => STALE_LEADER_PAUSE,
+                        false => self.rng.below(3 * self.swarm.fault_every_ns) + MS,
+                    };
+                    let until = self.now.plus(span);
                     self.nodes[n].paused_until = Some(until);
                     self.schedule(until, Ev::Resume(n));
                     let id = ids[n];
                     self.note(|| format!("n{id}: paused"));
+                    if plot {
+                        let others: Vec<usize> = (0..size).filter(|m| *m != n).collect();
+                        let voter = others[self.rng.below(others.len() as u64) as usize];
+                        self.schedule(self.now.plus(span - MS), Ev::Forget(voter, n));
+                    }
                 }
             }
             Some(3) => {
@@ -129,6 +154,18 @@ impl World {
             let from = self.rng.below(len);
             self.nodes[n].disk.repair_from(from);
             self.note(|| format!("n{id}: log cut from seq {from} (repair_from)"));
+        } else if len > 0 && self.chance(self.swarm.segment_lost) {
+            self.fault("segment_lost");
+            let segment = self.rng.below(len.div_ceil(SEGMENT_ENTRIES));
+            let how = if self.rng.below(2) == 0 { "deleted" } else { "zeroed" };
+            if segment == 0 {
+                self.nodes[n].disk = Disk::new();
+                self.checker.wiped(id);
+            } else {
+                self.nodes[n].disk.repair_from(segment * SEGMENT_ENTRIES);
+            }
+            let from = segment * SEGMENT_ENTRIES;
+            self.note(|| format!("n{id}: log segment from seq {from} {how}; the log keeps what comes before it"));
         } else if len > 0 && self.chance(self.swarm.latent) {
             self.fault("latent_sector_error");
             self.nodes[n].unreadable = Some(self.rng.below(len));
@@ -139,6 +176,28 @@ impl World {
                 self.nodes[n].flipped = Some(seq);
             }
         }
+    }
+
+    /// The stale-leader plot's second half: node `n` (which has likely voted in the term that
+    /// replaced the paused leader `stale`'s) crashes, loses its disk and restarts at once, able
+    /// to hear only the stale leader, which resumes a moment later. A node that forgot its vote
+    /// must not help that leader commit.
+    pub(super) fn forget(&mut self, n: usize, stale: usize) -> Result<(), Violation> {
+        let down = self.nodes.len() - self.running().len();
+        let room = down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
+        if self.settling || !room || self.nodes[n].raft.is_none() || !self.may_lose_data(n) {
+            return Ok(());
+        }
+        self.crash(n);
+        let (id, stale_id) = (self.nodes[n].id, self.nodes[stale].id);
+        self.nodes[n].disk = Disk::new();
+        self.checker.wiped(id);
+        self.note(|| format!("n{id}: disk wiped; it hears only n{stale_id}, about to resume"));
+        for other in self.nodes.iter().map(|node| node.id).filter(|other| *other != id && *other != stale_id) {
+            self.blocked.insert((id, other));
+            self.blocked.insert((other, id));
+        }
+        self.start(n)
     }
 
     /// Whether node `n` may lose data now: every other node holds what it acknowledged (none

@@ -83,6 +83,8 @@ enum Ev {
     Restart(usize),
     Crash(usize),
     Resume(usize),
+    /// The stale-leader plot: node, stale leader.
+    Forget(usize, usize),
     Heal,
 }
 
@@ -382,6 +384,7 @@ impl World {
                 self.nodes[n].paused_until = None;
                 Ok(())
             }
+            Ev::Forget(n, stale) => self.forget(n, stale),
             Ev::Heal => self.heal(),
         }
     }
