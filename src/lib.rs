@@ -20,25 +20,25 @@
 //! itself toward the commit quorum only once it is.
 //!
 //! ```
-//! use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, Time};
+//! use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, Stepper, Time};
 //!
 //! let config = Config::new(NodeId(1), [NodeId(1)]);
 //! let mut raft = Raft::new(config, Recovered::default()).expect("valid config");
-//! let mut inbox = vec![Input::Tick];
-//! let mut now = Time(0);
-//! while let Some(input) = inbox.pop() {
-//!     for output in raft.step(now, input) {
-//!         match output {
-//!             // A real driver fsyncs here, then reports completion.
-//!             Output::Write { id, .. } => inbox.push(Input::WriteDone { id }),
-//!             Output::Send(_message) => { /* hand to the transport */ }
-//!             _ => {}
+//! let (mut now, mut out) = (Time(0), Vec::new());
+//! while !raft.is_leader() {
+//!     // What woke us (here: the deadline passed), then the answers we have at once, in order.
+//!     let mut stepper = Stepper::new([Input::Tick]);
+//!     while stepper.step(&mut raft, now, &mut out) {
+//!         for output in out.drain(..) {
+//!             match output {
+//!                 // A real driver makes the write durable (fsync) before it reports it.
+//!                 Output::Write { id, .. } => stepper.push(Input::WriteDone { id }),
+//!                 Output::Send(_message) => { /* hand to the transport */ }
+//!                 _ => { /* loads, applies, reads, replies and events: see the contract */ }
+//!             }
 //!         }
 //!     }
-//!     if inbox.is_empty() && !raft.is_leader() {
-//!         now = raft.deadline().expect("a follower always has an election deadline").0;
-//!         inbox.push(Input::Tick);
-//!     }
+//!     now = raft.deadline().expect("a follower always has an election deadline").0;
 //! }
 //! assert!(raft.is_leader());
 //! ```

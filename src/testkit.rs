@@ -7,7 +7,7 @@
 
 use crate::core::{
     ClientError, Config, Entry, Event, HardState, Input, Message, NodeId, Output, Payload, Raft, RequestId, Response,
-    Seq, Time, Write, WriteId,
+    Seq, Stepper, Time, Write, WriteId,
 };
 use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
@@ -147,16 +147,17 @@ impl Cluster {
     /// Like [`step`](Cluster::step), with several inputs handled as one step
     /// ([`Raft::step_many`]).
     pub fn step_many(&mut self, id: NodeId, inputs: Vec<Input>) {
-        let mut inbox = VecDeque::from([inputs]);
+        let mut stepper = Stepper::new(inputs);
         let mut out = Vec::new();
         let mut rounds = 0u32;
-        while let Some(inputs) = inbox.pop_front() {
+        loop {
             rounds += 1;
             assert!(rounds < 1_000_000, "node {id} keeps asking for loads, applies or reads: a loop in the core");
             let node = self.nodes.get_mut(&id).expect("known node");
             let Some(raft) = node.raft.as_mut() else { return };
-            out.clear();
-            raft.step_many(self.now, inputs, &mut out);
+            if !stepper.step(raft, self.now, &mut out) {
+                return;
+            }
             for output in out.drain(..) {
                 if self.trace {
                     self.transcript.push(format!("n{id}: {output}"));
@@ -165,20 +166,20 @@ impl Cluster {
                     Output::Send(message) => self.network.push_back(message),
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
                     Output::LoadEntries { from, to } => match node.unreadable {
-                        true => inbox.push_back(vec![Input::LoadFailed { error: "unreadable sector".into() }]),
+                        true => stepper.push(Input::LoadFailed { error: "unreadable sector".into() }),
                         false => {
                             let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
-                            inbox.push_back(vec![Input::EntriesLoaded { entries }]);
+                            stepper.push(Input::EntriesLoaded { entries });
                         }
                     },
                     Output::Apply { entries } => {
                         let first = entries[0].seq;
                         let responses = entries.iter().map(|e| node.state.apply(e)).collect();
-                        inbox.push_back(vec![Input::Applied { first, responses }]);
+                        stepper.push(Input::Applied { first, responses });
                     }
                     Output::Read { id, .. } => {
                         let response = Bytes::from(node.state.count.to_string());
-                        inbox.push_back(vec![Input::ReadDone { id, response }]);
+                        stepper.push(Input::ReadDone { id, response });
                     }
                     Output::Reply { id, result } => node.replies.push((id, result)),
                     Output::Event(event) => node.events.push(event),

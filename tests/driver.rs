@@ -172,3 +172,24 @@ fn a_leader_whose_log_write_stalls_reports_it_and_steps_down_until_the_write_com
     }
     assert!(stalled.await_commit(Seq(3), Duration::from_secs(30)), "the recovered node catches up");
 }
+
+/// An error's causes can be walked (`source()`), as `anyhow` and `eyre` do, down to the OS's
+/// error: a log directory that is a file fails to open, with `AlreadyExists` at the bottom.
+#[test]
+fn errors_name_their_cause_down_to_the_os_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let error = FsLog::open(&file, "log", FsLogOptions::default()).map(drop).unwrap_err();
+    let error = tinyraftplus::driver::DriverError::Log(error);
+    let mut chain = vec![error.to_string()];
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&error);
+    let mut bottom = None;
+    while let Some(next) = cause {
+        chain.push(next.to_string());
+        bottom = next.downcast_ref::<std::io::Error>().map(std::io::Error::kind).or(bottom);
+        cause = next.source();
+    }
+    assert!(chain.len() >= 3, "driver error, log error, io error: {chain:?}");
+    assert_eq!(bottom, Some(std::io::ErrorKind::AlreadyExists), "{chain:?}");
+}

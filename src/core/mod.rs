@@ -7,6 +7,7 @@
 //! A tour, in the order a request flows:
 //! - [`Raft::step`] takes an [`Input`] (a tick, a message, a client request, a storage
 //!   completion) and returns [`Output`]s (messages, storage writes, entries to apply, replies).
+//!   [`Stepper`] is the loop around it that every host runs (`stepper.rs`).
 //! - `election.rs`: timers, pre-vote, votes persisted before they are sent, check-quorum.
 //! - `replication.rs`: the leader's per-follower progress (probe, then pipelined appends), the
 //!   follower's side (truncate only on a real conflict), the commit rule of Raft §5.4.2.
@@ -29,6 +30,7 @@ mod raft;
 mod rejoin;
 mod replication;
 mod rng;
+mod stepper;
 mod types;
 
 pub use config::{Config, ConfigError};
@@ -39,4 +41,5 @@ pub use mutant::Mutant;
 pub use quorum::{Quorum, QuorumFn};
 pub use raft::{Raft, StartError};
 pub use rng::Rng;
+pub use stepper::Stepper;
 pub use types::{Entry, HardState, LogId, NodeId, Payload, Quoted, ReadId, RequestId, Role, Seq, Term, Time, WriteId};

@@ -33,7 +33,15 @@ impl fmt::Display for StartError {
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    /// Transparent: the message is the cause's, so the cause's own source comes next.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(error) => error.source(),
+            StartError::Recovered(error) => error.source(),
+        }
+    }
+}
 
 /// What the last change event said: role, leader, term, responsive followers (bit i for
 /// `peers[i]`; clusters are small, peers past 64 are not tracked in this mask).

@@ -5,7 +5,7 @@
 use super::StateMachine;
 use crate::core::{
     ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role, Seq,
-    StartError, Term, Time, Write, WriteId,
+    StartError, Stepper, Term, Time, Write, WriteId,
 };
 use crate::log::{FsLog, LogError, LogStore};
 use crate::transport::{spin_recv, Inbox, Transport};
@@ -42,7 +42,15 @@ impl fmt::Display for DriverError {
     }
 }
 
-impl std::error::Error for DriverError {}
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DriverError::Log(error) => Some(error),
+            DriverError::Start(error) => Some(error),
+            DriverError::Thread(error) => Some(error),
+        }
+    }
+}
 
 /// What a node knows of itself and the cluster (the seed's getters).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -359,7 +367,7 @@ const APPLY_RETRY: Duration = Duration::from_millis(100);
 
 impl NodeLoop {
     fn now(&self) -> Time {
-        Time(self.start.elapsed().as_nanos() as u64)
+        since(self.start)
     }
 
     fn run(mut self, inbox: &Receiver<Command>) {
@@ -423,22 +431,25 @@ impl NodeLoop {
     }
 
     /// Steps the core with `inputs`, then carries out its outputs; the state machine and
-    /// loads answer at once, and their answers make the next step.
-    fn step(&mut self, mut inputs: Vec<Input>) {
-        while !inputs.is_empty() {
-            let now = self.now();
-            let mut out = std::mem::take(&mut self.out);
-            self.raft.step_many(now, inputs.drain(..), &mut out);
-            for output in out.drain(..) {
-                if let Some(next) = self.output(output) {
-                    inputs.push(next);
+    /// loads answer at once, and their answers make the next steps.
+    fn step(&mut self, inputs: Vec<Input>) {
+        let mut stepper = Stepper::new(inputs);
+        let mut out = std::mem::take(&mut self.out);
+        loop {
+            while stepper.step(&mut self.raft, since(self.start), &mut out) {
+                for output in out.drain(..) {
+                    if let Some(next) = self.output(output) {
+                        stepper.push(next);
+                    }
                 }
             }
-            self.out = out;
-            if inputs.is_empty() {
-                inputs.extend(self.apply_queued());
+            let applied = self.apply_queued();
+            if applied.is_empty() {
+                break;
             }
+            applied.into_iter().for_each(|input| stepper.push(input));
         }
+        self.out = out;
         // Role, leader, term and followers come with the core's change events (see `output`).
         let mut status = self.shared.status();
         let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
@@ -531,6 +542,11 @@ impl NodeLoop {
         }
         applied
     }
+}
+
+/// The core's time: nanoseconds since the node started.
+fn since(start: Instant) -> Time {
+    Time(start.elapsed().as_nanos() as u64)
 }
 
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one

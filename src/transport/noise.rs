@@ -127,7 +127,15 @@ impl fmt::Display for ChannelError {
     }
 }
 
-impl std::error::Error for ChannelError {}
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ChannelError::Io(error) => error.source(),
+            ChannelError::Malformed(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<io::Error> for ChannelError {
     fn from(error: io::Error) -> ChannelError {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
     AppendResult, Body, ClientError, Config, Entry, Event, Input, Message, Mutant, NodeId, Output, Payload, Raft,
-    RequestId, Response, Rng, Role, Seq, Time, Write, WriteId,
+    RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
@@ -482,14 +482,14 @@ impl World {
     /// Steps node `n` with several inputs as one step; what its outputs answer at once
     /// (applies, reads, loads) makes the next steps.
     fn step_many(&mut self, n: usize, first: Vec<Input>) -> Result<(), Violation> {
-        // First in, first out: two applies from one step are reported in their order.
-        let mut inputs = std::collections::VecDeque::from([first]);
-        while let Some(batch) = inputs.pop_front() {
+        let mut stepper = Stepper::new(first);
+        let mut out = std::mem::take(&mut self.out);
+        loop {
             let local = self.local(n, self.now);
-            let Some(raft) = self.nodes[n].raft.as_mut() else { return Ok(()) };
-            let mut out = std::mem::take(&mut self.out);
-            out.clear();
-            raft.step_many(local, batch, &mut out);
+            let Some(raft) = self.nodes[n].raft.as_mut() else { break };
+            if !stepper.step(raft, local, &mut out) {
+                break;
+            }
             for output in out.drain(..) {
                 self.digest = mix(self.digest, n as u64 + 1);
                 if self.options.trace {
@@ -497,11 +497,11 @@ impl World {
                     self.note(|| format!("n{id}: {output}"));
                 }
                 if let Some(next) = self.output(n, output)? {
-                    inputs.push_back(vec![next]);
+                    stepper.push(next);
                 }
             }
-            self.out = out;
         }
+        self.out = out;
         self.reschedule_tick(n);
         Ok(())
     }
