@@ -12,12 +12,11 @@
 //! ## The run loop: the driver's whole job
 //!
 //! **Feed every input to [`Raft::step`](core::Raft::step) with the current time; carry out the
-//! outputs. Storage writes must be made durable in the order given, and each completion
-//! reported back as an input. Every other output can be acted on at once, in any order, or
-//! dropped (the network loses messages anyway).** Nothing unsafe is ever emitted early: a vote,
-//! or an acknowledgement of entries, appears only after the write it depends on has been
-//! reported durable. The leader may send entries before its own write is durable, and counts
-//! itself toward the commit quorum only once it is.
+//! outputs: writes made durable in order and reported, loads answered, applies and reads handed
+//! to the state machine in order and reported; messages may be lost.** The contract in full is
+//! on [`core::Output`]; [`core::Stepper`] is the loop that keeps it. Nothing unsafe is ever
+//! emitted early: a vote, or an acknowledgement of entries, appears only after the write it
+//! depends on has been reported durable.
 //!
 //! ```
 //! use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, Stepper, Time};

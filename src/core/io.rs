@@ -76,9 +76,39 @@ pub enum Input {
     Close,
 }
 
-/// One thing the driver must do. Storage writes must become durable in the order given, each
-/// completion reported with [`Input::WriteDone`]; applies and reads go to the state machine in
-/// the order given; everything else may be done at once, in any order, or (messages) dropped.
+/// One thing the driver must do.
+///
+/// # The driver's contract
+///
+/// This is the whole of it; [`Stepper`](super::Stepper) is the loop that keeps it.
+///
+/// - **Time** is the `now` of every step: nanoseconds from any origin, never going backwards (a
+///   `now` earlier than the last is taken as the last). Step with [`Input::Tick`] once
+///   [`Raft::deadline`](super::Raft::deadline) has passed; a tick before it (a spurious wake-up)
+///   does nothing, and a late one only delays timers.
+/// - **Writes** ([`Output::Write`]) become durable in the order given. Report each with
+///   [`Input::WriteDone`] (reporting one reports every write before it, so a batch of writes
+///   made durable with one sync is reported once), or its failure with [`Input::WriteFailed`]
+///   (the node then stops; restart it from what is durable).
+/// - **Loads** ([`Output::LoadEntries`]) must be answered, with [`Input::EntriesLoaded`] or
+///   [`Input::LoadFailed`]: the follower they are for gets nothing until then.
+/// - **Applies and reads** ([`Output::Apply`], [`Output::Read`]) go to the state machine in the
+///   order given, a read after every apply given before it, and are reported
+///   ([`Input::Applied`], [`Input::ReadDone`]) in that order. An apply that fails may be retried
+///   later: the core waits for it (the drivers retry at their next step).
+/// - **Messages** ([`Output::Send`]) may be sent at once, late, out of order, twice or never:
+///   Raft expects the network to do all of that.
+/// - **Replies and events** ([`Output::Reply`], [`Output::Event`]) may be handed on at once;
+///   each request gets exactly one reply. Events may be dropped.
+/// - **Inputs** from clients and peers may come at any time, between or within steps (several
+///   at once with [`Raft::step_many`](super::Raft::step_many)).
+/// - **A start** (and every restart) builds the core from what storage made durable
+///   ([`Recovered`](super::Recovered)), with a fresh [`Config::seed`](super::Config::seed):
+///   forwarded requests are deduplicated per start.
+///
+/// Nothing unsafe is ever emitted early: a vote, or an acknowledgement of entries, appears only
+/// after the write it depends on has been reported durable. A leader may send entries before
+/// its own write is durable; it counts itself toward a commit only once it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send a message to a peer.

@@ -216,6 +216,8 @@ impl Raft {
     /// follower and one storage write for many client appends.
     pub fn step_many(&mut self, now: Time, inputs: impl IntoIterator<Item = Input>, out: &mut Vec<Output>) {
         std::mem::swap(&mut self.out, out);
+        // Time never goes backwards for the core, whatever the driver's clock does.
+        let now = now.max(self.now);
         self.now = now;
         if !self.started {
             // A (re)started node waits a whole election timeout for a leader to contact it.
