@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, NodeId, Quorum, Seq};
 use tinyraftplus::driver::{RaftNode, StateMachine};
-use tinyraftplus::log::format::Encoder;
+use tinyraftplus::log::Encoder;
 use tinyraftplus::log::{FsLog, FsLogOptions};
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport};
 

@@ -64,5 +64,6 @@
 pub mod core;
 pub mod driver;
 pub mod log;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transport;

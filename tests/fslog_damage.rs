@@ -8,7 +8,7 @@ use common::{payloads, segment_files};
 use std::fs;
 use std::path::Path;
 use tinyraftplus::core::{HardState, NodeId, Term};
-use tinyraftplus::log::format::Encoder;
+use tinyraftplus::log::Encoder;
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
 
 fn small() -> FsLogOptions {

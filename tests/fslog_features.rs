@@ -6,7 +6,7 @@ mod common;
 use common::{payloads, segment_files};
 use std::fs;
 use tinyraftplus::core::{HardState, Seq, Term};
-use tinyraftplus::log::format::{Encoder, Key};
+use tinyraftplus::log::{Encoder, Key};
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
 
 fn small() -> FsLogOptions {

@@ -8,7 +8,7 @@ mod common;
 use common::{cases, encoder};
 use proptest::prelude::*;
 use tinyraftplus::core::{Entry, HardState, Payload, Seq, Term};
-use tinyraftplus::log::format::Encoder;
+use tinyraftplus::log::Encoder;
 use tinyraftplus::log::{FsLog, FsLogOptions, LogError, LogStore, MemLog};
 
 #[derive(Clone, Debug)]

@@ -74,7 +74,7 @@ pub struct Config {
     pub seed: u64,
     /// A planted bug, for the simulator's tests (feature `mutants` only).
     #[cfg(feature = "mutants")]
-    pub mutant: Option<super::Mutant>,
+    pub mutant: Option<super::mutant::Mutant>,
 }
 
 impl Config {

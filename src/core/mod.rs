@@ -37,9 +37,10 @@ pub use config::{Config, ConfigError};
 pub use io::{ClientError, Event, Input, Output, Response, Wake, Write};
 pub use log::{Recovered, RecoveryError};
 pub use message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
+#[cfg(feature = "mutants")]
 pub use mutant::Mutant;
 pub use quorum::{Quorum, QuorumFn};
 pub use raft::{Raft, StartError};
 pub use rng::Rng;
 pub use stepper::Stepper;
-pub use types::{Entry, HardState, LogId, NodeId, Payload, Quoted, ReadId, RequestId, Role, Seq, Term, Time, WriteId};
+pub use types::{Entry, HardState, LogId, NodeId, Payload, ReadId, RequestId, Role, Seq, Term, Time, WriteId};

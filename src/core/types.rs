@@ -224,7 +224,7 @@ impl fmt::Display for Entry {
 }
 
 /// Shows bytes as a quoted string when they are printable ASCII, else as hex.
-pub struct Quoted<'a>(pub &'a [u8]);
+pub(crate) struct Quoted<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,25 +1,31 @@
-//! The file log: the on-disk record format ([`mod@format`]), crash recovery as a pure decision
-//! table ([`recovery`]), the durable segmented log on files ([`FsLog`]), and a thread-safe
-//! group-committing handle on it ([`GroupLog`]), a handle with a deadline on every operation
-//! ([`TimeoutLog`]); [`MemLog`] keeps the same operations in memory,
-//! and [`LogStore`] is what both offer a Raft node.
+//! The file log: the durable segmented log on files ([`FsLog`]), with checksums or encryption
+//! at rest ([`Encoder`]), a thread-safe group-committing handle on it ([`GroupLog`]), and a
+//! handle with a deadline on every operation ([`TimeoutLog`]); [`MemLog`] keeps the same
+//! operations in memory, and [`LogStore`] is what both offer a Raft node.
+//!
+//! The record format (`format.rs`) and crash recovery as a pure decision table
+//! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
 
+#[doc(hidden)]
 pub mod format;
 mod fslog;
 mod group;
 mod iter;
 mod manifest;
 mod mem;
+#[doc(hidden)]
 pub mod recovery;
 mod repair;
 mod state;
 mod timeout;
 mod txn;
 
+pub use format::{Encoder, Key};
 pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;
 pub use iter::Iter;
 pub use mem::{LogStore, MemLog, MemTxn};
+pub use recovery::{Case, Corruption};
 pub use repair::Repair;
 pub use timeout::{TimeoutIter, TimeoutLog, Timeouts};
 pub use txn::Txn;

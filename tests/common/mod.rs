@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use tinyraftplus::core::{Payload, Seq};
-use tinyraftplus::log::format::{Encoder, Key};
 use tinyraftplus::log::FsLog;
+use tinyraftplus::log::{Encoder, Key};
 
 /// The payloads from `from` on, as text (`-` for a blank entry).
 pub fn payloads(log: &FsLog, from: u64) -> Vec<String> {
