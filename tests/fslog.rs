@@ -390,3 +390,27 @@ fn the_memory_log_and_the_file_log_agree_through_the_store_trait() {
     assert_eq!(from_file, exercise(&mut memory));
     assert_eq!(memory.iter(Seq(0)).count(), 3);
 }
+
+/// FsLog and MemLog make the same checks on an append (one function does them for both): a
+/// decreasing term and an oversized payload are refused the same way, inside a transaction
+/// and out, and change nothing.
+#[test]
+fn both_logs_refuse_the_same_bad_appends() {
+    use tinyraftplus::log::{LogStore, MemLog};
+    let dir = tempfile::tempdir().unwrap();
+    let options = FsLogOptions { payload_bytes_max: 8, ..FsLogOptions::default() };
+    let mut fs = FsLog::open(dir.path(), "log", options).unwrap();
+    let mut mem = MemLog::with_payload_bytes_max(8);
+    let logs: [&mut dyn LogStore; 2] = [&mut fs, &mut mem];
+    let mut errors = Vec::new();
+    for log in logs {
+        log.append_batch(&[(Term(2), Some(b"ok"))]).unwrap();
+        let older = log.append_batch(&[(Term(1), Some(b"older"))]).unwrap_err().to_string();
+        let long = log.append_batch(&[(Term(2), Some(b"too long!"))]).unwrap_err().to_string();
+        let mixed = log.append_batch(&[(Term(3), None), (Term(3), Some(b"too long!"))]).unwrap_err().to_string();
+        assert_eq!(log.seq(), Some(Seq(0)), "a refused append changed the log");
+        errors.push((older, long, mixed));
+    }
+    assert_eq!(errors[0], errors[1]);
+    assert!(errors[1].1.contains("payload over 8 bytes"), "{:?}", errors[1]);
+}

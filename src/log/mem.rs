@@ -1,61 +1,36 @@
 //! `MemLog`: the file log's API without a disk (the older README's `TinyRaftLog`), for tests and
-//! for users who replicate without persistence, and the [`LogStore`] trait both logs implement.
+//! for users who replicate without persistence.
 
+use super::store::{check_append, LogStore};
 use super::LogError;
-use crate::core::{Entry, HardState, Payload, Recovered, Seq, Term, Write};
+use crate::core::{Entry, HardState, Payload, Recovered, Seq, Term};
 use bytes::Bytes;
 
-/// What a Raft node needs from its storage; implemented by [`FsLog`](super::FsLog) (durable) and
-/// [`MemLog`] (in memory).
-pub trait LogStore {
-    /// The seq of the last entry.
-    fn seq(&self) -> Option<Seq>;
-    /// The term of the last entry.
-    fn last_term(&self) -> Option<Term>;
-    /// Appends entries at consecutive seqs; returns the first seq.
-    fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError>;
-    /// Keeps entries up to `seq` (none with `None`).
-    fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError>;
-    /// The entry at `seq`.
-    fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError>;
-    /// The saved term and vote.
-    fn hard_state(&self) -> HardState;
-    /// Saves the term and vote.
-    fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError>;
-    /// Carries out a storage write the Raft core asked for ([`crate::core::Output::Write`]).
-    /// Entries must continue the log; nothing changes if they do not.
-    fn apply(&mut self, write: &Write) -> Result<(), LogError> {
-        match write {
-            Write::HardState(state) => self.save_hard_state(*state),
-            Write::Entries(entries) => {
-                let next = Seq::after(self.seq());
-                if let Some(first) = entries.first().filter(|e| e.seq != next) {
-                    return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
-                }
-                let batch: Vec<(Term, Option<&[u8]>)> =
-                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
-                self.append_batch(&batch).map(|_| ())
-            }
-            Write::Truncate { from } => self.trim(from.prev()),
-        }
-    }
-    /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
-    fn recovered(&self, tail: usize) -> Result<Recovered, LogError>;
-}
-
 /// A log held in memory: the same operations as [`FsLog`](super::FsLog), nothing durable.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MemLog {
     /// The seq of `entries[0]` (above 0 after a prefix removal).
     first: u64,
     entries: Vec<Entry>,
     hard_state: HardState,
+    payload_bytes_max: usize,
+}
+
+impl Default for MemLog {
+    fn default() -> MemLog {
+        MemLog::new()
+    }
 }
 
 impl MemLog {
-    /// An empty log.
+    /// An empty log, taking payloads up to the file log's default maximum (16 MiB).
     pub fn new() -> MemLog {
-        MemLog::default()
+        MemLog::with_payload_bytes_max(super::FsLogOptions::default().payload_bytes_max)
+    }
+
+    /// An empty log taking payloads up to `max` bytes.
+    pub fn with_payload_bytes_max(max: usize) -> MemLog {
+        MemLog { first: 0, entries: Vec::new(), hard_state: HardState::default(), payload_bytes_max: max }
     }
 
     /// Appends one entry; returns its seq.
@@ -129,11 +104,10 @@ impl MemTxn<'_> {
             Some((term, _)) => Some(*term),
             None => kept_end.checked_sub(1 + self.log.first).map(|i| self.log.entries[i as usize].term),
         };
-        if let Some(last) = last.filter(|last| term < *last) {
-            return Err(LogError::Invalid(format!("term {term} after term {last}")));
-        }
+        let seq = kept_end + self.appends.len() as u64;
+        check_append(last, seq, term, payload, self.log.payload_bytes_max)?;
         self.appends.push((term, payload.map(Bytes::copy_from_slice)));
-        Ok(Seq(kept_end + self.appends.len() as u64 - 1))
+        Ok(Seq(seq))
     }
 
     /// Applies the trim and the appends; returns the first appended seq, if any.
@@ -214,39 +188,5 @@ impl LogStore for MemLog {
         let keep = recovered.tail.len().saturating_sub(tail);
         recovered.tail.drain(..keep);
         Ok(recovered)
-    }
-}
-
-impl LogStore for super::FsLog {
-    fn seq(&self) -> Option<Seq> {
-        super::FsLog::seq(self)
-    }
-
-    fn last_term(&self) -> Option<Term> {
-        super::FsLog::last_term(self)
-    }
-
-    fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
-        super::FsLog::append_batch(self, entries)
-    }
-
-    fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        super::FsLog::trim(self, seq)
-    }
-
-    fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
-        super::FsLog::read(self, seq)
-    }
-
-    fn hard_state(&self) -> HardState {
-        super::FsLog::hard_state(self)
-    }
-
-    fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
-        super::FsLog::save_hard_state(self, state)
-    }
-
-    fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
-        super::FsLog::recovered(self, tail)
     }
 }

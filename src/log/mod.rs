@@ -17,6 +17,7 @@ mod mem;
 pub mod recovery;
 mod repair;
 mod state;
+mod store;
 mod timeout;
 mod txn;
 
@@ -24,8 +25,9 @@ pub use format::{Encoder, Key};
 pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;
 pub use iter::Iter;
-pub use mem::{LogStore, MemLog, MemTxn};
+pub use mem::{MemLog, MemTxn};
 pub use recovery::{Case, Corruption};
 pub use repair::Repair;
+pub use store::LogStore;
 pub use timeout::{TimeoutIter, TimeoutLog, Timeouts};
 pub use txn::Txn;

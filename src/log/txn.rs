@@ -2,6 +2,7 @@
 //! with one write and one fdatasync, or leave no trace.
 
 use super::format::{encode_record, seal_batch, NewRecord};
+use super::store::check_append;
 use super::{FsLog, LogError};
 use crate::core::{Seq, Term};
 
@@ -47,20 +48,11 @@ impl Txn<'_> {
 
     /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
     pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
-        if term.0 < self.term {
-            return Err(LogError::Invalid(format!("term {term} after term {}", self.term)));
-        }
-        let max = self.log.options.payload_bytes_max;
-        if payload.is_some_and(|p| p.len() > max) {
-            return Err(LogError::Invalid(format!("payload over {max} bytes")));
-        }
+        let seq = self.first + self.starts.len() as u64;
+        check_append(Some(Term(self.term)), seq, term, payload, self.log.options.payload_bytes_max)?;
         let Ok(batch_offset) = u32::try_from(self.starts.len()) else {
             return Err(LogError::Invalid("a transaction holds at most 2^32 - 1 entries".into()));
         };
-        let seq = self.first + self.starts.len() as u64;
-        if seq > Seq::MAX.0 {
-            return Err(LogError::Invalid("the log is full (seq past Seq::MAX)".into()));
-        }
         let nonce = self.log.nonce()?;
         self.starts.push(self.buffer.len());
         let record = NewRecord { seq, term: term.0, payload, batch_offset, chain: self.chain };

@@ -1,0 +1,99 @@
+//! [`LogStore`]: what a Raft node needs from its storage, and the checks every log makes on an
+//! append.
+
+use super::{FsLog, LogError};
+use crate::core::{Entry, HardState, Recovered, Seq, Term, Write};
+
+/// What a Raft node needs from its storage; implemented by [`FsLog`](super::FsLog) (durable) and
+/// [`MemLog`] (in memory).
+pub trait LogStore {
+    /// The seq of the last entry.
+    fn seq(&self) -> Option<Seq>;
+    /// The term of the last entry.
+    fn last_term(&self) -> Option<Term>;
+    /// Appends entries at consecutive seqs; returns the first seq.
+    fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError>;
+    /// Keeps entries up to `seq` (none with `None`).
+    fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError>;
+    /// The entry at `seq`.
+    fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError>;
+    /// The saved term and vote.
+    fn hard_state(&self) -> HardState;
+    /// Saves the term and vote.
+    fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError>;
+    /// Carries out a storage write the Raft core asked for ([`crate::core::Output::Write`]).
+    /// Entries must continue the log; nothing changes if they do not.
+    fn apply(&mut self, write: &Write) -> Result<(), LogError> {
+        match write {
+            Write::HardState(state) => self.save_hard_state(*state),
+            Write::Entries(entries) => {
+                let next = Seq::after(self.seq());
+                if let Some(first) = entries.first().filter(|e| e.seq != next) {
+                    return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
+                }
+                let batch: Vec<(Term, Option<&[u8]>)> =
+                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
+                self.append_batch(&batch).map(|_| ())
+            }
+            Write::Truncate { from } => self.trim(from.prev()),
+        }
+    }
+    /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
+    fn recovered(&self, tail: usize) -> Result<Recovered, LogError>;
+}
+
+/// The checks every log makes on an append at `seq`, before anything changes: terms never
+/// decrease (`last` is the term of the entry before it), a payload is at most `payload_bytes_max`
+/// bytes, and the seq is at most [`Seq::MAX`].
+pub(crate) fn check_append(
+    last: Option<Term>,
+    seq: u64,
+    term: Term,
+    payload: Option<&[u8]>,
+    payload_bytes_max: usize,
+) -> Result<(), LogError> {
+    if let Some(last) = last.filter(|last| term < *last) {
+        return Err(LogError::Invalid(format!("term {term} after term {last}")));
+    }
+    if payload.is_some_and(|p| p.len() > payload_bytes_max) {
+        return Err(LogError::Invalid(format!("payload over {payload_bytes_max} bytes")));
+    }
+    if seq > Seq::MAX.0 {
+        return Err(LogError::Invalid("the log is full (seq past Seq::MAX)".into()));
+    }
+    Ok(())
+}
+
+impl LogStore for FsLog {
+    fn seq(&self) -> Option<Seq> {
+        FsLog::seq(self)
+    }
+
+    fn last_term(&self) -> Option<Term> {
+        FsLog::last_term(self)
+    }
+
+    fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
+        FsLog::append_batch(self, entries)
+    }
+
+    fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
+        FsLog::trim(self, seq)
+    }
+
+    fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
+        FsLog::read(self, seq)
+    }
+
+    fn hard_state(&self) -> HardState {
+        FsLog::hard_state(self)
+    }
+
+    fn save_hard_state(&mut self, state: HardState) -> Result<(), LogError> {
+        FsLog::save_hard_state(self, state)
+    }
+
+    fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
+        FsLog::recovered(self, tail)
+    }
+}
