@@ -18,28 +18,110 @@
 //! emitted early: a vote, or an acknowledgement of entries, appears only after the write it
 //! depends on has been reported durable.
 //!
-//! ```
-//! use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, Stepper, Time};
+//! Three nodes in one loop of your own, each with its storage (here [`log::MemLog`]) and a
+//! state machine (a sum of the numbers appended), over a network that is a queue: the loop every
+//! embedding needs, correct as written (the crate's drivers do the same with files, sockets and
+//! threads).
 //!
-//! let config = Config::new(NodeId(1), [NodeId(1)]);
-//! let mut raft = Raft::new(config, Recovered::default()).expect("valid config");
-//! let (mut now, mut out) = (Time(0), Vec::new());
-//! while !raft.is_leader() {
-//!     // What woke us (here: the deadline passed), then the answers we have at once, in order.
-//!     let mut stepper = Stepper::new([Input::Tick]);
-//!     while stepper.step(&mut raft, now, &mut out) {
-//!         for output in out.drain(..) {
-//!             match output {
-//!                 // A real driver makes the write durable (fsync) before it reports it.
-//!                 Output::Write { id, .. } => stepper.push(Input::WriteDone { id }),
-//!                 Output::Send(_message) => { /* hand to the transport */ }
-//!                 _ => { /* loads, applies, reads, replies and events: see the contract */ }
+//! ```
+//! use std::collections::VecDeque;
+//! use tinyraftplus::bytes::Bytes;
+//! use tinyraftplus::core::{ClientError, Config, Input, Message, NodeId, Output, Raft};
+//! use tinyraftplus::core::{RequestId, Response, Seq, Stepper, Time};
+//! use tinyraftplus::log::{LogStore, MemLog};
+//!
+//! struct Node {
+//!     raft: Raft,
+//!     storage: MemLog,
+//!     sum: i64,
+//!     replies: Vec<(RequestId, Result<Response, ClientError>)>,
+//! }
+//!
+//! impl Node {
+//!     /// A start (or restart) builds the core from what the storage holds.
+//!     fn start(config: Config, storage: MemLog) -> Node {
+//!         let raft = Raft::new(config, storage.recovered(1024).unwrap()).unwrap();
+//!         Node { raft, storage, sum: 0, replies: Vec::new() }
+//!     }
+//!
+//!     /// Steps the core with what happened and carries out its outputs in order; what we
+//!     /// answer at once goes back in through the stepper.
+//!     fn handle(&mut self, now: Time, input: Input, network: &mut VecDeque<Message>) {
+//!         let (mut stepper, mut out) = (Stepper::new([input]), Vec::new());
+//!         while stepper.step(&mut self.raft, now, &mut out) {
+//!             for output in out.drain(..) {
+//!                 match output {
+//!                     Output::Send(message) => network.push_back(message),
+//!                     // Durable first, in order (a file log fsyncs here), then reported.
+//!                     Output::Write { id, write } => match self.storage.apply(&write) {
+//!                         Ok(()) => stepper.push(Input::WriteDone { id }),
+//!                         Err(e) => stepper.push(Input::WriteFailed { id, error: e.to_string() }),
+//!                     },
+//!                     Output::LoadEntries { from, to } => {
+//!                         let entries: Option<Vec<_>> =
+//!                             (from.0..=to.0).map(|s| self.storage.read(Seq(s)).ok().flatten()).collect();
+//!                         stepper.push(match entries {
+//!                             Some(entries) => Input::EntriesLoaded { entries },
+//!                             None => Input::LoadFailed { error: "not in storage".into() },
+//!                         });
+//!                     }
+//!                     Output::Apply { entries } => {
+//!                         let mut responses = Vec::new();
+//!                         for entry in &entries {
+//!                             let text = entry.payload.data().map(|d| String::from_utf8_lossy(d).into_owned());
+//!                             self.sum += text.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+//!                             responses.push(Bytes::from(self.sum.to_string()));
+//!                         }
+//!                         stepper.push(Input::Applied { first: entries[0].seq, responses });
+//!                     }
+//!                     Output::Read { id, .. } => {
+//!                         stepper.push(Input::ReadDone { id, response: Bytes::from(self.sum.to_string()) })
+//!                     }
+//!                     Output::Reply { id, result } => self.replies.push((id, result)),
+//!                     Output::Event(_) => {}
+//!                 }
 //!             }
 //!         }
 //!     }
-//!     now = raft.deadline().expect("a follower always has an election deadline").0;
 //! }
-//! assert!(raft.is_leader());
+//!
+//! /// Delivers one message to its node or, with none in flight, moves time to the next
+//! /// deadline and ticks the nodes due.
+//! fn turn(nodes: &mut [Node], now: &mut Time, network: &mut VecDeque<Message>) {
+//!     if let Some(message) = network.pop_front() {
+//!         let to = nodes.iter_mut().find(|n| n.raft.id() == message.to).unwrap();
+//!         return to.handle(*now, Input::Message(message), network);
+//!     }
+//!     *now = nodes.iter().filter_map(|n| n.raft.deadline()).map(|(at, _)| at).min().unwrap().max(*now);
+//!     assert!(*now < Time(60_000_000_000), "a minute without the outcome awaited");
+//!     for node in nodes.iter_mut().filter(|n| n.raft.deadline().is_some_and(|(at, _)| at <= *now)) {
+//!         node.handle(*now, Input::Tick, network);
+//!     }
+//! }
+//!
+//! let ids = [NodeId(1), NodeId(2), NodeId(3)];
+//! let mut nodes: Vec<Node> = ids
+//!     .iter()
+//!     .map(|id| {
+//!         let mut config = Config::new(*id, ids);
+//!         config.state_machine = true;
+//!         Node::start(config, MemLog::new())
+//!     })
+//!     .collect();
+//! let (mut now, mut network) = (Time(0), VecDeque::new());
+//! while !nodes.iter().any(|n| n.raft.is_leader()) {
+//!     turn(&mut nodes, &mut now, &mut network);
+//! }
+//! // Appends through every node (followers forward them to the leader), then a read.
+//! for (i, number) in ["5", "7", "30"].into_iter().enumerate() {
+//!     nodes[i].handle(now, Input::Append { id: RequestId(1), data: Bytes::from(number) }, &mut network);
+//! }
+//! nodes[2].handle(now, Input::Read { id: RequestId(2), command: Bytes::new() }, &mut network);
+//! while nodes.iter().map(|n| n.replies.len()).sum::<usize>() < 4 {
+//!     turn(&mut nodes, &mut now, &mut network);
+//! }
+//! let read = nodes[2].replies.iter().find(|(id, _)| *id == RequestId(2)).unwrap();
+//! assert!(matches!(&read.1, Ok(Response::Read { response, .. }) if response == "42"));
 //! ```
 //!
 //! Time is an argument ([`core::Time`], nanoseconds from any origin); call
@@ -61,6 +143,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use bytes;
 pub mod core;
 pub mod driver;
 pub mod log;

@@ -6,7 +6,7 @@ use super::io::{ClientError, Event, Output, Response};
 use super::log::NotInMemory;
 use super::message::{Body, ForwardId, ForwardRequest};
 use super::mutant::Mutant;
-use super::raft::{duration_nanos, LeaderState, Raft};
+use super::raft::{duration_nanos, DriverWait, LeaderState, Raft};
 use super::types::{NodeId, Payload, ReadId, RequestId, Seq, Time};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -444,6 +444,9 @@ impl Raft {
                         entries.remove(0);
                     }
                     self.out.push(Output::Apply { entries });
+                    if self.apply_waiting.is_none() {
+                        self.apply_waiting = DriverWait::since(self.now);
+                    }
                 }
                 Err(NotInMemory(seq)) => return self.request_load(seq),
             }
@@ -475,6 +478,8 @@ impl Raft {
             }
         }
         self.applied = last;
+        // Progress: what is still out waits from now; nothing out, nothing waits.
+        self.apply_waiting = (self.applied < self.apply_sent).then(|| DriverWait::since(self.now)).flatten();
         self.event(Event::Apply(last.expect("count > 0")));
         self.after_apply();
     }

@@ -66,8 +66,9 @@ pub struct Config {
     /// event, a leader steps down, and the node does not campaign until the write completes
     /// (then a warn event). Acknowledgements wait for durability anyway. `None`: never.
     pub storage_stall_timeout: Option<Duration>,
-    /// Seeds the core's PRNG (election jitter, request ids). The same seed and the same
-    /// inputs give the same outputs. A driver must pass a fresh seed at each start of a node:
+    /// Seeds the core's PRNG (election jitter, request ids), with the node's id mixed in: nodes
+    /// given the same seed still draw different timeouts. The same seed and the same inputs
+    /// give the same outputs. A driver must pass a fresh seed at each start of a node:
     /// forwarded requests are deduplicated by an incarnation drawn from it, so a node started
     /// twice with one seed would see its first forwards after the restart dropped as
     /// duplicates (the simulator found this when it reused seeds).

@@ -119,7 +119,10 @@ pub struct Raft {
     pub(super) commit: Option<Seq>,
     pub(super) apply_sent: Option<Seq>,
     pub(super) applied: Option<Seq>,
-    pub(super) load_in_flight: bool,
+    /// Since when a load of entries has been waiting for the driver's answer.
+    pub(super) load_waiting: Option<DriverWait>,
+    /// Since when applies have been waiting for the state machine's report.
+    pub(super) apply_waiting: Option<DriverWait>,
 
     pub(super) client: ClientState,
     pub(super) failed: bool,
@@ -150,7 +153,9 @@ impl Raft {
         let mut nodes = config.nodes.clone();
         nodes.sort_unstable();
         let peers: Vec<NodeId> = nodes.iter().copied().filter(|id| *id != config.id).collect();
-        let mut rng = Rng::new(config.seed);
+        // The node's id is mixed in: nodes given one seed (Config::new gives every node 0) still
+        // draw different election timeouts, so they do not split every vote forever.
+        let mut rng = Rng::new(config.seed ^ Rng::new(config.id.0).next_u64());
         let incarnation = rng.next_u64();
         let raft = Raft {
             id: config.id,
@@ -180,7 +185,8 @@ impl Raft {
             commit: None,
             apply_sent: config.apply_seq,
             applied: config.apply_seq,
-            load_in_flight: false,
+            load_waiting: None,
+            apply_waiting: None,
             client: ClientState::new(incarnation),
             failed: false,
             closed: false,
@@ -301,6 +307,31 @@ impl Raft {
             self.election_timeout(now);
         }
         self.expire_requests(now);
+        self.warn_if_unanswered(now);
+    }
+
+    /// A driver that never answers a load or an apply would stall the node without a word:
+    /// after an election timeout, say so once.
+    fn warn_if_unanswered(&mut self, now: Time) {
+        let timeout = duration_nanos(self.config.election_timeout);
+        let what = [
+            (
+                &mut self.load_waiting,
+                "a load of entries (Output::LoadEntries needs Input::EntriesLoaded or LoadFailed)",
+            ),
+            (&mut self.apply_waiting, "applied entries (Output::Apply needs Input::Applied)"),
+        ];
+        let mut warnings = Vec::new();
+        for (waiting, what) in what {
+            if let Some(waiting) = waiting.as_mut().filter(|w| !w.warned && now.since(w.since) >= timeout) {
+                waiting.warned = true;
+                let ms = now.since(waiting.since) / 1_000_000;
+                warnings.push(format!("the driver has not reported {what} for {ms} ms: the node waits for it"));
+            }
+        }
+        for warning in warnings {
+            self.event(Event::Warn(warning));
+        }
     }
 
     fn on_message(&mut self, now: Time, message: Message) {
@@ -520,7 +551,7 @@ impl Raft {
     /// than hold up the followers that need those entries (a leader with intact storage takes
     /// over); the entries are asked for again when they are next needed.
     fn on_load_failed(&mut self, now: Time, error: &str) {
-        self.load_in_flight = false;
+        self.load_waiting = None;
         self.event(Event::Error(format!("loading entries from storage failed: {error}")));
         if self.leading.is_some() {
             let term = self.hard_state.term;
@@ -740,6 +771,19 @@ impl fmt::Debug for Raft {
 }
 
 /// A duration in nanoseconds, saturating (configs are validated to at most a day).
+/// Since when the core has waited for an answer from the driver, and whether it said so.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DriverWait {
+    pub(super) since: Time,
+    pub(super) warned: bool,
+}
+
+impl DriverWait {
+    pub(super) fn since(now: Time) -> Option<DriverWait> {
+        Some(DriverWait { since: now, warned: false })
+    }
+}
+
 pub(super) fn duration_nanos(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -5,7 +5,7 @@ use super::io::{Event, Output, Write};
 use super::log::NotInMemory;
 use super::message::{AppendResult, Body};
 use super::mutant::Mutant;
-use super::raft::{AfterWrite, Raft};
+use super::raft::{AfterWrite, DriverWait, Raft};
 use super::types::{Entry, LogId, NodeId, Payload, Seq, Term, Time};
 use std::collections::VecDeque;
 
@@ -365,17 +365,17 @@ impl Raft {
 
     /// Asks storage for entries that are no longer in memory.
     pub(super) fn request_load(&mut self, from: Seq) {
-        if self.load_in_flight {
+        if self.load_waiting.is_some() {
             return;
         }
         let below_tail = self.log.tail_first().prev().unwrap_or(from);
         let to = Seq(from.0.saturating_add(self.config.rpc_entries_max as u64 - 1)).min(below_tail);
-        self.load_in_flight = true;
+        self.load_waiting = DriverWait::since(self.now);
         self.emit(Output::LoadEntries { from, to });
     }
 
     pub(super) fn on_entries_loaded(&mut self, entries: Vec<Entry>) {
-        self.load_in_flight = false;
+        self.load_waiting = None;
         if !self.log.set_loaded(entries) {
             self.event(Event::Error("storage returned entries that disagree with the log; ignored".into()));
             return;
