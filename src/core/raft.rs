@@ -91,6 +91,9 @@ pub struct Raft {
     /// Log writes in flight, each with where the log ends on disk once it is done.
     pub(super) pending_writes: VecDeque<(u64, Option<LogId>)>,
     pub(super) pending_truncates: VecDeque<(u64, Seq)>,
+    /// The seq after the last entry the writes issued so far leave in storage: where the next
+    /// entries write must start (checked in debug builds).
+    issued_end: u64,
     pub(super) after_write: VecDeque<(u64, AfterWrite)>,
     pub(super) durable_last: Option<LogId>,
     /// Since when the oldest write in flight is owed (issued, or the one before it completed).
@@ -168,6 +171,7 @@ impl Raft {
             done_write: 0,
             pending_writes: VecDeque::new(),
             pending_truncates: VecDeque::new(),
+            issued_end: Seq::after(recovered.last.map(|last| last.seq)).0,
             after_write: VecDeque::new(),
             durable_last: recovered.last,
             owed_since: None,
@@ -419,8 +423,17 @@ impl Raft {
         }
         self.last_write += 1;
         let id = self.last_write;
-        if let Write::Truncate { from } = &write {
-            self.pending_truncates.push_back((id, *from));
+        match &write {
+            Write::Truncate { from } => {
+                self.pending_truncates.push_back((id, *from));
+                self.issued_end = self.issued_end.min(from.0);
+            }
+            Write::Entries(entries) => {
+                let (first, last) = (entries.first().map(|e| e.seq.0), entries.last().map(|e| e.seq.0));
+                debug_assert_eq!(first, Some(self.issued_end), "invariant: entries are written where the log ends");
+                self.issued_end = last.map_or(self.issued_end, |last| last + 1);
+            }
+            Write::HardState(_) => {}
         }
         if !matches!(write, Write::HardState(_)) {
             self.pending_writes.push_back((id, self.log.last()));

@@ -519,6 +519,7 @@ impl FsLog {
 
     /// Writes one encoded batch at the end of the log and syncs it.
     pub(super) fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
+        debug_assert_eq!(first, self.next_seq(), "invariant: a batch starts at the log's next seq");
         let needs_segment = match self.segments.last() {
             None => true,
             Some(segment) => {
