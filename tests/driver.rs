@@ -193,3 +193,29 @@ fn errors_name_their_cause_down_to_the_os_error() {
     assert!(chain.len() >= 3, "driver error, log error, io error: {chain:?}");
     assert_eq!(bottom, Some(std::io::ErrorKind::AlreadyExists), "{chain:?}");
 }
+
+/// The drivers take any log store: three nodes on `MemLog` replicate and apply as on files.
+#[test]
+fn the_blocking_driver_runs_on_a_memory_log() {
+    use tinyraftplus::log::MemLog;
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let nodes: Vec<RaftNode<MemLog>> = ids
+        .iter()
+        .map(|id| {
+            let machine = Sum { total: 0, failures: Arc::new(AtomicU32::new(0)) };
+            RaftNode::open(fast(*id, &ids), MemLog::new(), network.clone(), Some(Box::new(machine))).unwrap()
+        })
+        .collect();
+    for node in &nodes {
+        assert!(node.await_leader(Duration::from_secs(30)).is_some());
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        assert_eq!(node.append(Bytes::from("5")).unwrap().1, Some(Bytes::from((5 * (i + 1)).to_string())));
+    }
+    let (seq, _) = nodes[0].append(Bytes::from("0")).unwrap();
+    for node in &nodes {
+        assert!(node.await_commit(seq, Duration::from_secs(30)));
+        assert_eq!(node.with_log(|log| log.entries().len() as u64), seq.0 + 1, "every node holds every entry");
+    }
+}

@@ -6,28 +6,29 @@
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, NodeId, RequestId, Response, Seq};
-use crate::log::{FsLog, LogError};
+use crate::log::{FsLog, LogError, LogStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// A Raft node on a file log and a transport, with an async API. Cheap to share: wrap it in an
+/// A Raft node on a log (an [`FsLog`] unless another [`LogStore`] is given: a `MemLog`, or a
+/// store of your own) and a transport, with an async API. Cheap to share: wrap it in an
 /// `Arc` and call it from many tasks.
-pub struct AsyncRaftNode {
-    handle: Arc<Handle>,
+pub struct AsyncRaftNode<L: LogStore + Send + 'static = FsLog> {
+    handle: Arc<Handle<L>>,
 }
 
-impl AsyncRaftNode {
+impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
     /// Opens a node (see [`RaftNode::open`](super::RaftNode::open)). It does not block on
     /// anything but the log's recovery, which `log` already did when it was opened.
     pub fn open(
         config: Config,
-        log: FsLog,
+        log: L,
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
-    ) -> Result<AsyncRaftNode, DriverError> {
+    ) -> Result<AsyncRaftNode<L>, DriverError> {
         Ok(AsyncRaftNode { handle: Arc::new(Handle::open(config, log, transport, state_machine)?) })
     }
 

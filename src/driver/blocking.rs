@@ -3,29 +3,31 @@
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, NodeId, Response, Seq};
-use crate::log::{FsLog, LogError};
+use crate::log::{FsLog, LogError, LogStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A Raft node on a file log and a transport, run by its own threads (the seed's `RaftNode`);
+/// A Raft node on a log (an [`FsLog`] unless another [`LogStore`] is given: a
+/// [`MemLog`](crate::log::MemLog), or a store of your own) and a transport, run by its own
+/// threads (the seed's `RaftNode`);
 /// every call blocks the calling thread until it is answered.
-pub struct RaftNode {
-    handle: Handle,
+pub struct RaftNode<L: LogStore + Send + 'static = FsLog> {
+    handle: Handle<L>,
 }
 
-impl RaftNode {
+impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// Opens a node: recovers its state from `log`, connects it to `transport`, and starts its
     /// threads. With a state machine, committed entries are applied to it and appends answer its
     /// responses. The config's seed is replaced by a fresh random one (the core's contract).
     pub fn open(
         config: Config,
-        log: FsLog,
+        log: L,
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
-    ) -> Result<RaftNode, DriverError> {
+    ) -> Result<RaftNode<L>, DriverError> {
         Ok(RaftNode { handle: Handle::open(config, log, transport, state_machine)? })
     }
 
@@ -69,7 +71,7 @@ impl RaftNode {
     }
 
     /// Runs `f` on the node's log (to read it). The disk thread waits meanwhile: keep it short.
-    pub fn with_log<T>(&self, f: impl FnOnce(&mut FsLog) -> T) -> T {
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut L) -> T) -> T {
         f(&mut self.handle.shared.log())
     }
 
@@ -109,7 +111,7 @@ impl RaftNode {
     }
 }
 
-impl Drop for RaftNode {
+impl<L: LogStore + Send + 'static> Drop for RaftNode<L> {
     fn drop(&mut self) {
         self.close();
     }

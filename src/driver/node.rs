@@ -7,7 +7,7 @@ use crate::core::{
     ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role, Seq,
     StartError, Stepper, Term, Time, Write, WriteId,
 };
-use crate::log::{FsLog, LogError, LogStore};
+use crate::log::{LogError, LogStore};
 use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -153,7 +153,7 @@ impl Inbox for TransportInbox {
 }
 
 /// What the node's threads and its callers share.
-pub(super) struct Shared {
+pub(super) struct Shared<L> {
     status: Mutex<Status>,
     changed: Condvar,
     /// Threads waiting on `changed` (counted under the status lock): a wake with none is free.
@@ -161,15 +161,15 @@ pub(super) struct Shared {
     #[cfg(feature = "tokio")]
     pub(super) notify: tokio::sync::Notify,
     subscribers: Mutex<Vec<Subscriber>>,
-    log: Mutex<FsLog>,
+    log: Mutex<L>,
 }
 
-impl Shared {
+impl<L: LogStore> Shared<L> {
     pub(super) fn status(&self) -> MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn log(&self) -> MutexGuard<'_, FsLog> {
+    pub(super) fn log(&self) -> MutexGuard<'_, L> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -209,24 +209,24 @@ impl Shared {
 }
 
 /// The callers' side of a node: submits requests to its loop.
-pub(super) struct Handle {
+pub(super) struct Handle<L> {
     pub(super) id: NodeId,
     commands: Sender<Command>,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared<L>>,
     next_request: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
     transport: Arc<dyn Transport>,
 }
 
-impl Handle {
+impl<L: LogStore + Send + 'static> Handle<L> {
     /// Recovers the node's state from `log`, connects it to `transport`, and starts its
     /// threads. The config's seed is replaced by a fresh random one (the core's contract).
     pub(super) fn open(
         mut config: Config,
-        log: FsLog,
+        log: L,
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
-    ) -> Result<Handle, DriverError> {
+    ) -> Result<Handle<L>, DriverError> {
         config.seed = OsRng.next_u64();
         config.state_machine = state_machine.is_some();
         let recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
@@ -306,11 +306,13 @@ impl Handle {
 
     /// The last entry's payload (the seed's `head`).
     pub(super) fn head(&self) -> Result<Option<Bytes>, LogError> {
-        Ok(self.shared.log().head()?.and_then(|entry| entry.payload.data().cloned()))
+        let log = self.shared.log();
+        let Some(seq) = log.seq() else { return Ok(None) };
+        Ok(log.read(seq)?.and_then(|entry| entry.payload.data().cloned()))
     }
 }
 
-impl Drop for Handle {
+impl<L> Drop for Handle<L> {
     /// A node dropped without `close` still stops: its loop is told to close (without
     /// waiting here, which may be inside an async runtime) and the transport forgets it.
     fn drop(&mut self) {
@@ -345,10 +347,10 @@ pub(super) fn read_answer(response: Response) -> Result<(Option<Seq>, Bytes), Cl
 }
 
 /// The node loop's state (on its own thread).
-struct NodeLoop {
+struct NodeLoop<L> {
     raft: Raft,
     start: Instant,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<L>>,
     transport: Arc<dyn Transport>,
     state_machine: Option<Box<dyn StateMachine>>,
     pending: BTreeMap<RequestId, Reply>,
@@ -365,7 +367,7 @@ const BATCH_MAX: usize = 1024;
 /// How soon a failed apply is tried again.
 const APPLY_RETRY: Duration = Duration::from_millis(100);
 
-impl NodeLoop {
+impl<L: LogStore> NodeLoop<L> {
     fn now(&self) -> Time {
         since(self.start)
     }
@@ -466,14 +468,8 @@ impl NodeLoop {
             Output::Send(message) => self.transport.send(message),
             Output::Write { id, write } => drop(self.writes.send((id, write))),
             Output::LoadEntries { from, to } => {
-                // The log's iterator reads in chunks (one read per entry would be a syscall each).
-                let count = (to.0 - from.0 + 1) as usize;
-                let entries: Result<Vec<Entry>, LogError> = self.shared.log().iter(from).take(count).collect();
-                return Some(match entries {
-                    Ok(entries) if entries.len() == count => Input::EntriesLoaded { entries },
-                    Ok(entries) => {
-                        Input::LoadFailed { error: format!("{} of {count} entries in the log", entries.len()) }
-                    }
+                return Some(match self.shared.log().load(from, to) {
+                    Ok(entries) => Input::EntriesLoaded { entries },
                     Err(error) => Input::LoadFailed { error: error.to_string() },
                 });
             }
@@ -551,7 +547,7 @@ fn since(start: Instant) -> Time {
 
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one
 /// batch: one write, one fdatasync), then the last write is reported done.
-fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<Command>) {
+fn disk_loop<L: LogStore>(shared: &Shared<L>, jobs: &Receiver<(WriteId, Write)>, done: &Sender<Command>) {
     while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter());
@@ -563,7 +559,7 @@ fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<C
             match write {
                 Write::Entries(more) => entries.extend(more),
                 other => {
-                    result = result.and_then(|()| flush(&mut log, &mut entries)).and_then(|()| log.apply(&other));
+                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| log.apply(&other));
                 }
             }
             if let Err(error) = &result {
@@ -572,7 +568,7 @@ fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<C
             }
             last = Some(id);
         }
-        if let Err(error) = flush(&mut log, &mut entries) {
+        if let Err(error) = flush(&mut *log, &mut entries) {
             let _ = done.send(Command::WriteFailed(last.expect("a batch has a write"), error.to_string()));
             return;
         }
@@ -583,7 +579,7 @@ fn disk_loop(shared: &Shared, jobs: &Receiver<(WriteId, Write)>, done: &Sender<C
     }
 }
 
-fn flush(log: &mut FsLog, entries: &mut Vec<Entry>) -> Result<(), LogError> {
+fn flush<L: LogStore>(log: &mut L, entries: &mut Vec<Entry>) -> Result<(), LogError> {
     if entries.is_empty() {
         return Ok(());
     }

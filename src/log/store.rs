@@ -5,7 +5,7 @@ use super::{FsLog, LogError};
 use crate::core::{Entry, HardState, Recovered, Seq, Term, Write};
 
 /// What a Raft node needs from its storage; implemented by [`FsLog`](super::FsLog) (durable) and
-/// [`MemLog`] (in memory).
+/// [`MemLog`](super::MemLog) (in memory).
 pub trait LogStore {
     /// The seq of the last entry.
     fn seq(&self) -> Option<Seq>;
@@ -40,6 +40,16 @@ pub trait LogStore {
     }
     /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError>;
+    /// The entries `from..=to` ([`crate::core::Output::LoadEntries`]); an error if any is
+    /// missing. The default reads them one by one.
+    fn load(&self, from: Seq, to: Seq) -> Result<Vec<Entry>, LogError> {
+        (from.0..=to.0)
+            .map(|seq| self.read(Seq(seq))?.ok_or_else(|| LogError::Invalid(format!("no entry at seq {seq}"))))
+            .collect()
+    }
+    /// Lets go of the store once a driver is done with it (a file log frees its directory for
+    /// another handle). The default does nothing.
+    fn close(&mut self) {}
 }
 
 /// The checks every log makes on an append at `seq`, before anything changes: terms never
@@ -95,5 +105,19 @@ impl LogStore for FsLog {
 
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
         FsLog::recovered(self, tail)
+    }
+
+    /// Reads with the log's iterator (in chunks, not a syscall per entry).
+    fn load(&self, from: Seq, to: Seq) -> Result<Vec<Entry>, LogError> {
+        let count = (to.0 - from.0 + 1) as usize;
+        let entries = self.iter(from).take(count).collect::<Result<Vec<Entry>, LogError>>()?;
+        match entries.len() == count {
+            true => Ok(entries),
+            false => Err(LogError::Invalid(format!("{} of {count} entries in the log", entries.len()))),
+        }
+    }
+
+    fn close(&mut self) {
+        FsLog::close(self);
     }
 }
