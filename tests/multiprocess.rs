@@ -25,6 +25,8 @@ struct Proc {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
+    /// The last lines read, for a failure's message.
+    recent: std::collections::VecDeque<String>,
 }
 
 impl Proc {
@@ -47,7 +49,7 @@ impl Proc {
                 }
             }
         });
-        let mut proc = Proc { child, stdin, lines };
+        let mut proc = Proc { child, stdin, lines, recent: Default::default() };
         proc.expect(|line| line == "ready");
         proc
     }
@@ -61,7 +63,13 @@ impl Proc {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).expect("the node printed the expected line in time");
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("node {} printed no expected line in {WAIT:?}; its last lines: {:?}", self.child.id(), self.recent)
+            };
+            if self.recent.len() == 20 {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(line.clone());
             if wanted(&line) {
                 return line;
             }

@@ -6,6 +6,7 @@
 //! The record format (`format.rs`) and crash recovery as a pure decision table
 //! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
 
+mod cases;
 #[doc(hidden)]
 pub mod format;
 mod fslog;

@@ -1,0 +1,354 @@
+//! Recovery on crafted segment bytes: every row of the decision table, torn tails, corruption.
+
+use super::super::format::{encode_header, encode_record, seal_batch, Key, NewRecord, NONCE_BYTES};
+use super::*;
+
+const MAX: usize = 1 << 20;
+
+/// Appends a batch of entries `first..` with the given terms; returns the new chain head.
+fn batch(bytes: &mut Vec<u8>, first: u64, terms: &[u64], chain: u64, encoder: &Encoder) -> u64 {
+    let mut chain = chain;
+    let mut last_at = 0;
+    for (i, term) in terms.iter().enumerate() {
+        let seq = first + i as u64;
+        let payload = format!("entry {seq}");
+        last_at = bytes.len();
+        let record = NewRecord { seq, term: *term, payload: Some(payload.as_bytes()), batch_offset: i as u32, chain };
+        chain = encode_record(bytes, encoder, record, [seq as u8; NONCE_BYTES]);
+    }
+    let sealed = seal_batch(&mut bytes[last_at..], encoder);
+    if encoder.checksummed() {
+        sealed
+    } else {
+        chain
+    }
+}
+
+/// A segment holding entries `first..first+terms.len()`, each its own batch.
+fn segment(first: u64, terms: &[u64], chain: &mut u64, encoder: &Encoder) -> Vec<u8> {
+    let mut bytes = encode_header(encoder, first, [1; NONCE_BYTES]).to_vec();
+    for (i, term) in terms.iter().enumerate() {
+        *chain = batch(&mut bytes, first + i as u64, &[*term], *chain, encoder);
+    }
+    bytes
+}
+
+fn log(encoder: &Encoder) -> Vec<Vec<u8>> {
+    let mut chain = 0;
+    vec![segment(0, &[1, 1, 1], &mut chain, encoder), segment(3, &[1, 2, 2, 3], &mut chain, encoder)]
+}
+
+/// Scans files named (first seqs) 0 and 3, as `log()` lays them out.
+fn run(files: &[Vec<u8>], repair: Option<u64>) -> Result<Scan, Corruption> {
+    let segments: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    scan(&segments, &Encoder::XxHash, MAX, repair)
+}
+
+#[test]
+fn an_intact_log_is_accepted_whole() {
+    let scan = run(&log(&Encoder::XxHash), None).unwrap();
+    assert_eq!(scan.last, Some((6, 3)));
+    assert_eq!(scan.term_starts, vec![(0, 1), (4, 2), (6, 3)]);
+    assert_eq!(scan.segments[1].offsets.len(), 4);
+    assert!(scan.segments.iter().all(|s| s.ending == Case::Accept && !s.delete));
+}
+
+#[test]
+fn every_torn_tail_recovers_to_a_prefix() {
+    let files = log(&Encoder::XxHash);
+    let full = files[1].len();
+    for cut in 0..full {
+        let mut torn = files.clone();
+        torn[1].truncate(cut);
+        let scan = run(&torn, None).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let kept = scan.last.map_or(0, |l| l.0 + 1);
+        let expected = if cut < HEADER_BYTES { 3 } else { 3 + scan.segments[1].offsets.len() as u64 };
+        assert_eq!(kept, expected, "cut at {cut}");
+        assert!(scan.segments[1].valid_len as usize <= cut.max(HEADER_BYTES));
+    }
+}
+
+#[test]
+fn a_zero_filled_tail_is_truncated() {
+    let mut files = log(&Encoder::XxHash);
+    let valid = files[1].len();
+    files[1].extend_from_slice(&[0; 4096]);
+    let scan = run(&files, None).unwrap();
+    assert_eq!((scan.segments[1].ending, scan.segments[1].valid_len), (Case::ZeroTail, valid as u64));
+    assert_eq!(scan.last, Some((6, 3)));
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_a_damaged_tail() {
+    let mut files = log(&Encoder::XxHash);
+    let end = files[1].len();
+    files[1][end - 12] ^= 1;
+    let scan = run(&files, None).unwrap();
+    assert_eq!(scan.segments[1].ending, Case::DamagedTail);
+    assert_eq!(scan.last, Some((5, 2)));
+}
+
+#[test]
+fn a_flipped_byte_anywhere_else_is_corruption_naming_segment_offset_and_seq() {
+    let files = log(&Encoder::XxHash);
+    let last_record = {
+        let scan = run(&files, None).unwrap();
+        *scan.segments[1].offsets.last().unwrap() as usize
+    };
+    for (file, bytes) in files.iter().enumerate() {
+        for byte in 0..bytes.len() {
+            if file == 1 && byte >= last_record {
+                continue;
+            }
+            let mut bad = files.clone();
+            bad[file][byte] ^= 0x04;
+            let error = run(&bad, None).expect_err(&format!("file {file} byte {byte}"));
+            assert_eq!(error.segment, [0, 3][file], "file {file} byte {byte}");
+            assert!(error.offset <= byte as u64, "file {file} byte {byte}: {error}");
+            assert!(error.to_string().contains("repair from seq"));
+        }
+    }
+}
+
+#[test]
+fn repair_from_drops_the_corrupt_entry_and_everything_after() {
+    let mut files = log(&Encoder::XxHash);
+    let scan = run(&files, None).unwrap();
+    let offset = scan.segments[1].offsets[1] as usize; // seq 4
+    files[1][offset + 10] ^= 0xff;
+    let error = run(&files, None).unwrap_err();
+    assert_eq!((error.case, error.seq), (Case::DamagedMiddle, 4));
+    assert_eq!(run(&files, Some(5)).unwrap_err().seq, 4, "repair must start at or before the damage");
+    let repaired = run(&files, Some(4)).unwrap();
+    assert_eq!(repaired.last, Some((3, 1)));
+    assert_eq!(repaired.segments[1].valid_len, offset as u64);
+    assert_eq!(repaired.term_starts, vec![(0, 1)]);
+    let everything = run(&files, Some(2)).unwrap();
+    assert_eq!((everything.last, everything.segments[1].delete), (Some((1, 1)), true));
+}
+
+#[test]
+fn a_swapped_or_stale_record_breaks_the_chain_or_the_sequence() {
+    let mut chain = 0;
+    let good = segment(0, &[1, 1, 1], &mut chain, &Encoder::XxHash);
+    // A record for seq 2 written with the wrong predecessor (a stale copy from another log).
+    let mut stale = encode_header(&Encoder::XxHash, 0, [0; NONCE_BYTES]).to_vec();
+    let other = batch(&mut stale, 0, &[1, 1], 0, &Encoder::XxHash);
+    batch(&mut stale, 2, &[1], other ^ 1, &Encoder::XxHash);
+    let error = run(&[stale], None).unwrap_err();
+    assert_eq!((error.seq, error.case), (2, Case::BrokenChain));
+    // The same log with a record missing.
+    let scan = run(std::slice::from_ref(&good), None).unwrap();
+    let (a, b) = (scan.segments[0].offsets[1] as usize, scan.segments[0].offsets[2] as usize);
+    let mut missing = good[..a].to_vec();
+    missing.extend_from_slice(&good[b..]);
+    assert_eq!(run(&[missing], None).unwrap_err().case, Case::Discontinuity);
+}
+
+#[test]
+fn a_torn_last_segment_header_deletes_the_segment() {
+    let mut files = log(&Encoder::XxHash);
+    files.push(vec![0; 10]);
+    let segments: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 3, 7]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    let scan = scan(&segments, &Encoder::XxHash, MAX, None).unwrap();
+    assert_eq!((scan.segments[2].ending, scan.segments[2].delete), (Case::TornHeader, true));
+    assert_eq!(scan.last, Some((6, 3)));
+}
+
+#[test]
+fn the_plain_encoder_recovers_torn_tails_but_cannot_see_flipped_bits() {
+    let files = log(&Encoder::Plain);
+    let plain = |files: &[Vec<u8>]| {
+        let views: Vec<SegmentBytes<'_>> =
+            files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+        scan(&views, &Encoder::Plain, MAX, None).unwrap()
+    };
+    let mut torn = files.clone();
+    let len = torn[1].len();
+    torn[1].truncate(len - 3);
+    let scan = plain(&torn);
+    assert_eq!((scan.last, scan.segments[1].ending), (Some((5, 2)), Case::TornRecord));
+    let mut flipped = files;
+    flipped[0][HEADER_BYTES + 30] ^= 1; // A payload byte of seq 0.
+    assert_eq!(plain(&flipped).last, Some((6, 3)));
+}
+
+/// Segment 0 with batches 0..3 and 3..7 (the last one possibly damaged).
+fn two_batches() -> (Vec<u8>, usize) {
+    let encoder = Encoder::XxHash;
+    let mut bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
+    let chain = batch(&mut bytes, 0, &[1, 1, 1], 0, &encoder);
+    let first_batch_end = bytes.len();
+    batch(&mut bytes, 3, &[1, 2, 2, 2], chain, &encoder);
+    (bytes, first_batch_end)
+}
+
+fn scan_one(bytes: &[u8]) -> Result<Scan, Corruption> {
+    scan(&[SegmentBytes { first_seq: 0, bytes }], &Encoder::XxHash, MAX, None)
+}
+
+#[test]
+fn an_unfinished_last_batch_is_dropped_whole_whatever_reached_the_disk() {
+    let (bytes, durable) = two_batches();
+    assert_eq!(scan_one(&bytes).unwrap().last, Some((6, 2)));
+    // Cut anywhere in the last batch, or any 64-byte "page" of it lost while later ones
+    // were written (zeroed, or left with stale bytes).
+    for cut in durable..bytes.len() {
+        let scan = scan_one(&bytes[..cut]).unwrap();
+        assert_eq!((scan.last, scan.segments[0].valid_len), (Some((2, 1)), durable as u64), "cut {cut}");
+        assert_eq!(scan.term_starts, vec![(0, 1)]);
+    }
+    for page in (durable..bytes.len()).step_by(64) {
+        for fill in [0u8, 0xa5] {
+            let mut holed = bytes.clone();
+            holed[page..(page + 64).min(bytes.len())].fill(fill);
+            let scan = scan_one(&holed).unwrap_or_else(|e| panic!("page at {page}: {e}"));
+            assert_eq!(scan.last, Some((2, 1)), "page at {page}");
+        }
+    }
+}
+
+#[test]
+fn a_hole_in_a_durable_batch_followed_by_a_later_batch_is_corruption() {
+    let (bytes, durable) = two_batches();
+    for page in (HEADER_BYTES..durable).step_by(16) {
+        let mut holed = bytes.clone();
+        holed[page..(page + 16).min(durable)].fill(0);
+        let error = scan_one(&holed).expect_err(&format!("hole at {page}"));
+        assert_eq!(error.case, Case::DamagedMiddle, "hole at {page}");
+    }
+}
+
+#[test]
+fn a_sealed_segment_that_ends_inside_a_batch_is_corruption() {
+    let (bytes, _) = two_batches();
+    let offsets = scan_one(&bytes).unwrap().segments[0].offsets.clone();
+    let unfinished = bytes[..offsets[5] as usize].to_vec(); // Batch 0..3, then 3 and 4 of the next.
+    let mut chain = 0;
+    let files = [unfinished, segment(5, &[3], &mut chain, &Encoder::XxHash)];
+    let segments: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 5]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    let error = scan(&segments, &Encoder::XxHash, MAX, None).unwrap_err();
+    assert_eq!((error.case, error.seq, error.segment), (Case::UnfinishedBatch, 3, 0));
+}
+
+#[test]
+fn a_log_encrypted_with_another_key_is_refused_by_name() {
+    let written = Encoder::Encrypted(Key::new([1; 32]));
+    let files = log(&written);
+    let views: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    assert_eq!(scan(&views, &written, MAX, None).unwrap().last, Some((6, 3)));
+    let error = scan(&views, &Encoder::Encrypted(Key::new([2; 32])), MAX, None).unwrap_err();
+    assert_eq!(error.case, Case::WrongKey);
+    assert!(error.to_string().contains("another encryption key"));
+}
+
+/// Scans `files` (first seqs 0, 3, 7, ...) with `encoder`: the case it ends on (the last
+/// segment's ending, or the error's case).
+fn case_of(files: &[Vec<u8>], encoder: &Encoder) -> Case {
+    let views: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 3, 7]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    match scan(&views, encoder, MAX, None) {
+        Ok(scan) => scan.segments.iter().map(|s| s.ending).find(|c| *c != Case::Accept).unwrap_or(Case::Accept),
+        Err(corruption) => corruption.case,
+    }
+}
+
+/// The byte offset of record `index` of segment `file` in an intact `log(encoder)`.
+fn record_at(encoder: &Encoder, file: usize, index: usize) -> usize {
+    let files = log(encoder);
+    let views: Vec<SegmentBytes<'_>> =
+        files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+    scan(&views, encoder, MAX, None).unwrap().segments[file].offsets[index] as usize
+}
+
+/// Bytes that show what each row of the table is about, and the case recovery names them.
+/// Every row is reached (but the one for a record past 4 GiB, which takes 4 GiB of bytes:
+/// `decide` alone shows it), and its case asserted by name.
+#[test]
+fn every_row_of_the_decision_table_is_reached_by_bytes_that_show_it() {
+    let (xx, plain) = (Encoder::XxHash, Encoder::Plain);
+    let mut reached: Vec<(Shows, bool, bool, Case)> = Vec::new();
+    let mut check = |shows: Shows, last: bool, written: &Encoder, read: &Encoder, files: Vec<Vec<u8>>| {
+        reached.push((shows, last, written.checksummed(), case_of(&files, read)));
+    };
+    check(Shows::Valid, true, &xx, &xx, log(&xx));
+    check(Shows::Valid, true, &plain, &plain, log(&plain));
+    check(Shows::HeaderTorn, true, &xx, &xx, [log(&xx), vec![vec![0; 10]]].concat());
+    check(Shows::HeaderTorn, false, &xx, &xx, [vec![vec![0; 10]], log(&xx)[1..].to_vec()].concat());
+    let mut bad_header = log(&xx);
+    bad_header[0][3] ^= 0x10;
+    check(Shows::HeaderBad, false, &xx, &xx, bad_header);
+    let keyed = log(&Encoder::Encrypted(Key::new([1; 32])));
+    check(Shows::HeaderWrongKey, false, &xx, &Encoder::Encrypted(Key::new([2; 32])), keyed);
+    check(Shows::HeaderWrongEncoder, false, &xx, &plain, log(&xx));
+    let mut cut = log(&xx);
+    let len = cut[1].len();
+    cut[1].truncate(len - 3);
+    check(Shows::CutShort, true, &xx, &xx, cut);
+    let mut zeros = log(&xx);
+    zeros[1].extend_from_slice(&[0; 100]);
+    check(Shows::Zeros, true, &xx, &xx, zeros);
+    let mut bad_last = log(&xx);
+    let at = record_at(&xx, 1, 3);
+    bad_last[1][at + 12] ^= 1;
+    check(Shows::BadRecord, true, &xx, &xx, bad_last);
+    let (bytes, _) = two_batches();
+    let inside = scan_one(&bytes).unwrap().segments[0].offsets[5] as usize;
+    check(Shows::EndsInsideBatch, true, &xx, &xx, vec![bytes[..inside].to_vec()]);
+    let mut skipped = log(&plain);
+    let (four, five) = (record_at(&plain, 1, 1), record_at(&plain, 1, 2));
+    skipped[1].drain(four..five);
+    check(Shows::WrongSeq, true, &plain, &plain, skipped.clone());
+    let mut chain = 0;
+    let lower = vec![segment(0, &[1, 1, 1], &mut chain, &plain), segment(3, &[2, 1], &mut chain, &plain)];
+    check(Shows::LowerTerm, true, &plain, &plain, lower);
+    let mut cut_first = log(&xx);
+    let len = cut_first[0].len();
+    cut_first[0].truncate(len - 3);
+    check(Shows::CutShort, false, &xx, &xx, cut_first);
+    let mut zeros_first = log(&xx);
+    zeros_first[0].extend_from_slice(&[0; 100]);
+    check(Shows::Zeros, false, &xx, &xx, zeros_first);
+    let mut bad_first = log(&xx);
+    let at = record_at(&xx, 0, 1);
+    bad_first[0][at + 12] ^= 1;
+    check(Shows::BadRecord, false, &xx, &xx, bad_first);
+    let mut bad_middle = log(&xx);
+    let at = record_at(&xx, 1, 0);
+    bad_middle[1][at + 12] ^= 1;
+    check(Shows::BadRecordBeforeLaterBatch, true, &xx, &xx, bad_middle);
+    let unfinished = bytes[..inside].to_vec();
+    let mut chain = 0;
+    check(Shows::EndsInsideBatch, false, &xx, &xx, vec![unfinished, segment(5, &[3], &mut chain, &xx)]);
+    let mut skipped = log(&xx);
+    let (four, five) = (record_at(&xx, 1, 1), record_at(&xx, 1, 2));
+    skipped[1].drain(four..five);
+    check(Shows::WrongSeq, true, &xx, &xx, skipped);
+    let mut stale = encode_header(&xx, 0, [0; NONCE_BYTES]).to_vec();
+    let other = batch(&mut stale, 0, &[1, 1], 0, &xx);
+    batch(&mut stale, 2, &[1], other ^ 1, &xx);
+    check(Shows::WrongChain, true, &xx, &xx, vec![stale]);
+    let mut chain = 0;
+    let lower = vec![segment(0, &[1, 1, 1], &mut chain, &xx), segment(3, &[2, 1], &mut chain, &xx)];
+    check(Shows::LowerTerm, true, &xx, &xx, lower);
+
+    for row in &TABLE {
+        if row.shows == Shows::PastSegmentLimit {
+            assert_eq!(decide(row.shows, true, true).case, Case::DamagedMiddle);
+            continue;
+        }
+        let fits = |wanted: Option<bool>, actual: bool| wanted.is_none_or(|w| w == actual);
+        let hit = reached.iter().find(|(shows, last, checksummed, _)| {
+            *shows == row.shows
+                && fits(row.last, *last)
+                && fits(row.checksummed, *checksummed)
+                && std::ptr::eq(decide(*shows, *last, *checksummed), row)
+        });
+        let Some((_, _, _, case)) = hit else { panic!("no bytes reach the row {row:?}") };
+        assert_eq!(*case, row.case, "bytes showing {:?} were named {case:?}", row.shows);
+    }
+}
