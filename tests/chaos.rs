@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 use tinyraftplus::transport::Keypair;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The runs take turns: a node restarting on its port while another run picks "free" ports
+/// (bound, then let go) could find its port taken.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Longer than the nodes' election timeout (500 ms) several times over.
 const OUTAGE: Duration = Duration::from_millis(1500);
 
@@ -388,6 +392,7 @@ fn slow_handshakes(target: SocketAddr, connections: usize, span: Duration) {
 }
 
 fn chaos(node_keys: bool, attack: bool) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let nodes = env_or("CHAOS_NODES", 3);
     let rounds = env_or("CHAOS_ROUNDS", 8);
     let seed = env_or("CHAOS_SEED", std::process::id() as u64 + u64::from(node_keys));

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The tests take turns: a node restarting on its port while another test picks "free" ports
+/// (bound, then let go) could find its port taken.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn binary() -> PathBuf {
     // target/<profile>/deps/multiprocess-<hash> -> target/<profile>/examples/node
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -64,7 +68,11 @@ impl Proc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("node {} printed no expected line in {WAIT:?}; its last lines: {:?}", self.child.id(), self.recent)
+                panic!(
+                    "node {} printed no expected line in {WAIT:?}; its last lines: {:?}",
+                    self.child.id(),
+                    self.recent
+                )
             };
             if self.recent.len() == 20 {
                 self.recent.pop_front();
@@ -113,6 +121,7 @@ fn leader(procs: &mut BTreeMap<u64, Proc>) -> u64 {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let key = "6b".repeat(32);
     let addrs = free_addrs(3);
@@ -222,6 +231,7 @@ fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
 /// through each surviving node, over ten kills (each survivor appends in a loop meanwhile).
 #[test]
 fn failover_after_sigkill_of_the_leader_reaches_every_survivor_promptly() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let key = "5a".repeat(32);
     let addrs = free_addrs(3);
