@@ -444,9 +444,7 @@ impl Raft {
                         entries.remove(0);
                     }
                     self.out.push(Output::Apply { entries });
-                    if self.apply_waiting.is_none() {
-                        self.apply_waiting = DriverWait::since(self.now);
-                    }
+                    self.apply_waiting.get_or_insert(DriverWait::since(self.now));
                 }
                 Err(NotInMemory(seq)) => return self.request_load(seq),
             }
@@ -479,7 +477,7 @@ impl Raft {
         }
         self.applied = last;
         // Progress: what is still out waits from now; nothing out, nothing waits.
-        self.apply_waiting = (self.applied < self.apply_sent).then(|| DriverWait::since(self.now)).flatten();
+        self.apply_waiting = (self.applied < self.apply_sent).then(|| DriverWait::since(self.now));
         self.event(Event::Apply(last.expect("count > 0")));
         self.after_apply();
     }

@@ -783,7 +783,6 @@ impl fmt::Debug for Raft {
     }
 }
 
-/// A duration in nanoseconds, saturating (configs are validated to at most a day).
 /// Since when the core has waited for an answer from the driver, and whether it said so.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct DriverWait {
@@ -792,11 +791,12 @@ pub(super) struct DriverWait {
 }
 
 impl DriverWait {
-    pub(super) fn since(now: Time) -> Option<DriverWait> {
-        Some(DriverWait { since: now, warned: false })
+    pub(super) fn since(now: Time) -> DriverWait {
+        DriverWait { since: now, warned: false }
     }
 }
 
+/// A duration in nanoseconds, saturating (configs are validated to at most a day).
 pub(super) fn duration_nanos(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -370,7 +370,7 @@ impl Raft {
         }
         let below_tail = self.log.tail_first().prev().unwrap_or(from);
         let to = Seq(from.0.saturating_add(self.config.rpc_entries_max as u64 - 1)).min(below_tail);
-        self.load_waiting = DriverWait::since(self.now);
+        self.load_waiting = Some(DriverWait::since(self.now));
         self.emit(Output::LoadEntries { from, to });
     }
 
