@@ -232,8 +232,18 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         let recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
         let raft = Raft::new(config, recovered).map_err(DriverError::Start)?;
         let id = raft.id();
+        // What the recovered core knows, from the start: a caller may ask before the loop runs.
+        let status = Status {
+            role: raft.role(),
+            leader: raft.leader(),
+            term: raft.term(),
+            seq: raft.seq(),
+            commit: raft.commit(),
+            catching_up: raft.is_catching_up(),
+            ..Status::default()
+        };
         let shared = Arc::new(Shared {
-            status: Mutex::new(Status::default()),
+            status: Mutex::new(status),
             changed: Condvar::new(),
             waiters: AtomicUsize::new(0),
             #[cfg(feature = "tokio")]
