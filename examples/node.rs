@@ -12,7 +12,7 @@
 //! `append TEXT`, `load` (append `<id>-<pid>-<n>` entries one after another until `stop`), `stop`,
 //! `status`, `dump` (every committed entry), `quit`. It prints, one line each:
 //! `ready`, `leader ID term T`, `ack SEQ TEXT`, `fail TEXT: WHY`, `warn TEXT`, `error TEXT`,
-//! `status ROLE LEADER TERM SEQ COMMIT`, `entry SEQ TEXT`, `dumped`, `stopped`.
+//! `status ROLE LEADER TERM SEQ COMMIT member|catching-up`, `entry SEQ TEXT`, `dumped`, `stopped`.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -144,7 +144,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let s = node.status();
                 let show = |seq: Option<Seq>| seq.map_or("none".to_string(), |s| s.to_string());
                 let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
-                println!("status {:?} {leader} {} {} {}", s.role, s.term, show(s.seq), show(s.commit));
+                let member = if s.catching_up { "catching-up" } else { "member" };
+                println!("status {:?} {leader} {} {} {} {member}", s.role, s.term, show(s.seq), show(s.commit));
             }
             "dump" => {
                 let commit = node.status().commit;

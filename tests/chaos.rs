@@ -203,7 +203,7 @@ impl Chaos {
         }
     }
 
-    /// The node's status line: `status ROLE LEADER TERM SEQ COMMIT`.
+    /// The node's status line: `status ROLE LEADER TERM SEQ COMMIT member|catching-up`.
     fn status(&mut self, id: u64) -> Vec<String> {
         self.command(id, "status");
         let (_, line) = self.wait(|from, line| from == id && line.starts_with("status "), "a status");
@@ -223,6 +223,18 @@ impl Chaos {
             self.pass(Duration::from_millis(100));
         }
         panic!("no leader within {WAIT:?}");
+    }
+
+    /// Waits until no node is catching up. A new cluster's nodes start catching up (new storage
+    /// looks like lost storage) and vote once they have seen every peer's log empty or a
+    /// leader's commit point in its term: a leader lost before that leaves them waiting for it.
+    fn members(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        let ids: Vec<u64> = self.procs.keys().copied().collect();
+        while ids.iter().any(|id| self.status(*id)[5] != "member") {
+            assert!(Instant::now() < deadline, "nodes still catching up after {WAIT:?}");
+            self.pass(Duration::from_millis(100));
+        }
     }
 
     fn follower(&mut self, leader: u64) -> u64 {
@@ -402,6 +414,7 @@ fn chaos(node_keys: bool, attack: bool) {
         chaos.start(id);
     }
     chaos.progress(50);
+    chaos.members();
     if attack {
         // Node 1 is attacked; node 2, under the same load, shows what the load alone costs.
         let rss = |chaos: &Chaos| (rss_kib(&chaos.procs[&1].child), rss_kib(&chaos.procs[&2].child));

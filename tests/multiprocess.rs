@@ -106,6 +106,22 @@ fn free_addrs(n: u64) -> BTreeMap<u64, SocketAddr> {
     (1..=n).zip(listeners.iter().map(|l| l.local_addr().unwrap())).collect()
 }
 
+/// Waits until no node is catching up (see `members` in `tests/chaos.rs`: a new cluster whose
+/// leader is lost before every node voted again waits for that leader).
+fn members(procs: &mut BTreeMap<u64, Proc>) {
+    let deadline = Instant::now() + WAIT;
+    for proc in procs.values_mut() {
+        loop {
+            proc.send("status");
+            if proc.expect(|line| line.starts_with("status ")).ends_with(" member") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a node still catching up after {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 fn leader(procs: &mut BTreeMap<u64, Proc>) -> u64 {
     // Ask every node; the leader is whoever a node names in its status as itself.
     loop {
@@ -147,6 +163,7 @@ fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
         logs
     };
     until(&mut procs, &mut acked, 300);
+    members(&mut procs);
     // SIGKILL the leader mid-load: no chance to flush or close anything.
     let killed = leader(&mut procs);
     let mut dead = procs.remove(&killed).unwrap();
@@ -241,6 +258,7 @@ fn failover_after_sigkill_of_the_leader_reaches_every_survivor_promptly() {
         proc.expect(|line| line.starts_with("leader "));
         proc.send("load");
     }
+    members(&mut procs);
     let (mut samples, mut kills) = (Vec::new(), 0);
     while samples.len() < 20 && kills < 20 {
         kills += 1;
