@@ -248,8 +248,10 @@ impl Chaos {
         self.pass(span);
     }
 
-    /// One round of chaos, drawn from the seed; returns what it did.
+    /// One round of chaos, drawn from the seed; returns what it did. It starts once every node
+    /// votes (a node whose storage a kill damaged would be catching up).
     fn round(&mut self) -> String {
+        self.members();
         let leader = self.leader();
         match self.random(5) {
             0 => {
@@ -414,7 +416,6 @@ fn chaos(node_keys: bool, attack: bool) {
         chaos.start(id);
     }
     chaos.progress(50);
-    chaos.members();
     if attack {
         // Node 1 is attacked; node 2, under the same load, shows what the load alone costs.
         let rss = |chaos: &Chaos| (rss_kib(&chaos.procs[&1].child), rss_kib(&chaos.procs[&2].child));
