@@ -59,6 +59,46 @@ pub(crate) struct LeaderRequests {
     round_wanted: bool,
 }
 
+impl LeaderRequests {
+    /// Queues a read for a leadership round that starts after it arrived: the next one, started
+    /// now (true: announce it) unless a round is out, else the one after it (started once the
+    /// round out is confirmed).
+    fn add_read(&mut self, origin: Origin, command: Bytes, deadline: Time) -> bool {
+        let start_now = self.read_round == self.read_confirmed;
+        let round = if start_now {
+            self.read_round += 1;
+            self.read_round
+        } else {
+            self.round_wanted = true;
+            self.read_round + 1
+        };
+        self.reads.push_back(PendingRead { origin, command, round, deadline });
+        start_now
+    }
+
+    /// A quorum confirmed rounds up to `confirmed`; true if a wanted round starts now.
+    fn confirm(&mut self, confirmed: u64) -> bool {
+        if confirmed <= self.read_confirmed {
+            return false;
+        }
+        self.read_confirmed = confirmed;
+        let start = self.round_wanted && self.read_round == confirmed;
+        if start {
+            self.round_wanted = false;
+            self.read_round += 1;
+        }
+        start
+    }
+
+    /// Moves the reads whose round is confirmed to the ready queue, at `read_index`.
+    fn ready_confirmed(&mut self, read_index: Option<Seq>) {
+        while self.reads.front().is_some_and(|r| r.round <= self.read_confirmed) {
+            let Some(read) = self.reads.pop_front() else { break };
+            self.ready_reads.push_back(ReadyRead { origin: read.origin, command: read.command, read_index });
+        }
+    }
+}
+
 /// A request forwarded to the leader, waiting for its reply.
 #[derive(Debug)]
 struct Forwarded {
@@ -209,8 +249,11 @@ impl Raft {
         if self.log.next_seq().checked_add(data.len() as u64 - 1).is_none() {
             return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
         }
+        if self.leading.is_none() {
+            return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
+        }
         let (first, last) = self.leader_append_entries(data.map(Payload::Data));
-        let leading = self.leading.as_mut().expect("leader_append runs on the leader");
+        let Some(leading) = self.leading.as_mut() else { return };
         leading.requests.appends.push_back(PendingAppend { origin, first, last, responses: Vec::new(), deadline });
         // No commit check: the new entries are not durable here yet.
         self.broadcast_append();
@@ -325,24 +368,15 @@ impl Raft {
         match request {
             ForwardRequest::Append(data) => self.leader_append(origin, data.into_iter(), deadline),
             ForwardRequest::Read(command) => {
-                if self.mutant(Mutant::ReadWithoutLeadership) {
-                    let leading = self.leading.as_mut().expect("leader_request runs on the leader");
-                    let ready = ReadyRead { origin, command, read_index: self.commit };
-                    leading.requests.ready_reads.push_back(ready);
+                let without_leadership = self.mutant(Mutant::ReadWithoutLeadership);
+                let Some(requests) = self.leading.as_mut().map(|leading| &mut leading.requests) else {
+                    return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
+                };
+                if without_leadership {
+                    requests.ready_reads.push_back(ReadyRead { origin, command, read_index: self.commit });
                     return self.serve_ready_reads();
                 }
-                let leading = self.leading.as_mut().expect("leader_request runs on the leader");
-                let requests = &mut leading.requests;
-                let round = if requests.read_round == requests.read_confirmed {
-                    requests.read_round += 1;
-                    requests.read_round
-                } else {
-                    // A round is out; this read needs one that starts after it arrived.
-                    requests.round_wanted = true;
-                    requests.read_round + 1
-                };
-                requests.reads.push_back(PendingRead { origin, command, round, deadline });
-                if round == requests.read_round {
+                if requests.add_read(origin, command, deadline) {
                     self.broadcast_read_round();
                 }
                 self.confirm_reads();
@@ -352,7 +386,7 @@ impl Raft {
 
     /// Sends every follower an empty append carrying the current read round.
     fn broadcast_read_round(&mut self) {
-        let leading = self.leading.as_ref().expect("only leaders start read rounds");
+        let Some(leading) = self.leading.as_ref() else { return };
         let targets: Vec<(NodeId, Option<Seq>)> = leading.progress.iter().map(|p| (p.id, p.matched)).collect();
         for (to, matched) in targets {
             // At the match point, which the follower certainly has: it answers at once.
@@ -368,26 +402,17 @@ impl Raft {
         rounds.push((self.id, Some(Seq(leading.requests.read_round))));
         let confirmed = self.config.quorum.commit_point(&rounds).map_or(0, |seq| seq.0);
         let term_committed = self.commit >= Some(leading.term_start);
-        let leading = self.leading.as_mut().expect("checked above");
-        let requests = &mut leading.requests;
-        if confirmed > requests.read_confirmed {
-            requests.read_confirmed = confirmed;
-            if requests.round_wanted && requests.read_round == confirmed {
-                requests.round_wanted = false;
-                requests.read_round += 1;
-                self.broadcast_read_round();
-            }
+        let Some(leading) = self.leading.as_mut() else { return };
+        if leading.requests.confirm(confirmed) {
+            self.broadcast_read_round();
         }
         // A new leader does not know the commit point until an entry of its term commits.
         if !term_committed {
             return;
         }
-        let requests = &mut self.leading.as_mut().expect("checked above").requests;
-        while requests.reads.front().is_some_and(|r| r.round <= requests.read_confirmed) {
-            let read = requests.reads.pop_front().expect("checked by front()");
-            let ready = ReadyRead { origin: read.origin, command: read.command, read_index: self.commit };
-            requests.ready_reads.push_back(ready);
-        }
+        let commit = self.commit;
+        let Some(leading) = self.leading.as_mut() else { return };
+        leading.requests.ready_confirmed(commit);
         self.serve_ready_reads();
     }
 

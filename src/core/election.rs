@@ -202,7 +202,7 @@ impl Raft {
     /// The leader's periodic duty: check it still has a quorum, then heartbeat everyone.
     pub(super) fn heartbeat_tick(&mut self, now: Time) {
         let window = super::raft::duration_nanos(self.config.ping_timeout);
-        let leading = self.leading.as_mut().expect("heartbeat_tick is only called on a leader");
+        let Some(leading) = self.leading.as_mut() else { return };
         leading.heartbeat_deadline = now.plus(super::raft::duration_nanos(self.config.heartbeat_interval()));
         let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
         if self.config.check_quorum && !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {

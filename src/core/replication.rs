@@ -125,7 +125,7 @@ impl Raft {
     /// Sends appends to one follower while its window has room.
     pub(super) fn send_append(&mut self, index: usize) {
         while self.may_send(index) {
-            let p = &self.leading.as_ref().expect("may_send checked it").progress[index];
+            let Some(p) = self.leading.as_ref().map(|leading| &leading.progress[index]) else { return };
             let window_entries = self.config.inflight_entries_max as u64;
             let window_full =
                 p.inflight_entries() >= window_entries || p.inflight_bytes >= self.config.inflight_bytes_max;
@@ -142,7 +142,7 @@ impl Raft {
             let sent_last = entries.last().expect("next <= last, so at least one entry").seq;
             let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
             self.send_entries(to, next, entries);
-            let p = &mut self.leading.as_mut().expect("checked above").progress[index];
+            let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
             if probing {
                 p.paused = true;
                 return;
@@ -156,7 +156,7 @@ impl Raft {
     /// Sends entries starting at `first` (or none: a heartbeat just before `first`).
     pub(super) fn send_entries(&mut self, to: NodeId, first: Seq, entries: Vec<Entry>) {
         let prev = first.prev().and_then(|seq| self.log.id_at(seq));
-        let leading = self.leading.as_ref().expect("only leaders send entries");
+        let Some(leading) = self.leading.as_ref() else { return };
         let read_round = leading.requests.read_round;
         self.send(to, Body::Append { prev, entries, commit: self.commit, read_round });
     }
@@ -165,13 +165,13 @@ impl Raft {
     /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
     /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
-        let p = &mut self.leading.as_mut().expect("only leaders send heartbeats").progress[index];
+        let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
         p.lost_data = p.lost_data.filter(|commit| p.matched < Some(*commit));
         if let Some(commit) = p.lost_data {
             let to = p.id;
             self.send_catch_up(to, commit);
         }
-        let p = &mut self.leading.as_mut().expect("still leading").progress[index];
+        let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
         p.paused = false;
         let (to, probing, next) = (p.id, p.probing, p.next);
         if probing && Some(next) <= self.log.last_seq() {
@@ -179,7 +179,9 @@ impl Raft {
         }
         self.send_entries(to, next, Vec::new());
         if probing {
-            self.leading.as_mut().expect("still leading").progress[index].paused = true;
+            if let Some(leading) = self.leading.as_mut() {
+                leading.progress[index].paused = true;
+            }
         } else {
             self.send_append(index);
         }
