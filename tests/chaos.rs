@@ -19,8 +19,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::nodes::{free_addrs, node_binary};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -33,12 +35,6 @@ const WAIT: Duration = Duration::from_secs(60);
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Longer than the nodes' election timeout (500 ms) several times over.
 const OUTAGE: Duration = Duration::from_millis(1500);
-
-fn binary() -> PathBuf {
-    // target/<profile>/deps/chaos-<hash> -> target/<profile>/examples/node
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").join("examples").join("node")
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -75,8 +71,7 @@ struct Chaos {
 
 impl Chaos {
     fn new(nodes: u64, node_keys: bool, seed: u64) -> Chaos {
-        let listeners: Vec<TcpListener> = (0..nodes).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let addrs = (1..=nodes).zip(listeners.iter().map(|l| l.local_addr().unwrap())).collect();
+        let addrs = free_addrs(nodes);
         let keys = if node_keys {
             let pairs: BTreeMap<u64, Keypair> = (1..=nodes).map(|id| (id, Keypair::generate().unwrap())).collect();
             let public: Vec<String> =
@@ -106,7 +101,7 @@ impl Chaos {
 
     /// Starts node `id` without waiting for it.
     fn spawn(&mut self, id: u64) {
-        let mut command = Command::new(binary());
+        let mut command = Command::new(node_binary());
         let dir = self.dir.path().join(format!("n{id}"));
         command.args(["--id", &id.to_string(), "--dir", dir.to_str().unwrap()]).args(&self.keys[&id]);
         for (peer, addr) in &self.addrs {

@@ -4,10 +4,13 @@
 //! keeps committing. A process with the wrong key is refused, and garbage sent to a node's
 //! port does not stop it.
 
+mod common;
+
+use common::nodes::{free_addrs, node_binary};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -17,12 +20,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The tests take turns: a node restarting on its port while another test picks "free" ports
 /// (bound, then let go) could find its port taken.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn binary() -> PathBuf {
-    // target/<profile>/deps/multiprocess-<hash> -> target/<profile>/examples/node
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").join("examples").join("node")
-}
 
 /// One node process and the lines it prints.
 struct Proc {
@@ -35,7 +32,7 @@ struct Proc {
 
 impl Proc {
     fn start(id: u64, dir: &Path, key: &str, peers: &BTreeMap<u64, SocketAddr>) -> Proc {
-        let mut command = Command::new(binary());
+        let mut command = Command::new(node_binary());
         command.args(["--id", &id.to_string(), "--dir", dir.to_str().unwrap(), "--key", key]);
         for (peer, addr) in peers {
             command.args(["--peer", &format!("{peer}={addr}")]);
@@ -101,11 +98,6 @@ fn acks(lines: &[String], into: &mut BTreeMap<u64, String>) {
     }
 }
 
-fn free_addrs(n: u64) -> BTreeMap<u64, SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    (1..=n).zip(listeners.iter().map(|l| l.local_addr().unwrap())).collect()
-}
-
 /// Waits until no node is catching up (see `members` in `tests/chaos.rs`: a new cluster whose
 /// leader is lost before every node voted again waits for that leader).
 fn members(procs: &mut BTreeMap<u64, Proc>) {
@@ -135,17 +127,24 @@ fn leader(procs: &mut BTreeMap<u64, Proc>) -> u64 {
     }
 }
 
-#[test]
-fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+/// Three node processes under `key`, each having announced a leader: their directory, their
+/// addresses and the processes.
+fn cluster(key: &str) -> (tempfile::TempDir, BTreeMap<u64, SocketAddr>, BTreeMap<u64, Proc>) {
     let dir = tempfile::tempdir().unwrap();
-    let key = "6b".repeat(32);
     let addrs = free_addrs(3);
     let mut procs: BTreeMap<u64, Proc> =
-        (1..=3).map(|id| (id, Proc::start(id, &dir.path().join(format!("n{id}")), &key, &addrs))).collect();
+        (1..=3).map(|id| (id, Proc::start(id, &dir.path().join(format!("n{id}")), key, &addrs))).collect();
     for proc in procs.values_mut() {
         proc.expect(|line| line.starts_with("leader "));
     }
+    (dir, addrs, procs)
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let key = "6b".repeat(32);
+    let (dir, addrs, mut procs) = cluster(&key);
     let mut acked = BTreeMap::new();
     for proc in procs.values_mut() {
         proc.send("load");
@@ -249,13 +248,10 @@ fn acknowledged_writes_survive_sigkill_of_the_leader_and_the_cluster_goes_on() {
 #[test]
 fn failover_after_sigkill_of_the_leader_reaches_every_survivor_promptly() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
     let key = "5a".repeat(32);
-    let addrs = free_addrs(3);
+    let (dir, addrs, mut procs) = cluster(&key);
     let start = |id: u64| Proc::start(id, &dir.path().join(format!("n{id}")), &key, &addrs);
-    let mut procs: BTreeMap<u64, Proc> = (1..=3).map(|id| (id, start(id))).collect();
     for proc in procs.values_mut() {
-        proc.expect(|line| line.starts_with("leader "));
         proc.send("load");
     }
     members(&mut procs);

@@ -28,6 +28,18 @@ fn start(id: NodeId, log: FsLog, network: &Arc<InProcessNetwork>) -> RaftNode {
     RaftNode::open(config, log, network.clone(), None).unwrap()
 }
 
+/// Nodes 1, 2 and 3 of a new cluster in `dir`, and the leader they elected.
+fn three_nodes(dir: &Path, network: &Arc<InProcessNetwork>) -> (Vec<RaftNode>, NodeId) {
+    let nodes: Vec<RaftNode> = (1..=3).map(|id| open(dir, NodeId(id), network)).collect();
+    let leader = nodes[0].await_leader(WAIT).expect("a new cluster elects a leader");
+    (nodes, leader)
+}
+
+/// Node `id`'s place in the list of nodes 1, 2, 3.
+fn index(id: NodeId) -> usize {
+    (id.0 - 1) as usize
+}
+
 /// Appends `count` entries through `node`; returns each acknowledged (seq, payload).
 fn append(node: &RaftNode, tag: &str, count: usize) -> Vec<(Seq, Bytes)> {
     (0..count)
@@ -48,9 +60,7 @@ fn entries(dir: &Path, id: NodeId) -> Vec<Entry> {
 fn delete_and_rebuild(pick_leader: bool) {
     let dir = tempfile::tempdir().unwrap();
     let network = InProcessNetwork::new();
-    let mut nodes: Vec<RaftNode> = (1..=3).map(|id| open(dir.path(), NodeId(id), &network)).collect();
-    let leader = nodes[0].await_leader(WAIT).expect("a new cluster elects a leader");
-    let index = |id: NodeId| (id.0 - 1) as usize;
+    let (mut nodes, leader) = three_nodes(dir.path(), &network);
     let mut acknowledged = append(&nodes[index(leader)], "a", 20);
     let victim = match pick_leader {
         true => leader,
@@ -98,9 +108,7 @@ fn rejoined_and_identical(dir: &Path, nodes: Vec<RaftNode>, rejoined: NodeId, ac
 fn a_node_with_a_damaged_batch_in_the_middle_returns_to_service_with_every_entry() {
     let dir = tempfile::tempdir().unwrap();
     let network = InProcessNetwork::new();
-    let mut nodes: Vec<RaftNode> = (1..=3).map(|id| open(dir.path(), NodeId(id), &network)).collect();
-    let leader = nodes[0].await_leader(WAIT).expect("a new cluster elects a leader");
-    let index = |id: NodeId| (id.0 - 1) as usize;
+    let (mut nodes, leader) = three_nodes(dir.path(), &network);
     let mut acknowledged = append(&nodes[index(leader)], "a", 30);
     let victim = nodes.iter().map(RaftNode::id).find(|id| *id != leader).unwrap();
     assert!(nodes[index(victim)].await_commit(acknowledged.last().unwrap().0, WAIT));

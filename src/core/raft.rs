@@ -318,23 +318,17 @@ impl Raft {
     /// after an election timeout, say so once.
     fn warn_if_unanswered(&mut self, now: Time) {
         let timeout = duration_nanos(self.config.election_timeout);
-        let what = [
-            (
-                &mut self.load_waiting,
-                "a load of entries (Output::LoadEntries needs Input::EntriesLoaded or LoadFailed)",
-            ),
-            (&mut self.apply_waiting, "applied entries (Output::Apply needs Input::Applied)"),
-        ];
-        let mut warnings = Vec::new();
-        for (waiting, what) in what {
-            if let Some(waiting) = waiting.as_mut().filter(|w| !w.warned && now.since(w.since) >= timeout) {
-                waiting.warned = true;
-                let ms = now.since(waiting.since) / 1_000_000;
-                warnings.push(format!("the driver has not reported {what} for {ms} ms: the node waits for it"));
-            }
+        if let Some(ms) = self.load_waiting.as_mut().and_then(|wait| wait.overdue(now, timeout)) {
+            self.event(Event::Warn(format!(
+                "the driver has not reported a load of entries (Output::LoadEntries needs Input::EntriesLoaded or \
+                 LoadFailed) for {ms} ms: the node waits for it"
+            )));
         }
-        for warning in warnings {
-            self.event(Event::Warn(warning));
+        if let Some(ms) = self.apply_waiting.as_mut().and_then(|wait| wait.overdue(now, timeout)) {
+            self.event(Event::Warn(format!(
+                "the driver has not reported applied entries (Output::Apply needs Input::Applied) for {ms} ms: the \
+                 node waits for it"
+            )));
         }
     }
 
@@ -786,13 +780,22 @@ impl fmt::Debug for Raft {
 /// Since when the core has waited for an answer from the driver, and whether it said so.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct DriverWait {
-    pub(super) since: Time,
-    pub(super) warned: bool,
+    since: Time,
+    warned: bool,
 }
 
 impl DriverWait {
     pub(super) fn since(now: Time) -> DriverWait {
         DriverWait { since: now, warned: false }
+    }
+
+    /// The milliseconds waited, once, when they reach `timeout` nanoseconds.
+    fn overdue(&mut self, now: Time, timeout: u64) -> Option<u64> {
+        let waited = now.since(self.since);
+        (!self.warned && waited >= timeout).then(|| {
+            self.warned = true;
+            waited / 1_000_000
+        })
     }
 }
 

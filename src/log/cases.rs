@@ -114,6 +114,8 @@ const PLAIN: Option<bool> = Some(false);
 /// The table: the first row that matches decides. A crash can damage only the last batch of
 /// the last segment, so only there is damage a torn tail; the plain encoder, which cannot tell
 /// damage from a record, takes a wrong seq or a lower term at the end for a torn tail too.
+/// (The scanner keeps a valid record without looking it up: the first row is there for
+/// completeness, and every record of a log passes that way.)
 pub static TABLE: [Row; 21] = [
     row(Shows::Valid, ANY, ANY, Case::Accept, Decision::Keep),
     row(Shows::HeaderTorn, LAST, ANY, Case::TornHeader, Decision::DeleteSegment),

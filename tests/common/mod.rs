@@ -1,5 +1,8 @@
-//! Helpers shared by the file log's test files (each uses some of them).
+//! Helpers shared by test files (each uses some of them): the file log's here, node processes'
+//! in `nodes`.
 #![allow(dead_code)]
+
+pub mod nodes;
 
 use std::path::{Path, PathBuf};
 use tinyraftplus::core::{Payload, Seq};

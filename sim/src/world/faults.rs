@@ -34,9 +34,7 @@ impl World {
         let ids: Vec<NodeId> = self.nodes.iter().map(|node| node.id).collect();
         match kind {
             Some(0) => {
-                let minority = (size - 1) / 2;
-                let down = size - self.running().len();
-                if self.nodes[n].raft.is_some() && (self.options.regime == Regime::Unbounded || down < minority) {
+                if self.nodes[n].raft.is_some() && self.room_for_crash() {
                     self.fault("crash");
                     self.crash(n);
                     self.maybe_lose_data(n);
@@ -46,8 +44,7 @@ impl World {
             }
             Some(1) => {
                 self.blocked.clear();
-                let leader =
-                    self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader));
+                let leader = self.leader_index();
                 match self.rng.below(4) {
                     0 => {
                         self.fault("partition_leader_isolated");
@@ -95,7 +92,7 @@ impl World {
             Some(2) => {
                 // Half the time the leader: it resumes as a stale leader, after a new election.
                 let leader = match self.rng.below(2) {
-                    0 => self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader)),
+                    0 => self.leader_index(),
                     _ => None,
                 };
                 let n = leader.unwrap_or(n);
@@ -146,8 +143,7 @@ impl World {
             // committed entries for good, which no protocol can undo.
         } else if self.chance(self.swarm.wipe) {
             self.fault("wipe");
-            self.nodes[n].disk = Disk::new();
-            self.checker.wiped(id);
+            self.wipe(n);
             self.note(|| format!("n{id}: disk wiped"));
         } else if len > 0 && self.chance(self.swarm.disk_cut) {
             self.fault("disk_cut");
@@ -159,8 +155,7 @@ impl World {
             let segment = self.rng.below(len.div_ceil(SEGMENT_ENTRIES));
             let how = if self.rng.below(2) == 0 { "deleted" } else { "zeroed" };
             if segment == 0 {
-                self.nodes[n].disk = Disk::new();
-                self.checker.wiped(id);
+                self.wipe(n);
             } else {
                 self.nodes[n].disk.repair_from(segment * SEGMENT_ENTRIES);
             }
@@ -183,21 +178,35 @@ impl World {
     /// to hear only the stale leader, which resumes a moment later. A node that forgot its vote
     /// must not help that leader commit.
     pub(super) fn forget(&mut self, n: usize, stale: usize) -> Result<(), Violation> {
-        let down = self.nodes.len() - self.running().len();
-        let room = down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
-        if self.settling || !room || self.nodes[n].raft.is_none() || !self.may_lose_data(n) {
+        if self.settling || !self.room_for_crash() || self.nodes[n].raft.is_none() || !self.may_lose_data(n) {
             return Ok(());
         }
         self.crash(n);
         let (id, stale_id) = (self.nodes[n].id, self.nodes[stale].id);
-        self.nodes[n].disk = Disk::new();
-        self.checker.wiped(id);
+        self.wipe(n);
         self.note(|| format!("n{id}: disk wiped; it hears only n{stale_id}, about to resume"));
         for other in self.nodes.iter().map(|node| node.id).filter(|other| *other != id && *other != stale_id) {
             self.blocked.insert((id, other));
             self.blocked.insert((other, id));
         }
         self.start(n)
+    }
+
+    /// The running leader, if any.
+    fn leader_index(&self) -> Option<usize> {
+        self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader))
+    }
+
+    /// Whether one more node may crash: in the recoverable regime, a majority stays up.
+    pub(super) fn room_for_crash(&self) -> bool {
+        let down = self.nodes.len() - self.running().len();
+        down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded
+    }
+
+    /// Node `n` restarts on new storage: its disk is new, and the terms it voted in forgotten.
+    fn wipe(&mut self, n: usize) {
+        self.nodes[n].disk = Disk::new();
+        self.checker.wiped(self.nodes[n].id);
     }
 
     /// Whether node `n` may lose data now: every other node holds what it acknowledged (none

@@ -367,9 +367,7 @@ impl World {
             Ev::Fault => self.nemesis(),
             Ev::Restart(n) => self.start(n),
             Ev::Crash(n) => {
-                let down = self.nodes.len() - self.running().len();
-                let room = down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
-                if !self.settling && room && self.nodes[n].raft.is_some() {
+                if !self.settling && self.room_for_crash() && self.nodes[n].raft.is_some() {
                     self.fault("leader_crash_after_election");
                     self.crash(n);
                     // It may have been the only node of its quorum to lose data: the newest
