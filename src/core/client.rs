@@ -6,7 +6,8 @@ use super::io::{ClientError, Event, Output, Response};
 use super::log::NotInMemory;
 use super::message::{Body, ForwardId, ForwardRequest};
 use super::mutant::Mutant;
-use super::raft::{duration_nanos, DriverWait, LeaderState, Raft};
+use super::raft::{duration_nanos, DriverWait, Raft};
+use super::role::LeaderState;
 use super::types::{NodeId, Payload, ReadId, RequestId, Seq, Time};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -237,7 +238,7 @@ impl Raft {
     /// One payload: on a healthy leader it goes straight into the log (the common case under
     /// load, without the batch and forwarding machinery); otherwise as a batch of one.
     pub(super) fn on_client_append_one(&mut self, now: Time, id: RequestId, data: Bytes) {
-        if self.leading.is_none() || self.closed || self.failed || data.len() > self.config.entry_bytes_max {
+        if !self.role.is_leader() || self.closed || self.failed || data.len() > self.config.entry_bytes_max {
             return self.on_client_append(now, id, smallvec::smallvec![data]);
         }
         let deadline = now.plus(duration_nanos(self.config.append_timeout));
@@ -249,11 +250,11 @@ impl Raft {
         if self.log.next_seq().checked_add(data.len() as u64 - 1).is_none() {
             return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
         }
-        if self.leading.is_none() {
+        if !self.role.is_leader() {
             return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
         }
         let (first, last) = self.leader_append_entries(data.map(Payload::Data));
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.role.leading_mut() else { return };
         leading.requests.appends.push_back(PendingAppend { origin, first, last, responses: Vec::new(), deadline });
         // No commit check: the new entries are not durable here yet.
         self.broadcast_append();
@@ -327,7 +328,7 @@ impl Raft {
                 if let Err(error) = self.check_request(&request) {
                     return self.reply(origin, Err(error));
                 }
-                if self.leading.is_none() {
+                if !self.role.is_leader() {
                     return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
                 }
                 let deadline = now.plus(self.timeout_of(&request));
@@ -369,7 +370,7 @@ impl Raft {
             ForwardRequest::Append(data) => self.leader_append(origin, data.into_iter(), deadline),
             ForwardRequest::Read(command) => {
                 let without_leadership = self.mutant(Mutant::ReadWithoutLeadership);
-                let Some(requests) = self.leading.as_mut().map(|leading| &mut leading.requests) else {
+                let Some(requests) = self.role.leading_mut().map(|leading| &mut leading.requests) else {
                     return self.reply(origin, Err(ClientError::NotLeader { leader: self.leader }));
                 };
                 if without_leadership {
@@ -386,7 +387,7 @@ impl Raft {
 
     /// Sends every follower an empty append carrying the current read round.
     fn broadcast_read_round(&mut self) {
-        let Some(leading) = self.leading.as_ref() else { return };
+        let Some(leading) = self.role.leading() else { return };
         let targets: Vec<(NodeId, Option<Seq>)> = leading.progress.iter().map(|p| (p.id, p.matched)).collect();
         for (to, matched) in targets {
             // At the match point, which the follower certainly has: it answers at once.
@@ -396,13 +397,13 @@ impl Raft {
 
     /// Serves reads whose leadership round a quorum confirmed (Raft thesis §6.4).
     pub(super) fn confirm_reads(&mut self) {
-        let Some(leading) = self.leading.as_ref() else { return };
+        let Some(leading) = self.role.leading() else { return };
         let mut rounds: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
             leading.progress.iter().map(|p| (p.id, Some(Seq(p.read_round)))).collect();
         rounds.push((self.id, Some(Seq(leading.requests.read_round))));
         let confirmed = self.config.quorum.commit_point(&rounds).map_or(0, |seq| seq.0);
         let term_committed = self.commit >= Some(leading.term_start);
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.role.leading_mut() else { return };
         if leading.requests.confirm(confirmed) {
             self.broadcast_read_round();
         }
@@ -411,7 +412,7 @@ impl Raft {
             return;
         }
         let commit = self.commit;
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.role.leading_mut() else { return };
         leading.requests.ready_confirmed(commit);
         self.serve_ready_reads();
     }
@@ -419,7 +420,7 @@ impl Raft {
     /// Hands confirmed reads to the state machine once it has applied up to their read index.
     fn serve_ready_reads(&mut self) {
         loop {
-            let Some(leading) = self.leading.as_mut() else { return };
+            let Some(leading) = self.role.leading_mut() else { return };
             let ready = &mut leading.requests.ready_reads;
             // The state machine must be exactly at `applied`: with entries handed to it and
             // not yet reported applied, the read would see a later state than its seq says.
@@ -484,7 +485,7 @@ impl Raft {
             self.event(Event::Warn(format!("driver bug: unexpected apply report from seq {first} ignored")));
             return;
         }
-        if let Some(leading) = self.leading.as_mut() {
+        if let Some(leading) = self.role.leading_mut() {
             // Pending appends are in seq order and so are the responses: one cursor serves both.
             let appends = &mut leading.requests.appends;
             let mut index = 0;
@@ -509,7 +510,7 @@ impl Raft {
 
     /// Answers the appends and reads that the latest apply completed.
     fn after_apply(&mut self) {
-        while let Some(leading) = self.leading.as_mut() {
+        while let Some(leading) = self.role.leading_mut() {
             let Some(front) = leading.requests.appends.front() else { break };
             if Some(front.last) > self.applied {
                 break;
@@ -553,7 +554,7 @@ impl Raft {
         for waiting in expired {
             self.reply(Origin::Local(waiting.id), Err(ClientError::NoLeader));
         }
-        while let Some(leading) = self.leading.as_mut() {
+        while let Some(leading) = self.role.leading_mut() {
             let requests = &mut leading.requests;
             let origin = if requests.appends.front().is_some_and(|a| a.deadline <= now) {
                 requests.appends.pop_front().map(|a| a.origin)
@@ -579,7 +580,7 @@ impl Raft {
         for waiting in std::mem::take(&mut self.client.waiting) {
             self.reply(Origin::Local(waiting.id), Err(error.clone()));
         }
-        if let Some(leading) = self.leading.as_mut() {
+        if let Some(leading) = self.role.leading_mut() {
             let requests = std::mem::take(&mut leading.requests);
             // Round numbers go on where they were: followers' echoed rounds are that high, and
             // restarting at 0 would let their old answers confirm new reads without a new round.

@@ -1,16 +1,18 @@
 //! Leader election (Raft §5.2, §5.4.1) with pre-vote and check-quorum (Raft thesis §9.6, §6.2).
 
+use super::durability::AfterWrite;
 use super::io::{ClientError, Event};
 use super::message::{AppendResult, Body, Message};
 use super::mutant::Mutant;
-use super::raft::{AfterWrite, LeaderState, Raft};
+use super::raft::Raft;
 use super::replication::Progress;
-use super::types::{LogId, NodeId, Payload, Role, Term, Time};
+use super::role::{LeaderState, RoleState, Votes};
+use super::types::{LogId, NodeId, Payload, Term, Time};
 
 impl Raft {
     /// The election timer fired: ask for votes (first a pre-vote, when enabled).
     pub(super) fn election_timeout(&mut self, now: Time) {
-        if self.stalled {
+        if self.writes.stalled {
             // A node whose storage stalled does not campaign until the write completes.
             self.reset_election_deadline(now);
             return;
@@ -32,10 +34,8 @@ impl Raft {
     }
 
     fn become_pre_candidate(&mut self, now: Time) {
-        self.role = Role::PreCandidate;
+        self.role = RoleState::PreCandidate(Votes::from_slice(&[self.id]));
         self.leader = None;
-        self.votes.clear();
-        self.votes.push(self.id);
         self.reset_election_deadline(now);
         let proposed = Term(self.hard_state.term.0 + 1);
         let last = self.log.last();
@@ -50,11 +50,10 @@ impl Raft {
 
     /// Raises the term, votes for itself and asks the others (Raft §5.2).
     fn campaign(&mut self, now: Time) {
-        self.role = Role::Candidate;
+        self.role = RoleState::Candidate(Votes::new());
         self.leader = None;
         self.hard_state.term = Term(self.hard_state.term.0 + 1);
         self.hard_state.vote = Some(self.id);
-        self.votes.clear();
         self.save_hard_state();
         self.reset_election_deadline(now);
         let last = self.log.last();
@@ -89,13 +88,14 @@ impl Raft {
         if !granted {
             return;
         }
-        if self.role != Role::PreCandidate || !granted || Some(term.0) != self.hard_state.term.0.checked_add(1) {
+        if Some(term.0) != self.hard_state.term.0.checked_add(1) {
             return;
         }
-        if !self.votes.contains(&from) {
-            self.votes.push(from);
+        let RoleState::PreCandidate(votes) = &mut self.role else { return };
+        if !votes.contains(&from) {
+            votes.push(from);
         }
-        if self.is_quorum(|id| self.votes.contains(&id)) {
+        if self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
             self.campaign(now);
         }
     }
@@ -121,17 +121,18 @@ impl Raft {
     }
 
     pub(super) fn on_vote_response(&mut self, from: NodeId, granted: bool) {
-        if self.role == Role::Candidate && granted {
+        if granted {
             self.record_vote(from);
         }
     }
 
-    /// Counts a granted vote; with a quorum, becomes leader.
+    /// As candidate, counts a granted vote; with a quorum, becomes leader.
     pub(super) fn record_vote(&mut self, from: NodeId) {
-        if !self.votes.contains(&from) {
-            self.votes.push(from);
+        let RoleState::Candidate(votes) = &mut self.role else { return };
+        if !votes.contains(&from) {
+            votes.push(from);
         }
-        if self.role == Role::Candidate && self.is_quorum(|id| self.votes.contains(&id)) {
+        if self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
             self.become_leader();
         }
     }
@@ -139,14 +140,13 @@ impl Raft {
     fn become_leader(&mut self) {
         // The vote that completes the quorum arrives in a step; its time is the deadline base.
         let now = self.now;
-        self.role = Role::Leader;
         self.leader = Some(self.id);
         self.heard_version += 1; // New progress: the responsive set is recomputed.
         self.last_leader_contact = Some(now);
         let next = self.log.next_seq();
         let progress = self.peers.iter().map(|id| Progress::new(*id, next, now)).collect();
         let heartbeat = super::raft::duration_nanos(self.config.heartbeat_interval());
-        self.leading = Some(Box::new(LeaderState {
+        self.role = RoleState::Leader(Box::new(LeaderState {
             progress,
             heartbeat_deadline: now.plus(heartbeat),
             term_start: next,
@@ -167,16 +167,14 @@ impl Raft {
             self.hard_state.vote = None;
             self.save_hard_state();
         }
-        let was_leading = self.leading.take();
+        let was = std::mem::replace(&mut self.role, RoleState::Follower);
         self.heard_version += 1;
-        self.role = Role::Follower;
         self.leader = leader;
-        self.votes.clear();
         if leader.is_some() {
             self.last_leader_contact = Some(now);
         }
         self.reset_election_deadline(now);
-        if let Some(leading) = was_leading {
+        if let RoleState::Leader(leading) = was {
             self.fail_leader_requests(leading.requests, leader);
         }
         if let Some(leader) = leader {
@@ -202,7 +200,7 @@ impl Raft {
     /// The leader's periodic duty: check it still has a quorum, then heartbeat everyone.
     pub(super) fn heartbeat_tick(&mut self, now: Time) {
         let window = super::raft::duration_nanos(self.config.ping_timeout);
-        let Some(leading) = self.leading.as_mut() else { return };
+        let RoleState::Leader(leading) = &mut self.role else { return };
         leading.heartbeat_deadline = now.plus(super::raft::duration_nanos(self.config.heartbeat_interval()));
         let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
         if self.config.check_quorum && !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {

@@ -8,10 +8,12 @@
 //! - [`Raft::step`] takes an [`Input`] (a tick, a message, a client request, a storage
 //!   completion) and returns [`Output`]s (messages, storage writes, entries to apply, replies).
 //!   [`Stepper`] is the loop around it that every host runs (`stepper.rs`).
+//! - `durability.rs`: storage writes in order, and what waits for them to be durable.
 //! - `election.rs`: timers, pre-vote, votes persisted before they are sent, check-quorum.
 //! - `replication.rs`: the leader's per-follower progress (probe, then pipelined appends), the
 //!   follower's side (truncate only on a real conflict), the commit rule of Raft §5.4.2.
 //! - `client.rs`: appends and reads, forwarding to the leader, apply and ReadIndex reads.
+//! - `role.rs`: the role as an enum of states: what only a candidate or a leader keeps.
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
@@ -20,6 +22,7 @@
 mod client;
 pub mod codec;
 mod config;
+mod durability;
 mod election;
 mod io;
 mod log;
@@ -30,6 +33,7 @@ mod raft;
 mod rejoin;
 mod replication;
 mod rng;
+mod role;
 mod stepper;
 mod types;
 

@@ -1,17 +1,17 @@
 //! The `Raft` state machine: its state, `step`, durability tracking and getters. The protocol's
 //! parts live next door: `election.rs`, `replication.rs` and `client.rs`.
 
-use super::client::{ClientState, LeaderRequests};
+use super::client::ClientState;
 use super::config::{Config, ConfigError};
-use super::io::{ClientError, Event, Input, Output, Wake, Write};
+use super::durability::Writes;
+use super::io::{Event, Input, Output, Wake};
 use super::log::{RaftLog, Recovered, RecoveryError};
 use super::message::{Body, Message};
 use super::mutant::Mutant;
-use super::replication::Progress;
 use super::rng::Rng;
+use super::role::RoleState;
 use super::types::{HardState, LogId, NodeId, Role, Seq, Term, Time};
 use smallvec::SmallVec;
-use std::collections::VecDeque;
 use std::fmt;
 
 /// Why a core could not start.
@@ -47,29 +47,6 @@ impl std::error::Error for StartError {
 /// `peers[i]`; clusters are small, peers past 64 are not tracked in this mask).
 type ChangeSnapshot = (Role, Option<NodeId>, Term, u64);
 
-/// Something to do once a write is durable.
-#[derive(Clone, Debug)]
-pub(super) enum AfterWrite {
-    /// Send a message that promises durability (a vote, an append acknowledgement).
-    Send(Message),
-    /// The candidate's vote for itself in this term is durable: count it.
-    SelfVote(Term),
-    /// The entries that brought a catching-up node to its leader's commit point are durable:
-    /// it may vote again.
-    CaughtUp(Term, Seq),
-}
-
-/// What only a leader keeps.
-#[derive(Debug)]
-pub(super) struct LeaderState {
-    /// One per peer, in the order of `Raft::peers`.
-    pub(super) progress: Vec<Progress>,
-    pub(super) heartbeat_deadline: Time,
-    /// The seq of the blank entry this leader appended first.
-    pub(super) term_start: Seq,
-    pub(super) requests: LeaderRequests,
-}
-
 /// A Raft node's protocol state: a pure, deterministic state machine.
 ///
 /// Feed every input to [`step`](Raft::step) with the current time; carry out the outputs.
@@ -86,38 +63,15 @@ pub struct Raft {
     pub(super) hard_state: HardState,
     pub(super) log: RaftLog,
 
-    pub(super) last_write: u64,
-    pub(super) done_write: u64,
-    /// Log writes in flight, each with where the log ends on disk once it is done.
-    pub(super) pending_writes: VecDeque<(u64, Option<LogId>)>,
-    pub(super) pending_truncates: VecDeque<(u64, Seq)>,
-    /// The seq after the last entry the writes issued so far leave in storage: where the next
-    /// entries write must start (checked in debug builds).
-    issued_end: u64,
-    pub(super) after_write: VecDeque<(u64, AfterWrite)>,
-    pub(super) durable_last: Option<LogId>,
-    /// Since when the oldest write in flight is owed (issued, or the one before it completed).
-    owed_since: Option<Time>,
-    /// Whether that write outlasted `storage_stall_timeout` (and the error event was raised).
-    pub(super) stalled: bool,
-    /// The hard state changed in memory and its write is not issued yet (coalesces a term
-    /// change and a vote in one step into one write).
-    hard_state_dirty: bool,
-    /// Entries from this seq to the end of the log are in memory but no write carries them yet:
-    /// they go out as one write when no write is in flight (group commit in the core).
-    pub(super) unwritten_from: Option<Seq>,
-    /// Actions waiting for the unwritten entries: bound to their write's id when it is issued,
-    /// dropped if the entries are dropped first.
-    pub(super) after_unwritten: Vec<AfterWrite>,
+    /// Storage writes in flight and what waits for them (see `durability.rs`).
+    pub(super) writes: Writes,
 
-    pub(super) role: Role,
+    pub(super) role: RoleState,
     pub(super) leader: Option<NodeId>,
     pub(super) election_deadline: Time,
     pub(super) last_leader_contact: Option<Time>,
-    pub(super) votes: SmallVec<[NodeId; 8]>,
     /// What a catching-up node learns on its way back (see `rejoin.rs`).
     pub(super) rejoining: super::rejoin::Rejoining,
-    pub(super) leading: Option<Box<LeaderState>>,
 
     pub(super) commit: Option<Seq>,
     pub(super) apply_sent: Option<Seq>,
@@ -167,25 +121,12 @@ impl Raft {
             rng,
             hard_state: recovered.hard_state,
             log: RaftLog::new(&recovered),
-            last_write: 0,
-            done_write: 0,
-            pending_writes: VecDeque::new(),
-            pending_truncates: VecDeque::new(),
-            issued_end: Seq::after(recovered.last.map(|last| last.seq)).0,
-            after_write: VecDeque::new(),
-            durable_last: recovered.last,
-            owed_since: None,
-            stalled: false,
-            hard_state_dirty: false,
-            unwritten_from: None,
-            after_unwritten: Vec::new(),
-            role: Role::Follower,
+            writes: Writes::new(recovered.last),
+            role: RoleState::Follower,
             leader: None,
             election_deadline: Time(0),
             last_leader_contact: None,
-            votes: SmallVec::new(),
             rejoining: Default::default(),
-            leading: None,
             commit: None,
             apply_sent: config.apply_seq,
             applied: config.apply_seq,
@@ -250,7 +191,7 @@ impl Raft {
         if std::mem::take(&mut self.broadcast_due) {
             self.broadcast_append();
         }
-        let idle = self.done_write == self.last_write;
+        let idle = self.writes.idle();
         self.flush_hard_state();
         if idle && !self.failed {
             self.flush_entries();
@@ -282,32 +223,25 @@ impl Raft {
         if !self.started {
             return Some((Time(0), Wake::Election));
         }
-        let role_timer = match &self.leading {
+        let role_timer = match self.role.leading() {
             Some(leading) => Some((leading.heartbeat_deadline, Wake::Heartbeat)),
             None if !self.failed => Some((self.election_deadline, Wake::Election)),
             None => None,
         };
-        let request = self.client.deadline(self.leading.as_deref()).map(|at| (at, Wake::Request));
+        let request = self.client.deadline(self.role.leading()).map(|at| (at, Wake::Request));
         [role_timer, request, self.stall_deadline().map(|at| (at, Wake::Storage))]
             .into_iter()
             .flatten()
             .min_by_key(|(at, _)| *at)
     }
 
-    /// When the write in flight counts as stalled (if it is not yet).
-    fn stall_deadline(&self) -> Option<Time> {
-        let timeout = self.config.storage_stall_timeout?;
-        let since = self.owed_since.filter(|_| !self.stalled && !self.failed)?;
-        Some(Time(since.0.saturating_add(duration_nanos(timeout))))
-    }
-
     fn on_tick(&mut self, now: Time) {
         if self.stall_deadline().is_some_and(|at| now >= at) {
             self.storage_stalled(now);
         }
-        if self.leading.as_ref().is_some_and(|l| now >= l.heartbeat_deadline) {
+        if self.role.leading().is_some_and(|l| now >= l.heartbeat_deadline) {
             self.heartbeat_tick(now);
-        } else if self.leading.is_none() && !self.failed && now >= self.election_deadline {
+        } else if !self.role.is_leader() && !self.failed && now >= self.election_deadline {
             self.election_timeout(now);
         }
         self.expire_requests(now);
@@ -362,7 +296,7 @@ impl Raft {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
             let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);
-            let (deadline, was_follower) = (self.election_deadline, self.role == Role::Follower);
+            let (deadline, was_follower) = (self.election_deadline, self.role.kind() == Role::Follower);
             self.become_follower(now, message.term, leader);
             if was_follower && matches!(message.body, Body::Vote { .. }) {
                 // Only a leader's appends or a granted vote restart the election timer (Raft
@@ -405,203 +339,6 @@ impl Raft {
         self.out.push(Output::Send(message));
     }
 
-    // ---- durability ----
-
-    /// Issues a storage write. The in-memory state must already reflect it.
-    pub(super) fn write(&mut self, write: Write) {
-        if !matches!(write, Write::HardState(_)) {
-            self.flush_hard_state();
-        }
-        if self.done_write == self.last_write {
-            self.owed_since = Some(self.now);
-        }
-        self.last_write += 1;
-        let id = self.last_write;
-        match &write {
-            Write::Truncate { from } => {
-                self.pending_truncates.push_back((id, *from));
-                self.issued_end = self.issued_end.min(from.0);
-            }
-            Write::Entries(entries) => {
-                let (first, last) = (entries.first().map(|e| e.seq.0), entries.last().map(|e| e.seq.0));
-                debug_assert_eq!(first, Some(self.issued_end), "invariant: entries are written where the log ends");
-                self.issued_end = last.map_or(self.issued_end, |last| last + 1);
-            }
-            Write::HardState(_) => {}
-        }
-        if !matches!(write, Write::HardState(_)) {
-            self.pending_writes.push_back((id, self.log.last()));
-        }
-        self.out.push(Output::Write { id: super::types::WriteId(id), write });
-    }
-
-    /// Saves the hard state (after changing it in memory): the write is issued before the next
-    /// write or durability-dependent message, or at the end of the step.
-    pub(super) fn save_hard_state(&mut self) {
-        self.hard_state_dirty = true;
-    }
-
-    fn flush_hard_state(&mut self) {
-        if self.hard_state_dirty {
-            self.hard_state_dirty = false;
-            self.write(Write::HardState(self.hard_state));
-        }
-    }
-
-    /// Marks the log's entries from `from` on as not yet written.
-    pub(super) fn mark_unwritten(&mut self, from: Seq) {
-        self.unwritten_from = Some(self.unwritten_from.map_or(from, |u| u.min(from)));
-    }
-
-    /// Issues one write for every entry not yet written.
-    fn flush_entries(&mut self) {
-        let Some(from) = self.unwritten_from.take() else { return };
-        let entries = self.log.slice(from, usize::MAX, usize::MAX).expect("unwritten entries are never evicted");
-        assert!(!entries.is_empty(), "invariant: unwritten_from is cleared when its entries are dropped");
-        self.write(Write::Entries(entries));
-        let id = self.last_write;
-        for action in std::mem::take(&mut self.after_unwritten) {
-            self.after_write.push_back((id, action));
-        }
-    }
-
-    /// Drops the unwritten entries from `from` on (a truncation), and with them every action
-    /// waiting for unwritten entries: an acknowledgement is never sent for entries never written.
-    pub(super) fn drop_unwritten(&mut self, from: Seq) {
-        if self.unwritten_from.is_some_and(|unwritten| from <= unwritten) {
-            self.unwritten_from = None;
-        }
-        self.after_unwritten.clear();
-    }
-
-    /// Does `action` once every write issued so far, and the entries not yet written, are
-    /// durable (at once if they are).
-    pub(super) fn after_writes(&mut self, action: AfterWrite) {
-        self.flush_hard_state();
-        if self.unwritten_from.is_some() {
-            self.after_unwritten.push(action);
-        } else if self.done_write == self.last_write {
-            self.run_after_write(action);
-        } else {
-            self.after_write.push_back((self.last_write, action));
-        }
-    }
-
-    fn run_after_write(&mut self, action: AfterWrite) {
-        match action {
-            AfterWrite::Send(message) => self.out.push(Output::Send(message)),
-            AfterWrite::SelfVote(term) => {
-                if self.role == Role::Candidate && self.hard_state.term == term {
-                    self.record_vote(self.id);
-                }
-            }
-            AfterWrite::CaughtUp(term, commit) => self.caught_up(term, commit),
-        }
-    }
-
-    fn on_write_done(&mut self, id: u64) {
-        if id <= self.done_write || id > self.last_write {
-            self.event(Event::Warn(format!("driver bug: completion of unknown write w{id} ignored")));
-            return;
-        }
-        self.done_write = id;
-        if self.stalled {
-            self.stalled = false;
-            let waited = self.now.0.saturating_sub(self.owed_since.map_or(0, |t| t.0)) as f64 / 1e9;
-            self.event(Event::Warn(format!("storage recovered: writes up to w{id} durable after {waited:.1} s")));
-            if self.leading.is_none() && !self.failed {
-                self.reset_election_deadline(self.now);
-            }
-        }
-        // The writes after `id` are owed from now on (the storage starts on them now).
-        self.owed_since = (id < self.last_write).then_some(self.now);
-        while let Some((_, last)) = self.pending_writes.front().copied().filter(|(w, _)| *w <= id) {
-            self.pending_writes.pop_front();
-            self.durable_last = last;
-        }
-        while self.pending_truncates.front().is_some_and(|(w, _)| *w <= id) {
-            self.pending_truncates.pop_front();
-        }
-        while let Some((w, _)) = self.after_write.front() {
-            if *w > id {
-                break;
-            }
-            let (_, action) = self.after_write.pop_front().expect("checked by front()");
-            if self.failed {
-                continue;
-            }
-            self.run_after_write(action);
-        }
-        if self.leading.is_some() {
-            self.maybe_commit();
-        }
-        self.evict();
-    }
-
-    /// The write in flight outlasted `storage_stall_timeout`: report it and stop leading (a
-    /// leader that cannot make entries durable holds up every commit that needs it).
-    fn storage_stalled(&mut self, now: Time) {
-        self.stalled = true;
-        let waited = now.0.saturating_sub(self.owed_since.map_or(0, |t| t.0)) as f64 / 1e9;
-        let write = self.done_write + 1;
-        let role = self.role;
-        self.event(Event::Error(format!(
-            "storage stalled: write w{write} is not durable after {waited:.1} s; not leading until it is"
-        )));
-        if role != Role::Follower {
-            let term = self.hard_state.term;
-            self.become_follower(now, term, None);
-        }
-    }
-
-    /// Entries could not be read back. A leader that cannot read its own log steps down rather
-    /// than hold up the followers that need those entries (a leader with intact storage takes
-    /// over); the entries are asked for again when they are next needed.
-    fn on_load_failed(&mut self, now: Time, error: &str) {
-        self.load_waiting = None;
-        self.event(Event::Error(format!("loading entries from storage failed: {error}")));
-        if self.leading.is_some() {
-            let term = self.hard_state.term;
-            self.event(Event::Warn(format!(
-                "leader {} steps down in term {term}: it cannot read its own log to replicate it",
-                self.id
-            )));
-            self.become_follower(now, term, None);
-        }
-    }
-
-    fn on_write_failed(&mut self, now: Time, id: u64, error: &str) {
-        self.event(Event::Error(format!("storage write w{id} failed, node stops: {error}")));
-        self.failed = true;
-        self.after_write.clear();
-        self.unwritten_from = None;
-        self.after_unwritten.clear();
-        if self.role != Role::Follower {
-            let term = self.hard_state.term;
-            self.become_follower(now, term, None);
-        }
-        self.fail_all_requests(ClientError::StorageFailed);
-    }
-
-    /// The highest seq up to which this node's log is durable and agrees with memory.
-    pub(super) fn durable_match(&self) -> Option<Seq> {
-        let durable = self.durable_last.map(|id| id.seq);
-        match self.pending_truncates.iter().map(|(_, from)| *from).min() {
-            Some(from) => durable.min(from.prev()),
-            None => durable,
-        }
-    }
-
-    /// Drops applied, durable entries from memory beyond `memory_entries_max`.
-    pub(super) fn evict(&mut self) {
-        // In chunks of an eighth, so the check costs little per entry.
-        let max = self.config.memory_entries_max;
-        if self.log.tail_len() > max + max / 8 {
-            let upto = self.apply_sent.min(self.durable_match());
-            self.log.evict(self.config.memory_entries_max, upto);
-        }
-    }
-
     // ---- timers and roles ----
 
     pub(super) fn reset_election_deadline(&mut self, now: Time) {
@@ -625,10 +362,10 @@ impl Raft {
     fn emit_change_if_needed(&mut self, now: Time) {
         let followers = match self.responsive_checked {
             // Same time, no new answers: the responsive set is what it was.
-            Some((at, version, mask)) if at == now && version == self.heard_version && self.leading.is_some() => mask,
+            Some((at, version, mask)) if at == now && version == self.heard_version && self.role.is_leader() => mask,
             _ => {
                 let window = duration_nanos(self.config.ping_timeout);
-                let mask = self.leading.as_ref().map_or(0, |leading| {
+                let mask = self.role.leading().map_or(0, |leading| {
                     let responsive = leading.progress.iter().map(|p| p.answered_within(now, window));
                     responsive.enumerate().take(64).fold(0u64, |mask, (i, yes)| mask | (u64::from(yes) << i))
                 });
@@ -636,7 +373,7 @@ impl Raft {
                 mask
             }
         };
-        let snapshot = (self.role, self.leader, self.hard_state.term, followers);
+        let snapshot = (self.role.kind(), self.leader, self.hard_state.term, followers);
         if self.last_change != Some(snapshot) {
             self.event(Event::Change {
                 id: self.id,
@@ -652,7 +389,7 @@ impl Raft {
 
     fn responsive_followers(&self, now: Time) -> SmallVec<[NodeId; 8]> {
         let window = duration_nanos(self.config.ping_timeout);
-        match &self.leading {
+        match self.role.leading() {
             Some(leading) => leading.progress.iter().filter(|p| p.answered_within(now, window)).map(|p| p.id).collect(),
             None => SmallVec::new(),
         }
@@ -672,12 +409,12 @@ impl Raft {
 
     /// This node's role.
     pub fn role(&self) -> Role {
-        self.role
+        self.role.kind()
     }
 
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
+        self.role.is_leader()
     }
 
     /// The leader this node knows of (itself when leading).
@@ -734,7 +471,7 @@ impl Raft {
 
     /// The last entry known durable on this node's storage.
     pub fn durable_last(&self) -> Option<LogId> {
-        self.durable_last
+        self.writes.durable_last
     }
 
     /// As leader, the peers that answered within `ping_timeout` (the seed's `followers`).
@@ -744,7 +481,7 @@ impl Raft {
 
     /// As leader, each peer's highest known matching seq.
     pub fn matches(&self) -> Vec<(NodeId, Option<Seq>)> {
-        self.leading.as_ref().map_or_else(Vec::new, |l| l.progress.iter().map(|p| (p.id, p.matched)).collect())
+        self.role.leading().map_or_else(Vec::new, |l| l.progress.iter().map(|p| (p.id, p.matched)).collect())
     }
 
     /// Whether this node is catching up after losing data (see [`HardState::catching_up`]): it
@@ -768,7 +505,7 @@ impl fmt::Debug for Raft {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Raft")
             .field("id", &self.id)
-            .field("role", &self.role)
+            .field("role", &self.role.kind())
             .field("term", &self.hard_state.term)
             .field("leader", &self.leader)
             .field("last", &self.log.last())

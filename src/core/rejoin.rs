@@ -28,10 +28,11 @@
 //!
 //! [`HardState::catching_up`]: super::HardState::catching_up
 
+use super::durability::AfterWrite;
 use super::io::{Event, Output};
 use super::message::{Body, Message};
 use super::mutant::Mutant;
-use super::raft::{AfterWrite, Raft};
+use super::raft::Raft;
 use super::types::{LogId, NodeId, Seq, Term, Time};
 use smallvec::SmallVec;
 

@@ -1,11 +1,12 @@
 //! Log replication (Raft §5.3) and commitment (§5.4.2): the leader's per-follower progress,
 //! pipelined appends with conflict hints, the follower's side, and the commit point.
 
+use super::durability::AfterWrite;
 use super::io::{Event, Output, Write};
 use super::log::NotInMemory;
 use super::message::{AppendResult, Body};
 use super::mutant::Mutant;
-use super::raft::{AfterWrite, DriverWait, Raft};
+use super::raft::{DriverWait, Raft};
 use super::types::{Entry, LogId, NodeId, Payload, Seq, Term, Time};
 use std::collections::VecDeque;
 
@@ -116,7 +117,7 @@ impl Raft {
     /// message window, and lacks some. Cheap, as under load most windows are full.
     #[inline]
     fn may_send(&self, index: usize) -> bool {
-        let Some(leading) = self.leading.as_ref() else { return false };
+        let Some(leading) = self.role.leading() else { return false };
         let p = &leading.progress[index];
         let full = p.paused || (!p.probing && p.inflight.len() >= self.config.inflight_messages_max);
         !full && Some(p.next) <= self.log.last_seq()
@@ -125,7 +126,7 @@ impl Raft {
     /// Sends appends to one follower while its window has room.
     pub(super) fn send_append(&mut self, index: usize) {
         while self.may_send(index) {
-            let Some(p) = self.leading.as_ref().map(|leading| &leading.progress[index]) else { return };
+            let Some(p) = self.role.leading().map(|leading| &leading.progress[index]) else { return };
             let window_entries = self.config.inflight_entries_max as u64;
             let window_full =
                 p.inflight_entries() >= window_entries || p.inflight_bytes >= self.config.inflight_bytes_max;
@@ -142,7 +143,7 @@ impl Raft {
             let sent_last = entries.last().expect("next <= last, so at least one entry").seq;
             let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
             self.send_entries(to, next, entries);
-            let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
+            let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
             if probing {
                 p.paused = true;
                 return;
@@ -156,7 +157,7 @@ impl Raft {
     /// Sends entries starting at `first` (or none: a heartbeat just before `first`).
     pub(super) fn send_entries(&mut self, to: NodeId, first: Seq, entries: Vec<Entry>) {
         let prev = first.prev().and_then(|seq| self.log.id_at(seq));
-        let Some(leading) = self.leading.as_ref() else { return };
+        let Some(leading) = self.role.leading() else { return };
         let read_round = leading.requests.read_round;
         self.send(to, Body::Append { prev, entries, commit: self.commit, read_round });
     }
@@ -165,13 +166,13 @@ impl Raft {
     /// (a follower that lost some of the pipelined appends rejects it, which starts a probe), or
     /// a new probe, plus whatever new entries its window allows.
     pub(super) fn heartbeat_peer(&mut self, index: usize) {
-        let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
+        let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
         p.lost_data = p.lost_data.filter(|commit| p.matched < Some(*commit));
         if let Some(commit) = p.lost_data {
             let to = p.id;
             self.send_catch_up(to, commit);
         }
-        let Some(p) = self.leading.as_mut().map(|leading| &mut leading.progress[index]) else { return };
+        let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
         p.paused = false;
         let (to, probing, next) = (p.id, p.probing, p.next);
         if probing && Some(next) <= self.log.last_seq() {
@@ -179,7 +180,7 @@ impl Raft {
         }
         self.send_entries(to, next, Vec::new());
         if probing {
-            if let Some(leading) = self.leading.as_mut() {
+            if let Some(leading) = self.role.leading_mut() {
                 leading.progress[index].paused = true;
             }
         } else {
@@ -199,7 +200,7 @@ impl Raft {
         leader_commit: Option<Seq>,
         read_round: u64,
     ) {
-        if self.leading.is_some() {
+        if self.role.is_leader() {
             self.event(Event::Error(format!("two leaders in term {term}: {} and {from}", self.id)));
             return;
         }
@@ -209,7 +210,7 @@ impl Raft {
             // that have not answered.
             return self.probe_term();
         }
-        if self.leader != Some(from) || self.role != super::types::Role::Follower {
+        if self.leader != Some(from) || self.role.kind() != super::types::Role::Follower {
             self.become_follower(now, term, Some(from));
         }
         self.last_leader_contact = Some(now);
@@ -269,7 +270,7 @@ impl Raft {
     fn truncate_log(&mut self, from: Seq) {
         self.log.truncate(from);
         // When only entries no write carried yet are dropped, there is nothing to undo on disk.
-        let only_unwritten = self.unwritten_from.is_some_and(|unwritten| from >= unwritten);
+        let only_unwritten = self.writes.unwritten_from.is_some_and(|unwritten| from >= unwritten);
         self.drop_unwritten(from);
         if !only_unwritten {
             self.write(Write::Truncate { from });
@@ -287,7 +288,7 @@ impl Raft {
     ) {
         let Some(index) = self.peers.iter().position(|id| *id == from) else { return };
         let ignore_regressed = self.mutant(Mutant::IgnoreRegressedFollower);
-        let Some(leading) = self.leading.as_mut() else { return };
+        let Some(leading) = self.role.leading_mut() else { return };
         let p = &mut leading.progress[index];
         if p.last_heard != now {
             p.last_heard = now;
@@ -332,7 +333,7 @@ impl Raft {
                         self.send_catch_up(from, commit);
                     }
                 }
-                let Some(p) = self.leading.as_mut().map(|l| &mut l.progress[index]) else { return };
+                let Some(p) = self.role.leading_mut().map(|l| &mut l.progress[index]) else { return };
                 let resume = hint.and_then(|h| self.log.hint(h.seq, h.term));
                 let next = Seq::after(resume.map(|id| id.seq)).min(rejected).max(Seq::after(p.matched));
                 p.start_probe(next);
@@ -345,7 +346,7 @@ impl Raft {
 
     /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).
     pub(super) fn maybe_commit(&mut self) {
-        let Some(leading) = self.leading.as_ref() else { return };
+        let Some(leading) = self.role.leading() else { return };
         let mut matches: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
             leading.progress.iter().map(|p| (p.id, p.matched)).collect();
         matches.push((self.id, self.durable_match()));
@@ -383,7 +384,7 @@ impl Raft {
             return;
         }
         self.maybe_apply();
-        if self.leading.is_some() {
+        if self.role.is_leader() {
             self.broadcast_append();
         }
     }
