@@ -6,8 +6,8 @@
 //! every interleaving reproducible, which is what the scenario and property tests need.
 
 use crate::core::{
-    ClientError, Config, Entry, Event, HardState, Input, Message, NodeId, Output, Payload, Raft, RequestId, Response,
-    Seq, Stepper, Time, Write, WriteId,
+    ClientError, Config, Entry, Event, HardState, Input, LogId, Message, NodeId, Output, Payload, Raft, RequestId,
+    Response, Seq, Stepper, Time, Write, WriteId,
 };
 use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
@@ -55,6 +55,8 @@ pub struct Node {
     pub unreadable: bool,
     config: Config,
     restarts: u64,
+    /// Evidence a repair kept, handed to the core at the next restart (see `repair`).
+    evidence: Vec<(LogId, u64)>,
 }
 
 /// A cluster of cores connected by a queue of messages.
@@ -113,6 +115,7 @@ impl Cluster {
                     unreadable: false,
                     config,
                     restarts: 0,
+                    evidence: Vec::new(),
                 },
             );
         }
@@ -331,6 +334,18 @@ impl Cluster {
         });
     }
 
+    /// Crashes node `id` whose entry at `damaged` is corrupt, and restarts it repaired as
+    /// `FsLog::open_repairing` does: the log is cut before the damage, the node is catching up,
+    /// and the entries after the damage known committed (up to the commit hint) are kept as
+    /// evidence.
+    pub fn repair(&mut self, id: NodeId, damaged: Seq) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let hint = node.storage.hard_state().commit;
+        let kept = node.storage.entries().iter().filter(|e| e.seq > damaged && Some(e.seq) <= hint);
+        node.evidence = kept.map(|e| (e.id(), e.digest())).collect();
+        self.cut_log(id, damaged);
+    }
+
     /// Crashes node `id`, cuts its storage from `from` on without marking it catching up (a
     /// disk that silently lost its last writes), and restarts it.
     pub fn lose_silently(&mut self, id: NodeId, from: Seq) {
@@ -358,7 +373,8 @@ impl Cluster {
         let mut config = node.config.clone();
         config.seed = config.seed.wrapping_add(node.restarts.wrapping_mul(0x9e37_79b9));
         node.state = Counter::default();
-        let recovered = node.storage.recovered(usize::MAX).expect("memory always recovers");
+        let mut recovered = node.storage.recovered(usize::MAX).expect("memory always recovers");
+        recovered.evidence = std::mem::take(&mut node.evidence);
         let raft = Raft::new(config, recovered).expect("storage recovers consistently");
         node.raft = Some(raft);
         self.step(id, Input::Tick);

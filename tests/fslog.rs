@@ -150,19 +150,50 @@ fn term_and_vote_survive_a_torn_slot() {
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
     // New storage cannot be told from a wiped one: it is catching up.
     assert_eq!(log.hard_state(), HardState { catching_up: true, ..HardState::default() });
-    log.save_hard_state(HardState::new(Term(3), Some(NodeId(2)))).unwrap();
+    let older = HardState { commit: Some(Seq(7)), ..HardState::new(Term(3), Some(NodeId(2))) };
+    log.save_hard_state(older).unwrap();
     log.save_hard_state(HardState::new(Term(4), None)).unwrap();
     drop(log);
-    // Tear the newest slot: the older one is used. Slots are 64 bytes, written alternately,
+    // Tear the newest slot: the older one is used. Slots are 72 bytes, written alternately,
     // each starting with its counter.
     let path = dir.path().join("log.state");
     let mut bytes = fs::read(&path).unwrap();
-    let counter = |slot: usize| u64::from_le_bytes(bytes[slot * 64..slot * 64 + 8].try_into().unwrap());
+    let counter = |slot: usize| u64::from_le_bytes(bytes[slot * 72..slot * 72 + 8].try_into().unwrap());
     let newest = if counter(0) > counter(1) { 0 } else { 1 };
-    bytes[newest * 64 + 10] ^= 0xff;
+    bytes[newest * 72 + 10] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
     let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.hard_state(), HardState::new(Term(3), Some(NodeId(2))));
+    assert_eq!(log.hard_state(), older);
+}
+
+#[test]
+fn a_state_file_of_the_first_layout_opens_and_is_rewritten_in_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    log.append(Term(2), Some(b"kept")).unwrap();
+    log.save_hard_state(HardState::new(Term(5), Some(NodeId(1)))).unwrap();
+    drop(log);
+    // The first layout: two 64-byte slots (counter, term, vote + 1, flags, segment record,
+    // XXH3-64), without the commit hint. Build it from the new file's newest slot.
+    let path = dir.path().join("log.state");
+    let bytes = fs::read(&path).unwrap();
+    let counter = |slot: usize| u64::from_le_bytes(bytes[slot * 72..slot * 72 + 8].try_into().unwrap());
+    let newest = if counter(0) > counter(1) { 0 } else { 1 };
+    let mut old = vec![0u8; 128];
+    let slot = (counter(newest) % 2) as usize * 64;
+    old[slot..slot + 56].copy_from_slice(&bytes[newest * 72..newest * 72 + 56]);
+    let checksum = xxh3_64(&old[slot..slot + 56]);
+    old[slot + 56..slot + 64].copy_from_slice(&checksum.to_le_bytes());
+    fs::write(&path, &old).unwrap();
+
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.hard_state(), HardState::new(Term(5), Some(NodeId(1))));
+    assert_eq!(log.read(Seq(0)).unwrap().unwrap().payload, Payload::Data(bytes::Bytes::from_static(b"kept")));
+    drop(log);
+    assert_eq!(fs::read(&path).unwrap().len(), 144, "rewritten in the new layout");
+    assert!(!dir.path().join("log.state-new").exists());
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.hard_state(), HardState::new(Term(5), Some(NodeId(1))));
 }
 
 #[test]

@@ -139,11 +139,12 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
 /// for the slots: 64 bytes, the length is the seventh word, the checksum the eighth).
 fn without_recorded_length(state: &[u8]) -> Vec<u8> {
     let mut state = state.to_vec();
-    for slot in state.chunks_exact_mut(64) {
-        if xxhash_rust::xxh3::xxh3_64(&slot[..56]).to_le_bytes() == slot[56..64] {
+    // Slots of 72 bytes: eight words (the length is the seventh), then their XXH3-64.
+    for slot in state.chunks_exact_mut(72) {
+        if xxhash_rust::xxh3::xxh3_64(&slot[..64]).to_le_bytes() == slot[64..72] {
             slot[48..56].fill(0);
-            let checksum = xxhash_rust::xxh3::xxh3_64(&slot[..56]);
-            slot[56..64].copy_from_slice(&checksum.to_le_bytes());
+            let checksum = xxhash_rust::xxh3::xxh3_64(&slot[..64]);
+            slot[64..72].copy_from_slice(&checksum.to_le_bytes());
         }
     }
     state

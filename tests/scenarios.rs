@@ -201,10 +201,11 @@ impl Runner {
             "wipe" => self.cluster().wipe(node(0)),
             "force-rejoin" => self.cluster().force_rejoin(node(0)),
             "unreadable" => self.cluster().nodes.get_mut(&node(0)).expect("known node").unreadable = true,
-            "cut-log" | "lose-silently" => {
+            "cut-log" | "lose-silently" | "repair" => {
                 let from = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
                 match command {
                     "cut-log" => self.cluster().cut_log(node(0), from),
+                    "repair" => self.cluster().repair(node(0), from),
                     _ => self.cluster().lose_silently(node(0), from),
                 }
             }

@@ -195,6 +195,7 @@ impl Disk {
             term_starts,
             last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail,
+            evidence: Vec::new(),
         })
     }
 

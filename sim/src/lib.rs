@@ -33,6 +33,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::CatchingUpVotes => "catching_up_votes",
         Mutant::CatchingUpAcks => "catching_up_acks",
         Mutant::IgnoreRegressedFollower => "ignore_regressed_follower",
+        Mutant::AcceptContradictingRepair => "accept_contradicting_repair",
     }
 }
 

@@ -49,6 +49,8 @@ pub(super) struct Writes {
     /// Entries from this seq to the end of the log are in memory but no write carries them yet:
     /// they go out as one write when no write is in flight (group commit in the core).
     pub(super) unwritten_from: Option<Seq>,
+    /// When the commit hint was last saved with the hard state.
+    hint_saved_at: Time,
     /// Actions waiting for the unwritten entries: bound to their write's id when it is issued,
     /// dropped if the entries are dropped first.
     after_unwritten: Vec<AfterWrite>,
@@ -70,6 +72,7 @@ impl Writes {
             hard_state_dirty: false,
             unwritten_from: None,
             after_unwritten: Vec::new(),
+            hint_saved_at: Time(0),
         }
     }
 
@@ -118,11 +121,31 @@ impl Raft {
         self.writes.hard_state_dirty = true;
     }
 
-    /// Issues the hard state's write, if it changed since the last one.
+    /// Issues the hard state's write, if it changed since the last one, with the commit hint
+    /// brought up to date.
     pub(super) fn flush_hard_state(&mut self) {
         if self.writes.hard_state_dirty {
             self.writes.hard_state_dirty = false;
+            self.hard_state.commit = self.hard_state.commit.max(self.hint_now());
+            self.writes.hint_saved_at = self.now;
             self.write(Write::HardState(self.hard_state));
+        }
+    }
+
+    /// The commit hint that may be saved now: the commit point, but no further than what is
+    /// durable and agrees with memory, so that every entry storage holds up to it is committed
+    /// whatever becomes of the writes in flight.
+    fn hint_now(&self) -> Option<Seq> {
+        self.commit.min(self.durable_match())
+    }
+
+    /// Saves the hard state for its commit hint when the hint is behind, at most once per
+    /// heartbeat interval (an extra small synced write then, none under a steady load of
+    /// hard-state writes).
+    pub(super) fn refresh_commit_hint(&mut self, now: Time) {
+        let every = duration_nanos(self.config.heartbeat_interval());
+        if self.hint_now() > self.hard_state.commit && now.since(self.writes.hint_saved_at) >= every && !self.failed {
+            self.save_hard_state();
         }
     }
 

@@ -19,6 +19,11 @@ pub struct Recovered {
     pub last: Option<LogId>,
     /// The last entries of the log (any number, possibly none), ending at `last`.
     pub tail: Vec<Entry>,
+    /// Entries known committed (at or below `hard_state.commit`) that storage found intact
+    /// past damage it cut the log before: each one's id and [`Entry::digest`], ascending, all
+    /// past `last`. A leader's entries at these seqs must match them, or the node refuses them
+    /// (see `rejoin.rs`). Empty unless storage was repaired.
+    pub evidence: Vec<(LogId, u64)>,
 }
 
 impl Recovered {
@@ -30,7 +35,8 @@ impl Recovered {
                 term_starts.push(entry.id());
             }
         }
-        Recovered { hard_state, first: Seq(0), term_starts, last: entries.last().map(Entry::id), tail: entries }
+        let last = entries.last().map(Entry::id);
+        Recovered { hard_state, first: Seq(0), term_starts, last, tail: entries, evidence: Vec::new() }
     }
 
     /// Checks that the parts agree with each other.
@@ -59,6 +65,11 @@ impl Recovered {
                 }
             }
             _ => return bad("term_starts and last must both be empty or both be set"),
+        }
+        let past_last = |id: &LogId| self.last.is_none_or(|last| id.seq > last.seq);
+        let ascending = self.evidence.windows(2).all(|pair| pair[0].0.seq < pair[1].0.seq);
+        if !ascending || !self.evidence.iter().all(|(id, _)| past_last(id) && Some(id.seq) <= self.hard_state.commit) {
+            return bad("evidence must ascend, past `last`, at or below the commit hint");
         }
         if let (Some(first), Some(last)) = (self.tail.first(), self.tail.last()) {
             if Some(last.id()) != self.last || first.seq < self.first {

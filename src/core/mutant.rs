@@ -31,11 +31,14 @@ pub enum Mutant {
     /// A leader ignores a follower that rejects entries it had acknowledged (it went
     /// backwards), so the follower is never rebuilt (a liveness bug).
     IgnoreRegressedFollower,
+    /// A node that kept entries known committed past damage to its log (its evidence) takes a
+    /// leader's different entries at those seqs (the repair replaces committed data).
+    AcceptContradictingRepair,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 12] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -47,6 +50,7 @@ impl Mutant {
         Mutant::CatchingUpVotes,
         Mutant::CatchingUpAcks,
         Mutant::IgnoreRegressedFollower,
+        Mutant::AcceptContradictingRepair,
     ];
 }
 

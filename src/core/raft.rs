@@ -70,6 +70,9 @@ pub struct Raft {
     pub(super) leader: Option<NodeId>,
     pub(super) election_deadline: Time,
     pub(super) last_leader_contact: Option<Time>,
+    /// Entries known committed that storage kept past damage, not yet matched by a leader's
+    /// (see `Recovered::evidence` and `rejoin.rs`).
+    pub(super) evidence: super::rejoin::Evidence,
     /// What a catching-up node learns on its way back (see `rejoin.rs`).
     pub(super) rejoining: super::rejoin::Rejoining,
 
@@ -126,6 +129,7 @@ impl Raft {
             leader: None,
             election_deadline: Time(0),
             last_leader_contact: None,
+            evidence: super::rejoin::Evidence::new(recovered.evidence.clone()),
             rejoining: Default::default(),
             commit: None,
             apply_sent: config.apply_seq,
@@ -192,6 +196,7 @@ impl Raft {
             self.broadcast_append();
         }
         let idle = self.writes.idle();
+        self.refresh_commit_hint(now);
         self.flush_hard_state();
         if idle && !self.failed {
             self.flush_entries();

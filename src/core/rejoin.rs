@@ -33,7 +33,7 @@ use super::io::{Event, Output};
 use super::message::{Body, Message};
 use super::mutant::Mutant;
 use super::raft::Raft;
-use super::types::{LogId, NodeId, Seq, Term, Time};
+use super::types::{Entry, LogId, NodeId, Seq, Term, Time};
 use smallvec::SmallVec;
 
 /// After this many election timeouts without a leader, a catching-up node reports that it may
@@ -54,6 +54,22 @@ pub(super) struct Rejoining {
     peer_term_max: Term,
     /// Election timeouts in a row with no leader heard.
     quiet_timeouts: u32,
+}
+
+/// Entries known committed that storage kept past damage (`Recovered::evidence`), not yet
+/// matched by a leader's entries.
+#[derive(Debug, Default)]
+pub(super) struct Evidence {
+    /// Ascending by seq, each with its `Entry::digest`.
+    entries: Vec<(LogId, u64)>,
+    /// The term in which a leader's entries were last refused (said once per term).
+    refused_in: Option<Term>,
+}
+
+impl Evidence {
+    pub(super) fn new(entries: Vec<(LogId, u64)>) -> Evidence {
+        Evidence { entries, refused_in: None }
+    }
 }
 
 impl Raft {
@@ -192,6 +208,55 @@ impl Raft {
             "node {} lacks entries it had acknowledged (leader {leader} says): catching up before it votes again",
             self.id
         )));
+    }
+
+    /// Whether `entries`, new to this node's log, contradict an entry it knows committed and
+    /// kept past damage to its log (its evidence): one at the same seq with another term or
+    /// digest, or one before it with a later term (terms never decrease along a log, so that
+    /// leader's log lacks the committed entry). Then the node refuses them, with an error event
+    /// naming the seqs, and does not acknowledge them: a leader whose log lacks a committed
+    /// entry can only come from data lost on a majority and an operator's forced rejoin, and
+    /// adopting its entries would replace committed data. Evidence that matches is dropped:
+    /// those seqs are verified.
+    pub(super) fn contradicts_evidence(&mut self, from: NodeId, entries: &[Entry]) -> bool {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return false };
+        let evidence = &self.evidence.entries;
+        let mut next = evidence.partition_point(|(id, _)| id.seq < first.seq);
+        let mut contradicted: Vec<Seq> = Vec::new();
+        for entry in entries {
+            while evidence.get(next).is_some_and(|(id, _)| id.seq < entry.seq) {
+                next += 1;
+            }
+            let Some(&(id, digest)) = evidence.get(next) else { break };
+            let differs = match id.seq == entry.seq {
+                true => entry.term != id.term || entry.digest() != digest,
+                false => entry.term > id.term,
+            };
+            if differs {
+                contradicted.push(entry.seq);
+            }
+        }
+        if !contradicted.is_empty() && !self.mutant(Mutant::AcceptContradictingRepair) {
+            if self.evidence.refused_in.replace(self.hard_state.term) == Some(self.hard_state.term) {
+                return true; // Said already in this term.
+            }
+            let shown: Vec<String> = contradicted.iter().take(8).map(ToString::to_string).collect();
+            let more = match contradicted.len() > 8 {
+                true => format!(" and {} more", contradicted.len() - 8),
+                false => String::new(),
+            };
+            self.event(Event::Error(format!(
+                "node {} refuses entries from leader {from}: seqs {}{more} contradict entries it holds as committed \
+                 (kept past damage to its log); it takes nothing from this leader. A leader without committed \
+                 entries can only come from data lost on a majority of nodes and a forced rejoin",
+                self.id,
+                shown.join(", ")
+            )));
+            return true;
+        }
+        let verified = self.evidence.entries.partition_point(|(id, _)| id.seq <= last.seq);
+        self.evidence.entries.drain(..verified);
+        false
     }
 
     fn rejoin(&mut self, why: String) {

@@ -239,8 +239,11 @@ impl Raft {
         let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
         if known < entries.len() {
             let first_new = entries[known].seq;
+            if self.contradicts_evidence(from, &entries[known..]) {
+                return;
+            }
             if Some(first_new) <= self.log.last_seq() {
-                if Some(first_new) <= self.commit {
+                if Some(first_new) <= self.commit.max(self.hard_state.commit) {
                     self.event(Event::Error(format!(
                         "leader {from} sent an entry conflicting with committed seq {first_new}; ignored"
                     )));

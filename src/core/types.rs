@@ -211,6 +211,20 @@ impl Entry {
     pub fn id(&self) -> LogId {
         LogId::new(self.term, self.seq)
     }
+
+    /// A digest of what the entry carries (XXH3-64 of its kind and bytes), whatever the
+    /// storage's encoding: what [`Recovered::evidence`](super::Recovered::evidence) keeps.
+    pub fn digest(&self) -> u64 {
+        match &self.payload {
+            Payload::Blank => xxhash_rust::xxh3::xxh3_64(&[0]),
+            Payload::Data(data) => {
+                let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+                hasher.update(&[1]);
+                hasher.update(data);
+                hasher.digest()
+            }
+        }
+    }
 }
 
 impl fmt::Display for Entry {
@@ -240,8 +254,8 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// What Raft must persist before it answers: the current term, the vote cast in it, and
-/// whether the node is catching up after losing data.
+/// What Raft must persist before it answers: the current term, the vote cast in it, whether
+/// the node is catching up after losing data, and a seq it knew committed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HardState {
     /// The latest term this node has seen.
@@ -254,12 +268,18 @@ pub struct HardState {
     /// or, with an empty log, until it has seen every peer's log empty too (a new cluster).
     /// Storage sets it; the core clears it.
     pub catching_up: bool,
+    /// A seq up to which the entries in this node's storage were known committed when the
+    /// state was saved (the core refreshes it now and then, never past what is durable): a
+    /// lower bound of the commit point that survives a restart. A node refuses to replace an
+    /// entry at or below it, and after a repair, keeps the surviving entries below it as
+    /// evidence that a leader's entries must match (see `Recovered::evidence`).
+    pub commit: Option<Seq>,
 }
 
 impl HardState {
     /// A hard state with `term` and `vote`, not catching up.
     pub const fn new(term: Term, vote: Option<NodeId>) -> HardState {
-        HardState { term, vote, catching_up: false }
+        HardState { term, vote, catching_up: false, commit: None }
     }
 }
 
@@ -272,6 +292,9 @@ impl fmt::Display for HardState {
         }
         if self.catching_up {
             write!(f, " catching-up")?;
+        }
+        if let Some(commit) = self.commit {
+            write!(f, " commit>={commit}")?;
         }
         Ok(())
     }

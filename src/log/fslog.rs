@@ -249,6 +249,9 @@ pub struct FsLog {
     lock: Option<File>,
     /// Bumped before a trim changes the files, so iterators made earlier stop (see `Iter`).
     pub(super) trims: Arc<AtomicU64>,
+    /// Entries known committed that a repair found intact past the damage (see
+    /// `open_repairing`), handed to the core with `recovered`.
+    pub(super) evidence: Vec<(crate::core::LogId, u64)>,
 }
 
 impl FsLog {
@@ -300,6 +303,7 @@ impl FsLog {
             nonces: Nonces::default(),
             lock: None,
             trims: Arc::default(),
+            evidence: Vec::new(),
         }
     }
 
@@ -806,6 +810,7 @@ impl FsLog {
             term_starts: self.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect(),
             last: self.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail: entries,
+            evidence: self.evidence.clone(),
         })
     }
 

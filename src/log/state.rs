@@ -6,7 +6,7 @@
 use super::fslog::{io_error, FsLog, FsLogOptions};
 use super::manifest::Manifest;
 use super::LogError;
-use crate::core::{HardState, NodeId, Term};
+use crate::core::{HardState, NodeId, Seq, Term};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -15,8 +15,13 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// One slot of the state file: counter, term, vote + 1 (0: none), flags (bit 0: catching
 /// up), the segment record (first seq, newest segment's first seq + 1 (0: none), its length;
-/// see `manifest`), each a little-endian u64, then the XXH3-64 of those 56 bytes.
-const SLOT_BYTES: usize = 64;
+/// see `manifest`), the commit hint + 1 (0: none), each a little-endian u64, then the XXH3-64
+/// of those 64 bytes.
+const SLOT_BYTES: usize = 72;
+
+/// A slot of the first version of the state file: the same without the commit hint. A log
+/// whose state file has these is rewritten in the new layout when it opens.
+const OLD_SLOT_BYTES: usize = 64;
 
 impl FsLog {
     pub(super) fn trim_path(&self) -> PathBuf {
@@ -78,6 +83,10 @@ impl FsLog {
 
     /// Writes the hard state and the segment record (see `manifest`) into the older slot.
     pub(super) fn write_state(&mut self) -> Result<(), LogError> {
+        self.write_state_at(self.state_path())
+    }
+
+    fn write_state_at(&mut self, path: PathBuf) -> Result<(), LogError> {
         let (state, manifest) = (self.hard_state, self.manifest);
         let counter = self.state_counter + 1;
         let words = [
@@ -88,6 +97,7 @@ impl FsLog {
             manifest.first,
             manifest.newest.map_or(0, |seq| seq.wrapping_add(1)),
             manifest.length,
+            state.commit.map_or(0, |seq| seq.0.wrapping_add(1)),
         ];
         let mut slot = [0u8; SLOT_BYTES];
         for (at, word) in words.iter().enumerate() {
@@ -95,7 +105,6 @@ impl FsLog {
         }
         let checksum = xxh3_64(&slot[..SLOT_BYTES - 8]);
         slot[SLOT_BYTES - 8..].copy_from_slice(&checksum.to_le_bytes());
-        let path = self.state_path();
         let existed = path.exists();
         let written =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).and_then(|file| {
@@ -126,19 +135,32 @@ impl FsLog {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(source) => return Err(LogError::Io { op: "open", path, source }),
         }
-        let slots = bytes.chunks(SLOT_BYTES).filter(|slot| slot.len() == SLOT_BYTES).filter_map(|slot| {
-            let mut words = [0u64; 8];
-            for (word, chunk) in words.iter_mut().zip(slot.chunks_exact(8)) {
-                *word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact(8) gives 8 bytes"));
-            }
-            (xxh3_64(&slot[..SLOT_BYTES - 8]) == words[7]).then_some(words)
-        });
-        match slots.max_by_key(|words| words[0]) {
-            Some([counter, term, vote, flags, first, newest, length, _]) => {
+        let newest = |size: usize| {
+            let slots = bytes.chunks(size).filter(|slot| slot.len() == size).filter_map(|slot| {
+                let mut words = [0u64; 8];
+                for (word, chunk) in words.iter_mut().zip(slot[..size - 8].chunks_exact(8)) {
+                    *word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact(8) gives 8 bytes"));
+                }
+                let checksum = u64::from_le_bytes(slot[size - 8..].try_into().expect("8 bytes"));
+                (xxh3_64(&slot[..size - 8]) == checksum).then_some(words)
+            });
+            slots.max_by_key(|words| words[0])
+        };
+        // A file of the old layout is exactly two old slots; its slots never pass as new ones
+        // (the checksum would have to match at another offset).
+        let (found, old) = match newest(SLOT_BYTES) {
+            None if bytes.len() == 2 * OLD_SLOT_BYTES => (newest(OLD_SLOT_BYTES), true),
+            found => (found, false),
+        };
+        match found {
+            Some([counter, term, vote, flags, first, newest, length, commit]) => {
                 self.state_counter = counter;
-                let vote = vote.checked_sub(1).map(NodeId);
-                self.hard_state = HardState { term: Term(term), vote, catching_up: flags & 1 == 1 };
+                let (vote, commit) = (vote.checked_sub(1).map(NodeId), commit.checked_sub(1).map(Seq));
+                self.hard_state = HardState { term: Term(term), vote, catching_up: flags & 1 == 1, commit };
                 self.manifest = Manifest { first, newest: newest.checked_sub(1), length };
+                if old {
+                    self.rewrite_state()?;
+                }
                 Ok(true)
             }
             // A file created and never written (a crash before its first sync) holds nothing.
@@ -151,6 +173,16 @@ impl FsLog {
                     .into(),
             }),
         }
+    }
+
+    /// Replaces a state file of the old layout with one of the new (written to a temporary
+    /// file, synced, renamed over it, the directory synced): a crash leaves one or the other.
+    fn rewrite_state(&mut self) -> Result<(), LogError> {
+        let (path, temporary) = (self.state_path(), self.dir.join(format!("{}.state-new", self.name)));
+        let _ = fs::remove_file(&temporary);
+        self.write_state_at(temporary.clone())?;
+        fs::rename(&temporary, &path).map_err(io_error("rename", &temporary))?;
+        self.sync_dir()
     }
 
     /// Deletes every file of the log `name` in `dir` (the log must not be open).
