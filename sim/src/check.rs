@@ -1,7 +1,7 @@
 //! Raft's safety properties, checked as the run goes (after every step that could break one).
 
 use std::collections::BTreeMap;
-use tinyraftplus::core::{Entry, HardState, NodeId, Payload, Raft, Role, Seq, Term};
+use tinyraftplus::core::{Entry, HardState, LogId, NodeId, Payload, Raft, Role, Seq, Term};
 
 /// A broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +42,12 @@ pub struct Checker {
     durable_votes: BTreeMap<(NodeId, Term), NodeId>,
     /// Every append a client was told succeeded: its seq and payload.
     acknowledged: Vec<(Seq, bytes::Bytes)>,
+    /// Whether an operator forced nodes that lost data to rejoin: committed entries may be lost
+    /// for good, so the checks that assume none is (marked "not after a forced rejoin") stop.
+    forced: bool,
+    /// Each repaired node's evidence: entries known committed it kept past damage (id and
+    /// digest), which its log must never contradict.
+    evidence: BTreeMap<NodeId, Vec<(LogId, u64)>>,
 }
 
 impl Checker {
@@ -50,10 +56,53 @@ impl Checker {
         self.committed.len()
     }
 
+    /// An operator forced nodes that lost data to rejoin (they vote at once): from now on,
+    /// committed entries may be lost, and only the checks that do not assume otherwise run.
+    pub fn forced_rejoin(&mut self) {
+        self.forced = true;
+    }
+
+    /// Whether an operator forced a rejoin in this run.
+    pub fn is_forced(&self) -> bool {
+        self.forced
+    }
+
+    /// A repair kept `evidence` on `node`: entries known committed past the damage (with what
+    /// an earlier repair kept).
+    pub fn repaired(&mut self, node: NodeId, evidence: Vec<(LogId, u64)>) {
+        let all = self.evidence.entry(node).or_default();
+        all.extend(evidence);
+        all.sort_by_key(|(id, _)| id.seq);
+        all.dedup_by_key(|(id, _)| id.seq);
+    }
+
+    /// Entries became durable on `node`: none contradicts the evidence its repair kept (an
+    /// entry at an evidence seq is the same entry; one before it has no later term, as terms
+    /// never decrease along a log). Holds even after a forced rejoin: that is when it matters.
+    pub fn durable_entries(&self, node: NodeId, entries: &[Entry]) -> Checked {
+        let Some(evidence) = self.evidence.get(&node) else { return Ok(()) };
+        for entry in entries {
+            let next = evidence.partition_point(|(id, _)| id.seq < entry.seq);
+            let Some((id, digest)) = evidence.get(next) else { continue };
+            let contradicts = match id.seq == entry.seq {
+                true => id.term != entry.term || *digest != entry.digest(),
+                false => entry.term > id.term,
+            };
+            if contradicts {
+                return fail(
+                    "repair_keeps_committed",
+                    format!("{node} wrote {} where its repair kept committed {} as evidence", entry.id(), id),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A node lost its disk: its durable term starts over (its votes are still checked: it
     /// must not vote twice in a term across the loss either).
     pub fn wiped(&mut self, node: NodeId) {
         self.durable_terms.remove(&node);
+        self.evidence.remove(&node);
         let voted = self.votes.keys().filter(|(voter, _)| *voter == node).map(|(_, term)| *term);
         let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| *term);
         if let Some(term) = voted.chain(led).max() {
@@ -76,6 +125,8 @@ impl Checker {
     /// Returns whether this is the leader's first report (its election).
     pub fn leader(&mut self, node: NodeId, term: Term, raft: &Raft) -> Result<bool, Violation> {
         match self.leaders.insert(term, node) {
+            // A node forced back after losing its votes may vote twice in a term.
+            Some(other) if other != node && self.forced => return Ok(false),
             Some(other) if other != node => {
                 return Err(Violation {
                     invariant: "election_safety",
@@ -86,8 +137,10 @@ impl Checker {
             None => {}
         }
         // Raft's Leader Completeness: entries committed in a term hold in the leaders of later
-        // terms. (A leader of an older term can be elected late, from delayed votes.)
-        for (seq, (committed_term, _, _)) in self.committed.iter().filter(|(_, (_, _, during))| *during < term) {
+        // terms. (A leader of an older term can be elected late, from delayed votes.) Not
+        // after a forced rejoin.
+        let checked = if self.forced { &BTreeMap::new() } else { &self.committed };
+        for (seq, (committed_term, _, _)) in checked.iter().filter(|(_, (_, _, during))| *during < term) {
             if raft.term_at(*seq) != Some(*committed_term) {
                 let held = raft.term_at(*seq).map_or("nothing".into(), |t| format!("term {t}"));
                 return Err(Violation {
@@ -104,7 +157,8 @@ impl Checker {
     /// At most one vote per node per term, and only once it is durable (it may have been
     /// superseded on disk since, by a later term: the answer was held until the write was done).
     pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId) -> Checked {
-        if let Some(other) = self.votes.insert((node, term), candidate).filter(|other| *other != candidate) {
+        let twice = self.votes.insert((node, term), candidate).filter(|other| *other != candidate && !self.forced);
+        if let Some(other) = twice {
             return fail("one_vote_per_term", format!("{node} voted for {other} and {candidate} in term {term}"));
         }
         if self.durable_votes.get(&(node, term)) != Some(&candidate) {
@@ -116,8 +170,9 @@ impl Checker {
     /// A node that lost its disk never acknowledges entries in a term below one in which it had
     /// granted its vote or led: a stale leader could commit with its help what the leader of
     /// that term lacks. (Its own vote in a term nobody else took up binds no one.)
+    /// Not after a forced rejoin (the operator made such nodes vote at once).
     pub fn ack_term(&self, node: NodeId, term: Term) -> Checked {
-        match self.forgotten_terms.get(&node) {
+        match self.forgotten_terms.get(&node).filter(|_| !self.forced) {
             Some(forgotten) if term < *forgotten => fail(
                 "ack_in_forgotten_term",
                 format!(
@@ -173,7 +228,11 @@ impl Checker {
         Ok(())
     }
 
+    /// Committed entries never change (not after a forced rejoin).
     fn committed_entry(&mut self, node: NodeId, entry: &Entry, during: Term) -> Checked {
+        if self.forced {
+            return Ok(());
+        }
         match self.committed.get_mut(&entry.seq) {
             Some((term, payload, _)) if *term != entry.term || *payload != entry.payload => fail(
                 "committed_entry_changed",
@@ -198,6 +257,9 @@ impl Checker {
                 return fail("apply_in_order", format!("{node} applied {} where {expected} was next", entry.seq));
             }
             self.last_applied.insert(node, entry.seq);
+            if self.forced {
+                continue; // Nodes may apply different histories after a forced rejoin.
+            }
             match self.applied.get(&entry.seq) {
                 Some((term, payload)) if *term != entry.term || *payload != entry.payload => {
                     return fail(
@@ -240,6 +302,9 @@ impl Checker {
 
     /// A client was told its append is at `seq`: it must be committed there, for good.
     pub fn acknowledged(&mut self, seq: Seq, payload: &bytes::Bytes) -> Checked {
+        if self.forced {
+            return Ok(()); // Acknowledged entries may be lost after a forced rejoin.
+        }
         self.acknowledged.push((seq, payload.clone()));
         let held = self.committed.get(&seq).map(|(_, p, _)| p).or_else(|| self.applied.get(&seq).map(|(_, p)| p));
         match held {
@@ -253,6 +318,9 @@ impl Checker {
     /// At the end: every acknowledged append is still where the client was told, in the log
     /// of the leader the cluster settled on.
     pub fn acknowledged_kept(&self, leader: NodeId, raft: &Raft) -> Checked {
+        if self.forced {
+            return Ok(());
+        }
         for (seq, payload) in &self.acknowledged {
             let Some(entry) = raft.entry(*seq) else { continue }; // Beyond the memory tail.
             if entry.payload.data() != Some(payload) {

@@ -41,6 +41,9 @@ pub struct Disk {
     /// Writes issued and not yet durable, in order.
     pub pending: VecDeque<Pending>,
     encoder: Encoder,
+    /// Entries known committed that a repair kept past the damage (as `FsLog::open_repairing`
+    /// does, in its evidence file): id and digest, until the log covers them.
+    evidence: Vec<(LogId, u64)>,
 }
 
 impl Default for Disk {
@@ -62,6 +65,7 @@ impl Disk {
             chain: 0,
             pending: VecDeque::new(),
             encoder,
+            evidence: Vec::new(),
         }
     }
 
@@ -128,6 +132,26 @@ impl Disk {
         };
     }
 
+    /// What `FsLog::open_repairing` does with a damaged entry at `seq`: keeps the entries after
+    /// it known committed (up to the commit hint) as evidence, marks the log catching up, and
+    /// cuts it before `seq`. Evidence from an earlier repair (past the log's end) is kept too.
+    /// Returns the evidence.
+    pub fn repair_keeping(&mut self, seq: u64) -> Vec<(LogId, u64)> {
+        let hint = self.hard_state.commit.map_or(0, |c| c.0 + 1).min(self.len());
+        let mut kept: Vec<(LogId, u64)> =
+            (seq + 1..hint).filter_map(|s| self.entry(Seq(s))).map(|e| (e.id(), e.digest())).collect();
+        kept.extend(self.evidence.iter().filter(|(id, _)| id.seq.0 >= self.len()));
+        self.evidence = kept.clone();
+        self.repair_from(seq);
+        kept
+    }
+
+    /// What an operator does to accept that committed entries may be lost: clears the
+    /// catching-up flag (the node votes at once when it restarts).
+    pub fn force_rejoin(&mut self) {
+        self.hard_state.catching_up = false;
+    }
+
     /// What `FsLog`'s `repair_from` does: marks the log catching up, then cuts it before `seq`.
     pub fn repair_from(&mut self, seq: u64) {
         self.hard_state.catching_up = true;
@@ -187,6 +211,9 @@ impl Disk {
         self.offsets = segment.offsets.clone();
         self.chain = result.last_checksum;
         let term_starts = result.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect();
+        // Evidence the log covers now was checked by the core before it was written.
+        let end = self.len();
+        self.evidence.retain(|(id, _)| id.seq.0 >= end);
         let from = self.len().saturating_sub(tail as u64);
         let tail = (from..self.len()).filter_map(|seq| self.entry(Seq(seq))).collect();
         Ok(Recovered {
@@ -195,7 +222,7 @@ impl Disk {
             term_starts,
             last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail,
-            evidence: Vec::new(),
+            evidence: self.evidence.clone(),
         })
     }
 

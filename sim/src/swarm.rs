@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 20] = [
+pub const FAULT_CLASSES: [&str; 21] = [
     "crash",
     "partition",
     "pause",
@@ -60,6 +60,7 @@ pub const FAULT_CLASSES: [&str; 20] = [
     "disk_cut",
     "segment_lost",
     "stale_leader",
+    "forced_rejoin",
 ];
 
 impl Default for Options {
@@ -141,6 +142,11 @@ pub struct Swarm {
     /// several election timeouts, and just before it resumes another node loses its disk and
     /// restarts hearing only that leader.
     pub stale_leader: f64,
+    /// Probability that a crash in the unbounded regime is the forced-rejoin plot: the node's
+    /// log is damaged (repaired, keeping what it knew committed past the damage as evidence),
+    /// a majority of the others lose their disks, and an operator forces them to rejoin; the
+    /// leader they elect may lack committed entries, which the repaired node must refuse.
+    pub forced_rejoin: f64,
     /// Whether nodes run pre-vote (off in some seeds: the protocol under the defence is tested
     /// too).
     pub pre_vote: bool,
@@ -180,6 +186,7 @@ impl Swarm {
             "disk_cut" => self.disk_cut = 0.0,
             "segment_lost" => self.segment_lost = 0.0,
             "stale_leader" => self.stale_leader = 0.0,
+            "forced_rejoin" => self.forced_rejoin = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -218,6 +225,7 @@ impl Swarm {
         let check_quorum = rng.below(4) != 0;
         let segment_lost = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
         let stale_leader = [0.0, 0.3, 1.0][rng.below(3) as usize];
+        let forced_rejoin = [0.0, 0.1, 0.5][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -244,6 +252,7 @@ impl Swarm {
             disk_cut,
             segment_lost,
             stale_leader,
+            forced_rejoin,
             pre_vote,
             check_quorum,
             rpc_entries_max,

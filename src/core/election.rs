@@ -126,13 +126,17 @@ impl Raft {
         }
     }
 
-    /// As candidate, counts a granted vote; with a quorum, becomes leader.
+    /// As candidate, counts a granted vote; with a quorum that includes its own vote (durable:
+    /// see `campaign`), becomes leader. Without its own, a candidate that crashed before its
+    /// term was durable could restart in the term before, campaign again in the same term, be
+    /// granted the same votes again and lead that term twice, with different entries.
     pub(super) fn record_vote(&mut self, from: NodeId) {
         let RoleState::Candidate(votes) = &mut self.role else { return };
         if !votes.contains(&from) {
             votes.push(from);
         }
-        if self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
+        let own = votes.contains(&self.id);
+        if own && self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
             self.become_leader();
         }
     }

@@ -145,7 +145,8 @@ impl Raft {
     /// at least `term`. A catching-up node with an empty log that has seen every peer's log
     /// empty is in a brand-new cluster: it rejoins.
     pub(super) fn note_peer_log(&mut self, from: NodeId, term: Term, last: Option<LogId>) {
-        if !self.hard_state.catching_up || last.is_some() || self.log.last().is_some() {
+        let empty = self.log.last().is_none() && self.evidence.entries.is_empty();
+        if !self.hard_state.catching_up || last.is_some() || !empty {
             return;
         }
         if !self.rejoining.empty_peers.contains(&from) {
@@ -180,6 +181,11 @@ impl Raft {
             return; // Rejoined already, or a later term began: the next leader's appends decide.
         }
         let Some(leader) = self.leader else { return };
+        if !self.evidence.entries.is_empty() {
+            // It knows committed entries past its log that this leader has not sent yet (maybe
+            // lacks): it may not vote, nor lead and append over them, until they are verified.
+            return;
+        }
         // It may have voted in this term before it lost its storage: its vote in it goes to
         // the leader, which cannot make a second leader.
         self.hard_state.vote.get_or_insert(leader);

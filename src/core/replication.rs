@@ -304,8 +304,13 @@ impl Raft {
                     self.event(Event::Warn(format!("follower {from} acknowledged seqs the leader does not have")));
                     return;
                 }
+                // The incarnation that acknowledged the match point: a later one that only
+                // acknowledges less (an old append, delivered late) does not take it over, so
+                // that its rejection of what the earlier one held shows it lost data.
+                if matched >= p.matched {
+                    p.incarnation = Some(incarnation);
+                }
                 p.acknowledge(matched);
-                p.incarnation = Some(incarnation);
                 // Only the answer to the probe itself (at next - 1 or beyond) ends probing.
                 if p.probing && matched >= p.next.prev() {
                     p.probing = false;

@@ -38,6 +38,11 @@ impl World {
     }
 
     pub(super) fn finish_safety(&mut self) -> Result<(), Failure> {
+        if self.checker.is_forced() {
+            // Committed entries may be lost after a forced rejoin: logs and histories may
+            // disagree; the checks that hold regardless ran as the run went.
+            return Ok(());
+        }
         let rafts: Vec<(NodeId, &Raft)> = self.nodes.iter().filter_map(|n| Some((n.id, n.raft.as_ref()?))).collect();
         for (i, a) in rafts.iter().enumerate() {
             for b in &rafts[i + 1..] {

@@ -34,7 +34,10 @@ impl World {
         let ids: Vec<NodeId> = self.nodes.iter().map(|node| node.id).collect();
         match kind {
             Some(0) => {
-                if self.nodes[n].raft.is_some() && self.room_for_crash() {
+                let unbounded = self.options.regime == Regime::Unbounded;
+                if unbounded && !self.checker.is_forced() && self.chance(self.swarm.forced_rejoin) {
+                    self.forced_rejoin(n);
+                } else if self.nodes[n].raft.is_some() && self.room_for_crash() {
                     self.fault("crash");
                     self.crash(n);
                     self.maybe_lose_data(n);
@@ -190,6 +193,49 @@ impl World {
             self.blocked.insert((other, id));
         }
         self.start(n)
+    }
+
+    /// The forced-rejoin plot (unbounded regime, once a run): node `n` crashes with a damaged
+    /// entry (at seq 0 half the time) and restarts repaired, keeping the entries after it that
+    /// it knew committed as evidence; a majority of the other nodes lose their disks, and an
+    /// operator forces them to rejoin (they vote at once). The leader they elect may lack the
+    /// committed entries: node `n` must refuse its entries rather than replace them.
+    pub(super) fn forced_rejoin(&mut self, n: usize) {
+        self.fault("forced_rejoin");
+        let (id, len) = (self.nodes[n].id, self.nodes[n].disk.len());
+        if self.nodes[n].raft.is_some() {
+            self.crash(n);
+        }
+        if len > 0 {
+            let damaged = if self.rng.below(2) == 0 { 0 } else { self.rng.below(len) };
+            // Damage found earlier (a flipped or unreadable record) is where recovery stops
+            // first: the repair starts there if it comes before.
+            let node = &mut self.nodes[n];
+            let damaged = [node.flipped.take(), node.unreadable.take()].into_iter().flatten().fold(damaged, u64::min);
+            let evidence = self.nodes[n].disk.repair_keeping(damaged);
+            let kept = evidence.len();
+            self.checker.repaired(id, evidence);
+            self.note(|| format!("n{id}: entry {damaged} damaged: repaired, {kept} entries kept as evidence"));
+        }
+        let mut others: Vec<usize> = (0..self.nodes.len()).filter(|m| *m != n).collect();
+        for i in (1..others.len()).rev() {
+            others.swap(i, self.rng.below(i as u64 + 1) as usize);
+        }
+        others.truncate(self.nodes.len() / 2 + 1);
+        self.checker.forced_rejoin();
+        for m in others {
+            if self.nodes[m].raft.is_some() {
+                self.crash(m);
+            }
+            self.wipe(m);
+            self.nodes[m].disk.force_rejoin();
+            let other = self.nodes[m].id;
+            self.note(|| format!("n{other}: disk wiped; an operator forces it to rejoin"));
+            let later = self.now.plus(self.rng.below(500 * MS) + MS);
+            self.schedule(later, Ev::Restart(m));
+        }
+        let later = self.now.plus(self.rng.below(500 * MS) + MS);
+        self.schedule(later, Ev::Restart(n));
     }
 
     /// The running leader, if any.

@@ -397,10 +397,15 @@ impl World {
             if self.options.mutant == Some(Mutant::ReadErrorAsEndOfLog) {
                 self.nodes[n].disk.lose_from(seq);
             } else {
-                // The operator's repair: the log is cut before the unreadable entry and the node
-                // rejoins catching up; its peers send it the rest.
-                self.nodes[n].disk.repair_from(seq);
-                self.note(|| format!("n{id}: read error at seq {seq}: opened with repair from it"));
+                // The repair: the log is cut before the unreadable entry (what it knew committed
+                // after it is kept as evidence) and the node rejoins catching up; its peers
+                // send it the rest.
+                let evidence = self.nodes[n].disk.repair_keeping(seq);
+                let kept = evidence.len();
+                self.checker.repaired(id, evidence);
+                self.note(|| {
+                    format!("n{id}: read error at seq {seq}: repaired from it, {kept} entries kept as evidence")
+                });
             }
         }
         let node = &mut self.nodes[n];
@@ -410,8 +415,15 @@ impl World {
                 // Found and named, as it must be; the repair cuts the log before it.
                 let id = node.id;
                 node.flipped = None;
-                node.disk.repair_from(corruption.seq);
-                self.note(|| format!("n{id}: {corruption}: opened with repair from seq {}", corruption.seq));
+                let evidence = node.disk.repair_keeping(corruption.seq);
+                let kept = evidence.len();
+                self.checker.repaired(id, evidence);
+                self.note(|| {
+                    format!(
+                        "n{id}: {corruption}: repaired from seq {}, {kept} entries kept as evidence",
+                        corruption.seq
+                    )
+                });
                 return self.start(n);
             }
             Err(corruption) => {
@@ -660,8 +672,10 @@ impl World {
         let node = &mut self.nodes[n];
         node.disk.pending.pop_front();
         node.disk.apply(&done.write);
-        if let Write::HardState(state) = done.write {
-            self.checker.durable(node.id, state)?;
+        match &done.write {
+            Write::HardState(state) => self.checker.durable(node.id, *state)?,
+            Write::Entries(entries) => self.checker.durable_entries(node.id, entries)?,
+            Write::Truncate { .. } => {}
         }
         if let Some(next) = node.disk.pending.front() {
             let at = next.done_at.max(self.now);
