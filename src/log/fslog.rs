@@ -278,6 +278,7 @@ impl FsLog {
         log.hard_state.catching_up |= !saved;
         // The segment record is checked unless there is none, or a repair accepts losses.
         log.recover(saved && log.options.repair_from.is_none())?;
+        log.open_evidence()?;
         if let Some(target) = log.read_trim_intent()? {
             log.trim_files(target)?;
         }

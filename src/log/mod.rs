@@ -7,6 +7,7 @@
 //! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
 
 mod cases;
+mod evidence;
 #[doc(hidden)]
 pub mod format;
 mod fslog;

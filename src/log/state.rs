@@ -198,6 +198,9 @@ impl FsLog {
         let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
         paths.push(probe.state_path());
         paths.push(probe.trim_path());
+        for leftover in ["state-new", "evidence", "evidence-new"] {
+            paths.push(dir.join(format!("{name}.{leftover}")));
+        }
         paths.push(dir.join(format!("{name}.lock")));
         for path in paths {
             match fs::remove_file(&path) {

@@ -1,0 +1,180 @@
+//! Evidence a repair keeps (Protocol-Aware Recovery): when a durable record in the middle of
+//! the log is damaged, the records after it that the node knew committed (at or below the
+//! commit hint saved with its term and vote) are still there. Before the repair cuts the log,
+//! their ids and digests are saved to `n.evidence`; the core then refuses a leader whose
+//! entries contradict them (see `core::Recovered::evidence`). The file goes once the log holds
+//! every seq it names again (entries the core verified before it wrote them).
+//!
+//! The file: a little-endian u64 count, then per entry its seq, term and `Entry::digest`
+//! (u64 each), then the XXH3-64 of everything before. Written to a temporary file, synced,
+//! renamed, the directory synced: a crash leaves the old file or the new one, never a torn one.
+
+use super::format::{decode_header, decode_record, Encoder, Record, HEADER_BYTES};
+use super::fslog::{io_error, FsLog, FsLogOptions, LogError};
+use crate::core::{Entry, LogId, Payload, Seq, Term};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::xxh3_64;
+
+impl FsLog {
+    fn evidence_path(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.evidence"))
+    }
+
+    /// The entries after the damaged one at `damaged` that the log named `name` in `dir` knew
+    /// committed, read from its segments before a repair cuts them: each one's id and digest,
+    /// in order, each chained to the one before. With what an earlier repair kept.
+    pub(super) fn survivors(
+        dir: &Path,
+        name: &str,
+        options: &FsLogOptions,
+        damaged: u64,
+    ) -> Result<Vec<(LogId, u64)>, LogError> {
+        let mut probe = FsLog::closed(dir.to_path_buf(), name, options.clone());
+        let _lock = probe.lock()?;
+        probe.load_hard_state()?;
+        let mut kept = probe.load_evidence()?;
+        let hint = probe.hard_state.commit.map(|c| c.0).filter(|hint| *hint > damaged);
+        // Without checksums, damage cannot be told from data: nothing is kept as evidence.
+        let Some(hint) = hint.filter(|_| options.encoder.checksummed()) else { return Ok(kept) };
+        let record_max = options.payload_bytes_max + options.encoder.overhead_bytes();
+        let segments = probe.list_segments()?;
+        let Some(start) = segments.iter().rposition(|(first, _)| *first <= damaged) else { return Ok(kept) };
+        let mut found: Vec<(LogId, u64)> = Vec::new();
+        let mut expected = damaged + 1;
+        let mut chain: Option<u64> = None;
+        'segments: for (index, (first, path)) in segments.iter().enumerate().skip(start) {
+            let bytes = fs::read(path).map_err(io_error("read", path))?;
+            if decode_header(&bytes, &options.encoder).ok() != Some(*first) {
+                break;
+            }
+            let mut at = HEADER_BYTES;
+            if index == start {
+                // Walk the valid records to the damaged one, then find the next record after it
+                // (in the next segment if none follows it in this one).
+                at = resync(&bytes, &options.encoder, record_max, *first, damaged).unwrap_or(bytes.len());
+            } else if *first != expected {
+                break;
+            }
+            while expected <= hint && at < bytes.len() {
+                let Ok(record) = decode_record(&bytes[at..], &options.encoder, record_max) else { break 'segments };
+                let chained = chain.is_none_or(|c| c == record.chain) || !options.encoder.checksummed();
+                if record.seq != expected || !chained || found.last().is_some_and(|(id, _)| record.term < id.term.0) {
+                    break 'segments;
+                }
+                let Some(entry) = entry_of(&record, &options.encoder) else { break 'segments };
+                found.push((entry.id(), entry.digest()));
+                (chain, expected, at) = (Some(record.checksum), expected + 1, at + record.size);
+            }
+            if expected > hint {
+                break;
+            }
+        }
+        // Evidence from an earlier repair lies past the log's end, so past these.
+        found.extend(kept.drain(..).filter(|(id, _)| id.seq.0 >= expected));
+        Ok(found)
+    }
+
+    /// Saves `evidence` durably (replacing any earlier file), or deletes the file if it is
+    /// empty.
+    pub(super) fn save_evidence(&self, evidence: &[(LogId, u64)]) -> Result<(), LogError> {
+        let path = FsLog::evidence_path(&self.dir, &self.name);
+        if evidence.is_empty() {
+            return match fs::remove_file(&path) {
+                Ok(()) => self.sync_dir(),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(LogError::Io { op: "delete", path, source }),
+            };
+        }
+        let mut bytes = (evidence.len() as u64).to_le_bytes().to_vec();
+        for (id, digest) in evidence {
+            for word in [id.seq.0, id.term.0, *digest] {
+                bytes.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
+        let temporary = self.dir.join(format!("{}.evidence-new", self.name));
+        let written = fs::File::create(&temporary).and_then(|file| {
+            use std::io::Write as _;
+            let mut file = file;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        });
+        written.map_err(io_error("write", &temporary))?;
+        fs::rename(&temporary, &path).map_err(io_error("rename", &temporary))?;
+        self.sync_dir()
+    }
+
+    /// The saved evidence (none without a file).
+    pub(super) fn load_evidence(&self) -> Result<Vec<(LogId, u64)>, LogError> {
+        let path = FsLog::evidence_path(&self.dir, &self.name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(LogError::Io { op: "read", path, source }),
+        };
+        let damaged = || LogError::Damaged {
+            path: path.clone(),
+            detail: "the evidence a repair kept (entries known committed past damage to the log) fails its checksum; \
+                     delete this file to go on without it (the node then takes a leader's entries at those seqs \
+                     unchecked)"
+                .into(),
+        };
+        let words: Vec<u64> =
+            bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("chunks of 8"))).collect();
+        let (Some((checksum, body)), true) = (words.split_last(), bytes.len() % 8 == 0) else { return Err(damaged()) };
+        let count = body.first().copied().unwrap_or(0);
+        if xxh3_64(&bytes[..bytes.len() - 8]) != *checksum || body.len() as u64 != 1 + count.saturating_mul(3) {
+            return Err(damaged());
+        }
+        let mut evidence: Vec<(LogId, u64)> =
+            body[1..].chunks_exact(3).map(|w| (LogId::new(Term(w[1]), Seq(w[0])), w[2])).collect();
+        evidence.sort_by_key(|(id, _)| id.seq);
+        Ok(evidence)
+    }
+
+    /// At open: loads the evidence still needed (past the log's end; the rest was verified by
+    /// the core before it was written), and drops the file once none is.
+    pub(super) fn open_evidence(&mut self) -> Result<(), LogError> {
+        let mut evidence = self.load_evidence()?;
+        let end = self.seq().map_or(self.first().0, |s| s.0 + 1);
+        let before = evidence.len();
+        evidence.retain(|(id, _)| id.seq.0 >= end && Some(id.seq) <= self.hard_state.commit);
+        if evidence.len() != before {
+            self.save_evidence(&evidence)?;
+        }
+        self.evidence = evidence;
+        Ok(())
+    }
+}
+
+/// The offset of the record after the damaged one at seq `damaged` in a segment's `bytes`
+/// (starting at seq `first`): the valid records before it are walked; past it, the record's
+/// own length is tried first, then every offset within one record's length (a damaged length
+/// field), for a record that decodes with the next seq.
+fn resync(bytes: &[u8], encoder: &Encoder, record_max: usize, first: u64, damaged: u64) -> Option<usize> {
+    let mut at = HEADER_BYTES;
+    for _ in first..damaged {
+        at += decode_record(bytes.get(at..)?, encoder, record_max).ok()?.size;
+    }
+    let is_next = |offset: usize| {
+        let record = bytes.get(offset..).and_then(|rest| decode_record(rest, encoder, record_max).ok());
+        record.is_some_and(|record| record.seq == damaged + 1)
+    };
+    let length = bytes.get(at..at + 4).map(|b| 4 + u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    if let Some(after) = length.map(|len| at + len).filter(|after| is_next(*after)) {
+        return Some(after);
+    }
+    (at + 1..(at + record_max).min(bytes.len())).find(|offset| is_next(*offset))
+}
+
+/// The entry a record holds (decrypted with the log's key), if it can be read.
+fn entry_of(record: &Record<'_>, encoder: &Encoder) -> Option<Entry> {
+    let payload = match encoder {
+        Encoder::Encrypted(key) => record.decrypt(key).ok()?,
+        _ => record.payload.map(<[u8]>::to_vec),
+    };
+    let payload = payload.map_or(Payload::Blank, |data| Payload::Data(data.into()));
+    Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
+}
