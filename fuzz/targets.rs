@@ -33,8 +33,9 @@ enum Step {
 enum FuzzBody {
     PreVote(Option<(u8, u8)>),
     PreVoteResponse(bool),
-    Vote(Option<(u8, u8)>),
+    Vote(Option<(u8, u8)>, bool),
     VoteResponse(bool),
+    TimeoutNow,
     Append { prev: Option<(u8, u8)>, entries: Vec<(u8, bool)>, commit: Option<u8>, read_round: u8 },
     Accepted { matched: Option<u8>, read_round: u8 },
     Rejected { rejected: u8, hint: Option<(u8, u8)> },
@@ -52,7 +53,8 @@ impl FuzzBody {
         match self {
             FuzzBody::PreVote(last) => Body::PreVote { last: last.map(id) },
             FuzzBody::PreVoteResponse(granted) => Body::PreVoteResponse { granted },
-            FuzzBody::Vote(last) => Body::Vote { last: last.map(id) },
+            FuzzBody::Vote(last, transfer) => Body::Vote { last: last.map(id), transfer },
+            FuzzBody::TimeoutNow => Body::TimeoutNow,
             FuzzBody::VoteResponse(granted) => Body::VoteResponse { granted },
             FuzzBody::Append { prev, entries, commit, read_round } => {
                 let prev = prev.map(id);

@@ -219,3 +219,28 @@ fn the_blocking_driver_runs_on_a_memory_log() {
         assert_eq!(node.with_log(|log| log.entries().len() as u64), seq.0 + 1, "every node holds every entry");
     }
 }
+
+#[test]
+fn leadership_is_handed_over_on_request_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), &Arc::new(AtomicU32::new(0)), Quorum::Majority);
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).expect("a leader");
+    let at = |id: NodeId| &nodes[id.0 as usize - 1];
+    nodes[0].append(Bytes::from("1")).unwrap();
+    // A follower refuses, naming the leader.
+    let follower = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
+    let refused = at(follower).transfer_leader(leader).unwrap_err();
+    assert_eq!(refused, tinyraftplus::core::ClientError::NotLeader { leader: Some(leader) });
+    // Twice around the cluster: each time the target leads, and appends go on.
+    let mut current = leader;
+    for round in 0..2 {
+        let target = NodeId(current.0 % 3 + 1);
+        assert_eq!(at(current).transfer_leader(target), Ok(target), "round {round}");
+        let led = at(target).await_leader(Duration::from_secs(10));
+        assert_eq!(led, Some(target));
+        assert!(at(target).status().role == tinyraftplus::core::Role::Leader);
+        let (_, total) = at(current).append(Bytes::from("1")).unwrap();
+        assert_eq!(total, Some(Bytes::from((round + 2).to_string())), "forwarded to the new leader");
+        current = target;
+    }
+}

@@ -57,7 +57,7 @@ fn s5_1_requests_from_an_older_term_are_refused_with_the_current_term() {
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].term, Term(1));
     assert!(matches!(replies[0].body, Body::AppendResponse { result: AppendResult::Rejected { .. }, .. }));
-    let replies = inject(&mut c, N2, N3, 0, Body::Vote { last: None });
+    let replies = inject(&mut c, N2, N3, 0, Body::Vote { last: None, transfer: false });
     assert_eq!(replies[0].body, Body::VoteResponse { granted: false });
 }
 
@@ -156,11 +156,11 @@ fn s5_2_election_timeouts_are_randomized() {
 #[test]
 fn s5_2_each_node_votes_for_at_most_one_candidate_per_term() {
     let mut c = Cluster::new(3, |config| config.pre_vote = false);
-    let first = inject(&mut c, N3, N1, 1, Body::Vote { last: None });
+    let first = inject(&mut c, N3, N1, 1, Body::Vote { last: None, transfer: false });
     assert_eq!(first[0].body, Body::VoteResponse { granted: true });
-    let second = inject(&mut c, N3, N2, 1, Body::Vote { last: None });
+    let second = inject(&mut c, N3, N2, 1, Body::Vote { last: None, transfer: false });
     assert_eq!(second[0].body, Body::VoteResponse { granted: false });
-    let again = inject(&mut c, N3, N1, 1, Body::Vote { last: None });
+    let again = inject(&mut c, N3, N1, 1, Body::Vote { last: None, transfer: false });
     assert_eq!(again[0].body, Body::VoteResponse { granted: true }, "the same candidate may ask again");
 }
 
@@ -268,11 +268,11 @@ fn s5_4_1_votes_go_only_to_candidates_at_least_as_up_to_date() {
     });
     inject(&mut c, N3, N1, 2, append(None, vec![entry(1, 0, "a"), entry(2, 1, "b")], None));
     // Later term wins over a longer log; a shorter log of the same term loses.
-    let longer_older = inject(&mut c, N3, N2, 3, Body::Vote { last: Some(id(1, 9)) });
+    let longer_older = inject(&mut c, N3, N2, 3, Body::Vote { last: Some(id(1, 9)), transfer: false });
     assert_eq!(longer_older[0].body, Body::VoteResponse { granted: false });
-    let shorter_same = inject(&mut c, N3, N2, 4, Body::Vote { last: Some(id(2, 0)) });
+    let shorter_same = inject(&mut c, N3, N2, 4, Body::Vote { last: Some(id(2, 0)), transfer: false });
     assert_eq!(shorter_same[0].body, Body::VoteResponse { granted: false });
-    let equal = inject(&mut c, N3, N2, 5, Body::Vote { last: Some(id(2, 1)) });
+    let equal = inject(&mut c, N3, N2, 5, Body::Vote { last: Some(id(2, 1)), transfer: false });
     assert_eq!(equal[0].body, Body::VoteResponse { granted: true });
 }
 
@@ -354,7 +354,10 @@ fn s5_5_retried_and_duplicated_appends_are_harmless() {
 #[test]
 fn figure2_persistent_state_is_durable_before_answering() {
     let mut c = Cluster::new(3, |config| config.pre_vote = false);
-    c.step(N3, Input::Message(Message { from: N1, to: N3, term: Term(1), body: Body::Vote { last: None } }));
+    c.step(
+        N3,
+        Input::Message(Message { from: N1, to: N3, term: Term(1), body: Body::Vote { last: None, transfer: false } }),
+    );
     assert!(c.network.is_empty(), "no vote before its write is durable");
     let write = &c.nodes[&N3].unsynced[0].1;
     assert_eq!(*write, Write::HardState(tinyraftplus::core::HardState::new(Term(1), Some(N1))));

@@ -209,6 +209,7 @@ impl Checker {
                     return Err(format!("request {request} got a second reply: {result:?}"));
                 }
                 match result {
+                    Ok(Response::Transferred { to }) => return Err(format!("no transfer was asked, yet: {to}")),
                     Ok(Response::Appended { seq, .. }) => {
                         let data = &self.appends[request];
                         for (offset, payload) in data.iter().enumerate() {

@@ -44,7 +44,7 @@ fn seed1_a_four_node_cluster_split_in_halves_never_has_two_leaders() {
 #[test]
 fn seed2_a_voter_restarted_from_its_storage_cannot_vote_twice_in_a_term() {
     let mut c = Cluster::new(3, |config| config.pre_vote = false);
-    let vote = |from| Message { from, to: N3, term: Term(6), body: Body::Vote { last: None } };
+    let vote = |from| Message { from, to: N3, term: Term(6), body: Body::Vote { last: None, transfer: false } };
     c.step(N3, Input::Message(vote(N1)));
     c.sync(N3, None);
     assert_eq!(c.network.pop_front().unwrap().body, Body::VoteResponse { granted: true });
@@ -126,13 +126,13 @@ fn seed5_candidates_keep_their_own_vote_and_pre_vote_protects_the_leader() {
     c.tick(N1);
     c.tick(N2);
     c.network.clear();
-    let rival = Message { from: N2, to: N1, term: Term(1), body: Body::Vote { last: None } };
+    let rival = Message { from: N2, to: N1, term: Term(1), body: Body::Vote { last: None, transfer: false } };
     c.step(N1, Input::Message(rival));
     c.sync(N1, None);
     let answer = c.network.iter().find(|m| m.to == N2).unwrap();
     assert_eq!(answer.body, Body::VoteResponse { granted: false }, "a candidate voted for itself");
     // A refused higher-term request still raises the term (Raft §5.1).
-    let behind = Message { from: N2, to: N1, term: Term(7), body: Body::Vote { last: None } };
+    let behind = Message { from: N2, to: N1, term: Term(7), body: Body::Vote { last: None, transfer: false } };
     c.step(N1, Input::Message(behind));
     assert_eq!(c.raft(N1).term(), Term(7));
 
@@ -204,8 +204,12 @@ fn seed8_a_candidate_with_a_stale_log_gets_no_vote() {
     c.elect(N1);
     c.append(N1, "x");
     c.stabilize();
-    let stale =
-        Message { from: N3, to: N2, term: Term(5), body: Body::Vote { last: Some(LogId::new(Term(1), Seq(0))) } };
+    let stale = Message {
+        from: N3,
+        to: N2,
+        term: Term(5),
+        body: Body::Vote { last: Some(LogId::new(Term(1), Seq(0))), transfer: false },
+    };
     c.network.clear();
     c.step(N2, Input::Message(stale));
     c.sync(N2, None);
@@ -301,7 +305,7 @@ fn extreme_values_from_a_peer_never_panic() {
             result: AppendResult::Rejected { rejected: max, hint: top },
             incarnation: 0,
         },
-        Body::Vote { last: top },
+        Body::Vote { last: top, transfer: false },
         Body::PreVote { last: top },
     ];
     for body in bodies {

@@ -178,6 +178,11 @@ impl Runner {
                 let id = cluster.request_id();
                 cluster.step(node(0), Input::Append { id, data: Bytes::from(args[1..].join(" ")) });
             }
+            "transfer" => {
+                let cluster = self.cluster();
+                let id = cluster.request_id();
+                cluster.step(node(0), Input::TransferLeader { id, to: node(1) });
+            }
             "batch" => {
                 let cluster = self.cluster();
                 let id = cluster.request_id();

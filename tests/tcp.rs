@@ -78,7 +78,7 @@ fn a_shared_key_cluster_replicates_and_refuses_a_wrong_key_and_garbage() {
     // A peer with the wrong key: node 1 refuses its connection, and nothing it sends arrives.
     let rogue = posing_as_node_2(&addrs, Security::SharedKey([7; 32]));
     let term = nodes[0].status().term;
-    let vote = tinyraftplus::core::Body::Vote { last: None };
+    let vote = tinyraftplus::core::Body::Vote { last: None, transfer: false };
     let message = tinyraftplus::core::Message { from: NodeId(2), to: NodeId(1), term: Term(term.0 + 5), body: vote };
     rogue.send(message);
     let text = warned(&events, "handshake failed");

@@ -62,6 +62,18 @@ impl Checker {
         self.forced = true;
     }
 
+    /// A leader transfer was answered "transferred to `to`" by a node that led `term`: `to`
+    /// must have led a later term.
+    pub fn transferred(&self, to: NodeId, term: Term) -> Checked {
+        match self.leaders.range(Term(term.0.saturating_add(1))..).any(|(_, leader)| *leader == to) {
+            true => Ok(()),
+            false => fail(
+                "transfer_reply",
+                format!("a transfer from the leader of term {term} said {to} took over; it never led since"),
+            ),
+        }
+    }
+
     /// Whether an operator forced a rejoin in this run.
     pub fn is_forced(&self) -> bool {
         self.forced

@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 21] = [
+pub const FAULT_CLASSES: [&str; 22] = [
     "crash",
     "partition",
     "pause",
@@ -61,6 +61,7 @@ pub const FAULT_CLASSES: [&str; 21] = [
     "segment_lost",
     "stale_leader",
     "forced_rejoin",
+    "transfer",
 ];
 
 impl Default for Options {
@@ -147,6 +148,9 @@ pub struct Swarm {
     /// a majority of the others lose their disks, and an operator forces them to rejoin; the
     /// leader they elect may lack committed entries, which the repaired node must refuse.
     pub forced_rejoin: f64,
+    /// Probability that healing the network also asks the leader to hand leadership to a
+    /// random other node (leader transfer).
+    pub transfer: f64,
     /// Whether nodes run pre-vote (off in some seeds: the protocol under the defence is tested
     /// too).
     pub pre_vote: bool,
@@ -187,6 +191,7 @@ impl Swarm {
             "segment_lost" => self.segment_lost = 0.0,
             "stale_leader" => self.stale_leader = 0.0,
             "forced_rejoin" => self.forced_rejoin = 0.0,
+            "transfer" => self.transfer = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -226,6 +231,7 @@ impl Swarm {
         let segment_lost = [0.0, 0.0, 0.2, 0.5][rng.below(4) as usize];
         let stale_leader = [0.0, 0.3, 1.0][rng.below(3) as usize];
         let forced_rejoin = [0.0, 0.1, 0.5][rng.below(3) as usize];
+        let transfer = [0.0, 0.3, 1.0][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -253,6 +259,7 @@ impl Swarm {
             segment_lost,
             stale_leader,
             forced_rejoin,
+            transfer,
             pre_vote,
             check_quorum,
             rpc_entries_max,

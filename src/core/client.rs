@@ -58,6 +58,8 @@ pub(crate) struct LeaderRequests {
     pub(crate) read_round: u64,
     read_confirmed: u64,
     round_wanted: bool,
+    /// A leader transfer under way (see `transfer.rs`).
+    pub(crate) transfer: Option<super::transfer::Transfer>,
 }
 
 impl LeaderRequests {
@@ -164,6 +166,9 @@ pub(crate) struct ClientState {
     next_read: u64,
     /// The latest incarnation heard from each peer (in forwards and forward replies).
     peers: BTreeMap<NodeId, u64>,
+    /// A leader transfer this node started as leader and stepped down for: the request, the
+    /// target and the deadline; answered once a leader is known (see `transfer.rs`).
+    pub(crate) transfer_reply: Option<(RequestId, NodeId, Time)>,
 }
 
 impl ClientState {
@@ -178,6 +183,7 @@ impl ClientState {
             state_machine_reads: BTreeMap::new(),
             next_read: 0,
             peers: BTreeMap::new(),
+            transfer_reply: None,
         }
     }
 
@@ -188,9 +194,11 @@ impl ClientState {
         let leader = leading.into_iter().flat_map(|l| {
             let appends = l.requests.appends.front().map(|a| a.deadline);
             let reads = l.requests.reads.front().map(|r| r.deadline);
-            appends.into_iter().chain(reads)
+            let transfer = l.requests.transfer.as_ref().map(|t| t.deadline);
+            appends.into_iter().chain(reads).chain(transfer)
         });
-        forwards.chain(waiting).chain(leader).min()
+        let transfer = self.transfer_reply.map(|(_, _, deadline)| deadline);
+        forwards.chain(waiting).chain(leader).chain(transfer).min()
     }
 }
 
@@ -245,8 +253,12 @@ impl Raft {
         self.leader_append(Origin::Local(id), std::iter::once(data), deadline);
     }
 
-    /// Appends a request's payloads to the leader's log and tracks the request until commit.
-    fn leader_append(&mut self, origin: Origin, data: impl ExactSizeIterator<Item = Bytes>, deadline: Time) {
+    /// Appends a request's payloads to the leader's log and tracks the request until commit
+    /// (or holds them while a leader transfer is under way).
+    pub(super) fn leader_append(&mut self, origin: Origin, data: impl ExactSizeIterator<Item = Bytes>, deadline: Time) {
+        if self.transferring() {
+            return self.hold_append(origin, data.collect(), deadline);
+        }
         if self.log.next_seq().checked_add(data.len() as u64 - 1).is_none() {
             return self.reply(origin, Err(ClientError::Invalid("the log is full (Seq::MAX)".into())));
         }
@@ -287,6 +299,11 @@ impl Raft {
             }
             None => self.client.waiting.push_back(Waiting { id, request, deadline }),
         }
+    }
+
+    /// Sends a local append again (to the leader, or to wait for one).
+    pub(super) fn requeue_append(&mut self, id: RequestId, data: smallvec::SmallVec<[Bytes; 1]>, deadline: Time) {
+        self.dispatch(id, ForwardRequest::Append(data), deadline);
     }
 
     pub(super) fn client_waiting_is_empty(&self) -> bool {
@@ -579,6 +596,15 @@ impl Raft {
         }
         for waiting in std::mem::take(&mut self.client.waiting) {
             self.reply(Origin::Local(waiting.id), Err(error.clone()));
+        }
+        if let Some((id, _, _)) = self.client.transfer_reply.take() {
+            self.reply(Origin::Local(id), Err(error.clone()));
+        }
+        if let Some(transfer) = self.role.leading_mut().and_then(|l| l.requests.transfer.take()) {
+            self.reply(Origin::Local(transfer.id), Err(error.clone()));
+            for (origin, _, _) in transfer.held {
+                self.reply(origin, Err(error.clone()));
+            }
         }
         if let Some(leading) = self.role.leading_mut() {
             let requests = std::mem::take(&mut leading.requests);

@@ -15,7 +15,7 @@
 //! message  = version:u8(=1) from:v to:v term:v tag:u8 body
 //! tag 1  PreVote          last:opt-id
 //! tag 2  PreVoteResponse  granted:u8(0|1)
-//! tag 3  Vote             last:opt-id
+//! tag 3  Vote             last:opt-id            (tag 11: the same, asked by a leader transfer)
 //! tag 4  VoteResponse     granted:u8(0|1)
 //! tag 5  Append           prev:opt-id commit:opt-seq read_round:v count:v entry*count
 //!        entry          = term:v kind:u8 (0 blank | 1 data, then payload:bytes)
@@ -27,8 +27,12 @@
 //! tag 8  ForwardReply     incarnation:v counter:v responder:v kind:u8 (0 ok, response | 1 error, error)
 //!        response       = 0 appended, seq:v count:v response:bytes*count
 //!                       | 1 read, seq:opt-seq response:bytes
+//!                       | 2 transferred, to:v
 //!        error          = 0 no-leader | 1 not-leader, leader:(0 | 1 id:v) | 2 leader-changed
 //!                       | 3 timeout | 4 closed | 5 invalid, why:bytes(utf-8) | 6 storage-failed
+//!                       | 7 transfer-failed, to:v
+//! tag 9  CatchUp          commit:opt-id
+//! tag 10 TimeoutNow
 //! ```
 //! Nothing may follow the message.
 
@@ -108,10 +112,11 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             w.u8(2);
             w.u8(u8::from(*granted));
         }
-        Body::Vote { last } => {
-            w.u8(3);
+        Body::Vote { last, transfer } => {
+            w.u8(if *transfer { 11 } else { 3 });
             w.opt_id(*last);
         }
+        Body::TimeoutNow => w.u8(10),
         Body::VoteResponse { granted } => {
             w.u8(4);
             w.u8(u8::from(*granted));
@@ -206,7 +211,9 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
     let body = match r.u8("tag")? {
         1 => Body::PreVote { last: r.opt_id("last")? },
         2 => Body::PreVoteResponse { granted: r.flag("granted")? },
-        3 => Body::Vote { last: r.opt_id("last")? },
+        3 => Body::Vote { last: r.opt_id("last")?, transfer: false },
+        11 => Body::Vote { last: r.opt_id("last")?, transfer: true },
+        10 => Body::TimeoutNow,
         4 => Body::VoteResponse { granted: r.flag("granted")? },
         5 => r.append()?,
         6 => {
@@ -311,6 +318,10 @@ impl Writer<'_> {
                 self.opt_seq(*seq);
                 self.bytes(response);
             }
+            Response::Transferred { to } => {
+                self.u8(2);
+                self.varint(to.0);
+            }
         }
     }
 
@@ -335,6 +346,10 @@ impl Writer<'_> {
                 self.bytes(why.as_bytes());
             }
             ClientError::StorageFailed => self.u8(6),
+            ClientError::TransferFailed { to } => {
+                self.u8(7);
+                self.varint(to.0);
+            }
         }
     }
 }
@@ -469,6 +484,7 @@ impl Reader<'_> {
         match self.u8("response")? {
             0 => Ok(Response::Appended { seq: self.seq("seq")?, responses: self.bytes_list("responses")? }),
             1 => Ok(Response::Read { seq: self.opt_seq("seq")?, response: self.bytes("response")? }),
+            2 => Ok(Response::Transferred { to: NodeId(self.varint("to")?) }),
             other => Err(self.error("response", Problem::UnknownTag(other))),
         }
     }
@@ -489,6 +505,7 @@ impl Reader<'_> {
                 ClientError::Invalid(why.to_string())
             }
             6 => ClientError::StorageFailed,
+            7 => ClientError::TransferFailed { to: NodeId(self.varint("to")?) },
             other => return Err(self.error("error", Problem::UnknownTag(other))),
         })
     }
@@ -513,7 +530,9 @@ mod tests {
         let id = Some(LogId::new(Term(3), Seq(7)));
         round_trip(Body::PreVote { last: None });
         round_trip(Body::PreVoteResponse { granted: true });
-        round_trip(Body::Vote { last: id });
+        round_trip(Body::Vote { last: id, transfer: false });
+        round_trip(Body::Vote { last: id, transfer: true });
+        round_trip(Body::TimeoutNow);
         round_trip(Body::VoteResponse { granted: false });
         let entries = vec![
             Entry { term: Term(3), seq: Seq(8), payload: Payload::Blank },

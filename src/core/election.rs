@@ -29,7 +29,7 @@ impl Raft {
         if self.config.pre_vote && !self.mutant(Mutant::NoPreVote) {
             self.become_pre_candidate(now);
         } else {
-            self.campaign(now);
+            self.campaign(now, false);
         }
     }
 
@@ -44,12 +44,13 @@ impl Raft {
             self.emit(super::io::Output::Send(message));
         }
         if self.is_quorum(|id| id == self.id) {
-            self.campaign(now);
+            self.campaign(now, false);
         }
     }
 
-    /// Raises the term, votes for itself and asks the others (Raft §5.2).
-    fn campaign(&mut self, now: Time) {
+    /// Raises the term, votes for itself and asks the others (Raft §5.2); `transfer`: the
+    /// leader asked it to (see `transfer.rs`).
+    pub(super) fn campaign(&mut self, now: Time, transfer: bool) {
         self.role = RoleState::Candidate(Votes::new());
         self.leader = None;
         self.hard_state.term = Term(self.hard_state.term.0 + 1);
@@ -58,7 +59,7 @@ impl Raft {
         self.reset_election_deadline(now);
         let last = self.log.last();
         for to in self.peers.clone() {
-            self.send(to, Body::Vote { last });
+            self.send(to, Body::Vote { last, transfer });
         }
         // Its own vote counts once it is durable, like anybody else's.
         self.after_writes(AfterWrite::SelfVote(self.hard_state.term));
@@ -96,7 +97,7 @@ impl Raft {
             votes.push(from);
         }
         if self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
-            self.campaign(now);
+            self.campaign(now, false);
         }
     }
 
@@ -162,6 +163,7 @@ impl Raft {
         self.maybe_commit();
         self.redirect_forwarded(self.id);
         self.redispatch_waiting();
+        self.transfer_outcome();
     }
 
     /// Follows `leader` (or nobody) in `term`, persisting a newer term.
@@ -178,9 +180,14 @@ impl Raft {
             self.last_leader_contact = Some(now);
         }
         self.reset_election_deadline(now);
-        if let RoleState::Leader(leading) = was {
+        if let RoleState::Leader(mut leading) = was {
+            let transfer = leading.requests.transfer.take();
             self.fail_leader_requests(leading.requests, leader);
+            if let Some(transfer) = transfer {
+                self.stepped_down_transferring(transfer);
+            }
         }
+        self.transfer_outcome();
         if let Some(leader) = leader {
             self.redirect_forwarded(leader);
             self.redispatch_waiting();

@@ -65,6 +65,16 @@ pub enum Input {
         /// One response per applied entry.
         responses: Vec<Bytes>,
     },
+    /// A client asks the leader to hand leadership to `to` (Raft thesis §3.10): the leader
+    /// brings `to` up to date, then tells it to campaign at once. Appends wait meanwhile. The
+    /// reply comes once this node hears from `to` as leader, or with
+    /// [`ClientError::TransferFailed`] if that does not happen within an election timeout.
+    TransferLeader {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The node to hand leadership to.
+        to: NodeId,
+    },
     /// The state machine answered the read `id`.
     ReadDone {
         /// The read's id from [`Output::Read`].
@@ -185,6 +195,11 @@ pub enum Response {
         /// The state machine's answer (empty without one).
         response: Bytes,
     },
+    /// Leadership went to `to`: this node heard from it as the leader of a later term.
+    Transferred {
+        /// The new leader.
+        to: NodeId,
+    },
 }
 
 /// Why a client request failed.
@@ -209,6 +224,12 @@ pub enum ClientError {
     Invalid(String),
     /// The node's storage failed; it serves nothing until restarted.
     StorageFailed,
+    /// A leader transfer to `to` did not complete within an election timeout (`to` was not
+    /// caught up, is catching up after a data loss, or unreachable; or another node won).
+    TransferFailed {
+        /// The node leadership was to go to.
+        to: NodeId,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -222,6 +243,7 @@ impl fmt::Display for ClientError {
             ClientError::Closed => write!(f, "node closed; outcome unknown"),
             ClientError::Invalid(why) => write!(f, "invalid request: {why}"),
             ClientError::StorageFailed => write!(f, "storage failed"),
+            ClientError::TransferFailed { to } => write!(f, "leader transfer to {to} did not complete"),
         }
     }
 }
@@ -240,6 +262,7 @@ impl fmt::Display for Response {
                 Ok(())
             }
             Response::Read { seq, response } => write!(f, "read seq={} {}", opt(seq), Quoted(response)),
+            Response::Transferred { to } => write!(f, "transferred to {to}"),
         }
     }
 }

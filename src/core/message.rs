@@ -36,6 +36,9 @@ pub enum Body {
     Vote {
         /// The candidate's last log entry.
         last: Option<LogId>,
+        /// The leader of the term before asked the candidate to campaign (leader transfer,
+        /// Raft thesis §3.10): voters answer even while they hear from that leader.
+        transfer: bool,
     },
     /// The answer to a vote request.
     VoteResponse {
@@ -80,6 +83,10 @@ pub enum Body {
         /// (the message arrived late) and ignores it.
         commit: Option<LogId>,
     },
+    /// The leader hands leadership over: campaign now, without waiting for the election
+    /// timeout or a pre-vote (Raft thesis §3.10). Sent once the receiver's log matches the
+    /// leader's.
+    TimeoutNow,
     /// The leader's reply to a forwarded request.
     ForwardReply {
         /// The forwarded request's id.
@@ -137,7 +144,8 @@ impl fmt::Display for Message {
         match &self.body {
             Body::PreVote { last: l } => write!(f, "PreVote last={}", last(l)),
             Body::PreVoteResponse { granted } => write!(f, "PreVoteResponse {}", yes_no(*granted)),
-            Body::Vote { last: l } => write!(f, "Vote last={}", last(l)),
+            Body::Vote { last: l, transfer: false } => write!(f, "Vote last={}", last(l)),
+            Body::Vote { last: l, transfer: true } => write!(f, "Vote last={} transfer", last(l)),
             Body::VoteResponse { granted } => write!(f, "VoteResponse {}", yes_no(*granted)),
             Body::Append { prev, entries, commit, read_round } => {
                 write!(f, "Append prev={} commit={}", last(prev), opt(commit))?;
@@ -173,6 +181,7 @@ impl fmt::Display for Message {
                 }
             }
             Body::CatchUp { commit } => write!(f, "CatchUp commit={}", last(commit)),
+            Body::TimeoutNow => write!(f, "TimeoutNow"),
             Body::ForwardReply { id, result, .. } => {
                 write!(f, "ForwardReply f{} ", id.counter)?;
                 match result {

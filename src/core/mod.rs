@@ -14,6 +14,7 @@
 //!   follower's side (truncate only on a real conflict), the commit rule of Raft §5.4.2.
 //! - `client.rs`: appends and reads, forwarding to the leader, apply and ReadIndex reads.
 //! - `role.rs`: the role as an enum of states: what only a candidate or a leader keeps.
+//! - `transfer.rs`: leader transfer (the target is caught up, then told to campaign).
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
@@ -35,6 +36,7 @@ mod replication;
 mod rng;
 mod role;
 mod stepper;
+mod transfer;
 mod types;
 
 pub use config::{Config, ConfigError};

@@ -218,6 +218,7 @@ impl Raft {
             Input::LoadFailed { error } => self.on_load_failed(now, &error),
             Input::Applied { first, responses } => self.on_applied(first, responses),
             Input::ReadDone { id, response } => self.on_read_done(id, response),
+            Input::TransferLeader { id, to } => self.on_transfer_leader(now, id, to),
             Input::Close => self.on_close(),
         }
     }
@@ -250,6 +251,7 @@ impl Raft {
             self.election_timeout(now);
         }
         self.expire_requests(now);
+        self.expire_transfer(now);
         self.warn_if_unanswered(now);
     }
 
@@ -285,7 +287,7 @@ impl Raft {
         match &message.body {
             // A pre-vote request carries the term its sender would campaign in, one past its own.
             Body::PreVote { last } => self.note_peer_log(message.from, Term(message.term.0.saturating_sub(1)), *last),
-            Body::Vote { last } => self.note_peer_log(message.from, message.term, *last),
+            Body::Vote { last, .. } => self.note_peer_log(message.from, message.term, *last),
             _ => {}
         }
         match &message.body {
@@ -297,7 +299,8 @@ impl Raft {
             _ => {}
         }
         if message.term > self.hard_state.term {
-            if matches!(message.body, Body::Vote { .. }) && self.in_lease(now) && !self.mutant(Mutant::NoPreVote) {
+            let disruptive = matches!(message.body, Body::Vote { transfer: false, .. });
+            if disruptive && self.in_lease(now) && !self.mutant(Mutant::NoPreVote) {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
             let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);
@@ -313,7 +316,8 @@ impl Raft {
         }
         let Message { from, term, body, .. } = message;
         match body {
-            Body::Vote { last } => self.on_vote(now, from, last),
+            Body::Vote { last, .. } => self.on_vote(now, from, last),
+            Body::TimeoutNow => self.on_timeout_now(now, from),
             Body::VoteResponse { granted } => self.on_vote_response(from, granted),
             Body::Append { prev, entries, commit, read_round } => {
                 self.on_append(now, from, term, prev, entries, commit, read_round)

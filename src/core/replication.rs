@@ -350,6 +350,7 @@ impl Raft {
         self.maybe_commit();
         self.confirm_reads();
         self.send_append(index);
+        self.advance_transfer();
     }
 
     /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).

@@ -59,6 +59,11 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         node::read_answer(self.request(|id| Input::Read { id, command }).await?)
     }
 
+    /// Hands leadership to node `to` (see [`RaftNode::transfer_leader`](super::RaftNode::transfer_leader)).
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ClientError> {
+        node::transferred(self.request(|id| Input::TransferLeader { id, to }).await?)
+    }
+
     /// What the node knows now.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()

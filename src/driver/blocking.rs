@@ -60,6 +60,14 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         node::read_answer(self.request(|id| Input::Read { id, command })?)
     }
 
+    /// Hands leadership to node `to` (Raft thesis §3.10): the leader brings it up to date and
+    /// tells it to campaign at once; appends wait meanwhile. Call it on the leader (another
+    /// node answers `NotLeader` with the leader it knows). Returns the new leader once this
+    /// node hears from it; `TransferFailed` if that does not happen within an election timeout.
+    pub fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ClientError> {
+        node::transferred(self.request(|id| Input::TransferLeader { id, to })?)
+    }
+
     /// What the node knows now.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()

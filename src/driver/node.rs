@@ -344,7 +344,7 @@ pub(super) fn appended(response: Response) -> Result<(Seq, Option<Bytes>), Clien
 pub(super) fn appended_batch(response: Response) -> Result<(Seq, Vec<Bytes>), ClientError> {
     match response {
         Response::Appended { seq, responses } => Ok((seq, responses)),
-        Response::Read { .. } => Err(ClientError::Invalid("a read answered an append".into())),
+        other => Err(ClientError::Invalid(format!("an append was answered: {other}"))),
     }
 }
 
@@ -352,7 +352,15 @@ pub(super) fn appended_batch(response: Response) -> Result<(Seq, Vec<Bytes>), Cl
 pub(super) fn read_answer(response: Response) -> Result<(Option<Seq>, Bytes), ClientError> {
     match response {
         Response::Read { seq, response } => Ok((seq, response)),
-        Response::Appended { .. } => Err(ClientError::Invalid("an append answered a read".into())),
+        other => Err(ClientError::Invalid(format!("a read was answered: {other}"))),
+    }
+}
+
+/// A leader transfer's answer: the new leader.
+pub(super) fn transferred(response: Response) -> Result<NodeId, ClientError> {
+    match response {
+        Response::Transferred { to } => Ok(to),
+        other => Err(ClientError::Invalid(format!("a leader transfer was answered: {other}"))),
     }
 }
 

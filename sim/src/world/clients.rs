@@ -78,6 +78,9 @@ impl World {
                     self.clients[c].settled = true;
                 }
             }
+            Ok(other @ Response::Transferred { .. }) => {
+                return Err(Violation { invariant: "reply", detail: format!("a client's request answered {other}") });
+            }
             Err(ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Invalid(_)) => {
                 // Definitely not done: it leaves the history.
                 self.calls[call.op].1 = true;

@@ -126,6 +126,9 @@ impl World {
                 self.fault("heal_network");
                 self.blocked.clear();
                 self.note(|| "fault: network healed".into());
+                if let Some(leader) = self.leader_index().filter(|_| self.chance(self.swarm.transfer)) {
+                    self.transfer(leader)?;
+                }
             }
             _ => {
                 if let Some(down) = (0..size).find(|n| self.nodes[*n].raft.is_none()) {
@@ -236,6 +239,20 @@ impl World {
         }
         let later = self.now.plus(self.rng.below(500 * MS) + MS);
         self.schedule(later, Ev::Restart(n));
+    }
+
+    /// Asks leader `n` to hand leadership to a random other node.
+    fn transfer(&mut self, n: usize) -> Result<(), Violation> {
+        let others: Vec<usize> = (0..self.nodes.len()).filter(|m| *m != n).collect();
+        let Some(&to) = others.get(self.rng.below(others.len().max(1) as u64) as usize) else { return Ok(()) };
+        let Some(term) = self.nodes[n].raft.as_ref().map(Raft::term) else { return Ok(()) };
+        self.fault("transfer");
+        let (id, to) = (RequestId(self.next_request), self.nodes[to].id);
+        self.next_request += 1;
+        self.transfers.insert(id, term);
+        let from = self.nodes[n].id;
+        self.note(|| format!("n{from}: asked to hand leadership to n{to}"));
+        self.step(n, Input::TransferLeader { id, to })
     }
 
     /// The running leader, if any.

@@ -158,6 +158,8 @@ pub struct World {
     isolated: Option<usize>,
     /// The (leader, term) pairs whose first commit was seen.
     first_commits: BTreeSet<(NodeId, tinyraftplus::core::Term)>,
+    /// Leader transfers asked for, with the term of the leader asked.
+    transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
     /// The highest term any node reached, and when.
     max_term: (tinyraftplus::core::Term, Time),
     trace: Vec<String>,
@@ -232,6 +234,7 @@ impl World {
             settling: false,
             isolated: None,
             first_commits: BTreeSet::new(),
+            transfers: BTreeMap::new(),
             max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
             out: Vec::new(),
@@ -566,6 +569,12 @@ impl World {
                 Ok(Some(Input::ReadDone { id: read, response: Bytes::from(value.to_string()) }))
             }
             Output::Reply { id: request, result } => {
+                if let Some(term) = self.transfers.remove(&request) {
+                    if let Ok(Response::Transferred { to }) = result {
+                        self.checker.transferred(to, term)?;
+                    }
+                    return Ok(None);
+                }
                 self.reply(request, result)?;
                 Ok(None)
             }

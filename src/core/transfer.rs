@@ -1,0 +1,145 @@
+//! Leader transfer (Raft thesis §3.10): the leader brings the target's log up to its own, then
+//! tells it to campaign at once (`TimeoutNow`); the target's vote requests say so, and voters
+//! answer them even while they hear from the leader (its lease would make them ignore any other
+//! candidate). Appends wait meanwhile, so the target stays up to date: they run if the transfer
+//! fails, and go to the new leader if it succeeds. The client's reply comes when this node
+//! hears from the target as leader, or `TransferFailed` after an election timeout.
+
+use super::client::Origin;
+use super::io::{ClientError, Event, Response};
+use super::message::Body;
+use super::raft::{duration_nanos, Raft};
+use super::role::RoleState;
+use super::types::{NodeId, RequestId, Time};
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+/// A leader transfer the leader is carrying out.
+#[derive(Debug)]
+pub(crate) struct Transfer {
+    /// The node leadership goes to.
+    pub(crate) to: NodeId,
+    /// The client waiting for the outcome.
+    pub(crate) id: RequestId,
+    /// When it fails if the target has not taken over.
+    pub(crate) deadline: Time,
+    /// Whether `TimeoutNow` was sent.
+    sent: bool,
+    /// Appends that arrived meanwhile, with their deadlines.
+    pub(crate) held: Vec<(Origin, SmallVec<[Bytes; 1]>, Time)>,
+}
+
+impl Raft {
+    pub(super) fn on_transfer_leader(&mut self, now: Time, id: RequestId, to: NodeId) {
+        let refused = if self.closed {
+            Some(ClientError::Closed)
+        } else if self.failed {
+            Some(ClientError::StorageFailed)
+        } else if !self.role.is_leader() {
+            Some(ClientError::NotLeader { leader: self.leader })
+        } else if to != self.id && !self.peers.contains(&to) {
+            Some(ClientError::Invalid(format!("node {to} is not in the cluster")))
+        } else {
+            let busy = self.role.leading().and_then(|l| l.requests.transfer.as_ref()).map(|t| t.to);
+            busy.map(|other| ClientError::Invalid(format!("a leader transfer to {other} is in progress")))
+        };
+        if let Some(error) = refused {
+            return self.reply(Origin::Local(id), Err(error));
+        }
+        if to == self.id {
+            return self.reply(Origin::Local(id), Ok(Response::Transferred { to }));
+        }
+        let deadline = now.plus(duration_nanos(self.config.election_timeout));
+        let Some(leading) = self.role.leading_mut() else { return };
+        leading.requests.transfer = Some(Transfer { to, id, deadline, sent: false, held: Vec::new() });
+        self.advance_transfer();
+    }
+
+    /// Whether appends wait for a leader transfer.
+    pub(super) fn transferring(&self) -> bool {
+        self.role.leading().is_some_and(|l| l.requests.transfer.is_some())
+    }
+
+    /// Holds an append that arrived during a transfer.
+    pub(super) fn hold_append(&mut self, origin: Origin, data: SmallVec<[Bytes; 1]>, deadline: Time) {
+        if let Some(transfer) = self.role.leading_mut().and_then(|l| l.requests.transfer.as_mut()) {
+            transfer.held.push((origin, data, deadline));
+        }
+    }
+
+    /// Tells the target to campaign once its log matches this leader's; until then, sends it
+    /// what it lacks.
+    pub(super) fn advance_transfer(&mut self) {
+        let last = self.log.last_seq();
+        let Some(leading) = self.role.leading_mut() else { return };
+        let Some(transfer) = leading.requests.transfer.as_mut().filter(|t| !t.sent) else { return };
+        let to = transfer.to;
+        let Some(index) = self.peers.iter().position(|id| *id == to) else { return };
+        if leading.progress[index].matched == last {
+            transfer.sent = true;
+            self.send(to, Body::TimeoutNow);
+        } else {
+            self.send_append(index);
+        }
+    }
+
+    /// The leader asks this node to take over: it campaigns now (unless it cannot: it is
+    /// catching up after a data loss, or its storage failed or stalled).
+    pub(super) fn on_timeout_now(&mut self, now: Time, from: NodeId) {
+        if self.leader != Some(from) || !matches!(self.role, RoleState::Follower) {
+            return; // Late: from a leader this node no longer follows.
+        }
+        if self.withholds_vote() || self.failed || self.writes.stalled {
+            return self.event(Event::Warn(format!(
+                "node {} cannot take over from leader {from}: it is catching up or its storage failed",
+                self.id
+            )));
+        }
+        self.campaign(now, true);
+    }
+
+    /// On a tick: a transfer past its deadline fails, and the held appends run.
+    pub(super) fn expire_transfer(&mut self, now: Time) {
+        let expired = self.role.leading_mut().and_then(|l| {
+            let due = l.requests.transfer.as_ref().is_some_and(|t| t.deadline <= now);
+            due.then(|| l.requests.transfer.take()).flatten()
+        });
+        if let Some(transfer) = expired {
+            self.reply(Origin::Local(transfer.id), Err(ClientError::TransferFailed { to: transfer.to }));
+            for (origin, data, deadline) in transfer.held {
+                match deadline > now {
+                    true => self.leader_append(origin, data.into_iter(), deadline),
+                    // Its time ran out while it waited: it is not appended.
+                    false => self.reply(origin, Err(ClientError::Timeout)),
+                }
+            }
+        }
+        if let Some((id, to, _)) = self.client.transfer_reply.filter(|(_, _, deadline)| *deadline <= now) {
+            self.client.transfer_reply = None;
+            self.reply(Origin::Local(id), Err(ClientError::TransferFailed { to }));
+        }
+    }
+
+    /// This leader stepped down with a transfer under way: the reply waits until a leader is
+    /// known; held appends go to whoever leads (a forwarded one is answered "not leader": it
+    /// was not executed, and the forwarder's client may send it again).
+    pub(super) fn stepped_down_transferring(&mut self, transfer: Transfer) {
+        self.client.transfer_reply = Some((transfer.id, transfer.to, transfer.deadline));
+        for (origin, data, deadline) in transfer.held {
+            match origin {
+                Origin::Local(id) => self.requeue_append(id, data, deadline),
+                Origin::Forwarded(..) => self.reply(origin, Err(ClientError::NotLeader { leader: self.leader })),
+            }
+        }
+        self.transfer_outcome();
+    }
+
+    /// A leader is known (or this node leads): a transfer reply waiting for it is given.
+    pub(super) fn transfer_outcome(&mut self) {
+        let Some(leader) = self.leader else { return };
+        let Some((id, to, _)) = self.client.transfer_reply.take() else { return };
+        let result =
+            if leader == to { Ok(Response::Transferred { to }) } else { Err(ClientError::TransferFailed { to }) };
+        self.reply(Origin::Local(id), result);
+    }
+}
