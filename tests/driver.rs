@@ -244,3 +244,29 @@ fn leadership_is_handed_over_on_request_and_appends_go_on() {
         current = target;
     }
 }
+
+#[test]
+fn the_node_of_highest_priority_ends_up_leading() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let nodes: Vec<RaftNode> = ids
+        .iter()
+        .map(|id| {
+            let mut config = fast(*id, &ids);
+            config.priority = vec![(NodeId(3), 10)];
+            let log = FsLog::open(dir.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+            RaftNode::open(config, log, network.clone(), None).unwrap()
+        })
+        .collect();
+    assert!(nodes[0].await_leader(Duration::from_secs(30)).is_some());
+    nodes[0].append(Bytes::from("x")).unwrap();
+    // Whoever won the first election hands over to node 3 (waits for the condition, bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while nodes.iter().any(|n| n.status().leader != Some(NodeId(3))) {
+        assert!(std::time::Instant::now() < deadline, "node 3 never led: {:?}", nodes[0].status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(nodes[2].status().role, tinyraftplus::core::Role::Leader);
+    nodes[1].append(Bytes::from("y")).unwrap();
+}

@@ -62,6 +62,11 @@ fn configure(config: &mut Config, knobs: &[&str]) {
             "sm" => config.state_machine = value.parse().expect("bool"),
             "quorum" => config.quorum = Quorum::Count(value.parse().expect("count")),
             "groups" => config.quorum = Quorum::Groups(value.split('/').map(ids).collect()),
+            "priority" => {
+                let pair =
+                    |p: &str| p.split_once(':').map(|(id, n)| (NodeId(id.parse().expect("id")), n.parse().expect("n")));
+                config.priority = value.split(',').map(|p| pair(p).expect("id:priority")).collect();
+            }
             "memory" => config.memory_entries_max = value.parse().expect("count"),
             "rpc" => config.rpc_entries_max = value.parse().expect("count"),
             "inflight" => config.inflight_messages_max = value.parse().expect("count"),

@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 22] = [
+pub const FAULT_CLASSES: [&str; 23] = [
     "crash",
     "partition",
     "pause",
@@ -62,6 +62,7 @@ pub const FAULT_CLASSES: [&str; 22] = [
     "stale_leader",
     "forced_rejoin",
     "transfer",
+    "priority",
 ];
 
 impl Default for Options {
@@ -151,6 +152,9 @@ pub struct Swarm {
     /// Probability that healing the network also asks the leader to hand leadership to a
     /// random other node (leader transfer).
     pub transfer: f64,
+    /// Whether nodes have leader priorities (random, 0 to 3: leaders hand over to caught-up
+    /// nodes of higher priority).
+    pub priority: bool,
     /// Whether nodes run pre-vote (off in some seeds: the protocol under the defence is tested
     /// too).
     pub pre_vote: bool,
@@ -192,6 +196,7 @@ impl Swarm {
             "stale_leader" => self.stale_leader = 0.0,
             "forced_rejoin" => self.forced_rejoin = 0.0,
             "transfer" => self.transfer = 0.0,
+            "priority" => self.priority = false,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -232,6 +237,7 @@ impl Swarm {
         let stale_leader = [0.0, 0.3, 1.0][rng.below(3) as usize];
         let forced_rejoin = [0.0, 0.1, 0.5][rng.below(3) as usize];
         let transfer = [0.0, 0.3, 1.0][rng.below(3) as usize];
+        let priority = rng.below(3) == 0;
         Swarm {
             loss,
             duplicate,
@@ -260,6 +266,7 @@ impl Swarm {
             stale_leader,
             forced_rejoin,
             transfer,
+            priority,
             pre_vote,
             check_quorum,
             rpc_entries_max,

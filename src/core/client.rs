@@ -601,7 +601,9 @@ impl Raft {
             self.reply(Origin::Local(id), Err(error.clone()));
         }
         if let Some(transfer) = self.role.leading_mut().and_then(|l| l.requests.transfer.take()) {
-            self.reply(Origin::Local(transfer.id), Err(error.clone()));
+            if let Some(id) = transfer.id {
+                self.reply(Origin::Local(id), Err(error.clone()));
+            }
             for (origin, _, _) in transfer.held {
                 self.reply(origin, Err(error.clone()));
             }

@@ -66,6 +66,12 @@ pub struct Config {
     /// event, a leader steps down, and the node does not campaign until the write completes
     /// (then a warn event). Acknowledgements wait for durability anyway. `None`: never.
     pub storage_stall_timeout: Option<Duration>,
+    /// Leader priorities (the seed's `leaderPriority`; nodes not listed have 0), the same on
+    /// every node. A leader that has committed an entry of its term and hears from a quorum
+    /// hands leadership to a caught-up, responsive node of higher priority (a leader
+    /// transfer); after a transfer that failed, it waits ten election timeouts before trying
+    /// again. An unhealthy cluster is left alone.
+    pub priority: Vec<(NodeId, u32)>,
     /// Seeds the core's PRNG (election jitter, request ids), with the node's id mixed in: nodes
     /// given the same seed still draw different timeouts. The same seed and the same inputs
     /// give the same outputs. A driver must pass a fresh seed at each start of a node:
@@ -102,10 +108,16 @@ impl Config {
             memory_entries_max: 1 << 13,
             entry_bytes_max: 16 << 20,
             storage_stall_timeout: Some(Duration::from_secs(5)),
+            priority: Vec::new(),
             seed: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
         }
+    }
+
+    /// Node `id`'s leader priority (0 unless listed in `priority`).
+    pub fn priority_of(&self, id: NodeId) -> u32 {
+        self.priority.iter().find(|(node, _)| *node == id).map_or(0, |(_, priority)| *priority)
     }
 
     /// The leader's heartbeat interval: `0.3 × ping_timeout`, as in the seed.
@@ -156,6 +168,9 @@ impl Config {
         }
         if self.apply_seq >= Some(Seq::MAX) {
             return Err(ConfigError::OutOfRange { knob: "apply_seq", why: "must be below Seq::MAX" });
+        }
+        if let Some((id, _)) = self.priority.iter().find(|(id, _)| !sorted.contains(id)) {
+            return Err(ConfigError::NotAMember(*id));
         }
         self.quorum.validate(&sorted)
     }

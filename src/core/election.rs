@@ -227,6 +227,7 @@ impl Raft {
         for index in 0..self.peers.len() {
             self.heartbeat_peer(index);
         }
+        self.maybe_transfer_for_priority(now);
     }
 
     /// Builds a message from this node in the current term.

@@ -73,6 +73,8 @@ pub struct Raft {
     /// Entries known committed that storage kept past damage, not yet matched by a leader's
     /// (see `Recovered::evidence` and `rejoin.rs`).
     pub(super) evidence: super::rejoin::Evidence,
+    /// No leader transfer for priority before this time (one failed: see `transfer.rs`).
+    pub(super) priority_backoff_until: Time,
     /// What a catching-up node learns on its way back (see `rejoin.rs`).
     pub(super) rejoining: super::rejoin::Rejoining,
 
@@ -130,6 +132,7 @@ impl Raft {
             election_deadline: Time(0),
             last_leader_contact: None,
             evidence: super::rejoin::Evidence::new(recovered.evidence.clone()),
+            priority_backoff_until: Time(0),
             rejoining: Default::default(),
             commit: None,
             apply_sent: config.apply_seq,

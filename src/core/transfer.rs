@@ -19,8 +19,8 @@ use smallvec::SmallVec;
 pub(crate) struct Transfer {
     /// The node leadership goes to.
     pub(crate) to: NodeId,
-    /// The client waiting for the outcome.
-    pub(crate) id: RequestId,
+    /// The client waiting for the outcome (none when the leader hands over for priority).
+    pub(crate) id: Option<RequestId>,
     /// When it fails if the target has not taken over.
     pub(crate) deadline: Time,
     /// Whether `TimeoutNow` was sent.
@@ -51,7 +51,34 @@ impl Raft {
         }
         let deadline = now.plus(duration_nanos(self.config.election_timeout));
         let Some(leading) = self.role.leading_mut() else { return };
-        leading.requests.transfer = Some(Transfer { to, id, deadline, sent: false, held: Vec::new() });
+        leading.requests.transfer = Some(Transfer { to, id: Some(id), deadline, sent: false, held: Vec::new() });
+        self.advance_transfer();
+    }
+
+    /// On a heartbeat: a healthy leader (a quorum answered within `ping_timeout`, an entry of
+    /// its term committed, no transfer under way) hands leadership to the caught-up, responsive
+    /// node of the highest priority above its own, if any (`Config::priority`).
+    pub(super) fn maybe_transfer_for_priority(&mut self, now: Time) {
+        let own = self.config.priority_of(self.id);
+        if self.config.priority.is_empty() || now < self.priority_backoff_until {
+            return;
+        }
+        let window = duration_nanos(self.config.ping_timeout);
+        let (last, committed_own_term) =
+            (self.log.last_seq(), self.commit.and_then(|c| self.log.term_at(c)) == Some(self.hard_state.term));
+        let Some(leading) = self.role.leading().filter(|l| l.requests.transfer.is_none() && committed_own_term) else {
+            return;
+        };
+        let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
+        if !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {
+            return; // Unhealthy: leave it be.
+        }
+        let ready = leading.progress.iter().filter(|p| p.matched == last && p.answered_within(now, window));
+        let best = ready.map(|p| (self.config.priority_of(p.id), p.id)).filter(|(p, _)| *p > own).max();
+        let Some((_, to)) = best else { return };
+        let deadline = now.plus(duration_nanos(self.config.election_timeout));
+        let Some(leading) = self.role.leading_mut() else { return };
+        leading.requests.transfer = Some(Transfer { to, id: None, deadline, sent: false, held: Vec::new() });
         self.advance_transfer();
     }
 
@@ -105,7 +132,13 @@ impl Raft {
             due.then(|| l.requests.transfer.take()).flatten()
         });
         if let Some(transfer) = expired {
-            self.reply(Origin::Local(transfer.id), Err(ClientError::TransferFailed { to: transfer.to }));
+            if let Some(id) = transfer.id {
+                self.reply(Origin::Local(id), Err(ClientError::TransferFailed { to: transfer.to }));
+            } else {
+                // A transfer for priority failed: not again for a while.
+                let wait = duration_nanos(self.config.election_timeout).saturating_mul(10);
+                self.priority_backoff_until = now.plus(wait);
+            }
             for (origin, data, deadline) in transfer.held {
                 match deadline > now {
                     true => self.leader_append(origin, data.into_iter(), deadline),
@@ -124,7 +157,7 @@ impl Raft {
     /// known; held appends go to whoever leads (a forwarded one is answered "not leader": it
     /// was not executed, and the forwarder's client may send it again).
     pub(super) fn stepped_down_transferring(&mut self, transfer: Transfer) {
-        self.client.transfer_reply = Some((transfer.id, transfer.to, transfer.deadline));
+        self.client.transfer_reply = transfer.id.map(|id| (id, transfer.to, transfer.deadline));
         for (origin, data, deadline) in transfer.held {
             match origin {
                 Origin::Local(id) => self.requeue_append(id, data, deadline),

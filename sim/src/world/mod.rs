@@ -179,6 +179,10 @@ impl World {
             swarm.disable(class);
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
+        let priority: Vec<(NodeId, u32)> = match swarm.priority {
+            true => ids.iter().map(|id| (*id, rng.below(4) as u32)).collect(),
+            false => Vec::new(),
+        };
         let nodes = ids
             .iter()
             .map(|id| {
@@ -190,6 +194,7 @@ impl World {
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
                 config.storage_stall_timeout = Some(STORAGE_STALL);
+                config.priority = priority.clone();
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
                     skew => rng.below(2 * skew + 1) as i64 - skew as i64,
