@@ -67,6 +67,12 @@ async fn concurrent_tasks_append_through_every_node_and_read_the_count() {
     assert_eq!(nodes[2].read(Bytes::new()).await.unwrap().1, Bytes::from("302"));
     assert!(nodes[0].await_commit(Seq(first.0 + 1), Duration::from_secs(30)).await);
     assert_eq!(nodes[0].head().await.unwrap(), Some(Bytes::from("b")));
+    // Leadership handed over on request: asked of the leader, it names the new one.
+    let leader = nodes[0].status().leader.expect("a leader");
+    let target = NodeId(leader.0 % 3 + 1);
+    let index = |id: NodeId| id.0 as usize - 1;
+    assert_eq!(nodes[index(leader)].transfer_leader(target).await, Ok(target));
+    assert_eq!(nodes[index(target)].append(Bytes::from("c")).await.unwrap().1, Some(Bytes::from("303")));
     let mut commits = 0;
     while let Ok(event) = events.try_recv() {
         commits += usize::from(matches!(event, Event::Commit(_)));
