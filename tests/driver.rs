@@ -60,6 +60,20 @@ fn cluster(dir: &std::path::Path, failures: &Arc<AtomicU32>, quorum: Quorum) -> 
         .collect()
 }
 
+/// Three nodes without a state machine, each config changed by `tune`.
+fn without_state_machine(dir: &std::path::Path, tune: impl Fn(&mut Config)) -> Vec<RaftNode> {
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    ids.iter()
+        .map(|id| {
+            let mut config = fast(*id, &ids);
+            tune(&mut config);
+            let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+            RaftNode::open(config, log, network.clone(), None).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn three_nodes_replicate_answer_reads_and_keep_everything_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,17 +135,8 @@ fn events_report_leadership_and_commits_and_a_failing_state_machine_is_retried()
 #[test]
 fn a_leader_whose_log_write_stalls_reports_it_and_steps_down_until_the_write_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let network = InProcessNetwork::new();
-    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let nodes: Vec<RaftNode> = ids
-        .iter()
-        .map(|id| {
-            let mut config = fast(*id, &ids);
-            config.storage_stall_timeout = Some(Duration::from_millis(300));
-            let log = FsLog::open(dir.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
-            RaftNode::open(config, log, network.clone(), None).unwrap()
-        })
-        .collect();
+    let nodes =
+        without_state_machine(dir.path(), |config| config.storage_stall_timeout = Some(Duration::from_millis(300)));
     let leader = nodes[0].await_leader(Duration::from_secs(30)).unwrap();
     let stalled = &nodes[(leader.0 - 1) as usize];
     let events = stalled.events();
@@ -248,17 +253,7 @@ fn leadership_is_handed_over_on_request_and_appends_go_on() {
 #[test]
 fn the_node_of_highest_priority_ends_up_leading() {
     let dir = tempfile::tempdir().unwrap();
-    let network = InProcessNetwork::new();
-    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
-    let nodes: Vec<RaftNode> = ids
-        .iter()
-        .map(|id| {
-            let mut config = fast(*id, &ids);
-            config.priority = vec![(NodeId(3), 10)];
-            let log = FsLog::open(dir.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
-            RaftNode::open(config, log, network.clone(), None).unwrap()
-        })
-        .collect();
+    let nodes = without_state_machine(dir.path(), |config| config.priority = vec![(NodeId(3), 10)]);
     assert!(nodes[0].await_leader(Duration::from_secs(30)).is_some());
     nodes[0].append(Bytes::from("x")).unwrap();
     // Whoever won the first election hands over to node 3 (waits for the condition, bounded).
