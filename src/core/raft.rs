@@ -1,5 +1,6 @@
-//! The `Raft` state machine: its state, `step`, durability tracking and getters. The protocol's
-//! parts live next door: `election.rs`, `replication.rs` and `client.rs`.
+//! The `Raft` state machine: its state, `step`, timers and getters. The protocol's parts live
+//! next door: `role.rs` (the role and its state), `durability.rs` (writes and what waits for
+//! them), `election.rs`, `replication.rs`, `client.rs`, `transfer.rs` and `rejoin.rs`.
 
 use super::client::ClientState;
 use super::config::{Config, ConfigError};
