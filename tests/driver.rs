@@ -263,5 +263,11 @@ fn the_node_of_highest_priority_ends_up_leading() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(nodes[2].status().role, tinyraftplus::core::Role::Leader);
-    nodes[1].append(Bytes::from("y")).unwrap();
+    let (seq, _) = nodes[1].append(Bytes::from("y")).unwrap();
+    // The leader's status shows each follower's progress: both reach `y` (waits for it, bounded).
+    while nodes[2].status().matched != [(NodeId(1), Some(seq)), (NodeId(2), Some(seq))] {
+        assert!(std::time::Instant::now() < deadline, "progress: {:?}", nodes[2].status().matched);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(nodes[0].status().matched.is_empty(), "a follower shows none");
 }

@@ -61,6 +61,9 @@ pub struct Status {
     pub leader: Option<NodeId>,
     /// As leader, the followers that answered recently.
     pub followers: Vec<NodeId>,
+    /// As leader, each follower's progress: the highest seq known to match the leader's log
+    /// (`None`: nothing yet). Empty on other nodes.
+    pub matched: Vec<(NodeId, Option<Seq>)>,
     /// Its current term.
     pub term: Term,
     /// The seq of its last entry.
@@ -80,6 +83,7 @@ impl Default for Status {
             role: Role::Follower,
             leader: None,
             followers: Vec::new(),
+            matched: Vec::new(),
             term: Term(0),
             seq: None,
             commit: None,
@@ -475,6 +479,9 @@ impl<L: LogStore> NodeLoop<L> {
         let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
         let moved = (status.seq, status.commit, status.catching_up) != now;
         (status.seq, status.commit, status.catching_up) = now;
+        if self.raft.is_leader() || !status.matched.is_empty() {
+            status.matched = self.raft.matches();
+        }
         drop(status);
         if moved {
             self.shared.wake();
