@@ -37,6 +37,8 @@ enum Action {
     DeliverAll(u64),
     /// Several single appends at the node, as one step.
     Burst(u64, usize),
+    /// A leader transfer asked of the first node, to the second.
+    Transfer(u64, u64),
 }
 
 fn action(nodes: u64) -> impl Strategy<Value = Action> {
@@ -57,6 +59,7 @@ fn action(nodes: u64) -> impl Strategy<Value = Action> {
         3 => Just(Action::Heal),
         4 => node.clone().prop_map(Action::DeliverAll),
         3 => (node.clone(), 2..6usize).prop_map(|(n, c)| Action::Burst(n, c)),
+        2 => (node.clone(), node.clone()).prop_map(|(n, to)| Action::Transfer(n, to)),
     ]
 }
 
@@ -101,6 +104,8 @@ struct Checker {
     /// Every request: the node it was issued at, and whether that node crashed before replying.
     issued: BTreeMap<RequestId, (NodeId, bool)>,
     replies: BTreeMap<RequestId, usize>,
+    /// For each leader transfer: the term of the node it was asked of.
+    transfers: BTreeMap<RequestId, Term>,
 }
 
 impl Checker {
@@ -209,7 +214,18 @@ impl Checker {
                     return Err(format!("request {request} got a second reply: {result:?}"));
                 }
                 match result {
-                    Ok(Response::Transferred { to }) => return Err(format!("no transfer was asked, yet: {to}")),
+                    Ok(Response::Transferred { to }) => {
+                        // The new leader led a term after the one the request was asked in (or,
+                        // asked to hand over to itself, that one).
+                        let asked = self.transfers.get(request).copied();
+                        let itself = self.issued.get(request).is_some_and(|(node, _)| node == to);
+                        let led = self.leaders.iter().any(|(term, leader)| {
+                            leader == to && (Some(*term) > asked || (itself && Some(*term) == asked))
+                        });
+                        if asked.is_none() || !led {
+                            return Err(format!("transfer {request} answered {to}, which led no later term"));
+                        }
+                    }
                     Ok(Response::Appended { seq, .. }) => {
                         let data = &self.appends[request];
                         for (offset, payload) in data.iter().enumerate() {
@@ -322,6 +338,12 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
                 }
                 c.step_many(NodeId(*n), inputs);
             }
+            Action::Transfer(n, to) if running(&c, *n) => {
+                let id = c.request_id();
+                checker.issued.insert(id, (NodeId(*n), false));
+                checker.transfers.insert(id, c.nodes[&NodeId(*n)].raft.as_ref().map_or(Term(0), |r| r.term()));
+                c.step(NodeId(*n), Input::TransferLeader { id, to: NodeId(*to) });
+            }
             Action::Read(n) if running(&c, *n) => {
                 let id = c.request_id();
                 checker.reads.insert(id, checker.acknowledged);
@@ -410,6 +432,7 @@ fn fold(action: Action, nodes: u64) -> Action {
         Action::Restart(n) => Action::Restart(f(n)),
         Action::DeliverAll(n) => Action::DeliverAll(f(n)),
         Action::Burst(n, c) => Action::Burst(f(n), c),
+        Action::Transfer(n, to) => Action::Transfer(f(n), f(to)),
         other => other,
     }
 }
