@@ -10,9 +10,10 @@
 //! key with `--node-key <64 hex digits>` and every node's public key with `--public ID=<hex>`.
 //! It listens on its own `--peer` address. Commands on standard input, one per line:
 //! `append TEXT`, `load` (append `<id>-<pid>-<n>` entries one after another until `stop`), `stop`,
-//! `status`, `dump` (every committed entry), `quit`. It prints, one line each:
-//! `ready`, `leader ID term T`, `ack SEQ TEXT`, `fail TEXT: WHY`, `warn TEXT`, `error TEXT`,
-//! `status ROLE LEADER TERM SEQ COMMIT member|catching-up`, `entry SEQ TEXT`, `dumped`, `stopped`.
+//! `status`, `dump` (every committed entry), `transfer ID` (hand leadership to node ID; on the
+//! leader), `quit`. It prints, one line each: `ready`, `leader ID term T`, `ack SEQ TEXT`,
+//! `fail TEXT: WHY`, `warn TEXT`, `error TEXT`, `status ROLE LEADER TERM SEQ COMMIT
+//! member|catching-up`, `entry SEQ TEXT`, `dumped`, `stopped`, `transferred ID`.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -127,6 +128,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "append" => match node.append(Bytes::from(rest.to_string())) {
                 Ok((seq, _)) => println!("ack {seq} {rest}"),
                 Err(error) => println!("fail {rest}: {error}"),
+            },
+            "transfer" => match rest.parse().map(NodeId) {
+                Ok(to) => match node.transfer_leader(to) {
+                    Ok(leader) => println!("transferred {leader}"),
+                    Err(error) => println!("fail transfer {rest}: {error}"),
+                },
+                Err(_) => println!("fail transfer {rest}: not a node id"),
             },
             "load" if loader.is_none() => {
                 loading.store(true, Ordering::SeqCst);

@@ -2,7 +2,7 @@
 //! under a write load from every node: the leader is killed with SIGKILL and restarted; every
 //! write acknowledged to a client is still in the log afterwards, at its seq, and the cluster
 //! keeps committing. A process with the wrong key is refused, and garbage sent to a node's
-//! port does not stop it.
+//! port does not stop it. Leadership is handed over between processes on request.
 
 mod common;
 
@@ -293,4 +293,27 @@ fn failover_after_sigkill_of_the_leader_reaches_every_survivor_promptly() {
     }
     // The append timeout is 3 s: a survivor that waited it out would show it here.
     assert!(median < Duration::from_secs(3), "median failover {median:?}");
+}
+
+#[test]
+fn leadership_is_handed_over_between_processes_on_request() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_dir, _addrs, mut procs) = cluster(&"6b".repeat(32));
+    members(&mut procs);
+    for _ in 0..2 {
+        let from = leader(&mut procs);
+        let to = from % 3 + 1;
+        let proc = procs.get_mut(&from).unwrap();
+        proc.send(&format!("transfer {to}"));
+        // Its answer, past the other lines it prints meanwhile (the leader change, events).
+        let answer = proc.expect(|line| line.starts_with("transferred ") || line.starts_with("fail transfer"));
+        assert_eq!(answer, format!("transferred {to}"));
+        let target = procs.get_mut(&to).unwrap();
+        target.send("append after-transfer");
+        target.expect(|line| line.starts_with("ack ") && line.ends_with(" after-transfer"));
+    }
+    for proc in procs.values_mut() {
+        proc.send("quit");
+        proc.child.wait().unwrap();
+    }
 }
