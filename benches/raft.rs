@@ -8,6 +8,8 @@
 //! - `raft3_concurrent256`: entries per second from 256 tasks appending through the leader
 //!   with the async driver (`raft3_threads_concurrent256`: 256 threads, blocking driver);
 //! - `raft3_forwarded_append_seq`: sequential appends through a follower (forwarded);
+//! - `raft_catchup_entries_per_s`: entries per second a node with an empty disk receives from
+//!   two nodes whose logs hold 1,000,000 100-byte entries;
 //! - `raft3_tcp_append_seq`, `raft3_tcp_append_batch1000`: the same as the first two with the
 //!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
 //!
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tinyraftplus::core::{Config, NodeId, Role};
+use tinyraftplus::core::{Config, HardState, NodeId, Role, Seq, Term};
 use tinyraftplus::driver::{AsyncRaftNode, InProcessNetwork, RaftNode};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
@@ -133,6 +135,43 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
     })
 }
 
+/// Entries per second that a node with an empty disk receives from a running two-node cluster
+/// whose logs hold `entries` 100-byte entries (the catch-up path a new learner will take: loads
+/// from the leader's log, pipelined appends, the follower's writes).
+fn catch_up(dir: &Path, entries: u64) -> f64 {
+    let sub = tempfile::tempdir_in(dir).unwrap();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let payload = [1u8; 100];
+    for id in &ids[..2] {
+        let mut log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+        let batch: Vec<(Term, Option<&[u8]>)> = (0..10_000).map(|_| (Term(1), Some(&payload[..]))).collect();
+        for _ in 0..entries / 10_000 {
+            log.append_batch(&batch).unwrap();
+        }
+        let committed = Some(Seq(entries - 1));
+        log.save_hard_state(HardState { commit: committed, ..HardState::new(Term(1), Some(NodeId(1))) }).unwrap();
+    }
+    let network = InProcessNetwork::new();
+    let open = |id: NodeId| {
+        let log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+        RaftNode::open(Config::new(id, ids.clone()), log, network.clone(), None).unwrap()
+    };
+    let running: Vec<RaftNode> = ids[..2].iter().map(|id| open(*id)).collect();
+    running[0].await_leader(Duration::from_secs(60)).expect("a leader");
+    let target = running.iter().map(|n| n.status().seq).max().flatten();
+    let start = Instant::now();
+    let new = open(ids[2]);
+    while new.status().seq < target {
+        assert!(start.elapsed() < Duration::from_secs(300), "no catch-up: {:?}", new.status());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rate = entries as f64 / start.elapsed().as_secs_f64();
+    for node in running.iter().chain([&new]) {
+        node.close();
+    }
+    rate
+}
+
 fn main() {
     let wanted = selection();
     let temp = data_dir();
@@ -181,6 +220,9 @@ fn main() {
         };
         let value = median3(|| rate(dir, Net::InProcess, second, run));
         report("raft3_threads_concurrent256", value, "entries/s");
+    }
+    if wanted("raft_catchup_entries_per_s") {
+        report("raft_catchup_entries_per_s", median3(|| catch_up(dir, 1_000_000)), "entries/s");
     }
     if wanted("raft3_forwarded_append_seq") {
         let value = median3(|| rate(dir, Net::InProcess, second, sequential(1)));
