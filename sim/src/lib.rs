@@ -34,6 +34,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::CatchingUpAcks => "catching_up_acks",
         Mutant::IgnoreRegressedFollower => "ignore_regressed_follower",
         Mutant::AcceptContradictingRepair => "accept_contradicting_repair",
+        Mutant::TransferReplyEarly => "transfer_reply_early",
     }
 }
 

@@ -34,11 +34,14 @@ pub enum Mutant {
     /// A node that kept entries known committed past damage to its log (its evidence) takes a
     /// leader's different entries at those seqs (the repair replaces committed data).
     AcceptContradictingRepair,
+    /// A leader answers a leader transfer as done once it has told the target to campaign,
+    /// before the target has won.
+    TransferReplyEarly,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 12] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -51,6 +54,7 @@ impl Mutant {
         Mutant::CatchingUpAcks,
         Mutant::IgnoreRegressedFollower,
         Mutant::AcceptContradictingRepair,
+        Mutant::TransferReplyEarly,
     ];
 }
 

@@ -8,6 +8,7 @@
 use super::client::Origin;
 use super::io::{ClientError, Event, Response};
 use super::message::Body;
+use super::mutant::Mutant;
 use super::raft::{duration_nanos, Raft};
 use super::role::RoleState;
 use super::types::{NodeId, RequestId, Time};
@@ -104,7 +105,14 @@ impl Raft {
         let Some(index) = self.peers.iter().position(|id| *id == to) else { return };
         if leading.progress[index].matched == last {
             transfer.sent = true;
+            let early = transfer.id.filter(|_| self.mutant(Mutant::TransferReplyEarly));
             self.send(to, Body::TimeoutNow);
+            if let Some(id) = early {
+                if let Some(transfer) = self.role.leading_mut().and_then(|l| l.requests.transfer.as_mut()) {
+                    transfer.id = None;
+                }
+                self.reply(Origin::Local(id), Ok(Response::Transferred { to }));
+            }
         } else {
             self.send_append(index);
         }
