@@ -151,8 +151,8 @@ impl Checker {
         // Raft's Leader Completeness: entries committed in a term hold in the leaders of later
         // terms. (A leader of an older term can be elected late, from delayed votes.) Not
         // after a forced rejoin.
-        let checked = if self.forced { &BTreeMap::new() } else { &self.committed };
-        for (seq, (committed_term, _, _)) in checked.iter().filter(|(_, (_, _, during))| *during < term) {
+        let binding = self.committed.iter().filter(|(_, (_, _, during))| !self.forced && *during < term);
+        for (seq, (committed_term, _, _)) in binding {
             if raft.term_at(*seq) != Some(*committed_term) {
                 let held = raft.term_at(*seq).map_or("nothing".into(), |t| format!("term {t}"));
                 return Err(Violation {

@@ -494,7 +494,12 @@ impl Raft {
 
     /// As leader, each peer's highest known matching seq.
     pub fn matches(&self) -> Vec<(NodeId, Option<Seq>)> {
-        self.role.leading().map_or_else(Vec::new, |l| l.progress.iter().map(|p| (p.id, p.matched)).collect())
+        self.progress().collect()
+    }
+
+    /// As leader, each peer's highest known matching seq, without allocating (none otherwise).
+    pub fn progress(&self) -> impl ExactSizeIterator<Item = (NodeId, Option<Seq>)> + '_ {
+        self.role.leading().map_or(&[][..], |l| &l.progress[..]).iter().map(|p| (p.id, p.matched))
     }
 
     /// Whether this node is catching up after losing data (see [`HardState::catching_up`]): it

@@ -479,8 +479,11 @@ impl<L: LogStore> NodeLoop<L> {
         let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
         let moved = (status.seq, status.commit, status.catching_up) != now;
         (status.seq, status.commit, status.catching_up) = now;
-        if self.raft.is_leader() || !status.matched.is_empty() {
-            status.matched = self.raft.matches();
+        // Compared in place: no allocation per step unless a follower's progress changed.
+        let progress = self.raft.progress();
+        if status.matched.len() != progress.len() || !status.matched.iter().copied().eq(self.raft.progress()) {
+            status.matched.clear();
+            status.matched.extend(progress);
         }
         drop(status);
         if moved {
