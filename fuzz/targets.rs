@@ -9,12 +9,18 @@ use tinyraftplus::core::{
     NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, Term, Time, Write, WriteId,
 };
 
-/// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes.
+/// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes. The same
+/// bytes as a membership: never a panic, and what decodes survives a round trip.
 pub fn decode_message(data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
     if let Ok(message) = codec::decode(&bytes) {
         let again = codec::encode_to_bytes(&message);
         assert_eq!(again, bytes, "decode then encode gives back the input");
+    }
+    if let Ok(membership) = codec::decode_membership(&bytes) {
+        let mut out = bytes::BytesMut::new();
+        codec::encode_membership(&membership, &mut out);
+        assert_eq!(codec::decode_membership(&out.freeze()), Ok(membership));
     }
 }
 

@@ -37,6 +37,7 @@
 //! Nothing may follow the message.
 
 use super::io::{ClientError, Response};
+use super::membership::Membership;
 use super::message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
 use super::types::{Entry, LogId, NodeId, Payload, Seq, Term};
 use bytes::{Bytes, BytesMut};
@@ -76,6 +77,8 @@ pub enum Problem {
     BadUtf8,
     /// Bytes remain after the message.
     TrailingBytes(usize),
+    /// A membership that decodes but breaks its rules (see [`Membership::new`]).
+    BadMembership,
 }
 
 impl fmt::Display for DecodeError {
@@ -90,6 +93,7 @@ impl fmt::Display for DecodeError {
             Problem::SeqOutOfRange => write!(f, "seq beyond the maximum"),
             Problem::BadUtf8 => write!(f, "text is not UTF-8"),
             Problem::TrailingBytes(n) => write!(f, "{n} bytes after the message"),
+            Problem::BadMembership => write!(f, "the membership breaks its rules"),
         }
     }
 }
@@ -189,6 +193,45 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             }
         }
     }
+}
+
+/// Encodes a membership (the payload of a configuration entry):
+/// `version:u8(=1) voters:ids learners:ids groups:v (ids)*groups`, where `ids = count:v id:v*count`.
+pub fn encode_membership(membership: &Membership, out: &mut BytesMut) {
+    let mut w = Writer(out);
+    w.u8(VERSION);
+    let mut ids = |ids: &[NodeId]| {
+        w.varint(ids.len() as u64);
+        ids.iter().for_each(|id| w.varint(id.0));
+    };
+    ids(membership.voters());
+    ids(membership.learners());
+    w.varint(membership.groups().len() as u64);
+    for group in membership.groups() {
+        w.varint(group.len() as u64);
+        group.iter().for_each(|id| w.varint(id.0));
+    }
+}
+
+/// Decodes a membership that fills `input` exactly, checking its rules.
+pub fn decode_membership(input: &Bytes) -> Result<Membership, DecodeError> {
+    let mut r = Reader { input, at: 0 };
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(r.error("version", Problem::UnknownVersion(version)));
+    }
+    let voters = r.ids("voters")?;
+    let learners = r.ids("learners")?;
+    let count = r.count("groups")?;
+    let mut groups = Vec::with_capacity(count);
+    for _ in 0..count {
+        groups.push(r.ids("group")?);
+    }
+    let trailing = input.len() - r.at;
+    if trailing > 0 {
+        return Err(r.error("end", Problem::TrailingBytes(trailing)));
+    }
+    Membership::with_groups(voters, learners, groups).map_err(|_| r.error("membership", Problem::BadMembership))
 }
 
 /// Encodes `message` into a new buffer.
@@ -451,6 +494,15 @@ impl Reader<'_> {
         Ok(list)
     }
 
+    fn ids(&mut self, field: &'static str) -> Result<Vec<NodeId>, DecodeError> {
+        let count = self.count(field)?;
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            ids.push(NodeId(self.varint(field)?));
+        }
+        Ok(ids)
+    }
+
     fn forward_id(&mut self) -> Result<ForwardId, DecodeError> {
         Ok(ForwardId { incarnation: self.varint("incarnation")?, counter: self.varint("counter")? })
     }
@@ -514,6 +566,28 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memberships_round_trip_and_bad_ones_are_errors() {
+        let ids = |list: &[u64]| list.iter().copied().map(NodeId).collect::<Vec<_>>();
+        for membership in [
+            Membership::new(ids(&[1, 2, 3]), ids(&[])).unwrap(),
+            Membership::with_groups(ids(&[1, 2, 3, 400]), ids(&[9]), vec![ids(&[1, 2]), ids(&[3, 400])]).unwrap(),
+        ] {
+            let mut out = BytesMut::new();
+            encode_membership(&membership, &mut out);
+            let bytes = out.freeze();
+            assert_eq!(decode_membership(&bytes), Ok(membership));
+            for len in 0..bytes.len() {
+                assert!(decode_membership(&bytes.slice(..len)).is_err(), "prefix {len}");
+            }
+        }
+        // Well-formed bytes that break the rules: no voter; a voter that is also a learner.
+        for bad in [&[1u8, 0, 0, 0][..], &[1, 1, 5, 1, 5, 0]] {
+            let error = decode_membership(&Bytes::copy_from_slice(bad)).unwrap_err();
+            assert_eq!(error.problem, Problem::BadMembership, "{bad:?}");
+        }
+    }
 
     fn round_trip(body: Body) {
         let message = Message { from: NodeId(1), to: NodeId(300), term: Term(u64::MAX), body };

@@ -17,6 +17,7 @@
 //! - `transfer.rs`: leader transfer (the target is caught up, then told to campaign).
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
+//! - `membership.rs`: voters and learners, and joint configurations (their quorums).
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
 //! - `codec.rs`: the wire format.
 
@@ -27,6 +28,7 @@ mod durability;
 mod election;
 mod io;
 mod log;
+mod membership;
 mod message;
 mod mutant;
 mod quorum;
@@ -42,6 +44,7 @@ mod types;
 pub use config::{Config, ConfigError};
 pub use io::{ClientError, Event, Input, Output, Response, Wake, Write};
 pub use log::{Recovered, RecoveryError};
+pub use membership::{Configuration, Membership};
 pub use message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
 #[cfg(feature = "mutants")]
 pub use mutant::Mutant;

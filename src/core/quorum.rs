@@ -69,9 +69,7 @@ impl Quorum {
         match self {
             Quorum::Majority => nodes.iter().filter(|id| member(**id)).count() > nodes.len() / 2,
             Quorum::Count(count) => nodes.iter().filter(|id| member(**id)).count() >= *count,
-            Quorum::Groups(groups) => {
-                groups.iter().all(|group| group.iter().filter(|id| member(**id)).count() > group.len() / 2)
-            }
+            Quorum::Groups(groups) => majority_in_each(groups, member),
             Quorum::Custom(rule) => {
                 let set: SmallVec<[NodeId; 16]> = nodes.iter().copied().filter(|id| member(*id)).collect();
                 rule(&set)
@@ -85,14 +83,7 @@ impl Quorum {
         match self {
             Quorum::Majority => kth_highest(matches.iter().map(|m| m.1), matches.len() / 2 + 1),
             Quorum::Count(count) => kth_highest(matches.iter().map(|m| m.1), *count),
-            Quorum::Groups(groups) => groups
-                .iter()
-                .map(|group| {
-                    let in_group = matches.iter().filter(|m| group.contains(&m.0)).map(|m| m.1);
-                    kth_highest(in_group, group.len() / 2 + 1)
-                })
-                .min()
-                .flatten(),
+            Quorum::Groups(groups) => groups_commit_point(groups, matches),
             Quorum::Custom(rule) => {
                 let mut values: SmallVec<[Option<Seq>; 16]> = matches.iter().map(|m| m.1).collect();
                 values.sort_unstable_by(|a, b| b.cmp(a));
@@ -110,6 +101,20 @@ impl Quorum {
             }
         }
     }
+}
+
+/// Whether the nodes for which `member` is true are a majority of every group.
+pub(crate) fn majority_in_each(groups: &[Vec<NodeId>], member: impl Fn(NodeId) -> bool) -> bool {
+    groups.iter().all(|group| group.iter().filter(|id| member(**id)).count() > group.len() / 2)
+}
+
+/// The highest seq held by a majority of every group.
+pub(crate) fn groups_commit_point(groups: &[Vec<NodeId>], matches: &[(NodeId, Option<Seq>)]) -> Option<Seq> {
+    let in_group = |group: &Vec<NodeId>| {
+        let values = matches.iter().filter(|m| group.contains(&m.0)).map(|m| m.1);
+        kth_highest(values, group.len() / 2 + 1)
+    };
+    groups.iter().map(in_group).min().flatten()
 }
 
 /// The k-th highest of `values` (k from 1), or `None` when there are fewer than k.
