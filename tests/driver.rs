@@ -253,10 +253,26 @@ fn leadership_is_handed_over_on_request_and_appends_go_on() {
 #[test]
 fn the_node_of_highest_priority_ends_up_leading() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = without_state_machine(dir.path(), |config| config.priority = vec![(NodeId(3), 10)]);
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let open = |id: NodeId| {
+        let mut config = fast(id, &ids);
+        config.priority = vec![(NodeId(3), 10)];
+        let log = FsLog::open(dir.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+        RaftNode::open(config, log, network.clone(), None).unwrap()
+    };
+    let mut nodes: Vec<RaftNode> = ids.iter().map(|id| open(*id)).collect();
     assert!(nodes[0].await_leader(Duration::from_secs(30)).is_some());
     nodes[0].append(Bytes::from("x")).unwrap();
-    // Whoever won the first election hands over to node 3 (waits for the condition, bounded).
+    // Node 3 stops; nodes 1 and 2 go on (one of them leads), then it comes back: without its
+    // priority it would never lead a cluster this calm.
+    nodes[2].close();
+    nodes.pop();
+    let (seq, _) = nodes[0].append(Bytes::from("while 3 is down")).unwrap();
+    assert!(nodes[0].await_commit(seq, Duration::from_secs(30)));
+    assert_ne!(nodes[0].status().leader, Some(NodeId(3)));
+    nodes.push(open(ids[2]));
+    // The leader hands over to node 3 once it has caught up (waits for the condition, bounded).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|n| n.status().leader != Some(NodeId(3))) {
         assert!(std::time::Instant::now() < deadline, "node 3 never led: {:?}", nodes[0].status());

@@ -132,7 +132,7 @@ impl Raft {
             leader: None,
             election_deadline: Time(0),
             last_leader_contact: None,
-            evidence: super::rejoin::Evidence::new(recovered.evidence.clone()),
+            evidence: super::rejoin::Evidence::new(recovered.evidence),
             priority_backoff_until: Time(0),
             rejoining: Default::default(),
             commit: None,

@@ -22,24 +22,28 @@ impl FsLog {
         dir.join(format!("{name}.evidence"))
     }
 
-    /// The entries after the damaged one at `damaged` that the log named `name` in `dir` knew
-    /// committed, read from its segments before a repair cuts them: each one's id and digest,
-    /// in order, each chained to the one before. With what an earlier repair kept.
-    pub(super) fn survivors(
-        dir: &Path,
-        name: &str,
-        options: &FsLogOptions,
-        damaged: u64,
-    ) -> Result<Vec<(LogId, u64)>, LogError> {
+    /// Before a repair cuts the log named `name` in `dir` at its damaged entry `damaged`: saves
+    /// as evidence the entries after it that the log knew committed (with what an earlier
+    /// repair kept), under the log's lock.
+    pub(super) fn keep_survivors(dir: &Path, name: &str, options: &FsLogOptions, damaged: u64) -> Result<(), LogError> {
         let mut probe = FsLog::closed(dir.to_path_buf(), name, options.clone());
         let _lock = probe.lock()?;
         probe.load_hard_state()?;
-        let mut kept = probe.load_evidence()?;
-        let hint = probe.hard_state.commit.map(|c| c.0).filter(|hint| *hint > damaged);
+        let evidence = probe.survivors(damaged)?;
+        probe.save_evidence(&evidence)
+    }
+
+    /// The entries after the damaged one at `damaged` that this (closed, locked) log knew
+    /// committed, read from its segments: each one's id and digest, in order, each chained to
+    /// the one before. With what an earlier repair kept.
+    fn survivors(&self, damaged: u64) -> Result<Vec<(LogId, u64)>, LogError> {
+        let options = &self.options;
+        let mut kept = self.load_evidence()?;
+        let hint = self.hard_state.commit.map(|c| c.0).filter(|hint| *hint > damaged);
         // Without checksums, damage cannot be told from data: nothing is kept as evidence.
         let Some(hint) = hint.filter(|_| options.encoder.checksummed()) else { return Ok(kept) };
-        let record_max = options.payload_bytes_max + options.encoder.overhead_bytes();
-        let segments = probe.list_segments()?;
+        let record_max = self.record_bytes_max();
+        let segments = self.list_segments()?;
         let Some(start) = segments.iter().rposition(|(first, _)| *first <= damaged) else { return Ok(kept) };
         let mut found: Vec<(LogId, u64)> = Vec::new();
         let mut expected = damaged + 1;

@@ -308,7 +308,7 @@ impl FsLog {
         }
     }
 
-    fn record_bytes_max(&self) -> usize {
+    pub(super) fn record_bytes_max(&self) -> usize {
         self.options.payload_bytes_max + self.options.encoder.overhead_bytes()
     }
 

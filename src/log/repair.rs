@@ -33,11 +33,7 @@ impl FsLog {
             Ok(log) => return Ok((log, None)),
             Err(LogError::Corrupt(corruption)) if !matches!(corruption.case, Case::WrongKey | Case::WrongEncoder) => {
                 // Before anything is cut: what it knew committed past the damage is evidence.
-                let evidence = FsLog::survivors(dir, name, &options, corruption.seq)?;
-                let probe = FsLog::closed(dir.to_path_buf(), name, options.clone());
-                let lock = probe.lock()?;
-                probe.save_evidence(&evidence)?;
-                drop(lock);
+                FsLog::keep_survivors(dir, name, &options, corruption.seq)?;
                 (corruption.seq, corruption.to_string())
             }
             Err(error @ LogError::Lost { prefix_survives: true, .. }) => (u64::MAX, error.to_string()),
