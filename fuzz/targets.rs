@@ -10,17 +10,15 @@ use tinyraftplus::core::{
 };
 
 /// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes. The same
-/// bytes as a membership: never a panic, and what decodes survives a round trip.
+/// bytes as a configuration: never a panic, and what decodes re-encodes to the same bytes.
 pub fn decode_message(data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
     if let Ok(message) = codec::decode(&bytes) {
         let again = codec::encode_to_bytes(&message);
         assert_eq!(again, bytes, "decode then encode gives back the input");
     }
-    if let Ok(membership) = codec::decode_membership(&bytes) {
-        let mut out = bytes::BytesMut::new();
-        codec::encode_membership(&membership, &mut out);
-        assert_eq!(codec::decode_membership(&out.freeze()), Ok(membership));
+    if let Ok(configuration) = codec::decode_configuration(&bytes) {
+        assert_eq!(codec::configuration_bytes(&configuration), bytes, "decode then encode gives back the input");
     }
 }
 

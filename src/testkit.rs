@@ -27,7 +27,7 @@ impl Counter {
     fn apply(&mut self, entry: &Entry) -> Bytes {
         self.applied.push(entry.clone());
         match entry.payload {
-            Payload::Blank => Bytes::new(),
+            Payload::Blank | Payload::Config(_) => Bytes::new(),
             Payload::Data(_) => {
                 self.count += 1;
                 Bytes::from(self.count.to_string())

@@ -445,3 +445,41 @@ fn both_logs_refuse_the_same_bad_appends() {
     assert_eq!(errors[0], errors[1]);
     assert!(errors[1].1.contains("payload over 8 bytes"), "{:?}", errors[1]);
 }
+
+#[test]
+fn configuration_entries_are_stored_recovered_and_cut_by_a_trim() {
+    use tinyraftplus::core::codec::configuration_bytes;
+    use tinyraftplus::core::{Configuration, Entry, Membership, Write};
+    use tinyraftplus::log::{Key, LogStore};
+    let members = |voters: &[u64], learners: &[u64]| {
+        let ids = |list: &[u64]| list.iter().copied().map(NodeId).collect::<Vec<_>>();
+        Configuration::Single(Membership::new(ids(voters), ids(learners)).unwrap())
+    };
+    let (first, second) = (members(&[1, 2, 3], &[4]), members(&[1, 2, 3, 4], &[]));
+    let payloads = [
+        Payload::Blank,
+        Payload::Config(configuration_bytes(&first)),
+        Payload::Data("x".into()),
+        Payload::Config(configuration_bytes(&second)),
+    ];
+    let entries: Vec<Entry> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(seq, payload)| Entry { term: Term(1), seq: Seq(seq as u64), payload })
+        .collect();
+    for encoder in [Encoder::Plain, Encoder::XxHash, Encoder::Encrypted(Key::new([3; 32]))] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || FsLogOptions { encoder: encoder.clone(), ..FsLogOptions::default() };
+        let mut log = FsLog::open(dir.path(), "node1", options()).unwrap();
+        log.apply(&Write::Entries(entries.clone())).unwrap();
+        drop(log);
+        let mut log = FsLog::open(dir.path(), "node1", options()).unwrap();
+        assert_eq!(log.recovered(0).unwrap().configs, vec![entries[1].clone(), entries[3].clone()], "{encoder:?}");
+        assert_eq!(log.read(Seq(3)).unwrap().as_ref(), Some(&entries[3]));
+        assert_eq!(log.iter(Seq(0)).map(Result::unwrap).collect::<Vec<_>>(), entries);
+        log.trim(Some(Seq(2))).unwrap();
+        drop(log);
+        let log = FsLog::open(dir.path(), "node1", options()).unwrap();
+        assert_eq!(log.recovered(0).unwrap().configs, vec![entries[1].clone()], "{encoder:?}");
+    }
+}

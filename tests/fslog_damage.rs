@@ -169,7 +169,7 @@ fn crafted(dir: &Path, first: u64, seq: u64) {
     let encoder = Encoder::XxHash;
     let mut bytes = encode_header(&encoder, first, [0; NONCE_BYTES]).to_vec();
     let at = bytes.len();
-    let record = NewRecord { seq, term: 1, payload: Some(b"crafted"), batch_offset: 0, chain: 0 };
+    let record = NewRecord { seq, term: 1, payload: Some(b"crafted"), config: false, batch_offset: 0, chain: 0 };
     encode_record(&mut bytes, &encoder, record, [0; NONCE_BYTES]);
     seal_batch(&mut bytes[at..], &encoder);
     fs::write(dir.join(format!("log.{first:020}.seg")), bytes).unwrap();

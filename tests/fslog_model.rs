@@ -84,6 +84,7 @@ fn entry_matches(entry: &Entry, model: &Model) -> bool {
     let data = match &entry.payload {
         Payload::Data(data) => Some(data.to_vec()),
         Payload::Blank => None,
+        Payload::Config(_) => return false, // The model appends no configuration.
     };
     entry.term.0 == *term && data == *payload
 }

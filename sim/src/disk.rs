@@ -8,9 +8,10 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use tinyraftplus::core::{Entry, HardState, LogId, Payload, Recovered, Seq, Term, Time, Write, WriteId};
+use tinyraftplus::core::{Entry, HardState, LogId, Recovered, Seq, Term, Time, Write, WriteId};
 use tinyraftplus::log::format::{
-    decode_record, encode_header, encode_record, seal_batch, Encoder, NewRecord, HEADER_BYTES, NONCE_BYTES,
+    decode_record, encode_header, encode_record, entry_payload, seal_batch, Encoder, NewRecord, HEADER_BYTES,
+    NONCE_BYTES,
 };
 use tinyraftplus::log::recovery::{scan, Corruption, SegmentBytes};
 
@@ -88,7 +89,7 @@ impl Disk {
     pub fn entry(&self, seq: Seq) -> Option<Entry> {
         let offset = *self.offsets.get(seq.0 as usize)? as usize;
         let record = decode_record(&self.bytes[offset..], &self.encoder, RECORD_MAX).ok()?;
-        let payload = record.payload.map_or(Payload::Blank, |p| Payload::Data(Bytes::copy_from_slice(p)));
+        let payload = entry_payload(record.payload.map(Bytes::copy_from_slice), record.config);
         Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
     }
 
@@ -103,13 +104,7 @@ impl Disk {
                 for (index, entry) in entries.iter().enumerate() {
                     last_at = self.bytes.len();
                     self.offsets.push(last_at as u32);
-                    let record = NewRecord {
-                        seq: entry.seq.0,
-                        term: entry.term.0,
-                        payload: entry.payload.data().map(|d| d.as_ref()),
-                        batch_offset: index as u32,
-                        chain: self.chain,
-                    };
+                    let record = NewRecord::of(entry, index as u32, self.chain);
                     self.chain = encode_record(&mut self.bytes, &self.encoder, record, [0; NONCE_BYTES]);
                 }
                 self.chain = seal_batch(&mut self.bytes[last_at..], &self.encoder);
@@ -216,12 +211,14 @@ impl Disk {
         self.evidence.retain(|(id, _)| id.seq.0 >= end);
         let from = self.len().saturating_sub(tail as u64);
         let tail = (from..self.len()).filter_map(|seq| self.entry(Seq(seq))).collect();
+        let configs = result.configs.iter().filter_map(|seq| self.entry(Seq(*seq))).collect();
         Ok(Recovered {
             hard_state: self.hard_state,
             first: Seq(0),
             term_starts,
             last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail,
+            configs,
             evidence: self.evidence.clone(),
         })
     }
@@ -241,7 +238,7 @@ mod tests {
             .map(|seq| Entry {
                 term: Term(term),
                 seq: Seq(seq),
-                payload: Payload::Data(Bytes::from(format!("e{seq}"))),
+                payload: tinyraftplus::core::Payload::Data(Bytes::from(format!("e{seq}"))),
             })
             .collect()
     }

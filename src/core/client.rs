@@ -415,10 +415,11 @@ impl Raft {
     /// Serves reads whose leadership round a quorum confirmed (Raft thesis §6.4).
     pub(super) fn confirm_reads(&mut self) {
         let Some(leading) = self.role.leading() else { return };
-        let mut rounds: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
-            leading.progress.iter().map(|p| (p.id, Some(Seq(p.read_round)))).collect();
-        rounds.push((self.id, Some(Seq(leading.requests.read_round))));
-        let confirmed = self.config.quorum.commit_point(&rounds).map_or(0, |seq| seq.0);
+        let round = |id: NodeId| match leading.progress.iter().find(|p| p.id == id) {
+            Some(p) => Some(Seq(p.read_round)),
+            None => (id == self.id).then_some(Seq(leading.requests.read_round)),
+        };
+        let confirmed = self.quorum_point(round).map_or(0, |seq| seq.0);
         let term_committed = self.commit >= Some(leading.term_start);
         let Some(leading) = self.role.leading_mut() else { return };
         if leading.requests.confirm(confirmed) {

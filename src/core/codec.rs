@@ -18,7 +18,8 @@
 //! tag 3  Vote             last:opt-id            (tag 11: the same, asked by a leader transfer)
 //! tag 4  VoteResponse     granted:u8(0|1)
 //! tag 5  Append           prev:opt-id commit:opt-seq read_round:v count:v entry*count
-//!        entry          = term:v kind:u8 (0 blank | 1 data, then payload:bytes)
+//!        entry          = term:v kind:u8 (0 blank | 1 data, then payload:bytes
+//!                         | 2 configuration, then bytes of `encode_configuration`)
 //!                         (seqs are implicit: consecutive after prev, from 0 without prev)
 //! tag 6  AppendResponse   read_round:v kind:u8
 //!                         (0 accepted, matched:opt-seq | 1 rejected, rejected:v hint:opt-id)
@@ -37,7 +38,7 @@
 //! Nothing may follow the message.
 
 use super::io::{ClientError, Response};
-use super::membership::Membership;
+use super::membership::{Configuration, Membership};
 use super::message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
 use super::types::{Entry, LogId, NodeId, Payload, Seq, Term};
 use bytes::{Bytes, BytesMut};
@@ -133,12 +134,9 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             w.varint(entries.len() as u64);
             for entry in entries {
                 w.varint(entry.term.0);
-                match &entry.payload {
-                    Payload::Blank => w.u8(0),
-                    Payload::Data(data) => {
-                        w.u8(1);
-                        w.bytes(data);
-                    }
+                w.u8(entry.payload.kind());
+                if !matches!(entry.payload, Payload::Blank) {
+                    w.bytes(entry.payload.bytes());
                 }
             }
         }
@@ -195,43 +193,51 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
     }
 }
 
-/// Encodes a membership (the payload of a configuration entry):
-/// `version:u8(=1) voters:ids learners:ids groups:v (ids)*groups`, where `ids = count:v id:v*count`.
-pub fn encode_membership(membership: &Membership, out: &mut BytesMut) {
+/// Encodes a configuration (the payload of a configuration entry):
+/// `version:u8(=1) kind:u8 (0 single, membership | 1 joint, old:membership new:membership)`,
+/// where `membership = voters:ids learners:ids groups:v ids*groups addresses:v (id:v bytes)*`
+/// (addresses ascending by id) and `ids = count:v id:v*count`.
+pub fn encode_configuration(configuration: &Configuration, out: &mut BytesMut) {
     let mut w = Writer(out);
     w.u8(VERSION);
-    let mut ids = |ids: &[NodeId]| {
-        w.varint(ids.len() as u64);
-        ids.iter().for_each(|id| w.varint(id.0));
-    };
-    ids(membership.voters());
-    ids(membership.learners());
-    w.varint(membership.groups().len() as u64);
-    for group in membership.groups() {
-        w.varint(group.len() as u64);
-        group.iter().for_each(|id| w.varint(id.0));
+    match configuration {
+        Configuration::Single(only) => {
+            w.u8(0);
+            w.membership(only);
+        }
+        Configuration::Joint { old, new } => {
+            w.u8(1);
+            w.membership(old);
+            w.membership(new);
+        }
     }
 }
 
-/// Decodes a membership that fills `input` exactly, checking its rules.
-pub fn decode_membership(input: &Bytes) -> Result<Membership, DecodeError> {
-    let mut r = Reader { input, at: 0 };
+/// [`encode_configuration`] into a new buffer.
+pub fn configuration_bytes(configuration: &Configuration) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_configuration(configuration, &mut out);
+    out.freeze()
+}
+
+/// Decodes a configuration that fills `input` exactly, checking each membership's rules.
+pub fn decode_configuration(input: &[u8]) -> Result<Configuration, DecodeError> {
+    let input = Bytes::copy_from_slice(input);
+    let mut r = Reader { input: &input, at: 0 };
     let version = r.u8("version")?;
     if version != VERSION {
         return Err(r.error("version", Problem::UnknownVersion(version)));
     }
-    let voters = r.ids("voters")?;
-    let learners = r.ids("learners")?;
-    let count = r.count("groups")?;
-    let mut groups = Vec::with_capacity(count);
-    for _ in 0..count {
-        groups.push(r.ids("group")?);
-    }
+    let configuration = match r.u8("configuration kind")? {
+        0 => Configuration::Single(r.membership()?),
+        1 => Configuration::Joint { old: r.membership()?, new: r.membership()? },
+        other => return Err(r.error("configuration kind", Problem::UnknownTag(other))),
+    };
     let trailing = input.len() - r.at;
     if trailing > 0 {
         return Err(r.error("end", Problem::TrailingBytes(trailing)));
     }
-    Membership::with_groups(voters, learners, groups).map_err(|_| r.error("membership", Problem::BadMembership))
+    Ok(configuration)
 }
 
 /// Encodes `message` into a new buffer.
@@ -395,6 +401,25 @@ impl Writer<'_> {
             }
         }
     }
+
+    fn membership(&mut self, membership: &Membership) {
+        let mut ids = |ids: &[NodeId]| {
+            self.varint(ids.len() as u64);
+            ids.iter().for_each(|id| self.varint(id.0));
+        };
+        ids(membership.voters());
+        ids(membership.learners());
+        self.varint(membership.groups().len() as u64);
+        for group in membership.groups() {
+            self.varint(group.len() as u64);
+            group.iter().for_each(|id| self.varint(id.0));
+        }
+        self.varint(membership.addresses().len() as u64);
+        for (id, address) in membership.addresses() {
+            self.varint(id.0);
+            self.bytes(address);
+        }
+    }
 }
 
 struct Reader<'a> {
@@ -503,6 +528,33 @@ impl Reader<'_> {
         Ok(ids)
     }
 
+    fn membership(&mut self) -> Result<Membership, DecodeError> {
+        let bad = |r: &Self| r.error("membership", Problem::BadMembership);
+        let voters = self.ids("voters")?;
+        let learners = self.ids("learners")?;
+        let count = self.count("groups")?;
+        let mut groups = Vec::with_capacity(count);
+        for _ in 0..count {
+            groups.push(self.ids("group")?);
+        }
+        let ascending = |ids: &[NodeId]| ids.windows(2).all(|pair| pair[0] < pair[1]);
+        if !ascending(&voters) || !ascending(&learners) {
+            return Err(bad(self)); // One encoding per configuration.
+        }
+        let mut membership = Membership::with_groups(voters, learners, groups).map_err(|_| bad(self))?;
+        let mut previous = None;
+        for _ in 0..self.count("addresses")? {
+            let id = NodeId(self.varint("address id")?);
+            let address = self.bytes("address")?;
+            if previous >= Some(id) {
+                return Err(bad(self)); // Ascending: one encoding per configuration.
+            }
+            previous = Some(id);
+            membership = membership.with_address(id, address).map_err(|_| bad(self))?;
+        }
+        Ok(membership)
+    }
+
     fn forward_id(&mut self) -> Result<ForwardId, DecodeError> {
         Ok(ForwardId { incarnation: self.varint("incarnation")?, counter: self.varint("counter")? })
     }
@@ -525,6 +577,13 @@ impl Reader<'_> {
             let payload = match self.u8("entry kind")? {
                 0 => Payload::Blank,
                 1 => Payload::Data(self.bytes("entry payload")?),
+                2 => {
+                    let bytes = self.bytes("entry configuration")?;
+                    if let Err(error) = decode_configuration(&bytes) {
+                        return Err(self.error("entry configuration", error.problem));
+                    }
+                    Payload::Config(bytes)
+                }
                 other => return Err(self.error("entry kind", Problem::UnknownTag(other))),
             };
             entries.push(Entry { term, seq, payload });
@@ -568,23 +627,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memberships_round_trip_and_bad_ones_are_errors() {
+    fn configurations_round_trip_and_bad_ones_are_errors() {
         let ids = |list: &[u64]| list.iter().copied().map(NodeId).collect::<Vec<_>>();
-        for membership in [
-            Membership::new(ids(&[1, 2, 3]), ids(&[])).unwrap(),
-            Membership::with_groups(ids(&[1, 2, 3, 400]), ids(&[9]), vec![ids(&[1, 2]), ids(&[3, 400])]).unwrap(),
+        let small = Membership::new(ids(&[1, 2, 3]), ids(&[])).unwrap();
+        let grouped = Membership::with_groups(ids(&[1, 2, 3, 400]), ids(&[9]), vec![ids(&[1, 2]), ids(&[3, 400])])
+            .unwrap()
+            .with_address(NodeId(9), Bytes::from_static(b"10.0.0.9:7000"))
+            .unwrap()
+            .with_address(NodeId(1), Bytes::from_static(b"h1"))
+            .unwrap();
+        for configuration in [
+            Configuration::Single(small.clone()),
+            Configuration::Joint { old: small, new: grouped.clone() },
+            Configuration::Single(grouped),
         ] {
-            let mut out = BytesMut::new();
-            encode_membership(&membership, &mut out);
-            let bytes = out.freeze();
-            assert_eq!(decode_membership(&bytes), Ok(membership));
+            let bytes = configuration_bytes(&configuration);
+            assert_eq!(decode_configuration(&bytes), Ok(configuration));
             for len in 0..bytes.len() {
-                assert!(decode_membership(&bytes.slice(..len)).is_err(), "prefix {len}");
+                assert!(decode_configuration(&bytes[..len]).is_err(), "prefix {len}");
             }
         }
-        // Well-formed bytes that break the rules: no voter; a voter that is also a learner.
-        for bad in [&[1u8, 0, 0, 0][..], &[1, 1, 5, 1, 5, 0]] {
-            let error = decode_membership(&Bytes::copy_from_slice(bad)).unwrap_err();
+        // Well-formed bytes that break the rules: no voter; a voter that is also a learner; an
+        // address for a non-member; addresses out of order.
+        for bad in [
+            &[1u8, 0, 0, 0, 0, 0][..],
+            &[1, 0, 1, 5, 1, 5, 0, 0],
+            &[1, 0, 1, 5, 0, 0, 1, 6, 0],
+            &[1, 0, 2, 5, 6, 0, 0, 2, 6, 0, 5, 0],
+        ] {
+            let error = decode_configuration(bad).unwrap_err();
             assert_eq!(error.problem, Problem::BadMembership, "{bad:?}");
         }
     }

@@ -8,6 +8,7 @@ use super::raft::Raft;
 use super::replication::Progress;
 use super::role::{LeaderState, RoleState, Votes};
 use super::types::{LogId, NodeId, Payload, Term, Time};
+use smallvec::SmallVec;
 
 impl Raft {
     /// The election timer fired: ask for votes (first a pre-vote, when enabled).
@@ -25,6 +26,11 @@ impl Raft {
         }
         if self.withholds_vote() {
             return self.catching_up_timeout(now);
+        }
+        if !self.is_voter(self.id) {
+            // A learner, or a node the configuration in force no longer lists, never campaigns.
+            self.reset_election_deadline(now);
+            return;
         }
         if self.config.pre_vote && !self.mutant(Mutant::NoPreVote) {
             self.become_pre_candidate(now);
@@ -96,7 +102,8 @@ impl Raft {
         if !votes.contains(&from) {
             votes.push(from);
         }
-        if self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
+        let votes = votes.clone();
+        if self.is_quorum(|id| votes.contains(&id)) {
             self.campaign(now, false);
         }
     }
@@ -136,8 +143,8 @@ impl Raft {
         if !votes.contains(&from) {
             votes.push(from);
         }
-        let own = votes.contains(&self.id);
-        if own && self.config.quorum.is_quorum(&self.nodes, |id| votes.contains(&id)) {
+        let votes = votes.clone();
+        if votes.contains(&self.id) && self.is_quorum(|id| votes.contains(&id)) {
             self.become_leader();
         }
     }
@@ -213,8 +220,9 @@ impl Raft {
         let window = super::raft::duration_nanos(self.config.ping_timeout);
         let RoleState::Leader(leading) = &mut self.role else { return };
         leading.heartbeat_deadline = now.plus(super::raft::duration_nanos(self.config.heartbeat_interval()));
-        let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
-        if self.config.check_quorum && !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {
+        let answered: SmallVec<[NodeId; 8]> =
+            leading.progress.iter().filter(|p| p.answered_within(now, window)).map(|p| p.id).collect();
+        if self.config.check_quorum && !self.is_quorum(|id| id == self.id || answered.contains(&id)) {
             self.event(Event::Warn(format!(
                 "leader {} stepping down in term {}: no quorum answered within ping_timeout",
                 self.id, self.hard_state.term

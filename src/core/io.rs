@@ -287,6 +287,14 @@ pub enum Event {
     },
     /// The commit point advanced to this seq.
     Commit(Seq),
+    /// A committed configuration (its entry at `seq`) no longer lists this node: it was
+    /// removed from the cluster. It no longer campaigns; the driver may shut it down.
+    Removed {
+        /// This node.
+        id: NodeId,
+        /// The seq of the configuration entry that removed it.
+        seq: Seq,
+    },
     /// The state machine has applied up to this seq.
     Apply(Seq),
     /// Something went wrong that the protocol recovers from.
@@ -338,6 +346,7 @@ impl fmt::Display for Event {
                 Ok(())
             }
             Event::Commit(seq) => write!(f, "commit {seq}"),
+            Event::Removed { id, seq } => write!(f, "removed {id} by the configuration at {seq}"),
             Event::Apply(seq) => write!(f, "apply {seq}"),
             Event::Warn(what) => write!(f, "warn {what}"),
             Event::Error(what) => write!(f, "error {what}"),

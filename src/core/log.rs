@@ -1,7 +1,8 @@
 //! The core's view of the log: the term of every entry (as runs, a few bytes per term), and the
 //! recent tail of entries in memory. Older entries stay in storage and are loaded on demand.
 
-use super::types::{Entry, HardState, LogId, Seq, Term};
+use super::membership::Configuration;
+use super::types::{Entry, HardState, LogId, Payload, Seq, Term};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -19,6 +20,11 @@ pub struct Recovered {
     pub last: Option<LogId>,
     /// The last entries of the log (any number, possibly none), ending at `last`.
     pub tail: Vec<Entry>,
+    /// The log's configuration entries ([`Payload::Config`](super::Payload::Config)),
+    /// ascending: every one the log holds, or at least the last one at or below the commit
+    /// hint and all after it. None: the log holds no configuration, and `Config::nodes` is in
+    /// force.
+    pub configs: Vec<Entry>,
     /// Entries known committed (at or below `hard_state.commit`) that storage found intact
     /// past damage it cut the log before: each one's id and [`Entry::digest`], ascending, all
     /// past `last`. A leader's entries at these seqs must match them, or the node refuses them
@@ -36,7 +42,8 @@ impl Recovered {
             }
         }
         let last = entries.last().map(Entry::id);
-        Recovered { hard_state, first: Seq(0), term_starts, last, tail: entries, evidence: Vec::new() }
+        let configs = entries.iter().filter(|entry| matches!(entry.payload, Payload::Config(_))).cloned().collect();
+        Recovered { hard_state, first: Seq(0), term_starts, last, tail: entries, configs, evidence: Vec::new() }
     }
 
     /// Checks that the parts agree with each other.
@@ -71,11 +78,16 @@ impl Recovered {
         if !ascending || !self.evidence.iter().all(|(id, _)| past_last(id) && Some(id.seq) <= self.hard_state.commit) {
             return bad("evidence must ascend, past `last`, at or below the commit hint");
         }
+        let view = RaftLog::from_runs(self.first, self.term_starts.clone(), self.last);
+        let config_ok = |entry: &Entry| matches!(entry.payload, Payload::Config(_)) && view.has(entry.id());
+        let ascending = self.configs.windows(2).all(|pair| pair[0].seq < pair[1].seq);
+        if !ascending || !self.configs.iter().all(config_ok) {
+            return bad("configs must ascend and be configuration entries of the log");
+        }
         if let (Some(first), Some(last)) = (self.tail.first(), self.tail.last()) {
             if Some(last.id()) != self.last || first.seq < self.first {
                 return bad("the tail must end at `last` and start at or after `first`");
             }
-            let view = RaftLog::from_runs(self.first, self.term_starts.clone(), self.last);
             for (offset, entry) in self.tail.iter().enumerate() {
                 if entry.seq.0 != first.seq.0 + offset as u64 || view.term_at(entry.seq) != Some(entry.term) {
                     return bad("the tail's seqs or terms disagree with term_starts");
@@ -112,18 +124,74 @@ pub(crate) struct RaftLog {
     tail: VecDeque<Entry>,
     /// The latest batch loaded from storage, below the tail.
     loaded: VecDeque<Entry>,
+    /// The configuration entries, decoded, ascending: the last one is in force (Raft thesis
+    /// §4.1: a node uses the latest configuration in its log, committed or not).
+    configs: Vec<(Seq, Configuration)>,
+    /// Bumped whenever `configs` changes.
+    configs_version: u64,
 }
 
 impl RaftLog {
     fn from_runs(first: Seq, term_starts: Vec<LogId>, last: Option<LogId>) -> RaftLog {
-        RaftLog { first, last, term_starts, tail: VecDeque::new(), loaded: VecDeque::new() }
+        RaftLog {
+            first,
+            last,
+            term_starts,
+            tail: VecDeque::new(),
+            loaded: VecDeque::new(),
+            configs: Vec::new(),
+            configs_version: 0,
+        }
     }
 
     /// The log of a recovered node (already validated).
     pub(crate) fn new(recovered: &Recovered) -> RaftLog {
         let mut log = RaftLog::from_runs(recovered.first, recovered.term_starts.clone(), recovered.last);
         log.tail.extend(recovered.tail.iter().cloned());
+        recovered.configs.iter().for_each(|entry| log.note_config(entry));
         log
+    }
+
+    /// Keeps `entry`'s configuration if it is a configuration entry. One that does not decode
+    /// (never written by a core: the codecs refuse them) is left out.
+    fn note_config(&mut self, entry: &Entry) {
+        if let Payload::Config(bytes) = &entry.payload {
+            if let Ok(configuration) = super::codec::decode_configuration(bytes) {
+                self.configs.push((entry.seq, configuration));
+                self.configs_version += 1;
+            }
+        }
+    }
+
+    /// The configuration in force and the seq of its entry; `None`: the log holds none (the
+    /// bootstrap configuration, `Config::nodes`, is in force).
+    pub(crate) fn configuration(&self) -> Option<(Seq, &Configuration)> {
+        self.configs.last().map(|(seq, configuration)| (*seq, configuration))
+    }
+
+    /// The seqs of the configuration entries kept (the last at or below the commit point and
+    /// every one after it), ascending.
+    pub(crate) fn configuration_seqs(&self) -> impl Iterator<Item = Seq> + '_ {
+        self.configs.iter().map(|(seq, _)| *seq)
+    }
+
+    /// The configurations kept, ascending (see `configuration_seqs`).
+    pub(crate) fn configurations(&self) -> impl Iterator<Item = &Configuration> {
+        self.configs.iter().map(|(_, configuration)| configuration)
+    }
+
+    /// Changes whenever the configuration entries change.
+    pub(crate) fn configs_version(&self) -> u64 {
+        self.configs_version
+    }
+
+    /// Forgets configurations older than the last one at or below `commit` (entries at or below
+    /// the commit point are never truncated, so no older one can come back in force).
+    pub(crate) fn forget_configs_before(&mut self, commit: Option<Seq>) {
+        let committed = self.configs.iter().rposition(|(seq, _)| Some(*seq) <= commit);
+        if let Some(keep_from) = committed.filter(|at| *at > 0) {
+            self.configs.drain(..keep_from);
+        }
     }
 
     pub(crate) fn last(&self) -> Option<LogId> {
@@ -259,6 +327,7 @@ impl RaftLog {
             self.term_starts.push(entry.id());
         }
         self.last = Some(entry.id());
+        self.note_config(&entry);
         self.tail.push_back(entry);
     }
 
@@ -275,6 +344,7 @@ impl RaftLog {
                 self.term_starts.push(entry.id());
                 term = Some(entry.term);
             }
+            self.note_config(entry);
         }
         self.last = Some(last.id());
         self.tail.extend(entries);
@@ -292,6 +362,10 @@ impl RaftLog {
             self.tail.truncate((from.0 - tail_first.0) as usize);
         }
         self.loaded.retain(|entry| entry.seq < from);
+        if self.configs.last().is_some_and(|(seq, _)| *seq >= from) {
+            self.configs.retain(|(seq, _)| *seq < from);
+            self.configs_version += 1;
+        }
     }
 
     /// Drops entries from the front of the tail while it holds more than `keep` entries and the
@@ -318,7 +392,6 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::types::Payload;
 
     fn log_of(terms: &[u64]) -> RaftLog {
         let entries = terms

@@ -5,8 +5,10 @@
 
 use super::config::ConfigError;
 use super::quorum::{groups_commit_point, majority_in_each, Quorum};
-use super::types::{NodeId, Seq};
+use super::types::{NodeId, Quoted, Seq};
+use bytes::Bytes;
 use smallvec::SmallVec;
+use std::fmt;
 
 /// One configuration: the voters, who elect leaders and commit entries under a majority in
 /// every quorum group (one group of all voters unless groups are given), and the learners, who
@@ -17,6 +19,8 @@ pub struct Membership {
     learners: Vec<NodeId>,
     /// Quorum groups over the voters (`Quorum::Groups`); empty: one group of all voters.
     groups: Vec<Vec<NodeId>>,
+    /// An opaque address per member, for transports (sorted by id; members may have none).
+    addresses: Vec<(NodeId, Bytes)>,
 }
 
 impl Membership {
@@ -56,7 +60,38 @@ impl Membership {
         if !groups.is_empty() {
             Quorum::Groups(groups.clone()).validate(&voters)?;
         }
-        Ok(Membership { voters, learners, groups })
+        Ok(Membership { voters, learners, groups, addresses: Vec::new() })
+    }
+
+    /// This membership with `address` as member `id`'s address (an opaque blob the core
+    /// stores and replicates with the configuration, for transports: for example
+    /// `host:port`). Refuses a node that is not a member.
+    pub fn with_address(mut self, id: NodeId, address: Bytes) -> Result<Membership, ConfigError> {
+        if !self.is_member(id) {
+            return Err(ConfigError::NotAMember(id));
+        }
+        match self.addresses.binary_search_by_key(&id, |(node, _)| *node) {
+            Ok(at) => self.addresses[at].1 = address,
+            Err(at) => self.addresses.insert(at, (id, address)),
+        }
+        Ok(self)
+    }
+
+    /// Each member's address, sorted by id (members without one are not listed).
+    pub fn addresses(&self) -> &[(NodeId, Bytes)] {
+        &self.addresses
+    }
+
+    /// Member `id`'s address, if it has one.
+    pub fn address(&self, id: NodeId) -> Option<&Bytes> {
+        self.addresses.binary_search_by_key(&id, |(node, _)| *node).ok().map(|at| &self.addresses[at].1)
+    }
+
+    /// Every voter and learner, sorted.
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self.voters.iter().chain(&self.learners).copied().collect();
+        all.sort_unstable();
+        all
     }
 
     /// The voters, sorted.
@@ -155,6 +190,54 @@ impl Configuration {
         all.sort_unstable();
         all.dedup();
         all
+    }
+
+    /// The configuration a change ends in: the only one, or `new` while joint.
+    pub fn target(&self) -> &Membership {
+        match self {
+            Configuration::Single(only) => only,
+            Configuration::Joint { new, .. } => new,
+        }
+    }
+
+    /// Whether a change is under way (old and new both count).
+    pub fn is_joint(&self) -> bool {
+        matches!(self, Configuration::Joint { .. })
+    }
+
+    /// Member `id`'s address in the newest part that has one.
+    pub fn address(&self, id: NodeId) -> Option<&Bytes> {
+        match self {
+            Configuration::Single(only) => only.address(id),
+            Configuration::Joint { old, new } => new.address(id).or_else(|| old.address(id)),
+        }
+    }
+}
+
+impl fmt::Display for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids = |ids: &[NodeId]| ids.iter().map(NodeId::to_string).collect::<Vec<_>>().join(",");
+        write!(f, "voters=[{}]", ids(&self.voters))?;
+        if !self.learners.is_empty() {
+            write!(f, " learners=[{}]", ids(&self.learners))?;
+        }
+        if !self.groups.is_empty() {
+            let groups: Vec<String> = self.groups.iter().map(|group| format!("[{}]", ids(group))).collect();
+            write!(f, " groups={}", groups.join(""))?;
+        }
+        for (id, address) in &self.addresses {
+            write!(f, " {id}@{}", Quoted(address))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Configuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Configuration::Single(only) => write!(f, "{only}"),
+            Configuration::Joint { old, new } => write!(f, "joint old({old}) new({new})"),
+        }
     }
 }
 

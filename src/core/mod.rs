@@ -18,6 +18,7 @@
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `membership.rs`: voters and learners, and joint configurations (their quorums).
+//! - `members.rs`: the configuration in force: quorums, voters, the peers a leader replicates to.
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
 //! - `codec.rs`: the wire format.
 
@@ -28,6 +29,7 @@ mod durability;
 mod election;
 mod io;
 mod log;
+mod members;
 mod membership;
 mod message;
 mod mutant;

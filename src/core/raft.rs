@@ -55,10 +55,17 @@ type ChangeSnapshot = (Role, Option<NodeId>, Term, u64);
 pub struct Raft {
     pub(super) config: Config,
     pub(super) id: NodeId,
-    /// Every node, sorted.
+    /// The members of the configuration in force, sorted (see `members.rs`).
     pub(super) nodes: Vec<NodeId>,
-    /// Every node but this one, sorted.
+    /// The nodes a leader replicates to, sorted: the members of the configurations not known
+    /// committed and of the last committed one, but this node.
     pub(super) peers: Vec<NodeId>,
+    /// The bootstrap configuration's nodes (`Config::nodes`), sorted.
+    pub(super) bootstrap: Vec<NodeId>,
+    /// The configuration state `nodes` and `peers` were computed for.
+    pub(super) configs_seen: Option<(u64, Option<Seq>)>,
+    /// A committed configuration removed this node.
+    pub(super) removed: bool,
     pub(super) rng: Rng,
 
     pub(super) hard_state: HardState,
@@ -102,7 +109,7 @@ pub struct Raft {
     /// Bumped whenever a follower's last answer time changes (change events depend on it).
     pub(super) heard_version: u64,
     /// The time and `heard_version` of the last follower-responsiveness computation.
-    responsive_checked: Option<(Time, u64, u64)>,
+    pub(super) responsive_checked: Option<(Time, u64, u64)>,
     last_change: Option<ChangeSnapshot>,
 }
 
@@ -113,17 +120,19 @@ impl Raft {
     pub fn new(config: Config, recovered: Recovered) -> Result<Raft, StartError> {
         config.validate().map_err(StartError::Config)?;
         recovered.validate().map_err(StartError::Recovered)?;
-        let mut nodes = config.nodes.clone();
-        nodes.sort_unstable();
-        let peers: Vec<NodeId> = nodes.iter().copied().filter(|id| *id != config.id).collect();
+        let mut bootstrap = config.nodes.clone();
+        bootstrap.sort_unstable();
         // The node's id is mixed in: nodes given one seed (Config::new gives every node 0) still
         // draw different election timeouts, so they do not split every vote forever.
         let mut rng = Rng::new(config.seed ^ Rng::new(config.id.0).next_u64());
         let incarnation = rng.next_u64();
-        let raft = Raft {
+        let mut raft = Raft {
             id: config.id,
-            nodes,
-            peers,
+            nodes: Vec::new(),
+            peers: Vec::new(),
+            bootstrap,
+            configs_seen: None,
+            removed: false,
             rng,
             hard_state: recovered.hard_state,
             log: RaftLog::new(&recovered),
@@ -153,6 +162,7 @@ impl Raft {
             last_change: None,
             config,
         };
+        raft.sync_configuration();
         Ok(raft)
     }
 
@@ -281,9 +291,11 @@ impl Raft {
         if self.failed {
             return;
         }
-        if message.to != self.id || !self.peers.contains(&message.from) {
+        // Any other node may write: one the configuration in this node's log does not list yet
+        // may lead a later configuration, and a vote only counts from a voter anyway.
+        if message.to != self.id || message.from == self.id {
             self.event(Event::Warn(format!(
-                "dropped a message from {} to {}: not for this node or not from a peer",
+                "dropped a message from {} to {}: not for this node, or from itself",
                 message.from, message.to
             )));
             return;
@@ -367,11 +379,6 @@ impl Raft {
             && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout))
     }
 
-    /// Whether the nodes for which `member` is true form a quorum.
-    pub(super) fn is_quorum(&self, member: impl Fn(NodeId) -> bool) -> bool {
-        self.config.quorum.is_quorum(&self.nodes, member)
-    }
-
     fn emit_change_if_needed(&mut self, now: Time) {
         let followers = match self.responsive_checked {
             // Same time, no new answers: the responsive set is what it was.
@@ -415,9 +422,20 @@ impl Raft {
         self.id
     }
 
-    /// Every node of the cluster, sorted.
+    /// Every member (voter or learner) of the configuration in force, sorted.
     pub fn nodes(&self) -> &[NodeId] {
         &self.nodes
+    }
+
+    /// The configuration in force: the latest configuration entry in the log (committed or
+    /// not), `None` while the log holds none and `Config::nodes` is in force.
+    pub fn membership(&self) -> Option<&super::Configuration> {
+        self.configuration()
+    }
+
+    /// The seq of the configuration entry in force, `None` for the bootstrap configuration.
+    pub fn membership_seq(&self) -> Option<Seq> {
+        self.log.configuration().map(|(seq, _)| seq)
     }
 
     /// This node's role.

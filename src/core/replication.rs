@@ -94,6 +94,7 @@ impl Raft {
         for (offset, payload) in payloads.enumerate() {
             self.log.push(Entry { term, seq: Seq(first.0 + offset as u64), payload });
         }
+        self.sync_configuration();
         let last = self.log.last_seq().filter(|last| *last >= first).expect("leader appends at least one entry");
         self.mark_unwritten(first);
         (first, last)
@@ -254,6 +255,7 @@ impl Raft {
             let mut entries = entries;
             self.log.extend(entries.drain(known..));
             self.mark_unwritten(first_new);
+            self.sync_configuration();
         }
         let commit = leader_commit.min(matched);
         if commit > self.commit {
@@ -272,6 +274,7 @@ impl Raft {
     /// Removes entries from `from` on, in memory and (if any may be there) on disk.
     fn truncate_log(&mut self, from: Seq) {
         self.log.truncate(from);
+        self.sync_configuration();
         // When only entries no write carried yet are dropped, there is nothing to undo on disk.
         let only_unwritten = self.writes.unwritten_from.is_some_and(|unwritten| from >= unwritten);
         self.drop_unwritten(from);
@@ -356,10 +359,13 @@ impl Raft {
     /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).
     pub(super) fn maybe_commit(&mut self) {
         let Some(leading) = self.role.leading() else { return };
-        let mut matches: smallvec::SmallVec<[(NodeId, Option<Seq>); 8]> =
-            leading.progress.iter().map(|p| (p.id, p.matched)).collect();
-        matches.push((self.id, self.durable_match()));
-        let point = self.config.quorum.commit_point(&matches);
+        let own = self.durable_match();
+        let matched = |id: NodeId| match leading.progress.iter().find(|p| p.id == id) {
+            Some(p) => p.matched,
+            None if id == self.id => own,
+            None => None,
+        };
+        let point = self.quorum_point(matched);
         // Only an entry of the leader's own term is committed by counting (Figure 8).
         let own_term = point.and_then(|seq| self.log.term_at(seq)) == Some(self.hard_state.term);
         if point > self.commit && (own_term || self.mutant(Mutant::CommitPreviousTerm)) {
@@ -372,6 +378,7 @@ impl Raft {
         let seq = commit.expect("a commit point that advanced is some seq");
         self.commit = commit;
         self.event(Event::Commit(seq));
+        self.sync_configuration();
         self.maybe_apply();
     }
 

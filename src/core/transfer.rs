@@ -71,10 +71,11 @@ impl Raft {
             return;
         };
         let answered = |id: NodeId| leading.progress.iter().any(|p| p.id == id && p.answered_within(now, window));
-        if !self.config.quorum.is_quorum(&self.nodes, |id| id == self.id || answered(id)) {
+        if !self.is_quorum(|id| id == self.id || answered(id)) {
             return; // Unhealthy: leave it be.
         }
         let ready = leading.progress.iter().filter(|p| p.matched == last && p.answered_within(now, window));
+        let ready = ready.filter(|p| self.is_voter(p.id));
         let best = ready.map(|p| (self.config.priority_of(p.id), p.id)).filter(|(p, _)| *p > own).max();
         let Some((_, to)) = best else { return };
         let deadline = now.plus(duration_nanos(self.config.election_timeout));

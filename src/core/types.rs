@@ -173,20 +173,44 @@ pub enum Payload {
     Blank,
     /// The bytes a client appended.
     Data(Bytes),
+    /// A cluster configuration (membership change, Raft thesis §4): a [`Configuration`]
+    /// encoded with [`encode_configuration`](super::codec::encode_configuration). A node uses
+    /// the latest one in its log, committed or not; a state machine sees it as `None`.
+    ///
+    /// [`Configuration`]: super::Configuration
+    Config(Bytes),
 }
 
 impl Payload {
-    /// The payload's bytes, `None` for a blank entry.
+    /// A client's bytes, `None` for a blank or configuration entry.
     pub fn data(&self) -> Option<&Bytes> {
         match self {
-            Payload::Blank => None,
             Payload::Data(data) => Some(data),
+            Payload::Blank | Payload::Config(_) => None,
         }
     }
 
-    /// The number of payload bytes (0 for a blank entry).
+    /// The entry's kind as stored and sent: 0 blank, 1 data, 2 configuration.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Payload::Blank => 0,
+            Payload::Data(_) => 1,
+            Payload::Config(_) => 2,
+        }
+    }
+
+    /// The bytes stored for the entry: a client's data or an encoded configuration (empty for
+    /// a blank entry).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Blank => &[],
+            Payload::Data(bytes) | Payload::Config(bytes) => bytes,
+        }
+    }
+
+    /// The number of bytes stored for the entry (0 for a blank entry).
     pub fn len(&self) -> usize {
-        self.data().map_or(0, Bytes::len)
+        self.bytes().len()
     }
 
     /// Whether the payload has no bytes (blank, or empty data).
@@ -217,10 +241,10 @@ impl Entry {
     pub fn digest(&self) -> u64 {
         match &self.payload {
             Payload::Blank => xxhash_rust::xxh3::xxh3_64(&[0]),
-            Payload::Data(data) => {
+            payload => {
                 let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-                hasher.update(&[1]);
-                hasher.update(data);
+                hasher.update(&[payload.kind()]);
+                hasher.update(payload.bytes());
                 hasher.digest()
             }
         }
@@ -233,6 +257,10 @@ impl fmt::Display for Entry {
         match &self.payload {
             Payload::Blank => write!(f, " blank"),
             Payload::Data(data) => write!(f, " {}", Quoted(data)),
+            Payload::Config(bytes) => match super::codec::decode_configuration(bytes) {
+                Ok(configuration) => write!(f, " config {configuration}"),
+                Err(_) => write!(f, " config {}", Quoted(bytes)),
+            },
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use super::format::{decode_header, decode_record, Encoder, Record, HEADER_BYTES};
 use super::fslog::{io_error, FsLog, FsLogOptions, LogError};
-use crate::core::{Entry, LogId, Payload, Seq, Term};
+use crate::core::{Entry, LogId, Seq, Term};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -179,6 +179,6 @@ fn entry_of(record: &Record<'_>, encoder: &Encoder) -> Option<Entry> {
         Encoder::Encrypted(key) => record.decrypt(key).ok()?,
         _ => record.payload.map(<[u8]>::to_vec),
     };
-    let payload = payload.map_or(Payload::Blank, |data| Payload::Data(data.into()));
+    let payload = super::format::entry_payload(payload.map(Into::into), record.config);
     Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
 }

@@ -25,7 +25,8 @@
 //!
 //! ```text
 //! record   0..4    len (u32): the bytes that follow this field
-//!          4       kind: bits 0..2 are 1 for data, 2 for blank; bit 7 marks the last record
+//!          4       kind: bits 0..2 are 1 for data, 2 for blank, 3 for a cluster configuration
+//!                  (`core::codec::encode_configuration`'s bytes); bit 7 marks the last record
 //!                  of a batch (one write and one fdatasync)
 //!          5..9    batch offset (u32): this record's seq minus the seq of its batch's first
 //!          9..17   seq (u64)
@@ -69,6 +70,16 @@ const MAGIC: [u8; 8] = *b"TRPLOG\x00\x02";
 const BATCH_END: u8 = 0x80;
 const KIND_DATA: u8 = 1;
 const KIND_BLANK: u8 = 2;
+const KIND_CONFIG: u8 = 3;
+
+/// The kind bits of a record holding `payload` (`config`: a configuration's bytes).
+fn kind_of(payload: Option<&[u8]>, config: bool) -> u8 {
+    match (payload, config) {
+        (None, _) => KIND_BLANK,
+        (Some(_), false) => KIND_DATA,
+        (Some(_), true) => KIND_CONFIG,
+    }
+}
 
 /// A 256-bit key for the encrypting encoder. Its `Debug` output does not show the key.
 #[derive(Clone)]
@@ -196,10 +207,37 @@ pub struct NewRecord<'a> {
     pub term: u64,
     /// The payload, `None` for a blank entry.
     pub payload: Option<&'a [u8]>,
+    /// Whether the payload is a cluster configuration rather than a client's data.
+    pub config: bool,
     /// `seq` minus the seq of the first record of its batch.
     pub batch_offset: u32,
     /// The previous record's checksum (0 for the first record of a log).
     pub chain: u64,
+}
+
+impl<'a> NewRecord<'a> {
+    /// The record of a core's entry (any kind).
+    pub fn of(entry: &'a crate::core::Entry, batch_offset: u32, chain: u64) -> NewRecord<'a> {
+        use crate::core::Payload;
+        NewRecord {
+            seq: entry.seq.0,
+            term: entry.term.0,
+            payload: (!matches!(entry.payload, Payload::Blank)).then(|| entry.payload.bytes()),
+            config: matches!(entry.payload, Payload::Config(_)),
+            batch_offset,
+            chain,
+        }
+    }
+}
+
+/// An entry's payload from a record's bytes (`None`: blank) and its configuration flag.
+pub fn entry_payload(bytes: Option<bytes::Bytes>, config: bool) -> crate::core::Payload {
+    use crate::core::Payload;
+    match (bytes, config) {
+        (None, _) => Payload::Blank,
+        (Some(bytes), false) => Payload::Data(bytes),
+        (Some(bytes), true) => Payload::Config(bytes),
+    }
 }
 
 /// What a record holds (payload borrowed from the bytes it was decoded from).
@@ -212,6 +250,8 @@ pub struct Record<'a> {
     /// The payload as stored, `None` for a blank entry: with the encrypting encoder this is
     /// the ciphertext (see [`Record::decrypt`]).
     pub payload: Option<&'a [u8]>,
+    /// Whether the payload is a cluster configuration rather than a client's data.
+    pub config: bool,
     /// The byte offset of `payload` in the record.
     pub payload_at: usize,
     /// Whether this record ends its batch.
@@ -238,7 +278,7 @@ impl Record<'_> {
     pub fn decrypt(&self, key: &Key) -> Result<Option<Vec<u8>>, RecordError> {
         let Some((nonce, tag)) = self.sealed else { return Ok(self.payload.map(<[u8]>::to_vec)) };
         let mut plain = self.payload.unwrap_or_default().to_vec();
-        let aad = associated_data(if self.payload.is_some() { KIND_DATA } else { KIND_BLANK }, self.seq, self.term);
+        let aad = associated_data(kind_of(self.payload, self.config), self.seq, self.term);
         key.0
             .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad, &mut plain, tag.into())
             .map_err(|_| RecordError::Unauthentic)?;
@@ -262,7 +302,7 @@ pub fn encode_record(out: &mut Vec<u8>, encoder: &Encoder, record: NewRecord<'_>
     let payload = record.payload.unwrap_or_default();
     let body = encoder.overhead_bytes() - 4 + payload.len();
     let len = u32::try_from(body).expect("payloads are limited far below 4 GiB");
-    let kind = if record.payload.is_some() { KIND_DATA } else { KIND_BLANK };
+    let kind = kind_of(record.payload, record.config);
     out.extend_from_slice(&len.to_le_bytes());
     out.push(kind);
     out.extend_from_slice(&record.batch_offset.to_le_bytes());
@@ -351,7 +391,7 @@ pub fn decode_record<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) -
     }
     let record = bytes.get(..size).ok_or(RecordError::Incomplete { needed: Some(size) })?;
     let kind = record[4];
-    if !matches!(kind & !BATCH_END, KIND_DATA | KIND_BLANK) {
+    if !matches!(kind & !BATCH_END, KIND_DATA | KIND_BLANK | KIND_CONFIG) {
         return Err(RecordError::BadKind(kind)); // Checked first: cheap, and most garbage fails it.
     }
     let word = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().expect("8 bytes"));
@@ -378,12 +418,13 @@ pub fn decode_record<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) -
         _ => (RECORD_HEAD_BYTES, body_end, None),
     };
     let payload = match kind & !BATCH_END {
-        KIND_DATA => Some(&record[payload_at..payload_end]),
+        KIND_DATA | KIND_CONFIG => Some(&record[payload_at..payload_end]),
         KIND_BLANK if payload_end == payload_at => None,
         _ => return Err(RecordError::BadKind(kind)),
     };
     let batch_end = kind & BATCH_END != 0;
-    Ok(Record { seq, term, payload, payload_at, batch_end, batch_offset, chain, checksum, size, sealed })
+    let config = kind & !BATCH_END == KIND_CONFIG;
+    Ok(Record { seq, term, payload, config, payload_at, batch_end, batch_offset, chain, checksum, size, sealed })
 }
 
 #[cfg(test)]
@@ -395,7 +436,7 @@ mod tests {
     }
 
     fn new(seq: u64, payload: Option<&[u8]>, chain: u64) -> NewRecord<'_> {
-        NewRecord { seq, term: 3, payload, batch_offset: 2, chain }
+        NewRecord { seq, term: 3, payload, config: false, batch_offset: 2, chain }
     }
 
     #[test]

@@ -237,6 +237,8 @@ pub struct FsLog {
     pub(super) chain: u64,
     /// The first (seq, term) of each run of entries with one term.
     pub(super) term_starts: Vec<(u64, u64)>,
+    /// The seqs of the configuration entries, ascending (handed to the core by `recovered`).
+    pub(super) configs: Vec<u64>,
     pub(super) hard_state: HardState,
     /// What the state file records about the segments (see `manifest`).
     pub(super) manifest: super::manifest::Manifest,
@@ -296,6 +298,7 @@ impl FsLog {
             last: None,
             chain: 0,
             term_starts: Vec::new(),
+            configs: Vec::new(),
             hard_state: HardState::default(),
             manifest: Default::default(),
             state_counter: 0,
@@ -355,10 +358,13 @@ impl FsLog {
         let payload = match (&self.options.encoder, record.payload) {
             (Encoder::Encrypted(key), _) => {
                 let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
-                plain.map_or(Payload::Blank, |data| Payload::Data(data.into()))
+                super::format::entry_payload(plain.map(Bytes::from), record.config)
             }
             (_, None) => Payload::Blank,
-            (_, Some(data)) => Payload::Data(bytes.slice(record.payload_at..record.payload_at + data.len())),
+            (_, Some(data)) => super::format::entry_payload(
+                Some(bytes.slice(record.payload_at..record.payload_at + data.len())),
+                record.config,
+            ),
         };
         let (term, checksum, batch_end) = (record.term, record.checksum, record.batch_end);
         Ok(Some(Stored { seq, term, checksum, batch_end, payload, bytes, at: (index, offset) }))
@@ -441,6 +447,7 @@ impl FsLog {
         self.last = result.last;
         self.chain = result.last_checksum;
         self.term_starts = result.term_starts;
+        self.configs = result.configs;
         if let (true, Some((seq, _))) = (result.needs_seal, result.last) {
             self.chain = self.seal(seq)?;
         }
@@ -653,8 +660,8 @@ impl FsLog {
         let chain = self.chain;
         let mut buffer = std::mem::take(&mut self.buffer);
         buffer.clear();
-        let (starts, term_starts) = (Vec::new(), Vec::new());
-        Ok(Txn { log: self, trim: None, buffer, starts, term_starts, first, chain, term })
+        let (starts, term_starts, configs) = (Vec::new(), Vec::new(), Vec::new());
+        Ok(Txn { log: self, trim: None, buffer, starts, term_starts, configs, first, chain, term })
     }
 
     /// Refuses a trim below the removed prefix.
@@ -705,6 +712,10 @@ impl FsLog {
             if let Some(start) = self.term_starts.first_mut() {
                 start.0 = first;
             }
+            // A removed configuration entry is gone: with a prefix removed past the latest
+            // one, a restarted core starts from an older configuration (snapshots, which carry
+            // it, are issue 14's).
+            self.configs.retain(|seq| *seq >= first);
         }
         Ok(())
     }
@@ -788,6 +799,7 @@ impl FsLog {
         let last_seq =
             self.segments.iter().rev().find_map(|s| s.offsets.len().checked_sub(1).map(|i| s.first_seq + i as u64));
         self.term_starts.retain(|(seq, _)| Some(*seq) <= last_seq);
+        self.configs.retain(|seq| Some(*seq) <= last_seq);
         let last = match last_seq {
             Some(seq) => self.stored(seq)?,
             None => None,
@@ -805,14 +817,34 @@ impl FsLog {
         let first = self.segments.first().map_or(0, |s| s.first_seq);
         let from = end.saturating_sub(tail as u64).max(first);
         let entries = self.iter(Seq(from)).collect::<Result<Vec<Entry>, LogError>>()?;
+        let configs = self.configs.iter().map(|seq| self.read_config(Seq(*seq))).collect::<Result<_, _>>()?;
         Ok(Recovered {
             hard_state: self.hard_state,
             first: Seq(first),
             term_starts: self.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect(),
             last: self.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail: entries,
+            configs,
             evidence: self.evidence.clone(),
         })
+    }
+
+    /// The configuration entry at `seq` (which `configs` lists).
+    fn read_config(&self, seq: Seq) -> Result<Entry, LogError> {
+        match self.read(seq)? {
+            Some(entry) if matches!(entry.payload, Payload::Config(_)) => Ok(entry),
+            _ => Err(LogError::Invalid(format!("seq {seq} was a configuration entry at open and is not now"))),
+        }
+    }
+
+    /// Appends a core's entries (configuration entries included) with one write and one
+    /// fdatasync; they must continue the log.
+    pub(crate) fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        let mut txn = self.txn()?;
+        for entry in entries {
+            txn.append_entry(entry)?;
+        }
+        txn.commit().map(|_| ())
     }
 
     /// The segment record as the segments stand (see `manifest`).

@@ -1,6 +1,7 @@
 //! Iteration over an [`FsLog`](super::FsLog) that holds its own file handles, so the log stays
 //! free for appends (and the iterator may move to another thread).
 
+use super::format::entry_payload;
 use super::format::{decode_record, Encoder, HEADER_BYTES};
 use super::LogError;
 use crate::core::{Entry, Payload, Seq, Term};
@@ -105,12 +106,12 @@ impl Iter {
         let payload = match (&self.encoder, record.payload) {
             (Encoder::Encrypted(key), _) => {
                 let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
-                plain.map_or(Payload::Blank, |data| Payload::Data(data.into()))
+                entry_payload(plain.map(Bytes::from), record.config)
             }
             (_, None) => Payload::Blank,
             (_, Some(data)) => {
                 let start = at + record.payload_at;
-                Payload::Data(self.chunk.slice(start..start + data.len()))
+                entry_payload(Some(self.chunk.slice(start..start + data.len())), record.config)
             }
         };
         let entry = Entry { term: Term(record.term), seq: Seq(record.seq), payload };

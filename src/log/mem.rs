@@ -163,6 +163,21 @@ impl LogStore for MemLog {
         Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        let mut last = self.last_term();
+        for (offset, entry) in entries.iter().enumerate() {
+            let seq = self.next_seq() + offset as u64;
+            if entry.seq.0 != seq {
+                return Err(LogError::Invalid(format!("entry at seq {} where the log has {seq} next", entry.seq)));
+            }
+            let payload = Some(entry.payload.bytes()).filter(|_| entry.payload != Payload::Blank);
+            check_append(last, seq, entry.term, payload, self.payload_bytes_max)?;
+            last = Some(entry.term);
+        }
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
         self.check_trim(seq)?;
         self.entries.truncate((Seq::after(seq).0 - self.first) as usize);

@@ -74,6 +74,8 @@ pub struct Scan {
     pub last_checksum: u64,
     /// The first (seq, term) of each run of entries with the same term.
     pub term_starts: Vec<(u64, u64)>,
+    /// The seqs of the configuration entries, ascending.
+    pub configs: Vec<u64>,
     /// Whether the last kept record must be marked as the end of its batch (after a repair cut
     /// the log inside a batch).
     pub needs_seal: bool,
@@ -154,6 +156,7 @@ struct Pending {
     seq: u64,
     term: u64,
     checksum: u64,
+    config: bool,
 }
 
 impl<'e> Scanner<'e> {
@@ -252,7 +255,12 @@ impl<'e> Scanner<'e> {
             match verdict {
                 Ok(record) => {
                     scan.offsets.push(u32::try_from(at).unwrap_or(u32::MAX)); // Checked in the verdict.
-                    pending.push(Pending { seq: record.seq, term: record.term, checksum: record.checksum });
+                    pending.push(Pending {
+                        seq: record.seq,
+                        term: record.term,
+                        checksum: record.checksum,
+                        config: record.config,
+                    });
                     (chain, term, next) = (Some(record.checksum), record.term, next + 1);
                     at += record.size;
                     if record.batch_end {
@@ -292,6 +300,9 @@ impl<'e> Scanner<'e> {
         for record in pending.drain(..) {
             if self.kept.term_starts.last().map(|t| t.1) != Some(record.term) {
                 self.kept.term_starts.push((record.seq, record.term));
+            }
+            if record.config {
+                self.kept.configs.push(record.seq);
             }
             self.kept.last = Some((record.seq, record.term));
             self.kept.last_checksum = record.checksum;

@@ -13,7 +13,14 @@ fn batch(bytes: &mut Vec<u8>, first: u64, terms: &[u64], chain: u64, encoder: &E
         let seq = first + i as u64;
         let payload = format!("entry {seq}");
         last_at = bytes.len();
-        let record = NewRecord { seq, term: *term, payload: Some(payload.as_bytes()), batch_offset: i as u32, chain };
+        let record = NewRecord {
+            seq,
+            term: *term,
+            payload: Some(payload.as_bytes()),
+            config: false,
+            batch_offset: i as u32,
+            chain,
+        };
         chain = encode_record(bytes, encoder, record, [seq as u8; NONCE_BYTES]);
     }
     let sealed = seal_batch(&mut bytes[last_at..], encoder);

@@ -13,6 +13,9 @@ pub trait LogStore {
     fn last_term(&self) -> Option<Term>;
     /// Appends entries at consecutive seqs; returns the first seq.
     fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError>;
+    /// Appends a Raft core's entries (of every kind, configuration entries included) at
+    /// consecutive seqs with one write; they must continue the log.
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError>;
     /// Keeps entries up to `seq` (none with `None`).
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError>;
     /// The entry at `seq`.
@@ -31,9 +34,7 @@ pub trait LogStore {
                 if let Some(first) = entries.first().filter(|e| e.seq != next) {
                     return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
                 }
-                let batch: Vec<(Term, Option<&[u8]>)> =
-                    entries.iter().map(|e| (e.term, e.payload.data().map(|d| d.as_ref()))).collect();
-                self.append_batch(&batch).map(|_| ())
+                self.append_entries(entries)
             }
             Write::Truncate { from } => self.trim(from.prev()),
         }
@@ -85,6 +86,10 @@ impl LogStore for FsLog {
 
     fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
         FsLog::append_batch(self, entries)
+    }
+
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        FsLog::append_entries(self, entries)
     }
 
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {

@@ -4,7 +4,7 @@
 use super::format::{encode_record, seal_batch, NewRecord};
 use super::store::check_append;
 use super::{FsLog, LogError};
-use crate::core::{Seq, Term};
+use crate::core::{Entry, Seq, Term};
 
 /// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`;
 /// appends are encoded at once into the transaction's own buffer, as one batch.
@@ -16,6 +16,8 @@ pub struct Txn<'a> {
     pub(super) starts: Vec<usize>,
     /// The (seq, term) where each new term starts among the appends.
     pub(super) term_starts: Vec<(u64, u64)>,
+    /// The seqs of the configuration entries among the appends.
+    pub(super) configs: Vec<u64>,
     /// The seq of the transaction's first append.
     pub(super) first: u64,
     pub(super) chain: u64,
@@ -48,6 +50,16 @@ impl Txn<'_> {
 
     /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
     pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
+        self.append_record(term, payload, false)
+    }
+
+    /// Adds a core's entry of any kind (configuration entries included) at the next seq.
+    pub(crate) fn append_entry(&mut self, entry: &Entry) -> Result<Seq, LogError> {
+        let record = NewRecord::of(entry, 0, 0);
+        self.append_record(entry.term, record.payload, record.config)
+    }
+
+    fn append_record(&mut self, term: Term, payload: Option<&[u8]>, config: bool) -> Result<Seq, LogError> {
         let seq = self.first + self.starts.len() as u64;
         check_append(Some(Term(self.term)), seq, term, payload, self.log.options.payload_bytes_max)?;
         let Ok(batch_offset) = u32::try_from(self.starts.len()) else {
@@ -55,10 +67,13 @@ impl Txn<'_> {
         };
         let nonce = self.log.nonce()?;
         self.starts.push(self.buffer.len());
-        let record = NewRecord { seq, term: term.0, payload, batch_offset, chain: self.chain };
+        let record = NewRecord { seq, term: term.0, payload, config, batch_offset, chain: self.chain };
         self.chain = encode_record(&mut self.buffer, &self.log.options.encoder, record, nonce);
         if self.term_starts.last().is_none_or(|(_, last)| *last != term.0) {
             self.term_starts.push((seq, term.0));
+        }
+        if config {
+            self.configs.push(seq);
         }
         self.term = term.0;
         Ok(Seq(seq))
@@ -80,6 +95,7 @@ impl Txn<'_> {
                 log.term_starts.push((*seq, *term));
             }
         }
+        log.configs.append(&mut self.configs);
         log.last = Some((self.first + self.starts.len() as u64 - 1, self.term));
         Ok(Some(Seq(self.first)))
     }

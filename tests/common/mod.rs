@@ -9,12 +9,13 @@ use tinyraftplus::core::{Payload, Seq};
 use tinyraftplus::log::FsLog;
 use tinyraftplus::log::{Encoder, Key};
 
-/// The payloads from `from` on, as text (`-` for a blank entry).
+/// The payloads from `from` on, as text (`-` for a blank entry, `config` for a configuration).
 pub fn payloads(log: &FsLog, from: u64) -> Vec<String> {
     log.iter(Seq(from))
         .map(|e| match e.unwrap().payload {
             Payload::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
             Payload::Blank => "-".into(),
+            Payload::Config(_) => "config".into(),
         })
         .collect()
 }

@@ -1,0 +1,121 @@
+//! The configuration in force and what follows from it: who votes, what a quorum is, whom a
+//! leader replicates to. The latest configuration entry in the log is in force, committed or
+//! not (Raft thesis §4.1); with none, the bootstrap configuration (`Config::nodes` under
+//! `Config::quorum`). A truncation that removes the latest entry puts the one before back in
+//! force.
+
+use super::io::Event;
+use super::membership::Configuration;
+use super::raft::Raft;
+use super::replication::Progress;
+use super::types::{NodeId, Seq};
+use smallvec::SmallVec;
+
+impl Raft {
+    /// The configuration in force, `None` for the bootstrap one.
+    pub(super) fn configuration(&self) -> Option<&Configuration> {
+        self.log.configuration().map(|(_, configuration)| configuration)
+    }
+
+    /// Whether the nodes for which `member` is true form a quorum of the configuration in
+    /// force (of both parts while joint; learners never count).
+    pub(super) fn is_quorum(&self, member: impl Fn(NodeId) -> bool) -> bool {
+        match self.configuration() {
+            Some(configuration) => configuration.is_quorum(member),
+            None => self.config.quorum.is_quorum(&self.bootstrap, member),
+        }
+    }
+
+    /// The highest seq a quorum of the configuration in force holds, given each node's
+    /// highest matching seq.
+    pub(super) fn quorum_point(&self, matched: impl Fn(NodeId) -> Option<Seq>) -> Option<Seq> {
+        match self.configuration() {
+            Some(configuration) => configuration.commit_point(matched),
+            None => {
+                let matches: SmallVec<[(NodeId, Option<Seq>); 8]> =
+                    self.bootstrap.iter().map(|id| (*id, matched(*id))).collect();
+                self.config.quorum.commit_point(&matches)
+            }
+        }
+    }
+
+    /// Whether `id` votes in the configuration in force.
+    pub(super) fn is_voter(&self, id: NodeId) -> bool {
+        match self.configuration() {
+            Some(configuration) => configuration.is_voter(id),
+            None => self.bootstrap.binary_search(&id).is_ok(),
+        }
+    }
+
+    /// Brings the members, the peers and a leader's progress in line with the configuration
+    /// entries and the commit point. Call after the log's configurations or the commit point
+    /// changed; cheap when neither touched a configuration.
+    pub(super) fn sync_configuration(&mut self) {
+        self.log.forget_configs_before(self.commit);
+        let first_uncommitted = self.log.configuration_seqs().find(|seq| Some(*seq) > self.commit);
+        let version = (self.log.configs_version(), first_uncommitted);
+        if self.configs_seen == Some(version) {
+            return;
+        }
+        self.configs_seen = Some(version);
+        self.nodes = match self.configuration() {
+            Some(configuration) => configuration.members(),
+            None => self.bootstrap.clone(),
+        };
+        // A leader replicates to the members of every configuration not known committed and of
+        // the last committed one, so that nodes a change removes receive the entry that
+        // removes them (and its commit) and do not campaign.
+        let mut targets = self.log.configurations().flat_map(Configuration::members).collect::<Vec<_>>();
+        if self.log.configuration_seqs().next().is_none_or(|seq| Some(seq) > self.commit) {
+            targets.extend_from_slice(&self.bootstrap);
+        }
+        targets.retain(|id| *id != self.id);
+        targets.sort_unstable();
+        targets.dedup();
+        if targets != self.peers {
+            self.set_peers(targets);
+        }
+        self.note_removal();
+    }
+
+    /// Replaces the peers; a leader keeps the progress of those that stay and starts probing
+    /// new ones from its log's end. A peer that leaves is sent the commit point first.
+    fn set_peers(&mut self, peers: Vec<NodeId>) {
+        let (now, next) = (self.now, self.log.next_seq());
+        let leaving: SmallVec<[NodeId; 4]> = self.peers.iter().copied().filter(|id| !peers.contains(id)).collect();
+        if self.role.is_leader() {
+            for id in &leaving {
+                let index = self.peers.iter().position(|peer| peer == id).expect("a current peer");
+                self.heartbeat_peer(index);
+            }
+        }
+        if let Some(leading) = self.role.leading_mut() {
+            let mut old = std::mem::take(&mut leading.progress);
+            leading.progress = peers
+                .iter()
+                .map(|id| match old.iter().position(|p| p.id == *id) {
+                    Some(at) => old.swap_remove(at),
+                    None => Progress::new(*id, next, now),
+                })
+                .collect();
+            self.heard_version += 1;
+        }
+        self.peers = peers;
+        self.responsive_checked = None;
+    }
+
+    /// A node whose committed configuration no longer lists it says so, once.
+    fn note_removal(&mut self) {
+        let Some((seq, configuration)) = self.log.configuration() else { return };
+        let removed = Some(seq) <= self.commit && !configuration.is_member(self.id);
+        if removed && !self.removed {
+            self.event(Event::Removed { id: self.id, seq });
+        }
+        self.removed = removed;
+    }
+
+    /// Whether a committed configuration removed this node (see [`Event::Removed`]).
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+}
