@@ -296,6 +296,39 @@ impl Cluster {
         request
     }
 
+    /// A client asks node `id` for a membership change; returns the request's id.
+    pub fn change(&mut self, id: NodeId, change: crate::core::MembershipChange) -> RequestId {
+        let request = self.request_id();
+        self.step(id, Input::ChangeMembership { id: request, change });
+        request
+    }
+
+    /// Starts a new node `id` on empty storage (catching up, as a new directory opens),
+    /// configured like node 1 but with `nodes` as its bootstrap configuration: a node that is
+    /// to join the cluster.
+    pub fn add_node(&mut self, id: NodeId, nodes: &[NodeId]) {
+        let template = self.nodes.values().next().expect("a cluster has nodes").config.clone();
+        let config = Config { id, nodes: nodes.to_vec(), seed: id.0, ..template };
+        let mut storage = MemLog::default();
+        set_catching_up(&mut storage, true);
+        let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
+        let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
+        let node = Node {
+            raft: Some(raft),
+            storage,
+            unsynced: VecDeque::new(),
+            state: Counter::default(),
+            replies: Vec::new(),
+            events: Vec::new(),
+            unreadable: false,
+            config,
+            restarts: 0,
+            evidence: Vec::new(),
+        };
+        self.nodes.insert(id, node);
+        self.step(id, Input::Tick);
+    }
+
     /// A client reads at node `id`; returns the request's id.
     pub fn read(&mut self, id: NodeId) -> RequestId {
         let request = self.request_id();

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use tinyraftplus::core::{Entry, Input, NodeId, Quorum, RequestId, Response, Seq, Term};
+use tinyraftplus::core::{Entry, Event, Input, NodeId, Quorum, RequestId, Response, Role, Seq, Term};
 use tinyraftplus::log::LogStore;
 use tinyraftplus::testkit::Cluster;
 
@@ -39,6 +39,9 @@ enum Action {
     Burst(u64, usize),
     /// A leader transfer asked of the first node, to the second.
     Transfer(u64, u64),
+    /// A membership change asked of the node: the voters become the nodes of the mask (bit
+    /// `i` for node `i + 1`; folded into the cluster, never empty).
+    Change(u64, u8),
 }
 
 fn action(nodes: u64) -> impl Strategy<Value = Action> {
@@ -60,6 +63,7 @@ fn action(nodes: u64) -> impl Strategy<Value = Action> {
         4 => node.clone().prop_map(Action::DeliverAll),
         3 => (node.clone(), 2..6usize).prop_map(|(n, c)| Action::Burst(n, c)),
         2 => (node.clone(), node.clone()).prop_map(|(n, to)| Action::Transfer(n, to)),
+        2 => (node.clone(), any::<u8>()).prop_map(|(n, mask)| Action::Change(n, mask)),
     ]
 }
 
@@ -106,6 +110,10 @@ struct Checker {
     replies: BTreeMap<RequestId, usize>,
     /// For each leader transfer: the term of the node it was asked of.
     transfers: BTreeMap<RequestId, Term>,
+    /// For each membership change: the voters asked for.
+    changes: BTreeMap<RequestId, Vec<NodeId>>,
+    /// How many of each node's events were read (leaderships between checks are seen there).
+    events_checked: BTreeMap<NodeId, usize>,
 }
 
 impl Checker {
@@ -123,12 +131,18 @@ impl Checker {
                 self.commits.remove(id);
                 continue;
             };
-            if raft.is_leader() {
-                let leader = *self.leaders.entry(raft.term()).or_insert(*id);
+            let checked = self.events_checked.entry(*id).or_default();
+            let led = node.events[(*checked).min(node.events.len())..].iter().filter_map(|event| match event {
+                Event::Change { role: Role::Leader, term, .. } => Some(*term),
+                _ => None,
+            });
+            for term in led.chain(raft.is_leader().then(|| raft.term())) {
+                let leader = *self.leaders.entry(term).or_insert(*id);
                 if leader != *id {
-                    return Err(format!("two leaders in term {}: n{leader} and n{id}", raft.term()));
+                    return Err(format!("two leaders in term {term}: n{leader} and n{id}"));
                 }
             }
+            *checked = node.events.len();
             let before = self.commits.get(id).copied().flatten();
             let commit = raft.commit();
             if commit < before {
@@ -166,9 +180,10 @@ impl Checker {
                 }
             }
         }
-        // Committed entries are durable on a quorum; durable logs match.
+        // Committed entries are durable on a quorum (of the initial configuration: checked
+        // while no change was asked); durable logs match.
         let all: Vec<NodeId> = ids.clone();
-        for (seq, entry) in &self.committed {
+        for (seq, entry) in self.committed.iter().filter(|_| self.changes.is_empty()) {
             let holds = |id: NodeId| c.nodes[&id].storage.entries().get(seq.0 as usize) == Some(entry);
             if !Quorum::Majority.is_quorum(&all, holds) {
                 return Err(format!("committed {entry} is not durable on a quorum"));
@@ -224,6 +239,26 @@ impl Checker {
                         });
                         if asked.is_none() || !led {
                             return Err(format!("transfer {request} answered {to}, which led no later term"));
+                        }
+                    }
+                    Ok(Response::Changed { seq }) => {
+                        // The configuration it names is committed, with the voters asked for.
+                        let asked = self.changes.get(request).ok_or("a change reply to no change")?;
+                        let entry = self
+                            .committed
+                            .get(seq)
+                            .ok_or(format!("change {request} answered at {seq}, not committed"))?;
+                        let configuration = match &entry.payload {
+                            tinyraftplus::core::Payload::Config(bytes) => {
+                                tinyraftplus::core::codec::decode_configuration(bytes).ok()
+                            }
+                            _ => None,
+                        };
+                        match configuration {
+                            Some(tinyraftplus::core::Configuration::Single(only)) if only.voters() == &asked[..] => {}
+                            other => {
+                                return Err(format!("change {request} to {asked:?} answered with {other:?} at {seq}"))
+                            }
                         }
                     }
                     Ok(Response::Appended { seq, .. }) => {
@@ -344,6 +379,16 @@ fn run(knobs: &Knobs, actions: &[Action]) -> Result<(), String> {
                 checker.transfers.insert(id, c.nodes[&NodeId(*n)].raft.as_ref().map_or(Term(0), |r| r.term()));
                 c.step(NodeId(*n), Input::TransferLeader { id, to: NodeId(*to) });
             }
+            Action::Change(n, mask) if running(&c, *n) => {
+                let mut voters: Vec<NodeId> =
+                    (1..=knobs.nodes).filter(|i| mask & (1 << (i - 1)) != 0).map(NodeId).collect();
+                if voters.is_empty() {
+                    voters.push(NodeId(*n));
+                }
+                let id = c.change(NodeId(*n), tinyraftplus::core::MembershipChange::SetNodes(voters.clone()));
+                checker.issued.insert(id, (NodeId(*n), false));
+                checker.changes.insert(id, voters);
+            }
             Action::Read(n) if running(&c, *n) => {
                 let id = c.request_id();
                 checker.reads.insert(id, checker.acknowledged);
@@ -433,6 +478,7 @@ fn fold(action: Action, nodes: u64) -> Action {
         Action::DeliverAll(n) => Action::DeliverAll(f(n)),
         Action::Burst(n, c) => Action::Burst(f(n), c),
         Action::Transfer(n, to) => Action::Transfer(f(n), f(to)),
+        Action::Change(n, mask) => Action::Change(f(n), mask),
         other => other,
     }
 }

@@ -1,7 +1,8 @@
 //! Raft's safety properties, checked as the run goes (after every step that could break one).
 
 use std::collections::BTreeMap;
-use tinyraftplus::core::{Entry, HardState, LogId, NodeId, Payload, Raft, Role, Seq, Term};
+use tinyraftplus::core::codec::decode_configuration;
+use tinyraftplus::core::{Configuration, Entry, HardState, LogId, Membership, NodeId, Payload, Raft, Role, Seq, Term};
 
 /// A broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +49,46 @@ pub struct Checker {
     /// Each repaired node's evidence: entries known committed it kept past damage (id and
     /// digest), which its log must never contradict.
     evidence: BTreeMap<NodeId, Vec<(LogId, u64)>>,
+    /// The committed configurations by seq; the initial one at none.
+    configs: BTreeMap<Option<Seq>, Configuration>,
 }
 
 impl Checker {
+    /// The configuration the cluster starts with.
+    pub fn initial_voters(&mut self, voters: Vec<NodeId>) {
+        let initial = Membership::new(voters, []).expect("the initial nodes form a membership");
+        self.configs.insert(None, Configuration::Single(initial));
+    }
+
+    /// A configuration committed at `seq`: it follows the committed one before it the only
+    /// safe way (Raft thesis §4.3): from a single configuration C to joint (C, D), from joint
+    /// (C, D) to D alone, or to one with the same voters and quorum rule (learners changed).
+    fn committed_config(&mut self, seq: Seq, configuration: Configuration) -> Checked {
+        let before = self.configs.range(..Some(seq)).next_back().map(|(_, c)| c);
+        let same_voting = |a: &Membership, b: &Membership| a.voters() == b.voters() && a.groups() == b.groups();
+        let safe = match (before, &configuration) {
+            (None, _) => true,
+            (Some(Configuration::Single(c)), Configuration::Single(d)) => same_voting(c, d),
+            (Some(Configuration::Single(c)), Configuration::Joint { old, .. }) => same_voting(c, old),
+            (Some(Configuration::Joint { new, .. }), Configuration::Single(d)) => same_voting(new, d),
+            (Some(Configuration::Joint { .. }), Configuration::Joint { .. }) => false,
+        };
+        if !safe {
+            let before = before.map_or("none".to_string(), |c| c.to_string());
+            return fail(
+                "config_transition",
+                format!("configuration {configuration} committed at {seq} right after {before}: voters changed without a joint configuration"),
+            );
+        }
+        self.configs.insert(Some(seq), configuration);
+        Ok(())
+    }
+
+    /// The latest committed configuration (the initial one before any).
+    pub fn committed_configuration(&self) -> Option<&Configuration> {
+        self.configs.values().next_back()
+    }
+
     /// How many entries are known committed.
     pub fn committed(&self) -> usize {
         self.committed.len()
@@ -72,6 +110,11 @@ impl Checker {
                 format!("a transfer from the leader of term {term} said {to} took over; it never led since"),
             ),
         }
+    }
+
+    /// The candidate `voter` granted its vote to in `term`, if any.
+    pub fn voted_for(&self, voter: NodeId, term: Term) -> Option<NodeId> {
+        self.votes.get(&(voter, term)).copied()
     }
 
     /// Whether an operator forced a rejoin in this run.
@@ -256,7 +299,13 @@ impl Checker {
             }
             None => {
                 self.committed.insert(entry.seq, (entry.term, entry.payload.clone(), during));
-                Ok(())
+                match &entry.payload {
+                    Payload::Config(bytes) => match decode_configuration(bytes) {
+                        Ok(configuration) => self.committed_config(entry.seq, configuration),
+                        Err(error) => fail("config_entry", format!("committed {} does not decode: {error}", entry.seq)),
+                    },
+                    _ => Ok(()),
+                }
             }
         }
     }

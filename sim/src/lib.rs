@@ -35,6 +35,10 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::IgnoreRegressedFollower => "ignore_regressed_follower",
         Mutant::AcceptContradictingRepair => "accept_contradicting_repair",
         Mutant::TransferReplyEarly => "transfer_reply_early",
+        Mutant::SingleStepChange => "single_step_change",
+        Mutant::JointElectionNewOnly => "joint_election_new_only",
+        Mutant::LeaveJointEarly => "leave_joint_early",
+        Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
     }
 }
 

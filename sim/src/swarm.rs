@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 23] = [
+pub const FAULT_CLASSES: [&str; 24] = [
     "crash",
     "partition",
     "pause",
@@ -63,6 +63,7 @@ pub const FAULT_CLASSES: [&str; 23] = [
     "forced_rejoin",
     "transfer",
     "priority",
+    "membership",
 ];
 
 impl Default for Options {
@@ -152,6 +153,9 @@ pub struct Swarm {
     /// Probability that healing the network also asks the leader to hand leadership to a
     /// random other node (leader transfer).
     pub transfer: f64,
+    /// Probability that healing the network also asks the leader for a membership change (add,
+    /// remove or replace a voter; two spare nodes can join).
+    pub membership: f64,
     /// Whether nodes have leader priorities (random, 0 to 3: leaders hand over to caught-up
     /// nodes of higher priority).
     pub priority: bool,
@@ -197,6 +201,7 @@ impl Swarm {
             "forced_rejoin" => self.forced_rejoin = 0.0,
             "transfer" => self.transfer = 0.0,
             "priority" => self.priority = false,
+            "membership" => self.membership = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -238,6 +243,7 @@ impl Swarm {
         let forced_rejoin = [0.0, 0.1, 0.5][rng.below(3) as usize];
         let transfer = [0.0, 0.3, 1.0][rng.below(3) as usize];
         let priority = rng.below(3) == 0;
+        let membership = [0.0, 0.3, 1.0][rng.below(3) as usize];
         Swarm {
             loss,
             duplicate,
@@ -266,6 +272,7 @@ impl Swarm {
             stale_leader,
             forced_rejoin,
             transfer,
+            membership,
             priority,
             pre_vote,
             check_quorum,

@@ -60,6 +60,8 @@ pub(crate) struct LeaderRequests {
     round_wanted: bool,
     /// A leader transfer under way (see `transfer.rs`).
     pub(crate) transfer: Option<super::transfer::Transfer>,
+    /// A membership change under way (see `change.rs`).
+    pub(crate) change: Option<super::change::Change>,
 }
 
 impl LeaderRequests {

@@ -28,10 +28,10 @@
 //! tag 8  ForwardReply     incarnation:v counter:v responder:v kind:u8 (0 ok, response | 1 error, error)
 //!        response       = 0 appended, seq:v count:v response:bytes*count
 //!                       | 1 read, seq:opt-seq response:bytes
-//!                       | 2 transferred, to:v
+//!                       | 2 transferred, to:v | 3 changed, seq:v
 //!        error          = 0 no-leader | 1 not-leader, leader:(0 | 1 id:v) | 2 leader-changed
 //!                       | 3 timeout | 4 closed | 5 invalid, why:bytes(utf-8) | 6 storage-failed
-//!                       | 7 transfer-failed, to:v
+//!                       | 7 transfer-failed, to:v | 8 change-in-progress | 9 change-failed, why:bytes(utf-8)
 //! tag 9  CatchUp          commit:opt-id
 //! tag 10 TimeoutNow
 //! ```
@@ -371,6 +371,10 @@ impl Writer<'_> {
                 self.u8(2);
                 self.varint(to.0);
             }
+            Response::Changed { seq } => {
+                self.u8(3);
+                self.varint(seq.0);
+            }
         }
     }
 
@@ -398,6 +402,11 @@ impl Writer<'_> {
             ClientError::TransferFailed { to } => {
                 self.u8(7);
                 self.varint(to.0);
+            }
+            ClientError::ChangeInProgress => self.u8(8),
+            ClientError::ChangeFailed(why) => {
+                self.u8(9);
+                self.bytes(why.as_bytes());
             }
         }
     }
@@ -555,6 +564,12 @@ impl Reader<'_> {
         Ok(membership)
     }
 
+    fn text(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let bytes = self.bytes(field)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| self.error(field, Problem::BadUtf8))?;
+        Ok(text.to_string())
+    }
+
     fn forward_id(&mut self) -> Result<ForwardId, DecodeError> {
         Ok(ForwardId { incarnation: self.varint("incarnation")?, counter: self.varint("counter")? })
     }
@@ -596,6 +611,7 @@ impl Reader<'_> {
             0 => Ok(Response::Appended { seq: self.seq("seq")?, responses: self.bytes_list("responses")? }),
             1 => Ok(Response::Read { seq: self.opt_seq("seq")?, response: self.bytes("response")? }),
             2 => Ok(Response::Transferred { to: NodeId(self.varint("to")?) }),
+            3 => Ok(Response::Changed { seq: self.seq("seq")? }),
             other => Err(self.error("response", Problem::UnknownTag(other))),
         }
     }
@@ -610,13 +626,11 @@ impl Reader<'_> {
             2 => ClientError::LeaderChanged,
             3 => ClientError::Timeout,
             4 => ClientError::Closed,
-            5 => {
-                let why = self.bytes("why")?;
-                let why = std::str::from_utf8(&why).map_err(|_| self.error("why", Problem::BadUtf8))?;
-                ClientError::Invalid(why.to_string())
-            }
+            5 => ClientError::Invalid(self.text("why")?),
             6 => ClientError::StorageFailed,
             7 => ClientError::TransferFailed { to: NodeId(self.varint("to")?) },
+            8 => ClientError::ChangeInProgress,
+            9 => ClientError::ChangeFailed(self.text("why")?),
             other => return Err(self.error("error", Problem::UnknownTag(other))),
         })
     }

@@ -14,7 +14,10 @@ use std::time::Duration;
 pub struct Config {
     /// This node's id; must be one of `nodes`.
     pub id: NodeId,
-    /// Every node of the cluster, this one included.
+    /// Every node of the cluster, this one included: the bootstrap configuration, in force
+    /// until the log holds a configuration entry (membership changes write them). A node
+    /// whose storage is new (or lost) must be given the cluster's current members: with an
+    /// older list it might think itself alone (a cluster grown from one node) and start over.
     pub nodes: Vec<NodeId>,
     /// A follower that hears nothing from a leader for a random time in
     /// `[election_timeout, 2 × election_timeout)` starts an election (seed: `electionTimeout`).
@@ -67,11 +70,17 @@ pub struct Config {
     /// (then a warn event). Acknowledgements wait for durability anyway. `None`: never.
     pub storage_stall_timeout: Option<Duration>,
     /// Leader priorities (the seed's `leaderPriority`; nodes not listed have 0), the same on
-    /// every node. A leader that has committed an entry of its term and hears from a quorum
+    /// every node; they may name nodes that join later. A leader that has committed an entry of its term and hears from a quorum
     /// hands leadership to a caught-up, responsive node of higher priority (a leader
     /// transfer); after a transfer that failed, it waits ten election timeouts before trying
     /// again. An unhealthy cluster is left alone.
     pub priority: Vec<(NodeId, u32)>,
+    /// How long a membership change may take, learners' catch-up included, before it fails
+    /// with `ChangeFailed` (default 60 s).
+    pub change_timeout: Duration,
+    /// A node joins the voters once its log is within this many entries of the leader's
+    /// (default 1024: one append message behind).
+    pub learner_lag_max: u64,
     /// Seeds the core's PRNG (election jitter, request ids), with the node's id mixed in: nodes
     /// given the same seed still draw different timeouts. The same seed and the same inputs
     /// give the same outputs. A driver must pass a fresh seed at each start of a node:
@@ -109,6 +118,8 @@ impl Config {
             entry_bytes_max: 16 << 20,
             storage_stall_timeout: Some(Duration::from_secs(5)),
             priority: Vec::new(),
+            change_timeout: Duration::from_secs(60),
+            learner_lag_max: 1024,
             seed: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
@@ -143,6 +154,7 @@ impl Config {
             ("ping_timeout", self.ping_timeout),
             ("append_timeout", self.append_timeout),
             ("read_timeout", self.read_timeout),
+            ("change_timeout", self.change_timeout),
             ("storage_stall_timeout", self.storage_stall_timeout.unwrap_or(Duration::from_secs(1))),
         ] {
             if value.is_zero() || value > Duration::from_secs(86_400) {
@@ -168,9 +180,6 @@ impl Config {
         }
         if self.apply_seq >= Some(Seq::MAX) {
             return Err(ConfigError::OutOfRange { knob: "apply_seq", why: "must be below Seq::MAX" });
-        }
-        if let Some((id, _)) = self.priority.iter().find(|(id, _)| !sorted.contains(id)) {
-            return Err(ConfigError::NotAMember(*id));
         }
         self.quorum.validate(&sorted)
     }

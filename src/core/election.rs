@@ -27,8 +27,8 @@ impl Raft {
         if self.withholds_vote() {
             return self.catching_up_timeout(now);
         }
-        if !self.is_voter(self.id) {
-            // A learner, or a node the configuration in force no longer lists, never campaigns.
+        if !self.may_campaign() {
+            // A learner, or a node a committed configuration no longer lists, never campaigns.
             self.reset_election_deadline(now);
             return;
         }
@@ -103,7 +103,7 @@ impl Raft {
             votes.push(from);
         }
         let votes = votes.clone();
-        if self.is_quorum(|id| votes.contains(&id)) {
+        if self.is_election_quorum(&votes) {
             self.campaign(now, false);
         }
     }
@@ -144,7 +144,7 @@ impl Raft {
             votes.push(from);
         }
         let votes = votes.clone();
-        if votes.contains(&self.id) && self.is_quorum(|id| votes.contains(&id)) {
+        if votes.contains(&self.id) && self.is_election_quorum(&votes) {
             self.become_leader();
         }
     }
@@ -189,6 +189,8 @@ impl Raft {
         self.reset_election_deadline(now);
         if let RoleState::Leader(mut leading) = was {
             let transfer = leading.requests.transfer.take();
+            let change = leading.requests.change.take();
+            self.fail_change(change, leader);
             self.fail_leader_requests(leading.requests, leader);
             if let Some(transfer) = transfer {
                 self.stepped_down_transferring(transfer);
@@ -236,6 +238,7 @@ impl Raft {
             self.heartbeat_peer(index);
         }
         self.maybe_transfer_for_priority(now);
+        self.advance_change();
     }
 
     /// Builds a message from this node in the current term.

@@ -75,6 +75,16 @@ pub enum Input {
         /// The node to hand leadership to.
         to: NodeId,
     },
+    /// A client asks the leader to change the cluster's membership (see
+    /// [`MembershipChange`](super::MembershipChange)): new voters join as learners and are
+    /// caught up, then the joint configuration, then the new one. The reply comes once the new
+    /// configuration has committed, or with `ChangeFailed` after `Config::change_timeout`.
+    ChangeMembership {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// What to change.
+        change: super::MembershipChange,
+    },
     /// The state machine answered the read `id`.
     ReadDone {
         /// The read's id from [`Output::Read`].
@@ -200,6 +210,11 @@ pub enum Response {
         /// The new leader.
         to: NodeId,
     },
+    /// The membership change committed: the configuration entry at `seq` is in force.
+    Changed {
+        /// The seq of the final configuration entry.
+        seq: Seq,
+    },
 }
 
 /// Why a client request failed.
@@ -230,6 +245,11 @@ pub enum ClientError {
         /// The node leadership was to go to.
         to: NodeId,
     },
+    /// Another membership change is under way; one at a time.
+    ChangeInProgress,
+    /// A membership change did not complete within `Config::change_timeout`; the steps it
+    /// committed stay (for example new nodes remain learners).
+    ChangeFailed(String),
 }
 
 impl fmt::Display for ClientError {
@@ -244,6 +264,8 @@ impl fmt::Display for ClientError {
             ClientError::Invalid(why) => write!(f, "invalid request: {why}"),
             ClientError::StorageFailed => write!(f, "storage failed"),
             ClientError::TransferFailed { to } => write!(f, "leader transfer to {to} did not complete"),
+            ClientError::ChangeInProgress => write!(f, "another membership change is under way"),
+            ClientError::ChangeFailed(why) => write!(f, "membership change failed: {why}"),
         }
     }
 }
@@ -263,6 +285,7 @@ impl fmt::Display for Response {
             }
             Response::Read { seq, response } => write!(f, "read seq={} {}", opt(seq), Quoted(response)),
             Response::Transferred { to } => write!(f, "transferred to {to}"),
+            Response::Changed { seq } => write!(f, "changed seq={seq}"),
         }
     }
 }

@@ -176,7 +176,7 @@ impl RaftLog {
     }
 
     /// The configurations kept, ascending (see `configuration_seqs`).
-    pub(crate) fn configurations(&self) -> impl Iterator<Item = &Configuration> {
+    pub(crate) fn configurations(&self) -> impl DoubleEndedIterator<Item = &Configuration> {
         self.configs.iter().map(|(_, configuration)| configuration)
     }
 

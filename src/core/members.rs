@@ -6,9 +6,9 @@
 
 use super::io::Event;
 use super::membership::Configuration;
-use super::raft::Raft;
+use super::raft::{duration_nanos, Raft};
 use super::replication::Progress;
-use super::types::{NodeId, Seq};
+use super::types::{NodeId, Seq, Time};
 use smallvec::SmallVec;
 
 impl Raft {
@@ -24,6 +24,16 @@ impl Raft {
             Some(configuration) => configuration.is_quorum(member),
             None => self.config.quorum.is_quorum(&self.bootstrap, member),
         }
+    }
+
+    /// Whether `votes` elect a leader: a quorum of the configuration in force.
+    pub(super) fn is_election_quorum(&self, votes: &[NodeId]) -> bool {
+        if let Some(Configuration::Joint { new, .. }) = self.configuration() {
+            if self.mutant(super::mutant::Mutant::JointElectionNewOnly) {
+                return new.is_quorum(|id| votes.contains(&id));
+            }
+        }
+        self.is_quorum(|id| votes.contains(&id))
     }
 
     /// The highest seq a quorum of the configuration in force holds, given each node's
@@ -45,6 +55,46 @@ impl Raft {
             Some(configuration) => configuration.is_voter(id),
             None => self.bootstrap.binary_search(&id).is_ok(),
         }
+    }
+
+    /// Whether a vote request from `from` is ignored as a removed node's: the configuration
+    /// in force is committed and does not list it, and a leader was heard from within the
+    /// election timeout (without one, the request is answered as usual: this node's
+    /// configuration may be older than the sender's).
+    pub(super) fn removed_sender(&self, now: Time, from: NodeId) -> bool {
+        let leader_heard = self.leader.is_some()
+            && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout));
+        match self.log.configuration() {
+            Some((seq, configuration)) => {
+                leader_heard && Some(seq) <= self.known_committed() && !configuration.is_member(from)
+            }
+            None => false,
+        }
+    }
+
+    /// Whether this node starts elections: it votes in the configuration in force, or that
+    /// configuration is not known committed and it voted in the one before (Raft thesis
+    /// §4.2.2: it may still be needed to commit the new one; its own vote counts only where it
+    /// is a voter).
+    pub(super) fn may_campaign(&self) -> bool {
+        if self.is_voter(self.id) {
+            return true;
+        }
+        let Some((seq, _)) = self.log.configuration() else { return false };
+        if Some(seq) <= self.known_committed() {
+            return false;
+        }
+        let mut configurations = self.log.configurations().rev();
+        configurations.next();
+        match configurations.next() {
+            Some(previous) => previous.is_voter(self.id),
+            None => self.bootstrap.binary_search(&self.id).is_ok(),
+        }
+    }
+
+    /// The highest seq known committed, across restarts (the commit hint).
+    fn known_committed(&self) -> Option<Seq> {
+        self.commit.max(self.hard_state.commit)
     }
 
     /// Brings the members, the peers and a leader's progress in line with the configuration
@@ -104,13 +154,16 @@ impl Raft {
         self.responsive_checked = None;
     }
 
-    /// A node whose committed configuration no longer lists it says so, once.
+    /// A node whose committed configuration no longer lists it says so, once (a node that
+    /// joins later passes configurations without it first: it says nothing of those).
     fn note_removal(&mut self) {
         let Some((seq, configuration)) = self.log.configuration() else { return };
-        let removed = Some(seq) <= self.commit && !configuration.is_member(self.id);
+        let member = configuration.is_member(self.id);
+        let removed = Some(seq) <= self.commit && !member && self.was_member;
         if removed && !self.removed {
             self.event(Event::Removed { id: self.id, seq });
         }
+        self.was_member |= member;
         self.removed = removed;
     }
 

@@ -18,10 +18,12 @@
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `membership.rs`: voters and learners, and joint configurations (their quorums).
+//! - `change.rs`: membership changes: learners, catch-up, joint consensus, automatic leave.
 //! - `members.rs`: the configuration in force: quorums, voters, the peers a leader replicates to.
 //! - `quorum.rs`: majority, numeric, group and custom quorum rules, checked for intersection.
 //! - `codec.rs`: the wire format.
 
+mod change;
 mod client;
 pub mod codec;
 mod config;
@@ -43,6 +45,7 @@ mod stepper;
 mod transfer;
 mod types;
 
+pub use change::MembershipChange;
 pub use config::{Config, ConfigError};
 pub use io::{ClientError, Event, Input, Output, Response, Wake, Write};
 pub use log::{Recovered, RecoveryError};

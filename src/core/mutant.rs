@@ -37,11 +37,22 @@ pub enum Mutant {
     /// A leader answers a leader transfer as done once it has told the target to campaign,
     /// before the target has won.
     TransferReplyEarly,
+    /// A membership change replaces several voters in one step, without the joint
+    /// configuration.
+    SingleStepChange,
+    /// While joint, elections count only the new configuration's quorum.
+    JointElectionNewOnly,
+    /// The leader leaves the joint configuration before it has committed.
+    LeaveJointEarly,
+    /// A new leader proposes a change before an entry of its own term commits, taking the
+    /// configuration in its log for committed (the single-server bug from the Raft mailing
+    /// list, 2015).
+    ChangeBeforeOwnCommit,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -55,6 +66,10 @@ impl Mutant {
         Mutant::IgnoreRegressedFollower,
         Mutant::AcceptContradictingRepair,
         Mutant::TransferReplyEarly,
+        Mutant::SingleStepChange,
+        Mutant::JointElectionNewOnly,
+        Mutant::LeaveJointEarly,
+        Mutant::ChangeBeforeOwnCommit,
     ];
 }
 

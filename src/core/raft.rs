@@ -1,6 +1,7 @@
 //! The `Raft` state machine: its state, `step`, timers and getters. The protocol's parts live
 //! next door: `role.rs` (the role and its state), `durability.rs` (writes and what waits for
-//! them), `election.rs`, `replication.rs`, `client.rs`, `transfer.rs` and `rejoin.rs`.
+//! them), `election.rs`, `replication.rs`, `client.rs`, `transfer.rs`, `rejoin.rs`, and
+//! `members.rs` and `change.rs` (the configuration in force and changes to it).
 
 use super::client::ClientState;
 use super::config::{Config, ConfigError};
@@ -66,6 +67,8 @@ pub struct Raft {
     pub(super) configs_seen: Option<(u64, Option<Seq>)>,
     /// A committed configuration removed this node.
     pub(super) removed: bool,
+    /// A configuration in force listed this node (since it started).
+    pub(super) was_member: bool,
     pub(super) rng: Rng,
 
     pub(super) hard_state: HardState,
@@ -133,6 +136,7 @@ impl Raft {
             bootstrap,
             configs_seen: None,
             removed: false,
+            was_member: config.nodes.contains(&config.id),
             rng,
             hard_state: recovered.hard_state,
             log: RaftLog::new(&recovered),
@@ -233,6 +237,7 @@ impl Raft {
             Input::Applied { first, responses } => self.on_applied(first, responses),
             Input::ReadDone { id, response } => self.on_read_done(id, response),
             Input::TransferLeader { id, to } => self.on_transfer_leader(now, id, to),
+            Input::ChangeMembership { id, change } => self.on_change_membership(now, id, change),
             Input::Close => self.on_close(),
         }
     }
@@ -266,6 +271,7 @@ impl Raft {
         }
         self.expire_requests(now);
         self.expire_transfer(now);
+        self.expire_change(now);
         self.warn_if_unanswered(now);
     }
 
@@ -298,6 +304,12 @@ impl Raft {
                 "dropped a message from {} to {}: not for this node, or from itself",
                 message.from, message.to
             )));
+            return;
+        }
+        if matches!(message.body, Body::Vote { .. }) && self.removed_sender(now, message.from) {
+            // A node a change removed (which may not know it) must not disrupt a cluster that
+            // has a leader with its terms (Raft thesis §4.2.3). Its pre-votes change nothing
+            // here, and their answers let a node catching up learn the term.
             return;
         }
         match &message.body {

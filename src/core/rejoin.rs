@@ -106,6 +106,15 @@ impl Raft {
     /// has nobody to catch up from: it rejoins at once.
     pub(super) fn probe_term(&mut self) {
         if self.peers.is_empty() {
+            if !self.evidence.entries.is_empty() {
+                // Nobody can send it the committed entries it knows it lost: starting over would
+                // replace them. It stays out until an operator accepts the loss.
+                return self.event(Event::Error(format!(
+                    "node {} is alone in its cluster and lost committed entries it cannot get back; it stays \
+                     catching up (clear the flag to accept the loss)",
+                    self.id
+                )));
+            }
             self.rejoining.term_confirmed = true;
             return self.rejoin("it is alone in its cluster".into());
         }

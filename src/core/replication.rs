@@ -352,8 +352,12 @@ impl Raft {
         }
         self.maybe_commit();
         self.confirm_reads();
-        self.send_append(index);
+        // A commit may have changed the peers (a configuration that removed some committed).
+        if let Some(index) = self.peers.iter().position(|id| *id == from) {
+            self.send_append(index);
+        }
         self.advance_transfer();
+        self.advance_change();
     }
 
     /// Recomputes the leader's commit point from the match points (Raft §5.3, §5.4.2).
@@ -379,6 +383,7 @@ impl Raft {
         self.commit = commit;
         self.event(Event::Commit(seq));
         self.sync_configuration();
+        self.advance_change();
         self.maybe_apply();
     }
 

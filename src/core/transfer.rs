@@ -30,6 +30,13 @@ pub(crate) struct Transfer {
     pub(crate) held: Vec<(Origin, SmallVec<[Bytes; 1]>, Time)>,
 }
 
+impl Transfer {
+    /// A transfer to `to` for the client `id` (none: the leader's own decision).
+    pub(crate) fn new(to: NodeId, id: Option<RequestId>, deadline: Time) -> Transfer {
+        Transfer { to, id, deadline, sent: false, held: Vec::new() }
+    }
+}
+
 impl Raft {
     pub(super) fn on_transfer_leader(&mut self, now: Time, id: RequestId, to: NodeId) {
         let refused = if self.closed {
@@ -52,7 +59,7 @@ impl Raft {
         }
         let deadline = now.plus(duration_nanos(self.config.election_timeout));
         let Some(leading) = self.role.leading_mut() else { return };
-        leading.requests.transfer = Some(Transfer { to, id: Some(id), deadline, sent: false, held: Vec::new() });
+        leading.requests.transfer = Some(Transfer::new(to, Some(id), deadline));
         self.advance_transfer();
     }
 
@@ -80,7 +87,7 @@ impl Raft {
         let Some((_, to)) = best else { return };
         let deadline = now.plus(duration_nanos(self.config.election_timeout));
         let Some(leading) = self.role.leading_mut() else { return };
-        leading.requests.transfer = Some(Transfer { to, id: None, deadline, sent: false, held: Vec::new() });
+        leading.requests.transfer = Some(Transfer::new(to, None, deadline));
         self.advance_transfer();
     }
 

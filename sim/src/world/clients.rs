@@ -22,10 +22,12 @@ impl World {
         if (!settling && client.issued >= self.options.ops.div_ceil(self.options.clients)) || client.settled {
             return Ok(());
         }
-        if self.clients[c].suspects.len() >= self.nodes.len() {
+        let added = |n: &usize| self.nodes[*n].added;
+        if (0..self.nodes.len()).filter(added).all(|n| self.clients[c].suspects.contains(&n)) {
             self.clients[c].suspects.clear();
         }
-        let trusted: Vec<usize> = (0..self.nodes.len()).filter(|n| !self.clients[c].suspects.contains(n)).collect();
+        let trusted: Vec<usize> =
+            (0..self.nodes.len()).filter(|n| added(n) && !self.clients[c].suspects.contains(n)).collect();
         let n = trusted[self.rng.below(trusted.len() as u64) as usize];
         let key = self.rng.below(3);
         let read = settling || self.rng.below(10) < 3;
@@ -78,7 +80,7 @@ impl World {
                     self.clients[c].settled = true;
                 }
             }
-            Ok(other @ Response::Transferred { .. }) => {
+            Ok(other @ (Response::Transferred { .. } | Response::Changed { .. })) => {
                 return Err(Violation { invariant: "reply", detail: format!("a client's request answered {other}") });
             }
             Err(ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Invalid(_)) => {

@@ -10,11 +10,15 @@ impl World {
         if !self.clients.iter().all(|c| c.settled) || self.now.since(self.max_term.1) < STABLE {
             return false;
         }
-        let healthy: Vec<&Node> =
-            (0..self.nodes.len()).filter(|n| Some(*n) != self.isolated).map(|n| &self.nodes[n]).collect();
+        // Nodes a change removed are left alone: nobody replicates to them.
+        let members = self.current_members();
+        let healthy: Vec<&Node> = (0..self.nodes.len())
+            .filter(|n| Some(*n) != self.isolated && members.contains(&self.nodes[*n].id))
+            .map(|n| &self.nodes[n])
+            .collect();
         let rafts: Vec<&Raft> = healthy.iter().filter_map(|n| n.raft.as_ref()).collect();
         let leaders = rafts.iter().filter(|r| r.is_leader()).count();
-        let commit = rafts[0].commit();
+        let Some(commit) = rafts.first().map(|raft| raft.commit()) else { return false };
         leaders == 1
             && rafts.iter().all(|r| r.commit() == commit && r.applied() == commit)
             && healthy.windows(2).all(|w| w[0].raft.is_none() || w[1].raft.is_none() || w[0].counters == w[1].counters)

@@ -115,8 +115,8 @@ impl World {
                     self.schedule(until, Ev::Resume(n));
                     let id = ids[n];
                     self.note(|| format!("n{id}: paused"));
-                    if plot {
-                        let others: Vec<usize> = (0..size).filter(|m| *m != n).collect();
+                    let others: Vec<usize> = (0..size).filter(|m| *m != n && self.nodes[*m].added).collect();
+                    if plot && !others.is_empty() {
                         let voter = others[self.rng.below(others.len() as u64) as usize];
                         self.schedule(self.now.plus(span - MS), Ev::Forget(voter, n));
                     }
@@ -129,9 +129,12 @@ impl World {
                 if let Some(leader) = self.leader_index().filter(|_| self.chance(self.swarm.transfer)) {
                     self.transfer(leader)?;
                 }
+                if let Some(leader) = self.leader_index().filter(|_| self.chance(self.swarm.membership)) {
+                    self.change_membership(leader)?;
+                }
             }
             _ => {
-                if let Some(down) = (0..size).find(|n| self.nodes[*n].raft.is_none()) {
+                if let Some(down) = (0..size).find(|n| self.nodes[*n].raft.is_none() && self.nodes[*n].added) {
                     self.start(down)?;
                 }
             }
@@ -220,11 +223,11 @@ impl World {
             self.checker.repaired(id, evidence);
             self.note(|| format!("n{id}: entry {damaged} damaged: repaired, {kept} entries kept as evidence"));
         }
-        let mut others: Vec<usize> = (0..self.nodes.len()).filter(|m| *m != n).collect();
+        let mut others: Vec<usize> = (0..self.nodes.len()).filter(|m| *m != n && self.nodes[*m].added).collect();
         for i in (1..others.len()).rev() {
             others.swap(i, self.rng.below(i as u64 + 1) as usize);
         }
-        others.truncate(self.nodes.len() / 2 + 1);
+        others.truncate(others.len().div_ceil(2));
         self.checker.forced_rejoin();
         for m in others {
             if self.nodes[m].raft.is_some() {
@@ -260,10 +263,11 @@ impl World {
         self.running().into_iter().find(|n| self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader))
     }
 
-    /// Whether one more node may crash: in the recoverable regime, a majority stays up.
+    /// Whether one more node may crash: in the recoverable regime, a majority of the voters of
+    /// every part of the newest configuration stays up.
     pub(super) fn room_for_crash(&self) -> bool {
-        let down = self.nodes.len() - self.running().len();
-        down < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded
+        let down = |id: NodeId| self.nodes[id.0 as usize - 1].raft.is_none();
+        self.room_for_one_more(down) || self.options.regime == Regime::Unbounded
     }
 
     /// Node `n` restarts on new storage: its disk is new, and the terms it voted in forgotten.
@@ -272,12 +276,24 @@ impl World {
         self.checker.wiped(self.nodes[n].id);
     }
 
-    /// Whether node `n` may lose data now: every other node holds what it acknowledged (none
-    /// is catching up after a loss, or waiting to be repaired).
+    /// Whether node `n` may lose data now: every other voter holds what it acknowledged (none
+    /// is catching up after a loss, or waiting to be repaired), and in every configuration in
+    /// force the other voters are a majority (a cluster down to one voter keeps its disk).
     fn may_lose_data(&self, n: usize) -> bool {
-        let intact =
+        let parts = self.all_parts();
+        let holds =
             |node: &Node| !node.disk.hard_state().catching_up && node.unreadable.is_none() && node.flipped.is_none();
-        self.nodes.iter().enumerate().all(|(m, node)| m == n || intact(node))
+        let id = self.nodes[n].id;
+        let others_hold = self
+            .nodes
+            .iter()
+            .enumerate()
+            .all(|(m, node)| m == n || holds(node) || !parts.iter().any(|part| part.contains(&node.id)));
+        let majority_without = parts.iter().all(|part| {
+            let rest = part.iter().filter(|voter| **voter != id && holds(&self.nodes[voter.0 as usize - 1]));
+            !part.contains(&id) || rest.count() > part.len() / 2
+        });
+        others_hold && majority_without
     }
 
     /// The faults end: the network heals, every node runs, clients make one final read each.
@@ -287,19 +303,22 @@ impl World {
         self.note(|| "heal: network healed, all nodes restart".into());
         for n in 0..self.nodes.len() {
             self.nodes[n].paused_until = None;
-            self.start(n)?;
+            if self.nodes[n].added {
+                self.start(n)?;
+            }
         }
         for c in 0..self.clients.len() {
             if self.clients[c].call.is_none() {
                 self.schedule(self.now, Ev::Client(c));
             }
         }
-        let lost = self.nodes.iter().filter(|n| n.disk.hard_state().catching_up).count();
-        let room = lost < (self.nodes.len() - 1) / 2 || self.options.regime == Regime::Unbounded;
+        let voters: Vec<NodeId> = self.all_parts().concat();
+        let lost = |id: NodeId| self.nodes[id.0 as usize - 1].disk.hard_state().catching_up;
+        let room = self.room_for_one_more(lost) || self.options.regime == Regime::Unbounded;
         // A node that hears nothing disrupts the others forever without pre-vote and
         // check-quorum (Raft thesis §9.6): that is what they are for, so it lingers only with both.
         let defended = self.swarm.pre_vote && self.swarm.check_quorum;
-        if self.nodes.len() >= 3 && room && defended && self.chance(self.swarm.lingering) {
+        if voters.len() >= 3 && room && defended && self.chance(self.swarm.lingering) {
             // A minority fault that stays: one node hears nothing (it can still send).
             self.fault("lingering_one_way_partition");
             let n = self.rng.below(self.nodes.len() as u64) as usize;

@@ -4,6 +4,7 @@
 mod clients;
 mod end;
 mod faults;
+mod membership;
 
 use crate::check::{log_matching, Checker, Violation};
 use crate::disk::{Disk, Pending};
@@ -13,8 +14,8 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Entry, Event, Input, Message, Mutant, NodeId, Output, Payload, Raft,
-    RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, Input, Message, Mutant, NodeId, Output,
+    Payload, Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
@@ -106,6 +107,9 @@ struct Node {
     unreadable: Option<u64>,
     /// A durable entry with a flipped bit.
     flipped: Option<u64>,
+    /// Whether it is part of the run: the initial nodes, and spares once a change adds them
+    /// (a spare never added never starts).
+    added: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +164,10 @@ pub struct World {
     first_commits: BTreeSet<(NodeId, tinyraftplus::core::Term)>,
     /// Leader transfers asked for, with the term of the leader asked.
     transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
+    /// Membership changes asked for, with the voters asked for.
+    changes: BTreeMap<RequestId, Vec<NodeId>>,
+    /// The highest seq each node acknowledged to each leader in its term: (leader, term, node).
+    acks: BTreeMap<(NodeId, tinyraftplus::core::Term, NodeId), Seq>,
     /// The highest term any node reached, and when.
     max_term: (tinyraftplus::core::Term, Time),
     trace: Vec<String>,
@@ -179,14 +187,18 @@ impl World {
             swarm.disable(class);
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
+        let spares = if swarm.membership > 0.0 { membership::SPARES } else { 0 };
+        let slots: Vec<NodeId> = (1..=(options.nodes + spares) as u64).map(NodeId).collect();
         let priority: Vec<(NodeId, u32)> = match swarm.priority {
             true => ids.iter().map(|id| (*id, rng.below(4) as u32)).collect(),
             false => Vec::new(),
         };
-        let nodes = ids
+        let nodes = slots
             .iter()
             .map(|id| {
-                let mut config = Config::new(*id, ids.clone());
+                let added = ids.contains(id);
+                let bootstrap = if added { ids.clone() } else { vec![*id] };
+                let mut config = Config::new(*id, bootstrap);
                 config.seed = rng.next_u64();
                 config.state_machine = true;
                 config.mutant = options.mutant;
@@ -194,7 +206,7 @@ impl World {
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
                 config.storage_stall_timeout = Some(STORAGE_STALL);
-                config.priority = priority.clone();
+                config.priority = priority.iter().copied().filter(|(node, _)| added || node == id).collect();
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
                     skew => rng.below(2 * skew + 1) as i64 - skew as i64,
@@ -211,6 +223,7 @@ impl World {
                     counters: BTreeMap::new(),
                     unreadable: None,
                     flipped: None,
+                    added,
                 }
             })
             .collect();
@@ -232,7 +245,11 @@ impl World {
             history: Vec::new(),
             calls: Vec::new(),
             blocked: BTreeSet::new(),
-            checker: Checker::default(),
+            checker: {
+                let mut checker = Checker::default();
+                checker.initial_voters(ids.clone());
+                checker
+            },
             digest: seed,
             steps: 0,
             faults: BTreeMap::new(),
@@ -240,6 +257,8 @@ impl World {
             isolated: None,
             first_commits: BTreeSet::new(),
             transfers: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            acks: BTreeMap::new(),
             max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
             out: Vec::new(),
@@ -303,7 +322,9 @@ impl World {
 
     fn run_inner(&mut self) -> Result<(), Failure> {
         for n in 0..self.nodes.len() {
-            self.start(n).map_err(Failure::Safety)?;
+            if self.nodes[n].added {
+                self.start(n).map_err(Failure::Safety)?;
+            }
         }
         for c in 0..self.clients.len() {
             let at = Time(self.rng.below(100 * MS));
@@ -397,8 +418,8 @@ impl World {
 
     /// Starts (or restarts) node `n` from what its disk holds.
     fn start(&mut self, n: usize) -> Result<(), Violation> {
-        if self.nodes[n].raft.is_some() {
-            return Ok(());
+        if self.nodes[n].raft.is_some() || !self.nodes[n].added {
+            return Ok(()); // Running, or a spare no change has added.
         }
         if let Some(seq) = self.nodes[n].unreadable.take() {
             let id = self.nodes[n].id;
@@ -415,6 +436,16 @@ impl World {
                     format!("n{id}: read error at seq {seq}: repaired from it, {kept} entries kept as evidence")
                 });
             }
+        }
+        if self.nodes[n].disk.is_empty() && self.nodes[n].disk.hard_state().catching_up {
+            // A machine that lost its disk comes back with the members of the committed
+            // configuration as its bootstrap one (what an operator gives it; with the founders'
+            // list it could think itself alone, in a cluster grown from one node).
+            let mut members = self.checker.committed_configuration().map_or_else(Vec::new, Configuration::members);
+            if !members.contains(&self.nodes[n].id) {
+                members.push(self.nodes[n].id);
+            }
+            self.nodes[n].config.nodes = members;
         }
         let node = &mut self.nodes[n];
         let recovered = match node.disk.recover(node.config.memory_entries_max) {
@@ -546,6 +577,11 @@ impl World {
                     let role = self.nodes[n].raft.as_ref().map_or(Role::Follower, Raft::role);
                     self.checker.truncate(id, role, *from)?;
                 }
+                if let (Write::Entries(entries), true) =
+                    (&write, self.nodes[n].raft.as_ref().is_some_and(Raft::is_leader))
+                {
+                    self.check_config_proposal(n, entries)?;
+                }
                 self.write(n, write_id, write);
                 Ok(None)
             }
@@ -574,6 +610,9 @@ impl World {
                 Ok(Some(Input::ReadDone { id: read, response: Bytes::from(value.to_string()) }))
             }
             Output::Reply { id: request, result } => {
+                if self.changes.contains_key(&request) {
+                    return self.changed(n, request, &result).map(|_| None);
+                }
                 if let Some(term) = self.transfers.remove(&request) {
                     if let Ok(Response::Transferred { to }) = result {
                         self.checker.transferred(to, term)?;
@@ -584,12 +623,18 @@ impl World {
                 Ok(None)
             }
             Output::Event(Event::Change { term, role, .. }) => {
-                if term > self.max_term.0 {
+                // A node a change removed may campaign on its own (nobody answers it): its
+                // terms do not keep the cluster from settling.
+                if term > self.max_term.0 && self.current_members().contains(&id) {
                     self.max_term = (term, self.now);
                 }
                 if role == Role::Leader {
                     let raft = self.nodes[n].raft.as_ref().expect("stepping");
-                    if self.checker.leader(id, term, raft)? && self.chance(self.swarm.leader_crash) {
+                    let elected = self.checker.leader(id, term, raft)?;
+                    if elected && !self.checker.is_forced() {
+                        self.check_vote_quorum(n)?;
+                    }
+                    if elected && self.chance(self.swarm.leader_crash) {
                         let soon = self.now.plus(self.rng.below(4 * MS));
                         self.schedule(soon, Ev::Crash(n));
                     }
@@ -600,6 +645,9 @@ impl World {
                 let raft = self.nodes[n].raft.as_ref().expect("stepping");
                 let first_as_leader = raft.is_leader() && self.first_commits.insert((id, raft.term()));
                 self.checker.commit(id, seq, raft)?;
+                if raft.is_leader() {
+                    self.check_commit_quorum(n, seq)?;
+                }
                 if first_as_leader && self.chance(self.swarm.leader_crash) {
                     // A leader lost right after its first commit: the moment Figure 8 is about.
                     let soon = self.now.plus(self.rng.below(2 * MS));
@@ -613,12 +661,16 @@ impl World {
 
     /// Checks what a message claims: granted votes and accepted appends must be durable.
     fn check_message(&mut self, n: usize, message: &Message) -> Result<(), Violation> {
-        let node = &self.nodes[n];
+        let (id, durable) = (self.nodes[n].id, self.nodes[n].disk.len());
         match &message.body {
-            Body::VoteResponse { granted: true } => self.checker.vote(node.id, message.term, message.to),
+            Body::VoteResponse { granted: true } => self.checker.vote(id, message.term, message.to),
             Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
-                self.checker.ack_term(node.id, message.term)?;
-                self.checker.append_ack(node.id, *matched, node.disk.len())
+                if let Some(matched) = matched {
+                    let acked = self.acks.entry((message.to, message.term, id)).or_default();
+                    *acked = (*acked).max(*matched);
+                }
+                self.checker.ack_term(id, message.term)?;
+                self.checker.append_ack(id, *matched, durable)
             }
             _ => Ok(()),
         }

@@ -1,0 +1,262 @@
+//! Membership changes as part of the workload: the nemesis asks the leader to add, remove or
+//! replace voters (the leader too), under whatever faults are going on; new nodes start on
+//! empty disks and join as learners. The checks: elections and commits use a quorum of every
+//! part of the configuration in force, consecutive committed configurations differ only
+//! through a joint one, and a change is answered only once its configuration has committed.
+
+use super::*;
+use tinyraftplus::core::{Configuration, MembershipChange};
+
+/// Spare node slots a run with membership changes has beyond `Options::nodes`.
+pub(super) const SPARES: usize = 2;
+
+impl World {
+    /// The configuration in force on the running node whose configuration entry is newest:
+    /// (voters of every part, every member); the initial nodes before any change.
+    pub(super) fn newest_configuration(&self) -> (Vec<NodeId>, Vec<NodeId>) {
+        match self.newest() {
+            Some(configuration) => (voters_of(configuration), configuration.members()),
+            None => {
+                let initial: Vec<NodeId> = (1..=self.options.nodes as u64).map(NodeId).collect();
+                (initial.clone(), initial)
+            }
+        }
+    }
+
+    /// The voters of each part of every configuration some running node has in force, and of
+    /// the latest committed one: a fault budget that holds in all of them holds in whichever
+    /// wins.
+    pub(super) fn all_parts(&self) -> Vec<Vec<NodeId>> {
+        let mut parts = Vec::new();
+        let in_force = self.nodes.iter().filter_map(|node| node.raft.as_ref()).map(|raft| raft.membership());
+        for configuration in in_force.chain([self.checker.committed_configuration()]) {
+            match configuration {
+                Some(Configuration::Single(only)) => parts.push(only.voters().to_vec()),
+                Some(Configuration::Joint { old, new }) => parts.extend([old.voters().to_vec(), new.voters().to_vec()]),
+                None => parts.push((1..=self.options.nodes as u64).map(NodeId).collect()),
+            }
+        }
+        parts.sort();
+        parts.dedup();
+        parts
+    }
+
+    /// Whether, in every part of every configuration in force, fewer voters than
+    /// `(part - 1) / 2` are `down`: one more may go, and a majority of each part stays.
+    pub(super) fn room_for_one_more(&self, down: impl Fn(NodeId) -> bool) -> bool {
+        let parts = self.all_parts();
+        parts.iter().all(|part| part.iter().filter(|id| down(**id)).count() < (part.len() - 1) / 2)
+    }
+
+    fn newest(&self) -> Option<&Configuration> {
+        let configured = self.nodes.iter().filter_map(|node| node.raft.as_ref());
+        let newest = configured.filter_map(|raft| Some((raft.membership_seq()?, raft.membership()?)));
+        newest.max_by_key(|(seq, _)| *seq).map(|(_, configuration)| configuration)
+    }
+
+    /// The members the cluster has now: those of the leader's configuration in force (of the
+    /// leader of the highest term, not the node left cut off), else of the newest one.
+    pub(super) fn current_members(&self) -> Vec<NodeId> {
+        let leader = (0..self.nodes.len())
+            .filter(|n| Some(*n) != self.isolated)
+            .filter_map(|n| self.nodes[n].raft.as_ref().filter(|raft| raft.is_leader()))
+            .max_by_key(|raft| raft.term());
+        match leader {
+            Some(raft) => match raft.membership() {
+                Some(configuration) => configuration.members(),
+                None => (1..=self.options.nodes as u64).map(NodeId).collect(),
+            },
+            None => self.newest_configuration().1,
+        }
+    }
+
+    /// Asks leader `n` to add, remove or replace a voter (itself possibly).
+    pub(super) fn change_membership(&mut self, n: usize) -> Result<(), Violation> {
+        let Some(raft) = self.nodes[n].raft.as_ref() else { return Ok(()) };
+        let (mut voters, members) = match raft.membership() {
+            Some(configuration) => (configuration.target().voters().to_vec(), configuration.members()),
+            None => self.newest_configuration(),
+        };
+        let outside: Vec<usize> = (0..self.nodes.len()).filter(|m| !members.contains(&self.nodes[*m].id)).collect();
+        let fewest = match self.options.regime {
+            Regime::Recoverable => self.options.nodes.min(3),
+            Regime::Unbounded => 1,
+        };
+        let (add, remove) = match self.rng.below(3) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        if remove && voters.len() > fewest.max(usize::from(add)) {
+            voters.remove(self.rng.below(voters.len() as u64) as usize);
+        }
+        if add && !outside.is_empty() {
+            let joiner = outside[self.rng.below(outside.len() as u64) as usize];
+            voters.push(self.nodes[joiner].id);
+            self.prepare_joiner(joiner, &voters)?;
+        }
+        self.fault("membership_change");
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.changes.insert(request, voters.clone());
+        let in_force = self.nodes[n].raft.as_ref().and_then(|raft| Some(format!(" from {}", raft.membership()?)));
+        let (leader, shown) = (self.nodes[n].id, format!("{voters:?}{}", in_force.unwrap_or_default()));
+        self.note(|| format!("n{leader}: asked to change the voters to {shown}"));
+        self.step(n, Input::ChangeMembership { id: request, change: MembershipChange::SetNodes(voters) })
+    }
+
+    /// A node about to join: if it is down, it starts as a new machine (an empty disk, the
+    /// voters as its bootstrap configuration); a running one (removed earlier) joins as it is.
+    fn prepare_joiner(&mut self, m: usize, voters: &[NodeId]) -> Result<(), Violation> {
+        self.nodes[m].added = true;
+        if self.nodes[m].raft.is_some() {
+            return Ok(());
+        }
+        self.nodes[m].disk = Disk::new();
+        self.checker.wiped(self.nodes[m].id);
+        self.nodes[m].config.nodes = voters.to_vec();
+        let id = self.nodes[m].id;
+        self.note(|| format!("n{id}: a new machine, to join"));
+        self.start(m)
+    }
+
+    /// A leader answered a change: it must have committed the configuration it names, with
+    /// the voters asked for.
+    pub(super) fn changed(
+        &mut self,
+        n: usize,
+        request: RequestId,
+        result: &Result<Response, ClientError>,
+    ) -> Result<(), Violation> {
+        let Some(asked) = self.changes.remove(&request) else { return Ok(()) };
+        let Ok(Response::Changed { seq }) = result else { return Ok(()) };
+        let raft = self.nodes[n].raft.as_ref().expect("stepping");
+        let in_force = raft.membership().filter(|_| raft.membership_seq() == Some(*seq));
+        let mut asked = asked;
+        asked.sort_unstable();
+        let done = matches!(in_force, Some(Configuration::Single(only)) if only.voters() == &asked[..]);
+        if !done || raft.commit() < Some(*seq) {
+            return Err(Violation {
+                invariant: "change_reply",
+                detail: format!(
+                    "{} answered a change to {asked:?} as done at seq {seq}, with commit {:?} and {:?} in force",
+                    self.nodes[n].id,
+                    raft.commit(),
+                    raft.membership()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A node became leader: the votes granted to it form a quorum of every part of its
+    /// configuration in force.
+    pub(super) fn check_vote_quorum(&self, n: usize) -> Result<(), Violation> {
+        let raft = self.nodes[n].raft.as_ref().expect("stepping");
+        let (id, term) = (self.nodes[n].id, raft.term());
+        let granted = |voter: NodeId| voter == id || self.checker.voted_for(voter, term) == Some(id);
+        match self.is_quorum(n, raft.membership(), granted) {
+            true => Ok(()),
+            false => Err(Violation {
+                invariant: "vote_quorum",
+                detail: format!("{id} leads term {term} without the votes of a quorum of {:?}", raft.membership()),
+            }),
+        }
+    }
+
+    /// A leader committed `seq`: a quorum of every part of the configuration it decided under
+    /// had acknowledged it in its term (or, for itself, made it durable). That configuration
+    /// is the latest one at or below `seq`, or one appended after it (the step that committed
+    /// may have appended the next one since): one of them must show the quorum.
+    pub(super) fn check_commit_quorum(&self, n: usize, seq: Seq) -> Result<(), Violation> {
+        let raft = self.nodes[n].raft.as_ref().expect("stepping");
+        let (id, term) = (self.nodes[n].id, raft.term());
+        let held = |node: NodeId| match node == id {
+            true => self.nodes[n].disk.len() > seq.0,
+            false => self.acks.get(&(id, term, node)).is_some_and(|matched| *matched >= seq),
+        };
+        let Some(at_or_below) = configuration_before(raft, Seq(seq.0 + 1)) else { return Ok(()) };
+        let later =
+            (seq.0 + 1..=raft.seq().map_or(0, |last| last.0)).filter_map(|at| match &raft.entry(Seq(at))?.payload {
+                Payload::Config(bytes) => tinyraftplus::core::codec::decode_configuration(bytes).ok(),
+                _ => None,
+            });
+        let candidates: Vec<Option<Configuration>> = std::iter::once(at_or_below).chain(later.map(Some)).collect();
+        if candidates.iter().any(|configuration| self.is_quorum(n, configuration.as_ref(), held)) {
+            return Ok(());
+        }
+        Err(Violation {
+            invariant: "commit_quorum",
+            detail: format!("{id} committed {seq} in term {term} without a quorum of {candidates:?}"),
+        })
+    }
+
+    /// A leader wrote `entries`: a configuration among them follows a committed one (Raft
+    /// thesis §4.1: one change at a time; a configuration is proposed only once the one
+    /// before it has committed).
+    pub(super) fn check_config_proposal(&self, n: usize, entries: &[Entry]) -> Result<(), Violation> {
+        let raft = self.nodes[n].raft.as_ref().expect("stepping");
+        for entry in entries.iter().filter(|entry| matches!(entry.payload, Payload::Config(_))) {
+            let Some(before) = previous_config_seq(raft, entry.seq) else { continue };
+            if before.is_some_and(|seq| Some(seq) > raft.commit()) {
+                return Err(Violation {
+                    invariant: "config_after_commit",
+                    detail: format!(
+                        "leader {} appended the configuration at {} while the one at {} had not committed (commit {:?})",
+                        self.nodes[n].id,
+                        entry.seq,
+                        before.map_or(0, |seq| seq.0),
+                        raft.commit()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the nodes for which `member` is true form a quorum of every part of
+    /// `configuration` (node `n`'s bootstrap configuration for none).
+    fn is_quorum(&self, n: usize, configuration: Option<&Configuration>, member: impl Fn(NodeId) -> bool) -> bool {
+        let parts: Vec<Vec<NodeId>> = match configuration {
+            Some(Configuration::Single(only)) => vec![only.voters().to_vec()],
+            Some(Configuration::Joint { old, new }) => vec![old.voters().to_vec(), new.voters().to_vec()],
+            None => vec![self.nodes[n].config.nodes.clone()],
+        };
+        parts.iter().all(|part| part.iter().filter(|id| member(**id)).count() > part.len() / 2)
+    }
+}
+
+/// The configuration in force just before the entry at `seq`, from the entries in memory:
+/// `Some(None)` for the initial one (no configuration entry before it), `None` if memory does
+/// not reach back far enough.
+fn configuration_before(raft: &tinyraftplus::core::Raft, seq: Seq) -> Option<Option<Configuration>> {
+    for at in (0..seq.0).rev() {
+        let entry = raft.entry(Seq(at))?;
+        if let Payload::Config(bytes) = &entry.payload {
+            return tinyraftplus::core::codec::decode_configuration(bytes).ok().map(Some);
+        }
+    }
+    Some(None)
+}
+
+/// The seq of the configuration entry before `seq`, from the entries in memory: `Some(None)`
+/// when there is none before it, `None` if memory does not reach back far enough.
+fn previous_config_seq(raft: &tinyraftplus::core::Raft, seq: Seq) -> Option<Option<Seq>> {
+    for at in (0..seq.0).rev() {
+        if matches!(raft.entry(Seq(at))?.payload, Payload::Config(_)) {
+            return Some(Some(Seq(at)));
+        }
+    }
+    Some(None)
+}
+
+/// The voters of every part of a configuration, sorted.
+fn voters_of(configuration: &Configuration) -> Vec<NodeId> {
+    let mut voters = match configuration {
+        Configuration::Single(only) => only.voters().to_vec(),
+        Configuration::Joint { old, new } => old.voters().iter().chain(new.voters()).copied().collect(),
+    };
+    voters.sort_unstable();
+    voters.dedup();
+    voters
+}

@@ -1,0 +1,66 @@
+//! Membership changes on the core (Raft thesis §4.1–§4.3): configuration entries in force once
+//! appended, learners, joint consensus, automatic leave, removal of the leader, refusals.
+
+use tinyraftplus::core::{ClientError, Configuration, Event, MembershipChange, NodeId, Response};
+use tinyraftplus::testkit::Cluster;
+
+const SECOND: u64 = 1_000_000_000;
+
+fn ids(list: &[u64]) -> Vec<NodeId> {
+    list.iter().copied().map(NodeId).collect()
+}
+
+/// Runs the cluster for `seconds` of simulated time, a heartbeat interval at a time.
+fn run(cluster: &mut Cluster, seconds: u64) {
+    for _ in 0..seconds * 4 {
+        cluster.advance(SECOND / 4);
+        cluster.stabilize();
+    }
+}
+
+fn voters(cluster: &Cluster, id: u64) -> Vec<NodeId> {
+    match cluster.raft(NodeId(id)).membership() {
+        Some(Configuration::Single(only)) => only.voters().to_vec(),
+        other => panic!("node {id}: expected a single configuration, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_new_node_joins_as_learner_then_votes_and_the_old_leader_leaves() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(NodeId(1));
+    for i in 0..5 {
+        cluster.append(NodeId(1), &format!("a{i}"));
+    }
+    cluster.stabilize();
+    cluster.add_node(NodeId(4), &ids(&[1, 2, 3, 4]));
+    let change = cluster.change(NodeId(1), MembershipChange::SetNodes(ids(&[1, 2, 3, 4])));
+    // Only one change at a time.
+    let second = cluster.change(NodeId(1), MembershipChange::Remove(NodeId(2)));
+    assert_eq!(cluster.reply(NodeId(1), second), Some(&Err(ClientError::ChangeInProgress)));
+    run(&mut cluster, 2);
+    assert!(
+        matches!(cluster.reply(NodeId(1), change), Some(Ok(Response::Changed { .. }))),
+        "{:?}",
+        cluster.reply(NodeId(1), change)
+    );
+    for id in 1..=4 {
+        assert_eq!(voters(&cluster, id), ids(&[1, 2, 3, 4]), "node {id}");
+    }
+    assert_eq!(cluster.raft(NodeId(4)).commit(), cluster.raft(NodeId(1)).commit());
+    // The leader removes itself: it hands over, and learns it was removed.
+    let change = cluster.change(NodeId(1), MembershipChange::SetNodes(ids(&[2, 3, 4])));
+    run(&mut cluster, 5);
+    assert!(matches!(cluster.reply(NodeId(1), change), Some(Ok(Response::Changed { .. }))));
+    let leader = cluster.leader().expect("a leader");
+    assert_ne!(leader, NodeId(1));
+    assert!(!cluster.raft(NodeId(1)).is_leader());
+    assert!(cluster.nodes[&NodeId(1)].events.iter().any(|e| matches!(e, Event::Removed { id: NodeId(1), .. })));
+    assert!(cluster.raft(NodeId(1)).is_removed());
+    let after = cluster.append(leader, "after");
+    run(&mut cluster, 1);
+    assert!(matches!(cluster.reply(leader, after), Some(Ok(Response::Appended { .. }))));
+    for id in 2..=4 {
+        assert_eq!(voters(&cluster, id), ids(&[2, 3, 4]), "node {id}");
+    }
+}
