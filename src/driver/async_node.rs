@@ -5,7 +5,7 @@
 
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
-use crate::core::{ClientError, Config, Event, Input, NodeId, RequestId, Response, Seq};
+use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, RequestId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore};
 use crate::transport::Transport;
 use bytes::Bytes;
@@ -62,6 +62,32 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
     /// Hands leadership to node `to` (see [`RaftNode::transfer_leader`](super::RaftNode::transfer_leader)).
     pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ClientError> {
         node::transferred(self.request(|id| Input::TransferLeader { id, to }).await?)
+    }
+
+    /// Changes the cluster's membership (see
+    /// [`RaftNode::change_membership`](super::RaftNode::change_membership)).
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<Seq, ClientError> {
+        node::changed(self.request(|id| Input::ChangeMembership { id, change }).await?)
+    }
+
+    /// The voters become exactly `nodes` (see [`RaftNode::set_nodes`](super::RaftNode::set_nodes)).
+    pub async fn set_nodes(&self, nodes: Vec<NodeId>) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::SetNodes(nodes)).await
+    }
+
+    /// Adds a learner (see [`RaftNode::add_learner`](super::RaftNode::add_learner)).
+    pub async fn add_learner(&self, id: NodeId, address: Option<Bytes>) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::AddLearner { id, address }).await
+    }
+
+    /// Makes a learner a voter (see [`RaftNode::promote`](super::RaftNode::promote)).
+    pub async fn promote(&self, id: NodeId) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::Promote(id)).await
+    }
+
+    /// Removes a node (see [`RaftNode::remove`](super::RaftNode::remove)).
+    pub async fn remove(&self, id: NodeId) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::Remove(id)).await
     }
 
     /// What the node knows now.

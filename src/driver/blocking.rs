@@ -2,7 +2,7 @@
 
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
-use crate::core::{ClientError, Config, Event, Input, NodeId, Response, Seq};
+use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore};
 use crate::transport::Transport;
 use bytes::Bytes;
@@ -66,6 +66,38 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// node hears from it; `TransferFailed` if that does not happen within an election timeout.
     pub fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ClientError> {
         node::transferred(self.request(|id| Input::TransferLeader { id, to })?)
+    }
+
+    /// Changes the cluster's membership (Raft thesis §4; call it on the leader, as
+    /// `transfer_leader`): nodes new to the cluster join as learners and receive the log, join
+    /// the voters through the joint configuration once caught up, and nodes left out leave.
+    /// Returns the seq of the configuration entry now committed and in force; `ChangeFailed`
+    /// after `Config::change_timeout` (the steps taken stay); `ChangeInProgress` while another
+    /// change is under way.
+    pub fn change_membership(&self, change: MembershipChange) -> Result<Seq, ClientError> {
+        node::changed(self.request(|id| Input::ChangeMembership { id, change })?)
+    }
+
+    /// The voters become exactly `nodes` (the seed's `setNodes`): see
+    /// [`change_membership`](RaftNode::change_membership).
+    pub fn set_nodes(&self, nodes: Vec<NodeId>) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::SetNodes(nodes))
+    }
+
+    /// Adds node `id` as a learner (it receives the log and never votes), with an address
+    /// for transports if given.
+    pub fn add_learner(&self, id: NodeId, address: Option<Bytes>) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::AddLearner { id, address })
+    }
+
+    /// Makes learner `id` a voter, once it is caught up.
+    pub fn promote(&self, id: NodeId) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::Promote(id))
+    }
+
+    /// Removes node `id`, voter or learner.
+    pub fn remove(&self, id: NodeId) -> Result<Seq, ClientError> {
+        self.change_membership(MembershipChange::Remove(id))
     }
 
     /// What the node knows now.

@@ -4,8 +4,8 @@
 
 use super::StateMachine;
 use crate::core::{
-    ClientError, Config, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role, Seq,
-    StartError, Stepper, Term, Time, Write, WriteId,
+    ClientError, Config, Configuration, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role,
+    Seq, StartError, Stepper, Term, Time, Write, WriteId,
 };
 use crate::log::{LogError, LogStore};
 use crate::transport::{spin_recv, Inbox, Transport};
@@ -73,6 +73,11 @@ pub struct Status {
     /// Whether the node is catching up after losing data (new, wiped or repaired storage): it
     /// does not vote yet (see `HardState::catching_up`).
     pub catching_up: bool,
+    /// The configuration in force (voters, learners; joint while a change is under way), and
+    /// the seq of its entry; `None` while the log holds none and `Config::nodes` is in force.
+    pub configuration: Option<(Seq, Configuration)>,
+    /// Whether a committed configuration removed this node (see `Event::Removed`).
+    pub removed: bool,
     /// Whether the node is closed.
     pub closed: bool,
 }
@@ -88,6 +93,8 @@ impl Default for Status {
             seq: None,
             commit: None,
             catching_up: false,
+            configuration: None,
+            removed: false,
             closed: false,
         }
     }
@@ -244,6 +251,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             seq: raft.seq(),
             commit: raft.commit(),
             catching_up: raft.is_catching_up(),
+            configuration: configuration_of(&raft),
             ..Status::default()
         };
         let shared = Arc::new(Shared {
@@ -357,6 +365,19 @@ pub(super) fn read_answer(response: Response) -> Result<(Option<Seq>, Bytes), Cl
     match response {
         Response::Read { seq, response } => Ok((seq, response)),
         other => Err(ClientError::Invalid(format!("a read was answered: {other}"))),
+    }
+}
+
+/// The configuration in force on `raft`, with the seq of its entry.
+fn configuration_of(raft: &Raft) -> Option<(Seq, Configuration)> {
+    raft.membership_seq().zip(raft.membership().cloned())
+}
+
+/// A membership change's answer: the seq of the configuration entry now in force.
+pub(super) fn changed(response: Response) -> Result<Seq, ClientError> {
+    match response {
+        Response::Changed { seq } => Ok(seq),
+        other => Err(ClientError::Invalid(format!("a membership change was answered: {other}"))),
     }
 }
 
@@ -485,6 +506,13 @@ impl<L: LogStore> NodeLoop<L> {
             status.matched.clear();
             status.matched.extend(progress);
         }
+        let in_force = self.raft.membership_seq().zip(self.raft.membership());
+        let reconfigured = status.configuration.as_ref().map(|(seq, c)| (*seq, c)) != in_force;
+        if reconfigured {
+            status.configuration = configuration_of(&self.raft);
+        }
+        let moved = moved || reconfigured || status.removed != self.raft.is_removed();
+        status.removed = self.raft.is_removed();
         drop(status);
         if moved {
             self.shared.wake();
