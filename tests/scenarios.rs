@@ -37,11 +37,14 @@
 //! | `unreadable ID` | the node's loads of entries from storage fail from now on |
 //! | `force-rejoin ID` | restarts a node with its catching-up flag cleared (an operator accepting a loss) |
 //! | `status`, `log ID` | prints every node's state / a node's durable entries |
+//! | `add-node ID IDS` | starts a new node on new storage with IDS as its bootstrap configuration |
+//! | `change ID set IDS \| add-learner ID \| promote ID \| remove ID` | a membership change asked of a node |
+//! | `members` | prints each node's configuration in force |
 
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::path::Path;
-use tinyraftplus::core::{Config, Input, Message, NodeId, Quorum};
+use tinyraftplus::core::{Config, Input, MembershipChange, Message, NodeId, Quorum};
 use tinyraftplus::testkit::Cluster;
 
 struct Runner {
@@ -187,6 +190,36 @@ impl Runner {
                 let cluster = self.cluster();
                 let id = cluster.request_id();
                 cluster.step(node(0), Input::TransferLeader { id, to: node(1) });
+            }
+            "add-node" => {
+                // A new node on empty storage, with this bootstrap list: add-node 4 1,2,3,4
+                let bootstrap = ids(args[1]);
+                self.cluster().add_node(node(0), &bootstrap);
+            }
+            "change" => {
+                // change LEADER set 1,2,4 | add-learner 4 | promote 4 | remove 2
+                let change = match args[1] {
+                    "set" => MembershipChange::SetNodes(ids(args[2])),
+                    "add-learner" => MembershipChange::AddLearner { id: node(2), address: None },
+                    "promote" => MembershipChange::Promote(node(2)),
+                    "remove" => MembershipChange::Remove(node(2)),
+                    other => panic!("unknown change {other}"),
+                };
+                self.cluster().change(node(0), change);
+            }
+            "members" => {
+                let cluster = self.cluster();
+                for (id, n) in &cluster.nodes {
+                    let Some(raft) = &n.raft else { continue };
+                    let seq = raft.membership_seq().map_or("bootstrap".into(), |seq| format!("at {seq}"));
+                    let bootstrap = || {
+                        let shown: Vec<String> = raft.nodes().iter().map(NodeId::to_string).collect();
+                        format!("voters=[{}]", shown.join(","))
+                    };
+                    let configuration = raft.membership().map_or_else(bootstrap, |c| c.to_string());
+                    let removed = if raft.is_removed() { " removed" } else { "" };
+                    writeln!(extra, "n{id} {seq}: {configuration}{removed}").unwrap();
+                }
             }
             "batch" => {
                 let cluster = self.cluster();
