@@ -48,6 +48,23 @@ enum FuzzBody {
     CatchUp(Option<(u8, u8)>),
 }
 
+/// An entry's payload from fuzz bytes: blank, or (one term in four) a configuration of voters
+/// among nodes 1 to 3 (some of them, possibly this node's peers only) and maybe learner 4, or
+/// data.
+fn payload_of(term: u8, blank: bool) -> Payload {
+    if blank {
+        return Payload::Blank;
+    }
+    if term % 4 != 3 {
+        return Payload::Data(Bytes::from(format!("{term}")));
+    }
+    let voters: Vec<NodeId> = (1..=3u64).filter(|i| term & (1 << (i + 1)) != 0).map(NodeId).collect();
+    let voters = if voters.is_empty() { vec![NodeId(2), NodeId(3)] } else { voters };
+    let learners = if term & 0x40 != 0 { vec![NodeId(4)] } else { Vec::new() };
+    let membership = tinyraftplus::core::Membership::new(voters, learners).expect("a valid membership");
+    Payload::Config(codec::configuration_bytes(&tinyraftplus::core::Configuration::Single(membership)))
+}
+
 fn id((term, seq): (u8, u8)) -> LogId {
     LogId::new(Term(u64::from(term)), Seq(u64::from(seq)))
 }
@@ -70,7 +87,7 @@ impl FuzzBody {
                     .map(|(i, (term, blank))| Entry {
                         term: Term(u64::from(term)),
                         seq: Seq(first + i as u64),
-                        payload: if blank { Payload::Blank } else { Payload::Data(Bytes::from(format!("{term}"))) },
+                        payload: payload_of(term, blank),
                     })
                     .collect();
                 Body::Append { prev, entries, commit: commit.map(|c| Seq(u64::from(c))), read_round: read_round.into() }
@@ -125,6 +142,8 @@ struct Harness {
     /// promise sent later may refer to a state a later write replaced.
     durable_votes: std::collections::BTreeSet<(Term, NodeId)>,
     durable_len_max: usize,
+    /// The committed configuration saved apart from the log.
+    committed_config: Option<Entry>,
 }
 
 impl Harness {
@@ -142,6 +161,7 @@ impl Harness {
             term: Term(0),
             durable_votes: Default::default(),
             durable_len_max: 0,
+            committed_config: None,
         };
         harness.step(Input::Tick);
         harness
@@ -223,6 +243,10 @@ impl Harness {
                     self.durable_len_max = self.durable_len_max.max(self.entries.len());
                 }
                 Write::Truncate { from } => self.entries.truncate(from.0 as usize),
+                Write::Configuration(entry) => {
+                    assert!(matches!(entry.payload, Payload::Config(_)), "only a configuration is saved as one");
+                    self.committed_config = Some(entry);
+                }
             }
             last = Some(id);
         }
@@ -274,7 +298,8 @@ pub fn core_inputs(data: &[u8]) {
             Step::SyncOne => h.sync(1),
             Step::Restart => {
                 h.unsynced.clear();
-                let recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
+                let mut recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
+                recovered.committed_config = h.committed_config.clone();
                 h.raft = Raft::new(h.config.clone(), recovered).expect("durable state recovers");
                 // An unsynced term change is lost with the crash; the durable term is the floor.
                 assert!(h.hard_state.term <= h.term, "the durable term is never ahead of memory");

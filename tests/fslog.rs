@@ -483,3 +483,34 @@ fn configuration_entries_are_stored_recovered_and_cut_by_a_trim() {
         assert_eq!(log.recovered(0).unwrap().configs, vec![entries[1].clone()], "{encoder:?}");
     }
 }
+
+#[test]
+fn the_committed_configuration_is_saved_apart_and_survives_a_cut_or_damage_is_named() {
+    use tinyraftplus::core::codec::configuration_bytes;
+    use tinyraftplus::core::{Configuration, Entry, Membership, Write};
+    use tinyraftplus::log::{Key, LogStore};
+    let configuration = Configuration::Single(Membership::new([NodeId(1), NodeId(2)], []).unwrap());
+    let entry = Entry { term: Term(2), seq: Seq(1), payload: Payload::Config(configuration_bytes(&configuration)) };
+    for encoder in [Encoder::Plain, Encoder::XxHash, Encoder::Encrypted(Key::new([5; 32]))] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || FsLogOptions { encoder: encoder.clone(), ..FsLogOptions::default() };
+        let mut log = FsLog::open(dir.path(), "n", options()).unwrap();
+        log.append_batch(&[(Term(1), None)]).unwrap();
+        log.apply(&Write::Entries(vec![entry.clone()])).unwrap();
+        log.apply(&Write::Configuration(entry.clone())).unwrap();
+        log.trim(Some(Seq(0))).unwrap(); // The log no longer holds it.
+        drop(log);
+        let log = FsLog::open(dir.path(), "n", options()).unwrap();
+        let recovered = log.recovered(8).unwrap();
+        assert_eq!((recovered.configs.len(), recovered.committed_config), (0, Some(entry.clone())), "{encoder:?}");
+        drop(log);
+        let path = dir.path().join("n.config");
+        let mut bytes = fs::read(&path).unwrap();
+        if !matches!(encoder, Encoder::Plain) {
+            bytes[30] ^= 1;
+            fs::write(&path, &bytes).unwrap();
+            let error = FsLog::open(dir.path(), "n", options()).err().expect("damage is found");
+            assert!(error.to_string().contains("saved committed configuration"), "{error}");
+        }
+    }
+}

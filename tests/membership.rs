@@ -64,3 +64,45 @@ fn a_new_node_joins_as_learner_then_votes_and_the_old_leader_leaves() {
         assert_eq!(voters(&cluster, id), ids(&[2, 3, 4]), "node {id}");
     }
 }
+
+#[test]
+fn a_node_whose_log_lost_its_configurations_keeps_the_committed_one() {
+    // A cluster grown from one node: node 1's bootstrap configuration is itself alone. A repair
+    // that cuts its log before the configuration entries must not leave it thinking it is
+    // alone (it would lead a term by itself and replace committed entries): the committed
+    // configuration saved apart from the log is in force.
+    let mut cluster = Cluster::new(1, |_| {});
+    cluster.elect(NodeId(1));
+    cluster.append(NodeId(1), "a");
+    for id in [2, 3] {
+        cluster.add_node(NodeId(id), &ids(&[1, 2, 3]));
+    }
+    let change = cluster.change(NodeId(1), MembershipChange::SetNodes(ids(&[1, 2, 3])));
+    run(&mut cluster, 3);
+    assert!(matches!(cluster.reply(NodeId(1), change), Some(Ok(Response::Changed { .. }))));
+    let committed = cluster.raft(NodeId(1)).commit();
+    cluster.cut_log(NodeId(1), tinyraftplus::core::Seq(1));
+    assert_eq!(voters(&cluster, 1), ids(&[1, 2, 3]), "the saved configuration is in force");
+    run(&mut cluster, 5);
+    let leader = cluster.leader().expect("a leader");
+    assert!(cluster.raft(leader).commit() >= committed);
+    let after = cluster.append(leader, "after");
+    run(&mut cluster, 2);
+    assert!(matches!(cluster.reply(leader, after), Some(Ok(Response::Appended { .. }))));
+    // One leader per term, as every node's events tell.
+    let mut leaders = std::collections::BTreeMap::new();
+    for (id, node) in &cluster.nodes {
+        for event in &node.events {
+            if let Event::Change { role: tinyraftplus::core::Role::Leader, term, .. } = event {
+                assert_eq!(*leaders.entry(*term).or_insert(*id), *id, "two leaders in term {term}");
+            }
+        }
+    }
+    for id in 1..=3 {
+        assert_eq!(cluster.raft(NodeId(id)).commit(), cluster.raft(leader).commit(), "node {id}");
+        assert_eq!(
+            cluster.raft(NodeId(id)).term_at(tinyraftplus::core::Seq(1)),
+            cluster.raft(leader).term_at(tinyraftplus::core::Seq(1))
+        );
+    }
+}

@@ -45,6 +45,8 @@ pub struct Disk {
     /// Entries known committed that a repair kept past the damage (as `FsLog::open_repairing`
     /// does, in its evidence file): id and digest, until the log covers them.
     evidence: Vec<(LogId, u64)>,
+    /// The committed configuration saved apart from the log (`FsLog`'s config file).
+    committed_config: Option<Entry>,
 }
 
 impl Default for Disk {
@@ -67,6 +69,7 @@ impl Disk {
             pending: VecDeque::new(),
             encoder,
             evidence: Vec::new(),
+            committed_config: None,
         }
     }
 
@@ -110,6 +113,7 @@ impl Disk {
                 self.chain = seal_batch(&mut self.bytes[last_at..], &self.encoder);
             }
             Write::Truncate { from } => self.truncate(from.0),
+            Write::Configuration(entry) => self.committed_config = Some(entry.clone()),
         }
     }
 
@@ -219,6 +223,7 @@ impl Disk {
             last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail,
             configs,
+            committed_config: self.committed_config.clone(),
             evidence: self.evidence.clone(),
         })
     }

@@ -107,9 +107,9 @@ impl Raft {
                 );
                 self.writes.issued_end = last.map_or(self.writes.issued_end, |last| last + 1);
             }
-            Write::HardState(_) => {}
+            Write::HardState(_) | Write::Configuration(_) => {}
         }
-        if !matches!(write, Write::HardState(_)) {
+        if !matches!(write, Write::HardState(_) | Write::Configuration(_)) {
             self.writes.pending_writes.push_back((id, self.log.last()));
         }
         self.out.push(Output::Write { id: super::types::WriteId(id), write });

@@ -186,6 +186,10 @@ pub enum Write {
         /// The first seq to remove.
         from: Seq,
     },
+    /// Save this committed configuration entry apart from the log, replacing the one saved
+    /// before: it comes back as [`Recovered::committed_config`](super::Recovered) even when the
+    /// log no longer holds it (a repair cut the log, or a prefix was removed).
+    Configuration(Entry),
 }
 
 /// A successful client request's outcome.
@@ -353,6 +357,7 @@ impl fmt::Display for Write {
                 write!(f, "entries [{}]", shown.join(", "))
             }
             Write::Truncate { from } => write!(f, "truncate from={from}"),
+            Write::Configuration(entry) => write!(f, "configuration {entry}"),
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct Recovered {
     /// hint and all after it. None: the log holds no configuration, and `Config::nodes` is in
     /// force.
     pub configs: Vec<Entry>,
+    /// The latest committed configuration entry saved apart from the log
+    /// ([`Write::Configuration`](super::Write::Configuration)), if any: in force unless the
+    /// log holds a later configuration, even when the log no longer holds it.
+    pub committed_config: Option<Entry>,
     /// Entries known committed (at or below `hard_state.commit`) that storage found intact
     /// past damage it cut the log before: each one's id and [`Entry::digest`], ascending, all
     /// past `last`. A leader's entries at these seqs must match them, or the node refuses them
@@ -43,7 +47,8 @@ impl Recovered {
         }
         let last = entries.last().map(Entry::id);
         let configs = entries.iter().filter(|entry| matches!(entry.payload, Payload::Config(_))).cloned().collect();
-        Recovered { hard_state, first: Seq(0), term_starts, last, tail: entries, configs, evidence: Vec::new() }
+        let (tail, evidence, committed_config) = (entries, Vec::new(), None);
+        Recovered { hard_state, first: Seq(0), term_starts, last, tail, configs, committed_config, evidence }
     }
 
     /// Checks that the parts agree with each other.
@@ -83,6 +88,9 @@ impl Recovered {
         let ascending = self.configs.windows(2).all(|pair| pair[0].seq < pair[1].seq);
         if !ascending || !self.configs.iter().all(config_ok) {
             return bad("configs must ascend and be configuration entries of the log");
+        }
+        if !self.committed_config.as_ref().is_none_or(|entry| matches!(entry.payload, Payload::Config(_))) {
+            return bad("the committed configuration must be a configuration entry");
         }
         if let (Some(first), Some(last)) = (self.tail.first(), self.tail.last()) {
             if Some(last.id()) != self.last || first.seq < self.first {
@@ -125,8 +133,11 @@ pub(crate) struct RaftLog {
     /// The latest batch loaded from storage, below the tail.
     loaded: VecDeque<Entry>,
     /// The configuration entries, decoded, ascending: the last one is in force (Raft thesis
-    /// §4.1: a node uses the latest configuration in its log, committed or not).
+    /// §4.1: a node uses the latest configuration in its log, committed or not). It may start
+    /// with the committed one saved apart from the log (`pinned`), which no truncation removes.
     configs: Vec<(Seq, Configuration)>,
+    /// The seq of the committed configuration restored from outside the log, if any.
+    pinned: Option<Seq>,
     /// Bumped whenever `configs` changes.
     configs_version: u64,
 }
@@ -140,6 +151,7 @@ impl RaftLog {
             tail: VecDeque::new(),
             loaded: VecDeque::new(),
             configs: Vec::new(),
+            pinned: None,
             configs_version: 0,
         }
     }
@@ -148,7 +160,17 @@ impl RaftLog {
     pub(crate) fn new(recovered: &Recovered) -> RaftLog {
         let mut log = RaftLog::from_runs(recovered.first, recovered.term_starts.clone(), recovered.last);
         log.tail.extend(recovered.tail.iter().cloned());
-        recovered.configs.iter().for_each(|entry| log.note_config(entry));
+        // Unless the log holds it or a later one, or contradicts it (an operator forced a rejoin
+        // that gave up committed entries).
+        let saved = recovered.committed_config.as_ref().filter(|entry| !log.contradicts(entry.id()));
+        let logged = |entry: &&Entry| recovered.configs.iter().any(|c| c.seq >= entry.seq);
+        if let Some(entry) = saved.filter(|entry| !logged(entry)) {
+            // The log no longer holds it, or holds only older ones: it is in force.
+            log.pinned = Some(entry.seq);
+            log.note_config(entry);
+        }
+        let pinned = log.pinned;
+        recovered.configs.iter().filter(|c| Some(c.seq) > pinned).for_each(|entry| log.note_config(entry));
         log
     }
 
@@ -157,6 +179,9 @@ impl RaftLog {
     fn note_config(&mut self, entry: &Entry) {
         if let Payload::Config(bytes) = &entry.payload {
             if let Ok(configuration) = super::codec::decode_configuration(bytes) {
+                if self.configs.last().is_some_and(|(seq, _)| *seq >= entry.seq) {
+                    return; // The pinned one, appended again: it is there already.
+                }
                 self.configs.push((entry.seq, configuration));
                 self.configs_version += 1;
             }
@@ -236,6 +261,11 @@ impl RaftLog {
     /// Whether the log has an entry `id`.
     pub(crate) fn has(&self, id: LogId) -> bool {
         self.term_at(id.seq) == Some(id.term)
+    }
+
+    /// Whether the log holds another entry at `id.seq` than `id`.
+    pub(crate) fn contradicts(&self, id: LogId) -> bool {
+        self.term_at(id.seq).is_some_and(|term| term != id.term)
     }
 
     /// The last entry at or below `seq` whose term is at most `term`: where a leader and a
@@ -362,8 +392,9 @@ impl RaftLog {
             self.tail.truncate((from.0 - tail_first.0) as usize);
         }
         self.loaded.retain(|entry| entry.seq < from);
-        if self.configs.last().is_some_and(|(seq, _)| *seq >= from) {
-            self.configs.retain(|(seq, _)| *seq < from);
+        if self.configs.last().is_some_and(|(seq, _)| *seq >= from && Some(*seq) != self.pinned) {
+            let pinned = self.pinned;
+            self.configs.retain(|(seq, _)| *seq < from || Some(*seq) == pinned);
             self.configs_version += 1;
         }
     }

@@ -102,6 +102,7 @@ impl Raft {
     /// changed; cheap when neither touched a configuration.
     pub(super) fn sync_configuration(&mut self) {
         self.log.forget_configs_before(self.commit);
+        self.save_committed_configuration();
         let first_uncommitted = self.log.configuration_seqs().find(|seq| Some(*seq) > self.commit);
         let version = (self.log.configs_version(), first_uncommitted);
         if self.configs_seen == Some(version) {
@@ -126,6 +127,19 @@ impl Raft {
             self.set_peers(targets);
         }
         self.note_removal();
+    }
+
+    /// Saves the latest committed configuration apart from the log when it is newer than the
+    /// one saved (a repair or a prefix removal may take the log's copy: see
+    /// [`Write::Configuration`](super::Write::Configuration)).
+    fn save_committed_configuration(&mut self) {
+        let committed =
+            self.log.configuration_seqs().zip(self.log.configurations()).filter(|(seq, _)| Some(*seq) <= self.commit);
+        let Some((seq, configuration)) = committed.last() else { return };
+        let Some(term) = self.log.term_at(seq).filter(|_| Some(seq) > self.saved_config) else { return };
+        let payload = super::types::Payload::Config(super::codec::configuration_bytes(configuration));
+        self.saved_config = Some(seq);
+        self.write(super::io::Write::Configuration(super::types::Entry { term, seq, payload }));
     }
 
     /// Replaces the peers; a leader keeps the progress of those that stay and starts probing

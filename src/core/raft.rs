@@ -69,6 +69,8 @@ pub struct Raft {
     pub(super) removed: bool,
     /// A configuration in force listed this node (since it started).
     pub(super) was_member: bool,
+    /// The seq of the committed configuration saved apart from the log.
+    pub(super) saved_config: Option<Seq>,
     pub(super) rng: Rng,
 
     pub(super) hard_state: HardState,
@@ -137,6 +139,7 @@ impl Raft {
             configs_seen: None,
             removed: false,
             was_member: config.nodes.contains(&config.id),
+            saved_config: recovered.committed_config.as_ref().map(|entry| entry.seq),
             rng,
             hard_state: recovered.hard_state,
             log: RaftLog::new(&recovered),

@@ -98,11 +98,18 @@ impl FsLog {
             }
         }
         bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
-        let temporary = self.dir.join(format!("{}.evidence-new", self.name));
+        self.write_atomically("evidence", &bytes)
+    }
+
+    /// Replaces the file `<name>.<suffix>` with `bytes` durably: written to a temporary file,
+    /// synced, renamed, the directory synced (a crash leaves the old file or the new one).
+    pub(super) fn write_atomically(&self, suffix: &str, bytes: &[u8]) -> Result<(), LogError> {
+        let path = self.dir.join(format!("{}.{suffix}", self.name));
+        let temporary = self.dir.join(format!("{}.{suffix}-new", self.name));
         let written = fs::File::create(&temporary).and_then(|file| {
             use std::io::Write as _;
             let mut file = file;
-            file.write_all(&bytes)?;
+            file.write_all(bytes)?;
             file.sync_all()
         });
         written.map_err(io_error("write", &temporary))?;

@@ -254,6 +254,8 @@ pub struct FsLog {
     /// Entries known committed that a repair found intact past the damage (see
     /// `open_repairing`), handed to the core with `recovered`.
     pub(super) evidence: Vec<(crate::core::LogId, u64)>,
+    /// The committed configuration saved apart from the log (see `saved_config.rs`).
+    pub(super) committed_config: Option<Entry>,
 }
 
 impl FsLog {
@@ -281,6 +283,7 @@ impl FsLog {
         // The segment record is checked unless there is none, or a repair accepts losses.
         log.recover(saved && log.options.repair_from.is_none())?;
         log.open_evidence()?;
+        log.load_committed_config()?;
         if let Some(target) = log.read_trim_intent()? {
             log.trim_files(target)?;
         }
@@ -308,6 +311,7 @@ impl FsLog {
             lock: None,
             trims: Arc::default(),
             evidence: Vec::new(),
+            committed_config: None,
         }
     }
 
@@ -825,6 +829,7 @@ impl FsLog {
             last: self.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
             tail: entries,
             configs,
+            committed_config: self.committed_config.clone(),
             evidence: self.evidence.clone(),
         })
     }

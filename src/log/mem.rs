@@ -14,6 +14,8 @@ pub struct MemLog {
     entries: Vec<Entry>,
     hard_state: HardState,
     payload_bytes_max: usize,
+    /// The committed configuration saved apart from the entries.
+    committed_config: Option<Entry>,
 }
 
 impl Default for MemLog {
@@ -30,7 +32,13 @@ impl MemLog {
 
     /// An empty log taking payloads up to `max` bytes.
     pub fn with_payload_bytes_max(max: usize) -> MemLog {
-        MemLog { first: 0, entries: Vec::new(), hard_state: HardState::default(), payload_bytes_max: max }
+        MemLog {
+            first: 0,
+            entries: Vec::new(),
+            hard_state: HardState::default(),
+            payload_bytes_max: max,
+            committed_config: None,
+        }
     }
 
     /// Appends one entry; returns its seq.
@@ -178,6 +186,11 @@ impl LogStore for MemLog {
         Ok(())
     }
 
+    fn save_committed_config(&mut self, entry: &Entry) -> Result<(), LogError> {
+        self.committed_config = Some(entry.clone());
+        Ok(())
+    }
+
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
         self.check_trim(seq)?;
         self.entries.truncate((Seq::after(seq).0 - self.first) as usize);
@@ -200,6 +213,7 @@ impl LogStore for MemLog {
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError> {
         let mut recovered = Recovered::from_entries(self.hard_state, self.entries.clone());
         recovered.first = Seq(self.first);
+        recovered.committed_config = self.committed_config.clone();
         let keep = recovered.tail.len().saturating_sub(tail);
         recovered.tail.drain(..keep);
         Ok(recovered)

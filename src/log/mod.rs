@@ -18,6 +18,7 @@ mod mem;
 #[doc(hidden)]
 pub mod recovery;
 mod repair;
+mod saved_config;
 mod state;
 mod store;
 mod timeout;

@@ -16,6 +16,9 @@ pub trait LogStore {
     /// Appends a Raft core's entries (of every kind, configuration entries included) at
     /// consecutive seqs with one write; they must continue the log.
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError>;
+    /// Saves a committed configuration entry apart from the log (see
+    /// [`Write::Configuration`]); [`recovered`](LogStore::recovered) returns it.
+    fn save_committed_config(&mut self, entry: &Entry) -> Result<(), LogError>;
     /// Keeps entries up to `seq` (none with `None`).
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError>;
     /// The entry at `seq`.
@@ -37,6 +40,7 @@ pub trait LogStore {
                 self.append_entries(entries)
             }
             Write::Truncate { from } => self.trim(from.prev()),
+            Write::Configuration(entry) => self.save_committed_config(entry),
         }
     }
     /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
@@ -90,6 +94,10 @@ impl LogStore for FsLog {
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
         FsLog::append_entries(self, entries)
+    }
+
+    fn save_committed_config(&mut self, entry: &Entry) -> Result<(), LogError> {
+        FsLog::save_committed_config(self, entry)
     }
 
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {

@@ -23,9 +23,9 @@ impl World {
         }
     }
 
-    /// The voters of each part of every configuration some running node has in force, and of
-    /// the latest committed one: a fault budget that holds in all of them holds in whichever
-    /// wins.
+    /// The voters of each part of every configuration some running node has in force, of the
+    /// latest committed one, and of every change under way: a fault budget that holds in all of
+    /// them holds in whichever wins.
     pub(super) fn all_parts(&self) -> Vec<Vec<NodeId>> {
         let mut parts = Vec::new();
         let in_force = self.nodes.iter().filter_map(|node| node.raft.as_ref()).map(|raft| raft.membership());
@@ -35,6 +35,11 @@ impl World {
                 Some(Configuration::Joint { old, new }) => parts.extend([old.voters().to_vec(), new.voters().to_vec()]),
                 None => parts.push((1..=self.options.nodes as u64).map(NodeId).collect()),
             }
+        }
+        // And the voters of every change asked for and not answered yet: it may be entered.
+        parts.extend(self.changes.values().cloned());
+        for part in &mut parts {
+            part.sort_unstable();
         }
         parts.sort();
         parts.dedup();
@@ -94,6 +99,15 @@ impl World {
             let joiner = outside[self.rng.below(outside.len() as u64) as usize];
             voters.push(self.nodes[joiner].id);
             self.prepare_joiner(joiner, &voters)?;
+        }
+        // As an operator would (etcd's strict reconfiguration check): no change to voters a
+        // majority of which are not up and intact (a node new to the cluster catches up first).
+        let healthy = |id: &NodeId| {
+            let node = &self.nodes[id.0 as usize - 1];
+            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(id))
+        };
+        if voters.iter().filter(|id| healthy(id)).count() <= voters.len() / 2 {
+            return Ok(());
         }
         self.fault("membership_change");
         let request = RequestId(self.next_request);

@@ -741,7 +741,7 @@ impl World {
         match &done.write {
             Write::HardState(state) => self.checker.durable(node.id, *state)?,
             Write::Entries(entries) => self.checker.durable_entries(node.id, entries)?,
-            Write::Truncate { .. } => {}
+            Write::Truncate { .. } | Write::Configuration(_) => {}
         }
         if let Some(next) = node.disk.pending.front() {
             let at = next.done_at.max(self.now);
