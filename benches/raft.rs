@@ -8,8 +8,13 @@
 //! - `raft3_concurrent256`: entries per second from 256 tasks appending through the leader
 //!   with the async driver (`raft3_threads_concurrent256`: 256 threads, blocking driver);
 //! - `raft3_forwarded_append_seq`: sequential appends through a follower (forwarded);
-//! - `raft_catchup_entries_per_s`: entries per second a node with an empty disk receives from
-//!   two nodes whose logs hold 1,000,000 100-byte entries;
+//! - `raft_catchup_entries_per_s`: entries per second a new learner (added with `add_learner`,
+//!   on an empty disk) receives from two nodes whose logs hold 1,000,000 100-byte entries;
+//! - `raft3_append_during_change`: appends per second from 64 client threads while one node of
+//!   three is replaced with `set_nodes` (the new one catching up 100,000 entries, then joint,
+//!   then leave), measured over the change; `raft3_append_no_change`: the same clients for the
+//!   same time with no change, in the same run; `raft3_change_seconds`: how long the change took;
+//!   `raft3_change_ratio`: the first over the second;
 //! - `raft3_tcp_append_seq`, `raft3_tcp_append_batch1000`: the same as the first two with the
 //!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
 //!
@@ -18,7 +23,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{data_dir, fdatasync_rate, median3, report, selection};
+use common::{data_dir, fdatasync_rate, median, median3, report, selection};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -135,15 +140,12 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
     })
 }
 
-/// Entries per second that a node with an empty disk receives from a running two-node cluster
-/// whose logs hold `entries` 100-byte entries (the catch-up path a new learner will take: loads
-/// from the leader's log, pipelined appends, the follower's writes).
-fn catch_up(dir: &Path, entries: u64) -> f64 {
-    let sub = tempfile::tempdir_in(dir).unwrap();
-    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+/// Three-node logs (or two: `nodes`) holding `entries` 100-byte entries, all committed in
+/// term 1 under node 1, in `dir`.
+fn prefill(dir: &Path, nodes: u64, entries: u64) {
     let payload = [1u8; 100];
-    for id in &ids[..2] {
-        let mut log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+    for id in 1..=nodes {
+        let mut log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
         let batch: Vec<(Term, Option<&[u8]>)> = (0..10_000).map(|_| (Term(1), Some(&payload[..]))).collect();
         for _ in 0..entries / 10_000 {
             log.append_batch(&batch).unwrap();
@@ -151,25 +153,86 @@ fn catch_up(dir: &Path, entries: u64) -> f64 {
         let committed = Some(Seq(entries - 1));
         log.save_hard_state(HardState { commit: committed, ..HardState::new(Term(1), Some(NodeId(1))) }).unwrap();
     }
+}
+
+/// Opens node `id` of `dir` on `network` with `nodes` as its bootstrap configuration.
+fn open(dir: &Path, network: &Arc<InProcessNetwork>, id: NodeId, nodes: &[NodeId]) -> RaftNode {
+    let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+    RaftNode::open(Config::new(id, nodes.to_vec()), log, network.clone(), None).unwrap()
+}
+
+/// Entries per second that a new learner with an empty disk receives from a running two-node
+/// cluster whose logs hold `entries` 100-byte entries (loads from the leader's log, pipelined
+/// appends, the learner's writes), from `add_learner` until it holds the leader's last entry.
+fn catch_up(dir: &Path, entries: u64) -> f64 {
+    let sub = tempfile::tempdir_in(dir).unwrap();
+    prefill(sub.path(), 2, entries);
     let network = InProcessNetwork::new();
-    let open = |id: NodeId| {
-        let log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
-        RaftNode::open(Config::new(id, ids.clone()), log, network.clone(), None).unwrap()
-    };
-    let running: Vec<RaftNode> = ids[..2].iter().map(|id| open(*id)).collect();
-    running[0].await_leader(Duration::from_secs(60)).expect("a leader");
-    let target = running.iter().map(|n| n.status().seq).max().flatten();
+    let two = [NodeId(1), NodeId(2)];
+    let running: Vec<RaftNode> = two.iter().map(|id| open(sub.path(), &network, *id, &two)).collect();
+    let leader = running[0].await_leader(Duration::from_secs(60)).expect("a leader");
+    let leader = &running[(leader.0 - 1) as usize];
+    let learner = open(sub.path(), &network, NodeId(3), &[NodeId(1), NodeId(2), NodeId(3)]);
     let start = Instant::now();
-    let new = open(ids[2]);
-    while new.status().seq < target {
-        assert!(start.elapsed() < Duration::from_secs(300), "no catch-up: {:?}", new.status());
+    leader.add_learner(NodeId(3), None).unwrap();
+    let target = leader.status().seq;
+    while learner.status().seq < target {
+        assert!(start.elapsed() < Duration::from_secs(300), "no catch-up: {:?}", learner.status());
         std::thread::sleep(Duration::from_millis(5));
     }
     let rate = entries as f64 / start.elapsed().as_secs_f64();
-    for node in running.iter().chain([&new]) {
+    for node in running.iter().chain([&learner]) {
         node.close();
     }
     rate
+}
+
+/// Appends per second from `clients` threads through the leader of three nodes whose logs hold
+/// `entries` entries, while (with `change`) a follower is replaced by a new node 4 on an empty
+/// disk with `set_nodes`, measured over the change; without, over `window`. Returns the rate
+/// and the time measured.
+fn append_while_changing(dir: &Path, clients: usize, entries: u64, change: bool, window: Duration) -> (f64, Duration) {
+    let sub = tempfile::tempdir_in(dir).unwrap();
+    prefill(sub.path(), 3, entries);
+    let network = InProcessNetwork::new();
+    let three = [NodeId(1), NodeId(2), NodeId(3)];
+    let nodes: Vec<RaftNode> = three.iter().map(|id| open(sub.path(), &network, *id, &three)).collect();
+    let leader = nodes[0].await_leader(Duration::from_secs(60)).expect("a leader");
+    let leader = &nodes[(leader.0 - 1) as usize];
+    let replaced = three.iter().copied().find(|id| *id != leader.id()).expect("a follower");
+    let count = AtomicU64::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let payload = Bytes::from(vec![1u8; 100]);
+    let mut newcomer = None;
+    let measured = std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    if leader.append(payload.clone()).is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200)); // The clients get going.
+        let (before, start) = (count.load(Ordering::Relaxed), Instant::now());
+        if change {
+            let bootstrap = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
+            newcomer = Some(open(sub.path(), &network, NodeId(4), &bootstrap));
+            let target: Vec<NodeId> = three.iter().copied().filter(|id| *id != replaced).chain([NodeId(4)]).collect();
+            leader.set_nodes(target).expect("the replacement completes");
+        } else {
+            std::thread::sleep(window);
+        }
+        let elapsed = start.elapsed();
+        let done = count.load(Ordering::Relaxed) - before;
+        stop.store(true, Ordering::Relaxed);
+        (done as f64 / elapsed.as_secs_f64(), elapsed)
+    });
+    for node in nodes.iter().chain(newcomer.as_ref()) {
+        node.close();
+    }
+    measured
 }
 
 fn main() {
@@ -223,6 +286,23 @@ fn main() {
     }
     if wanted("raft_catchup_entries_per_s") {
         report("raft_catchup_entries_per_s", median3(|| catch_up(dir, 1_000_000)), "entries/s");
+    }
+    if wanted("raft3_append_during_change") || wanted("raft3_append_no_change") {
+        // Back to back in each round: the change, then as long without one.
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let (during, took) = append_while_changing(dir, 64, 100_000, true, Duration::ZERO);
+            let (without, _) = append_while_changing(dir, 64, 100_000, false, took);
+            if std::env::var_os("SAMPLES").is_some() {
+                eprintln!("sample during {during:.0} without {without:.0} change {took:?}");
+            }
+            runs.push((during, without, took.as_secs_f64()));
+        }
+        let pick = |f: fn(&(f64, f64, f64)) -> f64| median(runs.iter().map(f).collect());
+        report("raft3_append_during_change", pick(|r| r.0), "entries/s");
+        report("raft3_append_no_change", pick(|r| r.1), "entries/s");
+        report("raft3_change_seconds", pick(|r| r.2), "s");
+        report("raft3_change_ratio", pick(|r| r.0 / r.1), "ratio");
     }
     if wanted("raft3_forwarded_append_seq") {
         let value = median3(|| rate(dir, Net::InProcess, second, sequential(1)));

@@ -11,9 +11,14 @@
 //! It listens on its own `--peer` address. Commands on standard input, one per line:
 //! `append TEXT`, `load` (append `<id>-<pid>-<n>` entries one after another until `stop`), `stop`,
 //! `status`, `dump` (every committed entry), `transfer ID` (hand leadership to node ID; on the
-//! leader), `quit`. It prints, one line each: `ready`, `leader ID term T`, `ack SEQ TEXT`,
-//! `fail TEXT: WHY`, `warn TEXT`, `error TEXT`, `status ROLE LEADER TERM SEQ COMMIT
-//! member|catching-up`, `entry SEQ TEXT`, `dumped`, `stopped`, `transferred ID`.
+//! leader), `add ID HOST:PORT` (a new node joins as a learner; the others' transports learn its
+//! address from the configuration), `set ID,ID,...` (the voters become exactly these), `quit`.
+//! It prints, one line each: `ready`, `leader ID term T`, `ack SEQ TEXT`, `fail TEXT: WHY`,
+//! `warn TEXT`, `error TEXT`, `status ROLE LEADER TERM SEQ COMMIT member|catching-up`,
+//! `entry SEQ TEXT`, `dumped`, `stopped`, `transferred ID`, `changed SEQ`.
+//!
+//! A node that joins a running cluster is started with every current node's `--peer` and its
+//! own (its storage is new: it waits until the leader has added it and caught it up).
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -136,6 +141,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 Err(_) => println!("fail transfer {rest}: not a node id"),
             },
+            "add" => {
+                // add ID ADDRESS: a learner the other nodes' transports learn to reach.
+                let (id, address) = rest.split_once(' ').unwrap_or((rest, ""));
+                match id.parse().map(NodeId) {
+                    Ok(id) => match node.add_learner(id, Some(Bytes::from(address.to_string()))) {
+                        Ok(seq) => println!("changed {seq}"),
+                        Err(error) => println!("fail add {rest}: {error}"),
+                    },
+                    Err(_) => println!("fail add {rest}: not a node id"),
+                }
+            }
+            "set" => {
+                // set ID,ID,...: the voters become exactly these.
+                let ids: Result<Vec<NodeId>, _> = rest.split(',').map(|id| id.trim().parse().map(NodeId)).collect();
+                match ids {
+                    Ok(ids) => match node.set_nodes(ids) {
+                        Ok(seq) => println!("changed {seq}"),
+                        Err(error) => println!("fail set {rest}: {error}"),
+                    },
+                    Err(_) => println!("fail set {rest}: not a list of node ids"),
+                }
+            }
             "load" if loader.is_none() => {
                 loading.store(true, Ordering::SeqCst);
                 let (node, loading) = (Arc::clone(&node), Arc::clone(&loading));

@@ -317,3 +317,62 @@ fn leadership_is_handed_over_between_processes_on_request() {
         proc.child.wait().unwrap();
     }
 }
+
+#[test]
+fn a_dead_node_is_replaced_over_tcp_and_the_others_learn_its_address() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let key = "5c".repeat(32);
+    let (dir, addrs, mut procs) = cluster(&key);
+    members(&mut procs);
+    let first = leader(&mut procs);
+    procs.get_mut(&first).unwrap().send("append before");
+    procs.get_mut(&first).unwrap().expect(|line| line.starts_with("ack ") && line.ends_with(" before"));
+    // A follower dies for good.
+    let dead = (1..=3).find(|id| *id != first).unwrap();
+    let mut gone = procs.remove(&dead).unwrap();
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    // A new machine: empty directory, every current node's address and its own. The others
+    // know nothing of it until the configuration that adds it gives them its address.
+    let new_addr = free_addrs(1)[&1];
+    let mut peers = addrs.clone();
+    peers.insert(4, new_addr);
+    procs.insert(4, Proc::start(4, &dir.path().join("n4"), &key, &peers));
+    let leader_id = leader(&mut procs);
+    let keep = (1..=3).find(|id| *id != dead && *id != leader_id).unwrap();
+    let leader = procs.get_mut(&leader_id).unwrap();
+    leader.send(&format!("add 4 {new_addr}"));
+    let added = leader.expect(|line| line.starts_with("changed ") || line.starts_with("fail add"));
+    assert!(added.starts_with("changed "), "{added}");
+    leader.send(&format!("set {leader_id},{keep},4"));
+    let set = leader.expect(|line| line.starts_with("changed ") || line.starts_with("fail set"));
+    assert!(set.starts_with("changed "), "{set}");
+    leader.send("append after");
+    let ack = leader.expect(|line| line.starts_with("ack ") && line.ends_with(" after"));
+    let seq: u64 = ack.split(' ').nth(1).unwrap().parse().unwrap();
+    // The new node has every committed entry, the one written before it existed included.
+    let new_node = procs.get_mut(&4).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        new_node.send("dump");
+        let mut entries = BTreeMap::new();
+        loop {
+            let line = new_node.expect(|line| line.starts_with("entry ") || line == "dumped");
+            if line == "dumped" {
+                break;
+            }
+            let (at, text) = line["entry ".len()..].split_once(' ').unwrap_or((&line["entry ".len()..], ""));
+            entries.insert(at.parse::<u64>().unwrap(), text.to_string());
+        }
+        if entries.get(&seq).is_some_and(|text| text == "after") {
+            assert!(entries.values().any(|text| text == "before"), "{entries:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never held seq {seq}: {entries:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for proc in procs.values_mut() {
+        proc.send("quit");
+        proc.child.wait().unwrap();
+    }
+}

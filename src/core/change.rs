@@ -4,8 +4,8 @@
 //! be half-known to it):
 //!
 //! 1. nodes new to the cluster join as learners (they receive the log and never count);
-//! 2. once every node that is to vote is within `Config::learner_lag_max` entries of the
-//!    leader, and a quorum of the new voters is responsive and holds the commit point, the
+//! 2. once every node that is to vote has answered and is within `Config::learner_lag_max`
+//!    entries of the leader, and a quorum of the new voters is responsive and holds the commit point, the
 //!    joint configuration old+new, where elections and commits need a quorum of
 //!    each (§4.3);
 //! 3. once that commits, the target alone (leaving joint is automatic, also for a new leader
@@ -164,15 +164,16 @@ impl Raft {
         self.propose_configuration(&next);
     }
 
-    /// Whether every voter of `new` that does not vote in `old` is within
-    /// `Config::learner_lag_max` entries of this leader's log.
+    /// Whether every voter of `new` that does not vote in `old` answered within `ping_timeout`
+    /// and is within `Config::learner_lag_max` entries of this leader's log.
     fn entering_caught_up(&self, new: &Membership, old: &Membership) -> bool {
         let Some(leading) = self.role.leading() else { return false };
-        let last = self.log.last_seq().map_or(0, |seq| seq.0 + 1);
+        let (last, window) = (self.log.last_seq().map_or(0, |seq| seq.0 + 1), duration_nanos(self.config.ping_timeout));
         let entering = new.voters().iter().filter(|id| !old.is_voter(**id) && **id != self.id);
         entering.into_iter().all(|id| {
-            let matched = leading.progress.iter().find(|p| p.id == *id).and_then(|p| p.matched);
-            last - matched.map_or(0, |seq| seq.0 + 1) <= self.config.learner_lag_max
+            let Some(p) = leading.progress.iter().find(|p| p.id == *id) else { return false };
+            let answered = p.answered && p.answered_within(self.now, window);
+            answered && last - p.matched.map_or(0, |seq| seq.0 + 1) <= self.config.learner_lag_max
         })
     }
 

@@ -25,8 +25,10 @@ pub(crate) struct Progress {
     /// Unacknowledged appends while replicating: (last seq, payload bytes).
     pub(crate) inflight: VecDeque<(Seq, usize)>,
     pub(crate) inflight_bytes: usize,
-    /// When the follower last answered in this term.
+    /// When the follower last answered in this term (when it started being tracked, before).
     pub(crate) last_heard: Time,
+    /// Whether it answered at all in this term.
+    pub(crate) answered: bool,
     /// The highest read round the follower echoed.
     pub(crate) read_round: u64,
     /// It rejected entries it had acknowledged: it is told to catch up (with each heartbeat)
@@ -47,6 +49,7 @@ impl Progress {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             last_heard: now,
+            answered: false,
             read_round: 0,
             lost_data: None,
             incarnation: None,
@@ -296,6 +299,7 @@ impl Raft {
         let ignore_regressed = self.mutant(Mutant::IgnoreRegressedFollower);
         let Some(leading) = self.role.leading_mut() else { return };
         let p = &mut leading.progress[index];
+        p.answered = true;
         if p.last_heard != now {
             p.last_heard = now;
             self.heard_version += 1;

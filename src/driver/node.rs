@@ -273,6 +273,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
                 .map_err(DriverError::Thread)?
         };
         transport.register(id, Arc::new(TransportInbox(commands.clone())));
+        learn_addresses(&raft, &*transport);
         let node = NodeLoop {
             raft,
             start: Instant::now(),
@@ -365,6 +366,16 @@ pub(super) fn read_answer(response: Response) -> Result<(Option<Seq>, Bytes), Cl
     match response {
         Response::Read { seq, response } => Ok((seq, response)),
         other => Err(ClientError::Invalid(format!("a read was answered: {other}"))),
+    }
+}
+
+/// Tells the transport the address of every member the configuration in force gives one.
+fn learn_addresses(raft: &Raft, transport: &dyn Transport) {
+    let Some(configuration) = raft.membership() else { return };
+    for id in configuration.members() {
+        if let Some(address) = configuration.address(id) {
+            transport.learn(id, address);
+        }
     }
 }
 
@@ -510,6 +521,9 @@ impl<L: LogStore> NodeLoop<L> {
         let reconfigured = status.configuration.as_ref().map(|(seq, c)| (*seq, c)) != in_force;
         if reconfigured {
             status.configuration = configuration_of(&self.raft);
+        }
+        if reconfigured {
+            learn_addresses(&self.raft, &*self.transport);
         }
         let moved = moved || reconfigured || status.removed != self.raft.is_removed();
         status.removed = self.raft.is_removed();

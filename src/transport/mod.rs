@@ -21,6 +21,12 @@ pub trait Transport: Send + Sync + 'static {
     fn register(&self, id: NodeId, inbox: Arc<dyn Inbox>);
     /// Stops delivering to `id` (its messages are dropped, as a crashed node's would be).
     fn unregister(&self, id: NodeId);
+    /// The configuration in force names node `id` with this address blob (see
+    /// [`Membership::with_address`](crate::core::Membership::with_address)): a transport that
+    /// dials peers by address learns a new one here. The default does nothing.
+    fn learn(&self, id: NodeId, address: &[u8]) {
+        let _ = (id, address);
+    }
 }
 
 /// A node's side of a transport.

@@ -68,7 +68,8 @@ pub struct TcpTransport {
 struct Shared {
     id: NodeId,
     security: Security,
-    peers: BTreeMap<NodeId, SocketAddr>,
+    /// Every peer's address: those given at the start, and those learned from configurations.
+    peers: RwLock<BTreeMap<NodeId, SocketAddr>>,
     options: TcpOptions,
     local: SocketAddr,
     queues: Mutex<BTreeMap<NodeId, SyncSender<Message>>>,
@@ -124,7 +125,7 @@ impl TcpTransport {
         let shared = Arc::new(Shared {
             id,
             security,
-            peers: peers.clone(),
+            peers: RwLock::new(peers.clone()),
             options: options.clone(),
             local,
             queues: Mutex::new(BTreeMap::new()),
@@ -135,16 +136,9 @@ impl TcpTransport {
             waiting: Mutex::new(VecDeque::new()),
             proving: AtomicUsize::new(0),
         });
-        let mut queues = BTreeMap::new();
         for (peer, addr) in peers {
-            let (sender, receiver) = mpsc::sync_channel(options.queue_messages_max);
-            queues.insert(peer, sender);
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("tcp-{id}-to-{peer}"))
-                .spawn(move || dial_loop(&shared, peer, addr, &receiver))?;
+            start_sender(&shared, peer, addr)?;
         }
-        *shared.queues.lock().unwrap_or_else(|p| p.into_inner()) = queues;
         let accepting = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("tcp-{id}-accept"))
@@ -183,6 +177,41 @@ impl Transport for TcpTransport {
             *self.shared.inbox.write().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
+
+    /// A peer new to this transport, named by a configuration with its address (UTF-8
+    /// `host:port`), is dialled and accepted from then on. A known peer keeps its address; with
+    /// per-node keys, a peer whose public key this transport lacks is refused (with a warning).
+    fn learn(&self, id: NodeId, address: &[u8]) {
+        let shared = &self.shared;
+        if id == shared.id || shared.peers.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+            return;
+        }
+        let Some(addr) = std::str::from_utf8(address).ok().and_then(|text| text.parse::<SocketAddr>().ok()) else {
+            return shared.warn(format!("tcp: node {id}'s address in the configuration is not host:port"));
+        };
+        if let Security::NodeKeys { public, .. } = &shared.security {
+            if !public.contains_key(&id) {
+                return shared.warn(format!("tcp: node {id} joined, but this node has no public key for it"));
+            }
+        }
+        if shared.peers.write().unwrap_or_else(|p| p.into_inner()).insert(id, addr).is_some() {
+            return; // Learned meanwhile.
+        }
+        if let Err(error) = start_sender(shared, id, addr) {
+            shared.warn(format!("tcp: cannot start a thread for node {id}: {error}"));
+        }
+    }
+}
+
+/// Starts sending to `peer` at `addr`: a queue and the thread that dials and drains it.
+fn start_sender(shared: &Arc<Shared>, peer: NodeId, addr: SocketAddr) -> io::Result<()> {
+    let (sender, receiver) = mpsc::sync_channel(shared.options.queue_messages_max);
+    let dialing = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name(format!("tcp-{}-to-{peer}", shared.id))
+        .spawn(move || dial_loop(&dialing, peer, addr, &receiver))?;
+    shared.queues.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, sender);
+    Ok(())
 }
 
 impl Drop for TcpTransport {
@@ -289,7 +318,7 @@ impl Write for Deadline<'_> {
 fn serve(shared: &Shared, key: u64, stream: TcpStream) -> Result<(), ChannelError> {
     let deadline = Instant::now() + shared.options.handshake_timeout;
     let mut socket = Deadline { stream: &stream, deadline: Some(deadline) };
-    let member = |id: NodeId| shared.peers.contains_key(&id);
+    let member = |id: NodeId| shared.peers.read().unwrap_or_else(|p| p.into_inner()).contains_key(&id);
     let handshake = stream.set_nodelay(true).map_err(ChannelError::from).and_then(|()| {
         noise::respond(&mut socket, &shared.security, shared.id, member, shared.options.frame_bytes_max)
     });
