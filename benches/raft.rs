@@ -203,7 +203,10 @@ fn append_while_changing(dir: &Path, clients: usize, entries: u64, change: bool,
     let count = AtomicU64::new(0);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let payload = Bytes::from(vec![1u8; 100]);
-    let mut newcomer = None;
+    // The new machine is up (its log opened) before the measure starts; the replacement is what
+    // is measured.
+    let bootstrap = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
+    let newcomer = change.then(|| open(sub.path(), &network, NodeId(4), &bootstrap));
     let measured = std::thread::scope(|scope| {
         for _ in 0..clients {
             scope.spawn(|| {
@@ -217,8 +220,6 @@ fn append_while_changing(dir: &Path, clients: usize, entries: u64, change: bool,
         std::thread::sleep(Duration::from_millis(200)); // The clients get going.
         let (before, start) = (count.load(Ordering::Relaxed), Instant::now());
         if change {
-            let bootstrap = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
-            newcomer = Some(open(sub.path(), &network, NodeId(4), &bootstrap));
             let target: Vec<NodeId> = three.iter().copied().filter(|id| *id != replaced).chain([NodeId(4)]).collect();
             leader.set_nodes(target).expect("the replacement completes");
         } else {

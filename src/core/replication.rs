@@ -123,8 +123,25 @@ impl Raft {
     fn may_send(&self, index: usize) -> bool {
         let Some(leading) = self.role.leading() else { return false };
         let p = &leading.progress[index];
-        let full = p.paused || (!p.probing && p.inflight.len() >= self.config.inflight_messages_max);
+        let full = p.paused || (!p.probing && p.inflight.len() >= self.window(leading, p));
         !full && Some(p.next) <= self.log.last_seq()
+    }
+
+    /// How many appends may be out to follower `p`: `Config::inflight_messages_max`, but one
+    /// to a learner that lags behind the commit point while clients wait for commits (its
+    /// catch-up then takes turns with the clients' appends instead of crowding them out).
+    #[inline]
+    fn window(&self, leading: &super::role::LeaderState, p: &Progress) -> usize {
+        match self.throttled(leading, p) {
+            true => 1,
+            false => self.config.inflight_messages_max,
+        }
+    }
+
+    /// Whether follower `p` is a learner behind the commit point while clients wait.
+    #[inline]
+    fn throttled(&self, leading: &super::role::LeaderState, p: &Progress) -> bool {
+        p.matched < self.commit && !leading.requests.appends.is_empty() && !self.is_voter(p.id)
     }
 
     /// Sends appends to one follower while its window has room.
@@ -138,7 +155,10 @@ impl Raft {
                 return;
             }
             let room = (window_entries - p.inflight_entries().min(window_entries)).max(1) as usize;
-            let count = self.config.rpc_entries_max.min(room);
+            let throttled = self.role.leading().is_some_and(|leading| self.throttled(leading, p));
+            let per_message =
+                if throttled { (self.config.rpc_entries_max / 4).max(1) } else { self.config.rpc_entries_max };
+            let count = per_message.min(room);
             let (to, next, probing) = (p.id, p.next, p.probing);
             let entries = match self.log.slice(next, count, self.config.rpc_bytes_max) {
                 Ok(entries) => entries,
