@@ -59,6 +59,28 @@ pub struct Node {
     evidence: Vec<(LogId, u64)>,
 }
 
+impl Node {
+    /// A node on empty memory storage (`fresh`: catching up, as a new directory opens).
+    fn open(config: Config, fresh: bool) -> Node {
+        let mut storage = MemLog::default();
+        set_catching_up(&mut storage, fresh);
+        let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
+        let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
+        Node {
+            raft: Some(raft),
+            storage,
+            unsynced: VecDeque::new(),
+            state: Counter::default(),
+            replies: Vec::new(),
+            events: Vec::new(),
+            unreadable: false,
+            config,
+            restarts: 0,
+            evidence: Vec::new(),
+        }
+    }
+}
+
 /// A cluster of cores connected by a queue of messages.
 #[derive(Debug)]
 pub struct Cluster {
@@ -99,25 +121,7 @@ impl Cluster {
             let mut config = Config::new(*id, ids.clone());
             config.seed = id.0;
             configure(&mut config);
-            let mut storage = MemLog::default();
-            set_catching_up(&mut storage, fresh);
-            let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
-            let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
-            nodes.insert(
-                *id,
-                Node {
-                    raft: Some(raft),
-                    storage,
-                    unsynced: VecDeque::new(),
-                    state: Counter::default(),
-                    replies: Vec::new(),
-                    events: Vec::new(),
-                    unreadable: false,
-                    config,
-                    restarts: 0,
-                    evidence: Vec::new(),
-                },
-            );
+            nodes.insert(*id, Node::open(config, fresh));
         }
         let mut cluster = Cluster {
             now: Time(0),
@@ -309,23 +313,7 @@ impl Cluster {
     pub fn add_node(&mut self, id: NodeId, nodes: &[NodeId]) {
         let template = self.nodes.values().next().expect("a cluster has nodes").config.clone();
         let config = Config { id, nodes: nodes.to_vec(), seed: id.0, ..template };
-        let mut storage = MemLog::default();
-        set_catching_up(&mut storage, true);
-        let recovered = storage.recovered(usize::MAX).expect("memory always recovers");
-        let raft = Raft::new(config.clone(), recovered).expect("test configs are valid");
-        let node = Node {
-            raft: Some(raft),
-            storage,
-            unsynced: VecDeque::new(),
-            state: Counter::default(),
-            replies: Vec::new(),
-            events: Vec::new(),
-            unreadable: false,
-            config,
-            restarts: 0,
-            evidence: Vec::new(),
-        };
-        self.nodes.insert(id, node);
+        self.nodes.insert(id, Node::open(config, true));
         self.step(id, Input::Tick);
     }
 

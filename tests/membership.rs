@@ -106,3 +106,41 @@ fn a_node_whose_log_lost_its_configurations_keeps_the_committed_one() {
         );
     }
 }
+
+#[test]
+fn thesis_4_1_a_configuration_is_in_force_once_appended_before_it_commits() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(NodeId(1));
+    cluster.change(NodeId(1), MembershipChange::Remove(NodeId(3)));
+    // Appended, not committed: the leader already counts quorums in old and new.
+    assert!(matches!(cluster.raft(NodeId(1)).membership(), Some(Configuration::Joint { .. })));
+    assert!(cluster.raft(NodeId(1)).commit() < cluster.raft(NodeId(1)).membership_seq());
+    // A follower uses it as soon as it has appended it (before knowing it committed).
+    cluster.deliver(|m| m.to == NodeId(2));
+    assert!(matches!(cluster.raft(NodeId(2)).membership(), Some(Configuration::Joint { .. })));
+    assert!(cluster.raft(NodeId(2)).commit() < cluster.raft(NodeId(2)).membership_seq());
+}
+
+#[test]
+fn thesis_4_2_3_a_removed_node_cannot_disrupt_a_cluster_that_has_a_leader() {
+    let mut cluster = Cluster::new(3, |config| {
+        // Without pre-vote the removed node's vote requests would raise everyone's term.
+        config.pre_vote = false;
+        config.check_quorum = false;
+    });
+    cluster.elect(NodeId(1));
+    cluster.change(NodeId(1), MembershipChange::Remove(NodeId(3)));
+    run(&mut cluster, 2);
+    let term = cluster.raft(NodeId(2)).term();
+    // Node 3 (which may not know it was removed) asks for votes in a later term.
+    let last = cluster.raft(NodeId(3)).last();
+    let vote = tinyraftplus::core::Message {
+        from: NodeId(3),
+        to: NodeId(2),
+        term: tinyraftplus::core::Term(term.0 + 5),
+        body: tinyraftplus::core::Body::Vote { last, transfer: false },
+    };
+    cluster.step(NodeId(2), tinyraftplus::core::Input::Message(vote));
+    assert_eq!(cluster.raft(NodeId(2)).term(), term, "ignored: a leader is heard and 3 is not a member");
+    assert_eq!(cluster.raft(NodeId(2)).leader(), Some(NodeId(1)));
+}

@@ -5,8 +5,8 @@
 //!
 //! 1. nodes new to the cluster join as learners (they receive the log and never count);
 //! 2. once every node that is to vote has answered and is within `Config::learner_lag_max`
-//!    entries of the leader, and a quorum of the new voters is responsive and holds the commit point, the
-//!    joint configuration old+new, where elections and commits need a quorum of
+//!    entries of the leader, and a quorum of the new voters is responsive and holds the commit
+//!    point, the joint configuration old+new, where elections and commits need a quorum of
 //!    each (§4.3);
 //! 3. once that commits, the target alone (leaving joint is automatic, also for a new leader
 //!    that finds a committed joint configuration in its log).
@@ -62,17 +62,8 @@ pub(crate) struct Change {
 
 impl Raft {
     pub(super) fn on_change_membership(&mut self, now: Time, id: RequestId, change: MembershipChange) {
-        let refused = if self.closed {
-            Some(ClientError::Closed)
-        } else if self.failed {
-            Some(ClientError::StorageFailed)
-        } else if !self.role.is_leader() {
-            Some(ClientError::NotLeader { leader: self.leader })
-        } else if self.role.leading().is_some_and(|l| l.requests.change.is_some()) {
-            Some(ClientError::ChangeInProgress)
-        } else {
-            None
-        };
+        let busy = self.role.leading().is_some_and(|l| l.requests.change.is_some());
+        let refused = self.refuses_leader_request().or(busy.then_some(ClientError::ChangeInProgress));
         if let Some(error) = refused {
             return self.reply(Origin::Local(id), Err(error));
         }
@@ -84,6 +75,20 @@ impl Raft {
         let Some(leading) = self.role.leading_mut() else { return };
         leading.requests.change = Some(Change { id, target, deadline });
         self.advance_change();
+    }
+
+    /// Why a request only a leader serves (a transfer, a change) is refused here, if it is:
+    /// the node is closed, its storage failed, or it does not lead.
+    pub(super) fn refuses_leader_request(&self) -> Option<ClientError> {
+        if self.closed {
+            Some(ClientError::Closed)
+        } else if self.failed {
+            Some(ClientError::StorageFailed)
+        } else if !self.role.is_leader() {
+            Some(ClientError::NotLeader { leader: self.leader })
+        } else {
+            None
+        }
     }
 
     /// The membership a change starts from: the target of the configuration in force, or the
@@ -149,10 +154,8 @@ impl Raft {
         }
         let next = match next_step(&current, &target) {
             Step::Learners(next) => next,
-            Step::Joint(old, new) if self.mutant(Mutant::SingleStepChange) => {
-                let _ = old;
-                Configuration::Single(new)
-            }
+            // Planted bug: several voters change in one step, without the joint configuration.
+            Step::Joint(_, new) if self.mutant(Mutant::SingleStepChange) => Configuration::Single(new),
             Step::Joint(old, new) => {
                 if !self.entering_caught_up(&new, &old) || !self.healthy_quorum(&new) {
                     return;

@@ -39,12 +39,8 @@ impl Transfer {
 
 impl Raft {
     pub(super) fn on_transfer_leader(&mut self, now: Time, id: RequestId, to: NodeId) {
-        let refused = if self.closed {
-            Some(ClientError::Closed)
-        } else if self.failed {
-            Some(ClientError::StorageFailed)
-        } else if !self.role.is_leader() {
-            Some(ClientError::NotLeader { leader: self.leader })
+        let refused = if let Some(error) = self.refuses_leader_request() {
+            Some(error)
         } else if to != self.id && !self.peers.contains(&to) {
             Some(ClientError::Invalid(format!("node {to} is not in the cluster")))
         } else {
