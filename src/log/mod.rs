@@ -1,7 +1,8 @@
 //! The file log: the durable segmented log on files ([`FsLog`]), with checksums or encryption
 //! at rest ([`Encoder`]), a thread-safe group-committing handle on it ([`GroupLog`]), and a
 //! handle with a deadline on every operation ([`TimeoutLog`]); [`MemLog`] keeps the same
-//! operations in memory, and [`LogStore`] is what both offer a Raft node.
+//! operations in memory, and [`LogStore`] is what both offer a Raft node. [`SnapshotStore`]
+//! keeps durable snapshots next to a log, streamed in and out in chunks.
 //!
 //! The record format (`format.rs`) and crash recovery as a pure decision table
 //! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
@@ -19,6 +20,7 @@ mod mem;
 pub mod recovery;
 mod repair;
 mod saved_config;
+mod snapshot;
 mod state;
 mod store;
 mod timeout;
@@ -31,6 +33,7 @@ pub use iter::Iter;
 pub use mem::{MemLog, MemTxn};
 pub use recovery::{Case, Corruption};
 pub use repair::Repair;
+pub use snapshot::{SnapshotMeta, SnapshotReader, SnapshotScan, SnapshotStore, SnapshotWriter};
 pub use store::LogStore;
 pub use timeout::{TimeoutIter, TimeoutLog, Timeouts};
 pub use txn::Txn;
