@@ -49,6 +49,9 @@ pub struct Checker {
     /// Each repaired node's evidence: entries known committed it kept past damage (id and
     /// digest), which its log must never contradict.
     evidence: BTreeMap<NodeId, Vec<(LogId, u64)>>,
+    /// The state machine's state (a digest) after each applied seq, as the first node to apply
+    /// it reported.
+    states: BTreeMap<Seq, (u64, NodeId)>,
     /// The committed configurations by seq; the initial one at none.
     configs: BTreeMap<Option<Seq>, Configuration>,
 }
@@ -338,6 +341,24 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// Node `node`'s state machine reached state `digest` by applying up to `seq`: every node
+    /// does at the same seq (state machine safety, by state; not after a forced rejoin).
+    pub fn state(&mut self, node: NodeId, seq: Seq, digest: u64) -> Checked {
+        if self.forced {
+            return Ok(());
+        }
+        match self.states.get(&seq) {
+            Some((known, first)) if *known != digest => {
+                fail("state_machine_state", format!("{node}'s state after seq {seq} differs from {first}'s"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.states.insert(seq, (digest, node));
+                Ok(())
+            }
+        }
     }
 
     /// The value each applied `add` produced, by its payload (what happened to operations

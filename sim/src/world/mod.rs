@@ -601,7 +601,15 @@ impl World {
                 self.checker.apply(id, &entries)?;
                 let first = entries[0].seq;
                 let counters = &mut self.nodes[n].counters;
-                let responses = entries.iter().map(|entry| apply(counters, entry)).collect();
+                let mut responses = Vec::with_capacity(entries.len());
+                let mut states = Vec::with_capacity(entries.len());
+                for entry in &entries {
+                    responses.push(apply(counters, entry));
+                    states.push((entry.seq, state_digest(counters)));
+                }
+                for (seq, digest) in states {
+                    self.checker.state(id, seq, digest)?;
+                }
                 Ok(Some(Input::Applied { first, responses }))
             }
             Output::Read { id: read, command, .. } => {
@@ -765,6 +773,11 @@ fn apply(counters: &mut BTreeMap<u64, i64>, entry: &Entry) -> Bytes {
     let value = counters.entry(key).or_default();
     *value = value.wrapping_add(delta);
     Bytes::from(value.to_string())
+}
+
+/// A digest of the counters' state.
+fn state_digest(counters: &BTreeMap<u64, i64>) -> u64 {
+    counters.iter().fold(0x5eed, |hash, (key, value)| mix(mix(hash, *key), *value as u64))
 }
 
 fn parse_key(command: &[u8]) -> u64 {
