@@ -92,9 +92,16 @@ fn a_damaged_newest_snapshot_falls_back_to_the_one_before_and_old_ones_go() {
         assert_eq!(scan.damaged.len(), 1);
         assert!(matches!(&scan.damaged[0], LogError::Damaged { path: p, .. } if *p == path), "{:?}", scan.damaged);
         assert_eq!(read_all(&store, 20), data(2500, 2));
-        // A snapshot cut short (a torn copy) is found too.
+        // A snapshot cut short (a torn copy), or with bytes after its end, is found too.
+        bytes[1500] ^= 0x20;
         fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         assert_eq!(store.open().unwrap().latest, Some(meta(20)));
+        bytes.extend_from_slice(b"more");
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(store.open().unwrap().latest, Some(meta(20)));
+        bytes.truncate(bytes.len() - 4);
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(store.open().unwrap().latest, Some(meta(30)), "intact again");
     }
 }
 

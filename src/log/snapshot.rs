@@ -277,6 +277,9 @@ impl SnapshotReader {
             _ => record.payload.map(<[u8]>::to_vec),
         };
         (self.next, self.chain, self.done) = (self.next + 1, record.checksum, record.batch_end);
+        if self.done && self.file.read(&mut [0u8; 1]).map_err(io_error("read", &self.path))? > 0 {
+            return Err(damaged("bytes follow its sealed last record".into()));
+        }
         Ok(Some((record.term, Bytes::from(payload.unwrap_or_default()))))
     }
 }
