@@ -6,7 +6,7 @@
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, RequestId, Response, Seq};
-use crate::log::{FsLog, LogError, LogStore};
+use crate::log::{FsLog, LogError, LogStore, SnapshotMeta, SnapshotStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -29,7 +29,36 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
     ) -> Result<AsyncRaftNode<L>, DriverError> {
-        Ok(AsyncRaftNode { handle: Arc::new(Handle::open(config, log, transport, state_machine)?) })
+        Ok(AsyncRaftNode { handle: Arc::new(Handle::open(config, log, transport, state_machine, None)?) })
+    }
+
+    /// Opens a node restoring its state machine from the latest intact snapshot (see
+    /// [`RaftNode::open_restoring`](super::RaftNode::open_restoring)); reading the snapshot
+    /// blocks: call it where blocking is allowed.
+    pub fn open_restoring(
+        config: Config,
+        log: L,
+        snapshots: &SnapshotStore,
+        transport: Arc<dyn Transport>,
+        state_machine: Box<dyn StateMachine>,
+    ) -> Result<AsyncRaftNode<L>, DriverError> {
+        let handle = Handle::open(config, log, transport, Some(state_machine), Some(snapshots))?;
+        Ok(AsyncRaftNode { handle: Arc::new(handle) })
+    }
+
+    /// Takes a snapshot of the state machine and makes it durable in `snapshots` (see
+    /// [`RaftNode::snapshot`](super::RaftNode::snapshot)), on a blocking thread.
+    pub async fn snapshot(&self, snapshots: SnapshotStore) -> Result<SnapshotMeta, DriverError> {
+        let handle = Arc::clone(&self.handle);
+        let work = move || {
+            let (meta, stream) = handle.snapshot_stream()?;
+            node::write_snapshot(&snapshots, meta, stream)
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(DriverError::Snapshot("the runtime is shutting down".into())),
+        }
     }
 
     /// This node's id.

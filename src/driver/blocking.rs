@@ -3,7 +3,7 @@
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, Response, Seq};
-use crate::log::{FsLog, LogError, LogStore};
+use crate::log::{FsLog, LogError, LogStore, SnapshotMeta, SnapshotStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::mpsc::{self, Receiver};
@@ -28,7 +28,28 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
     ) -> Result<RaftNode<L>, DriverError> {
-        Ok(RaftNode { handle: Handle::open(config, log, transport, state_machine)? })
+        Ok(RaftNode { handle: Handle::open(config, log, transport, state_machine, None)? })
+    }
+
+    /// Like [`open`](RaftNode::open), restoring the state machine from the latest intact
+    /// snapshot in `snapshots` (one that fails its checks is skipped for the one before, with a
+    /// warn event as the node starts): it then applies only the entries after the snapshot.
+    pub fn open_restoring(
+        config: Config,
+        log: L,
+        snapshots: &SnapshotStore,
+        transport: Arc<dyn Transport>,
+        state_machine: Box<dyn StateMachine>,
+    ) -> Result<RaftNode<L>, DriverError> {
+        Ok(RaftNode { handle: Handle::open(config, log, transport, Some(state_machine), Some(snapshots))? })
+    }
+
+    /// Takes a snapshot of the state machine at the last entry it applied and makes it durable
+    /// in `snapshots` (streamed: the state machine's stream is read on this thread while the node
+    /// goes on applying). Returns what it covers. Compaction of the log is not done yet.
+    pub fn snapshot(&self, snapshots: &SnapshotStore) -> Result<SnapshotMeta, DriverError> {
+        let (meta, stream) = self.handle.snapshot_stream()?;
+        node::write_snapshot(snapshots, meta, stream)
     }
 
     /// This node's id.

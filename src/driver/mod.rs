@@ -33,4 +33,17 @@ pub trait StateMachine: Send + 'static {
     /// error event and the read is answered with an empty response (the core has no failed
     /// read yet).
     fn read(&mut self, seq: Option<Seq>, command: &[u8]) -> Result<Bytes, String>;
+    /// A point-in-time view of the state after the last entry applied, as a stream of bytes of
+    /// any length (`None`: this machine takes no snapshots, the default). The stream is read on
+    /// another thread while applying goes on, so later applies must not change what it yields
+    /// (a copy-on-write view, a file written for it, a copy).
+    fn snapshot(&mut self) -> Option<Result<Box<dyn std::io::Read + Send>, String>> {
+        None
+    }
+    /// Replaces the whole state with the one a [`snapshot`](StateMachine::snapshot) stream
+    /// gave (read from `input`, of any length).
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+        let _ = input;
+        Err("this state machine takes no snapshots".into())
+    }
 }

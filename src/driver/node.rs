@@ -4,10 +4,10 @@
 
 use super::StateMachine;
 use crate::core::{
-    ClientError, Config, Configuration, Entry, Event, Input, Message, NodeId, Output, Raft, RequestId, Response, Role,
-    Seq, StartError, Stepper, Term, Time, Write, WriteId,
+    ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Payload, Raft, RequestId,
+    Response, Role, Seq, StartError, Stepper, Term, Time, Write, WriteId,
 };
-use crate::log::{LogError, LogStore};
+use crate::log::{LogError, LogStore, SnapshotMeta, SnapshotStore};
 use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -30,6 +30,9 @@ pub enum DriverError {
     Start(StartError),
     /// A thread could not be started.
     Thread(std::io::Error),
+    /// The state machine could not take or restore a snapshot, or the node could not take one
+    /// now (why).
+    Snapshot(String),
 }
 
 impl fmt::Display for DriverError {
@@ -38,6 +41,7 @@ impl fmt::Display for DriverError {
             DriverError::Log(error) => write!(f, "log: {error}"),
             DriverError::Start(error) => write!(f, "cannot start: {error}"),
             DriverError::Thread(error) => write!(f, "cannot start a thread: {error}"),
+            DriverError::Snapshot(why) => write!(f, "snapshot: {why}"),
         }
     }
 }
@@ -48,6 +52,7 @@ impl std::error::Error for DriverError {
             DriverError::Log(error) => Some(error),
             DriverError::Start(error) => Some(error),
             DriverError::Thread(error) => Some(error),
+            DriverError::Snapshot(_) => None,
         }
     }
 }
@@ -142,13 +147,22 @@ impl Subscriber {
 }
 
 pub(super) enum Command {
-    Request { input: Input, id: RequestId, reply: Reply },
+    Request {
+        input: Input,
+        id: RequestId,
+        reply: Reply,
+    },
     Message(Message),
     WriteDone(WriteId),
     WriteFailed(WriteId, String),
     Warn(String),
     Close(Reply),
+    /// A snapshot of the state machine at the entry it applied last.
+    Snapshot(SyncSender<Result<SnapshotStream, String>>),
 }
+
+/// A state machine's snapshot stream and what it covers.
+pub(super) type SnapshotStream = (SnapshotMeta, Box<dyn std::io::Read + Send>);
 
 /// The node's inbox at its transport: messages and warnings join the loop's commands.
 struct TransportInbox(Sender<Command>);
@@ -236,10 +250,25 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         mut config: Config,
         log: L,
         transport: Arc<dyn Transport>,
-        state_machine: Option<Box<dyn StateMachine>>,
+        mut state_machine: Option<Box<dyn StateMachine>>,
+        snapshots: Option<&SnapshotStore>,
     ) -> Result<Handle<L>, DriverError> {
         config.seed = OsRng.next_u64();
         config.state_machine = state_machine.is_some();
+        // The latest intact snapshot restores the state machine, which then applies only the
+        // entries after it.
+        let mut restored = None;
+        let mut warnings = Vec::new();
+        if let (Some(store), Some(machine)) = (snapshots, state_machine.as_mut()) {
+            let scan = store.open().map_err(DriverError::Log)?;
+            warnings.extend(scan.damaged.iter().map(|e| format!("a snapshot is damaged and was skipped: {e}")));
+            if let Some(meta) = scan.latest {
+                let mut reader = store.reader(meta.last.seq).map_err(DriverError::Log)?;
+                machine.restore(&mut reader).map_err(|why| DriverError::Snapshot(format!("restore: {why}")))?;
+                config.apply_seq = config.apply_seq.max(Some(meta.last.seq));
+                restored = Some(meta.last);
+            }
+        }
         let recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
         let raft = Raft::new(config, recovered).map_err(DriverError::Start)?;
         let id = raft.id();
@@ -264,6 +293,9 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             log: Mutex::new(log),
         });
         let (commands, inbox) = mpsc::channel();
+        for text in warnings {
+            let _ = commands.send(Command::Warn(text)); // Warn events once the loop runs.
+        }
         let (writes, disk_jobs) = mpsc::channel();
         let disk = {
             let (shared, done) = (Arc::clone(&shared), commands.clone());
@@ -285,6 +317,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             disk: Some(disk),
             out: Vec::new(),
             unapplied: VecDeque::new(),
+            machine_applied: restored,
         };
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
@@ -307,6 +340,14 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         if let Err(mpsc::SendError(Command::Request { reply, .. })) = self.commands.send(command) {
             reply.send(Err(ClientError::Closed));
         }
+    }
+
+    /// The state machine's snapshot stream at the last entry it applied, from the loop.
+    pub(super) fn snapshot_stream(&self) -> Result<SnapshotStream, DriverError> {
+        let (answer, stream) = mpsc::sync_channel(1);
+        let closed = || DriverError::Snapshot("the node is closed".into());
+        self.commands.send(Command::Snapshot(answer)).map_err(|_| closed())?;
+        stream.recv().map_err(|_| closed())?.map_err(DriverError::Snapshot)
     }
 
     /// Asks the loop to close; `done` hears when everything is durable. False if it is gone.
@@ -379,6 +420,26 @@ fn learn_addresses(raft: &Raft, transport: &dyn Transport) {
     }
 }
 
+/// Streams a state machine's snapshot into `snapshots`, durably.
+pub(super) fn write_snapshot(
+    snapshots: &SnapshotStore,
+    meta: SnapshotMeta,
+    mut stream: Box<dyn std::io::Read + Send>,
+) -> Result<SnapshotMeta, DriverError> {
+    let mut writer = snapshots.writer(meta).map_err(DriverError::Log)?;
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        let count = match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(count) => count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(DriverError::Snapshot(format!("reading the state machine's stream: {error}"))),
+        };
+        writer.write(&buffer[..count]).map_err(DriverError::Log)?;
+    }
+    writer.finish().map_err(DriverError::Log)
+}
+
 /// The configuration in force on `raft`, with the seq of its entry.
 fn configuration_of(raft: &Raft) -> Option<(Seq, Configuration)> {
     raft.membership_seq().zip(raft.membership().cloned())
@@ -413,6 +474,8 @@ struct NodeLoop<L> {
     out: Vec<Output>,
     /// Committed entries the state machine has not taken yet (it failed: retried shortly).
     unapplied: VecDeque<Vec<Entry>>,
+    /// The last entry the state machine applied (or a restored snapshot covers).
+    machine_applied: Option<LogId>,
 }
 
 /// At most this many waiting commands go to the core in one step.
@@ -458,6 +521,9 @@ impl<L: LogStore> NodeLoop<L> {
                     Command::WriteDone(id) => inputs.push(Input::WriteDone { id }),
                     Command::WriteFailed(id, error) => inputs.push(Input::WriteFailed { id, error }),
                     Command::Warn(text) => self.shared.publish(Event::Warn(text)),
+                    Command::Snapshot(answer) => {
+                        let _ = answer.send(self.snapshot());
+                    }
                     Command::Close(ack) => {
                         close = Some(ack);
                         break;
@@ -586,6 +652,23 @@ impl<L: LogStore> NodeLoop<L> {
 
     /// Hands queued committed entries to the state machine, in order; one that fails keeps
     /// its entries (and those after) for the next try, as in the seed.
+    /// The state machine's snapshot stream at the entry it applied last, with what it covers:
+    /// that entry, and the configuration in force there (taken only when the configuration in
+    /// force is at or below it: during a change, ask again once it is applied).
+    fn snapshot(&mut self) -> Result<SnapshotStream, String> {
+        let last = self.machine_applied.ok_or("the state machine has applied nothing yet")?;
+        if self.raft.membership_seq() > Some(last.seq) {
+            return Err("a configuration entry is not applied yet; ask again once it is".into());
+        }
+        let configuration = self.raft.membership_seq().and_then(|seq| {
+            let payload = Payload::Config(crate::core::codec::configuration_bytes(self.raft.membership()?));
+            Some(Entry { term: self.raft.term_at(seq)?, seq, payload })
+        });
+        let machine = self.state_machine.as_mut().ok_or("the node has no state machine")?;
+        let stream = machine.snapshot().ok_or("the state machine takes no snapshots")??;
+        Ok((SnapshotMeta { last, configuration }, stream))
+    }
+
     fn apply_queued(&mut self) -> Vec<Input> {
         let mut applied = Vec::new();
         let Some(machine) = self.state_machine.as_mut() else { return applied };
@@ -595,6 +678,7 @@ impl<L: LogStore> NodeLoop<L> {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| machine.apply(first, &payloads)));
             let problem = match result {
                 Ok(Ok(responses)) if responses.len() == entries.len() => {
+                    self.machine_applied = entries.last().map(Entry::id);
                     applied.push(Input::Applied { first, responses });
                     self.unapplied.pop_front();
                     continue;

@@ -145,6 +145,7 @@ impl SnapshotStore {
             next: 0,
             chain: 0,
             done: false,
+            current: Bytes::new(),
         };
         let (term, meta) = reader.record()?.ok_or_else(|| damaged("no meta record".into()))?;
         reader.meta = SnapshotMeta { last: LogId::new(Term(term), last), configuration: parse_meta(meta)? };
@@ -235,6 +236,24 @@ pub struct SnapshotReader {
     next: u64,
     chain: u64,
     done: bool,
+    /// What `Read` has not handed out yet of the current chunk.
+    current: Bytes,
+}
+
+/// The snapshot's bytes as one stream (damage is an `InvalidData` error naming the file).
+impl Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.next_chunk().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))? {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let count = buf.len().min(self.current.len());
+        buf[..count].copy_from_slice(&self.current[..count]);
+        self.current = self.current.slice(count..);
+        Ok(count)
+    }
 }
 
 impl SnapshotReader {
