@@ -110,13 +110,18 @@ impl World {
             return Ok(());
         }
         self.fault("membership_change");
+        self.ask_change(n, voters.clone(), MembershipChange::SetNodes(voters))
+    }
+
+    /// Asks leader `n` for `change`, whose configuration has `voters` as its voters.
+    fn ask_change(&mut self, n: usize, voters: Vec<NodeId>, change: MembershipChange) -> Result<(), Violation> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        self.changes.insert(request, voters.clone());
+        self.changes.insert(request, voters);
         let in_force = self.nodes[n].raft.as_ref().and_then(|raft| Some(format!(" from {}", raft.membership()?)));
-        let (leader, shown) = (self.nodes[n].id, format!("{voters:?}{}", in_force.unwrap_or_default()));
-        self.note(|| format!("n{leader}: asked to change the voters to {shown}"));
-        self.step(n, Input::ChangeMembership { id: request, change: MembershipChange::SetNodes(voters) })
+        let (leader, shown) = (self.nodes[n].id, format!("{change:?}{}", in_force.unwrap_or_default()));
+        self.note(|| format!("n{leader}: asked for {shown}"));
+        self.step(n, Input::ChangeMembership { id: request, change })
     }
 
     /// A node about to join: if it is down, it starts as a new machine (an empty disk, the

@@ -438,10 +438,12 @@ impl World {
             }
         }
         if self.nodes[n].disk.is_empty() && self.nodes[n].disk.hard_state().catching_up {
-            // A machine that lost its disk comes back with the members of the committed
+            // A machine that lost its disk comes back with the voters of the committed
             // configuration as its bootstrap one (what an operator gives it; with the founders'
-            // list it could think itself alone, in a cluster grown from one node).
-            let mut members = self.checker.committed_configuration().map_or_else(Vec::new, Configuration::members);
+            // list it could think itself alone, in a cluster grown from one node; with learners
+            // that never came up among them, it could wait for their answers forever).
+            let voters = |c: &Configuration| c.target().voters().to_vec();
+            let mut members = self.checker.committed_configuration().map_or_else(Vec::new, voters);
             if !members.contains(&self.nodes[n].id) {
                 members.push(self.nodes[n].id);
             }
