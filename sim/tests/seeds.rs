@@ -63,3 +63,16 @@ fn the_unbounded_regime_checks_safety_only() {
     let failures = check_seeds(0..1000, &options);
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// Seeds that once failed, with the cluster size they failed at, and why.
+#[test]
+fn seeds_that_once_failed_pass() {
+    // 3149, one node grown to three: a founding node that lost its disk, caught up partly and
+    // crashed was the only voter of the configuration in its partial log; catching up, it could
+    // never confirm its term (it alone was a quorum of its view) and ignored the leader for ever.
+    let known: &[(u64, usize)] = &[(3149, 1)];
+    for &(seed, nodes) in known {
+        let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
+        assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
+    }
+}

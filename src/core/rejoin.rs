@@ -146,8 +146,12 @@ impl Raft {
         if !self.rejoining.probe_answers.contains(&from) {
             self.rejoining.probe_answers.push(from);
         }
+        // A node that alone is a quorum of its configuration (in a log it may have outgrown:
+        // it is catching up) learns nothing more from further answers: one is enough. Else it
+        // would wait for ever and ignore the leader that can catch it up.
+        let alone = self.is_quorum(|id| id == self.id);
         self.rejoining.term_confirmed =
-            !self.is_quorum(|id| id == self.id || !self.rejoining.probe_answers.contains(&id));
+            alone || !self.is_quorum(|id| id == self.id || !self.rejoining.probe_answers.contains(&id));
     }
 
     /// A peer's pre-vote or vote request showed its last entry, and that its durable term is

@@ -83,6 +83,14 @@ impl World {
             None => self.newest_configuration(),
         };
         let outside: Vec<usize> = (0..self.nodes.len()).filter(|m| !members.contains(&self.nodes[*m].id)).collect();
+        if !outside.is_empty() && self.rng.below(4) == 0 {
+            // A learner whose machine never comes up: it never catches up, and must hold up
+            // neither commits nor later changes (the next change of voters drops it).
+            let never = self.nodes[outside[self.rng.below(outside.len() as u64) as usize]].id;
+            self.fault("learner_never_up");
+            let change = MembershipChange::AddLearner { id: never, address: None };
+            return self.ask_change(n, voters, change);
+        }
         let fewest = match self.options.regime {
             Regime::Recoverable => self.options.nodes.min(3),
             Regime::Unbounded => 1,
