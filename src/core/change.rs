@@ -77,20 +77,6 @@ impl Raft {
         self.advance_change();
     }
 
-    /// Why a request only a leader serves (a transfer, a change) is refused here, if it is:
-    /// the node is closed, its storage failed, or it does not lead.
-    pub(super) fn refuses_leader_request(&self) -> Option<ClientError> {
-        if self.closed {
-            Some(ClientError::Closed)
-        } else if self.failed {
-            Some(ClientError::StorageFailed)
-        } else if !self.role.is_leader() {
-            Some(ClientError::NotLeader { leader: self.leader })
-        } else {
-            None
-        }
-    }
-
     /// The membership a change starts from: the target of the configuration in force, or the
     /// bootstrap one (which must use a majority or groups: a count or a custom rule cannot be
     /// carried by a configuration entry).

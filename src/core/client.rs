@@ -544,6 +544,20 @@ impl Raft {
         self.evict();
     }
 
+    /// Why a request only a leader serves (a transfer, a change) is refused here, if it is:
+    /// the node is closed, its storage failed, or it does not lead.
+    pub(super) fn refuses_leader_request(&self) -> Option<ClientError> {
+        if self.closed {
+            Some(ClientError::Closed)
+        } else if self.failed {
+            Some(ClientError::StorageFailed)
+        } else if !self.role.is_leader() {
+            Some(ClientError::NotLeader { leader: self.leader })
+        } else {
+            None
+        }
+    }
+
     /// Sends a request's one reply.
     pub(super) fn reply(&mut self, origin: Origin, result: Result<Response, ClientError>) {
         match origin {

@@ -208,6 +208,35 @@ const ZERO_AHEAD_BYTES: u64 = 1 << 20;
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Writes zeros to `file` from byte `from` to byte `to`.
+/// Makes the directory's entries (created, renamed, deleted files) durable.
+pub(super) fn sync_directory(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", dir))
+}
+
+/// The files `<name>.<20 decimal digits>.<suffix>` in `dir` (a log's segments, its snapshots),
+/// sorted by their number.
+pub(super) fn numbered_files(dir: &Path, name: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let (prefix, suffix) = (format!("{name}."), format!(".{suffix}"));
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let entry = entry.map_err(io_error("list", dir))?;
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        let Some(middle) = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(&suffix)) else {
+            continue;
+        };
+        if middle.len() == 20 && middle.bytes().all(|b| b.is_ascii_digit()) {
+            let number = middle.parse::<u64>().map_err(|_| LogError::Damaged {
+                path: entry.path(),
+                detail: "file name's number out of range".into(),
+            })?;
+            found.push((number, entry.path()));
+        }
+    }
+    found.sort_unstable_by_key(|(number, _)| *number);
+    Ok(found)
+}
+
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     let mut at = from;
     while at < to {
@@ -380,25 +409,7 @@ impl FsLog {
 
     /// The segment files of this log, sorted by first seq (numerically: the seed sorted names).
     pub(super) fn list_segments(&self) -> Result<Vec<(u64, PathBuf)>, LogError> {
-        let prefix = format!("{}.", self.name);
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))? {
-            let entry = entry.map_err(io_error("list", &self.dir))?;
-            let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else { continue };
-            let Some(middle) = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".seg")) else {
-                continue;
-            };
-            if middle.len() == 20 && middle.bytes().all(|b| b.is_ascii_digit()) {
-                let first_seq = middle.parse::<u64>().map_err(|_| LogError::Damaged {
-                    path: entry.path(),
-                    detail: "segment name out of range".into(),
-                })?;
-                found.push((first_seq, entry.path()));
-            }
-        }
-        found.sort_unstable_by_key(|(first, _)| *first);
-        Ok(found)
+        numbered_files(&self.dir, &self.name, "seg")
     }
 
     /// Scans the segments one at a time, then carries out the decisions: deletions newest
@@ -459,7 +470,7 @@ impl FsLog {
     }
 
     pub(super) fn sync_dir(&self) -> Result<(), LogError> {
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", &self.dir))
+        sync_directory(&self.dir)
     }
 
     pub(super) fn check(&self) -> Result<(), LogError> {

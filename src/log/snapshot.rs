@@ -22,7 +22,7 @@
 
 use super::format::{decode_header, decode_record, encode_header, encode_record, seal_batch, Encoder, NewRecord};
 use super::format::{HEADER_BYTES, NONCE_BYTES};
-use super::fslog::{io_error, LogError};
+use super::fslog::{io_error, numbered_files, sync_directory, LogError};
 use crate::core::{Entry, LogId, Payload, Seq, Term};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -72,19 +72,8 @@ impl SnapshotStore {
 
     /// The seqs of the snapshot files present, newest first.
     fn list(&self) -> Result<Vec<Seq>, LogError> {
-        let prefix = format!("{}.", self.name);
-        let mut seqs = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))? {
-            let entry = entry.map_err(io_error("list", &self.dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let digits = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".snap"));
-            if let Some(seq) = digits.filter(|d| d.len() == 20).and_then(|d| d.parse().ok()) {
-                seqs.push(Seq(seq));
-            }
-        }
-        seqs.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(seqs)
+        let listed = numbered_files(&self.dir, &self.name, "snap")?;
+        Ok(listed.into_iter().rev().map(|(seq, _)| Seq(seq)).collect())
     }
 
     /// Finds the newest intact snapshot, verifying each from end to end (newest first).
@@ -216,7 +205,7 @@ impl SnapshotWriter<'_> {
         self.file.sync_all().map_err(io_error("sync", &self.temporary))?;
         let path = self.store.path(self.meta.last.seq);
         fs::rename(&self.temporary, &path).map_err(io_error("rename", &self.temporary))?;
-        File::open(&self.store.dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", &self.store.dir))?;
+        sync_directory(&self.store.dir)?;
         for old in self.store.list()?.into_iter().filter(|seq| *seq < self.meta.last.seq).skip(1) {
             let old = self.store.path(old);
             fs::remove_file(&old).map_err(io_error("delete", &old))?;
