@@ -64,8 +64,13 @@ impl Bench {
                     assert!(result.is_ok(), "append failed: {result:?}");
                     self.replies += 1;
                 }
-                Output::LoadEntries { .. } | Output::Apply { .. } | Output::Read { .. } => {
-                    unreachable!("no state machine, and the leader keeps what followers need")
+                Output::LoadEntries { .. }
+                | Output::Apply { .. }
+                | Output::Read { .. }
+                | Output::TakeSnapshot { .. }
+                | Output::LoadSnapshotChunk { .. }
+                | Output::Restore { .. } => {
+                    unreachable!("no state machine, no snapshots, and the leader keeps what followers need")
                 }
                 Output::Event(_) => {}
             }

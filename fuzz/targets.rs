@@ -187,6 +187,12 @@ impl Harness {
                         self.inbox.push(Input::Applied { first: entries[0].seq, responses });
                     }
                     Output::Read { id, .. } => self.inbox.push(Input::ReadDone { id, response: Bytes::new() }),
+                    // No snapshots here: the fuzzed messages hold none, and none are taken.
+                    Output::TakeSnapshot { .. } => self.inbox.push(Input::SnapshotFailed { error: "none".into() }),
+                    Output::LoadSnapshotChunk { to, .. } => {
+                        self.inbox.push(Input::SnapshotLoadFailed { to, error: "none".into() })
+                    }
+                    Output::Restore { snapshot } => self.inbox.push(Input::Restored { last: snapshot.last }),
                     Output::Send(_) | Output::Reply { .. } | Output::Event(_) => {}
                 }
             }
@@ -246,6 +252,9 @@ impl Harness {
                 Write::Configuration(entry) => {
                     assert!(matches!(entry.payload, Payload::Config(_)), "only a configuration is saved as one");
                     self.committed_config = Some(entry);
+                }
+                Write::RemovePrefix { .. } | Write::SnapshotChunk { .. } | Write::InstallSnapshot { .. } => {
+                    panic!("no snapshot is ever taken or received here: {write}")
                 }
             }
             last = Some(id);

@@ -79,6 +79,10 @@
 //!                     }
 //!                     Output::Reply { id, result } => self.replies.push((id, result)),
 //!                     Output::Event(_) => {}
+//!                     // Snapshots are off (`Config::snapshot_entries` is 0) and never asked for.
+//!                     Output::TakeSnapshot { .. } | Output::LoadSnapshotChunk { .. } | Output::Restore { .. } => {
+//!                         unreachable!("no snapshots in this example")
+//!                     }
 //!                 }
 //!             }
 //!         }

@@ -7,7 +7,7 @@
 
 use crate::core::{
     ClientError, Config, Entry, Event, HardState, Input, LogId, Message, NodeId, Output, Payload, Raft, RequestId,
-    Response, Seq, Stepper, Time, Write, WriteId,
+    Response, Seq, SnapshotMeta, Stepper, Time, Write, WriteId,
 };
 use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
@@ -23,7 +23,16 @@ pub struct Counter {
     pub applied: Vec<Entry>,
 }
 
+/// The size of the chunks a node's snapshots are read in: tiny, so that even the counter's
+/// few bytes take several messages.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 2;
+
 impl Counter {
+    /// The counter's snapshot: its count, in decimal.
+    pub fn snapshot(&self) -> Bytes {
+        Bytes::from(self.count.to_string())
+    }
+
     fn apply(&mut self, entry: &Entry) -> Bytes {
         self.applied.push(entry.clone());
         match entry.payload {
@@ -57,6 +66,10 @@ pub struct Node {
     restarts: u64,
     /// Evidence a repair kept, handed to the core at the next restart (see `repair`).
     evidence: Vec<(LogId, u64)>,
+    /// Durable snapshots with their bytes, oldest first (the latest two are kept).
+    pub snapshots: Vec<(SnapshotMeta, Bytes)>,
+    /// The snapshot being received and its durable bytes.
+    pub partial: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl Node {
@@ -77,6 +90,8 @@ impl Node {
             config,
             restarts: 0,
             evidence: Vec::new(),
+            snapshots: Vec::new(),
+            partial: None,
         }
     }
 }
@@ -174,11 +189,38 @@ impl Cluster {
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
                     Output::LoadEntries { from, to } => match node.unreadable {
                         true => stepper.push(Input::LoadFailed { error: "unreadable sector".into() }),
-                        false => {
-                            let entries = node.storage.entries()[from.0 as usize..=to.0 as usize].to_vec();
-                            stepper.push(Input::EntriesLoaded { entries });
-                        }
+                        false => stepper.push(match node.storage.load(from, to) {
+                            Ok(entries) => Input::EntriesLoaded { entries },
+                            Err(error) => Input::LoadFailed { error: error.to_string() },
+                        }),
                     },
+                    Output::TakeSnapshot { last, configuration } => {
+                        let bytes = node.state.snapshot();
+                        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+                        let meta = SnapshotMeta { last, digest, configuration };
+                        node.snapshots.push((meta.clone(), bytes));
+                        let excess = node.snapshots.len().saturating_sub(2);
+                        node.snapshots.drain(..excess);
+                        stepper.push(Input::SnapshotTaken { meta });
+                    }
+                    Output::LoadSnapshotChunk { to, snapshot, offset } => {
+                        stepper.push(match node.snapshots.iter().find(|(meta, _)| *meta == snapshot) {
+                            Some((_, bytes)) => {
+                                let start = (offset as usize).min(bytes.len());
+                                let end = (start + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
+                                let (data, done) = (bytes.slice(start..end), end == bytes.len());
+                                Input::SnapshotChunkLoaded { to, snapshot, offset, data, done }
+                            }
+                            None => Input::SnapshotLoadFailed { to, error: "no such snapshot".into() },
+                        });
+                    }
+                    Output::Restore { snapshot } => {
+                        let found = node.snapshots.iter().find(|(meta, _)| *meta == snapshot);
+                        let count = found.and_then(|(_, bytes)| std::str::from_utf8(bytes).ok()?.parse().ok());
+                        let count = count.expect("a restore names a durable snapshot of the counter");
+                        node.state = Counter { count, applied: Vec::new() };
+                        stepper.push(Input::Restored { last: snapshot.last });
+                    }
                     Output::Apply { entries } => {
                         let first = entries[0].seq;
                         let responses = entries.iter().map(|e| node.state.apply(e)).collect();
@@ -202,8 +244,32 @@ impl Cluster {
             let node = self.nodes.get_mut(&id).expect("known node");
             let limit = count.unwrap_or(node.unsynced.len()).min(node.unsynced.len());
             let mut last = None;
-            for (write_id, write) in node.unsynced.drain(..limit) {
-                node.storage.apply(&write).expect("the core's writes continue the log");
+            for (write_id, write) in node.unsynced.drain(..limit).collect::<Vec<_>>() {
+                match write {
+                    Write::SnapshotChunk { snapshot, offset, data } => {
+                        let partial = match (offset, node.partial.take()) {
+                            (0, _) => (snapshot, data.to_vec()),
+                            (_, Some((meta, mut bytes))) if meta == snapshot => {
+                                bytes.extend_from_slice(&data);
+                                (meta, bytes)
+                            }
+                            _ => panic!("a chunk at {offset} continues no partial snapshot"),
+                        };
+                        node.partial = Some(partial);
+                    }
+                    Write::InstallSnapshot { snapshot } => {
+                        if node.snapshots.last().is_none_or(|(meta, _)| *meta != snapshot) {
+                            let (meta, bytes) = node.partial.take().expect("an install follows its chunks");
+                            assert_eq!(meta, snapshot, "the install names the partial snapshot");
+                            assert_eq!(xxhash_rust::xxh3::xxh3_64(&bytes), meta.digest, "the bytes match the digest");
+                            node.snapshots.push((meta, Bytes::from(bytes)));
+                            let excess = node.snapshots.len().saturating_sub(2);
+                            node.snapshots.drain(..excess);
+                        }
+                        node.storage.reset_after(snapshot.last).expect("memory storage never fails");
+                    }
+                    write => node.storage.apply(&write).expect("the core's writes continue the log"),
+                }
                 last = Some(write_id);
             }
             let Some(write_id) = last else { return };
@@ -340,6 +406,8 @@ impl Cluster {
     /// Crashes node `id`, loses everything its storage held (a wiped disk), and restarts it on
     /// new storage, which is catching up (as the file log opens a new directory).
     pub fn wipe(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        (node.snapshots, node.partial) = (Vec::new(), None);
         self.restart_after(id, |storage| {
             *storage = MemLog::default();
             set_catching_up(storage, true);
@@ -396,6 +464,8 @@ impl Cluster {
         node.state = Counter::default();
         let mut recovered = node.storage.recovered(usize::MAX).expect("memory always recovers");
         recovered.evidence = std::mem::take(&mut node.evidence);
+        recovered.snapshot = node.snapshots.last().map(|(meta, _)| meta.clone());
+        recovered.partial_snapshot = node.partial.as_ref().map(|(meta, bytes)| (meta.clone(), bytes.len() as u64));
         let raft = Raft::new(config, recovered).expect("storage recovers consistently");
         node.raft = Some(raft);
         self.step(id, Input::Tick);

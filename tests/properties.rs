@@ -261,6 +261,9 @@ impl Checker {
                             }
                         }
                     }
+                    Ok(Response::Snapshot { last }) => {
+                        return Err(format!("request {request} answered with a snapshot at {last}; none was asked"));
+                    }
                     Ok(Response::Appended { seq, .. }) => {
                         let data = &self.appends[request];
                         for (offset, payload) in data.iter().enumerate() {

@@ -198,7 +198,8 @@ impl Checker {
         // terms. (A leader of an older term can be elected late, from delayed votes.) Not
         // after a forced rejoin.
         let binding = self.committed.iter().filter(|(_, (_, _, during))| !self.forced && *during < term);
-        for (seq, (committed_term, _, _)) in binding {
+        let first = raft.first_seq();
+        for (seq, (committed_term, _, _)) in binding.filter(|(seq, _)| **seq >= first) {
             if raft.term_at(*seq) != Some(*committed_term) {
                 let held = raft.term_at(*seq).map_or("nothing".into(), |t| format!("term {t}"));
                 return Err(Violation {
@@ -343,6 +344,16 @@ impl Checker {
         Ok(())
     }
 
+    /// A node restored its state machine from a snapshot ending at `seq`: never back over
+    /// what it applied since it started.
+    pub fn restored(&mut self, node: NodeId, seq: Seq) -> Checked {
+        if let Some(applied) = self.last_applied.get(&node).filter(|applied| **applied > seq) {
+            return fail("snapshot_rollback", format!("{node} restored a snapshot at {seq} after applying {applied}"));
+        }
+        self.last_applied.insert(node, seq);
+        Ok(())
+    }
+
     /// Node `node`'s state machine reached state `digest` by applying up to `seq`: every node
     /// does at the same seq (state machine safety, by state; not after a forced rejoin).
     pub fn state(&mut self, node: NodeId, seq: Seq, digest: u64) -> Checked {
@@ -421,7 +432,8 @@ pub fn log_matching(a: (NodeId, &Raft), b: (NodeId, &Raft)) -> Checked {
     let last = a.1.seq().min(b.1.seq());
     let Some(last) = last else { return Ok(()) };
     let mut agreed = false;
-    for seq in (0..=last.0).rev() {
+    let first = a.1.first_seq().max(b.1.first_seq());
+    for seq in (first.0..=last.0).rev() {
         let (ta, tb) = (a.1.term_at(Seq(seq)), b.1.term_at(Seq(seq)));
         if ta == tb {
             agreed = true;

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use tinyraftplus::core::{Entry, HardState, LogId, Recovered, Seq, Term, Time, Write, WriteId};
+use tinyraftplus::core::{Entry, HardState, LogId, Recovered, Seq, SnapshotMeta, Term, Time, Write, WriteId};
 use tinyraftplus::log::format::{
     decode_record, encode_header, encode_record, entry_payload, seal_batch, Encoder, NewRecord, HEADER_BYTES,
     NONCE_BYTES,
@@ -28,12 +28,26 @@ pub struct Pending {
     pub done_at: Time,
 }
 
+/// A durable snapshot: what it covers and its bytes.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// What it covers and its digest.
+    pub meta: SnapshotMeta,
+    /// The state machine's bytes.
+    pub bytes: Bytes,
+}
+
 /// One node's disk.
 #[derive(Clone, Debug)]
 pub struct Disk {
     /// The durable bytes of the log's one segment.
     bytes: Vec<u8>,
-    /// The byte offset of each durable entry.
+    /// The seq of the segment's first record (its header names it).
+    seg_first: u64,
+    /// The log's first seq: entries before it were removed (a snapshot covers them), as
+    /// FsLog's manifest records.
+    first: u64,
+    /// The byte offset of each durable entry from `seg_first` on.
     offsets: Vec<u32>,
     /// The durable term and vote.
     hard_state: HardState,
@@ -47,6 +61,10 @@ pub struct Disk {
     evidence: Vec<(LogId, u64)>,
     /// The committed configuration saved apart from the log (`FsLog`'s config file).
     committed_config: Option<Entry>,
+    /// Durable snapshots, oldest first (the latest two are kept, as the snapshot store does).
+    pub snapshots: Vec<Snapshot>,
+    /// A snapshot being received and its durable bytes.
+    pub partial: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl Default for Disk {
@@ -63,6 +81,8 @@ impl Disk {
         let bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
         Disk {
             bytes,
+            seg_first: 0,
+            first: 0,
             offsets: Vec::new(),
             hard_state: HardState { catching_up: true, ..HardState::default() },
             chain: 0,
@@ -70,6 +90,8 @@ impl Disk {
             encoder,
             evidence: Vec::new(),
             committed_config: None,
+            snapshots: Vec::new(),
+            partial: None,
         }
     }
 
@@ -78,22 +100,45 @@ impl Disk {
         self.hard_state
     }
 
-    /// The number of durable entries (the next seq).
+    /// The seq after the last durable entry.
     pub fn len(&self) -> u64 {
-        self.offsets.len() as u64
+        self.seg_first + self.offsets.len() as u64
     }
 
-    /// Whether no entry is durable.
+    /// The log's first seq.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// Whether the disk holds nothing: no entry was ever durable and no snapshot.
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.len() == 0 && self.snapshots.is_empty()
+    }
+
+    /// The index in `offsets` of the entry at `seq`, if the log holds it.
+    fn index(&self, seq: u64) -> Option<usize> {
+        (seq >= self.first && seq < self.len()).then(|| (seq - self.seg_first) as usize)
     }
 
     /// The durable entry at `seq`.
     pub fn entry(&self, seq: Seq) -> Option<Entry> {
-        let offset = *self.offsets.get(seq.0 as usize)? as usize;
+        let offset = self.offsets[self.index(seq.0)?] as usize;
         let record = decode_record(&self.bytes[offset..], &self.encoder, RECORD_MAX).ok()?;
         let payload = entry_payload(record.payload.map(Bytes::copy_from_slice), record.config);
         Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
+    }
+
+    /// The latest durable snapshot.
+    pub fn latest_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshots.last()
+    }
+
+    /// Keeps a durable snapshot; the two newest are kept (by seq, as the store names them).
+    pub fn add_snapshot(&mut self, snapshot: Snapshot) {
+        let at = self.snapshots.partition_point(|s| s.meta.last.seq <= snapshot.meta.last.seq);
+        self.snapshots.insert(at, snapshot);
+        let excess = self.snapshots.len().saturating_sub(2);
+        self.snapshots.drain(..excess);
     }
 
     /// Makes `write` durable.
@@ -114,17 +159,47 @@ impl Disk {
             }
             Write::Truncate { from } => self.truncate(from.0),
             Write::Configuration(entry) => self.committed_config = Some(entry.clone()),
+            Write::RemovePrefix { through } => self.first = self.first.max((through.0 + 1).min(self.len())),
+            Write::SnapshotChunk { snapshot, offset, data } => {
+                let offset = *offset as usize;
+                let partial = match self.partial.take() {
+                    Some((meta, bytes)) if meta == *snapshot && offset > 0 => (meta, bytes),
+                    _ => (snapshot.clone(), Vec::new()),
+                };
+                let (meta, mut bytes) = partial;
+                // Written at its offset, as into a file (a gap would read as zeros).
+                bytes.resize(offset, 0);
+                bytes.extend_from_slice(data);
+                self.partial = Some((meta, bytes));
+            }
+            Write::InstallSnapshot { snapshot } => {
+                if !self.snapshots.iter().any(|held| held.meta == *snapshot) {
+                    let (meta, bytes) = self.partial.take().expect("an install follows its chunks");
+                    assert_eq!(meta, *snapshot, "the install names the partial snapshot");
+                    self.add_snapshot(Snapshot { meta, bytes: Bytes::from(bytes) });
+                }
+                self.reset_after(snapshot.last.seq.0);
+            }
         }
     }
 
-    /// Cuts the log before `from`, marking the last kept record as the end of its batch.
+    /// Removes every entry: the log continues at `last + 1`.
+    fn reset_after(&mut self, last: u64) {
+        self.seg_first = last + 1;
+        self.first = last + 1;
+        self.bytes = encode_header(&self.encoder, self.seg_first, [0; NONCE_BYTES]).to_vec();
+        self.offsets.clear();
+        self.chain = 0;
+    }
+
+    /// Cuts the log before `from` (never below its first), marking the last kept record as
+    /// the end of its batch.
     fn truncate(&mut self, from: u64) {
-        if from >= self.len() {
-            return;
-        }
-        let cut = self.offsets[from as usize] as usize;
+        let from = from.max(self.first);
+        let Some(index) = self.index(from) else { return };
+        let cut = self.offsets[index] as usize;
         self.bytes.truncate(cut);
-        self.offsets.truncate(from as usize);
+        self.offsets.truncate(index);
         self.chain = match self.offsets.last() {
             Some(at) => seal_batch(&mut self.bytes[*at as usize..cut], &self.encoder),
             None => 0,
@@ -160,9 +235,9 @@ impl Disk {
     /// Drops the entries from `seq` on, as if the log ended there (what taking a read error for
     /// the end of the log does).
     pub fn lose_from(&mut self, seq: u64) {
-        if let Some(at) = self.offsets.get(seq as usize) {
-            self.bytes.truncate(*at as usize);
-            self.offsets.truncate(seq as usize);
+        if let Some(index) = self.index(seq.max(self.first)) {
+            self.bytes.truncate(self.offsets[index] as usize);
+            self.offsets.truncate(index);
         }
     }
 
@@ -171,31 +246,36 @@ impl Disk {
     pub fn flip_bit(&mut self, pick: u64) -> Option<u64> {
         let last = self.offsets.len().checked_sub(1)?;
         let record = decode_record(&self.bytes[self.offsets[last] as usize..], &self.encoder, RECORD_MAX).ok()?;
-        let last_batch = record.batch_first();
-        if last_batch == 0 {
-            return None;
-        }
-        let seq = pick % last_batch;
-        let start = self.offsets[seq as usize] as usize;
-        let end = self.offsets[seq as usize + 1] as usize;
+        let last_batch = record.batch_first().checked_sub(self.first).filter(|n| *n > 0)?;
+        let seq = self.first + pick % last_batch;
+        let index = (seq - self.seg_first) as usize;
+        let (start, end) = (self.offsets[index] as usize, self.offsets[index + 1] as usize);
         let byte = start + (pick / last_batch) as usize % (end - start);
         self.bytes[byte] ^= 1 << (pick % 8);
         Some(seq)
     }
 
     /// A crash: writes not yet durable are lost; the one in progress (the first pending) may
-    /// leave `torn` of its bytes (a fraction in 0..1) when it is an append.
+    /// leave `torn` of its bytes (a fraction in 0..1) when it is an append or a snapshot chunk.
     pub fn crash(&mut self, torn: Option<f64>) {
         if let (Some(fraction), Some(first)) = (torn, self.pending.pop_front()) {
-            if let Write::Entries(_) = &first.write {
-                // A prefix of the append lands: encode it whole, then cut the bytes; the index
-                // and chain stay those of the durable entries (recovery reads the rest).
-                let (before, entries, chain) = (self.bytes.len(), self.offsets.len(), self.chain);
-                self.apply(&first.write);
-                let keep = before + ((self.bytes.len() - before) as f64 * fraction) as usize;
-                self.bytes.truncate(keep);
-                self.offsets.truncate(entries);
-                self.chain = chain;
+            match &first.write {
+                Write::Entries(_) => {
+                    // A prefix of the append lands: encode it whole, then cut the bytes; the
+                    // index and chain stay those of the durable entries (recovery reads the rest).
+                    let (before, entries, chain) = (self.bytes.len(), self.offsets.len(), self.chain);
+                    self.apply(&first.write);
+                    let keep = before + ((self.bytes.len() - before) as f64 * fraction) as usize;
+                    self.bytes.truncate(keep);
+                    self.offsets.truncate(entries);
+                    self.chain = chain;
+                }
+                Write::SnapshotChunk { snapshot, offset, data } => {
+                    // A prefix of the chunk lands in the partial snapshot file.
+                    let data = data.slice(..(data.len() as f64 * fraction) as usize);
+                    self.apply(&Write::SnapshotChunk { snapshot: snapshot.clone(), offset: *offset, data });
+                }
+                _ => {}
             }
         }
         self.pending.clear();
@@ -204,27 +284,41 @@ impl Disk {
     /// Recovers from the bytes, as FsLog's open does: the state a restarted core starts from.
     /// Keeps the last `tail` entries in memory.
     pub fn recover(&mut self, tail: usize) -> Result<Recovered, Corruption> {
-        let result = scan(&[SegmentBytes { first_seq: 0, bytes: &self.bytes }], &self.encoder, RECORD_MAX, None)?;
+        let segments = [SegmentBytes { first_seq: self.seg_first, bytes: &self.bytes }];
+        let result = scan(&segments, &self.encoder, RECORD_MAX, None)?;
         let segment = &result.segments[0];
         self.bytes.truncate(segment.valid_len.max(HEADER_BYTES as u64) as usize);
         self.offsets = segment.offsets.clone();
         self.chain = result.last_checksum;
-        let term_starts = result.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect();
+        self.first = self.first.min(self.len());
+        let first = self.first;
+        let mut term_starts: Vec<LogId> =
+            result.term_starts.iter().map(|(seq, term)| LogId::new(Term(*term), Seq(*seq))).collect();
+        let keep_from = term_starts.partition_point(|start| start.seq.0 <= first).saturating_sub(1);
+        term_starts.drain(..keep_from);
+        let last = result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))).filter(|last| last.seq.0 >= first);
+        match (term_starts.first_mut(), last) {
+            (Some(start), Some(_)) => start.seq = Seq(first),
+            _ => term_starts.clear(),
+        }
         // Evidence the log covers now was checked by the core before it was written.
         let end = self.len();
         self.evidence.retain(|(id, _)| id.seq.0 >= end);
-        let from = self.len().saturating_sub(tail as u64);
+        let from = self.len().saturating_sub(tail as u64).max(first);
         let tail = (from..self.len()).filter_map(|seq| self.entry(Seq(seq))).collect();
-        let configs = result.configs.iter().filter_map(|seq| self.entry(Seq(*seq))).collect();
+        let configs =
+            result.configs.iter().filter(|seq| **seq >= first).filter_map(|seq| self.entry(Seq(*seq))).collect();
         Ok(Recovered {
             hard_state: self.hard_state,
-            first: Seq(0),
+            first: Seq(first),
             term_starts,
-            last: result.last.map(|(seq, term)| LogId::new(Term(term), Seq(seq))),
+            last,
             tail,
             configs,
             committed_config: self.committed_config.clone(),
             evidence: self.evidence.clone(),
+            snapshot: self.latest_snapshot().map(|snapshot| snapshot.meta.clone()),
+            partial_snapshot: self.partial.as_ref().map(|(meta, bytes)| (meta.clone(), bytes.len() as u64)),
         })
     }
 

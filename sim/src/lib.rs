@@ -39,6 +39,10 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::JointElectionNewOnly => "joint_election_new_only",
         Mutant::LeaveJointEarly => "leave_joint_early",
         Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
+        Mutant::InstallOverNewer => "install_over_newer",
+        Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",
+        Mutant::SnapshotPastApplied => "snapshot_past_applied",
+        Mutant::ResumeSkipsChunk => "resume_skips_chunk",
     }
 }
 

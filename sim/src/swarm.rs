@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 24] = [
+pub const FAULT_CLASSES: [&str; 25] = [
     "crash",
     "partition",
     "pause",
@@ -64,6 +64,7 @@ pub const FAULT_CLASSES: [&str; 24] = [
     "transfer",
     "priority",
     "membership",
+    "snapshot",
 ];
 
 impl Default for Options {
@@ -167,6 +168,19 @@ pub struct Swarm {
     pub check_quorum: bool,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
+    /// Snapshots: taken every this many applied entries (0: none), the log keeping this many
+    /// entries below them, sent in chunks of this many bytes, this many chunks in flight, each
+    /// taking this long to make durable. Drawn from their own generator (`draw_snapshots`), so
+    /// that seeds keep the rest of their mix.
+    pub snapshot_entries: u64,
+    /// See `snapshot_entries`.
+    pub snapshot_keep: u64,
+    /// See `snapshot_entries`.
+    pub snapshot_chunk_bytes: usize,
+    /// See `snapshot_entries`.
+    pub snapshot_chunks_inflight: usize,
+    /// See `snapshot_entries`.
+    pub snapshot_ns: u64,
 }
 
 const MS: u64 = 1_000_000;
@@ -202,6 +216,7 @@ impl Swarm {
             "transfer" => self.transfer = 0.0,
             "priority" => self.priority = false,
             "membership" => self.membership = 0.0,
+            "snapshot" => self.snapshot_entries = 0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -277,6 +292,20 @@ impl Swarm {
             pre_vote,
             check_quorum,
             rpc_entries_max,
+            snapshot_entries: 0,
+            snapshot_keep: 0,
+            snapshot_chunk_bytes: 1,
+            snapshot_chunks_inflight: 1,
+            snapshot_ns: 0,
         }
+    }
+
+    /// Draws the snapshot knobs from their own generator (seeded from the run's seed).
+    pub fn draw_snapshots(&mut self, rng: &mut Rng) {
+        self.snapshot_entries = [0, 0, 5, 20, 80][rng.below(5) as usize];
+        self.snapshot_keep = [0, 3, 30][rng.below(3) as usize];
+        self.snapshot_chunk_bytes = [7, 32, 4096][rng.below(3) as usize];
+        self.snapshot_chunks_inflight = [1, 2, 4][rng.below(3) as usize];
+        self.snapshot_ns = [MS / 2, 5 * MS, 40 * MS][rng.below(3) as usize];
     }
 }

@@ -479,6 +479,9 @@ impl Raft {
             }
             return;
         }
+        if self.restore_if_needed() {
+            return;
+        }
         while self.apply_sent < self.commit {
             let from = Seq::after(self.apply_sent);
             let commit = self.commit.expect("commit > apply_sent, so it is some seq");
@@ -486,6 +489,10 @@ impl Raft {
             match self.log.slice(from, count, usize::MAX) {
                 Ok(mut entries) => {
                     self.apply_sent = entries.last().map(|e| e.seq);
+                    self.note_applied_bytes(entries.iter().map(|e| e.payload.len() as u64).sum());
+                    if let Some(config) = entries.iter().rev().find(|e| matches!(e.payload, Payload::Config(_))) {
+                        self.snapshots.applied_config = Some(config.clone());
+                    }
                     if self.mutant(Mutant::ApplyPastGap) && entries.len() > 1 {
                         entries.remove(0);
                     }
@@ -495,6 +502,7 @@ impl Raft {
                 Err(NotInMemory(seq)) => return self.request_load(seq),
             }
         }
+        self.maybe_take_snapshot();
     }
 
     pub(super) fn on_applied(&mut self, first: Seq, responses: Vec<Bytes>) {
@@ -529,7 +537,7 @@ impl Raft {
     }
 
     /// Answers the appends and reads that the latest apply completed.
-    fn after_apply(&mut self) {
+    pub(super) fn after_apply(&mut self) {
         while let Some(leading) = self.role.leading_mut() {
             let Some(front) = leading.requests.appends.front() else { break };
             if Some(front.last) > self.applied {

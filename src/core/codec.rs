@@ -40,7 +40,7 @@
 use super::io::{ClientError, Response};
 use super::membership::{Configuration, Membership};
 use super::message::{AppendResult, Body, ForwardId, ForwardRequest, Message};
-use super::types::{Entry, LogId, NodeId, Payload, Seq, Term};
+use super::types::{Entry, LogId, NodeId, Payload, Seq, SnapshotMeta, Term};
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 
@@ -175,6 +175,20 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
                 }
             }
         }
+        Body::Snapshot { snapshot, offset, data, done } => {
+            w.u8(12);
+            w.snapshot(snapshot);
+            w.varint(*offset);
+            w.u8(u8::from(*done));
+            w.bytes(data);
+        }
+        Body::SnapshotResponse { last, digest, next, installed } => {
+            w.u8(13);
+            w.opt_id(Some(*last));
+            w.varint(*digest);
+            w.varint(*next);
+            w.u8(u8::from(*installed));
+        }
         Body::ForwardReply { id, result, responder } => {
             w.u8(8);
             w.forward_id(*id);
@@ -295,6 +309,16 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
             Body::ForwardReply { id, result, responder }
         }
         9 => Body::CatchUp { commit: r.opt_id("commit")? },
+        12 => {
+            let snapshot = r.snapshot()?;
+            let (offset, done, data) = (r.varint("offset")?, r.flag("done")?, r.bytes("data")?);
+            Body::Snapshot { snapshot, offset, data, done }
+        }
+        13 => {
+            let last = r.opt_id("last")?.ok_or_else(|| r.error("last", Problem::UnknownTag(0)))?;
+            let (digest, next, installed) = (r.varint("digest")?, r.varint("next")?, r.flag("installed")?);
+            Body::SnapshotResponse { last, digest, next, installed }
+        }
         other => return Err(r.error("tag", Problem::UnknownTag(other))),
     };
     let trailing = input.len() - r.at;
@@ -349,6 +373,21 @@ impl Writer<'_> {
         self.0.extend_from_slice(data);
     }
 
+    /// `last:id digest:v configuration:(0 | 1 seq:v term:v bytes)`.
+    fn snapshot(&mut self, snapshot: &SnapshotMeta) {
+        self.opt_id(Some(snapshot.last));
+        self.varint(snapshot.digest);
+        match &snapshot.configuration {
+            Some(entry) => {
+                self.u8(1);
+                self.varint(entry.seq.0);
+                self.varint(entry.term.0);
+                self.bytes(entry.payload.bytes());
+            }
+            None => self.u8(0),
+        }
+    }
+
     fn forward_id(&mut self, id: ForwardId) {
         self.varint(id.incarnation);
         self.varint(id.counter);
@@ -374,6 +413,10 @@ impl Writer<'_> {
             Response::Changed { seq } => {
                 self.u8(3);
                 self.varint(seq.0);
+            }
+            Response::Snapshot { last } => {
+                self.u8(4);
+                self.opt_id(Some(*last));
             }
         }
     }
@@ -406,6 +449,10 @@ impl Writer<'_> {
             ClientError::ChangeInProgress => self.u8(8),
             ClientError::ChangeFailed(why) => {
                 self.u8(9);
+                self.bytes(why.as_bytes());
+            }
+            ClientError::SnapshotFailed(why) => {
+                self.u8(10);
                 self.bytes(why.as_bytes());
             }
         }
@@ -570,6 +617,23 @@ impl Reader<'_> {
         Ok(text.to_string())
     }
 
+    fn snapshot(&mut self) -> Result<SnapshotMeta, DecodeError> {
+        let last = self.opt_id("snapshot last")?.ok_or_else(|| self.error("snapshot last", Problem::UnknownTag(0)))?;
+        let digest = self.varint("snapshot digest")?;
+        let configuration = match self.flag("snapshot configuration")? {
+            false => None,
+            true => {
+                let (seq, term) = (self.seq("configuration seq")?, Term(self.varint("configuration term")?));
+                let bytes = self.bytes("configuration")?;
+                if let Err(error) = decode_configuration(&bytes) {
+                    return Err(self.error("configuration", error.problem));
+                }
+                Some(Entry { term, seq, payload: Payload::Config(bytes) })
+            }
+        };
+        Ok(SnapshotMeta { last, digest, configuration })
+    }
+
     fn forward_id(&mut self) -> Result<ForwardId, DecodeError> {
         Ok(ForwardId { incarnation: self.varint("incarnation")?, counter: self.varint("counter")? })
     }
@@ -612,6 +676,10 @@ impl Reader<'_> {
             1 => Ok(Response::Read { seq: self.opt_seq("seq")?, response: self.bytes("response")? }),
             2 => Ok(Response::Transferred { to: NodeId(self.varint("to")?) }),
             3 => Ok(Response::Changed { seq: self.seq("seq")? }),
+            4 => match self.opt_id("last")? {
+                Some(last) => Ok(Response::Snapshot { last }),
+                None => Err(self.error("last", Problem::UnknownTag(0))),
+            },
             other => Err(self.error("response", Problem::UnknownTag(other))),
         }
     }
@@ -631,6 +699,7 @@ impl Reader<'_> {
             7 => ClientError::TransferFailed { to: NodeId(self.varint("to")?) },
             8 => ClientError::ChangeInProgress,
             9 => ClientError::ChangeFailed(self.text("why")?),
+            10 => ClientError::SnapshotFailed(self.text("why")?),
             other => return Err(self.error("error", Problem::UnknownTag(other))),
         })
     }
@@ -701,6 +770,20 @@ mod tests {
         round_trip(Body::Append { prev: None, entries: vec![], commit: None, read_round: 0 });
         round_trip(Body::CatchUp { commit: id });
         round_trip(Body::CatchUp { commit: None });
+        let config = Entry {
+            term: Term(2),
+            seq: Seq(3),
+            payload: Payload::Config(configuration_bytes(&Configuration::Single(
+                Membership::new(vec![NodeId(1)], vec![]).unwrap(),
+            ))),
+        };
+        let snapshot =
+            SnapshotMeta { last: LogId::new(Term(3), Seq(9)), digest: u64::MAX, configuration: Some(config) };
+        let data = Bytes::from_static(b"chunk");
+        round_trip(Body::Snapshot { snapshot: snapshot.clone(), offset: 7, data: data.clone(), done: true });
+        let bare = SnapshotMeta { configuration: None, ..snapshot };
+        round_trip(Body::Snapshot { snapshot: bare, offset: 0, data: Bytes::new(), done: false });
+        round_trip(Body::SnapshotResponse { last: LogId::new(Term(1), Seq(0)), digest: 5, next: 9, installed: true });
         round_trip(Body::AppendResponse {
             read_round: 2,
             result: AppendResult::Accepted { matched: None },

@@ -81,6 +81,19 @@ pub struct Config {
     /// A node joins the voters once its log is within this many entries of the leader's
     /// (default 1024: one append message behind).
     pub learner_lag_max: u64,
+    /// With a state machine: take a snapshot (see [`Output::TakeSnapshot`](super::Output))
+    /// once this many entries were applied since the last one (0: only when a client asks,
+    /// with [`Input::Snapshot`](super::Input)). The log prefix that snapshots cover is then
+    /// removed, but for `snapshot_keep_entries`.
+    pub snapshot_entries: u64,
+    /// Or once this many payload bytes were applied since the last one (0: no byte limit).
+    pub snapshot_bytes: u64,
+    /// Entries kept in the log below a new snapshot, for followers that lag a little (they get
+    /// entries, not the snapshot). The log also keeps every entry after the previous snapshot,
+    /// so that a damaged latest snapshot can be replaced by the previous one plus the log.
+    pub snapshot_keep_entries: u64,
+    /// At most this many chunks of a snapshot unacknowledged to one follower.
+    pub snapshot_chunks_inflight: usize,
     /// Seeds the core's PRNG (election jitter, request ids), with the node's id mixed in: nodes
     /// given the same seed still draw different timeouts. The same seed and the same inputs
     /// give the same outputs. A driver must pass a fresh seed at each start of a node:
@@ -120,6 +133,10 @@ impl Config {
             priority: Vec::new(),
             change_timeout: Duration::from_secs(60),
             learner_lag_max: 1024,
+            snapshot_entries: 0,
+            snapshot_bytes: 0,
+            snapshot_keep_entries: 1024,
+            snapshot_chunks_inflight: 4,
             seed: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
@@ -173,6 +190,7 @@ impl Config {
             ("apply_entries_max", self.apply_entries_max),
             ("memory_entries_max", self.memory_entries_max),
             ("entry_bytes_max", self.entry_bytes_max),
+            ("snapshot_chunks_inflight", self.snapshot_chunks_inflight),
         ] {
             if value == 0 {
                 return Err(ConfigError::OutOfRange { knob: name, why: "must be at least 1" });

@@ -19,6 +19,8 @@ pub(crate) enum AfterWrite {
     /// The entries that brought a catching-up node to its leader's commit point are durable:
     /// it may vote again.
     CaughtUp(Term, Seq),
+    /// A snapshot received from the leader is installed: restore the state machine from it.
+    Installed(super::types::SnapshotMeta),
 }
 
 /// The writes a core issued and the driver has not yet reported durable.
@@ -107,9 +109,17 @@ impl Raft {
                 );
                 self.writes.issued_end = last.map_or(self.writes.issued_end, |last| last + 1);
             }
-            Write::HardState(_) | Write::Configuration(_) => {}
+            Write::InstallSnapshot { snapshot } => {
+                // Until it is durable, storage holds none of the log as it now is.
+                self.writes.pending_truncates.push_back((id, Seq(0)));
+                self.writes.issued_end = snapshot.last.seq.0 + 1;
+            }
+            Write::HardState(_)
+            | Write::Configuration(_)
+            | Write::RemovePrefix { .. }
+            | Write::SnapshotChunk { .. } => {}
         }
-        if !matches!(write, Write::HardState(_) | Write::Configuration(_)) {
+        if matches!(write, Write::Entries(_) | Write::Truncate { .. } | Write::InstallSnapshot { .. }) {
             self.writes.pending_writes.push_back((id, self.log.last()));
         }
         self.out.push(Output::Write { id: super::types::WriteId(id), write });
@@ -197,6 +207,7 @@ impl Raft {
                 }
             }
             AfterWrite::CaughtUp(term, commit) => self.caught_up(term, commit),
+            AfterWrite::Installed(snapshot) => self.installed(snapshot),
         }
     }
 

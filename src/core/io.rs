@@ -1,7 +1,9 @@
 //! What goes into the core ([`Input`]) and what comes out ([`Output`]).
 
 use super::message::{opt, Message};
-use super::types::{Entry, HardState, NodeId, Quoted, ReadId, RequestId, Role, Seq, Term, WriteId};
+use super::types::{
+    Entry, HardState, LogId, NodeId, Quoted, ReadId, RequestId, Role, Seq, SnapshotMeta, Term, WriteId,
+};
 use bytes::Bytes;
 use std::fmt;
 
@@ -92,6 +94,56 @@ pub enum Input {
         /// The state machine's answer.
         response: Bytes,
     },
+    /// The snapshot asked for with [`Output::TakeSnapshot`] (or [`Input::Snapshot`]) is
+    /// durable. The core removes the log prefix that snapshots cover (see
+    /// [`Write::RemovePrefix`]) and sends this snapshot to followers that need it.
+    SnapshotTaken {
+        /// What it covers and its digest.
+        meta: SnapshotMeta,
+    },
+    /// Taking the snapshot asked for failed; the core asks again later.
+    SnapshotFailed {
+        /// What went wrong, for the warn event.
+        error: String,
+    },
+    /// A chunk of a durable snapshot asked for with [`Output::LoadSnapshotChunk`].
+    SnapshotChunkLoaded {
+        /// The follower it is for (echoed).
+        to: NodeId,
+        /// The snapshot's last entry and digest (echoed).
+        snapshot: SnapshotMeta,
+        /// Where the chunk starts in the snapshot's stream (echoed).
+        offset: u64,
+        /// The bytes from `offset` on: at least one unless the snapshot ends at `offset`.
+        data: Bytes,
+        /// Whether the snapshot ends with these bytes.
+        done: bool,
+    },
+    /// The chunk could not be read (the snapshot was replaced by a newer one, or storage
+    /// failed): the follower gets the latest snapshot from the start.
+    SnapshotLoadFailed {
+        /// The follower it was for.
+        to: NodeId,
+        /// What went wrong.
+        error: String,
+    },
+    /// The state machine was restored from the snapshot of [`Output::Restore`].
+    Restored {
+        /// The snapshot's last entry (echoed).
+        last: LogId,
+    },
+    /// Restoring the state machine failed: the node stops (like a failed write), as it can
+    /// apply nothing more until restarted.
+    RestoreFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// A client asks for a snapshot now (on top of `Config::snapshot_entries`). Answered with
+    /// `Response::Snapshot` once it is durable. Without a state machine: `Invalid`.
+    Snapshot {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
     /// The node is closing: every pending request is answered `Closed`, new ones too.
     Close,
 }
@@ -153,6 +205,34 @@ pub enum Output {
         /// Consecutive committed entries.
         entries: Vec<Entry>,
     },
+    /// Take a snapshot of the state machine once it has applied every entry handed to it so
+    /// far (they end at `last`), store it durably next to the log, then report
+    /// [`Input::SnapshotTaken`] (or [`Input::SnapshotFailed`]). The state machine keeps
+    /// applying meanwhile: the snapshot must be a point-in-time view.
+    TakeSnapshot {
+        /// The last entry applied when the snapshot is taken: the snapshot's `last`.
+        last: LogId,
+        /// The configuration entry in force at `last`, for the snapshot's metadata.
+        configuration: Option<Entry>,
+    },
+    /// Read a chunk of the durable snapshot `snapshot` from byte `offset` on (any length up to
+    /// a driver's chunk size) and report [`Input::SnapshotChunkLoaded`] (or
+    /// [`Input::SnapshotLoadFailed`]). The core wraps it in a message to `to`.
+    LoadSnapshotChunk {
+        /// The follower it is for.
+        to: NodeId,
+        /// The snapshot.
+        snapshot: SnapshotMeta,
+        /// Where to read from.
+        offset: u64,
+    },
+    /// Replace the state machine's state with the durable snapshot `snapshot` (every entry
+    /// handed to it before was applied), then report [`Input::Restored`]. The entries after
+    /// `snapshot.last` follow with [`Output::Apply`].
+    Restore {
+        /// The snapshot.
+        snapshot: SnapshotMeta,
+    },
     /// Run a read on the state machine, which has applied exactly up to `seq` (every entry
     /// handed to it was reported applied), then report [`Input::ReadDone`].
     Read {
@@ -190,6 +270,33 @@ pub enum Write {
     /// before: it comes back as [`Recovered::committed_config`](super::Recovered) even when the
     /// log no longer holds it (a repair cut the log, or a prefix was removed).
     Configuration(Entry),
+    /// Entries at or below `through` may be removed from the log: a durable snapshot covers
+    /// them (see [`Input::SnapshotTaken`]). Storage may keep some of them (FsLog removes whole
+    /// segments); the core no longer asks for them.
+    RemovePrefix {
+        /// The last seq that may be removed.
+        through: Seq,
+    },
+    /// Bytes of a snapshot a leader is sending: store them at `offset` of the partial
+    /// snapshot `snapshot` (at offset 0, a new partial snapshot replaces any other), durably
+    /// and in order. A restarted node reports what it holds in
+    /// [`Recovered::partial_snapshot`](super::Recovered::partial_snapshot).
+    SnapshotChunk {
+        /// The snapshot being received.
+        snapshot: SnapshotMeta,
+        /// Where these bytes go: the partial snapshot's length so far.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The partial snapshot `snapshot` is complete: check its bytes against
+    /// `snapshot.digest`, make it the latest snapshot, and reset the log to continue after
+    /// `snapshot.last` (every entry is removed: the log holds no entry `snapshot.last`). A
+    /// digest that does not match fails the write.
+    InstallSnapshot {
+        /// The snapshot.
+        snapshot: SnapshotMeta,
+    },
 }
 
 /// A successful client request's outcome.
@@ -218,6 +325,11 @@ pub enum Response {
     Changed {
         /// The seq of the final configuration entry.
         seq: Seq,
+    },
+    /// A snapshot asked for with [`Input::Snapshot`] is durable.
+    Snapshot {
+        /// The last entry it covers.
+        last: LogId,
     },
 }
 
@@ -254,6 +366,8 @@ pub enum ClientError {
     /// A membership change did not complete within `Config::change_timeout`; the steps it
     /// committed stay (for example new nodes remain learners).
     ChangeFailed(String),
+    /// Taking a snapshot failed (the driver's reason).
+    SnapshotFailed(String),
 }
 
 impl fmt::Display for ClientError {
@@ -270,6 +384,7 @@ impl fmt::Display for ClientError {
             ClientError::TransferFailed { to } => write!(f, "leader transfer to {to} did not complete"),
             ClientError::ChangeInProgress => write!(f, "another membership change is under way"),
             ClientError::ChangeFailed(why) => write!(f, "membership change failed: {why}"),
+            ClientError::SnapshotFailed(why) => write!(f, "snapshot failed: {why}"),
         }
     }
 }
@@ -290,6 +405,7 @@ impl fmt::Display for Response {
             Response::Read { seq, response } => write!(f, "read seq={} {}", opt(seq), Quoted(response)),
             Response::Transferred { to } => write!(f, "transferred to {to}"),
             Response::Changed { seq } => write!(f, "changed seq={seq}"),
+            Response::Snapshot { last } => write!(f, "snapshot at {last}"),
         }
     }
 }
@@ -341,6 +457,9 @@ impl fmt::Display for Output {
                 write!(f, "apply [{}]", shown.join(", "))
             }
             Output::Read { id, seq, command } => write!(f, "read {id} seq={seq} {}", Quoted(command)),
+            Output::TakeSnapshot { last, .. } => write!(f, "take snapshot at {last}"),
+            Output::LoadSnapshotChunk { to, snapshot, offset } => write!(f, "load {snapshot} from {offset} for {to}"),
+            Output::Restore { snapshot } => write!(f, "restore {snapshot}"),
             Output::Reply { id, result: Ok(response) } => write!(f, "reply {id} {response}"),
             Output::Reply { id, result: Err(error) } => write!(f, "reply {id} error {error}"),
             Output::Event(event) => write!(f, "event {event}"),
@@ -358,6 +477,9 @@ impl fmt::Display for Write {
             }
             Write::Truncate { from } => write!(f, "truncate from={from}"),
             Write::Configuration(entry) => write!(f, "configuration {entry}"),
+            Write::RemovePrefix { through } => write!(f, "remove prefix through={through}"),
+            Write::SnapshotChunk { snapshot, offset, data } => write!(f, "{snapshot} chunk {offset}+{}", data.len()),
+            Write::InstallSnapshot { snapshot } => write!(f, "install {snapshot}"),
         }
     }
 }

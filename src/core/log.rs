@@ -2,7 +2,7 @@
 //! recent tail of entries in memory. Older entries stay in storage and are loaded on demand.
 
 use super::membership::Configuration;
-use super::types::{Entry, HardState, LogId, Payload, Seq, Term};
+use super::types::{Entry, HardState, LogId, Payload, Seq, SnapshotMeta, Term};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -34,6 +34,13 @@ pub struct Recovered {
     /// past `last`. A leader's entries at these seqs must match them, or the node refuses them
     /// (see `rejoin.rs`). Empty unless storage was repaired.
     pub evidence: Vec<(LogId, u64)>,
+    /// The latest durable snapshot, if any. Entries it covers may be missing from the log; a
+    /// log that holds no entry continues after it. A driver that restored the state machine
+    /// from it says so with `Config::apply_seq`; otherwise the core asks for a restore.
+    pub snapshot: Option<SnapshotMeta>,
+    /// A snapshot being received from a leader, and how many of its bytes are durable: the
+    /// install resumes from there.
+    pub partial_snapshot: Option<(SnapshotMeta, u64)>,
 }
 
 impl Recovered {
@@ -48,7 +55,19 @@ impl Recovered {
         let last = entries.last().map(Entry::id);
         let configs = entries.iter().filter(|entry| matches!(entry.payload, Payload::Config(_))).cloned().collect();
         let (tail, evidence, committed_config) = (entries, Vec::new(), None);
-        Recovered { hard_state, first: Seq(0), term_starts, last, tail, configs, committed_config, evidence }
+        let (snapshot, partial_snapshot) = (None, None);
+        Recovered {
+            hard_state,
+            first: Seq(0),
+            term_starts,
+            last,
+            tail,
+            configs,
+            committed_config,
+            evidence,
+            snapshot,
+            partial_snapshot,
+        }
     }
 
     /// Checks that the parts agree with each other.
@@ -82,6 +101,19 @@ impl Recovered {
         let ascending = self.evidence.windows(2).all(|pair| pair[0].0.seq < pair[1].0.seq);
         if !ascending || !self.evidence.iter().all(|(id, _)| past_last(id) && Some(id.seq) <= self.hard_state.commit) {
             return bad("evidence must ascend, past `last`, at or below the commit hint");
+        }
+        if let Some(snapshot) = &self.snapshot {
+            if snapshot.last.seq >= Seq::MAX {
+                return bad("the snapshot's last entry is past Seq::MAX");
+            }
+            if self.last.is_some() && self.first > snapshot.last.seq.next() {
+                return bad("entries between the snapshot and the log's first entry are missing");
+            }
+            let config_ok =
+                |entry: &Entry| entry.seq <= snapshot.last.seq && matches!(entry.payload, Payload::Config(_));
+            if !snapshot.configuration.as_ref().is_none_or(config_ok) {
+                return bad("the snapshot's configuration must be a configuration entry it covers");
+            }
         }
         let view = RaftLog::from_runs(self.first, self.term_starts.clone(), self.last);
         let config_ok = |entry: &Entry| matches!(entry.payload, Payload::Config(_)) && view.has(entry.id());
@@ -126,6 +158,10 @@ pub(crate) struct NotInMemory(pub Seq);
 #[derive(Clone, Debug)]
 pub(crate) struct RaftLog {
     first: Seq,
+    /// The entry just before `first`, when its term is known (a snapshot ends there): the
+    /// log matches a leader's at it. With no entries, `last` is it.
+    base: Option<LogId>,
+    /// The last entry, or `base` when the log holds none.
     last: Option<LogId>,
     term_starts: Vec<LogId>,
     /// Entries `tail_first..=last`.
@@ -135,7 +171,7 @@ pub(crate) struct RaftLog {
     /// The configuration entries, decoded, ascending: the last one is in force (Raft thesis
     /// §4.1: a node uses the latest configuration in its log, committed or not). It may start
     /// with the committed one saved apart from the log (`pinned`), which no truncation removes.
-    configs: Vec<(Seq, Configuration)>,
+    configs: Vec<(LogId, Configuration)>,
     /// The seq of the committed configuration restored from outside the log, if any.
     pinned: Option<Seq>,
     /// Bumped whenever `configs` changes.
@@ -146,6 +182,7 @@ impl RaftLog {
     fn from_runs(first: Seq, term_starts: Vec<LogId>, last: Option<LogId>) -> RaftLog {
         RaftLog {
             first,
+            base: None,
             last,
             term_starts,
             tail: VecDeque::new(),
@@ -162,7 +199,13 @@ impl RaftLog {
         log.tail.extend(recovered.tail.iter().cloned());
         // Unless the log holds it or a later one, or contradicts it (an operator forced a rejoin
         // that gave up committed entries).
-        let saved = recovered.committed_config.as_ref().filter(|entry| !log.contradicts(entry.id()));
+        // The snapshot's configuration is committed too; the newer of the two counts.
+        let from_snapshot = recovered.snapshot.as_ref().and_then(|snapshot| snapshot.configuration.as_ref());
+        let saved = match (recovered.committed_config.as_ref(), from_snapshot) {
+            (Some(saved), Some(snapshot)) if snapshot.seq > saved.seq => Some(snapshot),
+            (saved, snapshot) => saved.or(snapshot),
+        };
+        let saved = saved.filter(|entry| !log.contradicts(entry.id()));
         let logged = |entry: &&Entry| recovered.configs.iter().any(|c| c.seq >= entry.seq);
         if let Some(entry) = saved.filter(|entry| !logged(entry)) {
             // The log no longer holds it, or holds only older ones: it is in force.
@@ -171,7 +214,67 @@ impl RaftLog {
         }
         let pinned = log.pinned;
         recovered.configs.iter().filter(|c| Some(c.seq) > pinned).for_each(|entry| log.note_config(entry));
+        if let Some(snapshot) = &recovered.snapshot {
+            if log.last.is_none_or(|last| last.seq < snapshot.last.seq) {
+                // Everything the log holds is covered: it continues after the snapshot (the
+                // core has storage reset it, see `Raft::new`).
+                log.reset_to(snapshot);
+            } else if log.first == snapshot.last.seq.next() {
+                log.base = Some(snapshot.last);
+            }
+        }
         log
+    }
+
+    /// Empties the log: it continues after `snapshot`, whose configuration is in force.
+    pub(crate) fn reset_to(&mut self, snapshot: &SnapshotMeta) {
+        self.first = snapshot.last.seq.next();
+        self.base = Some(snapshot.last);
+        self.last = Some(snapshot.last);
+        self.term_starts.clear();
+        self.tail.clear();
+        self.loaded.clear();
+        // The committed one saved apart from the log stays, even past the snapshot.
+        let pinned = self.pinned;
+        self.configs.retain(|(id, _)| id.seq <= snapshot.last.seq || Some(id.seq) == pinned);
+        let newer = |entry: &&Entry| self.configs.iter().all(|(id, _)| id.seq < entry.seq);
+        if let Some(entry) = snapshot.configuration.as_ref().filter(newer).cloned() {
+            self.note_config(&entry);
+        }
+        // What remains is committed (the snapshot covers it): no truncation may remove it.
+        self.pinned = self.configs.last().map(|(id, _)| id.seq);
+        self.configs_version += 1;
+    }
+
+    /// Forgets the entries at or below `through` (a durable snapshot covers them).
+    pub(crate) fn remove_prefix(&mut self, through: Seq) {
+        if through < self.first {
+            return;
+        }
+        assert!(Some(through) <= self.last_seq(), "invariant: a prefix removal stays within the log");
+        self.base = self.id_at(through);
+        self.first = through.next();
+        let keep_from = self.term_starts.partition_point(|start| start.seq <= self.first).saturating_sub(1);
+        self.term_starts.drain(..keep_from);
+        match self.last.filter(|last| last.seq >= self.first) {
+            Some(_) => self.term_starts[0].seq = self.first,
+            None => self.term_starts.clear(),
+        }
+        let below = |queue: &VecDeque<Entry>| queue.iter().take_while(|entry| entry.seq <= through).count();
+        let (tail, loaded) = (below(&self.tail), below(&self.loaded));
+        self.tail.drain(..tail);
+        self.loaded.drain(..loaded);
+    }
+
+    /// The first seq the log may hold.
+    pub(crate) fn first(&self) -> Seq {
+        self.first
+    }
+
+    /// Whether entries from `next` on can be sent with their `prev`: the log holds them (or
+    /// `next` is past its end) and knows the term of the entry before.
+    pub(crate) fn can_send_from(&self, next: Seq) -> bool {
+        next >= self.first && next.prev().is_none_or(|prev| self.term_at(prev).is_some())
     }
 
     /// Keeps `entry`'s configuration if it is a configuration entry. One that does not decode
@@ -179,10 +282,10 @@ impl RaftLog {
     fn note_config(&mut self, entry: &Entry) {
         if let Payload::Config(bytes) = &entry.payload {
             if let Ok(configuration) = super::codec::decode_configuration(bytes) {
-                if self.configs.last().is_some_and(|(seq, _)| *seq >= entry.seq) {
+                if self.configs.last().is_some_and(|(id, _)| id.seq >= entry.seq) {
                     return; // The pinned one, appended again: it is there already.
                 }
-                self.configs.push((entry.seq, configuration));
+                self.configs.push((entry.id(), configuration));
                 self.configs_version += 1;
             }
         }
@@ -191,18 +294,26 @@ impl RaftLog {
     /// The configuration in force and the seq of its entry; `None`: the log holds none (the
     /// bootstrap configuration, `Config::nodes`, is in force).
     pub(crate) fn configuration(&self) -> Option<(Seq, &Configuration)> {
-        self.configs.last().map(|(seq, configuration)| (*seq, configuration))
+        self.configs.last().map(|(id, configuration)| (id.seq, configuration))
     }
 
     /// The seqs of the configuration entries kept (the last at or below the commit point and
     /// every one after it), ascending.
     pub(crate) fn configuration_seqs(&self) -> impl Iterator<Item = Seq> + '_ {
-        self.configs.iter().map(|(seq, _)| *seq)
+        self.configs.iter().map(|(id, _)| id.seq)
     }
 
     /// The configurations kept, ascending (see `configuration_seqs`).
     pub(crate) fn configurations(&self) -> impl DoubleEndedIterator<Item = &Configuration> {
         self.configs.iter().map(|(_, configuration)| configuration)
+    }
+
+    /// The configuration entry in force at `seq` (the last one at or below it), if the log
+    /// kept it (it keeps the last committed one and those after).
+    pub(crate) fn configuration_entry_at(&self, seq: Seq) -> Option<Entry> {
+        let (id, configuration) = self.configs.iter().rev().find(|(id, _)| id.seq <= seq)?;
+        let payload = Payload::Config(super::codec::configuration_bytes(configuration));
+        Some(Entry { term: id.term, seq: id.seq, payload })
     }
 
     /// Changes whenever the configuration entries change.
@@ -213,7 +324,7 @@ impl RaftLog {
     /// Forgets configurations older than the last one at or below `commit` (entries at or below
     /// the commit point are never truncated, so no older one can come back in force).
     pub(crate) fn forget_configs_before(&mut self, commit: Option<Seq>) {
-        let committed = self.configs.iter().rposition(|(seq, _)| Some(*seq) <= commit);
+        let committed = self.configs.iter().rposition(|(id, _)| Some(id.seq) <= commit);
         if let Some(keep_from) = committed.filter(|at| *at > 0) {
             self.configs.drain(..keep_from);
         }
@@ -246,6 +357,9 @@ impl RaftLog {
 
     /// The term of the entry at `seq`, if the log has it.
     pub(crate) fn term_at(&self, seq: Seq) -> Option<Term> {
+        if let Some(base) = self.base.filter(|base| base.seq == seq) {
+            return Some(base.term);
+        }
         if seq < self.first || Some(seq) > self.last_seq() {
             return None;
         }
@@ -273,7 +387,7 @@ impl RaftLog {
     pub(crate) fn hint(&self, seq: Seq, term: Term) -> Option<LogId> {
         let seq = self.last_seq()?.min(seq);
         if seq < self.first {
-            return None;
+            return self.base.filter(|base| base.seq == seq && base.term <= term);
         }
         let mut run = self.term_starts.partition_point(|start| start.seq <= seq) - 1;
         let mut at = seq;
@@ -283,7 +397,7 @@ impl RaftLog {
                 return Some(LogId::new(start.term, at));
             }
             if run == 0 {
-                return None;
+                return self.base.filter(|base| base.term <= term);
             }
             at = Seq(start.seq.0 - 1);
             run -= 1;
@@ -351,9 +465,9 @@ impl RaftLog {
     /// Appends one entry at `next_seq()`; terms never decrease along the log.
     pub(crate) fn push(&mut self, entry: Entry) {
         assert_eq!(entry.seq, self.next_seq(), "invariant: appended entries are contiguous");
-        let term = self.last.map(|last| last.term);
-        if term != Some(entry.term) {
-            assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
+        assert!(self.last.map(|last| last.term) <= Some(entry.term), "invariant: terms never decrease along the log");
+        // The run of the last entry (not of the base: with no entry, the first starts a run).
+        if self.term_starts.last().map(|start| start.term) != Some(entry.term) {
             self.term_starts.push(entry.id());
         }
         self.last = Some(entry.id());
@@ -367,13 +481,15 @@ impl RaftLog {
         let (Some(first), Some(last)) = (entries.as_slice().first(), entries.as_slice().last()) else { return };
         assert_eq!(first.seq, self.next_seq(), "invariant: appended entries are contiguous");
         assert_eq!(last.seq.0 - first.seq.0 + 1, entries.len() as u64, "invariant: consecutive seqs");
-        let mut term = self.last.map(|last| last.term);
+        let mut last_term = self.last.map(|last| last.term);
+        let mut term = self.term_starts.last().map(|start| start.term);
         for entry in entries.as_slice() {
+            assert!(last_term <= Some(entry.term), "invariant: terms never decrease along the log");
             if term != Some(entry.term) {
-                assert!(term < Some(entry.term), "invariant: terms never decrease along the log");
                 self.term_starts.push(entry.id());
                 term = Some(entry.term);
             }
+            last_term = Some(entry.term);
             self.note_config(entry);
         }
         self.last = Some(last.id());
@@ -383,7 +499,7 @@ impl RaftLog {
     /// Removes every entry at or above `from`.
     pub(crate) fn truncate(&mut self, from: Seq) {
         assert!(from >= self.first, "invariant: truncation stays within the log");
-        self.last = from.prev().filter(|prev| *prev >= self.first).and_then(|prev| self.id_at(prev));
+        self.last = from.prev().and_then(|prev| self.id_at(prev));
         self.term_starts.retain(|start| start.seq < from);
         let tail_first = self.tail_first();
         if from <= tail_first {
@@ -392,9 +508,9 @@ impl RaftLog {
             self.tail.truncate((from.0 - tail_first.0) as usize);
         }
         self.loaded.retain(|entry| entry.seq < from);
-        if self.configs.last().is_some_and(|(seq, _)| *seq >= from && Some(*seq) != self.pinned) {
+        if self.configs.last().is_some_and(|(id, _)| id.seq >= from && Some(id.seq) != self.pinned) {
             let pinned = self.pinned;
-            self.configs.retain(|(seq, _)| *seq < from || Some(*seq) == pinned);
+            self.configs.retain(|(id, _)| id.seq < from || Some(id.seq) == pinned);
             self.configs_version += 1;
         }
     }

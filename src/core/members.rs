@@ -135,11 +135,13 @@ impl Raft {
     fn save_committed_configuration(&mut self) {
         let committed =
             self.log.configuration_seqs().zip(self.log.configurations()).filter(|(seq, _)| Some(*seq) <= self.commit);
-        let Some((seq, configuration)) = committed.last() else { return };
-        let Some(term) = self.log.term_at(seq).filter(|_| Some(seq) > self.saved_config) else { return };
-        let payload = super::types::Payload::Config(super::codec::configuration_bytes(configuration));
+        let Some((seq, _)) = committed.last() else { return };
+        if Some(seq) <= self.saved_config {
+            return;
+        }
+        let Some(entry) = self.log.configuration_entry_at(seq) else { return };
         self.saved_config = Some(seq);
-        self.write(super::io::Write::Configuration(super::types::Entry { term, seq, payload }));
+        self.write(super::io::Write::Configuration(entry));
     }
 
     /// Replaces the peers; a leader keeps the progress of those that stay and starts probing

@@ -1,7 +1,7 @@
 //! The messages nodes exchange. Their binary encoding is in [`codec`](super::codec).
 
 use super::io::{ClientError, Response};
-use super::types::{Entry, LogId, NodeId, Quoted, Seq, Term};
+use super::types::{Entry, LogId, NodeId, Quoted, Seq, SnapshotMeta, Term};
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::fmt;
@@ -87,6 +87,32 @@ pub enum Body {
     /// timeout or a pre-vote (Raft thesis §3.10). Sent once the receiver's log matches the
     /// leader's.
     TimeoutNow,
+    /// A chunk of the leader's snapshot, for a follower that needs entries the leader's log
+    /// no longer holds (Raft's InstallSnapshot, streamed: chunks of any size, no total known
+    /// up front).
+    Snapshot {
+        /// What the snapshot covers, and its digest.
+        snapshot: SnapshotMeta,
+        /// Where `data` starts in the snapshot's stream.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+        /// Whether the snapshot ends with `data`.
+        done: bool,
+    },
+    /// The answer to a snapshot chunk: how much of the snapshot is durable at the follower.
+    SnapshotResponse {
+        /// The snapshot's last entry.
+        last: LogId,
+        /// The snapshot's digest.
+        digest: u64,
+        /// The follower holds the snapshot's bytes up to here, durably: the next offset it
+        /// takes.
+        next: u64,
+        /// The follower's log now continues after `last` (it installed the snapshot, or held
+        /// its entries already).
+        installed: bool,
+    },
     /// The leader's reply to a forwarded request.
     ForwardReply {
         /// The forwarded request's id.
@@ -182,6 +208,20 @@ impl fmt::Display for Message {
             }
             Body::CatchUp { commit } => write!(f, "CatchUp commit={}", last(commit)),
             Body::TimeoutNow => write!(f, "TimeoutNow"),
+            Body::Snapshot { snapshot, offset, data, done } => {
+                write!(f, "Snapshot {snapshot} at {offset}+{}", data.len())?;
+                if *done {
+                    write!(f, " done")?;
+                }
+                Ok(())
+            }
+            Body::SnapshotResponse { last, digest, next, installed } => {
+                write!(f, "SnapshotResponse {last} #{digest:016x} next={next}")?;
+                if *installed {
+                    write!(f, " installed")?;
+                }
+                Ok(())
+            }
             Body::ForwardReply { id, result, .. } => {
                 write!(f, "ForwardReply f{} ", id.counter)?;
                 match result {

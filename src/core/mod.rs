@@ -16,6 +16,7 @@
 //! - `role.rs`: the role as an enum of states: what only a candidate or a leader keeps.
 //! - `transfer.rs`: leader transfer (the target is caught up, then told to campaign).
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
+//! - `snapshot.rs`: snapshots by policy, prefix removal, streamed installs to followers.
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `membership.rs`: voters and learners, and joint configurations (their quorums).
 //! - `change.rs`: membership changes: learners, catch-up, joint consensus, automatic leave.
@@ -41,6 +42,7 @@ mod rejoin;
 mod replication;
 mod rng;
 mod role;
+mod snapshot;
 mod stepper;
 mod transfer;
 mod types;
@@ -57,4 +59,6 @@ pub use quorum::{Quorum, QuorumFn};
 pub use raft::{Raft, StartError};
 pub use rng::Rng;
 pub use stepper::Stepper;
-pub use types::{Entry, HardState, LogId, NodeId, Payload, ReadId, RequestId, Role, Seq, Term, Time, WriteId};
+pub use types::{
+    Entry, HardState, LogId, NodeId, Payload, ReadId, RequestId, Role, Seq, SnapshotMeta, Term, Time, WriteId,
+};

@@ -48,11 +48,20 @@ pub enum Mutant {
     /// configuration in its log for committed (the single-server bug from the Raft mailing
     /// list, 2015).
     ChangeBeforeOwnCommit,
+    /// A follower installs a snapshot older than what its log holds (a delayed or duplicated
+    /// chunk): its state rolls back.
+    InstallOverNewer,
+    /// The log prefix is removed when a snapshot is asked for, before it is durable.
+    PrefixBeforeSnapshot,
+    /// A snapshot is labelled with the commit point rather than the last entry applied.
+    SnapshotPastApplied,
+    /// A follower resuming an install takes a chunk past a gap (one was lost).
+    ResumeSkipsChunk,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 21] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -70,6 +79,10 @@ impl Mutant {
         Mutant::JointElectionNewOnly,
         Mutant::LeaveJointEarly,
         Mutant::ChangeBeforeOwnCommit,
+        Mutant::InstallOverNewer,
+        Mutant::PrefixBeforeSnapshot,
+        Mutant::SnapshotPastApplied,
+        Mutant::ResumeSkipsChunk,
     ];
 }
 

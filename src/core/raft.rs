@@ -100,6 +100,8 @@ pub struct Raft {
     pub(super) apply_waiting: Option<DriverWait>,
 
     pub(super) client: ClientState,
+    /// Snapshots: the latest, one being taken, received or restored (see `snapshot.rs`).
+    pub(super) snapshots: super::snapshot::Snapshots,
     pub(super) failed: bool,
     pub(super) closed: bool,
     pub(super) out: Vec<Output>,
@@ -131,6 +133,16 @@ impl Raft {
         // draw different election timeouts, so they do not split every vote forever.
         let mut rng = Rng::new(config.seed ^ Rng::new(config.id.0).next_u64());
         let incarnation = rng.next_u64();
+        let log = RaftLog::new(&recovered);
+        let mut snapshots = super::snapshot::Snapshots::new(recovered.snapshot.clone(), recovered.partial_snapshot);
+        if let Some(snapshot) = &recovered.snapshot {
+            // Storage holds nothing after the snapshot: have it continue after the snapshot.
+            let behind =
+                recovered.last.map_or(recovered.first != snapshot.last.seq.next(), |last| last.seq < snapshot.last.seq);
+            snapshots.reset_storage = behind;
+        }
+        // A snapshot covers only committed entries.
+        let commit = recovered.snapshot.as_ref().map(|snapshot| snapshot.last.seq);
         let mut raft = Raft {
             id: config.id,
             nodes: Vec::new(),
@@ -142,8 +154,8 @@ impl Raft {
             saved_config: recovered.committed_config.as_ref().map(|entry| entry.seq),
             rng,
             hard_state: recovered.hard_state,
-            log: RaftLog::new(&recovered),
-            writes: Writes::new(recovered.last),
+            writes: Writes::new(log.last()),
+            log,
             role: RoleState::Follower,
             leader: None,
             election_deadline: Time(0),
@@ -151,12 +163,13 @@ impl Raft {
             evidence: super::rejoin::Evidence::new(recovered.evidence),
             priority_backoff_until: Time(0),
             rejoining: Default::default(),
-            commit: None,
+            commit,
             apply_sent: config.apply_seq,
             applied: config.apply_seq,
             load_waiting: None,
             apply_waiting: None,
             client: ClientState::new(incarnation),
+            snapshots,
             failed: false,
             closed: false,
             out: Vec::new(),
@@ -168,6 +181,21 @@ impl Raft {
             responsive_checked: None,
             last_change: None,
             config,
+        };
+        if let Some(term) = raft.snapshots.latest.as_ref().map(|s| s.last.term).filter(|t| *t > raft.hard_state.term) {
+            // Its term and vote were lost, not its snapshot: the term is at least the snapshot's.
+            raft.hard_state.term = term;
+            raft.hard_state.vote = None;
+            raft.save_hard_state();
+        }
+        if let Some(last) = raft.snapshots.latest.as_ref().map(|s| s.last.seq) {
+            raft.evidence_forget_through(last); // The snapshot covers it.
+        }
+        // The configuration in force where the state machine stands.
+        raft.snapshots.applied_config = match (&raft.snapshots.latest, raft.apply_sent) {
+            (Some(snapshot), Some(at)) if snapshot.last.seq == at => snapshot.configuration.clone(),
+            (_, Some(at)) => raft.log.configuration_entry_at(at),
+            (_, None) => None,
         };
         raft.sync_configuration();
         Ok(raft)
@@ -199,6 +227,9 @@ impl Raft {
             // A (re)started node waits a whole election timeout for a leader to contact it.
             self.started = true;
             self.reset_election_deadline(now);
+            self.reset_storage_to_snapshot();
+            // What a snapshot shows committed is applied (restored) at once.
+            self.maybe_apply();
             if self.hard_state.catching_up {
                 self.event(Event::Warn(format!(
                     "node {} is catching up (its storage is new, was repaired or lost data): it does not vote until \
@@ -241,6 +272,15 @@ impl Raft {
             Input::ReadDone { id, response } => self.on_read_done(id, response),
             Input::TransferLeader { id, to } => self.on_transfer_leader(now, id, to),
             Input::ChangeMembership { id, change } => self.on_change_membership(now, id, change),
+            Input::SnapshotTaken { meta } => self.on_snapshot_taken(meta),
+            Input::SnapshotFailed { error } => self.on_snapshot_failed(&error),
+            Input::SnapshotChunkLoaded { to, snapshot, offset, data, done } => {
+                self.on_snapshot_chunk_loaded(to, snapshot, offset, data, done)
+            }
+            Input::SnapshotLoadFailed { to, error } => self.on_snapshot_load_failed(to, &error),
+            Input::Restored { last } => self.on_restored(last),
+            Input::RestoreFailed { error } => self.on_restore_failed(&error),
+            Input::Snapshot { id } => self.on_client_snapshot(id),
             Input::Close => self.on_close(),
         }
     }
@@ -334,7 +374,7 @@ impl Raft {
             if disruptive && self.in_lease(now) && !self.mutant(Mutant::NoPreVote) {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
-            let leader = matches!(message.body, Body::Append { .. }).then_some(message.from);
+            let leader = matches!(message.body, Body::Append { .. } | Body::Snapshot { .. }).then_some(message.from);
             let (deadline, was_follower) = (self.election_deadline, self.role.kind() == Role::Follower);
             self.become_follower(now, message.term, leader);
             if was_follower && matches!(message.body, Body::Vote { .. }) {
@@ -357,6 +397,12 @@ impl Raft {
                 self.on_append_response(now, from, read_round, result, incarnation)
             }
             Body::CatchUp { commit } => self.on_catch_up(from, commit),
+            Body::Snapshot { snapshot, offset, data, done } => {
+                self.on_snapshot(now, from, term, snapshot, offset, data, done)
+            }
+            Body::SnapshotResponse { last, digest, next, installed } => {
+                self.on_snapshot_response(now, from, last, digest, next, installed)
+            }
             Body::PreVote { .. } | Body::PreVoteResponse { .. } | Body::Forward { .. } | Body::ForwardReply { .. } => {
                 unreachable!("handled above")
             }
@@ -503,6 +549,16 @@ impl Raft {
     /// The term of the entry at `seq`, if the log has it (in memory or not).
     pub fn term_at(&self, seq: Seq) -> Option<Term> {
         self.log.term_at(seq)
+    }
+
+    /// The first seq the log holds (entries before it were removed: a snapshot covers them).
+    pub fn first_seq(&self) -> Seq {
+        self.log.first()
+    }
+
+    /// The latest durable snapshot this node knows of.
+    pub fn snapshot(&self) -> Option<&super::types::SnapshotMeta> {
+        self.snapshots.latest.as_ref()
     }
 
     /// The highest seq known committed.

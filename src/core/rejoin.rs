@@ -229,6 +229,11 @@ impl Raft {
         )));
     }
 
+    /// Forgets the evidence at or below `seq`: a snapshot from the leader covers it.
+    pub(super) fn evidence_forget_through(&mut self, seq: Seq) {
+        self.evidence.entries.retain(|(id, _)| id.seq > seq);
+    }
+
     /// Whether `entries`, new to this node's log, contradict an entry it knows committed and
     /// kept past damage to its log (its evidence): one at the same seq with another term or
     /// digest, or one before it with a later term (terms never decrease along a log, so that

@@ -36,6 +36,10 @@ pub(crate) struct Progress {
     pub(crate) lost_data: Option<Seq>,
     /// The incarnation of its latest acknowledgement.
     pub(crate) incarnation: Option<u64>,
+    /// It needs entries the log no longer holds: the snapshot being sent to it.
+    pub(crate) snapshot: Option<super::snapshot::Sending>,
+    /// It needs entries the log no longer holds and there is no snapshot (said once).
+    pub(crate) needs_removed: bool,
 }
 
 impl Progress {
@@ -53,6 +57,8 @@ impl Progress {
             read_round: 0,
             lost_data: None,
             incarnation: None,
+            snapshot: None,
+            needs_removed: false,
         }
     }
 
@@ -124,7 +130,7 @@ impl Raft {
         let Some(leading) = self.role.leading() else { return false };
         let p = &leading.progress[index];
         let full = p.paused || (!p.probing && p.inflight.len() >= self.window(leading, p));
-        !full && Some(p.next) <= self.log.last_seq()
+        !full && p.snapshot.is_none() && Some(p.next) <= self.log.last_seq()
     }
 
     /// How many appends may be out to follower `p`: `Config::inflight_messages_max`, but one
@@ -160,6 +166,9 @@ impl Raft {
                 if throttled { (self.config.rpc_entries_max / 4).max(1) } else { self.config.rpc_entries_max };
             let count = per_message.min(room);
             let (to, next, probing) = (p.id, p.next, p.probing);
+            if !self.log.can_send_from(next) {
+                return self.send_snapshot(index);
+            }
             let entries = match self.log.slice(next, count, self.config.rpc_bytes_max) {
                 Ok(entries) => entries,
                 Err(NotInMemory(seq)) => return self.request_load(seq),
@@ -199,6 +208,12 @@ impl Raft {
         let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
         p.paused = false;
         let (to, probing, next) = (p.id, p.probing, p.next);
+        if p.snapshot.is_some() {
+            return self.heartbeat_snapshot(index);
+        }
+        if !self.log.can_send_from(next) {
+            return self.send_snapshot(index);
+        }
         if probing && Some(next) <= self.log.last_seq() {
             return self.send_append(index);
         }
@@ -224,29 +239,22 @@ impl Raft {
         leader_commit: Option<Seq>,
         read_round: u64,
     ) {
-        if self.role.is_leader() {
-            self.event(Event::Error(format!("two leaders in term {term}: {} and {from}", self.id)));
+        if !self.heard_from_leader(now, from, term) {
             return;
-        }
-        if self.hard_state.catching_up && !self.rejoining.term_confirmed && !self.mutant(Mutant::CatchingUpAcks) {
-            // It may have promised a later term before it lost data: it takes nothing until
-            // its peers' answers show the current term (see `rejoin.rs`); it asks again those
-            // that have not answered.
-            return self.probe_term();
-        }
-        if self.leader != Some(from) || self.role.kind() != super::types::Role::Follower {
-            self.become_follower(now, term, Some(from));
-        }
-        self.last_leader_contact = Some(now);
-        self.reset_election_deadline(now);
-        if !self.client_waiting_is_empty() {
-            self.redispatch_waiting();
         }
         if let Err(why) = check_entries(term, prev, &entries) {
             self.event(Event::Warn(format!("dropped a malformed append from {from}: {why}")));
             return;
         }
-        if let Some(prev) = prev {
+        let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
+        let mut entries = entries;
+        if Seq::after(prev.map(|p| p.seq)) < self.log.first() {
+            // Entries below the log's first are committed here (a snapshot covers them), so
+            // they match the leader's: only the rest is new.
+            let first = self.log.first();
+            let below = entries.iter().take_while(|e| e.seq < first).count();
+            entries.drain(..below);
+        } else if let Some(prev) = prev {
             if !self.log.has(prev) {
                 let hint = self.log.hint(prev.seq, prev.term);
                 let result = AppendResult::Rejected { rejected: prev.seq, hint };
@@ -260,7 +268,6 @@ impl Raft {
             true => 0,
             false => entries.iter().take_while(|e| self.log.term_at(e.seq) == Some(e.term)).count(),
         };
-        let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
         if known < entries.len() {
             let first_new = entries[known].seq;
             if self.contradicts_evidence(from, &entries[known..]) {
@@ -325,6 +332,11 @@ impl Raft {
             self.heard_version += 1;
         }
         p.read_round = p.read_round.max(read_round);
+        if p.snapshot.is_some() {
+            // An answer from before the snapshot was found needed: the snapshot's answers decide.
+            self.confirm_reads();
+            return;
+        }
         match result {
             AppendResult::Accepted { matched } => {
                 if matched > self.log.last_seq() {
@@ -408,6 +420,7 @@ impl Raft {
         self.event(Event::Commit(seq));
         self.sync_configuration();
         self.advance_change();
+        self.maybe_take_snapshot();
         self.maybe_apply();
     }
 

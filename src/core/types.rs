@@ -165,6 +165,31 @@ impl fmt::Display for LogId {
     }
 }
 
+/// A snapshot of the state machine: what it covers, and which bytes it is.
+///
+/// Two snapshots with the same `last` hold the same state, but not necessarily the same bytes
+/// (a state machine may encode one state in several ways): `digest`, a checksum of the bytes,
+/// tells them apart, so that an install resumes only on the very bytes it started with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotMeta {
+    /// The last entry the snapshot includes.
+    pub last: LogId,
+    /// A checksum of the snapshot's bytes (XXH3-64 of the whole stream).
+    pub digest: u64,
+    /// The configuration entry in force at `last`, if the log had one by then.
+    pub configuration: Option<Entry>,
+}
+
+impl fmt::Display for SnapshotMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "snapshot {} #{:016x}", self.last, self.digest)?;
+        match &self.configuration {
+            Some(entry) => write!(f, " config@{}", entry.seq),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What an entry carries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Payload {

@@ -842,6 +842,8 @@ impl FsLog {
             configs,
             committed_config: self.committed_config.clone(),
             evidence: self.evidence.clone(),
+            snapshot: None,
+            partial_snapshot: None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use super::store::{check_append, LogStore};
 use super::LogError;
-use crate::core::{Entry, HardState, Payload, Recovered, Seq, Term};
+use crate::core::{Entry, HardState, LogId, Payload, Recovered, Seq, Term};
 use bytes::Bytes;
 
 /// A log held in memory: the same operations as [`FsLog`](super::FsLog), nothing durable.
@@ -195,6 +195,21 @@ impl LogStore for MemLog {
         self.check_trim(seq)?;
         self.entries.truncate((Seq::after(seq).0 - self.first) as usize);
         Ok(())
+    }
+
+    fn remove_prefix(&mut self, through: Seq) -> Result<(), LogError> {
+        MemLog::remove_prefix(self, through);
+        Ok(())
+    }
+
+    fn reset_after(&mut self, last: LogId) -> Result<(), LogError> {
+        self.entries.clear();
+        self.first = last.seq.0 + 1;
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Seq {
+        Seq(MemLog::next_seq(self))
     }
 
     fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {

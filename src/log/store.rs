@@ -2,7 +2,7 @@
 //! append.
 
 use super::{FsLog, LogError};
-use crate::core::{Entry, HardState, Recovered, Seq, Term, Write};
+use crate::core::{Entry, HardState, LogId, Recovered, Seq, Term, Write};
 
 /// What a Raft node needs from its storage; implemented by [`FsLog`](super::FsLog) (durable) and
 /// [`MemLog`](super::MemLog) (in memory).
@@ -21,6 +21,14 @@ pub trait LogStore {
     fn save_committed_config(&mut self, entry: &Entry) -> Result<(), LogError>;
     /// Keeps entries up to `seq` (none with `None`).
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError>;
+    /// Removes entries at or below `through`, or some of them (a file log removes whole
+    /// segments): a snapshot covers them.
+    fn remove_prefix(&mut self, through: Seq) -> Result<(), LogError>;
+    /// Removes every entry; the log continues at `last.seq + 1` (a snapshot ending at `last`
+    /// was installed).
+    fn reset_after(&mut self, last: LogId) -> Result<(), LogError>;
+    /// The seq the next appended entry gets.
+    fn next_seq(&self) -> Seq;
     /// The entry at `seq`.
     fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError>;
     /// The saved term and vote.
@@ -33,7 +41,7 @@ pub trait LogStore {
         match write {
             Write::HardState(state) => self.save_hard_state(*state),
             Write::Entries(entries) => {
-                let next = Seq::after(self.seq());
+                let next = self.next_seq();
                 if let Some(first) = entries.first().filter(|e| e.seq != next) {
                     return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
                 }
@@ -41,6 +49,11 @@ pub trait LogStore {
             }
             Write::Truncate { from } => self.trim(from.prev()),
             Write::Configuration(entry) => self.save_committed_config(entry),
+            Write::RemovePrefix { through } => self.remove_prefix(*through),
+            Write::InstallSnapshot { snapshot } => self.reset_after(snapshot.last),
+            Write::SnapshotChunk { .. } => {
+                Err(LogError::Invalid("snapshot chunks go to a snapshot store, not to the log".into()))
+            }
         }
     }
     /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
@@ -102,6 +115,18 @@ impl LogStore for FsLog {
 
     fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
         FsLog::trim(self, seq)
+    }
+
+    fn remove_prefix(&mut self, through: Seq) -> Result<(), LogError> {
+        FsLog::remove_prefix(self, through)
+    }
+
+    fn reset_after(&mut self, last: LogId) -> Result<(), LogError> {
+        Err(LogError::Invalid(format!("the file log cannot yet continue after a snapshot at {last}")))
+    }
+
+    fn next_seq(&self) -> Seq {
+        Seq(FsLog::next_seq(self))
     }
 
     fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {

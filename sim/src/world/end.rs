@@ -30,6 +30,9 @@ impl World {
             match &node.raft {
                 Some(raft) => {
                     let _ = write!(text, " {}={:?}/commit {:?}", node.id, raft.role(), raft.commit());
+                    if raft.applied() != raft.commit() {
+                        let _ = write!(text, "/applied {:?}", raft.applied());
+                    }
                 }
                 None => {
                     let _ = write!(text, " {}=down", node.id);

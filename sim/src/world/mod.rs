@@ -5,9 +5,10 @@ mod clients;
 mod end;
 mod faults;
 mod membership;
+mod snapshots;
 
 use crate::check::{log_matching, Checker, Violation};
-use crate::disk::{Disk, Pending};
+use crate::disk::{Disk, Pending, Snapshot};
 use crate::lincheck::{self, Kind, Operation};
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
@@ -87,6 +88,8 @@ enum Ev {
     /// The stale-leader plot: node, stale leader.
     Forget(usize, usize),
     Heal,
+    /// A snapshot a node was asked for is durable (node, incarnation, snapshot).
+    SnapshotDone(usize, u64, Box<Snapshot>),
 }
 
 struct Node {
@@ -103,6 +106,8 @@ struct Node {
     tick_at: Option<Time>,
     /// The counters of the key-value state machine.
     counters: BTreeMap<u64, i64>,
+    /// The last entry the state machine applied (or a restored snapshot covers).
+    applied: Option<Seq>,
     /// A durable entry that cannot be read back (a latent sector error).
     unreadable: Option<u64>,
     /// A durable entry with a flipped bit.
@@ -172,6 +177,8 @@ pub struct World {
     max_term: (tinyraftplus::core::Term, Time),
     trace: Vec<String>,
     out: Vec<Output>,
+    /// The bytes of every snapshot taken, by last entry and digest.
+    snapshot_bytes: BTreeMap<(tinyraftplus::core::LogId, u64), Bytes>,
 }
 
 fn mix(hash: u64, value: u64) -> u64 {
@@ -183,6 +190,7 @@ impl World {
     pub fn new(seed: u64, options: Options) -> World {
         let mut rng = Rng::new(seed);
         let mut swarm = Swarm::draw(&mut rng);
+        swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
         for class in &options.disabled {
             swarm.disable(class);
         }
@@ -206,6 +214,9 @@ impl World {
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
                 config.storage_stall_timeout = Some(STORAGE_STALL);
+                config.snapshot_entries = swarm.snapshot_entries;
+                config.snapshot_keep_entries = swarm.snapshot_keep;
+                config.snapshot_chunks_inflight = swarm.snapshot_chunks_inflight;
                 config.priority = priority.iter().copied().filter(|(node, _)| added || node == id).collect();
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
@@ -221,6 +232,7 @@ impl World {
                     config,
                     tick_at: None,
                     counters: BTreeMap::new(),
+                    applied: None,
                     unreadable: None,
                     flipped: None,
                     added,
@@ -262,6 +274,7 @@ impl World {
             max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
             out: Vec::new(),
+            snapshot_bytes: BTreeMap::new(),
         }
     }
 
@@ -413,6 +426,7 @@ impl World {
             }
             Ev::Forget(n, stale) => self.forget(n, stale),
             Ev::Heal => self.heal(),
+            Ev::SnapshotDone(n, incarnation, snapshot) => self.snapshot_done(n, incarnation, *snapshot),
         }
     }
 
@@ -476,6 +490,7 @@ impl World {
         };
         node.incarnation += 1;
         node.counters.clear();
+        node.applied = None;
         if node.incarnation > 1 {
             // The driver's contract: a fresh seed at each start (forwarded requests are
             // deduplicated per start by an incarnation drawn from it).
@@ -575,6 +590,18 @@ impl World {
                 Ok(None)
             }
             Output::Write { id: write_id, write } => {
+                if let Write::InstallSnapshot { snapshot } = &write {
+                    let applied = self.nodes[n].applied;
+                    if applied > Some(snapshot.last.seq) {
+                        return Err(Violation {
+                            invariant: "snapshot_rollback",
+                            detail: format!(
+                                "{id} installs {snapshot} after applying up to {}",
+                                applied.unwrap_or(Seq(0))
+                            ),
+                        });
+                    }
+                }
                 if let Write::Truncate { from } = &write {
                     let role = self.nodes[n].raft.as_ref().map_or(Role::Follower, Raft::role);
                     self.checker.truncate(id, role, *from)?;
@@ -602,6 +629,7 @@ impl World {
             Output::Apply { entries } => {
                 self.checker.apply(id, &entries)?;
                 let first = entries[0].seq;
+                self.nodes[n].applied = entries.last().map(|entry| entry.seq);
                 let counters = &mut self.nodes[n].counters;
                 let mut responses = Vec::with_capacity(entries.len());
                 let mut states = Vec::with_capacity(entries.len());
@@ -614,6 +642,11 @@ impl World {
                 }
                 Ok(Some(Input::Applied { first, responses }))
             }
+            Output::TakeSnapshot { last, configuration } => self.take_snapshot(n, last, configuration).map(|_| None),
+            Output::LoadSnapshotChunk { to, snapshot, offset } => {
+                Ok(Some(self.load_snapshot_chunk(n, to, snapshot, offset)))
+            }
+            Output::Restore { snapshot } => self.restore(n, snapshot).map(Some),
             Output::Read { id: read, command, .. } => {
                 let key = parse_key(&command);
                 let value = self.nodes[n].counters.get(&key).copied().unwrap_or(0);
@@ -745,13 +778,14 @@ impl World {
             self.schedule(later, Ev::Restart(n));
             return Ok(());
         }
+        self.check_snapshot_write(n, &done.write)?;
         let node = &mut self.nodes[n];
         node.disk.pending.pop_front();
         node.disk.apply(&done.write);
         match &done.write {
             Write::HardState(state) => self.checker.durable(node.id, *state)?,
             Write::Entries(entries) => self.checker.durable_entries(node.id, entries)?,
-            Write::Truncate { .. } | Write::Configuration(_) => {}
+            _ => {}
         }
         if let Some(next) = node.disk.pending.front() {
             let at = next.done_at.max(self.now);

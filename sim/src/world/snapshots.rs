@@ -1,0 +1,136 @@
+//! Snapshots in the simulated world: the counters' state serialized as the snapshot's bytes,
+//! taken asynchronously (durable after `Swarm::snapshot_ns`, lost with a crash before), sent in
+//! chunks read from the disk, received into the disk's partial snapshot (torn by crashes), and
+//! restored. The checks: a snapshot is labelled with the entry its state machine applied last
+//! (`snapshot_at_applied`); an installed snapshot holds exactly the bytes its leader took
+//! (`snapshot_bytes`); the log never removes a prefix that no durable snapshot covers
+//! (`prefix_covered`); no node installs or restores a snapshot over a newer state
+//! (`snapshot_rollback`); a restored state equals every node's state at that seq
+//! (`state_machine_state`).
+
+use super::*;
+use crate::disk::Snapshot;
+use tinyraftplus::core::{LogId, SnapshotMeta};
+
+impl World {
+    /// The state machine takes a snapshot; it becomes durable later, unless the node crashes.
+    pub(super) fn take_snapshot(
+        &mut self,
+        n: usize,
+        last: LogId,
+        configuration: Option<Entry>,
+    ) -> Result<(), Violation> {
+        let id = self.nodes[n].id;
+        if self.nodes[n].applied != Some(last.seq) {
+            let applied = self.nodes[n].applied.map_or("nothing".into(), |seq| seq.to_string());
+            return Err(Violation {
+                invariant: "snapshot_at_applied",
+                detail: format!("{id} asked for a snapshot at {last} with its state machine at {applied}"),
+            });
+        }
+        let bytes = serialize(&self.nodes[n].counters);
+        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let meta = SnapshotMeta { last, digest, configuration };
+        self.snapshot_bytes.insert((last, digest), bytes.clone());
+        let at = self.now.plus(self.swarm.snapshot_ns + self.rng.below(self.swarm.snapshot_ns + 1));
+        let incarnation = self.nodes[n].incarnation;
+        self.schedule(at, Ev::SnapshotDone(n, incarnation, Box::new(Snapshot { meta, bytes })));
+        Ok(())
+    }
+
+    /// A snapshot is durable (or failed to be written).
+    pub(super) fn snapshot_done(&mut self, n: usize, incarnation: u64, snapshot: Snapshot) -> Result<(), Violation> {
+        if self.nodes[n].incarnation != incarnation || self.nodes[n].raft.is_none() {
+            return Ok(()); // Lost with a crash: its temporary file never became the snapshot.
+        }
+        if !self.settling && self.chance(self.swarm.fsync_fail) {
+            self.fault("snapshot_failed");
+            return self.step(n, Input::SnapshotFailed { error: "fsync failed".into() });
+        }
+        let meta = snapshot.meta.clone();
+        self.nodes[n].disk.add_snapshot(snapshot);
+        let id = self.nodes[n].id;
+        self.note(|| format!("n{id}: {meta} durable"));
+        self.step(n, Input::SnapshotTaken { meta })
+    }
+
+    /// A chunk of a durable snapshot, for a follower.
+    pub(super) fn load_snapshot_chunk(&mut self, n: usize, to: NodeId, snapshot: SnapshotMeta, offset: u64) -> Input {
+        if !self.settling && self.chance(self.swarm.read_error) {
+            self.fault("snapshot_read_error");
+            return Input::SnapshotLoadFailed { to, error: "latent sector error".into() };
+        }
+        let found = self.nodes[n].disk.snapshots.iter().find(|s| s.meta == snapshot);
+        let Some(bytes) = found.map(|s| s.bytes.clone()) else {
+            return Input::SnapshotLoadFailed { to, error: "no such snapshot (replaced)".into() };
+        };
+        let start = (offset as usize).min(bytes.len());
+        let end = (start + self.swarm.snapshot_chunk_bytes).min(bytes.len());
+        Input::SnapshotChunkLoaded { to, snapshot, offset, data: bytes.slice(start..end), done: end == bytes.len() }
+    }
+
+    /// Restores the counters from a durable snapshot.
+    pub(super) fn restore(&mut self, n: usize, snapshot: SnapshotMeta) -> Result<Input, Violation> {
+        let id = self.nodes[n].id;
+        let found = self.nodes[n].disk.snapshots.iter().find(|s| s.meta == snapshot);
+        let Some(bytes) = found.map(|s| s.bytes.clone()) else {
+            return Err(Violation {
+                invariant: "restore",
+                detail: format!("{id} restores {snapshot}, not on its disk"),
+            });
+        };
+        let last = snapshot.last;
+        self.nodes[n].counters = deserialize(&bytes);
+        self.nodes[n].applied = Some(last.seq);
+        self.checker.restored(id, last.seq)?;
+        self.checker.state(id, last.seq, state_digest(&self.nodes[n].counters))?;
+        Ok(Input::Restored { last })
+    }
+
+    /// Checks a snapshot-related write as it becomes durable.
+    pub(super) fn check_snapshot_write(&self, n: usize, write: &Write) -> Result<(), Violation> {
+        let (id, disk) = (self.nodes[n].id, &self.nodes[n].disk);
+        match write {
+            Write::RemovePrefix { through } => {
+                let covered = disk.latest_snapshot().is_some_and(|s| s.meta.last.seq >= *through);
+                if !covered {
+                    let latest = disk.latest_snapshot().map_or("none".into(), |s| s.meta.to_string());
+                    return Err(Violation {
+                        invariant: "prefix_covered",
+                        detail: format!(
+                            "{id} removes its log through {through}; its latest durable snapshot: {latest}"
+                        ),
+                    });
+                }
+            }
+            Write::InstallSnapshot { snapshot } if !disk.snapshots.iter().any(|s| s.meta == *snapshot) => {
+                let taken = self.snapshot_bytes.get(&(snapshot.last, snapshot.digest));
+                let received = disk.partial.as_ref().filter(|(meta, _)| meta == snapshot).map(|(_, bytes)| bytes);
+                if taken.map(|b| &b[..]) != received.map(|b| &b[..]) {
+                    return Err(Violation {
+                        invariant: "snapshot_bytes",
+                        detail: format!("{id} installs {snapshot} with other bytes than its leader took"),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The counters as a snapshot: `key=value;` pairs, ascending.
+fn serialize(counters: &BTreeMap<u64, i64>) -> Bytes {
+    let mut text = String::new();
+    for (key, value) in counters {
+        let _ = write!(text, "{key}={value};");
+    }
+    Bytes::from(text)
+}
+
+/// The counters a snapshot holds (what does not parse is left out: the checks catch it).
+fn deserialize(bytes: &[u8]) -> BTreeMap<u64, i64> {
+    let text = String::from_utf8_lossy(bytes);
+    let pairs = text.split(';').filter_map(|pair| pair.split_once('='));
+    pairs.filter_map(|(key, value)| Some((key.parse().ok()?, value.parse().ok()?))).collect()
+}
