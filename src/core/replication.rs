@@ -67,6 +67,12 @@ impl Progress {
         now.since(self.last_heard) < window
     }
 
+    /// The follower answered at `now`; returns whether its last answer time changed.
+    pub(crate) fn heard(&mut self, now: Time) -> bool {
+        self.answered = true;
+        std::mem::replace(&mut self.last_heard, now) != now
+    }
+
     fn inflight_entries(&self) -> u64 {
         match self.inflight.front() {
             Some(_) => self.next.0 - Seq::after(self.matched).0,
@@ -326,9 +332,7 @@ impl Raft {
         let ignore_regressed = self.mutant(Mutant::IgnoreRegressedFollower);
         let Some(leading) = self.role.leading_mut() else { return };
         let p = &mut leading.progress[index];
-        p.answered = true;
-        if p.last_heard != now {
-            p.last_heard = now;
+        if p.heard(now) {
             self.heard_version += 1;
         }
         p.read_round = p.read_round.max(read_round);

@@ -393,9 +393,7 @@ impl Raft {
         let known = self.log.has(last) || last.seq < first;
         let Some(leading) = self.role.leading_mut() else { return };
         let p = &mut leading.progress[index];
-        p.answered = true;
-        if p.last_heard != now {
-            p.last_heard = now;
+        if p.heard(now) {
             self.heard_version += 1;
         }
         let same = p.snapshot.as_ref().is_some_and(|s| s.meta.last == last && s.meta.digest == digest);
