@@ -70,7 +70,13 @@ fn seeds_that_once_failed_pass() {
     // 3149, one node grown to three: a founding node that lost its disk, caught up partly and
     // crashed was the only voter of the configuration in its partial log; catching up, it could
     // never confirm its term (it alone was a quorum of its view) and ignored the leader for ever.
-    let known: &[(u64, usize)] = &[(3149, 1)];
+    // 1390, two nodes: a restart from a snapshot whose configuration was newer than the one
+    // saved apart from the log saved it again from `Raft::new`, where no write may be issued: the
+    // write was never carried out, the storage counted as stalled and the node never led.
+    // 2334, one node grown to three: a wiped node rebuilt by a snapshot needed one more round
+    // trip to catch up (it held the leader's commit point, but did not know it); the leader lost
+    // its quorum first, and the joint configuration needed the catching-up node's vote.
+    let known: &[(u64, usize)] = &[(3149, 1), (1390, 2), (2334, 1)];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");

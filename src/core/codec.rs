@@ -175,11 +175,12 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
                 }
             }
         }
-        Body::Snapshot { snapshot, offset, data, done } => {
+        Body::Snapshot { snapshot, offset, data, done, commit } => {
             w.u8(12);
             w.snapshot(snapshot);
             w.varint(*offset);
             w.u8(u8::from(*done));
+            w.opt_seq(*commit);
             w.bytes(data);
         }
         Body::SnapshotResponse { last, digest, next, installed } => {
@@ -311,8 +312,9 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
         9 => Body::CatchUp { commit: r.opt_id("commit")? },
         12 => {
             let snapshot = r.snapshot()?;
-            let (offset, done, data) = (r.varint("offset")?, r.flag("done")?, r.bytes("data")?);
-            Body::Snapshot { snapshot, offset, data, done }
+            let (offset, done, commit) = (r.varint("offset")?, r.flag("done")?, r.opt_seq("commit")?);
+            let data = r.bytes("data")?;
+            Body::Snapshot { snapshot, offset, data, done, commit }
         }
         13 => {
             let last = r.opt_id("last")?.ok_or_else(|| r.error("last", Problem::UnknownTag(0)))?;
@@ -780,9 +782,15 @@ mod tests {
         let snapshot =
             SnapshotMeta { last: LogId::new(Term(3), Seq(9)), digest: u64::MAX, configuration: Some(config) };
         let data = Bytes::from_static(b"chunk");
-        round_trip(Body::Snapshot { snapshot: snapshot.clone(), offset: 7, data: data.clone(), done: true });
+        round_trip(Body::Snapshot {
+            snapshot: snapshot.clone(),
+            offset: 7,
+            data: data.clone(),
+            done: true,
+            commit: None,
+        });
         let bare = SnapshotMeta { configuration: None, ..snapshot };
-        round_trip(Body::Snapshot { snapshot: bare, offset: 0, data: Bytes::new(), done: false });
+        round_trip(Body::Snapshot { snapshot: bare, offset: 0, data: Bytes::new(), done: false, commit: Some(Seq(3)) });
         round_trip(Body::SnapshotResponse { last: LogId::new(Term(1), Seq(0)), digest: 5, next: 9, installed: true });
         round_trip(Body::AppendResponse {
             read_round: 2,

@@ -87,6 +87,7 @@ impl Writes {
 impl Raft {
     /// Issues a storage write. The in-memory state must already reflect it.
     pub(super) fn write(&mut self, write: Write) {
+        debug_assert!(self.started, "writes are issued from steps, never from Raft::new");
         if !matches!(write, Write::HardState(_)) {
             self.flush_hard_state();
         }

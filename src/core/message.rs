@@ -99,6 +99,9 @@ pub enum Body {
         data: Bytes,
         /// Whether the snapshot ends with `data`.
         done: bool,
+        /// The leader's commit point: a catching-up follower whose install reaches it in the
+        /// leader's term has caught up.
+        commit: Option<Seq>,
     },
     /// The answer to a snapshot chunk: how much of the snapshot is durable at the follower.
     SnapshotResponse {
@@ -208,7 +211,7 @@ impl fmt::Display for Message {
             }
             Body::CatchUp { commit } => write!(f, "CatchUp commit={}", last(commit)),
             Body::TimeoutNow => write!(f, "TimeoutNow"),
-            Body::Snapshot { snapshot, offset, data, done } => {
+            Body::Snapshot { snapshot, offset, data, done, .. } => {
                 write!(f, "Snapshot {snapshot} at {offset}+{}", data.len())?;
                 if *done {
                     write!(f, " done")?;

@@ -108,7 +108,7 @@ pub struct Raft {
     /// The time of the input being handled.
     pub(super) now: Time,
     /// Whether a step happened yet: timers count from the first step's time.
-    started: bool,
+    pub(super) started: bool,
     /// Whether inputs are being handled; new entries are then sent at the step's end.
     pub(super) in_step: bool,
     /// New entries wait to be sent to followers at the step's end.
@@ -151,7 +151,13 @@ impl Raft {
             configs_seen: None,
             removed: false,
             was_member: config.nodes.contains(&config.id),
-            saved_config: recovered.committed_config.as_ref().map(|entry| entry.seq),
+            // Saved apart from the log, or in the snapshot (durable too).
+            saved_config: recovered
+                .committed_config
+                .iter()
+                .chain(recovered.snapshot.iter().filter_map(|snapshot| snapshot.configuration.as_ref()))
+                .map(|entry| entry.seq)
+                .max(),
             rng,
             hard_state: recovered.hard_state,
             writes: Writes::new(log.last()),
@@ -397,8 +403,8 @@ impl Raft {
                 self.on_append_response(now, from, read_round, result, incarnation)
             }
             Body::CatchUp { commit } => self.on_catch_up(from, commit),
-            Body::Snapshot { snapshot, offset, data, done } => {
-                self.on_snapshot(now, from, term, snapshot, offset, data, done)
+            Body::Snapshot { snapshot, offset, data, done, commit } => {
+                self.on_snapshot(now, from, term, snapshot, offset, data, done, commit)
             }
             Body::SnapshotResponse { last, digest, next, installed } => {
                 self.on_snapshot_response(now, from, last, digest, next, installed)

@@ -352,7 +352,8 @@ impl Raft {
         if done {
             s.end = Some(s.next);
         }
-        self.send(to, Body::Snapshot { snapshot, offset, data, done });
+        let commit = self.commit;
+        self.send(to, Body::Snapshot { snapshot, offset, data, done, commit });
         self.pump_snapshot(index);
     }
 
@@ -433,7 +434,7 @@ impl Raft {
 
     // ---- the follower's side ----
 
-    /// A chunk of the leader's snapshot.
+    /// A chunk of the leader's snapshot; `done` with the leader's commit point.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_snapshot(
         &mut self,
@@ -444,6 +445,7 @@ impl Raft {
         offset: u64,
         data: Bytes,
         done: bool,
+        leader_commit: Option<Seq>,
     ) {
         if !self.heard_from_leader(now, from, term) {
             return;
@@ -480,6 +482,9 @@ impl Raft {
         }
         if done {
             self.install_snapshot(snapshot);
+            // A catching-up node whose install reaches the leader's commit point (in the
+            // leader's term) has caught up, once the install is durable.
+            self.maybe_caught_up(term, leader_commit, Some(last.seq));
         }
         self.answer_snapshot(from, last, digest, written, done);
     }
