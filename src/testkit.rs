@@ -28,9 +28,15 @@ pub struct Counter {
 pub const SNAPSHOT_CHUNK_BYTES: usize = 2;
 
 impl Counter {
-    /// The counter's snapshot: its count, in decimal.
+    /// The counter's snapshot: `count=N`.
     pub fn snapshot(&self) -> Bytes {
-        Bytes::from(self.count.to_string())
+        Bytes::from(format!("count={}", self.count))
+    }
+
+    /// The counter a snapshot holds.
+    pub fn restore(snapshot: &[u8]) -> Option<Counter> {
+        let count = std::str::from_utf8(snapshot).ok()?.strip_prefix("count=")?.parse().ok()?;
+        Some(Counter { count, applied: Vec::new() })
     }
 
     fn apply(&mut self, entry: &Entry) -> Bytes {
@@ -216,9 +222,8 @@ impl Cluster {
                     }
                     Output::Restore { snapshot } => {
                         let found = node.snapshots.iter().find(|(meta, _)| *meta == snapshot);
-                        let count = found.and_then(|(_, bytes)| std::str::from_utf8(bytes).ok()?.parse().ok());
-                        let count = count.expect("a restore names a durable snapshot of the counter");
-                        node.state = Counter { count, applied: Vec::new() };
+                        let restored = found.and_then(|(_, bytes)| Counter::restore(bytes));
+                        node.state = restored.expect("a restore names a durable snapshot of the counter");
                         stepper.push(Input::Restored { last: snapshot.last });
                     }
                     Output::Apply { entries } => {
@@ -452,6 +457,14 @@ impl Cluster {
     fn restart_after(&mut self, id: NodeId, change: impl FnOnce(&mut MemLog)) {
         self.crash(id);
         change(&mut self.nodes.get_mut(&id).expect("known node").storage);
+        self.restart(id);
+    }
+
+    /// Crashes node `id`, damages its latest snapshot (the snapshot store finds it damaged at
+    /// open and falls back to the one before: here it is dropped), and restarts it.
+    pub fn damage_latest_snapshot(&mut self, id: NodeId) {
+        self.crash(id);
+        self.nodes.get_mut(&id).expect("known node").snapshots.pop();
         self.restart(id);
     }
 

@@ -36,10 +36,13 @@
 //! | `lose-silently ID SEQ` | restarts a node on storage cut from SEQ that does not know it lost anything |
 //! | `unreadable ID` | the node's loads of entries from storage fail from now on |
 //! | `force-rejoin ID` | restarts a node with its catching-up flag cleared (an operator accepting a loss) |
-//! | `status`, `log ID` | prints every node's state / a node's durable entries |
+//! | `status`, `log ID` | prints every node's state / a node's durable entries (and the log's first seq) |
 //! | `add-node ID IDS` | starts a new node on new storage with IDS as its bootstrap configuration |
 //! | `change ID set IDS \| add-learner ID \| promote ID \| remove ID` | a membership change asked of a node |
 //! | `members` | prints each node's configuration in force |
+//! | `snapshot ID` | a client asks the node for a snapshot (knobs `snapshot=K`, `keep=K`, `chunks=K` set the policy) |
+//! | `snapshots` | prints each node's durable snapshots (and the one being received) |
+//! | `damage-snapshot ID` | crashes the node and damages its latest snapshot (the store skips it at open), then restarts it |
 
 use bytes::Bytes;
 use std::fmt::Write as _;
@@ -78,6 +81,9 @@ fn configure(config: &mut Config, knobs: &[&str]) {
                 config.storage_stall_timeout = Some(std::time::Duration::from_millis(value.parse().expect("ms")))
             }
             "apply_seq" => config.apply_seq = Some(tinyraftplus::core::Seq(value.parse().expect("seq"))),
+            "snapshot" => config.snapshot_entries = value.parse().expect("count"),
+            "keep" => config.snapshot_keep_entries = value.parse().expect("count"),
+            "chunks" => config.snapshot_chunks_inflight = value.parse().expect("count"),
             other => panic!("unknown knob {other}"),
         }
     }
@@ -253,6 +259,20 @@ impl Runner {
                 }
             }
             "restart" => self.cluster().restart(node(0)),
+            "snapshot" => {
+                let id = self.cluster().request_id();
+                self.cluster().step(node(0), Input::Snapshot { id });
+            }
+            "damage-snapshot" => self.cluster().damage_latest_snapshot(node(0)),
+            "snapshots" => {
+                for (id, n) in &self.cluster().nodes {
+                    let held: Vec<String> =
+                        n.snapshots.iter().map(|(meta, bytes)| format!("{meta} {bytes:?}")).collect();
+                    let partial =
+                        n.partial.as_ref().map(|(meta, bytes)| format!(" partial {meta} {} bytes", bytes.len()));
+                    writeln!(extra, "n{id}: [{}]{}", held.join(", "), partial.unwrap_or_default()).unwrap();
+                }
+            }
             "status" => {
                 let cluster = self.cluster();
                 for (id, n) in &cluster.nodes {
@@ -277,9 +297,9 @@ impl Runner {
             }
             "log" => {
                 let cluster = self.cluster();
-                let entries: Vec<String> =
-                    cluster.nodes[&node(0)].storage.entries().iter().map(|e| e.to_string()).collect();
-                writeln!(extra, "[{}]", entries.join(", ")).unwrap();
+                let storage = &cluster.nodes[&node(0)].storage;
+                let entries: Vec<String> = storage.entries().iter().map(|e| e.to_string()).collect();
+                writeln!(extra, "first={} [{}]", storage.first(), entries.join(", ")).unwrap();
             }
             other => panic!("unknown command {other}"),
         }

@@ -413,7 +413,8 @@ impl Raft {
         }
         let Some(s) = p.snapshot.as_mut().filter(|_| same) else { return };
         s.probing = false;
-        if next > s.acked {
+        let progressed = next > s.acked;
+        if progressed {
             s.acked = next;
             s.rewound = None;
             while s.chunks.front().is_some_and(|end| *end <= next) {
@@ -424,8 +425,8 @@ impl Raft {
             // It holds more than was sent (a resumed install), or lost what it had (a restart).
             s.acked = next;
             s.rewind(next);
-        } else if next < s.next && s.rewound != Some(next) && !s.chunks.is_empty() {
-            // A chunk was lost: what follows it was refused. Once per gap.
+        } else if !progressed && next < s.next && s.rewound != Some(next) && !s.chunks.is_empty() {
+            // No progress: a chunk was lost and what follows it was refused. Once per gap.
             s.rewound = Some(next);
             s.rewind(next);
         }
