@@ -5,8 +5,8 @@
 
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
-use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, RequestId, Response, Seq};
-use crate::log::{FsLog, LogError, LogStore, SnapshotMeta, SnapshotStore};
+use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, RequestId, Response, Seq};
+use crate::log::{FsLog, LogError, LogStore, SnapshotStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -46,18 +46,12 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         Ok(AsyncRaftNode { handle: Arc::new(handle) })
     }
 
-    /// Takes a snapshot of the state machine and makes it durable in `snapshots` (see
-    /// [`RaftNode::snapshot`](super::RaftNode::snapshot)), on a blocking thread.
-    pub async fn snapshot(&self, snapshots: SnapshotStore) -> Result<SnapshotMeta, DriverError> {
-        let handle = Arc::clone(&self.handle);
-        let work = move || {
-            let (meta, stream) = handle.snapshot_stream()?;
-            node::write_snapshot(&snapshots, meta, stream)
-        };
-        match tokio::task::spawn_blocking(work).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(DriverError::Snapshot("the runtime is shutting down".into())),
+    /// Takes a snapshot of the state machine and makes it durable in the node's snapshot store
+    /// (see [`RaftNode::snapshot`](super::RaftNode::snapshot)); returns the last entry it covers.
+    pub async fn snapshot(&self) -> Result<LogId, ClientError> {
+        match self.request(|id| Input::Snapshot { id }).await? {
+            Response::Snapshot { last } => Ok(last),
+            other => Err(ClientError::Invalid(format!("a snapshot was answered: {other}"))),
         }
     }
 

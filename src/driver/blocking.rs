@@ -2,8 +2,8 @@
 
 use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
-use crate::core::{ClientError, Config, Event, Input, MembershipChange, NodeId, Response, Seq};
-use crate::log::{FsLog, LogError, LogStore, SnapshotMeta, SnapshotStore};
+use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, Response, Seq};
+use crate::log::{FsLog, LogError, LogStore, SnapshotStore};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::sync::mpsc::{self, Receiver};
@@ -31,9 +31,12 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         Ok(RaftNode { handle: Handle::open(config, log, transport, state_machine, None)? })
     }
 
-    /// Like [`open`](RaftNode::open), restoring the state machine from the latest intact
-    /// snapshot in `snapshots` (one that fails its checks is skipped for the one before, with a
-    /// warn event as the node starts): it then applies only the entries after the snapshot.
+    /// Like [`open`](RaftNode::open), with snapshots kept in `snapshots`: the state machine is
+    /// restored from the latest intact one (one that fails its checks is skipped for the one
+    /// before, with a warn event as the node starts) and applies only the entries after it;
+    /// snapshots are taken as `Config::snapshot_entries` and `snapshot_bytes` say (or with
+    /// [`snapshot`](RaftNode::snapshot)), the log prefix they cover is removed, and followers
+    /// that need removed entries are sent the latest snapshot, streamed in chunks.
     pub fn open_restoring(
         config: Config,
         log: L,
@@ -44,12 +47,16 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         Ok(RaftNode { handle: Handle::open(config, log, transport, Some(state_machine), Some(snapshots))? })
     }
 
-    /// Takes a snapshot of the state machine at the last entry it applied and makes it durable
-    /// in `snapshots` (streamed: the state machine's stream is read on this thread while the node
-    /// goes on applying). Returns what it covers. Compaction of the log is not done yet.
-    pub fn snapshot(&self, snapshots: &SnapshotStore) -> Result<SnapshotMeta, DriverError> {
-        let (meta, stream) = self.handle.snapshot_stream()?;
-        node::write_snapshot(snapshots, meta, stream)
+    /// Takes a snapshot of the state machine at the last entry handed to it and makes it
+    /// durable in the node's snapshot store (the state machine's stream is read on a thread of
+    /// its own while the node goes on applying); the log prefix snapshots cover is then removed.
+    /// Returns the last entry it covers. Needs a node opened with
+    /// [`open_restoring`](RaftNode::open_restoring).
+    pub fn snapshot(&self) -> Result<LogId, ClientError> {
+        match self.request(|id| Input::Snapshot { id })? {
+            Response::Snapshot { last } => Ok(last),
+            other => Err(ClientError::Invalid(format!("a snapshot was answered: {other}"))),
+        }
     }
 
     /// This node's id.

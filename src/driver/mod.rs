@@ -12,6 +12,7 @@
 mod async_node;
 mod blocking;
 mod node;
+mod snapshots;
 
 pub use crate::transport::{InProcessNetwork, Transport};
 #[cfg(feature = "tokio")]

@@ -2,12 +2,13 @@
 //! file log, and the client side that submits requests to them. The blocking and the async
 //! driver differ only in how a caller waits for its answer.
 
+use super::snapshots::{self, Chunks, MachineJob};
 use super::StateMachine;
 use crate::core::{
-    ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Payload, Raft, RequestId,
-    Response, Role, Seq, StartError, Stepper, Term, Time, Write, WriteId,
+    ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Raft, RequestId, Response,
+    Role, Seq, SnapshotMeta, StartError, Stepper, Term, Time, Write, WriteId,
 };
-use crate::log::{LogError, LogStore, SnapshotMeta, SnapshotStore};
+use crate::log::{LogError, LogStore, SnapshotReceiver, SnapshotStore};
 use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -157,12 +158,9 @@ pub(super) enum Command {
     WriteFailed(WriteId, String),
     Warn(String),
     Close(Reply),
-    /// A snapshot of the state machine at the entry it applied last.
-    Snapshot(SyncSender<Result<SnapshotStream, String>>),
+    /// A snapshot the core asked for is durable (or could not be taken).
+    SnapshotDone(Result<SnapshotMeta, String>),
 }
-
-/// A state machine's snapshot stream and what it covers.
-pub(super) type SnapshotStream = (SnapshotMeta, Box<dyn std::io::Read + Send>);
 
 /// The node's inbox at its transport: messages and warnings join the loop's commands.
 struct TransportInbox(Sender<Command>);
@@ -255,21 +253,28 @@ impl<L: LogStore + Send + 'static> Handle<L> {
     ) -> Result<Handle<L>, DriverError> {
         config.seed = OsRng.next_u64();
         config.state_machine = state_machine.is_some();
+        let snapshots = snapshots.filter(|_| state_machine.is_some());
+        if snapshots.is_none() {
+            (config.snapshot_entries, config.snapshot_bytes) = (0, 0); // Nowhere to keep them.
+        }
         // The latest intact snapshot restores the state machine, which then applies only the
         // entries after it.
         let mut restored = None;
         let mut warnings = Vec::new();
+        let mut recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
+        let mut receiver = None;
         if let (Some(store), Some(machine)) = (snapshots, state_machine.as_mut()) {
             let scan = store.open().map_err(DriverError::Log)?;
             warnings.extend(scan.damaged.iter().map(|e| format!("a snapshot is damaged and was skipped: {e}")));
-            if let Some(meta) = scan.latest {
+            if let Some(meta) = &scan.latest {
                 let mut reader = store.reader(meta.last.seq).map_err(DriverError::Log)?;
                 machine.restore(&mut reader).map_err(|why| DriverError::Snapshot(format!("restore: {why}")))?;
                 config.apply_seq = config.apply_seq.max(Some(meta.last.seq));
                 restored = Some(meta.last);
             }
+            let (opened, partial) = SnapshotReceiver::open(store).map_err(DriverError::Log)?;
+            (recovered.snapshot, recovered.partial_snapshot, receiver) = (scan.latest, partial, Some(opened));
         }
-        let recovered = log.recovered(config.memory_entries_max).map_err(DriverError::Log)?;
         let raft = Raft::new(config, recovered).map_err(DriverError::Start)?;
         let id = raft.id();
         // What the recovered core knows, from the start: a caller may ask before the loop runs.
@@ -301,7 +306,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             let (shared, done) = (Arc::clone(&shared), commands.clone());
             std::thread::Builder::new()
                 .name(format!("raft-{id}-disk"))
-                .spawn(move || disk_loop(&shared, &disk_jobs, &done))
+                .spawn(move || disk_loop(&shared, &disk_jobs, &done, receiver))
                 .map_err(DriverError::Thread)?
         };
         transport.register(id, Arc::new(TransportInbox(commands.clone())));
@@ -318,6 +323,9 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             out: Vec::new(),
             unapplied: VecDeque::new(),
             machine_applied: restored,
+            snapshots: snapshots.cloned(),
+            chunks: Chunks::default(),
+            commands: commands.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
@@ -340,14 +348,6 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         if let Err(mpsc::SendError(Command::Request { reply, .. })) = self.commands.send(command) {
             reply.send(Err(ClientError::Closed));
         }
-    }
-
-    /// The state machine's snapshot stream at the last entry it applied, from the loop.
-    pub(super) fn snapshot_stream(&self) -> Result<SnapshotStream, DriverError> {
-        let (answer, stream) = mpsc::sync_channel(1);
-        let closed = || DriverError::Snapshot("the node is closed".into());
-        self.commands.send(Command::Snapshot(answer)).map_err(|_| closed())?;
-        stream.recv().map_err(|_| closed())?.map_err(DriverError::Snapshot)
     }
 
     /// Asks the loop to close; `done` hears when everything is durable. False if it is gone.
@@ -420,26 +420,6 @@ fn learn_addresses(raft: &Raft, transport: &dyn Transport) {
     }
 }
 
-/// Streams a state machine's snapshot into `snapshots`, durably.
-pub(super) fn write_snapshot(
-    snapshots: &SnapshotStore,
-    meta: SnapshotMeta,
-    mut stream: Box<dyn std::io::Read + Send>,
-) -> Result<SnapshotMeta, DriverError> {
-    let mut writer = snapshots.writer(meta).map_err(DriverError::Log)?;
-    let mut buffer = vec![0u8; 64 << 10];
-    loop {
-        let count = match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => count,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(DriverError::Snapshot(format!("reading the state machine's stream: {error}"))),
-        };
-        writer.write(&buffer[..count]).map_err(DriverError::Log)?;
-    }
-    writer.finish().map_err(DriverError::Log)
-}
-
 /// The configuration in force on `raft`, with the seq of its entry.
 fn configuration_of(raft: &Raft) -> Option<(Seq, Configuration)> {
     raft.membership_seq().zip(raft.membership().cloned())
@@ -472,10 +452,17 @@ struct NodeLoop<L> {
     writes: Sender<(WriteId, Write)>,
     disk: Option<JoinHandle<()>>,
     out: Vec<Output>,
-    /// Committed entries the state machine has not taken yet (it failed: retried shortly).
-    unapplied: VecDeque<Vec<Entry>>,
+    /// What the state machine has not done yet: committed entries (it failed: retried
+    /// shortly), snapshots to take and restores, in order.
+    unapplied: VecDeque<MachineJob>,
     /// The last entry the state machine applied (or a restored snapshot covers).
     machine_applied: Option<LogId>,
+    /// Where snapshots are kept (with a state machine only).
+    snapshots: Option<SnapshotStore>,
+    /// The snapshots being read for followers.
+    chunks: Chunks,
+    /// The loop's own inbox, for the threads that take snapshots.
+    commands: Sender<Command>,
 }
 
 /// At most this many waiting commands go to the core in one step.
@@ -521,9 +508,8 @@ impl<L: LogStore> NodeLoop<L> {
                     Command::WriteDone(id) => inputs.push(Input::WriteDone { id }),
                     Command::WriteFailed(id, error) => inputs.push(Input::WriteFailed { id, error }),
                     Command::Warn(text) => self.shared.publish(Event::Warn(text)),
-                    Command::Snapshot(answer) => {
-                        let _ = answer.send(self.snapshot());
-                    }
+                    Command::SnapshotDone(Ok(meta)) => inputs.push(Input::SnapshotTaken { meta }),
+                    Command::SnapshotDone(Err(error)) => inputs.push(Input::SnapshotFailed { error }),
                     Command::Close(ack) => {
                         close = Some(ack);
                         break;
@@ -611,8 +597,19 @@ impl<L: LogStore> NodeLoop<L> {
             }
             Output::Apply { entries } => {
                 if self.state_machine.is_some() {
-                    self.unapplied.push_back(entries);
+                    self.unapplied.push_back(MachineJob::Apply(entries));
                 }
+            }
+            Output::TakeSnapshot { last, configuration } => {
+                self.state_machine.as_ref()?;
+                self.unapplied.push_back(MachineJob::Snapshot { last, configuration });
+            }
+            Output::LoadSnapshotChunk { to, snapshot, offset } => {
+                return Some(self.chunks.load(self.snapshots.as_ref(), to, snapshot, offset));
+            }
+            Output::Restore { snapshot } => {
+                self.state_machine.as_ref()?;
+                self.unapplied.push_back(MachineJob::Restore(snapshot));
             }
             Output::Read { id, seq, command } => {
                 let machine = self.state_machine.as_mut()?;
@@ -630,16 +627,6 @@ impl<L: LogStore> NodeLoop<L> {
                     }
                 };
                 return Some(Input::ReadDone { id, response });
-            }
-            // Not yet: the drivers take snapshots with `snapshot(store)`, outside the core.
-            Output::TakeSnapshot { .. } => {
-                return Some(Input::SnapshotFailed { error: "this driver takes snapshots only when asked".into() })
-            }
-            Output::LoadSnapshotChunk { to, .. } => {
-                return Some(Input::SnapshotLoadFailed { to, error: "this driver sends no snapshots yet".into() })
-            }
-            Output::Restore { .. } => {
-                return Some(Input::RestoreFailed { error: "this driver restores snapshots only at open".into() })
             }
             Output::Reply { id, result } => {
                 if let Some(reply) = self.pending.remove(&id) {
@@ -661,28 +648,31 @@ impl<L: LogStore> NodeLoop<L> {
     }
 
     /// Hands queued committed entries to the state machine, in order; one that fails keeps
-    /// its entries (and those after) for the next try, as in the seed.
-    /// The state machine's snapshot stream at the entry it applied last, with what it covers:
-    /// that entry, and the configuration in force there (taken only when the configuration in
-    /// force is at or below it: during a change, ask again once it is applied).
-    fn snapshot(&mut self) -> Result<SnapshotStream, String> {
-        let last = self.machine_applied.ok_or("the state machine has applied nothing yet")?;
-        if self.raft.membership_seq() > Some(last.seq) {
-            return Err("a configuration entry is not applied yet; ask again once it is".into());
-        }
-        let configuration = self.raft.membership_seq().and_then(|seq| {
-            let payload = Payload::Config(crate::core::codec::configuration_bytes(self.raft.membership()?));
-            Some(Entry { term: self.raft.term_at(seq)?, seq, payload })
-        });
-        let machine = self.state_machine.as_mut().ok_or("the node has no state machine")?;
-        let stream = machine.snapshot().ok_or("the state machine takes no snapshots")??;
-        Ok((SnapshotMeta { last, configuration }, stream))
-    }
-
+    /// its entries (and those after) for the next try, as in the seed. Snapshots to take and
+    /// restores come in that order too.
     fn apply_queued(&mut self) -> Vec<Input> {
         let mut applied = Vec::new();
         let Some(machine) = self.state_machine.as_mut() else { return applied };
-        while let Some(entries) = self.unapplied.front() {
+        while let Some(job) = self.unapplied.front() {
+            let entries = match job {
+                MachineJob::Apply(entries) => entries,
+                MachineJob::Snapshot { last, configuration } => {
+                    let meta = SnapshotMeta { last: *last, digest: 0, configuration: configuration.clone() };
+                    let store = self.snapshots.as_ref();
+                    applied.extend(snapshots::take(machine.as_mut(), store, meta, &self.commands));
+                    self.unapplied.pop_front();
+                    continue;
+                }
+                MachineJob::Restore(meta) => {
+                    let input = snapshots::restore(machine.as_mut(), self.snapshots.as_ref(), meta);
+                    if let Input::Restored { last } = &input {
+                        self.machine_applied = Some(*last);
+                    }
+                    applied.push(input);
+                    self.unapplied.pop_front();
+                    continue;
+                }
+            };
             let first = entries[0].seq;
             let payloads: Vec<Option<Bytes>> = entries.iter().map(|e| e.payload.data().cloned()).collect();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| machine.apply(first, &payloads)));
@@ -710,8 +700,14 @@ fn since(start: Instant) -> Time {
 }
 
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one
-/// batch: one write, one fdatasync), then the last write is reported done.
-fn disk_loop<L: LogStore>(shared: &Shared<L>, jobs: &Receiver<(WriteId, Write)>, done: &Sender<Command>) {
+/// batch: one write, one fdatasync), then the last write is reported done. Chunks of a snapshot
+/// being received go to `receiver`, in order with the log's writes.
+fn disk_loop<L: LogStore>(
+    shared: &Shared<L>,
+    jobs: &Receiver<(WriteId, Write)>,
+    done: &Sender<Command>,
+    mut receiver: Option<SnapshotReceiver>,
+) {
     while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter());
@@ -722,6 +718,19 @@ fn disk_loop<L: LogStore>(shared: &Shared<L>, jobs: &Receiver<(WriteId, Write)>,
         for (id, write) in batch {
             match write {
                 Write::Entries(more) => entries.extend(more),
+                Write::SnapshotChunk { snapshot, offset, data } => {
+                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| match &mut receiver {
+                        Some(receiver) => receiver.chunk(&snapshot, offset, &data),
+                        None => Err(LogError::Invalid("a snapshot chunk, and no snapshot store".into())),
+                    });
+                }
+                Write::InstallSnapshot { snapshot } => {
+                    let mut install = |log: &mut L| match &mut receiver {
+                        Some(receiver) => receiver.install(&snapshot).and_then(|()| log.reset_after(snapshot.last)),
+                        None => Err(LogError::Invalid("a snapshot to install, and no snapshot store".into())),
+                    };
+                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| install(&mut log));
+                }
                 other => {
                     result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| log.apply(&other));
                 }

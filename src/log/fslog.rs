@@ -727,11 +727,44 @@ impl FsLog {
             if let Some(start) = self.term_starts.first_mut() {
                 start.0 = first;
             }
-            // A removed configuration entry is gone: with a prefix removed past the latest
-            // one, a restarted core starts from an older configuration (snapshots, which carry
-            // it, are issue 14's).
+            // A removed configuration entry is gone: the committed one is saved apart from the
+            // log, and a snapshot carries the one in force where it ends.
             self.configs.retain(|seq| *seq >= first);
         }
+        Ok(())
+    }
+
+    /// Removes every entry: the log continues at `last.seq + 1` (a snapshot ending at `last`
+    /// was installed). The new first seq is recorded first, then a segment starting there is
+    /// created, then the older segments are deleted: a crash in between opens, and the next open
+    /// finishes the job (a crash before the segment exists leaves the old entries, which the
+    /// snapshot covers: the core resets the log again).
+    pub fn reset_after(&mut self, last: crate::core::LogId) -> Result<(), LogError> {
+        self.check()?;
+        let next = last.seq.0 + 1;
+        if self.last.is_none() && self.first().0 == next && !self.segments.is_empty() {
+            return Ok(());
+        }
+        if self.first().0 > next {
+            return Err(LogError::Invalid(format!("the log starts at {}, past {next}", self.first())));
+        }
+        if self.next_seq() > next {
+            self.trim(Some(last.seq))?; // No segment may start at `next` or later.
+        }
+        self.seal_segment()?;
+        self.trims.fetch_add(1, Ordering::SeqCst);
+        self.record_first(next)?;
+        self.create_segment(next)?;
+        let old: Vec<Segment> = self.segments.drain(..self.segments.len() - 1).collect();
+        for segment in old {
+            if let Err(source) = fs::remove_file(&segment.path) {
+                return self.poison(LogError::Io { op: "delete segment", path: segment.path, source });
+            }
+        }
+        self.sync_dir().or_else(|e| self.poison(e))?;
+        (self.last, self.chain) = (None, 0);
+        self.term_starts.clear();
+        self.configs.clear();
         Ok(())
     }
 

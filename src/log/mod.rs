@@ -26,6 +26,8 @@ mod store;
 mod timeout;
 mod txn;
 
+/// What a snapshot covers (the core's type).
+pub use crate::core::SnapshotMeta;
 pub use format::{Encoder, Key};
 pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;
@@ -33,7 +35,7 @@ pub use iter::Iter;
 pub use mem::{MemLog, MemTxn};
 pub use recovery::{Case, Corruption};
 pub use repair::Repair;
-pub use snapshot::{SnapshotMeta, SnapshotReader, SnapshotScan, SnapshotStore, SnapshotWriter};
+pub use snapshot::{SnapshotReader, SnapshotReceiver, SnapshotScan, SnapshotStore, SnapshotWriter};
 pub use store::LogStore;
 pub use timeout::{TimeoutIter, TimeoutLog, Timeouts};
 pub use txn::Txn;

@@ -1,6 +1,6 @@
-//! Durable snapshots next to a log (issue 14, groundwork): a state machine's snapshot is a stream
-//! of bytes of unknown length, written as it is produced and read back as it is consumed; no
-//! snapshot is ever held in memory whole.
+//! Durable snapshots next to a log: a state machine's snapshot is a stream of bytes of unknown
+//! length, written as it is produced and read back as it is consumed; no snapshot is ever held
+//! in memory whole.
 //!
 //! A snapshot is a file `<name>.<last seq as 20 digits>.snap` in the log's own format and
 //! encoder (`format.rs`): a segment header (its "first seq" is the snapshot's last included
@@ -8,37 +8,34 @@
 //! checksum, with the snapshot's term and their index as (seq, term):
 //!
 //! ```text
-//! record 0        meta: the configuration in force at the snapshot's last seq, if any
-//!                 (its seq and term as two u64, then `encode_configuration`'s bytes), or blank
+//! record 0        meta: a digest (u64; 0 in a snapshot taken here, the expected one in one
+//!                 being received), then the configuration in force at the snapshot's last seq,
+//!                 if any (its seq and term as two u64, then `encode_configuration`'s bytes)
 //! record 1..=n    the snapshot's bytes, in chunks of at most `chunk_bytes`
-//! last record     sealed (the batch-end mark): the snapshot is complete
+//! last record     the trailer (a configuration-kind record, sealed with the batch-end mark):
+//!                 the XXH3-64 digest of the bytes; the snapshot is complete
 //! ```
 //!
-//! It is written to `<...>.snap-new`, synced, renamed, and the directory synced, so a crash
-//! leaves no partial snapshot under the final name. Opening verifies the newest snapshot from end
-//! to end (every checksum, the chain, the seal, the decryption); a damaged one is reported and the
-//! one before it is used. Finishing a snapshot keeps the one before it (the fallback) and
-//! deletes older ones.
+//! A snapshot taken here is written to `<...>.snap-new`, synced, renamed, and the directory
+//! synced, so a crash leaves no partial snapshot under the final name. One received from a
+//! leader ([`SnapshotReceiver`]) is written chunk by chunk, each synced, to `<...>.snap-part`; a
+//! crash keeps the chunks written (a torn last one is cut at the next open), and the install
+//! resumes from them. Installing checks the digest, adds the trailer, syncs and renames.
+//! Opening verifies the newest snapshot from end to end (every checksum, the chain, the trailer
+//! and its digest, the decryption); a damaged one is reported and the one before it is used.
+//! A new snapshot keeps the one before it (the fallback) and deletes older ones.
 
 use super::format::{decode_header, decode_record, encode_header, encode_record, seal_batch, Encoder, NewRecord};
 use super::format::{HEADER_BYTES, NONCE_BYTES};
 use super::fslog::{io_error, numbered_files, sync_directory, LogError};
-use crate::core::{Entry, LogId, Payload, Seq, Term};
+use crate::core::{Entry, LogId, Payload, Seq, SnapshotMeta, Term};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-/// What a snapshot covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotMeta {
-    /// The last entry the snapshot includes.
-    pub last: LogId,
-    /// The configuration entry in force at `last`, if the log had one.
-    pub configuration: Option<Entry>,
-}
+use xxhash_rust::xxh3::Xxh3;
 
 /// The snapshots of one log: where they are and how they are encoded.
 #[derive(Clone, Debug)]
@@ -91,126 +88,110 @@ impl SnapshotStore {
         Ok(SnapshotScan { latest: None, damaged })
     }
 
-    /// Starts writing the snapshot that covers the log up to `meta.last`.
+    /// Starts writing the snapshot that covers the log up to `meta.last` (its digest is
+    /// computed as the bytes come: the one given is ignored).
     pub fn writer(&self, meta: SnapshotMeta) -> Result<SnapshotWriter<'_>, LogError> {
         let temporary = self.path(meta.last.seq).with_extension("snap-new");
-        let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
-        file.write_all(&encode_header(&self.encoder, meta.last.seq.0, nonce()))
-            .map_err(io_error("write", &temporary))?;
-        let mut writer = SnapshotWriter {
-            store: self,
-            file,
-            temporary,
-            meta,
-            pending: Vec::new(),
-            record: Vec::new(),
-            next: 0,
-            chain: 0,
-        };
-        let payload = writer.meta.configuration.as_ref().map(meta_payload);
-        writer.emit(payload.as_deref())?;
-        Ok(writer)
+        let file = File::create(&temporary).map_err(io_error("create", &temporary))?;
+        let mut sink = RecordSink::new(file, temporary, &self.encoder, &meta)?;
+        sink.append(&self.encoder, Some(&meta_payload(0, meta.configuration.as_ref())), false)?;
+        Ok(SnapshotWriter { store: self, sink, meta, pending: Vec::new(), hasher: Xxh3::new() })
     }
 
     /// Reads the snapshot whose last seq is `last`, chunk by chunk.
     pub fn reader(&self, last: Seq) -> Result<SnapshotReader, LogError> {
         let path = self.path(last);
-        let mut file = File::open(&path).map_err(io_error("open", &path))?;
-        let mut header = [0u8; HEADER_BYTES];
-        file.read_exact(&mut header).map_err(io_error("read", &path))?;
-        let damaged = |detail: String| LogError::Damaged { path: path.clone(), detail };
-        match decode_header(&header, &self.encoder) {
-            Ok(seq) if seq == last.0 => {}
-            Ok(seq) => return Err(damaged(format!("its header names seq {seq}"))),
-            Err(super::format::HeaderError::WrongKey) => return Err(LogError::WrongKey { path }),
-            Err(error) => return Err(damaged(format!("header: {error:?}"))),
-        }
-        let mut reader = SnapshotReader {
-            file,
-            path: path.clone(),
-            encoder: self.encoder.clone(),
-            record_max: self.chunk_bytes + self.encoder.overhead_bytes(),
-            meta: SnapshotMeta { last: LogId::new(Term(0), last), configuration: None },
-            next: 0,
-            chain: 0,
-            done: false,
-            current: Bytes::new(),
-        };
-        let (term, meta) = reader.record()?.ok_or_else(|| damaged("no meta record".into()))?;
-        reader.meta = SnapshotMeta { last: LogId::new(Term(term), last), configuration: parse_meta(meta)? };
+        let (reader, _) = SnapshotReader::open(path, self, last)?;
         Ok(reader)
+    }
+
+    /// Makes `temporary` (synced, complete) the snapshot at `last`, keeping the one before it
+    /// and deleting older ones.
+    fn publish(&self, temporary: &Path, last: Seq) -> Result<(), LogError> {
+        let path = self.path(last);
+        fs::rename(temporary, &path).map_err(io_error("rename", temporary))?;
+        sync_directory(&self.dir)?;
+        for old in self.list()?.into_iter().filter(|seq| *seq < last).skip(1) {
+            let old = self.path(old);
+            fs::remove_file(&old).map_err(io_error("delete", &old))?;
+        }
+        Ok(())
+    }
+}
+
+/// Records appended to one snapshot file, chained.
+struct RecordSink {
+    file: File,
+    path: PathBuf,
+    term: u64,
+    next: u64,
+    chain: u64,
+    buffer: Vec<u8>,
+}
+
+impl RecordSink {
+    /// A new file for the snapshot `meta`: its header is written.
+    fn new(mut file: File, path: PathBuf, encoder: &Encoder, meta: &SnapshotMeta) -> Result<RecordSink, LogError> {
+        file.write_all(&encode_header(encoder, meta.last.seq.0, nonce())).map_err(io_error("write", &path))?;
+        Ok(RecordSink { file, path, term: meta.last.term.0, next: 0, chain: 0, buffer: Vec::new() })
+    }
+
+    /// Appends one record: a chunk, or (`trailer`) the sealed trailer.
+    fn append(&mut self, encoder: &Encoder, payload: Option<&[u8]>, trailer: bool) -> Result<(), LogError> {
+        self.buffer.clear();
+        let record =
+            NewRecord { seq: self.next, term: self.term, payload, config: trailer, batch_offset: 0, chain: self.chain };
+        self.chain = encode_record(&mut self.buffer, encoder, record, nonce());
+        if trailer {
+            self.chain = seal_batch(&mut self.buffer, encoder);
+        }
+        self.next += 1;
+        self.file.write_all(&self.buffer).map_err(io_error("write", &self.path))
+    }
+
+    fn sync(&self) -> Result<(), LogError> {
+        self.file.sync_data().map_err(io_error("sync", &self.path))
     }
 }
 
 /// Writes one snapshot as its bytes come (see [`SnapshotStore::writer`]).
 pub struct SnapshotWriter<'a> {
     store: &'a SnapshotStore,
-    file: File,
-    temporary: PathBuf,
+    sink: RecordSink,
     meta: SnapshotMeta,
     /// Bytes not yet in a chunk.
     pending: Vec<u8>,
-    /// The last record encoded, not yet written (it is sealed if it is the last).
-    record: Vec<u8>,
-    next: u64,
-    chain: u64,
+    hasher: Xxh3,
 }
 
 impl SnapshotWriter<'_> {
     /// Adds the snapshot's next bytes.
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), LogError> {
+        self.hasher.update(bytes);
         while !bytes.is_empty() {
             let take = (self.store.chunk_bytes - self.pending.len()).min(bytes.len());
             self.pending.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.pending.len() == self.store.chunk_bytes {
                 let chunk = std::mem::take(&mut self.pending);
-                self.emit(Some(&chunk))?;
+                self.sink.append(&self.store.encoder, Some(&chunk), false)?;
             }
         }
         Ok(())
     }
 
-    /// Encodes a record; the one before it goes to the file.
-    fn emit(&mut self, payload: Option<&[u8]>) -> Result<(), LogError> {
-        self.flush_record()?;
-        let record = NewRecord {
-            seq: self.next,
-            term: self.meta.last.term.0,
-            payload,
-            config: false,
-            batch_offset: 0,
-            chain: self.chain,
-        };
-        self.chain = encode_record(&mut self.record, &self.store.encoder, record, nonce());
-        self.next += 1;
-        Ok(())
-    }
-
-    fn flush_record(&mut self) -> Result<(), LogError> {
-        self.file.write_all(&self.record).map_err(io_error("write", &self.temporary))?;
-        self.record.clear();
-        Ok(())
-    }
-
     /// Makes the snapshot durable under its final name (the previous one stays as the fallback;
-    /// older ones go) and returns what it covers.
+    /// older ones go) and returns what it covers, with its digest.
     pub fn finish(mut self) -> Result<SnapshotMeta, LogError> {
         if !self.pending.is_empty() {
             let chunk = std::mem::take(&mut self.pending);
-            self.emit(Some(&chunk))?;
+            self.sink.append(&self.store.encoder, Some(&chunk), false)?;
         }
-        seal_batch(&mut self.record, &self.store.encoder);
-        self.flush_record()?;
-        self.file.sync_all().map_err(io_error("sync", &self.temporary))?;
-        let path = self.store.path(self.meta.last.seq);
-        fs::rename(&self.temporary, &path).map_err(io_error("rename", &self.temporary))?;
-        sync_directory(&self.store.dir)?;
-        for old in self.store.list()?.into_iter().filter(|seq| *seq < self.meta.last.seq).skip(1) {
-            let old = self.store.path(old);
-            fs::remove_file(&old).map_err(io_error("delete", &old))?;
-        }
-        Ok(self.meta.clone())
+        self.meta.digest = self.hasher.digest();
+        self.sink.append(&self.store.encoder, Some(&self.meta.digest.to_le_bytes()), true)?;
+        self.sink.file.sync_all().map_err(io_error("sync", &self.sink.path))?;
+        self.store.publish(&self.sink.path, self.meta.last.seq)?;
+        Ok(self.meta)
     }
 }
 
@@ -220,11 +201,15 @@ pub struct SnapshotReader {
     path: PathBuf,
     encoder: Encoder,
     record_max: usize,
-    /// What the snapshot covers.
+    /// What the snapshot covers; its digest is known once the whole snapshot was read (0
+    /// before).
     pub meta: SnapshotMeta,
     next: u64,
     chain: u64,
     done: bool,
+    hasher: Xxh3,
+    /// Where the record after the last one read starts.
+    end: u64,
     /// What `Read` has not handed out yet of the current chunk.
     current: Bytes,
 }
@@ -245,15 +230,71 @@ impl Read for SnapshotReader {
     }
 }
 
+/// One record as read: its payload, and whether it is the trailer.
+type ReadRecord = (Bytes, bool);
+
 impl SnapshotReader {
-    /// The next chunk of the snapshot's bytes; `None` at its sealed end. A damaged or cut file is
-    /// an error naming it.
+    /// Opens the file at `path` for the snapshot at `last`; returns the reader (past the meta
+    /// record) and the digest the meta record names.
+    fn open(path: PathBuf, store: &SnapshotStore, last: Seq) -> Result<(SnapshotReader, u64), LogError> {
+        let mut file = File::open(&path).map_err(io_error("open", &path))?;
+        let mut header = [0u8; HEADER_BYTES];
+        file.read_exact(&mut header).map_err(io_error("read", &path))?;
+        let damaged = |detail: String| LogError::Damaged { path: path.clone(), detail };
+        match decode_header(&header, &store.encoder) {
+            Ok(seq) if seq == last.0 => {}
+            Ok(seq) => return Err(damaged(format!("its header names seq {seq}"))),
+            Err(super::format::HeaderError::WrongKey) => return Err(LogError::WrongKey { path }),
+            Err(error) => return Err(damaged(format!("header: {error:?}"))),
+        }
+        let mut reader = SnapshotReader {
+            file,
+            path: path.clone(),
+            encoder: store.encoder.clone(),
+            record_max: store.chunk_bytes.max(64 << 10) + store.encoder.overhead_bytes(),
+            meta: SnapshotMeta { last: LogId::new(Term(0), last), digest: 0, configuration: None },
+            next: 0,
+            chain: 0,
+            done: false,
+            hasher: Xxh3::new(),
+            end: HEADER_BYTES as u64,
+            current: Bytes::new(),
+        };
+        let (term, (meta, trailer)) = reader.record()?.ok_or_else(|| damaged("no meta record".into()))?;
+        if trailer {
+            return Err(damaged("no meta record".into()));
+        }
+        let (digest, configuration) = parse_meta(meta)?;
+        reader.meta.last.term = Term(term);
+        reader.meta.configuration = configuration;
+        Ok((reader, digest))
+    }
+
+    /// The next chunk of the snapshot's bytes; `None` at its end (its trailer, whose digest
+    /// must match the bytes). A damaged or cut file is an error naming it.
     pub fn next_chunk(&mut self) -> Result<Option<Bytes>, LogError> {
-        Ok(self.record()?.map(|(_, payload)| payload))
+        match self.record()? {
+            None => Ok(None),
+            Some((_, (chunk, false))) => {
+                self.hasher.update(&chunk);
+                Ok(Some(chunk))
+            }
+            Some((_, (trailer, true))) => {
+                let digest = self.hasher.digest();
+                if trailer.len() != 8 || trailer[..] != digest.to_le_bytes() || !self.done {
+                    return Err(LogError::Damaged {
+                        path: self.path.clone(),
+                        detail: "its trailer does not match its bytes".into(),
+                    });
+                }
+                self.meta.digest = digest;
+                Ok(None)
+            }
+        }
     }
 
     /// The next record's term and payload (decrypted), `None` after the sealed one.
-    fn record(&mut self) -> Result<Option<(u64, Bytes)>, LogError> {
+    fn record(&mut self) -> Result<Option<(u64, ReadRecord)>, LogError> {
         if self.done {
             return Ok(None);
         }
@@ -285,32 +326,153 @@ impl SnapshotReader {
             _ => record.payload.map(<[u8]>::to_vec),
         };
         (self.next, self.chain, self.done) = (self.next + 1, record.checksum, record.batch_end);
+        self.end += size as u64;
         if self.done && self.file.read(&mut [0u8; 1]).map_err(io_error("read", &self.path))? > 0 {
             return Err(damaged("bytes follow its sealed last record".into()));
         }
-        Ok(Some((record.term, Bytes::from(payload.unwrap_or_default()))))
+        Ok(Some((record.term, (Bytes::from(payload.unwrap_or_default()), record.config))))
     }
 }
 
-/// The meta record's payload for a configuration entry.
-fn meta_payload(entry: &Entry) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(16 + entry.payload.len());
-    bytes.extend_from_slice(&entry.seq.0.to_le_bytes());
-    bytes.extend_from_slice(&entry.term.0.to_le_bytes());
-    bytes.extend_from_slice(entry.payload.bytes());
+/// Receives a snapshot from a leader, chunk by chunk, into `<name>.<seq>.snap-part` (one at a
+/// time: a new snapshot replaces the partial one), then installs it.
+pub struct SnapshotReceiver {
+    store: SnapshotStore,
+    partial: Option<Partial>,
+}
+
+/// The snapshot being received.
+struct Partial {
+    meta: SnapshotMeta,
+    sink: RecordSink,
+    /// The bytes received (and written).
+    written: u64,
+    hasher: Xxh3,
+}
+
+impl SnapshotReceiver {
+    /// The receiver of `store`, with the partial snapshot a crash left, if any (cut after its
+    /// last whole chunk), and how many of its bytes are durable.
+    pub fn open(store: &SnapshotStore) -> Result<(SnapshotReceiver, Option<(SnapshotMeta, u64)>), LogError> {
+        let mut receiver = SnapshotReceiver { store: store.clone(), partial: None };
+        let found = numbered_files(&store.dir, &store.name, "snap-part")?;
+        let Some((seq, path)) = found.last().cloned() else { return Ok((receiver, None)) };
+        for (_, older) in &found[..found.len() - 1] {
+            fs::remove_file(older).map_err(io_error("delete", older))?;
+        }
+        let Ok((mut reader, digest)) = SnapshotReader::open(path.clone(), store, Seq(seq)) else {
+            // Not even its meta record is whole: nothing of it is usable.
+            fs::remove_file(&path).map_err(io_error("delete", &path))?;
+            return Ok((receiver, None));
+        };
+        let mut written = 0u64;
+        while let Ok(Some((_, (chunk, false)))) = reader.record() {
+            reader.hasher.update(&chunk);
+            written += chunk.len() as u64;
+        }
+        let mut meta = reader.meta.clone();
+        meta.digest = digest;
+        // Keep what was whole; a torn chunk after it goes.
+        let mut file = OpenOptions::new().write(true).open(&path).map_err(io_error("open", &path))?;
+        file.set_len(reader.end).and_then(|()| file.sync_all()).map_err(io_error("cut", &path))?;
+        file.seek(SeekFrom::End(0)).map_err(io_error("seek", &path))?;
+        let sink = RecordSink {
+            file,
+            path,
+            term: meta.last.term.0,
+            next: reader.next,
+            chain: reader.chain,
+            buffer: Vec::new(),
+        };
+        receiver.partial = Some(Partial { meta: meta.clone(), sink, written, hasher: reader.hasher });
+        Ok((receiver, Some((meta, written))))
+    }
+
+    /// Writes `data` at `offset` of the snapshot `meta`, durably: offset 0 starts it (replacing
+    /// any partial one); any other offset must be where the partial snapshot ends.
+    pub fn chunk(&mut self, meta: &SnapshotMeta, offset: u64, data: &[u8]) -> Result<(), LogError> {
+        if offset == 0 {
+            self.start(meta)?;
+        }
+        let partial = match self.partial.as_mut() {
+            Some(partial) if partial.meta == *meta && partial.written == offset => partial,
+            _ => {
+                return Err(LogError::Invalid(format!(
+                    "a chunk of {meta} at {offset} does not continue the snapshot being received"
+                )))
+            }
+        };
+        for piece in data.chunks(self.store.chunk_bytes.max(1)) {
+            partial.sink.append(&self.store.encoder, Some(piece), false)?;
+        }
+        partial.sink.sync()?;
+        partial.hasher.update(data);
+        partial.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Starts receiving `meta` (a partial snapshot before it is deleted).
+    fn start(&mut self, meta: &SnapshotMeta) -> Result<(), LogError> {
+        if let Some(old) = self.partial.take() {
+            fs::remove_file(&old.sink.path).map_err(io_error("delete", &old.sink.path))?;
+        }
+        let path = self.store.path(meta.last.seq).with_extension("snap-part");
+        let file = File::create(&path).map_err(io_error("create", &path))?;
+        let mut sink = RecordSink::new(file, path, &self.store.encoder, meta)?;
+        sink.append(&self.store.encoder, Some(&meta_payload(meta.digest, meta.configuration.as_ref())), false)?;
+        sink.sync()?;
+        sync_directory(&self.store.dir)?;
+        self.partial = Some(Partial { meta: meta.clone(), sink, written: 0, hasher: Xxh3::new() });
+        Ok(())
+    }
+
+    /// The snapshot `meta` is complete: checks its digest, then makes it the latest snapshot.
+    /// Nothing to do if it is one already (a restart after the install).
+    pub fn install(&mut self, meta: &SnapshotMeta) -> Result<(), LogError> {
+        if self.store.path(meta.last.seq).exists() && self.partial.as_ref().is_none_or(|p| p.meta != *meta) {
+            return Ok(());
+        }
+        let Some(mut partial) = self.partial.take().filter(|partial| partial.meta == *meta) else {
+            return Err(LogError::Invalid(format!("{meta} is not the snapshot being received")));
+        };
+        let digest = partial.hasher.digest();
+        if digest != meta.digest {
+            let path = partial.sink.path.clone();
+            fs::remove_file(&path).map_err(io_error("delete", &path))?;
+            return Err(LogError::Damaged {
+                path,
+                detail: format!("the bytes received have digest {digest:016x}, not {:016x}", meta.digest),
+            });
+        }
+        partial.sink.append(&self.store.encoder, Some(&digest.to_le_bytes()), true)?;
+        partial.sink.file.sync_all().map_err(io_error("sync", &partial.sink.path))?;
+        self.store.publish(&partial.sink.path, meta.last.seq)
+    }
+}
+
+/// The meta record's payload: a digest, then the configuration entry, if any.
+fn meta_payload(digest: u64, entry: Option<&Entry>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(24 + entry.map_or(0, |e| e.payload.len()));
+    bytes.extend_from_slice(&digest.to_le_bytes());
+    if let Some(entry) = entry {
+        bytes.extend_from_slice(&entry.seq.0.to_le_bytes());
+        bytes.extend_from_slice(&entry.term.0.to_le_bytes());
+        bytes.extend_from_slice(entry.payload.bytes());
+    }
     bytes
 }
 
-fn parse_meta(bytes: Bytes) -> Result<Option<Entry>, LogError> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let bad = || LogError::Invalid("a snapshot's meta record does not hold a configuration".into());
+fn parse_meta(bytes: Bytes) -> Result<(u64, Option<Entry>), LogError> {
+    let bad = || LogError::Invalid("a snapshot's meta record is malformed".into());
     let word = |at: usize| bytes.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-    let (Some(seq), Some(term)) = (word(0), word(8)) else { return Err(bad()) };
-    let config = bytes.slice(16..);
+    let digest = word(0).ok_or_else(bad)?;
+    if bytes.len() == 8 {
+        return Ok((digest, None));
+    }
+    let (Some(seq), Some(term)) = (word(8), word(16)) else { return Err(bad()) };
+    let config = bytes.slice(24..);
     crate::core::codec::decode_configuration(&config).map_err(|_| bad())?;
-    Ok(Some(Entry { term: Term(term), seq: Seq(seq), payload: Payload::Config(config) }))
+    Ok((digest, Some(Entry { term: Term(term), seq: Seq(seq), payload: Payload::Config(config) })))
 }
 
 fn nonce() -> [u8; NONCE_BYTES] {

@@ -122,7 +122,7 @@ impl LogStore for FsLog {
     }
 
     fn reset_after(&mut self, last: LogId) -> Result<(), LogError> {
-        Err(LogError::Invalid(format!("the file log cannot yet continue after a snapshot at {last}")))
+        FsLog::reset_after(self, last)
     }
 
     fn next_seq(&self) -> Seq {
