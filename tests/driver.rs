@@ -287,3 +287,23 @@ fn the_node_of_highest_priority_ends_up_leading() {
     }
     assert!(nodes[0].status().matched.is_empty(), "a follower shows none");
 }
+
+#[test]
+fn without_a_state_machine_the_log_prefix_is_removed_on_request_and_only_committed_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = without_state_machine(dir.path(), |_| {});
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).expect("a leader");
+    let leader = &nodes[leader.0 as usize - 1];
+    let (seq, _) = leader.append_batch((0..50).map(|i| Bytes::from(i.to_string())).collect()).unwrap();
+    let last = Seq(seq.0 + 49);
+    for node in &nodes {
+        assert!(node.await_commit(last, Duration::from_secs(10)));
+    }
+    let past = leader.remove_prefix(Seq(last.0 + 1), false).unwrap_err();
+    assert!(matches!(past, tinyraftplus::core::ClientError::Invalid(_)), "{past}");
+    // Every voter holds the entries: nothing forces it. The log starts after them, and goes on.
+    assert_eq!(leader.remove_prefix(Seq(30), false), Ok(Seq(31)));
+    let (next, _) = leader.append(Bytes::from("after")).unwrap();
+    assert_eq!(next, Seq(last.0 + 1));
+    assert!(leader.status().stranded.is_empty());
+}

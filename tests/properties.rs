@@ -261,8 +261,8 @@ impl Checker {
                             }
                         }
                     }
-                    Ok(Response::Snapshot { last }) => {
-                        return Err(format!("request {request} answered with a snapshot at {last}; none was asked"));
+                    Ok(other @ (Response::Snapshot { .. } | Response::PrefixRemoved { .. })) => {
+                        return Err(format!("request {request} answered {other}; nothing of the kind was asked"));
                     }
                     Ok(Response::Appended { seq, .. }) => {
                         let data = &self.appends[request];

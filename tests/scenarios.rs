@@ -42,6 +42,7 @@
 //! | `members` | prints each node's configuration in force |
 //! | `snapshot ID` | a client asks the node for a snapshot (knobs `snapshot=K`, `keep=K`, `chunks=K` set the policy) |
 //! | `snapshots` | prints each node's durable snapshots (and the one being received) |
+//! | `remove-prefix ID SEQ [force]` | a client asks the node to remove its log's entries up to SEQ |
 //! | `damage-snapshot ID` | crashes the node and damages its latest snapshot (the store skips it at open), then restarts it |
 
 use bytes::Bytes;
@@ -264,6 +265,11 @@ impl Runner {
                 self.cluster().step(node(0), Input::Snapshot { id });
             }
             "damage-snapshot" => self.cluster().damage_latest_snapshot(node(0)),
+            "remove-prefix" => {
+                let through = tinyraftplus::core::Seq(args[1].parse().expect("seq"));
+                let (id, force) = (self.cluster().request_id(), args.get(2) == Some(&"force"));
+                self.cluster().step(node(0), Input::RemovePrefix { id, through, force });
+            }
             "snapshots" => {
                 for (id, n) in &self.cluster().nodes {
                     let held: Vec<String> =
@@ -279,6 +285,10 @@ impl Runner {
                     match &n.raft {
                         None => writeln!(extra, "n{id} crashed").unwrap(),
                         Some(raft) => {
+                            let stranded = raft.stranded();
+                            if !stranded.is_empty() {
+                                writeln!(extra, "n{id} stranded followers: {stranded:?}").unwrap();
+                            }
                             let last = raft.last().map_or("none".into(), |l| l.to_string());
                             let commit = raft.commit().map_or("none".into(), |c| c.to_string());
                             let vote = raft.hard_state().vote.map_or("none".into(), |v| v.to_string());

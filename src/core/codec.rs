@@ -420,6 +420,10 @@ impl Writer<'_> {
                 self.u8(4);
                 self.opt_id(Some(*last));
             }
+            Response::PrefixRemoved { first } => {
+                self.u8(5);
+                self.varint(first.0);
+            }
         }
     }
 
@@ -682,6 +686,7 @@ impl Reader<'_> {
                 Some(last) => Ok(Response::Snapshot { last }),
                 None => Err(self.error("last", Problem::UnknownTag(0))),
             },
+            5 => Ok(Response::PrefixRemoved { first: self.seq("first")? }),
             other => Err(self.error("response", Problem::UnknownTag(other))),
         }
     }

@@ -144,6 +144,18 @@ pub enum Input {
         /// Echoed in the reply.
         id: RequestId,
     },
+    /// A client asks to remove the log's entries at or below `through` (committed ones only;
+    /// with a state machine, only what a durable snapshot covers). As leader, refused while a
+    /// voter still needs them, unless `force`. Answered `Response::PrefixRemoved`.
+    RemovePrefix {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The last seq to remove.
+        through: Seq,
+        /// Remove them even if a voter still needs them (it then cannot catch up from this
+        /// leader; see `Raft::stranded`).
+        force: bool,
+    },
     /// The node is closing: every pending request is answered `Closed`, new ones too.
     Close,
 }
@@ -331,6 +343,12 @@ pub enum Response {
         /// The last entry it covers.
         last: LogId,
     },
+    /// A prefix removal ([`Input::RemovePrefix`]) is done: the log now starts here (storage
+    /// may still hold some of the entries before, until it can drop them).
+    PrefixRemoved {
+        /// The log's first seq.
+        first: Seq,
+    },
 }
 
 /// Why a client request failed.
@@ -406,6 +424,7 @@ impl fmt::Display for Response {
             Response::Transferred { to } => write!(f, "transferred to {to}"),
             Response::Changed { seq } => write!(f, "changed seq={seq}"),
             Response::Snapshot { last } => write!(f, "snapshot at {last}"),
+            Response::PrefixRemoved { first } => write!(f, "prefix removed, first={first}"),
         }
     }
 }

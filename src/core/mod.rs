@@ -17,6 +17,7 @@
 //! - `transfer.rs`: leader transfer (the target is caught up, then told to campaign).
 //! - `rejoin.rs`: a node that lost data catches up before it votes again.
 //! - `snapshot.rs`: snapshots by policy, prefix removal, streamed installs to followers.
+//! - `prefix.rs`: prefix removal on request (without a state machine, the user's call).
 //! - `log.rs`: the log as the core sees it (terms of all entries, a tail of entries in memory).
 //! - `membership.rs`: voters and learners, and joint configurations (their quorums).
 //! - `change.rs`: membership changes: learners, catch-up, joint consensus, automatic leave.
@@ -36,6 +37,7 @@ mod members;
 mod membership;
 mod message;
 mod mutant;
+mod prefix;
 mod quorum;
 mod raft;
 mod rejoin;

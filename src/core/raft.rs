@@ -287,6 +287,7 @@ impl Raft {
             Input::Restored { last } => self.on_restored(last),
             Input::RestoreFailed { error } => self.on_restore_failed(&error),
             Input::Snapshot { id } => self.on_client_snapshot(id),
+            Input::RemovePrefix { id, through, force } => self.on_client_remove_prefix(id, through, force),
             Input::Close => self.on_close(),
         }
     }

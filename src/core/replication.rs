@@ -353,6 +353,7 @@ impl Raft {
                 if matched >= p.matched {
                     p.incarnation = Some(incarnation);
                 }
+                p.needs_removed = false;
                 p.acknowledge(matched);
                 // Only the answer to the probe itself (at next - 1 or beyond) ends probing.
                 if p.probing && matched >= p.next.prev() {

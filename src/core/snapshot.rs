@@ -228,7 +228,7 @@ impl Raft {
     }
 
     /// Removes the log's entries at or below `through` (never entries no write carries yet).
-    fn remove_prefix(&mut self, through: Seq) {
+    pub(super) fn remove_prefix(&mut self, through: Seq) {
         let mut through = through.min(self.log.last_seq().unwrap_or(Seq(0)));
         if let Some(unwritten) = self.writes.unwritten_from {
             let Some(before) = unwritten.prev() else { return };
@@ -309,18 +309,23 @@ impl Raft {
                 p.needs_removed = true;
                 let (to, next) = (p.id, p.next);
                 self.event(Event::Warn(format!(
-                    "follower {to} needs entries from seq {next}, which this log no longer holds (its prefix up to \
-                     {first} was removed), and there is no snapshot to send it: it cannot catch up from this leader"
+                    "follower {to} needs entries from seq {next}, which this log no longer holds (its entries before \
+                     {first} were removed), and there is no snapshot to send it: it cannot catch up from this leader"
                 )));
             }
             None => {}
         }
     }
 
-    /// Loads the next chunk for follower `index` if its window has room.
+    /// Loads the next chunk for follower `index` if its window has room: one chunk at a time
+    /// while clients' appends wait for commit (the install takes turns with them).
     fn pump_snapshot(&mut self, index: usize) {
-        let window = self.config.snapshot_chunks_inflight;
-        let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
+        let Some(leading) = self.role.leading_mut() else { return };
+        let window = match leading.requests.appends.is_empty() {
+            true => self.config.snapshot_chunks_inflight,
+            false => 1,
+        };
+        let p = &mut leading.progress[index];
         let to = p.id;
         let Some(s) = p.snapshot.as_mut() else { return };
         let room = if s.probing { s.chunks.is_empty() } else { s.chunks.len() < window };

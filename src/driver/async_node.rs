@@ -87,6 +87,12 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         node::transferred(self.request(|id| Input::TransferLeader { id, to }).await?)
     }
 
+    /// Removes this node's log entries at or below `through` (see
+    /// [`RaftNode::remove_prefix`](super::RaftNode::remove_prefix)).
+    pub async fn remove_prefix(&self, through: Seq, force: bool) -> Result<Seq, ClientError> {
+        node::prefix_removed(self.request(|id| Input::RemovePrefix { id, through, force }).await?)
+    }
+
     /// Changes the cluster's membership (see
     /// [`RaftNode::change_membership`](super::RaftNode::change_membership)).
     pub async fn change_membership(&self, change: MembershipChange) -> Result<Seq, ClientError> {

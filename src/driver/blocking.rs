@@ -96,6 +96,16 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         node::transferred(self.request(|id| Input::TransferLeader { id, to })?)
     }
 
+    /// Removes this node's log entries at or below `through` (the seed's log trimming from the
+    /// front; committed entries only). Without a state machine this is the only way the log
+    /// shrinks, and the user's call: on the leader it is refused while a voter still needs
+    /// those entries, unless `force` (such a voter then cannot catch up from this leader: see
+    /// [`Status::stranded`]). With a state machine, snapshots remove the prefix (and only what
+    /// a durable one covers can be removed). Returns the log's new first seq.
+    pub fn remove_prefix(&self, through: Seq, force: bool) -> Result<Seq, ClientError> {
+        node::prefix_removed(self.request(|id| Input::RemovePrefix { id, through, force })?)
+    }
+
     /// Changes the cluster's membership (Raft thesis §4; call it on the leader, as
     /// `transfer_leader`): nodes new to the cluster join as learners and receive the log, join
     /// the voters through the joint configuration once caught up, and nodes left out leave.

@@ -2,7 +2,7 @@
 //! file log, and the client side that submits requests to them. The blocking and the async
 //! driver differ only in how a caller waits for its answer.
 
-use super::snapshots::{self, Chunks, MachineJob};
+use super::snapshots::{self, ChunkReader, MachineJob};
 use super::StateMachine;
 use crate::core::{
     ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Raft, RequestId, Response,
@@ -84,6 +84,10 @@ pub struct Status {
     pub configuration: Option<(Seq, Configuration)>,
     /// Whether a committed configuration removed this node (see `Event::Removed`).
     pub removed: bool,
+    /// As leader: the followers that need entries its log no longer holds and that it has no
+    /// snapshot to send (without a state machine, after a forced `remove_prefix`); they cannot
+    /// catch up from this leader. Empty on other nodes.
+    pub stranded: Vec<NodeId>,
     /// Whether the node is closed.
     pub closed: bool,
 }
@@ -101,6 +105,7 @@ impl Default for Status {
             catching_up: false,
             configuration: None,
             removed: false,
+            stranded: Vec::new(),
             closed: false,
         }
     }
@@ -160,6 +165,8 @@ pub(super) enum Command {
     Close(Reply),
     /// A snapshot the core asked for is durable (or could not be taken).
     SnapshotDone(Result<SnapshotMeta, String>),
+    /// An input for the core from one of the node's threads (a chunk of a snapshot read).
+    Input(Input),
 }
 
 /// The node's inbox at its transport: messages and warnings join the loop's commands.
@@ -324,7 +331,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             unapplied: VecDeque::new(),
             machine_applied: restored,
             snapshots: snapshots.cloned(),
-            chunks: Chunks::default(),
+            chunks: ChunkReader::new(snapshots.cloned(), commands.clone()),
             commands: commands.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -433,6 +440,14 @@ pub(super) fn changed(response: Response) -> Result<Seq, ClientError> {
     }
 }
 
+/// A prefix removal's answer: the log's new first seq.
+pub(super) fn prefix_removed(response: Response) -> Result<Seq, ClientError> {
+    match response {
+        Response::PrefixRemoved { first } => Ok(first),
+        other => Err(ClientError::Invalid(format!("a prefix removal was answered: {other}"))),
+    }
+}
+
 /// A leader transfer's answer: the new leader.
 pub(super) fn transferred(response: Response) -> Result<NodeId, ClientError> {
     match response {
@@ -459,8 +474,8 @@ struct NodeLoop<L> {
     machine_applied: Option<LogId>,
     /// Where snapshots are kept (with a state machine only).
     snapshots: Option<SnapshotStore>,
-    /// The snapshots being read for followers.
-    chunks: Chunks,
+    /// Reads the snapshots sent to followers.
+    chunks: ChunkReader,
     /// The loop's own inbox, for the threads that take snapshots.
     commands: Sender<Command>,
 }
@@ -510,6 +525,7 @@ impl<L: LogStore> NodeLoop<L> {
                     Command::Warn(text) => self.shared.publish(Event::Warn(text)),
                     Command::SnapshotDone(Ok(meta)) => inputs.push(Input::SnapshotTaken { meta }),
                     Command::SnapshotDone(Err(error)) => inputs.push(Input::SnapshotFailed { error }),
+                    Command::Input(input) => inputs.push(input),
                     Command::Close(ack) => {
                         close = Some(ack);
                         break;
@@ -579,6 +595,9 @@ impl<L: LogStore> NodeLoop<L> {
         }
         let moved = moved || reconfigured || status.removed != self.raft.is_removed();
         status.removed = self.raft.is_removed();
+        if self.raft.has_stranded() || !status.stranded.is_empty() {
+            status.stranded = self.raft.stranded();
+        }
         drop(status);
         if moved {
             self.shared.wake();
@@ -605,7 +624,7 @@ impl<L: LogStore> NodeLoop<L> {
                 self.unapplied.push_back(MachineJob::Snapshot { last, configuration });
             }
             Output::LoadSnapshotChunk { to, snapshot, offset } => {
-                return Some(self.chunks.load(self.snapshots.as_ref(), to, snapshot, offset));
+                self.chunks.load(to, snapshot, offset);
             }
             Output::Restore { snapshot } => {
                 self.state_machine.as_ref()?;

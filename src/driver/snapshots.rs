@@ -90,9 +90,50 @@ pub(super) fn restore(machine: &mut dyn StateMachine, store: Option<&SnapshotSto
     }
 }
 
+/// Reads chunks of snapshots for followers on a thread of its own (started when first
+/// needed), so that the node loop never waits on the disk for them; each chunk goes back to the
+/// loop as the core's input.
+pub(super) struct ChunkReader {
+    store: Option<SnapshotStore>,
+    commands: Sender<Command>,
+    requests: Option<Sender<(NodeId, SnapshotMeta, u64)>>,
+}
+
+impl ChunkReader {
+    pub(super) fn new(store: Option<SnapshotStore>, commands: Sender<Command>) -> ChunkReader {
+        ChunkReader { store, commands, requests: None }
+    }
+
+    /// Asks for the chunk of `snapshot` at `offset`, for follower `to`.
+    pub(super) fn load(&mut self, to: NodeId, snapshot: SnapshotMeta, offset: u64) {
+        if self.requests.is_none() {
+            let (requests, inbox) = std::sync::mpsc::channel::<(NodeId, SnapshotMeta, u64)>();
+            let (store, commands) = (self.store.clone(), self.commands.clone());
+            let started = std::thread::Builder::new().name("raft-chunks".into()).spawn(move || {
+                let mut chunks = Chunks::default();
+                for (to, snapshot, offset) in inbox {
+                    let input = chunks.load(store.as_ref(), to, snapshot, offset);
+                    if commands.send(Command::Input(input)).is_err() {
+                        return;
+                    }
+                }
+            });
+            if let Err(error) = started {
+                let error = format!("cannot start the chunk reader: {error}");
+                let _ = self.commands.send(Command::Input(Input::SnapshotLoadFailed { to, error }));
+                return;
+            }
+            self.requests = Some(requests);
+        }
+        if let Some(requests) = &self.requests {
+            let _ = requests.send((to, snapshot, offset));
+        }
+    }
+}
+
 /// The snapshots being read for followers, one cursor each.
 #[derive(Default)]
-pub(super) struct Chunks {
+struct Chunks {
     cursors: HashMap<NodeId, Cursor>,
 }
 
@@ -106,13 +147,7 @@ struct Cursor {
 
 impl Chunks {
     /// The core's answer to `Output::LoadSnapshotChunk`.
-    pub(super) fn load(
-        &mut self,
-        store: Option<&SnapshotStore>,
-        to: NodeId,
-        snapshot: SnapshotMeta,
-        offset: u64,
-    ) -> Input {
+    fn load(&mut self, store: Option<&SnapshotStore>, to: NodeId, snapshot: SnapshotMeta, offset: u64) -> Input {
         match self.read(store, to, &snapshot, offset) {
             Ok((data, done)) => Input::SnapshotChunkLoaded { to, snapshot, offset, data, done },
             Err(error) => {

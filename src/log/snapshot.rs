@@ -45,6 +45,11 @@ pub struct SnapshotStore {
     encoder: Encoder,
     /// The largest chunk written (and accepted when read).
     pub chunk_bytes: usize,
+    /// A snapshot taken here is written at most this fast (bytes per second; `None`: as fast
+    /// as the disk goes). Default 128 MiB/s: a snapshot written at the disk's full speed would
+    /// leave the log's synced writes on the same disk waiting (appends fell to a third in
+    /// `cargo bench --bench snapshot`). A snapshot received from a leader is not held back.
+    pub write_bytes_per_s: Option<u64>,
 }
 
 /// What opening the store found: the newest intact snapshot, and the damaged newer ones it
@@ -60,7 +65,8 @@ pub struct SnapshotScan {
 impl SnapshotStore {
     /// The snapshots of the log `name` in `dir`, encoded like the log (`encoder`).
     pub fn new(dir: impl AsRef<Path>, name: &str, encoder: Encoder) -> SnapshotStore {
-        SnapshotStore { dir: dir.as_ref().to_path_buf(), name: name.to_string(), encoder, chunk_bytes: 1 << 20 }
+        let (dir, name) = (dir.as_ref().to_path_buf(), name.to_string());
+        SnapshotStore { dir, name, encoder, chunk_bytes: 1 << 20, write_bytes_per_s: Some(128 << 20) }
     }
 
     fn path(&self, last: Seq) -> PathBuf {
@@ -95,7 +101,8 @@ impl SnapshotStore {
         let file = File::create(&temporary).map_err(io_error("create", &temporary))?;
         let mut sink = RecordSink::new(file, temporary, &self.encoder, &meta)?;
         sink.append(&self.encoder, Some(&meta_payload(0, meta.configuration.as_ref())), false)?;
-        Ok(SnapshotWriter { store: self, sink, meta, pending: Vec::new(), hasher: Xxh3::new() })
+        let (pending, hasher, started) = (Vec::new(), Xxh3::new(), std::time::Instant::now());
+        Ok(SnapshotWriter { store: self, sink, meta, pending, hasher, unsynced: 0, started, written: 0 })
     }
 
     /// Reads the snapshot whose last seq is `last`, chunk by chunk.
@@ -154,6 +161,10 @@ impl RecordSink {
     }
 }
 
+/// A snapshot being written is synced every this many bytes: the disk then never holds much of
+/// it unwritten, which a log's fdatasync on the same file system could have to wait for.
+const SYNC_EVERY: u64 = 4 << 20;
+
 /// Writes one snapshot as its bytes come (see [`SnapshotStore::writer`]).
 pub struct SnapshotWriter<'a> {
     store: &'a SnapshotStore,
@@ -162,6 +173,11 @@ pub struct SnapshotWriter<'a> {
     /// Bytes not yet in a chunk.
     pending: Vec<u8>,
     hasher: Xxh3,
+    /// Bytes written since the last sync.
+    unsynced: u64,
+    /// When writing started, and the bytes written since (for `write_bytes_per_s`).
+    started: std::time::Instant,
+    written: u64,
 }
 
 impl SnapshotWriter<'_> {
@@ -175,9 +191,25 @@ impl SnapshotWriter<'_> {
             if self.pending.len() == self.store.chunk_bytes {
                 let chunk = std::mem::take(&mut self.pending);
                 self.sink.append(&self.store.encoder, Some(&chunk), false)?;
+                self.unsynced += chunk.len() as u64;
+                self.written += chunk.len() as u64;
+                if self.unsynced >= SYNC_EVERY {
+                    self.sink.sync()?;
+                    self.unsynced = 0;
+                    self.pace();
+                }
             }
         }
         Ok(())
+    }
+
+    /// Waits until writing at `write_bytes_per_s` would have written what was written.
+    fn pace(&self) {
+        let Some(rate) = self.store.write_bytes_per_s.filter(|rate| *rate > 0) else { return };
+        let due = std::time::Duration::from_secs_f64(self.written as f64 / rate as f64);
+        if let Some(early) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(early);
+        }
     }
 
     /// Makes the snapshot durable under its final name (the previous one stays as the fallback;

@@ -80,7 +80,12 @@ impl World {
                     self.clients[c].settled = true;
                 }
             }
-            Ok(other @ (Response::Transferred { .. } | Response::Changed { .. } | Response::Snapshot { .. })) => {
+            Ok(
+                other @ (Response::Transferred { .. }
+                | Response::Changed { .. }
+                | Response::Snapshot { .. }
+                | Response::PrefixRemoved { .. }),
+            ) => {
                 return Err(Violation { invariant: "reply", detail: format!("a client's request answered {other}") });
             }
             Err(ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Invalid(_)) => {

@@ -1,0 +1,73 @@
+//! Removing a log prefix on request. With a state machine, snapshots decide it (see
+//! `snapshot.rs`); without one (the JavaScript library's use: the log is the product), it is the
+//! user's call, as there is nothing to rebuild a follower from but the entries themselves: a
+//! prefix removal takes only committed entries, and the leader refuses one that a voter still
+//! needs unless forced. A follower that needs removed entries anyway (the leader was forced, or
+//! a node that removed its prefix became leader) cannot catch up from this leader: it is named
+//! once in a warn event and listed by [`Raft::stranded`](super::Raft::stranded).
+
+use super::client::Origin;
+use super::io::{ClientError, Response};
+use super::raft::Raft;
+use super::types::{NodeId, RequestId, Seq};
+
+impl Raft {
+    /// A client asks to remove the entries at or below `through` from this node's log.
+    pub(super) fn on_client_remove_prefix(&mut self, id: RequestId, through: Seq, force: bool) {
+        let result = self.remove_prefix_checked(through, force);
+        self.reply(Origin::Local(id), result);
+    }
+
+    fn remove_prefix_checked(&mut self, through: Seq, force: bool) -> Result<Response, ClientError> {
+        let invalid = |why: String| Err(ClientError::Invalid(why));
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        if self.failed {
+            return Err(ClientError::StorageFailed);
+        }
+        if Some(through) > self.commit {
+            let commit = self.commit.map_or("none".into(), |c| c.to_string());
+            return invalid(format!(
+                "only committed entries can be removed: {through} is past the commit point {commit}"
+            ));
+        }
+        let covered = self.snapshots.latest.as_ref().map(|meta| meta.last.seq);
+        if self.config.state_machine && Some(through) > covered {
+            let covered = covered.map_or("none".into(), |c| c.to_string());
+            return invalid(format!(
+                "no durable snapshot covers {through} (the latest ends at {covered}): take one first"
+            ));
+        }
+        let needing = self.voters_needing(through);
+        if !needing.is_empty() && !force {
+            let listed: Vec<String> = needing.iter().map(NodeId::to_string).collect();
+            return invalid(format!(
+                "voters {} still need entries up to {through}; remove them anyway with force (those voters then \
+                 cannot catch up from this leader)",
+                listed.join(", ")
+            ));
+        }
+        self.remove_prefix(through);
+        Ok(Response::PrefixRemoved { first: self.log.first() })
+    }
+
+    /// As leader: the voters whose logs do not yet hold the entries up to `through`.
+    fn voters_needing(&self, through: Seq) -> Vec<NodeId> {
+        let Some(leading) = self.role.leading() else { return Vec::new() };
+        let needing = leading.progress.iter().filter(|p| p.matched < Some(through) && self.is_voter(p.id));
+        needing.map(|p| p.id).collect()
+    }
+
+    /// Whether [`stranded`](Raft::stranded) names any follower (cheap).
+    pub fn has_stranded(&self) -> bool {
+        self.role.leading().is_some_and(|leading| leading.progress.iter().any(|p| p.needs_removed))
+    }
+
+    /// As leader: the followers that need entries its log no longer holds and that it has no
+    /// snapshot to send.
+    pub fn stranded(&self) -> Vec<NodeId> {
+        let Some(leading) = self.role.leading() else { return Vec::new() };
+        leading.progress.iter().filter(|p| p.needs_removed).map(|p| p.id).collect()
+    }
+}
