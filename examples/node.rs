@@ -17,6 +17,13 @@
 //! `warn TEXT`, `error TEXT`, `status ROLE LEADER TERM SEQ COMMIT member|catching-up`,
 //! `entry SEQ TEXT`, `dumped`, `stopped`, `transferred ID`, `changed SEQ`.
 //!
+//! With `--blob`, the node has a state machine whose state is a block of bytes (an entry
+//! `grow MIB` sets its size; the bytes are made as a snapshot is read, never held), and keeps
+//! snapshots in its directory (written as fast as the disk goes): `snapshot` takes one
+//! (`snapshot SEQ`), a restore prints `restored BYTES`, and `rss` prints the process's resident
+//! memory and its peak so far, in KiB (`rss NOW PEAK`): the multi-process test sends a 1 GiB
+//! snapshot between two processes this way.
+//!
 //! A node that joins a running cluster is started with every current node's `--peer` and its
 //! own (its storage is new: it waits until the leader has added it and caught it up).
 
@@ -28,8 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tinyraftplus::core::{Config, Event, NodeId, Seq};
-use tinyraftplus::driver::RaftNode;
-use tinyraftplus::log::{FsLog, FsLogOptions};
+use tinyraftplus::driver::{RaftNode, StateMachine};
+use tinyraftplus::log::{Encoder, FsLog, FsLogOptions, SnapshotStore};
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport};
 
 struct Args {
@@ -37,13 +44,19 @@ struct Args {
     dir: std::path::PathBuf,
     security: Security,
     peers: BTreeMap<NodeId, SocketAddr>,
+    blob: bool,
 }
 
 fn parse() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut id, mut dir, mut key, mut peers) = (None, None, None, BTreeMap::new());
     let (mut node_key, mut public) = (None, BTreeMap::new());
+    let mut blob = false;
     while let Some(flag) = args.next() {
+        if flag == "--blob" {
+            blob = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--id" => id = Some(NodeId(value.parse().map_err(|e| format!("--id: {e}"))?)),
@@ -71,7 +84,7 @@ fn parse() -> Result<Args, String> {
         (None, Some(private)) => Security::NodeKeys { private, public },
         _ => return Err("give either --key or --node-key".into()),
     };
-    Ok(Args { id, dir: dir.ok_or("--dir is required")?, security, peers })
+    Ok(Args { id, dir: dir.ok_or("--dir is required")?, security, peers, blob })
 }
 
 fn hex_key(text: &str) -> Result<[u8; 32], String> {
@@ -111,7 +124,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     config.election_timeout = Duration::from_millis(500);
     config.ping_timeout = Duration::from_millis(500);
     config.append_timeout = Duration::from_secs(3);
-    let node = Arc::new(RaftNode::open(config, log, transport, None)?);
+    let node = Arc::new(match args.blob {
+        true => {
+            let mut store = SnapshotStore::new(&args.dir, "log", Encoder::XxHash);
+            store.write_bytes_per_s = None;
+            RaftNode::open_restoring(config, log, &store, transport, Box::new(Blob { size: 0 }))?
+        }
+        false => RaftNode::open(config, log, transport, None)?,
+    });
     let events = node.events();
     std::thread::spawn(move || {
         for event in events {
@@ -196,6 +216,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 println!("dumped");
             }
+            "snapshot" => match node.snapshot() {
+                Ok(last) => println!("snapshot {}", last.seq),
+                Err(error) => println!("fail snapshot: {error}"),
+            },
+            "rss" => {
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                let kib = |key: &str| {
+                    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
+                    line.split_whitespace().nth(1).unwrap_or("0").to_string()
+                };
+                println!("rss {} {}", kib("VmRSS:"), kib("VmHWM:"));
+            }
             "quit" => break,
             _ => println!("fail {line}: unknown command"),
         }
@@ -203,6 +235,70 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     loading.store(false, Ordering::SeqCst);
     node.close();
     Ok(())
+}
+
+/// A state machine whose state is `size` bytes of a pattern (`grow MIB` entries set it), made
+/// as a snapshot is read and counted as one is restored: snapshots of any size, no memory.
+struct Blob {
+    size: u64,
+}
+
+/// `left` bytes of a pattern (a 64 KiB block repeated), made as they are read.
+struct Pattern {
+    left: u64,
+    at: usize,
+    block: Vec<u8>,
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let count = (buf.len() as u64).min(self.left).min((self.block.len() - self.at) as u64) as usize;
+        buf[..count].copy_from_slice(&self.block[self.at..self.at + count]);
+        self.at = (self.at + count) % self.block.len();
+        self.left -= count as u64;
+        Ok(count)
+    }
+}
+
+impl StateMachine for Blob {
+    fn apply(&mut self, _first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String> {
+        for entry in entries.iter().flatten() {
+            let text = String::from_utf8_lossy(entry);
+            if let Some(mib) = text.strip_prefix("grow ").and_then(|n| n.parse::<u64>().ok()) {
+                self.size = mib << 20;
+            }
+        }
+        Ok(vec![Bytes::new(); entries.len()])
+    }
+
+    fn read(&mut self, _seq: Option<Seq>, _command: &[u8]) -> Result<Bytes, String> {
+        Ok(Bytes::from(self.size.to_string()))
+    }
+
+    fn snapshot(&mut self) -> Option<Result<Box<dyn std::io::Read + Send>, String>> {
+        let block = (0..1u64 << 16).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
+        let pattern = Pattern { left: self.size, at: 0, block };
+        Some(Ok(Box::new(std::io::Read::chain(std::io::Cursor::new(self.size.to_le_bytes()), pattern))))
+    }
+
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut size = [0u8; 8];
+        input.read_exact(&mut size).map_err(|e| e.to_string())?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match input.read(&mut buffer).map_err(|e| e.to_string())? {
+                0 => break,
+                count => total += count as u64,
+            }
+        }
+        if total != u64::from_le_bytes(size) {
+            return Err(format!("{total} bytes, not {}", u64::from_le_bytes(size)));
+        }
+        self.size = total;
+        println!("restored {total}");
+        Ok(())
+    }
 }
 
 /// Appends `<id>-<pid>-<n>` entries (unique across restarts) one after another while

@@ -2,7 +2,9 @@
 //! under a write load from every node: the leader is killed with SIGKILL and restarted; every
 //! write acknowledged to a client is still in the log afterwards, at its seq, and the cluster
 //! keeps committing. A process with the wrong key is refused, and garbage sent to a node's
-//! port does not stop it. Leadership is handed over between processes on request.
+//! port does not stop it. Leadership is handed over between processes on request. A 1 GiB
+//! snapshot is streamed from one process to another with their memory bounded, and resumes
+//! after the receiver is killed halfway.
 
 mod common;
 
@@ -32,8 +34,13 @@ struct Proc {
 
 impl Proc {
     fn start(id: u64, dir: &Path, key: &str, peers: &BTreeMap<u64, SocketAddr>) -> Proc {
+        Proc::start_with(id, dir, key, peers, &[])
+    }
+
+    fn start_with(id: u64, dir: &Path, key: &str, peers: &BTreeMap<u64, SocketAddr>, flags: &[&str]) -> Proc {
         let mut command = Command::new(node_binary());
         command.args(["--id", &id.to_string(), "--dir", dir.to_str().unwrap(), "--key", key]);
+        command.args(flags);
         for (peer, addr) in peers {
             command.args(["--peer", &format!("{peer}={addr}")]);
         }
@@ -374,5 +381,97 @@ fn a_dead_node_is_replaced_over_tcp_and_the_others_learn_its_address() {
     for proc in procs.values_mut() {
         proc.send("quit");
         proc.child.wait().unwrap();
+    }
+}
+
+/// A node's resident memory and its peak so far, in KiB.
+fn rss(proc: &mut Proc) -> (u64, u64) {
+    proc.send("rss");
+    let line = proc.expect(|line| line.starts_with("rss "));
+    let numbers: Vec<u64> = line.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
+    (numbers[0], numbers[1])
+}
+
+/// The size of the snapshot being received in `dir`, if one is.
+fn partial_size(dir: &Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let part = entries.filter_map(Result::ok).find(|e| e.file_name().to_string_lossy().ends_with(".snap-part"))?;
+    part.metadata().ok().map(|m| m.len())
+}
+
+#[test]
+fn a_one_gib_snapshot_streams_between_processes_in_bounded_memory_and_resumes_after_the_receiver_is_killed() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let key = "42".repeat(32);
+    let dir = tempfile::tempdir().unwrap();
+    let addrs = free_addrs(3);
+    let node_dir = |id: u64| dir.path().join(format!("n{id}"));
+    let start = |id: u64| Proc::start_with(id, &node_dir(id), &key, &addrs, &["--blob"]);
+    let mut procs: BTreeMap<u64, Proc> = (1..=3).map(|id| (id, start(id))).collect();
+    members(&mut procs);
+    let leader = leader(&mut procs);
+    let idle_leader = rss(procs.get_mut(&leader).unwrap()).0;
+    // The state grows to 1 GiB after a first, small snapshot: once the second is taken, the
+    // leader's log no longer holds what the first covers, and a new node needs a snapshot.
+    let proc = procs.get_mut(&leader).unwrap();
+    for size in ["1", "1024"] {
+        proc.send(&format!("append grow {size}"));
+        proc.expect(|line| line.starts_with("ack "));
+        proc.send("snapshot");
+        proc.expect(|line| line.starts_with("snapshot "));
+    }
+    // A follower loses its disk and comes back empty: it is sent the 1 GiB snapshot.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let mut old = procs.remove(&follower).unwrap();
+    old.child.kill().unwrap();
+    old.child.wait().unwrap();
+    std::fs::remove_dir_all(node_dir(follower)).unwrap();
+    let mut receiver = start(follower);
+    let idle_receiver = rss(&mut receiver).0;
+    // Killed once half of it is durable; restarted, it takes the rest from there.
+    let deadline = Instant::now() + WAIT;
+    while partial_size(&node_dir(follower)).unwrap_or(0) < 512 << 20 {
+        assert!(Instant::now() < deadline, "the snapshot does not arrive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak_before_kill = rss(&mut receiver).1;
+    receiver.child.kill().unwrap();
+    receiver.child.wait().unwrap();
+    let kept = partial_size(&node_dir(follower)).unwrap();
+    let mut receiver = start(follower);
+    let idle_restarted = rss(&mut receiver).0;
+    // The partial snapshot is never started over: it only grows until it is installed.
+    let (mut smallest, mut restored) = (u64::MAX, None);
+    let deadline = Instant::now() + WAIT;
+    while restored.is_none() {
+        assert!(Instant::now() < deadline, "the snapshot was not installed");
+        if let Some(size) = partial_size(&node_dir(follower)) {
+            smallest = smallest.min(size);
+        }
+        restored = receiver.drain().into_iter().find(|line| line.starts_with("restored "));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(restored.unwrap(), format!("restored {}", 1u64 << 30));
+    assert!(smallest >= kept - (1 << 20), "resumed from {kept} bytes, not from the start (saw {smallest})");
+    let peak_receiver = rss(&mut receiver).1;
+    let peak_leader = rss(procs.get_mut(&leader).unwrap()).1;
+    eprintln!(
+        "rss KiB: leader idle {idle_leader} peak {peak_leader}; receiver idle {idle_receiver} peak before kill \
+         {peak_before_kill}, restarted idle {idle_restarted} peak {peak_receiver}; resumed from {kept} bytes"
+    );
+    let bound = 64 << 10; // 64 MiB, in KiB.
+    assert!(peak_leader - idle_leader < bound, "the leader's memory grew {} KiB", peak_leader - idle_leader);
+    assert!(
+        peak_before_kill - idle_receiver < bound,
+        "the receiver's memory grew {} KiB",
+        peak_before_kill - idle_receiver
+    );
+    assert!(
+        peak_receiver - idle_restarted < bound,
+        "the receiver's memory grew {} KiB",
+        peak_receiver - idle_restarted
+    );
+    for proc in procs.values_mut().chain([&mut receiver]) {
+        proc.send("quit");
     }
 }
