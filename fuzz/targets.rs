@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tinyraftplus::core::codec;
 use tinyraftplus::core::{
     AppendResult, Body, ClientError, Config, Entry, ForwardId, ForwardRequest, HardState, Input, LogId, Message,
-    NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, Term, Time, Write, WriteId,
+    NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, SnapshotMeta, Term, Time, Write, WriteId,
 };
 
 /// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes. The same
@@ -46,6 +46,8 @@ enum FuzzBody {
     Forward { counter: u8, payloads: u8, read: bool },
     ForwardReply { counter: u8, ok: bool },
     CatchUp(Option<(u8, u8)>),
+    Snapshot { last: (u8, u8), digest: u8, offset: u8, len: u8, done: bool, commit: Option<u8> },
+    SnapshotResponse { last: (u8, u8), digest: u8, next: u8, installed: bool },
 }
 
 /// An entry's payload from fuzz bytes: blank, or (one term in four) a configuration of voters
@@ -121,6 +123,15 @@ impl FuzzBody {
                 Body::ForwardReply { id, result, responder: u64::from(counter % 2) }
             }
             FuzzBody::CatchUp(commit) => Body::CatchUp { commit: commit.map(id) },
+            FuzzBody::Snapshot { last, digest, offset, len, done, commit } => {
+                let snapshot = SnapshotMeta { last: id(last), digest: digest.into(), configuration: None };
+                let data = Bytes::from(vec![offset; usize::from(len % 8)]);
+                let commit = commit.map(|c| Seq(u64::from(c)));
+                Body::Snapshot { snapshot, offset: offset.into(), data, done, commit }
+            }
+            FuzzBody::SnapshotResponse { last, digest, next, installed } => {
+                Body::SnapshotResponse { last: id(last), digest: digest.into(), next: next.into(), installed }
+            }
         }
     }
 }
@@ -144,6 +155,11 @@ struct Harness {
     durable_len_max: usize,
     /// The committed configuration saved apart from the log.
     committed_config: Option<Entry>,
+    /// The seq of `entries[0]` (above 0 once a prefix was removed or a snapshot installed).
+    base: u64,
+    /// The latest snapshot installed, and the one being received with its bytes.
+    snapshot: Option<SnapshotMeta>,
+    partial: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl Harness {
@@ -162,6 +178,9 @@ impl Harness {
             durable_votes: Default::default(),
             durable_len_max: 0,
             committed_config: None,
+            base: 0,
+            snapshot: None,
+            partial: None,
         };
         harness.step(Input::Tick);
         harness
@@ -176,8 +195,9 @@ impl Harness {
                 match output {
                     Output::Write { id, write } => self.unsynced.push((id, write)),
                     Output::LoadEntries { from, to } => {
-                        let range = from.0 as usize..=to.0 as usize;
-                        match self.entries.get(range) {
+                        let at = |seq: Seq| seq.0.checked_sub(self.base).map(|i| i as usize);
+                        let range = at(from).zip(at(to)).map(|(from, to)| from..=to);
+                        match range.and_then(|range| self.entries.get(range)) {
                             Some(entries) => self.inbox.push(Input::EntriesLoaded { entries: entries.to_vec() }),
                             None => self.inbox.push(Input::LoadFailed { error: "not stored".into() }),
                         }
@@ -243,18 +263,39 @@ impl Harness {
                 }
                 Write::Entries(entries) => {
                     for entry in entries {
-                        assert_eq!(entry.seq.0 as usize, self.entries.len(), "writes append in order");
+                        assert_eq!(entry.seq.0, self.base + self.entries.len() as u64, "writes append in order");
                         self.entries.push(entry);
                     }
-                    self.durable_len_max = self.durable_len_max.max(self.entries.len());
+                    self.durable_len_max = self.durable_len_max.max(self.base as usize + self.entries.len());
                 }
-                Write::Truncate { from } => self.entries.truncate(from.0 as usize),
+                Write::Truncate { from } => {
+                    let keep = from.0.checked_sub(self.base).expect("no truncation below the log's first");
+                    self.entries.truncate(keep as usize);
+                }
                 Write::Configuration(entry) => {
                     assert!(matches!(entry.payload, Payload::Config(_)), "only a configuration is saved as one");
                     self.committed_config = Some(entry);
                 }
-                Write::RemovePrefix { .. } | Write::SnapshotChunk { .. } | Write::InstallSnapshot { .. } => {
-                    panic!("no snapshot is ever taken or received here: {write}")
+                Write::RemovePrefix { through } => {
+                    let removed = (through.0 + 1).saturating_sub(self.base).min(self.entries.len() as u64);
+                    self.entries.drain(..removed as usize);
+                    self.base += removed;
+                }
+                Write::SnapshotChunk { snapshot, offset, data } => {
+                    let mut bytes = match self.partial.take() {
+                        Some((meta, bytes)) if meta == snapshot && offset > 0 => bytes,
+                        _ => Vec::new(),
+                    };
+                    bytes.resize(offset as usize, 0);
+                    bytes.extend_from_slice(&data);
+                    self.partial = Some((snapshot, bytes));
+                }
+                Write::InstallSnapshot { snapshot } => {
+                    self.partial = None;
+                    self.entries.clear();
+                    self.base = snapshot.last.seq.0 + 1;
+                    self.durable_len_max = self.durable_len_max.max(self.base as usize);
+                    self.snapshot = Some(snapshot);
                 }
             }
             last = Some(id);
@@ -308,7 +349,10 @@ pub fn core_inputs(data: &[u8]) {
             Step::Restart => {
                 h.unsynced.clear();
                 let mut recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
+                recovered.first = Seq(h.base);
                 recovered.committed_config = h.committed_config.clone();
+                recovered.snapshot = h.snapshot.clone();
+                recovered.partial_snapshot = h.partial.as_ref().map(|(meta, bytes)| (meta.clone(), bytes.len() as u64));
                 h.raft = Raft::new(h.config.clone(), recovered).expect("durable state recovers");
                 // An unsynced term change is lost with the crash; the durable term is the floor.
                 assert!(h.hard_state.term <= h.term, "the durable term is never ahead of memory");
