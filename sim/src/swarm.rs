@@ -181,6 +181,8 @@ pub struct Swarm {
     pub snapshot_chunks_inflight: usize,
     /// See `snapshot_entries`.
     pub snapshot_ns: u64,
+    /// `Config::snapshot_chunk_interval`.
+    pub snapshot_interval_ns: u64,
 }
 
 const MS: u64 = 1_000_000;
@@ -297,6 +299,7 @@ impl Swarm {
             snapshot_chunk_bytes: 1,
             snapshot_chunks_inflight: 1,
             snapshot_ns: 0,
+            snapshot_interval_ns: 0,
         }
     }
 
@@ -307,5 +310,6 @@ impl Swarm {
         self.snapshot_chunk_bytes = [7, 32, 4096][rng.below(3) as usize];
         self.snapshot_chunks_inflight = [1, 2, 4][rng.below(3) as usize];
         self.snapshot_ns = [MS / 2, 5 * MS, 40 * MS][rng.below(3) as usize];
+        self.snapshot_interval_ns = [0, 2 * MS, 8 * MS][rng.below(3) as usize];
     }
 }

@@ -163,6 +163,7 @@ impl Raft {
             heartbeat_deadline: now.plus(heartbeat),
             term_start: next,
             requests: Default::default(),
+            snapshot_wake: None,
         }));
         // The seed's "null buffer": an entry of the new term, so earlier ones can commit.
         self.leader_append_entries(std::iter::once(Payload::Blank));

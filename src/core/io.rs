@@ -290,9 +290,10 @@ pub enum Write {
         through: Seq,
     },
     /// Bytes of a snapshot a leader is sending: store them at `offset` of the partial
-    /// snapshot `snapshot` (at offset 0, a new partial snapshot replaces any other), durably
-    /// and in order. A restarted node reports what it holds in
-    /// [`Recovered::partial_snapshot`](super::Recovered::partial_snapshot).
+    /// snapshot `snapshot` (at offset 0, a new partial snapshot replaces any other), in order.
+    /// They need not be synced before the install: a restarted node reports what it holds in
+    /// [`Recovered::partial_snapshot`](super::Recovered::partial_snapshot), and the leader
+    /// sends the rest from there.
     SnapshotChunk {
         /// The snapshot being received.
         snapshot: SnapshotMeta,
@@ -534,4 +535,6 @@ pub enum Wake {
     Request,
     /// A storage write's stall timeout.
     Storage,
+    /// A snapshot chunk held back while clients wait (`Config::snapshot_chunk_interval`).
+    Snapshot,
 }

@@ -304,7 +304,8 @@ impl Raft {
             None => None,
         };
         let request = self.client.deadline(self.role.leading()).map(|at| (at, Wake::Request));
-        [role_timer, request, self.stall_deadline().map(|at| (at, Wake::Storage))]
+        let snapshot = self.role.leading().and_then(|leading| leading.snapshot_wake).map(|at| (at, Wake::Snapshot));
+        [role_timer, request, self.stall_deadline().map(|at| (at, Wake::Storage)), snapshot]
             .into_iter()
             .flatten()
             .min_by_key(|(at, _)| *at)
@@ -319,6 +320,7 @@ impl Raft {
         } else if !self.role.is_leader() && !self.failed && now >= self.election_deadline {
             self.election_timeout(now);
         }
+        self.snapshot_tick(now);
         self.expire_requests(now);
         self.expire_transfer(now);
         self.expire_change(now);

@@ -33,6 +33,8 @@ pub(super) struct LeaderState {
     /// The seq of the blank entry this leader appended first.
     pub(super) term_start: Seq,
     pub(super) requests: LeaderRequests,
+    /// When a snapshot chunk held back while clients wait may go (see `snapshot.rs`).
+    pub(super) snapshot_wake: Option<Time>,
 }
 
 impl RoleState {

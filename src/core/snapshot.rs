@@ -86,6 +86,8 @@ pub(crate) struct Sending {
     acked_at_heartbeat: u64,
     /// Where the last gap answer rewound to (answers to the same gap rewind once).
     rewound: Option<u64>,
+    /// While clients wait, no chunk is loaded before this time.
+    not_before: Time,
 }
 
 impl Sending {
@@ -100,6 +102,7 @@ impl Sending {
             probing: true,
             acked_at_heartbeat: 0,
             rewound: None,
+            not_before: Time(0),
         }
     }
 
@@ -317,14 +320,14 @@ impl Raft {
         }
     }
 
-    /// Loads the next chunk for follower `index` if its window has room: one chunk at a time
-    /// while clients' appends wait for commit (the install takes turns with them).
+    /// Loads the next chunk for follower `index` if its window has room: while clients' appends
+    /// wait for commit, one chunk at a time and one per `snapshot_chunk_interval` (the install
+    /// takes turns with them).
     fn pump_snapshot(&mut self, index: usize) {
+        let (now, interval) = (self.now, super::raft::duration_nanos(self.config.snapshot_chunk_interval));
         let Some(leading) = self.role.leading_mut() else { return };
-        let window = match leading.requests.appends.is_empty() {
-            true => self.config.snapshot_chunks_inflight,
-            false => 1,
-        };
+        let busy = !leading.requests.appends.is_empty();
+        let window = if busy { 1 } else { self.config.snapshot_chunks_inflight };
         let p = &mut leading.progress[index];
         let to = p.id;
         let Some(s) = p.snapshot.as_mut() else { return };
@@ -332,6 +335,12 @@ impl Raft {
         if s.loading || !room || s.end.is_some_and(|end| s.next >= end) {
             return;
         }
+        if busy && now < s.not_before {
+            let wake = s.not_before;
+            leading.snapshot_wake = Some(leading.snapshot_wake.map_or(wake, |at| at.min(wake)));
+            return;
+        }
+        s.not_before = now.plus(interval);
         s.loading = true;
         let (snapshot, offset) = (s.meta.clone(), s.next);
         self.emit(Output::LoadSnapshotChunk { to, snapshot, offset });
@@ -367,6 +376,18 @@ impl Raft {
         let Some(p) = self.role.leading_mut().map(|leading| &mut leading.progress[index]) else { return };
         if p.snapshot.take().is_some() {
             self.event(Event::Warn(format!("loading a snapshot chunk for {to} failed (it starts over): {error}")));
+        }
+    }
+
+    /// Chunks held back while clients waited may go now.
+    pub(super) fn snapshot_tick(&mut self, now: Time) {
+        let Some(leading) = self.role.leading_mut() else { return };
+        if leading.snapshot_wake.is_none_or(|at| now < at) {
+            return;
+        }
+        leading.snapshot_wake = None;
+        for index in 0..self.peers.len() {
+            self.pump_snapshot(index);
         }
     }
 

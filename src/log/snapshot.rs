@@ -380,6 +380,8 @@ struct Partial {
     /// The bytes received (and written).
     written: u64,
     hasher: Xxh3,
+    /// Bytes written since the last sync.
+    unsynced: u64,
 }
 
 impl SnapshotReceiver {
@@ -416,12 +418,13 @@ impl SnapshotReceiver {
             chain: reader.chain,
             buffer: Vec::new(),
         };
-        receiver.partial = Some(Partial { meta: meta.clone(), sink, written, hasher: reader.hasher });
+        receiver.partial = Some(Partial { meta: meta.clone(), sink, written, hasher: reader.hasher, unsynced: 0 });
         Ok((receiver, Some((meta, written))))
     }
 
-    /// Writes `data` at `offset` of the snapshot `meta`, durably: offset 0 starts it (replacing
-    /// any partial one); any other offset must be where the partial snapshot ends.
+    /// Writes `data` at `offset` of the snapshot `meta` (synced every few MiB: a crash may lose
+    /// the last chunks, and the restarted node reports what it holds): offset 0 starts it
+    /// (replacing any partial one); any other offset must be where the partial snapshot ends.
     pub fn chunk(&mut self, meta: &SnapshotMeta, offset: u64, data: &[u8]) -> Result<(), LogError> {
         if offset == 0 {
             self.start(meta)?;
@@ -437,9 +440,15 @@ impl SnapshotReceiver {
         for piece in data.chunks(self.store.chunk_bytes.max(1)) {
             partial.sink.append(&self.store.encoder, Some(piece), false)?;
         }
-        partial.sink.sync()?;
         partial.hasher.update(data);
         partial.written += data.len() as u64;
+        partial.unsynced += data.len() as u64;
+        if partial.unsynced >= SYNC_EVERY {
+            // Synced now and then, not per chunk: what a crash loses of the partial snapshot is
+            // only sent again (the restarted node reports what it holds); the install syncs it all.
+            partial.sink.sync()?;
+            partial.unsynced = 0;
+        }
         Ok(())
     }
 
@@ -454,7 +463,7 @@ impl SnapshotReceiver {
         sink.append(&self.store.encoder, Some(&meta_payload(meta.digest, meta.configuration.as_ref())), false)?;
         sink.sync()?;
         sync_directory(&self.store.dir)?;
-        self.partial = Some(Partial { meta: meta.clone(), sink, written: 0, hasher: Xxh3::new() });
+        self.partial = Some(Partial { meta: meta.clone(), sink, written: 0, hasher: Xxh3::new(), unsynced: 0 });
         Ok(())
     }
 

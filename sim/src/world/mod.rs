@@ -217,6 +217,7 @@ impl World {
                 config.snapshot_entries = swarm.snapshot_entries;
                 config.snapshot_keep_entries = swarm.snapshot_keep;
                 config.snapshot_chunks_inflight = swarm.snapshot_chunks_inflight;
+                config.snapshot_chunk_interval = std::time::Duration::from_nanos(swarm.snapshot_interval_ns);
                 config.priority = priority.iter().copied().filter(|(node, _)| added || node == id).collect();
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
