@@ -23,7 +23,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{data_dir, fdatasync_rate, median, median3, report, selection};
+use common::{appends_during, data_dir, fdatasync_rate, median, median3, report, selection};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -200,35 +200,16 @@ fn append_while_changing(dir: &Path, clients: usize, entries: u64, change: bool,
     let leader = nodes[0].await_leader(Duration::from_secs(60)).expect("a leader");
     let leader = &nodes[(leader.0 - 1) as usize];
     let replaced = three.iter().copied().find(|id| *id != leader.id()).expect("a follower");
-    let count = AtomicU64::new(0);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let payload = Bytes::from(vec![1u8; 100]);
     // The new machine is up (its log opened) before the measure starts; the replacement is what
     // is measured.
     let bootstrap = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
     let newcomer = change.then(|| open(sub.path(), &network, NodeId(4), &bootstrap));
-    let measured = std::thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    if leader.append(payload.clone()).is_ok() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200)); // The clients get going.
-        let (before, start) = (count.load(Ordering::Relaxed), Instant::now());
-        if change {
+    let measured = appends_during(clients, leader, || match change {
+        true => {
             let target: Vec<NodeId> = three.iter().copied().filter(|id| *id != replaced).chain([NodeId(4)]).collect();
             leader.set_nodes(target).expect("the replacement completes");
-        } else {
-            std::thread::sleep(window);
         }
-        let elapsed = start.elapsed();
-        let done = count.load(Ordering::Relaxed) - before;
-        stop.store(true, Ordering::Relaxed);
-        (done as f64 / elapsed.as_secs_f64(), elapsed)
+        false => std::thread::sleep(window),
     });
     for node in nodes.iter().chain(newcomer.as_ref()) {
         node.close();

@@ -14,17 +14,18 @@
 mod common;
 
 use bytes::Bytes;
-use common::{data_dir, fdatasync_rate, median, median3, report, selection, write_bandwidth};
+use common::{appends_during, data_dir, fdatasync_rate, median, median3, report, selection, write_bandwidth};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, HardState, NodeId, Role, Seq, Term};
 use tinyraftplus::driver::{InProcessNetwork, RaftNode, StateMachine};
 use tinyraftplus::log::{Encoder, FsLog, FsLogOptions, SnapshotMeta, SnapshotStore};
+use tinyraftplus::testkit::Pattern;
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
 
 /// A state machine whose state is `size` bytes (made as they are read, never held); a restore
@@ -32,30 +33,6 @@ use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
 struct Blob {
     size: u64,
     restored: Arc<AtomicU64>,
-}
-
-/// `size` bytes of a pattern (a 64 KiB block, repeated), produced as they are read.
-struct Pattern {
-    left: u64,
-    at: usize,
-    block: Vec<u8>,
-}
-
-impl Pattern {
-    fn new(size: u64) -> Pattern {
-        let block = (0..1u64 << 16).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
-        Pattern { left: size, at: 0, block }
-    }
-}
-
-impl Read for Pattern {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let count = (buf.len() as u64).min(self.left).min((self.block.len() - self.at) as u64) as usize;
-        buf[..count].copy_from_slice(&self.block[self.at..self.at + count]);
-        self.at = (self.at + count) % self.block.len();
-        self.left -= count as u64;
-        Ok(count)
-    }
 }
 
 impl StateMachine for Blob {
@@ -204,34 +181,15 @@ fn appends(dir: &Path, clients: usize, size: u64, snapshot: bool, window: Durati
     let transports = transports(false);
     let mut nodes = compacted_cluster(sub.path(), &transports, size);
     let mut third = nodes.pop();
-    let (count, stop) = (AtomicU64::new(0), AtomicBool::new(false));
-    let payload = Bytes::from(vec![1u8; 100]);
-    let leader = &nodes[0].node;
-    let measured = std::thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    if leader.append(payload.clone()).is_ok() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200)); // The clients get going.
-        let (before, start) = (count.load(Ordering::Relaxed), Instant::now());
-        if snapshot {
+    let measured = appends_during(clients, &nodes[0].node, || match snapshot {
+        true => {
             let mut rebuilt = vec![third.take().expect("node 3")];
             wipe_and_restart(sub.path(), &mut rebuilt, Arc::clone(&transports[2]), size);
-            leader.snapshot().expect("a snapshot");
+            nodes[0].node.snapshot().expect("a snapshot");
             await_restored(&rebuilt[0], Duration::from_secs(600));
             third = rebuilt.pop();
-        } else {
-            std::thread::sleep(window);
         }
-        let elapsed = start.elapsed();
-        let done = count.load(Ordering::Relaxed) - before;
-        stop.store(true, Ordering::Relaxed);
-        (done as f64 / elapsed.as_secs_f64(), elapsed)
+        false => std::thread::sleep(window),
     });
     nodes.iter().chain(third.as_ref()).for_each(|n| n.node.close());
     measured

@@ -243,23 +243,6 @@ struct Blob {
     size: u64,
 }
 
-/// `left` bytes of a pattern (a 64 KiB block repeated), made as they are read.
-struct Pattern {
-    left: u64,
-    at: usize,
-    block: Vec<u8>,
-}
-
-impl std::io::Read for Pattern {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let count = (buf.len() as u64).min(self.left).min((self.block.len() - self.at) as u64) as usize;
-        buf[..count].copy_from_slice(&self.block[self.at..self.at + count]);
-        self.at = (self.at + count) % self.block.len();
-        self.left -= count as u64;
-        Ok(count)
-    }
-}
-
 impl StateMachine for Blob {
     fn apply(&mut self, _first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String> {
         for entry in entries.iter().flatten() {
@@ -276,8 +259,7 @@ impl StateMachine for Blob {
     }
 
     fn snapshot(&mut self) -> Option<Result<Box<dyn std::io::Read + Send>, String>> {
-        let block = (0..1u64 << 16).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
-        let pattern = Pattern { left: self.size, at: 0, block };
+        let pattern = tinyraftplus::testkit::Pattern::new(self.size);
         Some(Ok(Box::new(std::io::Read::chain(std::io::Cursor::new(self.size.to_le_bytes()), pattern))))
     }
 

@@ -515,3 +515,31 @@ fn set_catching_up(storage: &mut MemLog, catching_up: bool) {
     let state = HardState { catching_up, ..storage.hard_state() };
     storage.save_hard_state(state).expect("memory storage never fails");
 }
+
+/// `size` bytes of a fixed pattern (a 64 KiB block, repeated), made as they are read: the state
+/// of a state machine whose snapshots are as large as wanted and cost no memory (the snapshot
+/// benchmark, the `node` example's `--blob` state).
+#[derive(Debug)]
+pub struct Pattern {
+    left: u64,
+    at: usize,
+    block: Vec<u8>,
+}
+
+impl Pattern {
+    /// A stream of `size` bytes.
+    pub fn new(size: u64) -> Pattern {
+        let block = (0..1u64 << 16).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
+        Pattern { left: size, at: 0, block }
+    }
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let count = (buf.len() as u64).min(self.left).min((self.block.len() - self.at) as u64) as usize;
+        buf[..count].copy_from_slice(&self.block[self.at..self.at + count]);
+        self.at = (self.at + count) % self.block.len();
+        self.left -= count as u64;
+        Ok(count)
+    }
+}

@@ -64,3 +64,33 @@ pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
 pub fn write_bandwidth(dir: &Path, duration: Duration) -> f64 {
     synced_writes(dir, 1 << 20, duration) * f64::from(1u32 << 20)
 }
+
+/// Appends per second from `clients` threads, each appending 100-byte entries through `leader`
+/// one after another, while `during` runs (once the clients got going); and how long it ran.
+pub fn appends_during(
+    clients: usize,
+    leader: &tinyraftplus::driver::RaftNode,
+    during: impl FnOnce(),
+) -> (f64, Duration) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (count, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    let payload = bytes::Bytes::from(vec![1u8; 100]);
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    if leader.append(payload.clone()).is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200)); // The clients get going.
+        let (before, start) = (count.load(Ordering::Relaxed), Instant::now());
+        during();
+        let elapsed = start.elapsed();
+        let done = count.load(Ordering::Relaxed) - before;
+        stop.store(true, Ordering::Relaxed);
+        (done as f64 / elapsed.as_secs_f64(), elapsed)
+    })
+}
