@@ -127,7 +127,7 @@ impl FuzzBody {
                 let snapshot = SnapshotMeta { last: id(last), digest: digest.into(), configuration: None };
                 let data = Bytes::from(vec![offset; usize::from(len % 8)]);
                 let commit = commit.map(|c| Seq(u64::from(c)));
-                Body::Snapshot { snapshot, offset: offset.into(), data, done, commit }
+                Body::Snapshot { snapshot: Box::new(snapshot), offset: offset.into(), data, done, commit }
             }
             FuzzBody::SnapshotResponse { last, digest, next, installed } => {
                 Body::SnapshotResponse { last: id(last), digest: digest.into(), next: next.into(), installed }
@@ -283,19 +283,19 @@ impl Harness {
                 }
                 Write::SnapshotChunk { snapshot, offset, data } => {
                     let mut bytes = match self.partial.take() {
-                        Some((meta, bytes)) if meta == snapshot && offset > 0 => bytes,
+                        Some((meta, bytes)) if meta == *snapshot && offset > 0 => bytes,
                         _ => Vec::new(),
                     };
                     bytes.resize(offset as usize, 0);
                     bytes.extend_from_slice(&data);
-                    self.partial = Some((snapshot, bytes));
+                    self.partial = Some((*snapshot, bytes));
                 }
                 Write::InstallSnapshot { snapshot } => {
                     self.partial = None;
                     self.entries.clear();
                     self.base = snapshot.last.seq.0 + 1;
                     self.durable_len_max = self.durable_len_max.max(self.base as usize);
-                    self.snapshot = Some(snapshot);
+                    self.snapshot = Some(*snapshot);
                 }
             }
             last = Some(id);

@@ -215,7 +215,7 @@ impl Cluster {
                                 let start = (offset as usize).min(bytes.len());
                                 let end = (start + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
                                 let (data, done) = (bytes.slice(start..end), end == bytes.len());
-                                Input::SnapshotChunkLoaded { to, snapshot, offset, data, done }
+                                Input::SnapshotChunkLoaded { to, snapshot: Box::new(snapshot), offset, data, done }
                             }
                             None => Input::SnapshotLoadFailed { to, error: "no such snapshot".into() },
                         });
@@ -253,8 +253,8 @@ impl Cluster {
                 match write {
                     Write::SnapshotChunk { snapshot, offset, data } => {
                         let partial = match (offset, node.partial.take()) {
-                            (0, _) => (snapshot, data.to_vec()),
-                            (_, Some((meta, mut bytes))) if meta == snapshot => {
+                            (0, _) => (*snapshot, data.to_vec()),
+                            (_, Some((meta, mut bytes))) if meta == *snapshot => {
                                 bytes.extend_from_slice(&data);
                                 (meta, bytes)
                             }
@@ -263,9 +263,9 @@ impl Cluster {
                         node.partial = Some(partial);
                     }
                     Write::InstallSnapshot { snapshot } => {
-                        if node.snapshots.last().is_none_or(|(meta, _)| *meta != snapshot) {
+                        if node.snapshots.last().is_none_or(|(meta, _)| *meta != *snapshot) {
                             let (meta, bytes) = node.partial.take().expect("an install follows its chunks");
-                            assert_eq!(meta, snapshot, "the install names the partial snapshot");
+                            assert_eq!(meta, *snapshot, "the install names the partial snapshot");
                             assert_eq!(xxhash_rust::xxh3::xxh3_64(&bytes), meta.digest, "the bytes match the digest");
                             node.snapshots.push((meta, Bytes::from(bytes)));
                             let excess = node.snapshots.len().saturating_sub(2);

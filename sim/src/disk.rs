@@ -163,8 +163,8 @@ impl Disk {
             Write::SnapshotChunk { snapshot, offset, data } => {
                 let offset = *offset as usize;
                 let partial = match self.partial.take() {
-                    Some((meta, bytes)) if meta == *snapshot && offset > 0 => (meta, bytes),
-                    _ => (snapshot.clone(), Vec::new()),
+                    Some((meta, bytes)) if meta == **snapshot && offset > 0 => (meta, bytes),
+                    _ => ((**snapshot).clone(), Vec::new()),
                 };
                 let (meta, mut bytes) = partial;
                 // Written at its offset, as into a file (a gap would read as zeros).
@@ -173,9 +173,9 @@ impl Disk {
                 self.partial = Some((meta, bytes));
             }
             Write::InstallSnapshot { snapshot } => {
-                if !self.snapshots.iter().any(|held| held.meta == *snapshot) {
+                if !self.snapshots.iter().any(|held| held.meta == **snapshot) {
                     let (meta, bytes) = self.partial.take().expect("an install follows its chunks");
-                    assert_eq!(meta, *snapshot, "the install names the partial snapshot");
+                    assert_eq!(meta, **snapshot, "the install names the partial snapshot");
                     self.add_snapshot(Snapshot { meta, bytes: Bytes::from(bytes) });
                 }
                 self.reset_after(snapshot.last.seq.0);

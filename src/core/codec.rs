@@ -314,7 +314,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
             let snapshot = r.snapshot()?;
             let (offset, done, commit) = (r.varint("offset")?, r.flag("done")?, r.opt_seq("commit")?);
             let data = r.bytes("data")?;
-            Body::Snapshot { snapshot, offset, data, done, commit }
+            Body::Snapshot { snapshot: Box::new(snapshot), offset, data, done, commit }
         }
         13 => {
             let last = r.opt_id("last")?.ok_or_else(|| r.error("last", Problem::UnknownTag(0)))?;
@@ -788,14 +788,20 @@ mod tests {
             SnapshotMeta { last: LogId::new(Term(3), Seq(9)), digest: u64::MAX, configuration: Some(config) };
         let data = Bytes::from_static(b"chunk");
         round_trip(Body::Snapshot {
-            snapshot: snapshot.clone(),
+            snapshot: Box::new(snapshot.clone()),
             offset: 7,
             data: data.clone(),
             done: true,
             commit: None,
         });
         let bare = SnapshotMeta { configuration: None, ..snapshot };
-        round_trip(Body::Snapshot { snapshot: bare, offset: 0, data: Bytes::new(), done: false, commit: Some(Seq(3)) });
+        round_trip(Body::Snapshot {
+            snapshot: Box::new(bare),
+            offset: 0,
+            data: Bytes::new(),
+            done: false,
+            commit: Some(Seq(3)),
+        });
         round_trip(Body::SnapshotResponse { last: LogId::new(Term(1), Seq(0)), digest: 5, next: 9, installed: true });
         round_trip(Body::AppendResponse {
             read_round: 2,

@@ -110,8 +110,8 @@ pub enum Input {
     SnapshotChunkLoaded {
         /// The follower it is for (echoed).
         to: NodeId,
-        /// The snapshot's last entry and digest (echoed).
-        snapshot: SnapshotMeta,
+        /// The snapshot's last entry and digest (echoed; boxed, as it keeps inputs small).
+        snapshot: Box<SnapshotMeta>,
         /// Where the chunk starts in the snapshot's stream (echoed).
         offset: u64,
         /// The bytes from `offset` on: at least one unless the snapshot ends at `offset`.
@@ -295,8 +295,8 @@ pub enum Write {
     /// [`Recovered::partial_snapshot`](super::Recovered::partial_snapshot), and the leader
     /// sends the rest from there.
     SnapshotChunk {
-        /// The snapshot being received.
-        snapshot: SnapshotMeta,
+        /// The snapshot being received (boxed: it keeps writes small).
+        snapshot: Box<SnapshotMeta>,
         /// Where these bytes go: the partial snapshot's length so far.
         offset: u64,
         /// The bytes.
@@ -308,7 +308,7 @@ pub enum Write {
     /// digest that does not match fails the write.
     InstallSnapshot {
         /// The snapshot.
-        snapshot: SnapshotMeta,
+        snapshot: Box<SnapshotMeta>,
     },
 }
 

@@ -357,11 +357,9 @@ impl RaftLog {
 
     /// The term of the entry at `seq`, if the log has it.
     pub(crate) fn term_at(&self, seq: Seq) -> Option<Term> {
-        if let Some(base) = self.base.filter(|base| base.seq == seq) {
-            return Some(base.term);
-        }
         if seq < self.first || Some(seq) > self.last_seq() {
-            return None;
+            // Outside the entries: only the base (the entry before the first) is known.
+            return self.base.filter(|base| base.seq == seq).map(|base| base.term);
         }
         let run = self.term_starts.partition_point(|start| start.seq <= seq);
         Some(self.term_starts[run - 1].term)

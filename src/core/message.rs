@@ -91,8 +91,8 @@ pub enum Body {
     /// no longer holds (Raft's InstallSnapshot, streamed: chunks of any size, no total known
     /// up front).
     Snapshot {
-        /// What the snapshot covers, and its digest.
-        snapshot: SnapshotMeta,
+        /// What the snapshot covers, and its digest (boxed: it keeps every message small).
+        snapshot: Box<SnapshotMeta>,
         /// Where `data` starts in the snapshot's stream.
         offset: u64,
         /// The bytes.

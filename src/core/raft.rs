@@ -281,7 +281,7 @@ impl Raft {
             Input::SnapshotTaken { meta } => self.on_snapshot_taken(meta),
             Input::SnapshotFailed { error } => self.on_snapshot_failed(&error),
             Input::SnapshotChunkLoaded { to, snapshot, offset, data, done } => {
-                self.on_snapshot_chunk_loaded(to, snapshot, offset, data, done)
+                self.on_snapshot_chunk_loaded(to, *snapshot, offset, data, done)
             }
             Input::SnapshotLoadFailed { to, error } => self.on_snapshot_load_failed(to, &error),
             Input::Restored { last } => self.on_restored(last),
@@ -407,7 +407,7 @@ impl Raft {
             }
             Body::CatchUp { commit } => self.on_catch_up(from, commit),
             Body::Snapshot { snapshot, offset, data, done, commit } => {
-                self.on_snapshot(now, from, term, snapshot, offset, data, done, commit)
+                self.on_snapshot(now, from, term, *snapshot, offset, data, done, commit)
             }
             Body::SnapshotResponse { last, digest, next, installed } => {
                 self.on_snapshot_response(now, from, last, digest, next, installed)

@@ -367,7 +367,7 @@ impl Raft {
             s.end = Some(s.next);
         }
         let commit = self.commit;
-        self.send(to, Body::Snapshot { snapshot, offset, data, done, commit });
+        self.send(to, Body::Snapshot { snapshot: Box::new(snapshot), offset, data, done, commit });
         self.pump_snapshot(index);
     }
 
@@ -505,7 +505,7 @@ impl Raft {
         r.done = done;
         let written = r.written;
         if offset == 0 || !data.is_empty() {
-            self.write(Write::SnapshotChunk { snapshot: snapshot.clone(), offset, data });
+            self.write(Write::SnapshotChunk { snapshot: Box::new(snapshot.clone()), offset, data });
         }
         if done {
             self.install_snapshot(snapshot);
@@ -560,7 +560,7 @@ impl Raft {
         self.drop_unwritten(self.log.first());
         self.log.reset_to(&snapshot);
         self.snapshots.installing = true;
-        self.write(Write::InstallSnapshot { snapshot: snapshot.clone() });
+        self.write(Write::InstallSnapshot { snapshot: Box::new(snapshot.clone()) });
         self.evidence_forget_through(last.seq);
         if Some(last.seq) > self.commit {
             self.commit = Some(last.seq);
@@ -585,7 +585,7 @@ impl Raft {
     pub(super) fn reset_storage_to_snapshot(&mut self) {
         if std::mem::take(&mut self.snapshots.reset_storage) {
             if let Some(snapshot) = self.snapshots.latest.clone() {
-                self.write(Write::InstallSnapshot { snapshot });
+                self.write(Write::InstallSnapshot { snapshot: Box::new(snapshot) });
             }
         }
     }

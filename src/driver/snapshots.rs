@@ -149,7 +149,7 @@ impl Chunks {
     /// The core's answer to `Output::LoadSnapshotChunk`.
     fn load(&mut self, store: Option<&SnapshotStore>, to: NodeId, snapshot: SnapshotMeta, offset: u64) -> Input {
         match self.read(store, to, &snapshot, offset) {
-            Ok((data, done)) => Input::SnapshotChunkLoaded { to, snapshot, offset, data, done },
+            Ok((data, done)) => Input::SnapshotChunkLoaded { to, snapshot: Box::new(snapshot), offset, data, done },
             Err(error) => {
                 self.cursors.remove(&to);
                 Input::SnapshotLoadFailed { to, error: error.to_string() }

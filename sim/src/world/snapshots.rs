@@ -66,7 +66,8 @@ impl World {
         };
         let start = (offset as usize).min(bytes.len());
         let end = (start + self.swarm.snapshot_chunk_bytes).min(bytes.len());
-        Input::SnapshotChunkLoaded { to, snapshot, offset, data: bytes.slice(start..end), done: end == bytes.len() }
+        let (data, done) = (bytes.slice(start..end), end == bytes.len());
+        Input::SnapshotChunkLoaded { to, snapshot: Box::new(snapshot), offset, data, done }
     }
 
     /// Restores the counters from a durable snapshot.
@@ -103,9 +104,9 @@ impl World {
                     });
                 }
             }
-            Write::InstallSnapshot { snapshot } if !disk.snapshots.iter().any(|s| s.meta == *snapshot) => {
+            Write::InstallSnapshot { snapshot } if !disk.snapshots.iter().any(|s| s.meta == **snapshot) => {
                 let taken = self.snapshot_bytes.get(&(snapshot.last, snapshot.digest));
-                let received = disk.partial.as_ref().filter(|(meta, _)| meta == snapshot).map(|(_, bytes)| bytes);
+                let received = disk.partial.as_ref().filter(|(meta, _)| *meta == **snapshot).map(|(_, bytes)| bytes);
                 if taken.map(|b| &b[..]) != received.map(|b| &b[..]) {
                     return Err(Violation {
                         invariant: "snapshot_bytes",
