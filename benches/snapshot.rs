@@ -49,14 +49,7 @@ impl StateMachine for Blob {
     }
 
     fn restore(&mut self, input: &mut dyn Read) -> Result<(), String> {
-        let mut buffer = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            match input.read(&mut buffer).map_err(|e| e.to_string())? {
-                0 => break,
-                count => total += count as u64,
-            }
-        }
+        let total = std::io::copy(input, &mut std::io::sink()).map_err(|e| e.to_string())?;
         self.restored.store(total, Ordering::SeqCst);
         Ok(())
     }

@@ -266,14 +266,7 @@ impl StateMachine for Blob {
     fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
         let mut size = [0u8; 8];
         input.read_exact(&mut size).map_err(|e| e.to_string())?;
-        let mut buffer = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            match input.read(&mut buffer).map_err(|e| e.to_string())? {
-                0 => break,
-                count => total += count as u64,
-            }
-        }
+        let total = std::io::copy(input, &mut std::io::sink()).map_err(|e| e.to_string())?;
         if total != u64::from_le_bytes(size) {
             return Err(format!("{total} bytes, not {}", u64::from_le_bytes(size)));
         }
