@@ -1,8 +1,8 @@
 //! The simulator's command line: run one seed (`--seed 42`) or many (`--seeds 0..5000`, on
 //! every core), and print each failure with the command that replays it.
 //!
-//! Exit codes: 0 all passed, 1 a safety invariant broke, 2 liveness failed, 3 a panic,
-//! 4 a replay gave another digest (nondeterminism), 64 bad arguments.
+//! Exit codes: 0 all passed (and `--help`), 1 a safety invariant broke, 2 liveness failed,
+//! 3 a panic, 4 a replay gave another digest (nondeterminism), 64 bad arguments.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use tinyraftplus_sim::shrink::shrink;
-use tinyraftplus_sim::{mutant_name, mutant_named, run, Failure, Options, Outcome, Regime, FAULT_CLASSES};
+use tinyraftplus_sim::{mutant_name, mutant_named, run, Failure, Mutant, Options, Outcome, Regime, FAULT_CLASSES};
 
 struct Args {
     seeds: std::ops::Range<u64>,
@@ -27,7 +27,33 @@ const USAGE: &str = "usage: tinyraftplus-sim [--seed N | --seeds A..B] [--nodes 
 [--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] [--jobs N] \
 [--replay] [--shrink] [--without FAULT_CLASS]";
 
-fn parse() -> Result<Args, String> {
+/// What `--help` prints: the usage, then every planted bug and fault class by name.
+fn help() -> String {
+    let mutants: Vec<&str> = Mutant::ALL.iter().map(|m| mutant_name(*m)).collect();
+    format!(
+        "{USAGE}\n\n--mutant NAME plants a known bug (the simulator must catch it): {}\n--without FAULT_CLASS turns \
+         a fault class off: {}\n--regime: recoverable (the default: faults a correct cluster survives) or unbounded\n\
+         \nExit codes: 0 passed, 1 safety invariant broken, 2 liveness failed, 3 panic, 4 nondeterministic \
+         replay, 64 bad arguments.",
+        mutants.join(", "),
+        FAULT_CLASSES.join(", ")
+    )
+}
+
+/// Why a command-line value is not one of `valid`.
+fn unknown(what: &str, value: &str, valid: &[&str]) -> String {
+    format!("unknown {what} {value}; one of: {}", valid.join(", "))
+}
+
+/// Parsed arguments, or what to print and exit with (0 for `--help`, 64 for a mistake).
+fn parse() -> Result<Args, (String, u8)> {
+    parse_words().map_err(|message| match message == "help" {
+        true => (help(), 0),
+        false => (message, 64),
+    })
+}
+
+fn parse_words() -> Result<Args, String> {
     let mut args = Args {
         seeds: 0..1,
         options: Options::default(),
@@ -59,13 +85,14 @@ fn parse() -> Result<Args, String> {
                 args.options.regime = match value()?.as_str() {
                     "recoverable" => Regime::Recoverable,
                     "unbounded" => Regime::Unbounded,
-                    other => return Err(format!("unknown regime {other}")),
+                    other => return Err(unknown("regime", other, &["recoverable", "unbounded"])),
                 }
             }
             "--trace" => args.options.trace = true,
             "--mutant" => {
                 let name = value()?;
-                args.options.mutant = Some(mutant_named(&name).ok_or(format!("unknown mutant {name}"))?);
+                let names: Vec<&str> = Mutant::ALL.iter().map(|m| mutant_name(*m)).collect();
+                args.options.mutant = Some(mutant_named(&name).ok_or_else(|| unknown("mutant", &name, &names))?);
             }
             "--history" => args.history = Some(value()?),
             "--jobs" => args.jobs = number(value()?)?.max(1) as usize,
@@ -73,11 +100,13 @@ fn parse() -> Result<Args, String> {
             "--shrink" => args.shrink = true,
             "--without" => {
                 let class = value()?;
-                let known =
-                    FAULT_CLASSES.iter().find(|c| **c == class).ok_or(format!("unknown fault class {class}"))?;
+                let known = FAULT_CLASSES
+                    .iter()
+                    .find(|c| **c == class)
+                    .ok_or_else(|| unknown("fault class", &class, &FAULT_CLASSES))?;
                 args.options.disabled.push(known);
             }
-            "--help" | "-h" => return Err(USAGE.into()),
+            "--help" | "-h" => return Err("help".into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
@@ -149,9 +178,13 @@ fn write_history(path: &str, outcome: &Outcome) -> std::io::Result<()> {
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(args) => args,
-        Err(message) => {
+        Err((message, 0)) => {
+            println!("{message}");
+            return ExitCode::SUCCESS;
+        }
+        Err((message, code)) => {
             eprintln!("{message}");
-            return ExitCode::from(64);
+            return ExitCode::from(code);
         }
     };
     if args.seeds.end - args.seeds.start == 1 {
@@ -218,8 +251,9 @@ fn report(outcome: &Outcome, options: &Options, shrinking: bool) -> ExitCode {
             println!("  {line}");
         }
     }
+    println!("replay: {}", replay_command(outcome.seed, options));
     if shrinking {
-        let (smaller, _) = shrink(outcome.seed, options, failure.invariant(), 300);
+        let (smaller, shrunk) = shrink(outcome.seed, options, failure.invariant(), 300);
         let traced = run(outcome.seed, &Options { trace: true, ..smaller.clone() });
         println!(
             "shrunk: {} ops, {} clients, {} ms of faults, without {:?}; it fails the same way, event by event:",
@@ -228,7 +262,17 @@ fn report(outcome: &Outcome, options: &Options, shrinking: bool) -> ExitCode {
         for line in &traced.trace {
             println!("  {line}");
         }
-        println!("replay: {}", replay_command(outcome.seed, &smaller));
+        if let Some(failure) = &shrunk.failure {
+            println!(
+                "FAIL {} seed={} step={} digest={:016x} (shrunk): {}",
+                failure.invariant(),
+                shrunk.seed,
+                shrunk.steps,
+                shrunk.digest,
+                failure.detail()
+            );
+        }
+        println!("replay (shrunk): {}", replay_command(outcome.seed, &smaller));
     }
     ExitCode::from(match failure {
         Failure::Safety(_) => 1,

@@ -1,0 +1,75 @@
+//! The simulator's command line as people expect it: `--help` exits 0 and names every planted
+//! bug and fault class; a value it does not know lists the ones it does; every failure, a single
+//! seed or many, prints the command that replays it, and that command fails the same way; a
+//! shrunk run prints its own FAIL line and replay command.
+
+use std::process::{Command, Output};
+use tinyraftplus_sim::{mutant_name, Mutant, FAULT_CLASSES};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinyraftplus-sim")).args(args).output().expect("the simulator runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The arguments of the first `replay` line of `stdout` that starts with `prefix`.
+fn replay_args(stdout: &str, prefix: &str) -> Vec<String> {
+    let line = stdout.lines().find(|l| l.trim_start().starts_with(prefix)).expect("a replay line");
+    let command = line.split_once("-- ").expect("cargo run ... -- ARGS").1;
+    command.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn help_exits_zero_and_names_every_mutant_and_fault_class() {
+    let out = sim(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    for mutant in Mutant::ALL {
+        assert!(help.contains(mutant_name(mutant)), "{} missing from --help", mutant_name(mutant));
+    }
+    for class in FAULT_CLASSES {
+        assert!(help.contains(class), "{class} missing from --help");
+    }
+}
+
+#[test]
+fn an_unknown_value_lists_the_valid_ones() {
+    for (flag, valid) in [("--mutant", "install_over_newer"), ("--without", "membership"), ("--regime", "unbounded")] {
+        let out = sim(&[flag, "bogus"]);
+        assert_eq!(out.status.code(), Some(64), "{flag}");
+        let error = text(&out.stderr);
+        assert!(error.contains("bogus") && error.contains(valid), "{flag}: {error}");
+    }
+}
+
+#[test]
+fn every_failure_prints_a_replay_command_that_fails_the_same_way() {
+    let args = ["--seed", "1", "--mutant", "prefix_before_snapshot"];
+    let out = sim(&args);
+    assert_eq!(out.status.code(), Some(1), "a safety failure");
+    let stdout = text(&out.stdout);
+    let fail = stdout.lines().find(|l| l.starts_with("FAIL ")).expect("a FAIL line").to_string();
+    let replay = replay_args(&stdout, "replay:");
+    let replay: Vec<&str> = replay.iter().map(String::as_str).filter(|a| *a != "--trace").collect();
+    let again = text(&sim(&replay).stdout);
+    assert!(again.lines().any(|l| l == fail), "the replay fails the same way: {fail}");
+    // Many seeds: each failure has its replay command too.
+    let many = text(&sim(&["--seeds", "0..3", "--mutant", "prefix_before_snapshot"]).stdout);
+    let fails = many.lines().filter(|l| l.starts_with("FAIL ")).count();
+    assert!(fails > 0);
+    assert_eq!(many.lines().filter(|l| l.trim_start().starts_with("replay:")).count(), fails);
+}
+
+#[test]
+fn a_shrunk_run_prints_its_fail_line_and_replay_command() {
+    let out = sim(&["--seed", "1", "--mutant", "prefix_before_snapshot", "--ops", "60", "--shrink"]);
+    let stdout = text(&out.stdout);
+    let shrunk = stdout.lines().find(|l| l.starts_with("FAIL ") && l.contains("(shrunk)"));
+    assert!(shrunk.is_some_and(|l| l.contains("prefix_covered")), "{stdout}");
+    let replay = replay_args(&stdout, "replay (shrunk):");
+    let replay: Vec<&str> = replay.iter().map(String::as_str).filter(|a| *a != "--trace").collect();
+    let again = text(&sim(&replay).stdout);
+    assert!(again.lines().any(|l| l.starts_with("FAIL prefix_covered")), "the shrunk run replays: {again}");
+}
