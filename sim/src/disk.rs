@@ -105,11 +105,6 @@ impl Disk {
         self.seg_first + self.offsets.len() as u64
     }
 
-    /// The log's first seq.
-    pub fn first(&self) -> u64 {
-        self.first
-    }
-
     /// Whether the disk holds nothing: no entry was ever durable and no snapshot.
     pub fn is_empty(&self) -> bool {
         self.len() == 0 && self.snapshots.is_empty()

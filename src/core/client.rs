@@ -555,12 +555,19 @@ impl Raft {
     /// Why a request only a leader serves (a transfer, a change) is refused here, if it is:
     /// the node is closed, its storage failed, or it does not lead.
     pub(super) fn refuses_leader_request(&self) -> Option<ClientError> {
+        match self.refuses_local_request() {
+            None if !self.role.is_leader() => Some(ClientError::NotLeader { leader: self.leader }),
+            refused => refused,
+        }
+    }
+
+    /// Why a request this node serves itself (a snapshot, a prefix removal) is refused, if it
+    /// is: the node is closed, or its storage failed.
+    pub(super) fn refuses_local_request(&self) -> Option<ClientError> {
         if self.closed {
             Some(ClientError::Closed)
         } else if self.failed {
             Some(ClientError::StorageFailed)
-        } else if !self.role.is_leader() {
-            Some(ClientError::NotLeader { leader: self.leader })
         } else {
             None
         }

@@ -20,11 +20,8 @@ impl Raft {
 
     fn remove_prefix_checked(&mut self, through: Seq, force: bool) -> Result<Response, ClientError> {
         let invalid = |why: String| Err(ClientError::Invalid(why));
-        if self.closed {
-            return Err(ClientError::Closed);
-        }
-        if self.failed {
-            return Err(ClientError::StorageFailed);
+        if let Some(error) = self.refuses_local_request() {
+            return Err(error);
         }
         if Some(through) > self.commit {
             let commit = self.commit.map_or("none".into(), |c| c.to_string());

@@ -181,15 +181,6 @@ impl Raft {
         self.reply(Origin::Local(id), result);
     }
 
-    /// Why this node serves no request now, if it does not.
-    fn refuses_local_request(&self) -> Option<ClientError> {
-        match (self.closed, self.failed) {
-            (true, _) => Some(ClientError::Closed),
-            (_, true) => Some(ClientError::StorageFailed),
-            _ => None,
-        }
-    }
-
     /// The driver made the snapshot durable: it is the latest, and the prefix that snapshots
     /// cover goes (all but `snapshot_keep_entries`, and nothing after the previous snapshot).
     pub(super) fn on_snapshot_taken(&mut self, meta: SnapshotMeta) {

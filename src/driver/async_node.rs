@@ -49,10 +49,7 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
     /// Takes a snapshot of the state machine and makes it durable in the node's snapshot store
     /// (see [`RaftNode::snapshot`](super::RaftNode::snapshot)); returns the last entry it covers.
     pub async fn snapshot(&self) -> Result<LogId, ClientError> {
-        match self.request(|id| Input::Snapshot { id }).await? {
-            Response::Snapshot { last } => Ok(last),
-            other => Err(ClientError::Invalid(format!("a snapshot was answered: {other}"))),
-        }
+        node::snapshotted(self.request(|id| Input::Snapshot { id }).await?)
     }
 
     /// This node's id.

@@ -53,10 +53,7 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// Returns the last entry it covers. Needs a node opened with
     /// [`open_restoring`](RaftNode::open_restoring).
     pub fn snapshot(&self) -> Result<LogId, ClientError> {
-        match self.request(|id| Input::Snapshot { id })? {
-            Response::Snapshot { last } => Ok(last),
-            other => Err(ClientError::Invalid(format!("a snapshot was answered: {other}"))),
-        }
+        node::snapshotted(self.request(|id| Input::Snapshot { id })?)
     }
 
     /// This node's id.

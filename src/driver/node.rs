@@ -440,6 +440,14 @@ pub(super) fn changed(response: Response) -> Result<Seq, ClientError> {
     }
 }
 
+/// A snapshot's answer: the last entry it covers.
+pub(super) fn snapshotted(response: Response) -> Result<LogId, ClientError> {
+    match response {
+        Response::Snapshot { last } => Ok(last),
+        other => Err(ClientError::Invalid(format!("a snapshot was answered: {other}"))),
+    }
+}
+
 /// A prefix removal's answer: the log's new first seq.
 pub(super) fn prefix_removed(response: Response) -> Result<Seq, ClientError> {
     match response {

@@ -81,7 +81,7 @@ pub(super) fn restore(machine: &mut dyn StateMachine, store: Option<&SnapshotSto
         while reader.next_chunk().map_err(|e| e.to_string())?.is_some() {}
         match reader.meta.digest == meta.digest {
             true => Ok(()),
-            false => Err(format!("the snapshot at {} on disk is not {meta}", meta.last)),
+            false => Err(not_on_disk(meta)),
         }
     })();
     match result {
@@ -129,6 +129,11 @@ impl ChunkReader {
             let _ = requests.send((to, snapshot, offset));
         }
     }
+}
+
+/// Why a snapshot read from the store is not the one asked for.
+fn not_on_disk(snapshot: &SnapshotMeta) -> String {
+    format!("the snapshot at {} on disk is not {snapshot} (another one replaced it)", snapshot.last)
 }
 
 /// The snapshots being read for followers, one cursor each.
@@ -179,10 +184,7 @@ impl Chunks {
         loop {
             let Some(chunk) = cursor.current.clone() else {
                 if cursor.reader.meta.digest != snapshot.digest {
-                    return Err(LogError::Invalid(format!(
-                        "the snapshot at {} on disk is not {snapshot}",
-                        snapshot.last
-                    )));
+                    return Err(LogError::Invalid(not_on_disk(snapshot)));
                 }
                 return match offset == cursor.offset {
                     true => Ok((Bytes::new(), true)),
@@ -196,10 +198,7 @@ impl Chunks {
                 let data = chunk.slice((offset + chunk.len() as u64 - end) as usize..);
                 let done = cursor.current.is_none();
                 if done && cursor.reader.meta.digest != snapshot.digest {
-                    return Err(LogError::Invalid(format!(
-                        "the snapshot at {} on disk is not {snapshot}",
-                        snapshot.last
-                    )));
+                    return Err(LogError::Invalid(not_on_disk(snapshot)));
                 }
                 self.cursors.insert(to, cursor);
                 return Ok((data, done));
