@@ -372,27 +372,6 @@ impl Checker {
         }
     }
 
-    /// The value each applied `add` produced, by its payload (what happened to operations
-    /// whose clients never heard back).
-    pub fn applied_adds(&self) -> BTreeMap<bytes::Bytes, i64> {
-        let mut counters: BTreeMap<u64, i64> = BTreeMap::new();
-        let mut results = BTreeMap::new();
-        for (_, payload) in self.applied.values() {
-            let Payload::Data(data) = payload else { continue };
-            let text = std::str::from_utf8(data).unwrap_or("");
-            let mut words = text.split(' ').skip(1);
-            let (Some(Ok(key)), Some(Ok(delta))) =
-                (words.next().map(str::parse::<u64>), words.next().map(str::parse::<i64>))
-            else {
-                continue;
-            };
-            let value = counters.entry(key).or_default();
-            *value = value.wrapping_add(delta);
-            results.insert(data.clone(), *value);
-        }
-        results
-    }
-
     /// A client was told its append is at `seq`: it must be committed there, for good.
     pub fn acknowledged(&mut self, seq: Seq, payload: &bytes::Bytes) -> Checked {
         if self.forced {

@@ -6,20 +6,32 @@
 //! real record bytes and recover through the real recovery code. Safety invariants are
 //! checked after every step, linearizability of the clients' history at the end, and liveness
 //! after the faults heal.
+//!
+//! The nodes run a state machine of yours (the drivers' [`StateMachine`](models::StateMachine)
+//! trait) under a [`Workload`](models::Workload) of yours, and the history is checked against a
+//! [`Model`](lincheck::Model) of yours: see [`Simulation`]. [`cli::main`] gives your simulation
+//! the simulator's whole command line (many seeds, replay, shrinking, reports).
 
 pub mod check;
+pub mod cli;
 pub mod disk;
 pub mod lincheck;
+pub mod models;
+pub mod report;
 pub mod shrink;
+mod simulation;
 pub mod swarm;
 mod world;
 
+pub use simulation::Simulation;
 pub use swarm::{Options, Regime, Swarm, FAULT_CLASSES};
 pub use world::{Failure, Outcome, World};
 
+#[cfg(feature = "mutants")]
 pub use tinyraftplus::core::Mutant;
 
 /// The name of a planted bug on the command line.
+#[cfg(feature = "mutants")]
 pub fn mutant_name(mutant: Mutant) -> &'static str {
     match mutant {
         Mutant::AckBeforeFsync => "ack_before_fsync",
@@ -47,11 +59,12 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
 }
 
 /// The planted bug with this name.
+#[cfg(feature = "mutants")]
 pub fn mutant_named(name: &str) -> Option<Mutant> {
     Mutant::ALL.into_iter().find(|m| mutant_name(*m) == name)
 }
 
-/// Runs one seed.
+/// Runs one seed of the built-in counter simulation.
 pub fn run(seed: u64, options: &Options) -> Outcome {
-    World::new(seed, options.clone()).run()
+    Simulation::counter().run(seed, options)
 }

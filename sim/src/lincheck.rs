@@ -1,20 +1,76 @@
-//! A linearizability checker for histories of counters: Wing and Gong's search with Lowe's
-//! memoisation (the algorithm of Porcupine and Knossos), split per key (a history is
-//! linearizable when each key's sub-history is).
+//! A linearizability checker for histories of any state machine, given a [`Model`] of it:
+//! Wing and Gong's search with Lowe's memoisation (the algorithm of Porcupine and Knossos),
+//! split per key (a history is linearizable when each key's sub-history is).
 //!
-//! Each operation has an invocation time and, if it completed, a return time and a result.
-//! An operation that never completed (a timeout: it may or may not have happened) may take
-//! effect at any point after its invocation, or never.
+//! Each operation has an invocation time and, if it completed, a return time and a response.
+//! An operation whose client never heard back may take effect at any point after its invocation,
+//! or never; one that some node applied took effect, with the response it produced there.
+//!
+//! When a history fails, [`check`] also explains it: the shortest prefix of the key's history
+//! (by invocation time) that already fails, relaxed operation by operation (a read dropped, an
+//! update made "may or may not have happened", an answer forgotten) while it still fails. What
+//! survives is a small set of operations whose observed results no order explains.
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
 
-/// What an operation does to its key's counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Adds to the counter; the result is the new value.
-    Add(i64),
-    /// Reads the counter; the result is its value.
-    Read,
+/// A sequential specification of a state machine, as Porcupine's models are: the state before
+/// any operation, and what an operation may do to a state. Commands and responses are the
+/// bytes the state machine saw and answered; the model decodes them once.
+///
+/// Operations on different keys (see [`Op::key`]) must not affect each other: each key's
+/// sub-history is checked on its own, from [`Model::init`].
+pub trait Model: Send + Sync + 'static {
+    /// The state of one key (one partition).
+    type State: Clone + Eq + Hash + Debug;
+    /// A decoded command.
+    type Input: Clone + Debug;
+    /// A decoded response.
+    type Output: Clone + Debug;
+    /// The state of every key before any operation.
+    fn init(&self) -> Self::State;
+    /// Decodes a command (`read`: it was sent as a read, not appended).
+    fn input(&self, command: &[u8], read: bool) -> Result<Self::Input, String>;
+    /// Decodes the response to `input`.
+    fn output(&self, input: &Self::Input, response: &[u8]) -> Result<Self::Output, String>;
+    /// The state after `input` took effect on `state` answering `output` (`None`: its answer is
+    /// not known), or `None` if it could not have answered that there.
+    fn step(&self, state: &Self::State, input: &Self::Input, output: Option<&Self::Output>) -> Option<Self::State>;
+}
+
+/// What a workload asks a client to do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// The partition it touches (ops on different keys are independent; use one key when
+    /// every operation may touch everything).
+    pub key: u64,
+    /// A read (served by the leader without a log entry) or an append (replicated, applied).
+    pub read: bool,
+    /// The bytes the state machine gets.
+    pub command: Bytes,
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Answered at this time with this response.
+    Returned {
+        /// When (simulated nanoseconds).
+        at: u64,
+        /// The state machine's answer.
+        response: Bytes,
+    },
+    /// Never answered, but some node applied it, producing this response.
+    Applied {
+        /// The state machine's answer on the nodes that applied it.
+        response: Bytes,
+    },
+    /// Never answered and no node applied it by the end: it did not happen.
+    NotApplied,
+    /// Never answered: it may or may not have taken effect (a read: it tells nothing).
+    Unknown,
 }
 
 /// One client operation in a history.
@@ -22,14 +78,43 @@ pub enum Kind {
 pub struct Operation {
     /// Which client ran it (operations of one client never overlap).
     pub client: u64,
-    /// The counter it touches.
-    pub key: u64,
-    /// Add or read.
-    pub kind: Kind,
+    /// Its request id (as in trace lines: `#17`).
+    pub request: u64,
+    /// The node it was sent to.
+    pub node: u64,
+    /// Its key, command and whether it was a read.
+    pub op: Op,
     /// When it was invoked.
     pub invoke: u64,
-    /// When it returned, with its result; `None` if it never completed.
-    pub completed: Option<(u64, i64)>,
+    /// How it ended.
+    pub completion: Completion,
+}
+
+impl Operation {
+    /// The return time, if it was answered.
+    pub fn returned(&self) -> Option<u64> {
+        match self.completion {
+            Completion::Returned { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// The response, if it is known.
+    pub fn response(&self) -> Option<&Bytes> {
+        match &self.completion {
+            Completion::Returned { response, .. } | Completion::Applied { response } => Some(response),
+            _ => None,
+        }
+    }
+}
+
+/// What a failing operation contributes to the contradiction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fact {
+    /// Its response (and its timing).
+    Response,
+    /// Only that it took effect before it returned; its answer is not needed.
+    Returned,
 }
 
 /// Why a history is not linearizable.
@@ -37,42 +122,209 @@ pub struct Operation {
 pub struct Violation {
     /// The key whose operations admit no linearization.
     pub key: u64,
-    /// How many completed operations on that key.
+    /// How many operations on that key were checked.
     pub operations: usize,
+    /// The operations that cannot be ordered (indices into the history, in invocation order),
+    /// and what of each is needed.
+    pub culprits: Vec<(usize, Fact)>,
+    /// Why: one line per culprit (request id, client, node, key, command, response, times).
+    pub lines: Vec<String>,
 }
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the {} operations on key {} have no linearization", self.operations, self.key)
+        write!(
+            f,
+            "the {} operations on key {} have no linearization; these {} cannot be ordered: {}",
+            self.operations,
+            self.key,
+            self.culprits.len(),
+            self.lines.join("; ")
+        )
     }
 }
 
-/// Checks a whole history: every key's operations must be linearizable (counters start at 0).
-pub fn check(history: &[Operation]) -> Result<(), Violation> {
-    let mut keys: BTreeMap<u64, Vec<&Operation>> = BTreeMap::new();
-    for op in history {
-        // A read that never returned tells nothing.
-        if op.completed.is_some() || matches!(op.kind, Kind::Add(_)) {
-            keys.entry(op.key).or_default().push(op);
-        }
+/// A decoded operation as the search sees it.
+struct Decoded<M: Model> {
+    index: usize,
+    input: M::Input,
+    output: Option<M::Output>,
+    invoke: u64,
+    /// `None`: may take effect at any time after its invocation, or never.
+    ret: Option<u64>,
+    read: bool,
+}
+
+impl<M: Model> Clone for Decoded<M> {
+    fn clone(&self) -> Self {
+        Decoded { input: self.input.clone(), output: self.output.clone(), ..*self }
     }
-    for (key, ops) in keys {
-        if !check_key(&ops) {
-            let operations = ops.iter().filter(|op| op.completed.is_some()).count();
-            return Err(Violation { key, operations });
+}
+
+/// Checks a whole history against `model`: every key's operations must be linearizable. A
+/// failure is explained (see the module's documentation).
+pub fn check<M: Model>(model: &M, history: &[Operation]) -> Result<(), Violation> {
+    check_keys(model, history, true)
+}
+
+/// [`check`] without the explanation: a failure names its key only (`culprits` empty). Faster
+/// to reject a history: the explanation searches prefixes and relaxations of the failing key.
+pub fn linearizable<M: Model>(model: &M, history: &[Operation]) -> Result<(), Violation> {
+    check_keys(model, history, false)
+}
+
+fn check_keys<M: Model>(model: &M, history: &[Operation], explain_failure: bool) -> Result<(), Violation> {
+    let mut keys: BTreeMap<u64, Vec<Decoded<M>>> = BTreeMap::new();
+    for (index, op) in history.iter().enumerate() {
+        let (ret, response) = match &op.completion {
+            Completion::Returned { at, response } => (Some(*at), Some(response)),
+            // Took effect before the end, answering this.
+            Completion::Applied { response } => (Some(u64::MAX - 1), Some(response)),
+            Completion::NotApplied => continue,
+            Completion::Unknown if op.op.read => continue, // Tells nothing.
+            Completion::Unknown => (None, None),
+        };
+        let undecodable = |error: String| Violation {
+            key: op.op.key,
+            operations: 1,
+            culprits: vec![(index, Fact::Response)],
+            lines: vec![format!("{} (the model cannot decode it: {error})", describe_raw(op))],
+        };
+        let input = model.input(&op.op.command, op.op.read).map_err(undecodable)?;
+        let output = match response {
+            Some(response) => Some(model.output(&input, response).map_err(undecodable)?),
+            None => None,
+        };
+        let decoded = Decoded { index, input, output, invoke: op.invoke, ret, read: op.op.read };
+        keys.entry(op.op.key).or_default().push(decoded);
+    }
+    for (key, mut ops) in keys {
+        if !check_key(model, &ops) {
+            if !explain_failure {
+                return Err(Violation { key, operations: ops.len(), culprits: Vec::new(), lines: Vec::new() });
+            }
+            ops.sort_by_key(|op| op.invoke);
+            let culprits = explain(model, ops.clone());
+            let lines = culprits.iter().map(|(index, fact)| describe(model, history, *index, *fact)).collect();
+            return Err(Violation { key, operations: ops.len(), culprits, lines });
         }
     }
     Ok(())
 }
 
-/// The model's step: the new value if `op` can take effect on `value`.
-fn step(value: i64, op: &Operation) -> Option<i64> {
-    match (op.kind, op.completed) {
-        (Kind::Add(delta), Some((_, result))) => (value.wrapping_add(delta) == result).then_some(result),
-        (Kind::Add(delta), None) => Some(value.wrapping_add(delta)),
-        (Kind::Read, Some((_, result))) => (value == result).then_some(value),
-        (Kind::Read, None) => Some(value),
+fn seconds(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+fn describe_raw(op: &Operation) -> String {
+    format!(
+        "#{} client {} via n{} key {}: {} {:?}",
+        op.request,
+        op.client,
+        op.node,
+        op.op.key,
+        if op.op.read { "read" } else { "append" },
+        String::from_utf8_lossy(&op.op.command)
+    )
+}
+
+fn describe<M: Model>(model: &M, history: &[Operation], index: usize, fact: Fact) -> String {
+    let op = &history[index];
+    let input = model.input(&op.op.command, op.op.read).map_or_else(|e| e, |i| format!("{i:?}"));
+    let answer = match (op.response(), fact) {
+        (Some(response), Fact::Response) => {
+            let decoded = model.input(&op.op.command, op.op.read).and_then(|i| model.output(&i, response));
+            decoded.map_or_else(|_| format!("{:?}", String::from_utf8_lossy(response)), |o| format!("{o:?}"))
+        }
+        _ => "(answer not needed)".into(),
+    };
+    let times = match &op.completion {
+        Completion::Returned { at, .. } => format!("invoked {}, returned {}", seconds(op.invoke), seconds(*at)),
+        _ => format!("invoked {}, never answered, applied", seconds(op.invoke)),
+    };
+    format!("#{} client {} via n{} key {}: {input} -> {answer}, {times}", op.request, op.client, op.node, op.op.key)
+}
+
+/// Shrinks a failing key history (sorted by invocation) to the operations that cannot be
+/// ordered: the shortest failing prefix, then each operation relaxed as far as the failure
+/// allows. Every relaxation only widens what the checker accepts, so the result fails for the
+/// reason the whole history did.
+fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>) -> Vec<(usize, Fact)> {
+    // The history up to time `t`: the operations invoked by then, those still running made "may
+    // or may not have happened" (a read still running tells nothing). Failing is monotone in
+    // `t`: a prefix of a linearizable history is linearizable.
+    let prefix = |t: u64| -> Vec<Decoded<M>> {
+        let relaxed = ops.iter().filter(|op| op.invoke <= t).filter_map(|op| match op.ret {
+            Some(ret) if ret <= t => Some(op.clone()),
+            _ if op.read => None,
+            _ => Some(Decoded { output: None, ret: None, ..op.clone() }),
+        });
+        relaxed.collect()
+    };
+    let mut times: Vec<u64> = ops.iter().filter_map(|op| op.ret).collect();
+    times.sort_unstable();
+    times.dedup();
+    let (mut low, mut high) = (0, times.len().saturating_sub(1));
+    while low < high {
+        let middle = (low + high) / 2;
+        if check_key(model, &prefix(times[middle])) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
     }
+    let high = times.get(high).copied().unwrap_or(u64::MAX);
+    let mut current = prefix(high);
+    // Each trial search gets a bounded number of steps (one that runs out counts as passing,
+    // so the relaxation is not kept): relaxed histories can be much harder to search.
+    let fails = |trial: &[Decoded<M>]| search(model, trial, TRIAL_STEPS) == Some(false);
+    // Delta debugging: relax whole runs of operations at once (a read dropped, an update's
+    // answer forgotten), halving the runs down to single operations.
+    let relaxed = |op: &Decoded<M>| (!op.read).then(|| Decoded { output: None, ..op.clone() });
+    let mut chunk = current.len().div_ceil(2);
+    while chunk > 0 {
+        let mut start = 0;
+        while start < current.len() {
+            let end = (start + chunk).min(current.len());
+            if current[start..end].iter().all(|op| !op.read && op.output.is_none()) {
+                start = end;
+                continue;
+            }
+            let mut trial: Vec<Decoded<M>> = current[..start].to_vec();
+            trial.extend(current[start..end].iter().filter_map(relaxed));
+            trial.extend_from_slice(&current[end..]);
+            if fails(&trial) {
+                current = trial;
+            } else {
+                start = end; // Something in this run is needed.
+            }
+        }
+        chunk /= 2;
+    }
+    // Of the updates left, is it needed that they happened by their return, or could they as
+    // well never have happened? Latest first; each one that may not have happened makes the
+    // search harder, so this stops once trials keep running out of steps.
+    let mut exhausted = 0;
+    for i in (0..current.len()).rev() {
+        if exhausted >= 3 {
+            break;
+        }
+        if current[i].ret.is_some() && current[i].output.is_none() {
+            let mut trial = current.clone();
+            trial[i].ret = None;
+            match search(model, &trial, TRIAL_STEPS) {
+                Some(false) => current = trial,
+                Some(true) => {}
+                None => exhausted += 1,
+            }
+        }
+    }
+    let culprits = current.iter().filter_map(|op| match (op.ret, &op.output) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some((op.index, Fact::Response)),
+        (Some(_), None) => Some((op.index, Fact::Returned)),
+    });
+    culprits.collect()
 }
 
 /// Events in a doubly linked list: calls and returns in time order.
@@ -90,13 +342,13 @@ const NIL: usize = usize::MAX;
 impl Events {
     /// Event 0 is the list's head; calls and returns follow in time order, calls before
     /// returns at equal times (so operations that touch are concurrent), and the returns of
-    /// operations that never completed at the very end.
-    fn new(ops: &[&Operation]) -> Events {
+    /// operations that may never have happened at the very end.
+    fn new<M: Model>(ops: &[Decoded<M>]) -> Events {
         let mut order: Vec<(u64, u8, usize, bool)> = Vec::with_capacity(ops.len() * 2);
         for (index, op) in ops.iter().enumerate() {
             order.push((op.invoke, 0, index, true));
-            match op.completed {
-                Some((at, _)) => order.push((at, 1, index, false)),
+            match op.ret {
+                Some(at) => order.push((at, 1, index, false)),
                 None => order.push((u64::MAX, 2, index, false)),
             }
         }
@@ -152,38 +404,45 @@ impl Events {
     }
 }
 
-fn check_key(ops: &[&Operation]) -> bool {
+/// Search steps a trial of [`explain`] may take.
+const TRIAL_STEPS: usize = 200_000;
+
+fn check_key<M: Model>(model: &M, ops: &[Decoded<M>]) -> bool {
+    search(model, ops, usize::MAX).unwrap_or(true)
+}
+
+/// Whether `ops` can be linearized, or `None` if that takes more than `limit` steps.
+fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool> {
     let mut events = Events::new(ops);
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
-    let mut seen: HashSet<(Vec<u64>, i64)> = HashSet::new();
-    let mut stack: Vec<(usize, i64)> = Vec::new();
-    let mut value = 0i64;
+    let mut seen: HashSet<(Vec<u64>, M::State)> = HashSet::new();
+    let mut stack: Vec<(usize, M::State)> = Vec::new();
+    let mut state = model.init();
     let mut entry = events.next[0];
-    loop {
+    for _ in 0..limit {
         if entry == NIL {
-            return true; // Every operation taken out.
+            return Some(true); // Every operation taken out.
         }
         let op = events.op[entry];
         if !events.is_call[entry] {
-            if ops[op].completed.is_none() {
+            if ops[op].ret.is_none() {
                 // Only operations that may never have happened are left.
-                return true;
+                return Some(true);
             }
             // This operation had to be linearized by its return: undo the last choice.
-            let Some((call, previous)) = stack.pop() else { return false };
+            let Some((call, previous)) = stack.pop() else { return Some(false) };
             let undone = events.op[call];
             linearized[undone / 64] &= !(1 << (undone % 64));
-            value = previous;
+            state = previous;
             events.unlift(call);
             entry = events.next[call];
             continue;
         }
-        if let Some(new_value) = step(value, ops[op]) {
+        if let Some(next) = model.step(&state, &ops[op].input, ops[op].output.as_ref()) {
             linearized[op / 64] |= 1 << (op % 64);
-            if seen.insert((linearized.clone(), new_value)) {
-                stack.push((entry, value));
-                value = new_value;
+            if seen.insert((linearized.clone(), next.clone())) {
+                stack.push((entry, std::mem::replace(&mut state, next)));
                 events.lift(entry);
                 entry = events.next[0];
                 continue;
@@ -192,99 +451,8 @@ fn check_key(ops: &[&Operation]) -> bool {
         }
         entry = events.next[entry];
     }
-}
-
-/// A random history of `ops` operations from `clients` clients on `keys` counters (for tests
-/// and benchmarks): each operation takes effect at a random point while it runs, so the history
-/// is linearizable; with `break_it`, one read in the middle answers -1, which no order explains
-/// (the checker must still search every order of the operations around it).
-pub fn random_history(seed: u64, ops: usize, clients: u64, keys: u64, break_it: bool) -> Vec<Operation> {
-    let mut rng = tinyraftplus::core::Rng::new(seed);
-    let mut free = vec![0u64; clients as usize];
-    let mut planned: Vec<(u64, Operation)> = Vec::with_capacity(ops);
-    for _ in 0..ops {
-        let client = rng.below(clients);
-        let invoke = free[client as usize] + rng.below(50);
-        let ret = invoke + 1 + rng.below(200);
-        free[client as usize] = ret + 1;
-        let at = invoke + rng.below(ret - invoke + 1);
-        let kind = if rng.below(2) == 0 { Kind::Add(rng.below(9) as i64 + 1) } else { Kind::Read };
-        let key = rng.below(keys);
-        planned.push((at, Operation { client, key, kind, invoke, completed: Some((ret, 0)) }));
-    }
-    planned.sort_by_key(|(at, _)| *at);
-    let mut values: BTreeMap<u64, i64> = BTreeMap::new();
-    let mut history: Vec<Operation> = Vec::with_capacity(ops);
-    for (_, mut op) in planned {
-        let value = values.entry(op.key).or_default();
-        if let Kind::Add(delta) = op.kind {
-            *value += delta;
-        }
-        let ret = op.completed.expect("planned complete").0;
-        op.completed = Some((ret, *value));
-        history.push(op);
-    }
-    history.sort_by_key(|op| op.invoke);
-    if break_it {
-        let middle = history.len() / 2;
-        if let Some(read) = history[middle..].iter_mut().find(|op| op.kind == Kind::Read) {
-            let (ret, _) = read.completed.expect("complete");
-            read.completed = Some((ret, -1));
-        }
-    }
-    history
+    None
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn add(client: u64, key: u64, delta: i64, invoke: u64, ret: u64, result: i64) -> Operation {
-        Operation { client, key, kind: Kind::Add(delta), invoke, completed: Some((ret, result)) }
-    }
-
-    fn read(client: u64, key: u64, invoke: u64, ret: u64, result: i64) -> Operation {
-        Operation { client, key, kind: Kind::Read, invoke, completed: Some((ret, result)) }
-    }
-
-    #[test]
-    fn sequential_and_concurrent_histories_that_make_sense_pass() {
-        assert_eq!(check(&[add(0, 0, 2, 0, 1, 2), read(1, 0, 2, 3, 2), add(0, 0, 3, 4, 5, 5)]), Ok(()));
-        // Two overlapping adds may take effect in either order.
-        assert_eq!(check(&[add(0, 0, 1, 0, 10, 3), add(1, 0, 2, 1, 9, 2), read(2, 0, 11, 12, 3)]), Ok(()));
-        // A read concurrent with an add may see it or not.
-        assert_eq!(check(&[add(0, 0, 1, 0, 10, 1), read(1, 0, 1, 2, 0)]), Ok(()));
-        assert_eq!(check(&[add(0, 0, 1, 0, 10, 1), read(1, 0, 1, 2, 1)]), Ok(()));
-    }
-
-    #[test]
-    fn a_stale_read_or_an_impossible_result_fails_naming_the_key() {
-        let stale = [add(0, 7, 1, 0, 1, 1), read(1, 7, 2, 3, 0)];
-        assert_eq!(check(&stale), Err(Violation { key: 7, operations: 2 }));
-        let impossible = [add(0, 0, 1, 0, 1, 1), add(1, 0, 1, 2, 3, 1)];
-        assert!(check(&impossible).is_err());
-        // Keys are independent: a good key does not hide a bad one.
-        assert!(check(&[add(0, 1, 5, 0, 1, 5), add(0, 2, 1, 2, 3, 1), read(1, 2, 4, 5, 2)]).is_err());
-    }
-
-    #[test]
-    fn large_random_histories_pass_and_one_wrong_read_fails() {
-        for seed in 0..5 {
-            assert_eq!(check(&random_history(seed, 2000, 5, 1, false)), Ok(()), "seed {seed}");
-            assert!(check(&random_history(seed, 2000, 5, 1, true)).is_err(), "seed {seed}");
-        }
-    }
-
-    #[test]
-    fn an_operation_that_never_completed_may_or_may_not_have_happened() {
-        let pending = Operation { client: 0, key: 0, kind: Kind::Add(5), invoke: 0, completed: None };
-        assert_eq!(check(&[pending.clone(), read(1, 0, 10, 11, 5)]), Ok(()));
-        assert_eq!(check(&[pending.clone(), read(1, 0, 10, 11, 0)]), Ok(()));
-        assert_eq!(check(&[pending.clone(), read(1, 0, 10, 11, 0), read(1, 0, 12, 13, 5)]), Ok(()));
-        // Once seen, it cannot be unseen.
-        assert!(check(&[pending.clone(), read(1, 0, 10, 11, 5), read(1, 0, 12, 13, 0)]).is_err());
-        // Nor can it take effect before it was invoked.
-        let late = Operation { invoke: 20, ..pending };
-        assert!(check(&[late, read(1, 0, 10, 11, 5)]).is_err());
-    }
-}
+mod tests;

@@ -6,17 +6,23 @@
 //! random draw, so the smaller run is a different run that fails the same way.
 
 use crate::swarm::{Options, FAULT_CLASSES};
-use crate::{run, Outcome};
+use crate::{Outcome, Simulation};
 
 /// A smaller run failing like `outcome` did (the options, and its outcome), after at most
 /// `budget` trial runs.
-pub fn shrink(seed: u64, options: &Options, invariant: &str, budget: usize) -> (Options, Outcome) {
+pub fn shrink(
+    simulation: &Simulation,
+    seed: u64,
+    options: &Options,
+    invariant: &str,
+    budget: usize,
+) -> (Options, Outcome) {
     let fails = |options: &Options| {
-        let outcome = run(seed, options);
+        let outcome = simulation.run(seed, options);
         let same = outcome.failure.as_ref().is_some_and(|f| f.invariant() == invariant);
         (same, outcome)
     };
-    let (mut best, mut outcome) = (options.clone(), run(seed, options));
+    let (mut best, mut outcome) = (options.clone(), simulation.run(seed, options));
     let mut trials = 0;
     loop {
         let mut improved = false;
@@ -43,7 +49,8 @@ pub fn shrink(seed: u64, options: &Options, invariant: &str, budget: usize) -> (
             }
             trials += 1;
             let (same, result) = fails(&candidate);
-            if same {
+            // Kept only if it fails the same way in no more events.
+            if same && result.steps <= outcome.steps {
                 (best, outcome, improved) = (candidate, result, true);
             }
         }

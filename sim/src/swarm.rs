@@ -31,7 +31,8 @@ pub struct Options {
     pub regime: Regime,
     /// Record every event as text.
     pub trace: bool,
-    /// A planted bug in every node (to prove the checkers catch it).
+    /// A planted bug in every node (to prove the checkers catch it; feature `mutants`).
+    #[cfg(feature = "mutants")]
     pub mutant: Option<tinyraftplus::core::Mutant>,
     /// Fault classes turned off after the seed's mix is drawn (see [`FAULT_CLASSES`]); the
     /// shrinker turns them off one by one.
@@ -77,6 +78,7 @@ impl Default for Options {
             settle_ms: 30_000,
             regime: Regime::Recoverable,
             trace: false,
+            #[cfg(feature = "mutants")]
             mutant: None,
             disabled: Vec::new(),
         }

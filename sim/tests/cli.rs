@@ -73,3 +73,56 @@ fn a_shrunk_run_prints_its_fail_line_and_replay_command() {
     let again = text(&sim(&replay).stdout);
     assert!(again.lines().any(|l| l.starts_with("FAIL prefix_covered")), "the shrunk run replays: {again}");
 }
+
+/// The cells of each row of the HTML table `id`.
+fn table_rows(page: &str, id: &str) -> Vec<Vec<String>> {
+    let start = page.find(&format!("<table id=\"{id}\">")).expect("the table");
+    let table = &page[start..start + page[start..].find("</table>").expect("the table's end")];
+    let rows = table.split("<tr").skip(1).filter(|row| !row.contains("<th>"));
+    let cells = |row: &str| {
+        row.split("<td>").skip(1).map(|cell| cell.split("</td>").next().unwrap_or("").to_string()).collect()
+    };
+    rows.map(cells).collect()
+}
+
+#[test]
+fn a_linearizability_failure_names_its_operations_in_text_and_in_the_html_report() {
+    // The first seed where reads served without leadership are caught as stale.
+    let many = text(&sim(&["--seeds", "0..40", "--mutant", "read_without_leadership"]).stdout);
+    let fail = many.lines().find(|l| l.starts_with("FAIL linearizability")).expect("a stale read within 40 seeds");
+    let seed = fail.split("seed=").nth(1).and_then(|s| s.split(' ').next()).expect("seed=N");
+    let path = std::env::temp_dir().join(format!("sim-report-{}.html", std::process::id()));
+    let path_text = path.to_str().unwrap();
+    let out = sim(&["--seed", seed, "--mutant", "read_without_leadership", "--report", path_text]);
+    let stdout = text(&out.stdout);
+    // The text names the operations that cannot be ordered: request id, client, node, key,
+    // what they did and when.
+    let named: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("operations that cannot be ordered"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  #"))
+        .collect();
+    assert!(named.len() >= 2, "a stale read and the update it missed: {stdout}");
+    assert!(named.iter().any(|l| l.contains("Read -> ")), "{stdout}");
+    for line in &named {
+        assert!(
+            line.contains(" client ") && line.contains(" via n") && line.contains(" key ") && line.contains("invoked")
+        );
+    }
+    let ids: Vec<String> = named.iter().map(|l| l.trim().split(' ').next().unwrap().to_string()).collect();
+    // Each of them appears in the events around them (the trace names request ids).
+    let events: String = stdout.lines().skip_while(|l| !l.starts_with("events around them")).collect();
+    assert!(ids.iter().all(|id| events.contains(&format!("{id} "))), "{events}");
+    // The HTML report holds the same operations, needs nothing from outside, and draws them.
+    let page = std::fs::read_to_string(&path).expect("the report was written");
+    std::fs::remove_file(&path).unwrap();
+    let rows = table_rows(&page, "failing");
+    let reported: Vec<String> = rows.iter().map(|cells| cells[0].clone()).collect();
+    assert_eq!(reported, ids, "the report's failing operations are the text's");
+    for needle in ["src=", "href=", "<link", "@import", "url("] {
+        assert!(!page.contains(needle), "no external resources: found {needle}");
+    }
+    assert!(page.matches("class=\"op failing\"").count() >= 2 * ids.len(), "drawn in both timelines");
+    assert!(page.contains("FAIL linearizability"));
+}

@@ -1,8 +1,11 @@
 //! Planted bugs (`tinyraftplus::core::Mutant`): the simulator must catch each within 5,000
-//! seeds. This is what shows its checkers can fail. Prints the table of seeds needed.
+//! seeds, and the shrinker must cut each failing run to a smaller one failing the same
+//! invariant. This is what shows its checkers can fail. Prints the table of seeds needed and of
+//! events before and after shrinking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use tinyraftplus_sim::{mutant_name, run, Mutant, Options, Regime};
+use tinyraftplus_sim::shrink::shrink;
+use tinyraftplus_sim::{mutant_name, run, Mutant, Options, Regime, Simulation};
 
 const SEEDS: u64 = 5000;
 
@@ -11,11 +14,7 @@ const SEEDS: u64 = 5000;
 /// committed entries: after a majority lost data and an operator forced a rejoin, which only
 /// the unbounded regime does.
 fn first_failure(mutant: Mutant) -> Option<(u64, String)> {
-    let regime = match mutant {
-        Mutant::AcceptContradictingRepair => Regime::Unbounded,
-        _ => Regime::Recoverable,
-    };
-    let options = Options { mutant: Some(mutant), regime, ..Options::default() };
+    let options = options(mutant);
     let found = AtomicU64::new(u64::MAX);
     let invariant = std::sync::Mutex::new(String::new());
     std::thread::scope(|scope| {
@@ -39,18 +38,32 @@ fn first_failure(mutant: Mutant) -> Option<(u64, String)> {
     (seed < SEEDS).then(|| (seed, invariant.into_inner().unwrap()))
 }
 
+fn options(mutant: Mutant) -> Options {
+    let regime = match mutant {
+        Mutant::AcceptContradictingRepair => Regime::Unbounded,
+        _ => Regime::Recoverable,
+    };
+    Options { mutant: Some(mutant), regime, ..Options::default() }
+}
+
 #[test]
-fn the_simulator_catches_planted_bugs() {
+fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
     let mut missed = Vec::new();
-    println!("{:<28} {:>16}  invariant", "mutant", "seeds to catch");
+    let simulation = Simulation::counter();
+    println!("{:<28} {:>14}  {:>14} {:>8}  invariant", "mutant", "seeds to catch", "events before", "after");
     for mutant in Mutant::ALL {
-        match first_failure(mutant) {
-            Some((seed, invariant)) => println!("{:<28} {:>16}  {invariant}", mutant_name(mutant), seed + 1),
-            None => {
-                println!("{:<28} {:>16}", mutant_name(mutant), format!("not in {SEEDS}"));
-                missed.push(mutant);
-            }
-        }
+        let Some((seed, invariant)) = first_failure(mutant) else {
+            println!("{:<28} {:>14}", mutant_name(mutant), format!("not in {SEEDS}"));
+            missed.push(mutant);
+            continue;
+        };
+        let options = options(mutant);
+        let before = simulation.run(seed, &options).steps;
+        let (_, shrunk) = shrink(&simulation, seed, &options, &invariant, 40);
+        let failure = shrunk.failure.expect("the shrunk run fails");
+        assert_eq!(failure.invariant(), invariant, "{}: the shrunk run fails the same way", mutant_name(mutant));
+        assert!(shrunk.steps <= before, "{}: shrinking never grows the run", mutant_name(mutant));
+        println!("{:<28} {:>14}  {before:>14} {:>8}  {invariant}", mutant_name(mutant), seed + 1, shrunk.steps);
     }
     assert_eq!(missed, [], "mutants the simulator misses");
 }
@@ -59,7 +72,7 @@ fn the_simulator_catches_planted_bugs() {
 fn a_failing_run_shrinks_to_a_smaller_one_that_fails_the_same_way() {
     let (seed, invariant) = first_failure(Mutant::ReadWithoutLeadership).expect("the stale-read bug is caught");
     let options = Options { mutant: Some(Mutant::ReadWithoutLeadership), ..Options::default() };
-    let (smaller, outcome) = tinyraftplus_sim::shrink::shrink(seed, &options, &invariant, 300);
+    let (smaller, outcome) = shrink(&Simulation::counter(), seed, &options, &invariant, 300);
     assert_eq!(outcome.failure.expect("the smaller run fails").invariant(), invariant);
     assert!(smaller.ops < options.ops || !smaller.disabled.is_empty(), "something was cut");
     assert!(outcome.steps <= run(seed, &options).steps * 2, "a run of comparable size or smaller");

@@ -1,14 +1,26 @@
-//! The workload: clients that add to and read counters through random nodes, with timeouts,
-//! retries and a history of what they saw.
+//! The workload's clients: each runs the workload's operations one at a time through a random
+//! node, with timeouts, retries and a history of what it saw. An appended command goes into the
+//! log behind its request id (`#17 `, stripped before the state machine sees it), so what some
+//! node applied can be told apart from what it did not, and trace lines show whose entry it is.
 
 use super::*;
+
+/// The request id an entry's payload starts with (`#17 `), and the command after it.
+pub(super) fn split_payload(data: &Bytes) -> (Option<u64>, Bytes) {
+    let space = data.iter().take(22).position(|b| *b == b' ');
+    let id = space.and_then(|end| std::str::from_utf8(data.get(1..end)?).ok()?.parse().ok());
+    match (data.first(), id, space) {
+        (Some(b'#'), Some(id), Some(end)) => (Some(id), data.slice(end + 1..)),
+        _ => (None, data.clone()),
+    }
+}
 
 impl World {
     pub(super) fn client(&mut self, c: usize) -> Result<(), Violation> {
         if let Some(call) = self.clients[c].call.clone() {
             if self.now >= call.deadline {
                 // No answer in time: the operation may or may not have happened.
-                self.note(|| format!("client {c}: timeout"));
+                self.note(|| format!("client {c}: #{} timeout", call.request.0));
                 self.requests.remove(&call.request);
                 self.clients[c].call = None;
                 self.clients[c].suspects.insert(call.node);
@@ -29,27 +41,45 @@ impl World {
         let trusted: Vec<usize> =
             (0..self.nodes.len()).filter(|n| added(n) && !self.clients[c].suspects.contains(n)).collect();
         let n = trusted[self.rng.below(trusted.len() as u64) as usize];
-        let key = self.rng.below(3);
-        let read = settling || self.rng.below(10) < 3;
+        let op = match settling {
+            true => self.workload.final_read(&mut self.rng, c),
+            false => self.workload.next(&mut self.rng, c),
+        };
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        let (kind, payload, input) = if read {
-            let command = Bytes::from(key.to_string());
-            (Kind::Read, command.clone(), Input::Read { id: request, command })
+        let (payload, input) = if op.read {
+            (op.command.clone(), Input::Read { id: request, command: op.command.clone() })
         } else {
-            let delta = self.rng.below(9) as i64 + 1;
-            let payload = Bytes::from(format!("add {key} {delta} c{c}r{}", request.0));
-            (Kind::Add(delta), payload.clone(), Input::Append { id: request, data: payload })
+            let mut payload = format!("#{} ", request.0).into_bytes();
+            payload.extend_from_slice(&op.command);
+            let payload = Bytes::from(payload);
+            (payload.clone(), Input::Append { id: request, data: payload })
         };
-        let op = self.history.len();
-        self.history.push(Operation { client: c as u64, key, kind, invoke: self.now.0, completed: None });
+        let index = self.history.len();
+        let (key, read) = (op.key, op.read);
+        self.note(|| {
+            let what = if read { "read" } else { "append" };
+            format!(
+                "client {c}: #{} {what} key {key} via n{}: {:?}",
+                request.0,
+                n + 1,
+                String::from_utf8_lossy(&op.command)
+            )
+        });
+        self.history.push(Operation {
+            client: c as u64,
+            request: request.0,
+            node: n as u64 + 1,
+            op,
+            invoke: self.now.0,
+            completion: Completion::Unknown,
+        });
         self.calls.push((payload.clone(), false));
         let deadline = self.now.plus(CLIENT_TIMEOUT);
-        self.clients[c].call = Some(Call { node: n, op, request, payload, deadline });
+        self.clients[c].call = Some(Call { node: n, op: index, request, payload, deadline });
         self.clients[c].issued += 1;
         self.requests.insert(request, c);
         self.schedule(deadline, Ev::Client(c));
-        self.note(|| format!("client {c}: {} via n{}", if read { "read" } else { "add" }, n + 1));
         if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
             self.step(n, input)?;
         }
@@ -60,22 +90,18 @@ impl World {
         let Some(c) = self.requests.remove(&request) else { return Ok(()) };
         let call = self.clients[c].call.take().expect("a client waits for its request");
         self.digest = mix(self.digest, request.0 ^ 0xc1);
+        let at = self.now.0;
         let op = &mut self.history[call.op];
         match result {
             Ok(Response::Appended { seq, responses }) => {
                 self.checker.acknowledged(seq, &call.payload)?;
-                let value = responses.first().and_then(|r| std::str::from_utf8(r).ok()?.parse().ok());
-                let Some(value) = value else {
-                    return Err(Violation {
-                        invariant: "reply",
-                        detail: format!("append {seq} answered {responses:?}"),
-                    });
+                let Some(response) = responses.first().cloned() else {
+                    return Err(Violation { invariant: "reply", detail: format!("append {seq} answered nothing") });
                 };
-                op.completed = Some((self.now.0, value));
+                op.completion = Completion::Returned { at, response };
             }
             Ok(Response::Read { response, .. }) => {
-                let value = std::str::from_utf8(&response).ok().and_then(|r| r.parse().ok()).unwrap_or(0);
-                op.completed = Some((self.now.0, value));
+                op.completion = Completion::Returned { at, response };
                 if self.settling {
                     self.clients[c].settled = true;
                 }
@@ -94,7 +120,7 @@ impl World {
             }
             Err(_) => {} // Outcome unknown: stays pending.
         }
-        if op.completed.is_some() {
+        if matches!(self.history[call.op].completion, Completion::Returned { .. }) {
             self.clients[c].suspects.clear();
         } else {
             self.clients[c].suspects.insert(call.node);
@@ -102,5 +128,25 @@ impl World {
         let next = self.now.plus(self.rng.below(50 * MS));
         self.schedule(next, Ev::Client(c));
         Ok(())
+    }
+
+    /// The history as the checker sees it: refused operations left out, and appends whose
+    /// clients never heard back marked applied (with the response some node produced) or not.
+    pub(super) fn final_history(&self) -> Vec<Operation> {
+        let mut history = Vec::with_capacity(self.history.len());
+        for (op, (_, refused)) in self.history.iter().zip(&self.calls) {
+            if *refused {
+                continue;
+            }
+            let mut op = op.clone();
+            if let (false, Completion::Unknown) = (op.op.read, &op.completion) {
+                op.completion = match self.applied_responses.get(&op.request) {
+                    Some(response) => Completion::Applied { response: response.clone() },
+                    None => Completion::NotApplied,
+                };
+            }
+            history.push(op);
+        }
+        history
     }
 }

@@ -80,7 +80,9 @@ impl World {
         let Some(raft) = self.nodes[n].raft.as_ref() else { return Ok(()) };
         let (mut voters, members) = match raft.membership() {
             Some(configuration) => (configuration.target().voters().to_vec(), configuration.members()),
-            None => self.newest_configuration(),
+            // No configuration entry in its log: its bootstrap voters are in force (after a
+            // forced rejoin, not necessarily the newest configuration the cluster had).
+            None => (self.nodes[n].config.nodes.clone(), self.newest_configuration().1),
         };
         let outside: Vec<usize> = (0..self.nodes.len()).filter(|m| !members.contains(&self.nodes[*m].id)).collect();
         if !outside.is_empty() && self.rng.below(4) == 0 {

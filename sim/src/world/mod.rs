@@ -9,14 +9,16 @@ mod snapshots;
 
 use crate::check::{log_matching, Checker, Violation};
 use crate::disk::{Disk, Pending, Snapshot};
-use crate::lincheck::{self, Kind, Operation};
+use crate::lincheck::{Completion, Operation};
+use crate::models::{StateMachine, Workload};
+use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, Input, Message, Mutant, NodeId, Output,
-    Payload, Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, Input, Message, NodeId, Output, Payload,
+    Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
@@ -73,6 +75,11 @@ pub struct Outcome {
     pub committed: usize,
     /// The event trace (with `Options::trace`).
     pub trace: Vec<String>,
+    /// Every fault injected: when (simulated nanoseconds) and its kind, in order.
+    pub fault_log: Vec<(u64, &'static str)>,
+    /// The linearizability failure, when that is how the run failed: the operations that
+    /// cannot be ordered (indices into `history`).
+    pub linearizability: Option<crate::lincheck::Violation>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,8 +111,8 @@ struct Node {
     config: Config,
     /// When its next tick is scheduled (global time).
     tick_at: Option<Time>,
-    /// The counters of the key-value state machine.
-    counters: BTreeMap<u64, i64>,
+    /// The state machine (a fresh one at each start).
+    machine: Box<dyn StateMachine>,
     /// The last entry the state machine applied (or a restored snapshot covers).
     applied: Option<Seq>,
     /// A durable entry that cannot be read back (a latent sector error).
@@ -142,6 +149,12 @@ struct Client {
 pub struct World {
     seed: u64,
     options: Options,
+    simulation: Simulation,
+    workload: Box<dyn Workload>,
+    /// The response of each appended request, as the first node to apply it answered.
+    applied_responses: BTreeMap<u64, Bytes>,
+    fault_log: Vec<(u64, &'static str)>,
+    linearizability: Option<crate::lincheck::Violation>,
     swarm: Swarm,
     rng: Rng,
     now: Time,
@@ -153,7 +166,7 @@ pub struct World {
     requests: BTreeMap<RequestId, usize>,
     next_request: u64,
     history: Vec<Operation>,
-    /// Beside each history entry: its payload (for adds) and whether the client was told it
+    /// Beside each history entry: its payload (for appends) and whether the client was told it
     /// did not happen (such entries leave the history at the end).
     calls: Vec<(Bytes, bool)>,
     /// Blocked links: (from, to).
@@ -187,10 +200,13 @@ fn mix(hash: u64, value: u64) -> u64 {
 
 impl World {
     /// A world for `seed`.
-    pub fn new(seed: u64, options: Options) -> World {
+    pub fn new(seed: u64, options: Options, simulation: Simulation) -> World {
         let mut rng = Rng::new(seed);
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
+        if simulation.machine().snapshot().is_none() {
+            swarm.disable("snapshot"); // This state machine takes no snapshots.
+        }
         for class in &options.disabled {
             swarm.disable(class);
         }
@@ -209,7 +225,10 @@ impl World {
                 let mut config = Config::new(*id, bootstrap);
                 config.seed = rng.next_u64();
                 config.state_machine = true;
-                config.mutant = options.mutant;
+                #[cfg(feature = "mutants")]
+                {
+                    config.mutant = options.mutant;
+                }
                 config.rpc_entries_max = swarm.rpc_entries_max;
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
@@ -232,7 +251,7 @@ impl World {
                     ppm,
                     config,
                     tick_at: None,
-                    counters: BTreeMap::new(),
+                    machine: simulation.machine(),
                     applied: None,
                     unreadable: None,
                     flipped: None,
@@ -246,6 +265,11 @@ impl World {
         World {
             seed,
             options,
+            workload: simulation.workload(),
+            simulation,
+            applied_responses: BTreeMap::new(),
+            fault_log: Vec::new(),
+            linearizability: None,
             swarm,
             rng,
             now: Time(0),
@@ -297,6 +321,7 @@ impl World {
 
     fn fault(&mut self, kind: &'static str) {
         *self.faults.entry(kind).or_default() += 1;
+        self.fault_log.push((self.now.0, kind));
         self.digest = mix(self.digest, kind.len() as u64 ^ self.now.0);
     }
 
@@ -321,16 +346,12 @@ impl World {
             digest: self.digest,
             steps: self.steps,
             failure,
-            history: self
-                .history
-                .into_iter()
-                .zip(self.calls)
-                .filter(|(_, (_, refused))| !refused)
-                .map(|(op, _)| op)
-                .collect(),
+            history: self.final_history(),
             faults: self.faults,
             committed: self.checker.committed(),
             trace: self.trace,
+            fault_log: self.fault_log,
+            linearizability: self.linearizability,
         }
     }
 
@@ -438,7 +459,7 @@ impl World {
         }
         if let Some(seq) = self.nodes[n].unreadable.take() {
             let id = self.nodes[n].id;
-            if self.options.mutant == Some(Mutant::ReadErrorAsEndOfLog) {
+            if self.read_error_as_end_of_log() {
                 self.nodes[n].disk.lose_from(seq);
             } else {
                 // The repair: the log is cut before the unreadable entry (what it knew committed
@@ -490,7 +511,7 @@ impl World {
             }
         };
         node.incarnation += 1;
-        node.counters.clear();
+        node.machine = self.simulation.machine();
         node.applied = None;
         if node.incarnation > 1 {
             // The driver's contract: a fresh seed at each start (forwarded requests are
@@ -627,32 +648,19 @@ impl World {
                     None => Input::LoadFailed { error: "not on disk".into() },
                 }))
             }
-            Output::Apply { entries } => {
-                self.checker.apply(id, &entries)?;
-                let first = entries[0].seq;
-                self.nodes[n].applied = entries.last().map(|entry| entry.seq);
-                let counters = &mut self.nodes[n].counters;
-                let mut responses = Vec::with_capacity(entries.len());
-                let mut states = Vec::with_capacity(entries.len());
-                for entry in &entries {
-                    responses.push(apply(counters, entry));
-                    states.push((entry.seq, state_digest(counters)));
-                }
-                for (seq, digest) in states {
-                    self.checker.state(id, seq, digest)?;
-                }
-                Ok(Some(Input::Applied { first, responses }))
-            }
+            Output::Apply { entries } => self.apply(n, entries).map(Some),
             Output::TakeSnapshot { last, configuration } => self.take_snapshot(n, last, configuration).map(|_| None),
             Output::LoadSnapshotChunk { to, snapshot, offset } => {
                 Ok(Some(self.load_snapshot_chunk(n, to, snapshot, offset)))
             }
             Output::Restore { snapshot } => self.restore(n, snapshot).map(Some),
-            Output::Read { id: read, command, .. } => {
-                let key = parse_key(&command);
-                let value = self.nodes[n].counters.get(&key).copied().unwrap_or(0);
-                Ok(Some(Input::ReadDone { id: read, response: Bytes::from(value.to_string()) }))
-            }
+            Output::Read { id: read, seq, command } => match self.nodes[n].machine.read(Some(seq), &command) {
+                Ok(response) => Ok(Some(Input::ReadDone { id: read, response })),
+                Err(error) => Err(Violation {
+                    invariant: "state_machine",
+                    detail: format!("{id}'s state machine failed to read {read}: {error}"),
+                }),
+            },
             Output::Reply { id: request, result } => {
                 if self.changes.contains_key(&request) {
                     return self.changed(n, request, &result).map(|_| None);
@@ -796,27 +804,55 @@ impl World {
     }
 }
 
-/// Applies an entry to the counters: `add <key> <delta> <tag>` answers the new value.
-fn apply(counters: &mut BTreeMap<u64, i64>, entry: &Entry) -> Bytes {
-    let Payload::Data(data) = &entry.payload else { return Bytes::new() };
-    let text = std::str::from_utf8(data).unwrap_or("");
-    let mut words = text.split(' ');
-    let (Some("add"), Some(key), Some(delta)) = (words.next(), words.next(), words.next()) else {
-        return Bytes::from_static(b"bad command");
-    };
-    let (Ok(key), Ok(delta)) = (key.parse::<u64>(), delta.parse::<i64>()) else {
-        return Bytes::from_static(b"bad command");
-    };
-    let value = counters.entry(key).or_default();
-    *value = value.wrapping_add(delta);
-    Bytes::from(value.to_string())
-}
+impl World {
+    /// Whether the planted bug that takes a read error for the end of the log is in (only with
+    /// the `mutants` feature: the simulator plants it, not the core).
+    fn read_error_as_end_of_log(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.options.mutant == Some(tinyraftplus::core::Mutant::ReadErrorAsEndOfLog)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
 
-/// A digest of the counters' state.
-fn state_digest(counters: &BTreeMap<u64, i64>) -> u64 {
-    counters.iter().fold(0x5eed, |hash, (key, value)| mix(mix(hash, *key), *value as u64))
-}
-
-fn parse_key(command: &[u8]) -> u64 {
-    std::str::from_utf8(command).ok().and_then(|k| k.parse().ok()).unwrap_or(0)
+    /// Applies entries to node `n`'s state machine (commands without their request ids);
+    /// every node must answer the same at the same seq.
+    fn apply(&mut self, n: usize, entries: Vec<Entry>) -> Result<Input, Violation> {
+        let id = self.nodes[n].id;
+        self.checker.apply(id, &entries)?;
+        let first = entries[0].seq;
+        self.nodes[n].applied = entries.last().map(|entry| entry.seq);
+        let mut requests = Vec::with_capacity(entries.len());
+        let commands: Vec<Option<Bytes>> = entries
+            .iter()
+            .map(|entry| {
+                let Payload::Data(data) = &entry.payload else {
+                    requests.push(None);
+                    return None;
+                };
+                let (request, command) = clients::split_payload(data);
+                requests.push(request);
+                Some(command)
+            })
+            .collect();
+        let failed = |detail: String| Violation { invariant: "state_machine", detail };
+        let responses = self.nodes[n]
+            .machine
+            .apply(first, &commands)
+            .map_err(|error| failed(format!("{id}'s state machine failed to apply from {first}: {error}")))?;
+        if responses.len() != entries.len() {
+            let count = responses.len();
+            return Err(failed(format!("{id}'s state machine answered {count} of {} entries", entries.len())));
+        }
+        for ((entry, request), response) in entries.iter().zip(requests).zip(&responses) {
+            self.checker.state(id, entry.seq, xxhash_rust::xxh3::xxh3_64(response))?;
+            if let Some(request) = request {
+                self.applied_responses.entry(request).or_insert_with(|| response.clone());
+            }
+        }
+        Ok(Input::Applied { first, responses })
+    }
 }

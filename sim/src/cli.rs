@@ -1,0 +1,424 @@
+//! The simulator's command line, for the built-in simulations and for yours: run one seed
+//! (`--seed 42`) or many (`--seeds 0..5000`, on every core), print each failure with the
+//! command that replays it, shrink it, write its history and an HTML report.
+//!
+//! ```no_run
+//! # use tinyraftplus_sim::{cli::Cli, Simulation};
+//! fn main() -> std::process::ExitCode {
+//!     Cli::new("cargo run --release --example my_simulation").main(&[Simulation::register()])
+//! }
+//! ```
+//!
+//! Exit codes: 0 all passed (and `--help`), 1 a safety invariant broke, 2 liveness failed,
+//! 3 a panic, 4 a replay gave another digest (nondeterminism), 64 bad arguments.
+
+use crate::report;
+use crate::shrink::shrink;
+#[cfg(feature = "mutants")]
+use crate::{mutant_name, mutant_named, Mutant};
+use crate::{Failure, Options, Outcome, Regime, Simulation, FAULT_CLASSES};
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The command line for one or more simulations (`--workload NAME` picks one; the first by
+/// default).
+#[derive(Clone, Debug)]
+pub struct Cli {
+    /// How to run this program again, before `--` and its arguments (for replay commands).
+    command: String,
+}
+
+struct Args {
+    seeds: std::ops::Range<u64>,
+    options: Options,
+    history: Option<String>,
+    report: Option<String>,
+    workload: Option<String>,
+    jobs: usize,
+    replay: bool,
+    shrink: bool,
+}
+
+const USAGE: &str = "usage: [--seed N | --seeds A..B] [--workload NAME] [--nodes N] [--clients N] [--ops N] \
+[--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] \
+[--report FILE.html] [--jobs N] [--replay] [--shrink] [--without FAULT_CLASS]";
+
+/// The planted bugs' names (none without the `mutants` feature).
+fn mutant_names() -> Vec<&'static str> {
+    #[cfg(feature = "mutants")]
+    {
+        Mutant::ALL.iter().map(|m| mutant_name(*m)).collect()
+    }
+    #[cfg(not(feature = "mutants"))]
+    {
+        Vec::new()
+    }
+}
+
+/// What `--help` prints: the usage, then every workload, planted bug and fault class by name.
+fn help(simulations: &[Simulation]) -> String {
+    let workloads: Vec<&str> = simulations.iter().map(Simulation::name).collect();
+    let mutants = match mutant_names() {
+        names if names.is_empty() => "(built without the mutants feature)".to_string(),
+        names => names.join(", "),
+    };
+    format!(
+        "{USAGE}\n\n--workload NAME: {}\n--mutant NAME plants a known bug (the simulator must catch it): {mutants}\n\
+         --without FAULT_CLASS turns a fault class off: {}\n--regime: recoverable (the default: faults a correct \
+         cluster survives) or unbounded\n--history FILE writes the clients' history (JSON lines); --report FILE.html \
+         a page drawing it\n\nExit codes: 0 passed, 1 safety invariant broken, 2 liveness failed, 3 panic, 4 \
+         nondeterministic replay, 64 bad arguments.",
+        workloads.join(", "),
+        FAULT_CLASSES.join(", ")
+    )
+}
+
+/// Why a command-line value is not one of `valid`.
+fn unknown(what: &str, value: &str, valid: &[&str]) -> String {
+    format!("unknown {what} {value}; one of: {}", valid.join(", "))
+}
+
+/// Parsed arguments, or what to print and exit with (0 for `--help`, 64 for a mistake).
+fn parse(words: Vec<String>, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
+    parse_words(words).map_err(|message| match message == "help" {
+        true => (help(simulations), 0),
+        false => (message, 64),
+    })
+}
+
+fn parse_words(words: Vec<String>) -> Result<Args, String> {
+    let mut args = Args {
+        seeds: 0..1,
+        options: Options::default(),
+        history: None,
+        report: None,
+        workload: None,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        replay: false,
+        shrink: false,
+    };
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let mut value = || words.next().ok_or(format!("{word} needs a value"));
+        let number = |text: String| text.parse::<u64>().map_err(|_| format!("not a number: {text}"));
+        match word.as_str() {
+            "--seed" => {
+                let seed = number(value()?)?;
+                args.seeds = seed..seed + 1;
+            }
+            "--seeds" => {
+                let text = value()?;
+                let (a, b) = text.split_once("..").ok_or(format!("--seeds wants A..B, not {text}"))?;
+                args.seeds = number(a.into())?..number(b.into())?;
+            }
+            "--nodes" => args.options.nodes = number(value()?)?.clamp(1, 9) as usize,
+            "--clients" => args.options.clients = number(value()?)?.clamp(1, 64) as usize,
+            "--ops" => args.options.ops = number(value()?)? as usize,
+            "--fault-ms" => args.options.fault_ms = number(value()?)?,
+            "--settle-ms" => args.options.settle_ms = number(value()?)?,
+            "--regime" => {
+                args.options.regime = match value()?.as_str() {
+                    "recoverable" => Regime::Recoverable,
+                    "unbounded" => Regime::Unbounded,
+                    other => return Err(unknown("regime", other, &["recoverable", "unbounded"])),
+                }
+            }
+            "--trace" => args.options.trace = true,
+            "--mutant" => {
+                let name = value()?;
+                #[cfg(feature = "mutants")]
+                {
+                    let named = mutant_named(&name).ok_or_else(|| unknown("mutant", &name, &mutant_names()))?;
+                    args.options.mutant = Some(named);
+                }
+                #[cfg(not(feature = "mutants"))]
+                return Err(format!(
+                    "--mutant {name}: built without the mutants feature (cargo ... --features mutants)"
+                ));
+            }
+            "--history" => args.history = Some(value()?),
+            "--report" => args.report = Some(value()?),
+            "--workload" => args.workload = Some(value()?),
+            "--jobs" => args.jobs = number(value()?)?.max(1) as usize,
+            "--replay" => args.replay = true,
+            "--shrink" => args.shrink = true,
+            "--without" => {
+                let class = value()?;
+                let known = FAULT_CLASSES
+                    .iter()
+                    .find(|c| **c == class)
+                    .ok_or_else(|| unknown("fault class", &class, &FAULT_CLASSES))?;
+                args.options.disabled.push(known);
+            }
+            "--help" | "-h" => return Err("help".into()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// How one seed went: its outcome, or the panic's message; and whether a replay agreed.
+enum SeedRun {
+    Ran(Box<Outcome>, bool),
+    Panicked(String),
+}
+
+fn run_seed(simulation: &Simulation, seed: u64, options: &Options, replay: bool) -> SeedRun {
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = simulation.run(seed, options);
+        let agrees = !replay || simulation.run(seed, options).digest == outcome.digest;
+        (outcome, agrees)
+    }));
+    match ran {
+        Ok((outcome, agrees)) => SeedRun::Ran(Box::new(outcome), agrees),
+        Err(panic) => {
+            let text =
+                panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            SeedRun::Panicked(text.unwrap_or_default())
+        }
+    }
+}
+
+impl Cli {
+    /// A command line whose replay commands start with `command` (how to build and run this
+    /// program, without `--`), e.g. `cargo run --release -p tinyraftplus-sim`.
+    pub fn new(command: &str) -> Cli {
+        Cli { command: command.into() }
+    }
+
+    /// Parses the process's arguments, runs, prints, and says how it went.
+    pub fn main(&self, simulations: &[Simulation]) -> ExitCode {
+        self.main_with(std::env::args().skip(1).collect(), simulations)
+    }
+
+    /// [`main`](Cli::main) with these arguments.
+    pub fn main_with(&self, words: Vec<String>, simulations: &[Simulation]) -> ExitCode {
+        let args = match parse(words, simulations) {
+            Ok(args) => args,
+            Err((message, 0)) => {
+                println!("{message}");
+                return ExitCode::SUCCESS;
+            }
+            Err((message, code)) => {
+                eprintln!("{message}");
+                return ExitCode::from(code);
+            }
+        };
+        let simulation = match &args.workload {
+            None => simulations.first().expect("at least one simulation"),
+            Some(name) => match simulations.iter().find(|s| s.name() == name) {
+                Some(simulation) => simulation,
+                None => {
+                    let names: Vec<&str> = simulations.iter().map(Simulation::name).collect();
+                    eprintln!("{}", unknown("workload", name, &names));
+                    return ExitCode::from(64);
+                }
+            },
+        };
+        let run = Run { cli: self, simulation, args: &args };
+        if args.seeds.end - args.seeds.start == 1 {
+            return run.one();
+        }
+        run.many()
+    }
+}
+
+/// One invocation: the command line, the simulation picked and the arguments.
+struct Run<'a> {
+    cli: &'a Cli,
+    simulation: &'a Simulation,
+    args: &'a Args,
+}
+
+impl Run<'_> {
+    fn replay_command(&self, seed: u64, options: &Options) -> String {
+        let regime = match options.regime {
+            Regime::Recoverable => "recoverable",
+            Regime::Unbounded => "unbounded",
+        };
+        #[cfg(feature = "mutants")]
+        let (features, mutant) = match options.mutant {
+            Some(mutant) => (" --features mutants", format!(" --mutant {}", mutant_name(mutant))),
+            None => ("", String::new()),
+        };
+        #[cfg(not(feature = "mutants"))]
+        let (features, mutant) = ("", String::new());
+        let mut extra = String::new();
+        if let Some(workload) = &self.args.workload {
+            extra.push_str(&format!(" --workload {workload}"));
+        }
+        extra.push_str(&mutant);
+        for class in &options.disabled {
+            extra.push_str(&format!(" --without {class}"));
+        }
+        format!(
+            "{}{features} -- --seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} --settle-ms {} --regime \
+             {regime}{extra} --trace",
+            self.cli.command, options.nodes, options.clients, options.ops, options.fault_ms, options.settle_ms
+        )
+    }
+
+    fn one(&self) -> ExitCode {
+        let args = self.args;
+        let seed = args.seeds.start;
+        println!("seed={seed}");
+        let options = &args.options;
+        match run_seed(self.simulation, seed, options, args.replay) {
+            SeedRun::Panicked(message) => {
+                println!("FAIL panic seed={seed}: {message}");
+                ExitCode::from(3)
+            }
+            SeedRun::Ran(outcome, agrees) => {
+                for line in &outcome.trace {
+                    println!("{line}");
+                }
+                if let Some(path) = &args.history {
+                    if let Err(error) = report::write_history(path, &outcome.history) {
+                        eprintln!("cannot write {path}: {error}");
+                    }
+                }
+                let faults: Vec<String> = outcome.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("faults: {}", faults.join(" "));
+                if !agrees {
+                    println!("FAIL replay seed={seed}: a second run gave another digest");
+                    return ExitCode::from(4);
+                }
+                self.report(&outcome, options)
+            }
+        }
+    }
+
+    /// Prints how a run ended; on failure, what failed and the events around it (from a traced
+    /// replay), and writes the HTML report when asked for.
+    fn report(&self, outcome: &Outcome, options: &Options) -> ExitCode {
+        let shrinking = self.args.shrink;
+        let Some(failure) = &outcome.failure else {
+            let completed = outcome.history.iter().filter(|op| op.returned().is_some()).count();
+            println!(
+                "ok seed={} steps={} committed={} ops={} completed={completed} digest={:016x}",
+                outcome.seed,
+                outcome.steps,
+                outcome.committed,
+                outcome.history.len(),
+                outcome.digest
+            );
+            return ExitCode::SUCCESS;
+        };
+        println!(
+            "FAIL {} seed={} step={} digest={:016x}: {}",
+            failure.invariant(),
+            outcome.seed,
+            outcome.steps,
+            outcome.digest,
+            failure.detail()
+        );
+        let traced = match options.trace {
+            true => outcome.clone(),
+            false => self.simulation.run(outcome.seed, &Options { trace: true, ..options.clone() }),
+        };
+        print!("{}", report::text(outcome, &traced.trace));
+        if let Some(path) = &self.args.report {
+            match report::write_html(path, self.simulation.name(), &traced) {
+                Ok(()) => println!("report: {path}"),
+                Err(error) => eprintln!("cannot write {path}: {error}"),
+            }
+        }
+        println!("replay: {}", self.replay_command(outcome.seed, options));
+        if shrinking {
+            let (smaller, shrunk) = shrink(self.simulation, outcome.seed, options, failure.invariant(), 300);
+            let traced = self.simulation.run(outcome.seed, &Options { trace: true, ..smaller.clone() });
+            println!(
+                "shrunk: {} ops, {} clients, {} ms of faults, without {:?}; it fails the same way, event by event:",
+                smaller.ops, smaller.clients, smaller.fault_ms, smaller.disabled
+            );
+            for line in &traced.trace {
+                println!("  {line}");
+            }
+            if let Some(failure) = &shrunk.failure {
+                println!(
+                    "FAIL {} seed={} step={} digest={:016x} (shrunk): {}",
+                    failure.invariant(),
+                    shrunk.seed,
+                    shrunk.steps,
+                    shrunk.digest,
+                    failure.detail()
+                );
+            }
+            println!("replay (shrunk): {}", self.replay_command(outcome.seed, &smaller));
+        }
+        ExitCode::from(match failure {
+            Failure::Safety(_) => 1,
+            Failure::Liveness(_) => 2,
+        })
+    }
+
+    fn many(&self) -> ExitCode {
+        let args = self.args;
+        let options = &args.options;
+        let start = Instant::now();
+        let next = AtomicU64::new(args.seeds.start);
+        let failures: Mutex<Vec<(u64, String, u8)>> = Mutex::new(Vec::new());
+        let faults: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+        let steps = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..args.jobs {
+                scope.spawn(|| loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= args.seeds.end {
+                        return;
+                    }
+                    let failure = match run_seed(self.simulation, seed, options, args.replay) {
+                        SeedRun::Panicked(message) => Some((format!("FAIL panic seed={seed}: {message}"), 3)),
+                        SeedRun::Ran(outcome, agrees) => {
+                            steps.fetch_add(outcome.steps, Ordering::Relaxed);
+                            let mut all = faults.lock().unwrap();
+                            for (kind, count) in &outcome.faults {
+                                *all.entry(kind).or_default() += count;
+                            }
+                            drop(all);
+                            match (&outcome.failure, agrees) {
+                                (_, false) => Some((format!("FAIL replay seed={seed}: another digest"), 4)),
+                                (Some(failure), _) => Some((
+                                    format!(
+                                        "FAIL {} seed={seed} step={} digest={:016x}: {}",
+                                        failure.invariant(),
+                                        outcome.steps,
+                                        outcome.digest,
+                                        failure.detail()
+                                    ),
+                                    if matches!(failure, Failure::Safety(_)) { 1 } else { 2 },
+                                )),
+                                (None, true) => None,
+                            }
+                        }
+                    };
+                    if let Some((line, code)) = failure {
+                        println!("{line}\n  replay: {}", self.replay_command(seed, options));
+                        failures.lock().unwrap().push((seed, line, code));
+                    }
+                });
+            }
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        let count = args.seeds.end - args.seeds.start;
+        let failures = failures.into_inner().unwrap();
+        let faults = faults.into_inner().unwrap();
+        let kinds: Vec<String> = faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{count} seeds in {elapsed:.1} s ({:.1} seeds/s, {} events), {} failed{}",
+            count as f64 / elapsed,
+            steps.load(Ordering::Relaxed),
+            failures.len(),
+            if args.replay { ", each replayed with digests compared" } else { "" }
+        );
+        println!("fault kinds injected ({}): {}", faults.len(), kinds.join(" "));
+        match failures.iter().map(|(_, _, code)| *code).min() {
+            None => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(code),
+        }
+    }
+}

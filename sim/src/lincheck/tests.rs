@@ -1,0 +1,120 @@
+use super::*;
+use crate::models::counter::{random_history, CounterModel};
+use crate::models::register::RegisterModel;
+
+fn op(client: u64, key: u64, read: bool, command: String, invoke: u64, completion: Completion) -> Operation {
+    let request = invoke * 10 + client;
+    Operation { client, request, node: 1, op: Op { key, read, command: Bytes::from(command) }, invoke, completion }
+}
+
+fn returned(at: u64, value: i64) -> Completion {
+    Completion::Returned { at, response: Bytes::from(value.to_string()) }
+}
+
+fn add(client: u64, key: u64, delta: i64, invoke: u64, ret: u64, result: i64) -> Operation {
+    op(client, key, false, format!("add {key} {delta}"), invoke, returned(ret, result))
+}
+
+fn read(client: u64, key: u64, invoke: u64, ret: u64, result: i64) -> Operation {
+    op(client, key, true, key.to_string(), invoke, returned(ret, result))
+}
+
+fn pending_add(invoke: u64, delta: i64) -> Operation {
+    op(0, 0, false, format!("add 0 {delta}"), invoke, Completion::Unknown)
+}
+
+fn counters(history: &[Operation]) -> Result<(), Violation> {
+    check(&CounterModel, history)
+}
+
+#[test]
+fn sequential_and_concurrent_histories_that_make_sense_pass() {
+    assert_eq!(counters(&[add(0, 0, 2, 0, 1, 2), read(1, 0, 2, 3, 2), add(0, 0, 3, 4, 5, 5)]), Ok(()));
+    // Two overlapping adds may take effect in either order.
+    assert_eq!(counters(&[add(0, 0, 1, 0, 10, 3), add(1, 0, 2, 1, 9, 2), read(2, 0, 11, 12, 3)]), Ok(()));
+    // A read concurrent with an add may see it or not.
+    assert_eq!(counters(&[add(0, 0, 1, 0, 10, 1), read(1, 0, 1, 2, 0)]), Ok(()));
+    assert_eq!(counters(&[add(0, 0, 1, 0, 10, 1), read(1, 0, 1, 2, 1)]), Ok(()));
+}
+
+#[test]
+fn a_stale_read_or_an_impossible_result_fails_naming_the_key() {
+    let stale = [add(0, 7, 1, 0, 1, 1), read(1, 7, 2, 3, 0)];
+    let violation = counters(&stale).unwrap_err();
+    assert_eq!((violation.key, violation.operations), (7, 2));
+    let impossible = [add(0, 0, 1, 0, 1, 1), add(1, 0, 1, 2, 3, 1)];
+    assert!(counters(&impossible).is_err());
+    // Keys are independent: a good key does not hide a bad one.
+    assert!(counters(&[add(0, 1, 5, 0, 1, 5), add(0, 2, 1, 2, 3, 1), read(1, 2, 4, 5, 2)]).is_err());
+}
+
+#[test]
+fn a_failure_names_only_the_operations_that_cannot_be_ordered() {
+    // Busy traffic on the key, then one stale read among good ones: the explanation is the
+    // read and the add it missed (whose answer does not matter, only that it had returned).
+    let mut history = vec![add(0, 0, 1, 0, 1, 1), read(1, 0, 2, 3, 1), add(2, 0, 2, 4, 5, 3)];
+    history.push(read(1, 0, 6, 7, 3));
+    history.push(add(0, 0, 4, 10, 11, 7));
+    history.push(read(2, 0, 12, 13, 3)); // Stale: 7 was returned at 11.
+    history.push(read(1, 0, 14, 15, 7));
+    history.push(add(0, 0, 1, 16, 17, 8));
+    let violation = counters(&history).unwrap_err();
+    assert_eq!(violation.culprits, vec![(4, Fact::Returned), (5, Fact::Response)], "{violation}");
+    assert!(violation.lines[1].contains(&format!("#{}", history[5].request)), "{violation}");
+    assert!(violation.lines[1].contains("Read -> 3"), "{violation}");
+    assert!(violation.to_string().contains("these 2 cannot be ordered"), "{violation}");
+}
+
+#[test]
+fn large_random_histories_pass_and_one_wrong_read_fails() {
+    for seed in 0..5 {
+        assert_eq!(counters(&random_history(seed, 2000, 5, 1, false)), Ok(()), "seed {seed}");
+        let history = random_history(seed, 2000, 5, 1, true);
+        let violation = counters(&history).unwrap_err();
+        // The read of -1 is the one answer no order explains: of the 2,000 operations, it is
+        // the only one whose answer is named (with updates it comes after).
+        let answers: Vec<usize> = violation.culprits.iter().filter(|c| c.1 == Fact::Response).map(|c| c.0).collect();
+        assert_eq!(answers.len(), 1, "seed {seed}: {violation}");
+        assert_eq!(history[answers[0]].response().map(|r| &r[..]), Some(&b"-1"[..]), "seed {seed}");
+        assert!(violation.culprits.iter().all(|c| !history[c.0].op.read || c.1 == Fact::Response));
+    }
+}
+
+#[test]
+fn an_operation_that_never_completed_may_or_may_not_have_happened() {
+    assert_eq!(counters(&[pending_add(0, 5), read(1, 0, 10, 11, 5)]), Ok(()));
+    assert_eq!(counters(&[pending_add(0, 5), read(1, 0, 10, 11, 0)]), Ok(()));
+    assert_eq!(counters(&[pending_add(0, 5), read(1, 0, 10, 11, 0), read(1, 0, 12, 13, 5)]), Ok(()));
+    // Once seen, it cannot be unseen.
+    assert!(counters(&[pending_add(0, 5), read(1, 0, 10, 11, 5), read(1, 0, 12, 13, 0)]).is_err());
+    // Nor can it take effect before it was invoked.
+    assert!(counters(&[pending_add(20, 5), read(1, 0, 10, 11, 5)]).is_err());
+}
+
+#[test]
+fn an_unanswered_append_that_was_applied_happened_with_its_response() {
+    let applied = op(0, 0, false, "add 0 5".into(), 0, Completion::Applied { response: Bytes::from("5") });
+    assert!(counters(&[applied.clone(), read(1, 0, 10, 11, 0), read(1, 0, 12, 13, 0)]).is_ok());
+    let never = Operation { completion: Completion::NotApplied, ..applied.clone() };
+    assert!(counters(&[never, read(1, 0, 10, 11, 0), read(1, 0, 100, 101, 0)]).is_ok());
+    // Applied, answering 5: a read of 7 afterwards fits no order.
+    assert!(counters(&[applied, read(1, 0, 10, 11, 5), read(1, 0, 12, 13, 7)]).is_err());
+}
+
+#[test]
+fn registers_check_puts_and_gets() {
+    let put = |client, key, value: &str, invoke, ret| {
+        let done = Completion::Returned { at: ret, response: Bytes::from_static(b"ok") };
+        op(client, key, false, format!("put {key} {value}"), invoke, done)
+    };
+    let get = |client, key: u64, value: &'static str, invoke, ret| {
+        op(client, key, true, key.to_string(), invoke, Completion::Returned { at: ret, response: Bytes::from(value) })
+    };
+    let good = [get(0, 1, "", 0, 1), put(0, 1, "a", 2, 3), get(1, 1, "a", 4, 5), put(1, 2, "b", 4, 9)];
+    assert_eq!(check(&RegisterModel, &good), Ok(()));
+    let lost = [put(0, 1, "a", 0, 1), put(1, 1, "b", 2, 3), get(0, 1, "a", 4, 5)];
+    let violation = check(&RegisterModel, &lost).unwrap_err();
+    assert_eq!(violation.culprits.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2], "{violation}");
+    let garbled = [op(0, 1, false, "set 1 x".into(), 0, Completion::Unknown)];
+    assert!(check(&RegisterModel, &garbled).unwrap_err().to_string().contains("cannot decode"));
+}
