@@ -12,6 +12,7 @@
 //! Exit codes: 0 all passed (and `--help`), 1 a safety invariant broke, 2 liveness failed,
 //! 3 a panic, 4 a replay gave another digest (nondeterminism), 64 bad arguments.
 
+use crate::replay::ReplayFile;
 use crate::report;
 use crate::shrink::shrink;
 #[cfg(feature = "mutants")]
@@ -39,13 +40,19 @@ struct Args {
     report: Option<String>,
     workload: Option<String>,
     jobs: usize,
-    replay: bool,
+    /// Run each seed twice and compare digests.
+    twice: bool,
     shrink: bool,
+    /// `--replay FILE`: the run's decisions from a replay file.
+    replay: Option<String>,
+    script: Vec<u64>,
+    /// `--save FILE`: write a replay file of the run (of the shrunk run with `--shrink`).
+    save: Option<String>,
 }
 
 const USAGE: &str = "usage: [--seed N | --seeds A..B] [--workload NAME] [--nodes N] [--clients N] [--ops N] \
 [--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] \
-[--report FILE.html] [--jobs N] [--replay] [--shrink] [--without FAULT_CLASS]";
+[--report FILE.html] [--jobs N] [--twice] [--shrink] [--save FILE] [--replay FILE] [--without FAULT_CLASS]";
 
 /// The planted bugs' names (none without the `mutants` feature).
 fn mutant_names() -> Vec<&'static str> {
@@ -98,8 +105,11 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
         report: None,
         workload: None,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        replay: false,
+        twice: false,
         shrink: false,
+        replay: None,
+        script: Vec::new(),
+        save: None,
     };
     let mut words = words.into_iter();
     while let Some(word) = words.next() {
@@ -144,7 +154,9 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
             "--report" => args.report = Some(value()?),
             "--workload" => args.workload = Some(value()?),
             "--jobs" => args.jobs = number(value()?)?.max(1) as usize,
-            "--replay" => args.replay = true,
+            "--twice" => args.twice = true,
+            "--replay" => args.replay = Some(value()?),
+            "--save" => args.save = Some(value()?),
             "--shrink" => args.shrink = true,
             "--without" => {
                 let class = value()?;
@@ -167,10 +179,10 @@ enum SeedRun {
     Panicked(String),
 }
 
-fn run_seed(simulation: &Simulation, seed: u64, options: &Options, replay: bool) -> SeedRun {
+fn run_seed(simulation: &Simulation, seed: u64, options: &Options, script: &[u64], twice: bool) -> SeedRun {
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        let outcome = simulation.run(seed, options);
-        let agrees = !replay || simulation.run(seed, options).digest == outcome.digest;
+        let outcome = simulation.run_script(seed, options, script.to_vec());
+        let agrees = !twice || simulation.run_script(seed, options, script.to_vec()).digest == outcome.digest;
         (outcome, agrees)
     }));
     match ran {
@@ -197,7 +209,7 @@ impl Cli {
 
     /// [`main`](Cli::main) with these arguments.
     pub fn main_with(&self, words: Vec<String>, simulations: &[Simulation]) -> ExitCode {
-        let args = match parse(words, simulations) {
+        let args = match parse(words, simulations).and_then(|args| with_replay_file(args, simulations)) {
             Ok(args) => args,
             Err((message, 0)) => {
                 println!("{message}");
@@ -227,6 +239,29 @@ impl Cli {
     }
 }
 
+/// With `--replay FILE`: the file's seed, options, workload and decisions, and the command
+/// line's other arguments (`--trace`, `--report`, ...).
+fn with_replay_file(args: Args, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
+    let Some(path) = args.replay.clone() else { return Ok(args) };
+    let text = std::fs::read_to_string(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
+    let file = ReplayFile::parse(&text).map_err(|e| (format!("{path}: {e}"), 64))?;
+    let mut words = file.args.clone();
+    words.extend(["--workload".to_string(), file.workload.clone()]);
+    let mut replayed = parse(words, simulations).map_err(|(e, code)| (format!("{path}: {e}"), code))?;
+    replayed.options.trace = args.options.trace;
+    replayed.script = file.decisions;
+    let replay = args.replay;
+    Ok(Args {
+        history: args.history,
+        report: args.report,
+        twice: args.twice,
+        shrink: args.shrink,
+        save: args.save,
+        replay,
+        ..replayed
+    })
+}
+
 /// One invocation: the command line, the simulation picked and the arguments.
 struct Run<'a> {
     cli: &'a Cli,
@@ -235,7 +270,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn replay_command(&self, seed: u64, options: &Options) -> String {
+    /// The arguments that set `seed` and `options` (not the workload), and the cargo features
+    /// they need.
+    fn option_args(&self, seed: u64, options: &Options) -> (&'static str, String) {
         let regime = match options.regime {
             Regime::Recoverable => "recoverable",
             Regime::Unbounded => "unbounded",
@@ -247,27 +284,43 @@ impl Run<'_> {
         };
         #[cfg(not(feature = "mutants"))]
         let (features, mutant) = ("", String::new());
-        let mut extra = String::new();
-        if let Some(workload) = &self.args.workload {
-            extra.push_str(&format!(" --workload {workload}"));
-        }
-        extra.push_str(&mutant);
+        let mut extra = mutant;
         for class in &options.disabled {
             extra.push_str(&format!(" --without {class}"));
         }
-        format!(
-            "{}{features} -- --seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} --settle-ms {} --regime \
-             {regime}{extra} --trace",
-            self.cli.command, options.nodes, options.clients, options.ops, options.fault_ms, options.settle_ms
-        )
+        let args = format!(
+            "--seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} --settle-ms {} --regime {regime}{extra}",
+            options.nodes, options.clients, options.ops, options.fault_ms, options.settle_ms
+        );
+        (features, args)
+    }
+
+    fn replay_command(&self, seed: u64, options: &Options) -> String {
+        let (features, args) = self.option_args(seed, options);
+        match self.args.replay.as_ref().filter(|_| !self.args.script.is_empty()) {
+            Some(path) => format!("{}{features} -- --replay {path} --trace", self.cli.command),
+            None => {
+                let workload = self.args.workload.as_ref().map_or(String::new(), |w| format!(" --workload {w}"));
+                format!("{}{features} -- {args}{workload} --trace", self.cli.command)
+            }
+        }
+    }
+
+    /// Writes a replay file of a run of `seed` with `options` and these decisions.
+    fn save(&self, path: &str, seed: u64, options: &Options, decisions: Vec<u64>) -> Result<(), String> {
+        let (_, args) = self.option_args(seed, options);
+        let args = args.split_whitespace().map(String::from).collect();
+        let file = ReplayFile { workload: self.simulation.name().to_string(), args, decisions };
+        std::fs::write(path, file.to_text()).map_err(|e| format!("cannot write {path}: {e}"))
     }
 
     fn one(&self) -> ExitCode {
         let args = self.args;
         let seed = args.seeds.start;
         println!("seed={seed}");
-        let options = &args.options;
-        match run_seed(self.simulation, seed, options, args.replay) {
+        let record = Options { record: args.save.is_some(), ..args.options.clone() };
+        let options = &record;
+        match run_seed(self.simulation, seed, options, &args.script, args.twice) {
             SeedRun::Panicked(message) => {
                 println!("FAIL panic seed={seed}: {message}");
                 ExitCode::from(3)
@@ -286,6 +339,12 @@ impl Run<'_> {
                 if !agrees {
                     println!("FAIL replay seed={seed}: a second run gave another digest");
                     return ExitCode::from(4);
+                }
+                if let (Some(path), false, Some(decisions)) = (&args.save, args.shrink, &outcome.decisions) {
+                    match self.save(path, seed, options, decisions.values.clone()) {
+                        Ok(()) => println!("saved: {path}"),
+                        Err(error) => eprintln!("{error}"),
+                    }
                 }
                 self.report(&outcome, options)
             }
@@ -316,9 +375,10 @@ impl Run<'_> {
             outcome.digest,
             failure.detail()
         );
+        let script = self.args.script.clone();
         let traced = match options.trace {
             true => outcome.clone(),
-            false => self.simulation.run(outcome.seed, &Options { trace: true, ..options.clone() }),
+            false => self.simulation.run_script(outcome.seed, &Options { trace: true, ..options.clone() }, script),
         };
         print!("{}", report::text(outcome, &traced.trace));
         if let Some(path) = &self.args.report {
@@ -329,26 +389,46 @@ impl Run<'_> {
         }
         println!("replay: {}", self.replay_command(outcome.seed, options));
         if shrinking {
-            let (smaller, shrunk) = shrink(self.simulation, outcome.seed, options, failure.invariant(), 300);
-            let traced = self.simulation.run(outcome.seed, &Options { trace: true, ..smaller.clone() });
+            let shrunk = shrink(self.simulation, outcome.seed, options, failure.invariant(), 300);
+            let smaller = &shrunk.options;
+            let traced = Options { trace: true, ..smaller.clone() };
+            let traced = self.simulation.run_script(outcome.seed, &traced, shrunk.script.clone());
             println!(
-                "shrunk: {} ops, {} clients, {} ms of faults, without {:?}; it fails the same way, event by event:",
-                smaller.ops, smaller.clients, smaller.fault_ms, smaller.disabled
+                "shrunk: {} nodes, {} ops, {} clients, {} ms of faults, without {:?}, {} of {} faults left; {} events \
+                 (from {}); it fails the same way, event by event:",
+                smaller.nodes,
+                smaller.ops,
+                smaller.clients,
+                smaller.fault_ms,
+                smaller.disabled,
+                shrunk.outcome.faults.values().sum::<u64>(),
+                outcome.faults.values().sum::<u64>(),
+                shrunk.outcome.steps,
+                outcome.steps
             );
             for line in &traced.trace {
                 println!("  {line}");
             }
-            if let Some(failure) = &shrunk.failure {
+            if let Some(failure) = &shrunk.outcome.failure {
                 println!(
                     "FAIL {} seed={} step={} digest={:016x} (shrunk): {}",
                     failure.invariant(),
-                    shrunk.seed,
-                    shrunk.steps,
-                    shrunk.digest,
+                    shrunk.outcome.seed,
+                    shrunk.outcome.steps,
+                    shrunk.outcome.digest,
                     failure.detail()
                 );
             }
-            println!("replay (shrunk): {}", self.replay_command(outcome.seed, &smaller));
+            let default =
+                std::env::temp_dir().join(format!("{}-{}-shrunk.replay", self.simulation.name(), outcome.seed));
+            let path = self.args.save.clone().unwrap_or_else(|| default.to_string_lossy().into_owned());
+            match self.save(&path, outcome.seed, smaller, shrunk.script.clone()) {
+                Ok(()) => {
+                    let (features, _) = self.option_args(outcome.seed, smaller);
+                    println!("replay (shrunk): {}{features} -- --replay {path} --trace", self.cli.command);
+                }
+                Err(error) => eprintln!("{error}"),
+            }
         }
         ExitCode::from(match failure {
             Failure::Safety(_) => 1,
@@ -371,7 +451,7 @@ impl Run<'_> {
                     if seed >= args.seeds.end {
                         return;
                     }
-                    let failure = match run_seed(self.simulation, seed, options, args.replay) {
+                    let failure = match run_seed(self.simulation, seed, options, &[], args.twice) {
                         SeedRun::Panicked(message) => Some((format!("FAIL panic seed={seed}: {message}"), 3)),
                         SeedRun::Ran(outcome, agrees) => {
                             steps.fetch_add(outcome.steps, Ordering::Relaxed);
@@ -413,7 +493,7 @@ impl Run<'_> {
             count as f64 / elapsed,
             steps.load(Ordering::Relaxed),
             failures.len(),
-            if args.replay { ", each replayed with digests compared" } else { "" }
+            if args.twice { ", each run twice with digests compared" } else { "" }
         );
         println!("fault kinds injected ({}): {}", faults.len(), kinds.join(" "));
         match failures.iter().map(|(_, _, code)| *code).min() {

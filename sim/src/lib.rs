@@ -17,12 +17,15 @@ pub mod cli;
 pub mod disk;
 pub mod lincheck;
 pub mod models;
+pub mod random;
+pub mod replay;
 pub mod report;
 pub mod shrink;
 mod simulation;
 pub mod swarm;
 mod world;
 
+pub use random::{Decisions, Random};
 pub use simulation::Simulation;
 pub use swarm::{Options, Regime, Swarm, FAULT_CLASSES};
 pub use world::{Failure, Outcome, World};

@@ -1,27 +1,50 @@
-//! Shrinking a failing run: with the same seed, turn off fault classes one by one, then cut
-//! the client operations, the faulty time and the clients, keeping each change while the run
-//! still fails the same invariant. What is left is the smaller run to read event by event.
+//! Shrinking a failing run, in two stages, keeping each change while the run still fails the
+//! same invariant in no more events:
 //!
-//! This shrinks the run's parameters, not its individual events: a change moves every later
-//! random draw, so the smaller run is a different run that fails the same way.
+//! 1. **Parameters**: with the same seed, fault classes off one by one, fewer client
+//!    operations, less faulty time, fewer clients, fewer nodes. A change moves every later
+//!    random draw, so the smaller run is a different run that fails the same way.
+//! 2. **Events**: the run's random decisions are recorded, and the decisions that fired a
+//!    chance (a fault, a lost or delayed message, a crash) are turned off by delta debugging,
+//!    in runs of halving length, replaying the rest as recorded. What is left is a run with only
+//!    the faults the failure needs; its decisions replay it bit for bit (`--replay FILE`).
 
+use crate::random::NEVER;
 use crate::swarm::{Options, FAULT_CLASSES};
 use crate::{Outcome, Simulation};
 
-/// A smaller run failing like `outcome` did (the options, and its outcome), after at most
-/// `budget` trial runs.
-pub fn shrink(
+/// A smaller failing run: its options and the decisions that replay it, with its outcome.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The options (parameters) of the smaller run.
+    pub options: Options,
+    /// Its decisions ([`Simulation::run_script`] with these replays it exactly).
+    pub script: Vec<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Shrinks a run of `seed` that fails `invariant`, parameters first, then events, in at most
+/// `budget` trial runs for each stage.
+pub fn shrink(simulation: &Simulation, seed: u64, options: &Options, invariant: &str, budget: usize) -> Shrunk {
+    let (options, _) = shrink_parameters(simulation, seed, options, invariant, budget);
+    shrink_events(simulation, seed, &options, invariant, budget)
+}
+
+/// Whether `outcome` fails `invariant`.
+fn fails(outcome: &Outcome, invariant: &str) -> bool {
+    outcome.failure.as_ref().is_some_and(|f| f.invariant() == invariant)
+}
+
+/// Stage 1: a run with smaller parameters failing like `options` does (the options and its
+/// outcome), after at most `budget` trial runs.
+pub fn shrink_parameters(
     simulation: &Simulation,
     seed: u64,
     options: &Options,
     invariant: &str,
     budget: usize,
 ) -> (Options, Outcome) {
-    let fails = |options: &Options| {
-        let outcome = simulation.run(seed, options);
-        let same = outcome.failure.as_ref().is_some_and(|f| f.invariant() == invariant);
-        (same, outcome)
-    };
     let (mut best, mut outcome) = (options.clone(), simulation.run(seed, options));
     let mut trials = 0;
     loop {
@@ -43,14 +66,17 @@ pub fn shrink(
         if best.clients > 1 {
             candidates.push(Options { clients: best.clients - 1, ..best.clone() });
         }
+        if best.nodes > 1 {
+            candidates.push(Options { nodes: best.nodes - 1, ..best.clone() });
+        }
         for candidate in candidates {
             if trials >= budget {
                 return (best, outcome);
             }
             trials += 1;
-            let (same, result) = fails(&candidate);
+            let result = simulation.run(seed, &candidate);
             // Kept only if it fails the same way in no more events.
-            if same && result.steps <= outcome.steps {
+            if fails(&result, invariant) && result.steps <= outcome.steps {
                 (best, outcome, improved) = (candidate, result, true);
             }
         }
@@ -58,4 +84,45 @@ pub fn shrink(
             return (best, outcome);
         }
     }
+}
+
+/// Stage 2: the run of `seed` with `options`, with as few of its chances firing as the failure
+/// needs, after at most `budget` trial runs.
+pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, invariant: &str, budget: usize) -> Shrunk {
+    let options = Options { record: true, ..options.clone() };
+    let mut outcome = simulation.run(seed, &options);
+    let mut trials = 0;
+    let chances = |outcome: &Outcome| -> Vec<usize> {
+        let decisions = outcome.decisions.as_ref().expect("recorded");
+        decisions.fired.iter().enumerate().filter(|(_, fired)| **fired).map(|(i, _)| i).collect()
+    };
+    let mut chunk = chances(&outcome).len().div_ceil(2).max(1);
+    'chunks: while chunk > 0 {
+        let mut start = 0;
+        loop {
+            let candidates = chances(&outcome);
+            if start >= candidates.len() {
+                break;
+            }
+            if trials >= budget {
+                break 'chunks;
+            }
+            trials += 1;
+            let end = (start + chunk).min(candidates.len());
+            let mut script = outcome.decisions.as_ref().expect("recorded").values.clone();
+            for index in &candidates[start..end] {
+                script[*index] = NEVER;
+            }
+            let result = simulation.run_script(seed, &options, script);
+            let changed = result.decisions != outcome.decisions; // A chance that always fires stays.
+            if changed && fails(&result, invariant) && result.steps <= outcome.steps {
+                outcome = result; // The same run start now points at later chances.
+            } else {
+                start = end;
+            }
+        }
+        chunk /= 2;
+    }
+    let script = outcome.decisions.as_ref().expect("recorded").values.clone();
+    Shrunk { options: Options { record: false, ..options }, script, outcome }
 }

@@ -91,7 +91,13 @@ impl Simulation {
 
     /// Runs one seed.
     pub fn run(&self, seed: u64, options: &Options) -> Outcome {
-        World::new(seed, options.clone(), self.clone()).run()
+        World::new(seed, options.clone(), self.clone(), Vec::new()).run()
+    }
+
+    /// Runs one seed with its first decisions taken from `script` (a recorded run's
+    /// [`Decisions::values`] replay it exactly).
+    pub fn run_script(&self, seed: u64, options: &Options, script: Vec<u64>) -> Outcome {
+        World::new(seed, options.clone(), self.clone(), script).run()
     }
 
     /// Checks a history against the model.

@@ -1,6 +1,7 @@
 //! The run's parameters: options from the user, and fault probabilities drawn from the seed
 //! (swarm testing: each seed stresses its own mix of faults).
 
+use crate::random::Random;
 use tinyraftplus::core::Rng;
 
 /// Whether faults leave a quorum with a good copy of everything (then liveness is checked
@@ -31,6 +32,8 @@ pub struct Options {
     pub regime: Regime,
     /// Record every event as text.
     pub trace: bool,
+    /// Record every random decision (`Outcome::decisions`: for replay files and shrinking).
+    pub record: bool,
     /// A planted bug in every node (to prove the checkers catch it; feature `mutants`).
     #[cfg(feature = "mutants")]
     pub mutant: Option<tinyraftplus::core::Mutant>,
@@ -78,6 +81,7 @@ impl Default for Options {
             settle_ms: 30_000,
             regime: Regime::Recoverable,
             trace: false,
+            record: false,
             #[cfg(feature = "mutants")]
             mutant: None,
             disabled: Vec::new(),
@@ -229,7 +233,7 @@ impl Swarm {
     }
 
     /// The mix for this seed's generator.
-    pub fn draw(rng: &mut Rng) -> Swarm {
+    pub fn draw(rng: &mut Random) -> Swarm {
         let mut pick = |choices: &[f64]| choices[rng.below(choices.len() as u64) as usize];
         let loss = pick(&[0.0, 0.0, 0.01, 0.05, 0.2]);
         let duplicate = pick(&[0.0, 0.01, 0.05]);

@@ -43,17 +43,23 @@ fn a_bank_whose_restore_keeps_stale_balances_is_found_shrunk_and_reported() {
     assert!(bank::simulation(false).run(found.seed, &options).failure.is_none());
 
     let simulation = bank::simulation(true);
-    let (smaller, shrunk) = shrink(&simulation, found.seed, &options, failure.invariant(), 60);
-    let shrunk_failure = shrunk.failure.clone().expect("the shrunk run fails");
+    let shrunk = shrink(&simulation, found.seed, &options, failure.invariant(), 60);
+    let shrunk_failure = shrunk.outcome.failure.clone().expect("the shrunk run fails");
     assert_eq!(shrunk_failure.invariant(), failure.invariant());
-    assert!(shrunk.steps <= found.steps);
+    assert!(shrunk.outcome.steps <= found.steps);
+    let faults = |outcome: &tinyraftplus_sim::Outcome| outcome.faults.values().sum::<u64>();
     println!(
-        "shrunk: {} -> {} events ({} ops, without {:?})",
-        found.steps, shrunk.steps, smaller.ops, smaller.disabled
+        "shrunk: {} -> {} events, {} -> {} faults ({} ops, without {:?})",
+        found.steps,
+        shrunk.outcome.steps,
+        faults(&found),
+        faults(&shrunk.outcome),
+        shrunk.options.ops,
+        shrunk.options.disabled
     );
 
-    let traced = simulation.run(found.seed, &Options { trace: true, ..smaller.clone() });
-    assert_eq!(traced.digest, shrunk.digest, "a traced replay is the same run");
+    let traced = simulation.run_script(found.seed, &Options { trace: true, ..shrunk.options.clone() }, shrunk.script);
+    assert_eq!(traced.digest, shrunk.outcome.digest, "a traced replay is the same run");
     let text = report::text(&traced, &traced.trace);
     let page = report::html(simulation.name(), &traced);
     assert!(page.contains(&format!("FAIL {}", failure.invariant())));

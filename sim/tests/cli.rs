@@ -63,15 +63,26 @@ fn every_failure_prints_a_replay_command_that_fails_the_same_way() {
 }
 
 #[test]
-fn a_shrunk_run_prints_its_fail_line_and_replay_command() {
+fn a_shrunk_run_prints_its_fail_line_and_a_replay_file_that_reproduces_it_bit_for_bit() {
     let out = sim(&["--seed", "1", "--mutant", "prefix_before_snapshot", "--ops", "60", "--shrink"]);
     let stdout = text(&out.stdout);
-    let shrunk = stdout.lines().find(|l| l.starts_with("FAIL ") && l.contains("(shrunk)"));
-    assert!(shrunk.is_some_and(|l| l.contains("prefix_covered")), "{stdout}");
+    let shrunk = stdout.lines().find(|l| l.starts_with("FAIL ") && l.contains("(shrunk)")).expect("a shrunk FAIL line");
+    assert!(shrunk.contains("prefix_covered"), "{stdout}");
     let replay = replay_args(&stdout, "replay (shrunk):");
+    assert_eq!(replay[0], "--replay", "the shrunk run is saved as a replay file: {replay:?}");
     let replay: Vec<&str> = replay.iter().map(String::as_str).filter(|a| *a != "--trace").collect();
     let again = text(&sim(&replay).stdout);
-    assert!(again.lines().any(|l| l.starts_with("FAIL prefix_covered")), "the shrunk run replays: {again}");
+    // The same FAIL line: the same step and digest (every event the same).
+    let fail = shrunk.replace(" (shrunk)", "");
+    assert!(again.lines().any(|l| l == fail), "the replay file reproduces {fail}:\n{again}");
+    // A damaged or missing file is refused with a clear error.
+    let path = std::env::temp_dir().join(format!("damaged-{}.replay", std::process::id()));
+    let file = std::fs::read_to_string(replay[1]).unwrap();
+    std::fs::write(&path, file.replacen("decisions ", "decisions 1", 1)).unwrap();
+    let damaged = sim(&["--replay", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(damaged.status.code(), Some(64));
+    assert!(text(&damaged.stderr).contains("decisions where the file says"), "{}", text(&damaged.stderr));
 }
 
 /// The cells of each row of the HTML table `id`.

@@ -50,7 +50,10 @@ fn options(mutant: Mutant) -> Options {
 fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
     let mut missed = Vec::new();
     let simulation = Simulation::counter();
-    println!("{:<28} {:>14}  {:>14} {:>8}  invariant", "mutant", "seeds to catch", "events before", "after");
+    println!(
+        "{:<28} {:>14}  {:>14} {:>8}  {:>13} {:>6}  invariant",
+        "mutant", "seeds to catch", "events before", "after", "faults before", "after"
+    );
     for mutant in Mutant::ALL {
         let Some((seed, invariant)) = first_failure(mutant) else {
             println!("{:<28} {:>14}", mutant_name(mutant), format!("not in {SEEDS}"));
@@ -58,12 +61,24 @@ fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
             continue;
         };
         let options = options(mutant);
-        let before = simulation.run(seed, &options).steps;
-        let (_, shrunk) = shrink(&simulation, seed, &options, &invariant, 40);
-        let failure = shrunk.failure.expect("the shrunk run fails");
+        let original = simulation.run(seed, &options);
+        let shrunk = shrink(&simulation, seed, &options, &invariant, 60);
+        let failure = shrunk.outcome.failure.as_ref().expect("the shrunk run fails");
         assert_eq!(failure.invariant(), invariant, "{}: the shrunk run fails the same way", mutant_name(mutant));
-        assert!(shrunk.steps <= before, "{}: shrinking never grows the run", mutant_name(mutant));
-        println!("{:<28} {:>14}  {before:>14} {:>8}  {invariant}", mutant_name(mutant), seed + 1, shrunk.steps);
+        assert!(shrunk.outcome.steps <= original.steps, "{}: shrinking never grows the run", mutant_name(mutant));
+        // Its decisions replay it exactly.
+        let replayed = simulation.run_script(seed, &shrunk.options, shrunk.script.clone());
+        assert_eq!(replayed.digest, shrunk.outcome.digest, "{}: the shrunk run replays", mutant_name(mutant));
+        let faults = |outcome: &tinyraftplus_sim::Outcome| outcome.faults.values().sum::<u64>();
+        println!(
+            "{:<28} {:>14}  {:>14} {:>8}  {:>13} {:>6}  {invariant}",
+            mutant_name(mutant),
+            seed + 1,
+            original.steps,
+            shrunk.outcome.steps,
+            faults(&original),
+            faults(&shrunk.outcome)
+        );
     }
     assert_eq!(missed, [], "mutants the simulator misses");
 }
@@ -72,8 +87,8 @@ fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
 fn a_failing_run_shrinks_to_a_smaller_one_that_fails_the_same_way() {
     let (seed, invariant) = first_failure(Mutant::ReadWithoutLeadership).expect("the stale-read bug is caught");
     let options = Options { mutant: Some(Mutant::ReadWithoutLeadership), ..Options::default() };
-    let (smaller, outcome) = shrink(&Simulation::counter(), seed, &options, &invariant, 300);
-    assert_eq!(outcome.failure.expect("the smaller run fails").invariant(), invariant);
-    assert!(smaller.ops < options.ops || !smaller.disabled.is_empty(), "something was cut");
-    assert!(outcome.steps <= run(seed, &options).steps * 2, "a run of comparable size or smaller");
+    let shrunk = shrink(&Simulation::counter(), seed, &options, &invariant, 300);
+    assert_eq!(shrunk.outcome.failure.expect("the smaller run fails").invariant(), invariant);
+    assert!(shrunk.options.ops < options.ops || !shrunk.options.disabled.is_empty(), "something was cut");
+    assert!(shrunk.outcome.steps < run(seed, &options).steps, "fewer events");
 }

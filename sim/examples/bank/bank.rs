@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use tinyraftplus::core::Seq;
 use tinyraftplus_sim::lincheck::{Model, Op};
-use tinyraftplus_sim::models::{Rng, StateMachine, Workload};
+use tinyraftplus_sim::models::{Random, StateMachine, Workload};
 use tinyraftplus_sim::Simulation;
 
 /// How many accounts.
@@ -188,7 +188,7 @@ impl Model for BankModel {
 pub struct BankWorkload;
 
 impl Workload for BankWorkload {
-    fn next(&mut self, rng: &mut Rng, client: usize) -> Op {
+    fn next(&mut self, rng: &mut Random, client: usize) -> Op {
         if rng.below(10) < 3 {
             return self.final_read(rng, client);
         }
@@ -198,7 +198,7 @@ impl Workload for BankWorkload {
         Op { key: 0, read: false, command: Bytes::from(format!("transfer {from} {to} {amount}")) }
     }
 
-    fn final_read(&mut self, rng: &mut Rng, _client: usize) -> Op {
+    fn final_read(&mut self, rng: &mut Random, _client: usize) -> Op {
         let command = match rng.below(ACCOUNTS as u64 + 1) {
             0 => "total".to_string(),
             account => format!("balance {}", account - 1),

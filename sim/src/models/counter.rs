@@ -1,7 +1,7 @@
 //! Counters: `add <key> <delta>` answers the key's new value; a read of `<key>` answers its
 //! value (0 before any add). Each key is its own partition.
 
-use super::{number, read_all, Rng, StateMachine, Workload};
+use super::{number, read_all, Random, StateMachine, Workload};
 use crate::lincheck::{Completion, Model, Op, Operation};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -119,7 +119,7 @@ impl Default for CounterWorkload {
 }
 
 impl Workload for CounterWorkload {
-    fn next(&mut self, rng: &mut Rng, _client: usize) -> Op {
+    fn next(&mut self, rng: &mut Random, _client: usize) -> Op {
         let key = rng.below(self.keys);
         if rng.below(10) < 3 {
             return Op { key, read: true, command: Bytes::from(key.to_string()) };
@@ -128,7 +128,7 @@ impl Workload for CounterWorkload {
         Op { key, read: false, command: Bytes::from(format!("add {key} {delta}")) }
     }
 
-    fn final_read(&mut self, rng: &mut Rng, _client: usize) -> Op {
+    fn final_read(&mut self, rng: &mut Random, _client: usize) -> Op {
         let key = rng.below(self.keys);
         Op { key, read: true, command: Bytes::from(key.to_string()) }
     }
@@ -139,7 +139,7 @@ impl Workload for CounterWorkload {
 /// history is linearizable; with `break_it`, one read in the middle answers -1, which no order
 /// explains (the checker must still search every order of the operations around it).
 pub fn random_history(seed: u64, ops: usize, clients: u64, keys: u64, break_it: bool) -> Vec<Operation> {
-    let mut rng = Rng::new(seed);
+    let mut rng = tinyraftplus::core::Rng::new(seed);
     let mut free = vec![0u64; clients as usize];
     let mut planned: Vec<(u64, Operation, i64)> = Vec::with_capacity(ops);
     for request in 0..ops as u64 {

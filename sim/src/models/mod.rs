@@ -7,17 +7,17 @@ pub mod counter;
 pub mod register;
 
 use crate::lincheck::Op;
-pub use tinyraftplus::core::Rng;
+pub use crate::random::Random;
 pub use tinyraftplus::driver::StateMachine;
 
 /// What the simulated clients do: each asks for its next operation when its last one ended
-/// (answered, failed or timed out). Random choices come from `rng`, the run's own generator,
-/// so the seed decides them too.
+/// (answered, failed or timed out). Random choices come from `random`, the run's own source of
+/// decisions, so the seed decides them too (and a replay file or a fuzzer can).
 pub trait Workload: Send {
     /// The next operation of client `client` while the run goes on.
-    fn next(&mut self, rng: &mut Rng, client: usize) -> Op;
+    fn next(&mut self, random: &mut Random, client: usize) -> Op;
     /// A read for the end of the run, after healing (every client's last operation).
-    fn final_read(&mut self, rng: &mut Rng, client: usize) -> Op;
+    fn final_read(&mut self, random: &mut Random, client: usize) -> Op;
 }
 
 /// Reads all of a snapshot stream (the simulator holds snapshots in memory).

@@ -1,7 +1,7 @@
 //! Key-value registers: `put <key> <value>` answers `ok`; a read of `<key>` answers the value
 //! last put (empty before any put). Each key is its own partition.
 
-use super::{number, read_all, Rng, StateMachine, Workload};
+use super::{number, read_all, Random, StateMachine, Workload};
 use crate::lincheck::{Model, Op};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ pub struct RegisterWorkload {
 }
 
 impl Workload for RegisterWorkload {
-    fn next(&mut self, rng: &mut Rng, client: usize) -> Op {
+    fn next(&mut self, rng: &mut Random, client: usize) -> Op {
         let key = rng.below(3);
         if rng.below(2) == 0 {
             return Op { key, read: true, command: Bytes::from(key.to_string()) };
@@ -133,7 +133,7 @@ impl Workload for RegisterWorkload {
         Op { key, read: false, command: Bytes::from(format!("put {key} c{client}v{}", self.puts)) }
     }
 
-    fn final_read(&mut self, rng: &mut Rng, _client: usize) -> Op {
+    fn final_read(&mut self, rng: &mut Random, _client: usize) -> Op {
         let key = rng.below(3);
         Op { key, read: true, command: Bytes::from(key.to_string()) }
     }

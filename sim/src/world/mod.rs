@@ -11,6 +11,7 @@ use crate::check::{log_matching, Checker, Violation};
 use crate::disk::{Disk, Pending, Snapshot};
 use crate::lincheck::{Completion, Operation};
 use crate::models::{StateMachine, Workload};
+use crate::random::{Decisions, Random};
 use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
@@ -80,6 +81,8 @@ pub struct Outcome {
     /// The linearizability failure, when that is how the run failed: the operations that
     /// cannot be ordered (indices into `history`).
     pub linearizability: Option<crate::lincheck::Violation>,
+    /// Every random decision of the run (with `Options::record`): replaying them reproduces it.
+    pub decisions: Option<Decisions>,
 }
 
 #[derive(Clone, Debug)]
@@ -156,7 +159,7 @@ pub struct World {
     fault_log: Vec<(u64, &'static str)>,
     linearizability: Option<crate::lincheck::Violation>,
     swarm: Swarm,
-    rng: Rng,
+    rng: Random,
     now: Time,
     events: BTreeMap<(Time, u64), Ev>,
     counter: u64,
@@ -200,8 +203,8 @@ fn mix(hash: u64, value: u64) -> u64 {
 
 impl World {
     /// A world for `seed`.
-    pub fn new(seed: u64, options: Options, simulation: Simulation) -> World {
-        let mut rng = Rng::new(seed);
+    pub fn new(seed: u64, options: Options, simulation: Simulation, script: Vec<u64>) -> World {
+        let mut rng = Random::scripted(seed, script, options.record);
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
         if simulation.machine().snapshot().is_none() {
@@ -304,7 +307,7 @@ impl World {
     }
 
     fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        self.rng.chance(p)
     }
 
     fn schedule(&mut self, at: Time, event: Ev) {
@@ -352,6 +355,7 @@ impl World {
             trace: self.trace,
             fault_log: self.fault_log,
             linearizability: self.linearizability,
+            decisions: self.rng.recorded().cloned(),
         }
     }
 

@@ -1,0 +1,84 @@
+//! Every random decision of a run, from one place: drawn from the seed, or taken from a script
+//! (a replay file, the shrinker's edits, a fuzzer's bytes) and, past the script's end, from the
+//! seed again. A run can record its decisions: replaying them reproduces it bit for bit.
+
+use tinyraftplus::core::Rng;
+
+/// The decisions a run made, in order: each value, and whether it fired a chance (a fault, a
+/// lost message: what the shrinker turns off).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decisions {
+    /// The raw values, in the order drawn.
+    pub values: Vec<u64>,
+    /// For each value, whether it fired a chance ([`Random::chance`] returned true).
+    pub fired: Vec<bool>,
+}
+
+/// The source of a run's random decisions (the simulator's, and the workload's).
+#[derive(Clone, Debug)]
+pub struct Random {
+    rng: Rng,
+    script: Vec<u64>,
+    position: usize,
+    recorded: Option<Decisions>,
+}
+
+/// A decided chance that never fires (the value the shrinker writes to turn a fault off).
+pub const NEVER: u64 = u64::MAX;
+
+impl Random {
+    /// Decisions drawn from `seed`.
+    pub fn new(seed: u64) -> Random {
+        Random::scripted(seed, Vec::new(), false)
+    }
+
+    /// Decisions taken from `script`, then drawn from `seed`; recorded if `record`.
+    pub fn scripted(seed: u64, script: Vec<u64>, record: bool) -> Random {
+        Random { rng: Rng::new(seed), script, position: 0, recorded: record.then(Decisions::default) }
+    }
+
+    fn take(&mut self) -> u64 {
+        let value = match self.script.get(self.position) {
+            Some(value) => *value,
+            None => self.rng.next_u64(),
+        };
+        self.position += 1;
+        if let Some(recorded) = &mut self.recorded {
+            recorded.values.push(value);
+            recorded.fired.push(false);
+        }
+        value
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.take()
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0), as [`Rng::below`] draws it.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.take()) * u128::from(bound)) >> 64) as u64
+    }
+
+    /// True with probability `p` (nothing is drawn when `p` is 0).
+    pub fn chance(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        let fired = (self.take() >> 11) as f64 / (1u64 << 53) as f64 <= p;
+        if let Some(last) = self.recorded.as_mut().and_then(|recorded| recorded.fired.last_mut()) {
+            *last = fired;
+        }
+        fired
+    }
+
+    /// The decisions made so far, if recording.
+    pub fn recorded(&self) -> Option<&Decisions> {
+        self.recorded.as_ref()
+    }
+
+    /// How many decisions were made.
+    pub fn count(&self) -> usize {
+        self.position
+    }
+}
