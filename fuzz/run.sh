@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one target: fuzz/run.sh TARGET [SECONDS] (default 60), TARGET one of decode_message,
-# core_inputs, recover_bytes. New inputs go to a working corpus outside the repository
+# core_inputs, recover_bytes, cluster_schedule (a whole cluster's schedule from the bytes; set
+# SIM_MUTANT=NAME to plant a bug). New inputs go to a working corpus outside the repository
 # ($FUZZ_WORK/TARGET, default /tmp/tinyraftplus-fuzz/TARGET), seeded from the committed
 # corpus (fuzz/corpus/TARGET), which stays as it is: add an input to it on purpose, by hand.
 # Crashes go to fuzz/artifacts/TARGET (ignored by git); replay one with

@@ -19,6 +19,7 @@ use crate::shrink::shrink;
 use crate::{mutant_name, mutant_named, Mutant};
 use crate::{Failure, Options, Outcome, Regime, Simulation, FAULT_CLASSES};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,11 +49,14 @@ struct Args {
     script: Vec<u64>,
     /// `--save FILE`: write a replay file of the run (of the shrunk run with `--shrink`).
     save: Option<String>,
+    /// `--fuzz-input FILE`: the run the schedule fuzzer makes of these bytes.
+    fuzz_input: Option<String>,
 }
 
 const USAGE: &str = "usage: [--seed N | --seeds A..B] [--workload NAME] [--nodes N] [--clients N] [--ops N] \
 [--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] \
-[--report FILE.html] [--jobs N] [--twice] [--shrink] [--save FILE] [--replay FILE] [--without FAULT_CLASS]";
+[--report FILE.html] [--jobs N] [--twice] [--shrink] [--save FILE] [--replay FILE] [--fuzz-input FILE] \
+[--without FAULT_CLASS]";
 
 /// The planted bugs' names (none without the `mutants` feature).
 fn mutant_names() -> Vec<&'static str> {
@@ -110,6 +114,7 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
         replay: None,
         script: Vec::new(),
         save: None,
+        fuzz_input: None,
     };
     let mut words = words.into_iter();
     while let Some(word) = words.next() {
@@ -157,6 +162,7 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
             "--twice" => args.twice = true,
             "--replay" => args.replay = Some(value()?),
             "--save" => args.save = Some(value()?),
+            "--fuzz-input" => args.fuzz_input = Some(value()?),
             "--shrink" => args.shrink = true,
             "--without" => {
                 let class = value()?;
@@ -241,7 +247,23 @@ impl Cli {
 
 /// With `--replay FILE`: the file's seed, options, workload and decisions, and the command
 /// line's other arguments (`--trace`, `--report`, ...).
-fn with_replay_file(args: Args, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
+fn with_replay_file(mut args: Args, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
+    if let Some(path) = args.fuzz_input.clone() {
+        // As the schedule fuzzer runs it (its options; the planted bug and trace from here).
+        let bytes = std::fs::read(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
+        let seed = crate::schedule::seed(&bytes);
+        args.seeds = seed..seed + 1;
+        args.script = crate::schedule::script(&bytes);
+        let options = &args.options;
+        #[cfg(feature = "mutants")]
+        let mutant = options.mutant;
+        args.options = Options { trace: options.trace, regime: options.regime, ..crate::schedule::options() };
+        #[cfg(feature = "mutants")]
+        {
+            args.options.mutant = mutant;
+        }
+        return Ok(args);
+    }
     let Some(path) = args.replay.clone() else { return Ok(args) };
     let text = std::fs::read_to_string(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
     let file = ReplayFile::parse(&text).map_err(|e| (format!("{path}: {e}"), 64))?;
@@ -297,6 +319,14 @@ impl Run<'_> {
 
     fn replay_command(&self, seed: u64, options: &Options) -> String {
         let (features, args) = self.option_args(seed, options);
+        if let Some(path) = &self.args.fuzz_input {
+            let mutant = args.split(" --mutant ").nth(1).and_then(|m| m.split(' ').next());
+            let mut mutant = mutant.map_or(String::new(), |m| format!(" --mutant {m}"));
+            if self.args.options.regime == Regime::Unbounded {
+                mutant.push_str(" --regime unbounded");
+            }
+            return format!("{}{features} -- --fuzz-input {path}{mutant} --trace", self.cli.command);
+        }
         match self.args.replay.as_ref().filter(|_| !self.args.script.is_empty()) {
             Some(path) => format!("{}{features} -- --replay {path} --trace", self.cli.command),
             None => {
@@ -477,7 +507,9 @@ impl Run<'_> {
                         }
                     };
                     if let Some((line, code)) = failure {
-                        println!("{line}\n  replay: {}", self.replay_command(seed, options));
+                        // A closed pipe (`| head`) is no reason to panic.
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{line}\n  replay: {}", self.replay_command(seed, options));
                         failures.lock().unwrap().push((seed, line, code));
                     }
                 });
@@ -488,14 +520,16 @@ impl Run<'_> {
         let failures = failures.into_inner().unwrap();
         let faults = faults.into_inner().unwrap();
         let kinds: Vec<String> = faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "{count} seeds in {elapsed:.1} s ({:.1} seeds/s, {} events), {} failed{}",
             count as f64 / elapsed,
             steps.load(Ordering::Relaxed),
             failures.len(),
             if args.twice { ", each run twice with digests compared" } else { "" }
         );
-        println!("fault kinds injected ({}): {}", faults.len(), kinds.join(" "));
+        let _ = writeln!(out, "fault kinds injected ({}): {}", faults.len(), kinds.join(" "));
         match failures.iter().map(|(_, _, code)| *code).min() {
             None => ExitCode::SUCCESS,
             Some(code) => ExitCode::from(code),

@@ -20,6 +20,7 @@ pub mod models;
 pub mod random;
 pub mod replay;
 pub mod report;
+pub mod schedule;
 pub mod shrink;
 mod simulation;
 pub mod swarm;
@@ -58,6 +59,8 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",
         Mutant::SnapshotPastApplied => "snapshot_past_applied",
         Mutant::ResumeSkipsChunk => "resume_skips_chunk",
+        Mutant::SelfVoteBeforeFsync => "self_vote_before_fsync",
+        Mutant::ForgetWaitingRequests => "forget_waiting_requests",
     }
 }
 

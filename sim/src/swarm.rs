@@ -43,7 +43,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 25] = [
+pub const FAULT_CLASSES: [&str; 26] = [
     "crash",
     "partition",
     "pause",
@@ -69,6 +69,7 @@ pub const FAULT_CLASSES: [&str; 25] = [
     "priority",
     "membership",
     "snapshot",
+    "candidate_stall",
 ];
 
 impl Default for Options {
@@ -174,6 +175,11 @@ pub struct Swarm {
     pub check_quorum: bool,
     /// The most entries per append message (small values split catch-up into many appends).
     pub rpc_entries_max: usize,
+    /// Probability that a candidate's write of its new term and own vote stalls (tens to
+    /// hundreds of milliseconds), and that it crashes the moment it is elected if that write is
+    /// not durable by then: the moment a candidate must not count its own vote early. Drawn
+    /// from its own generator (`draw_targeted`), so that seeds keep the rest of their mix.
+    pub candidate_stall: f64,
     /// Snapshots: taken every this many applied entries (0: none), the log keeping this many
     /// entries below them, sent in chunks of this many bytes, this many chunks in flight, each
     /// taking this long to make durable. Drawn from their own generator (`draw_snapshots`), so
@@ -225,6 +231,7 @@ impl Swarm {
             "priority" => self.priority = false,
             "membership" => self.membership = 0.0,
             "snapshot" => self.snapshot_entries = 0,
+            "candidate_stall" => self.candidate_stall = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -300,6 +307,7 @@ impl Swarm {
             pre_vote,
             check_quorum,
             rpc_entries_max,
+            candidate_stall: 0.0,
             snapshot_entries: 0,
             snapshot_keep: 0,
             snapshot_chunk_bytes: 1,
@@ -307,6 +315,11 @@ impl Swarm {
             snapshot_ns: 0,
             snapshot_interval_ns: 0,
         }
+    }
+
+    /// Draws the targeted faults' knobs from their own generator (seeded from the run's seed).
+    pub fn draw_targeted(&mut self, rng: &mut Rng) {
+        self.candidate_stall = [0.0, 0.0, 0.3, 1.0][rng.below(4) as usize];
     }
 
     /// Draws the snapshot knobs from their own generator (seeded from the run's seed).

@@ -329,7 +329,11 @@ impl Raft {
 
     /// A leader is known now: send it what was waiting.
     pub(super) fn redispatch_waiting(&mut self) {
-        for waiting in std::mem::take(&mut self.client.waiting) {
+        let waiting = std::mem::take(&mut self.client.waiting);
+        if self.mutant(Mutant::ForgetWaitingRequests) {
+            return;
+        }
+        for waiting in waiting {
             self.dispatch(waiting.id, waiting.request, waiting.deadline);
         }
     }

@@ -68,6 +68,9 @@ impl Raft {
             self.send(to, Body::Vote { last, transfer });
         }
         // Its own vote counts once it is durable, like anybody else's.
+        if self.mutant(Mutant::SelfVoteBeforeFsync) {
+            return self.record_vote(self.id);
+        }
         self.after_writes(AfterWrite::SelfVote(self.hard_state.term));
     }
 

@@ -57,11 +57,18 @@ pub enum Mutant {
     SnapshotPastApplied,
     /// A follower resuming an install takes a chunk past a gap (one was lost).
     ResumeSkipsChunk,
+    /// A candidate counts its own vote before its new term and vote are durable: elected, then
+    /// crashed before the write, it restarts in the term before and can lead the same term
+    /// again with other entries, or vote for another candidate in it.
+    SelfVoteBeforeFsync,
+    /// A node that learns who leads drops the requests it held while no leader was known
+    /// (they are never answered: a bug that only slows clients down).
+    ForgetWaitingRequests,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 21] = [
+    pub const ALL: [Mutant; 23] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -83,6 +90,8 @@ impl Mutant {
         Mutant::PrefixBeforeSnapshot,
         Mutant::SnapshotPastApplied,
         Mutant::ResumeSkipsChunk,
+        Mutant::SelfVoteBeforeFsync,
+        Mutant::ForgetWaitingRequests,
     ];
 }
 

@@ -21,6 +21,7 @@ impl World {
             if self.now >= call.deadline {
                 // No answer in time: the operation may or may not have happened.
                 self.note(|| format!("client {c}: #{} timeout", call.request.0));
+                self.check_answer_bound(&call)?;
                 self.requests.remove(&call.request);
                 self.clients[c].call = None;
                 self.clients[c].suspects.insert(call.node);
@@ -89,6 +90,7 @@ impl World {
     pub(super) fn reply(&mut self, request: RequestId, result: Result<Response, ClientError>) -> Result<(), Violation> {
         let Some(c) = self.requests.remove(&request) else { return Ok(()) };
         let call = self.clients[c].call.take().expect("a client waits for its request");
+        self.check_answer_bound(&call)?;
         self.digest = mix(self.digest, request.0 ^ 0xc1);
         let at = self.now.0;
         let op = &mut self.history[call.op];
@@ -128,6 +130,26 @@ impl World {
         let next = self.now.plus(self.rng.below(50 * MS));
         self.schedule(next, Ev::Client(c));
         Ok(())
+    }
+
+    /// After healing, a node answers every request within `ANSWER_BOUND` (not only the cluster
+    /// as a whole: a bug that only slows one node down shows here).
+    fn check_answer_bound(&self, call: &Call) -> Result<(), Violation> {
+        let invoked = self.history[call.op].invoke;
+        let after_healing = self.healed_at.is_some_and(|healed| invoked >= healed.0);
+        if !after_healing || self.options.regime != Regime::Recoverable || self.now.0 - invoked <= ANSWER_BOUND {
+            return Ok(());
+        }
+        let waited = (self.now.0 - invoked) as f64 / 1e9;
+        Err(Violation {
+            invariant: "answer_bound",
+            detail: format!(
+                "n{} left #{} unanswered for {waited:.3} s after healing (bound {} s)",
+                call.node + 1,
+                call.request.0,
+                ANSWER_BOUND / (1_000 * MS)
+            ),
+        })
     }
 
     /// The history as the checker sees it: refused operations left out, and appends whose

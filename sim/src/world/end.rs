@@ -72,6 +72,15 @@ impl World {
     }
 
     pub(super) fn finish(&mut self) -> Result<(), Failure> {
+        let healed = self.healed_at.unwrap_or(Time(0));
+        if self.options.regime == Regime::Recoverable && self.max_term.1.since(healed) > ELECTION_BOUND {
+            let after = self.max_term.1.since(healed) as f64 / 1e9;
+            return Err(Failure::Liveness(format!(
+                "the final term {} began {after:.3} s after healing (bound {} s)",
+                self.max_term.0,
+                ELECTION_BOUND / (1_000 * MS)
+            )));
+        }
         let healthy =
             |n: &usize| Some(*n) != self.isolated && self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader);
         if let Some(node) = (0..self.nodes.len()).find(healthy).map(|n| &self.nodes[n]) {

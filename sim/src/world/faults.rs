@@ -299,6 +299,7 @@ impl World {
     /// The faults end: the network heals, every node runs, clients make one final read each.
     pub(super) fn heal(&mut self) -> Result<(), Violation> {
         self.settling = true;
+        self.healed_at = Some(self.now);
         self.blocked.clear();
         self.note(|| "heal: network healed, all nodes restart".into());
         for n in 0..self.nodes.len() {

@@ -27,6 +27,11 @@ const MS: u64 = 1_000_000;
 const CLIENT_TIMEOUT: u64 = 5_000 * MS;
 /// How long terms must stand still before the healed cluster counts as settled.
 const STABLE: u64 = 6_000 * MS;
+/// After healing, every node answers every request within this (twice the cores' request
+/// timeouts: an answer may be a timeout, never silence).
+const ANSWER_BOUND: u64 = 3_000 * MS;
+/// After healing, the cluster's final term begins within this (a few election timeouts).
+const ELECTION_BOUND: u64 = 12_000 * MS;
 /// The cores' storage stall timeout (shorter than the default, so stalls happen within a run).
 const STORAGE_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -95,6 +100,8 @@ enum Ev {
     Restart(usize),
     Crash(usize),
     Resume(usize),
+    /// A leader elected before its own vote was durable crashes (node, incarnation).
+    CrashElected(usize, u64),
     /// The stale-leader plot: node, stale leader.
     Forget(usize, usize),
     Heal,
@@ -125,6 +132,8 @@ struct Node {
     /// Whether it is part of the run: the initial nodes, and spares once a change adds them
     /// (a spare never added never starts).
     added: bool,
+    /// The term of its candidacy whose write of term and own vote was stalled on purpose.
+    stalled_candidacy: Option<tinyraftplus::core::Term>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +188,8 @@ pub struct World {
     steps: u64,
     faults: BTreeMap<&'static str, u64>,
     settling: bool,
+    /// When the faults healed.
+    healed_at: Option<Time>,
     /// The node left cut off (it can send, not receive) while the others settle.
     isolated: Option<usize>,
     /// The (leader, term) pairs whose first commit was seen.
@@ -207,6 +218,7 @@ impl World {
         let mut rng = Random::scripted(seed, script, options.record);
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
+        swarm.draw_targeted(&mut Rng::new(seed ^ 0x7a2_9e7_ed0));
         if simulation.machine().snapshot().is_none() {
             swarm.disable("snapshot"); // This state machine takes no snapshots.
         }
@@ -259,6 +271,7 @@ impl World {
                     unreadable: None,
                     flipped: None,
                     added,
+                    stalled_candidacy: None,
                 }
             })
             .collect();
@@ -294,6 +307,7 @@ impl World {
             steps: 0,
             faults: BTreeMap::new(),
             settling: false,
+            healed_at: None,
             isolated: None,
             first_commits: BTreeSet::new(),
             transfers: BTreeMap::new(),
@@ -381,7 +395,10 @@ impl World {
             self.now = at;
             self.steps += 1;
             self.digest = mix(self.digest, at.0);
-            self.handle(event).map_err(Failure::Safety)?;
+            self.handle(event).map_err(|violation| match violation.invariant {
+                "answer_bound" | "election_bound" => Failure::Liveness(violation.detail),
+                _ => Failure::Safety(violation),
+            })?;
             if self.settling && self.settled() {
                 return self.finish();
             }
@@ -441,6 +458,16 @@ impl World {
                     // It may have been the only node of its quorum to lose data: the newest
                     // term's leader forgetting that term is what a catching-up node must survive.
                     self.maybe_lose_data(n);
+                    let later = self.now.plus(self.rng.below(2 * self.swarm.fault_every_ns) + MS);
+                    self.schedule(later, Ev::Restart(n));
+                }
+                Ok(())
+            }
+            Ev::CrashElected(n, incarnation) => {
+                let running = self.nodes[n].raft.is_some() && self.nodes[n].incarnation == incarnation;
+                if running && !self.settling && self.room_for_crash() {
+                    self.fault("crash_before_own_vote_durable");
+                    self.crash(n);
                     let later = self.now.plus(self.rng.below(2 * self.swarm.fault_every_ns) + MS);
                     self.schedule(later, Ev::Restart(n));
                 }
@@ -687,6 +714,13 @@ impl World {
                 if role == Role::Leader {
                     let raft = self.nodes[n].raft.as_ref().expect("stepping");
                     let elected = self.checker.leader(id, term, raft)?;
+                    let stalled = self.nodes[n].stalled_candidacy.take() == Some(term);
+                    let pending = |p: &Pending| matches!(&p.write, Write::HardState(state) if state.term == term);
+                    if stalled && self.nodes[n].disk.pending.iter().any(pending) {
+                        // Right after this step, before the write is durable.
+                        let incarnation = self.nodes[n].incarnation;
+                        self.schedule(self.now, Ev::CrashElected(n, incarnation));
+                    }
                     if elected && !self.checker.is_forced() {
                         self.check_vote_quorum(n)?;
                     }
@@ -763,6 +797,20 @@ impl World {
             // A stalled disk (the core must step down when it leads, and not campaign).
             self.fault("disk_stall");
             latency += STORAGE_STALL.as_nanos() as u64 / 2 + self.rng.below(5 * STORAGE_STALL.as_nanos() as u64 / 2);
+        }
+        if let Write::HardState(state) = &write {
+            let candidate = self.nodes[n].raft.as_ref().is_some_and(|raft| raft.role() == Role::Candidate);
+            if candidate
+                && state.vote == Some(self.nodes[n].id)
+                && !self.settling
+                && self.chance(self.swarm.candidate_stall)
+            {
+                // Its new term and own vote take long to become durable; it crashes the moment
+                // it is elected if they are not durable by then.
+                self.fault("candidate_write_stalled");
+                latency += 20 * MS + self.rng.below(300 * MS);
+                self.nodes[n].stalled_candidacy = Some(state.term);
+            }
         }
         let node = &mut self.nodes[n];
         let start = node.disk.pending.back().map_or(self.now, |p| p.done_at.max(self.now));
