@@ -17,6 +17,18 @@ const MS: f64 = 1e6;
 pub fn text(outcome: &Outcome, trace: &[String]) -> String {
     let mut out = String::new();
     let Some(violation) = &outcome.linearizability else {
+        // Snapshots restored or installed change a state machine at once: they are where a
+        // state that differs tends to come from.
+        let snapshots: Vec<&String> = trace
+            .iter()
+            .filter(|l| l.contains(": restore ") || (l.contains(": write w") && l.contains(" install ")))
+            .collect();
+        if !snapshots.is_empty() {
+            out.push_str("snapshots restored and installed:\n");
+            for line in snapshots.iter().rev().take(20).rev() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
         out.push_str("last events:\n");
         for line in trace.iter().rev().take(40).rev() {
             let _ = writeln!(out, "  {line}");

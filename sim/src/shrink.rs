@@ -1,13 +1,15 @@
 //! Shrinking a failing run, in two stages, keeping each change while the run still fails the
-//! same invariant in no more events:
+//! same invariant:
 //!
 //! 1. **Parameters**: with the same seed, fault classes off one by one, fewer client
-//!    operations, less faulty time, fewer clients, fewer nodes. A change moves every later
+//!    operations, less faulty time, fewer clients, fewer nodes (each kept in no more events). A change moves every later
 //!    random draw, so the smaller run is a different run that fails the same way.
 //! 2. **Events**: the run's random decisions are recorded, and the decisions that fired a
 //!    chance (a fault, a lost or delayed message, a crash) are turned off by delta debugging,
-//!    in runs of halving length, replaying the rest as recorded. What is left is a run with only
-//!    the faults the failure needs; its decisions replay it bit for bit (`--replay FILE`).
+//!    in runs of halving length, replaying the rest as recorded; a change is kept when the run
+//!    still fails the same invariant with fewer chances fired, in at most half again the
+//!    events it started with. What is left is a run with only the faults the failure needs; its
+//!    decisions replay it bit for bit (`--replay FILE`).
 
 use crate::random::NEVER;
 use crate::swarm::{Options, FAULT_CLASSES};
@@ -91,6 +93,7 @@ pub fn shrink_parameters(
 pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, invariant: &str, budget: usize) -> Shrunk {
     let options = Options { record: true, ..options.clone() };
     let mut outcome = simulation.run(seed, &options);
+    let limit = outcome.steps + outcome.steps / 2;
     let mut trials = 0;
     let chances = |outcome: &Outcome| -> Vec<usize> {
         let decisions = outcome.decisions.as_ref().expect("recorded");
@@ -114,8 +117,10 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
                 script[*index] = NEVER;
             }
             let result = simulation.run_script(seed, &options, script);
-            let changed = result.decisions != outcome.decisions; // A chance that always fires stays.
-            if changed && fails(&result, invariant) && result.steps <= outcome.steps {
+            // Kept if fewer chances fired (one that always fires stays) and the run is not much
+            // longer than the one this stage started from: fewer faults is worth a few events.
+            let fewer = chances(&result).len() < candidates.len();
+            if fewer && fails(&result, invariant) && result.steps <= limit {
                 outcome = result; // The same run start now points at later chances.
             } else {
                 start = end;

@@ -137,3 +137,20 @@ fn a_linearizability_failure_names_its_operations_in_text_and_in_the_html_report
     assert!(page.matches("class=\"op failing\"").count() >= 2 * ids.len(), "drawn in both timelines");
     assert!(page.contains("FAIL linearizability"));
 }
+
+#[test]
+fn a_fuzz_input_becomes_a_replay_file_of_the_same_run() {
+    let dir = std::env::temp_dir();
+    let input = dir.join(format!("schedule-{}.bytes", std::process::id()));
+    let saved = dir.join(format!("schedule-{}.replay", std::process::id()));
+    // Bytes of 0 fire every chance they decide: a stormy start.
+    std::fs::write(&input, [0u8; 300]).unwrap();
+    let (input_path, saved_path) = (input.to_str().unwrap(), saved.to_str().unwrap());
+    let first = text(&sim(&["--fuzz-input", input_path, "--save", saved_path]).stdout);
+    let replayed = text(&sim(&["--replay", saved_path]).stdout);
+    std::fs::remove_file(&input).unwrap();
+    std::fs::remove_file(&saved).unwrap();
+    let last = |out: &str| out.lines().find(|l| l.starts_with("ok seed=") || l.starts_with("FAIL ")).map(String::from);
+    assert!(first.contains(&format!("saved: {saved_path}")), "{first}");
+    assert_eq!(last(&first).expect("a result line"), last(&replayed).expect("a result line"), "same run, same digest");
+}
