@@ -9,7 +9,7 @@ seconds="${1:-120}"
 cargo build --release -q -p tinyraftplus-sim --features mutants
 (cd fuzz && cargo +nightly fuzz build -s none cluster_schedule)
 sim=$(mktemp)
-cp target/release/tinyraftplus-sim "$sim"  # builds during the run do not change it
+cp target/release/tinyraftplus-sim "$sim" && chmod +x "$sim"  # builds during the run do not change it
 mutants=$($sim --help | sed -n 's/^--mutant NAME plants.*: //p' | tr -d ',')
 printf '%-28s %14s %18s\n' mutant "seeds (random)" "executions (fuzz)"
 for mutant in $mutants; do

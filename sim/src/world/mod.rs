@@ -4,6 +4,7 @@
 mod clients;
 mod end;
 mod faults;
+mod machine;
 mod membership;
 mod snapshots;
 
@@ -396,7 +397,7 @@ impl World {
             self.steps += 1;
             self.digest = mix(self.digest, at.0);
             self.handle(event).map_err(|violation| match violation.invariant {
-                "answer_bound" | "election_bound" => Failure::Liveness(violation.detail),
+                "answer_bound" => Failure::Liveness(violation.detail),
                 _ => Failure::Safety(violation),
             })?;
             if self.settling && self.settled() {
@@ -685,13 +686,7 @@ impl World {
                 Ok(Some(self.load_snapshot_chunk(n, to, snapshot, offset)))
             }
             Output::Restore { snapshot } => self.restore(n, snapshot).map(Some),
-            Output::Read { id: read, seq, command } => match self.nodes[n].machine.read(Some(seq), &command) {
-                Ok(response) => Ok(Some(Input::ReadDone { id: read, response })),
-                Err(error) => Err(Violation {
-                    invariant: "state_machine",
-                    detail: format!("{id}'s state machine failed to read {read}: {error}"),
-                }),
-            },
+            Output::Read { id: read, seq, command } => self.read(n, read, seq, &command).map(Some),
             Output::Reply { id: request, result } => {
                 if self.changes.contains_key(&request) {
                     return self.changed(n, request, &result).map(|_| None);
@@ -853,58 +848,5 @@ impl World {
             self.schedule(at, Ev::DiskDone(n, incarnation));
         }
         self.step(n, Input::WriteDone { id: done.id })
-    }
-}
-
-impl World {
-    /// Whether the planted bug that takes a read error for the end of the log is in (only with
-    /// the `mutants` feature: the simulator plants it, not the core).
-    fn read_error_as_end_of_log(&self) -> bool {
-        #[cfg(feature = "mutants")]
-        {
-            self.options.mutant == Some(tinyraftplus::core::Mutant::ReadErrorAsEndOfLog)
-        }
-        #[cfg(not(feature = "mutants"))]
-        {
-            false
-        }
-    }
-
-    /// Applies entries to node `n`'s state machine (commands without their request ids);
-    /// every node must answer the same at the same seq.
-    fn apply(&mut self, n: usize, entries: Vec<Entry>) -> Result<Input, Violation> {
-        let id = self.nodes[n].id;
-        self.checker.apply(id, &entries)?;
-        let first = entries[0].seq;
-        self.nodes[n].applied = entries.last().map(|entry| entry.seq);
-        let mut requests = Vec::with_capacity(entries.len());
-        let commands: Vec<Option<Bytes>> = entries
-            .iter()
-            .map(|entry| {
-                let Payload::Data(data) = &entry.payload else {
-                    requests.push(None);
-                    return None;
-                };
-                let (request, command) = clients::split_payload(data);
-                requests.push(request);
-                Some(command)
-            })
-            .collect();
-        let failed = |detail: String| Violation { invariant: "state_machine", detail };
-        let responses = self.nodes[n]
-            .machine
-            .apply(first, &commands)
-            .map_err(|error| failed(format!("{id}'s state machine failed to apply from {first}: {error}")))?;
-        if responses.len() != entries.len() {
-            let count = responses.len();
-            return Err(failed(format!("{id}'s state machine answered {count} of {} entries", entries.len())));
-        }
-        for ((entry, request), response) in entries.iter().zip(requests).zip(&responses) {
-            self.checker.state(id, entry.seq, xxhash_rust::xxh3::xxh3_64(response))?;
-            if let Some(request) = request {
-                self.applied_responses.entry(request).or_insert_with(|| response.clone());
-            }
-        }
-        Ok(Input::Applied { first, responses })
     }
 }
