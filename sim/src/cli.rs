@@ -12,6 +12,7 @@
 //! Exit codes: 0 all passed (and `--help`), 1 a safety invariant broke, 2 liveness failed,
 //! 3 a panic, 4 a replay gave another digest (nondeterminism), 64 bad arguments.
 
+use crate::random::Script;
 use crate::replay::ReplayFile;
 use crate::report;
 use crate::shrink::shrink;
@@ -46,7 +47,7 @@ struct Args {
     shrink: bool,
     /// `--replay FILE`: the run's decisions from a replay file.
     replay: Option<String>,
-    script: Vec<u64>,
+    script: Script,
     /// `--save FILE`: write a replay file of the run (of the shrunk run with `--shrink`).
     save: Option<String>,
     /// `--fuzz-input FILE`: the run the schedule fuzzer makes of these bytes.
@@ -112,7 +113,7 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
         twice: false,
         shrink: false,
         replay: None,
-        script: Vec::new(),
+        script: Script::default(),
         save: None,
         fuzz_input: None,
     };
@@ -185,10 +186,10 @@ enum SeedRun {
     Panicked(String),
 }
 
-fn run_seed(simulation: &Simulation, seed: u64, options: &Options, script: &[u64], twice: bool) -> SeedRun {
+fn run_seed(simulation: &Simulation, seed: u64, options: &Options, script: &Script, twice: bool) -> SeedRun {
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        let outcome = simulation.run_script(seed, options, script.to_vec());
-        let agrees = !twice || simulation.run_script(seed, options, script.to_vec()).digest == outcome.digest;
+        let outcome = simulation.run_script(seed, options, script.clone());
+        let agrees = !twice || simulation.run_script(seed, options, script.clone()).digest == outcome.digest;
         (outcome, agrees)
     }));
     match ran {
@@ -253,7 +254,7 @@ fn with_replay_file(mut args: Args, simulations: &[Simulation]) -> Result<Args, 
         let bytes = std::fs::read(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
         let seed = crate::schedule::seed(&bytes);
         args.seeds = seed..seed + 1;
-        args.script = crate::schedule::script(&bytes);
+        args.script = crate::schedule::script(&bytes).into();
         let options = &args.options;
         #[cfg(feature = "mutants")]
         let mutant = options.mutant;
@@ -271,7 +272,7 @@ fn with_replay_file(mut args: Args, simulations: &[Simulation]) -> Result<Args, 
     words.extend(["--workload".to_string(), file.workload.clone()]);
     let mut replayed = parse(words, simulations).map_err(|(e, code)| (format!("{path}: {e}"), code))?;
     replayed.options.trace = args.options.trace;
-    replayed.script = file.decisions;
+    replayed.script = file.script;
     let replay = args.replay;
     Ok(Args {
         history: args.history,
@@ -327,7 +328,7 @@ impl Run<'_> {
             }
             return format!("{}{features} -- --fuzz-input {path}{mutant} --trace", self.cli.command);
         }
-        match self.args.replay.as_ref().filter(|_| !self.args.script.is_empty()) {
+        match &self.args.replay {
             Some(path) => format!("{}{features} -- --replay {path} --trace", self.cli.command),
             None => {
                 let workload = self.args.workload.as_ref().map_or(String::new(), |w| format!(" --workload {w}"));
@@ -337,10 +338,10 @@ impl Run<'_> {
     }
 
     /// Writes a replay file of a run of `seed` with `options` and these decisions.
-    fn save(&self, path: &str, seed: u64, options: &Options, decisions: Vec<u64>) -> Result<(), String> {
+    fn save(&self, path: &str, seed: u64, options: &Options, script: Script) -> Result<(), String> {
         let (_, args) = self.option_args(seed, options);
         let args = args.split_whitespace().map(String::from).collect();
-        let file = ReplayFile { workload: self.simulation.name().to_string(), args, decisions };
+        let file = ReplayFile { workload: self.simulation.name().to_string(), args, script };
         std::fs::write(path, file.to_text()).map_err(|e| format!("cannot write {path}: {e}"))
     }
 
@@ -371,7 +372,8 @@ impl Run<'_> {
                     return ExitCode::from(4);
                 }
                 if let (Some(path), false, Some(decisions)) = (&args.save, args.shrink, &outcome.decisions) {
-                    match self.save(path, seed, options, decisions.values.clone()) {
+                    let script = Script { decisions: decisions.values.clone(), skipped: args.script.skipped.clone() };
+                    match self.save(path, seed, options, script) {
                         Ok(()) => println!("saved: {path}"),
                         Err(error) => eprintln!("{error}"),
                     }
@@ -424,10 +426,11 @@ impl Run<'_> {
             let traced = Options { trace: true, ..smaller.clone() };
             let traced = self.simulation.run_script(outcome.seed, &traced, shrunk.script.clone());
             println!(
-                "shrunk: {} nodes, {} ops, {} clients, {} ms of faults, without {:?}, {} of {} faults left; {} events \
-                 (from {}); it fails the same way, event by event:",
+                "shrunk: {} nodes, {} ops ({} of them cut), {} clients, {} ms of faults, without {:?}, {} of {} faults \
+                 left; {} events (from {}); it fails the same way, event by event:",
                 smaller.nodes,
                 smaller.ops,
+                shrunk.script.skipped.len(),
                 smaller.clients,
                 smaller.fault_ms,
                 smaller.disabled,
@@ -481,7 +484,7 @@ impl Run<'_> {
                     if seed >= args.seeds.end {
                         return;
                     }
-                    let failure = match run_seed(self.simulation, seed, options, &[], args.twice) {
+                    let failure = match run_seed(self.simulation, seed, options, &Script::default(), args.twice) {
                         SeedRun::Panicked(message) => Some((format!("FAIL panic seed={seed}: {message}"), 3)),
                         SeedRun::Ran(outcome, agrees) => {
                             steps.fetch_add(outcome.steps, Ordering::Relaxed);

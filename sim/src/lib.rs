@@ -26,7 +26,7 @@ mod simulation;
 pub mod swarm;
 mod world;
 
-pub use random::{Decisions, Random};
+pub use random::{Decisions, Random, Script};
 pub use simulation::Simulation;
 pub use swarm::{Options, Regime, Swarm, FAULT_CLASSES};
 pub use world::{Failure, Outcome, World};

@@ -2,7 +2,24 @@
 //! (a replay file, the shrinker's edits, a fuzzer's bytes) and, past the script's end, from the
 //! seed again. A run can record its decisions: replaying them reproduces it bit for bit.
 
+use std::collections::BTreeSet;
 use tinyraftplus::core::Rng;
+
+/// What a scripted run takes instead of drawing: its first decisions, and the client
+/// operations it skips (by their index in the order clients start them; the shrinker's cuts).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Script {
+    /// The first decisions (then the seed's).
+    pub decisions: Vec<u64>,
+    /// The client operations not issued.
+    pub skipped: BTreeSet<u64>,
+}
+
+impl From<Vec<u64>> for Script {
+    fn from(decisions: Vec<u64>) -> Script {
+        Script { decisions, skipped: BTreeSet::new() }
+    }
+}
 
 /// The decisions a run made, in order: each value, and whether it fired a chance (a fault, a
 /// lost message: what the shrinker turns off).
@@ -12,14 +29,17 @@ pub struct Decisions {
     pub values: Vec<u64>,
     /// For each value, whether it fired a chance ([`Random::chance`] returned true).
     pub fired: Vec<bool>,
+    /// How many client operations were started (issued or skipped).
+    pub operations: u64,
 }
 
 /// The source of a run's random decisions (the simulator's, and the workload's).
 #[derive(Clone, Debug)]
 pub struct Random {
     rng: Rng,
-    script: Vec<u64>,
+    script: Script,
     position: usize,
+    operations: u64,
     recorded: Option<Decisions>,
 }
 
@@ -29,16 +49,26 @@ pub const NEVER: u64 = u64::MAX;
 impl Random {
     /// Decisions drawn from `seed`.
     pub fn new(seed: u64) -> Random {
-        Random::scripted(seed, Vec::new(), false)
+        Random::scripted(seed, Script::default(), false)
     }
 
     /// Decisions taken from `script`, then drawn from `seed`; recorded if `record`.
-    pub fn scripted(seed: u64, script: Vec<u64>, record: bool) -> Random {
-        Random { rng: Rng::new(seed), script, position: 0, recorded: record.then(Decisions::default) }
+    pub fn scripted(seed: u64, script: Script, record: bool) -> Random {
+        Random { rng: Rng::new(seed), script, position: 0, operations: 0, recorded: record.then(Decisions::default) }
+    }
+
+    /// A client starts an operation: whether the script skips it (no decision is drawn).
+    pub fn skips_operation(&mut self) -> bool {
+        let index = self.operations;
+        self.operations += 1;
+        if let Some(recorded) = &mut self.recorded {
+            recorded.operations = self.operations;
+        }
+        self.script.skipped.contains(&index)
     }
 
     fn take(&mut self) -> u64 {
-        let value = match self.script.get(self.position) {
+        let value = match self.script.decisions.get(self.position) {
             Some(value) => *value,
             None => self.rng.next_u64(),
         };

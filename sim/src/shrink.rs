@@ -8,10 +8,12 @@
 //!    chance (a fault, a lost or delayed message, a crash) are turned off by delta debugging,
 //!    in runs of halving length, replaying the rest as recorded; a change is kept when the run
 //!    still fails the same invariant with fewer chances fired, in at most half again the
-//!    events it started with. What is left is a run with only the faults the failure needs; its
-//!    decisions replay it bit for bit (`--replay FILE`).
+//!    events it started with. Then client operations are cut the same way (a cut operation is
+//!    not issued; its client goes on to the next). What is left is a run with only the faults
+//!    and operations the failure needs; its decisions and cuts replay it bit for bit
+//!    (`--replay FILE`).
 
-use crate::random::NEVER;
+use crate::random::{Script, NEVER};
 use crate::swarm::{Options, FAULT_CLASSES};
 use crate::{Outcome, Simulation};
 
@@ -20,8 +22,9 @@ use crate::{Outcome, Simulation};
 pub struct Shrunk {
     /// The options (parameters) of the smaller run.
     pub options: Options,
-    /// Its decisions ([`Simulation::run_script`] with these replays it exactly).
-    pub script: Vec<u64>,
+    /// Its decisions and cut operations ([`Simulation::run_script`] with these replays it
+    /// exactly).
+    pub script: Script,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -88,46 +91,81 @@ pub fn shrink_parameters(
     }
 }
 
-/// Stage 2: the run of `seed` with `options`, with as few of its chances firing as the failure
-/// needs, after at most `budget` trial runs.
+/// Stage 2: the run of `seed` with `options`, with as few of its chances firing and as few of
+/// its client operations as the failure needs, after at most `budget` trial runs for each.
 pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, invariant: &str, budget: usize) -> Shrunk {
     let options = Options { record: true, ..options.clone() };
     let mut outcome = simulation.run(seed, &options);
     let limit = outcome.steps + outcome.steps / 2;
-    let mut trials = 0;
-    let chances = |outcome: &Outcome| -> Vec<usize> {
-        let decisions = outcome.decisions.as_ref().expect("recorded");
-        decisions.fired.iter().enumerate().filter(|(_, fired)| **fired).map(|(i, _)| i).collect()
+    let decisions = |outcome: &Outcome| outcome.decisions.clone().expect("recorded");
+    // Faults: the chances that fired, turned off.
+    let fired = |outcome: &Outcome| -> Vec<u64> {
+        let fired = decisions(outcome).fired.into_iter().enumerate().filter(|(_, fired)| *fired);
+        fired.map(|(i, _)| i as u64).collect()
     };
-    let mut chunk = chances(&outcome).len().div_ceil(2).max(1);
-    'chunks: while chunk > 0 {
+    let chances_off = |outcome: &Outcome, cut: &[u64]| {
+        let mut values = decisions(outcome).values;
+        for index in cut {
+            values[*index as usize] = NEVER;
+        }
+        Script::from(values)
+    };
+    let mut trials = 0;
+    outcome = delta_debug(&mut trials, budget, outcome, fired, |outcome, cut| {
+        let result = simulation.run_script(seed, &options, chances_off(outcome, cut));
+        let fewer = fired(&result).len() < fired(outcome).len(); // One that always fires stays.
+        (fewer && fails(&result, invariant) && result.steps <= limit).then_some(result)
+    });
+    // Operations: cut, the rest of the run replayed as recorded.
+    let cuts = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let operations = |outcome: &Outcome| -> Vec<u64> {
+        (0..decisions(outcome).operations).filter(|op| !cuts.borrow().contains(op)).collect()
+    };
+    let mut trials = 0;
+    outcome = delta_debug(&mut trials, budget, outcome, operations, |outcome, cut| {
+        let mut trial = cuts.borrow().clone();
+        trial.extend(cut.iter().copied());
+        let script = Script { decisions: decisions(outcome).values, skipped: trial.clone() };
+        let result = simulation.run_script(seed, &options, script);
+        let calmer = fired(&result).len() <= fired(outcome).len(); // No faults gained.
+        let kept = calmer && fails(&result, invariant) && result.steps <= limit && result.digest != outcome.digest;
+        kept.then(|| {
+            *cuts.borrow_mut() = trial;
+            result
+        })
+    });
+    let script = Script { decisions: decisions(&outcome).values, skipped: cuts.into_inner() };
+    Shrunk { options: Options { record: false, ..options }, script, outcome }
+}
+
+/// Delta debugging over the `candidates` of a run: tries cutting runs of them, halving their
+/// length down to one; `cut` makes the run with some cut, or says it no longer fails.
+fn delta_debug(
+    trials: &mut usize,
+    budget: usize,
+    mut outcome: Outcome,
+    candidates: impl Fn(&Outcome) -> Vec<u64>,
+    mut cut: impl FnMut(&Outcome, &[u64]) -> Option<Outcome>,
+) -> Outcome {
+    let mut chunk = candidates(&outcome).len().div_ceil(2).max(1);
+    while chunk > 0 {
         let mut start = 0;
         loop {
-            let candidates = chances(&outcome);
-            if start >= candidates.len() {
+            let now = candidates(&outcome);
+            if start >= now.len() || *trials >= budget {
                 break;
             }
-            if trials >= budget {
-                break 'chunks;
+            *trials += 1;
+            let end = (start + chunk).min(now.len());
+            match cut(&outcome, &now[start..end]) {
+                Some(smaller) => outcome = smaller, // The same start now points at later ones.
+                None => start = end,
             }
-            trials += 1;
-            let end = (start + chunk).min(candidates.len());
-            let mut script = outcome.decisions.as_ref().expect("recorded").values.clone();
-            for index in &candidates[start..end] {
-                script[*index] = NEVER;
-            }
-            let result = simulation.run_script(seed, &options, script);
-            // Kept if fewer chances fired (one that always fires stays) and the run is not much
-            // longer than the one this stage started from: fewer faults is worth a few events.
-            let fewer = chances(&result).len() < candidates.len();
-            if fewer && fails(&result, invariant) && result.steps <= limit {
-                outcome = result; // The same run start now points at later chances.
-            } else {
-                start = end;
-            }
+        }
+        if *trials >= budget {
+            break;
         }
         chunk /= 2;
     }
-    let script = outcome.decisions.as_ref().expect("recorded").values.clone();
-    Shrunk { options: Options { record: false, ..options }, script, outcome }
+    outcome
 }

@@ -15,6 +15,7 @@ use crate::lincheck::{self, Model, Operation, Violation};
 use crate::models::counter::{CounterModel, CounterWorkload, Counters};
 use crate::models::register::{RegisterModel, RegisterWorkload, Registers};
 use crate::models::{StateMachine, Workload};
+use crate::random::Script;
 use crate::swarm::Options;
 use crate::world::{Outcome, World};
 use std::sync::Arc;
@@ -91,13 +92,15 @@ impl Simulation {
 
     /// Runs one seed.
     pub fn run(&self, seed: u64, options: &Options) -> Outcome {
-        World::new(seed, options.clone(), self.clone(), Vec::new()).run()
+        World::new(seed, options.clone(), self.clone(), Script::default()).run()
     }
 
     /// Runs one seed with its first decisions taken from `script` (a recorded run's
-    /// [`Decisions::values`] replay it exactly).
-    pub fn run_script(&self, seed: u64, options: &Options, script: Vec<u64>) -> Outcome {
-        World::new(seed, options.clone(), self.clone(), script).run()
+    /// [`Decisions::values`], with the operations it skipped, replay it exactly).
+    ///
+    /// [`Decisions::values`]: crate::Decisions::values
+    pub fn run_script(&self, seed: u64, options: &Options, script: impl Into<Script>) -> Outcome {
+        World::new(seed, options.clone(), self.clone(), script.into()).run()
     }
 
     /// Checks a history against the model.

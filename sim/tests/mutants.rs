@@ -51,8 +51,8 @@ fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
     let mut missed = Vec::new();
     let simulation = Simulation::counter();
     println!(
-        "{:<28} {:>14}  {:>14} {:>8}  {:>13} {:>6}  invariant",
-        "mutant", "seeds to catch", "events before", "after", "faults before", "after"
+        "{:<28} {:>14}  {:>7} {:>6}  {:>7} {:>6}  {:>4} {:>6}  invariant",
+        "mutant", "seeds to catch", "events", "after", "faults", "after", "ops", "after"
     );
     for mutant in Mutant::ALL {
         let Some((seed, invariant)) = first_failure(mutant) else {
@@ -72,13 +72,15 @@ fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
         let replayed = simulation.run_script(seed, &shrunk.options, shrunk.script.clone());
         assert_eq!(replayed.digest, shrunk.outcome.digest, "{}: the shrunk run replays", mutant_name(mutant));
         println!(
-            "{:<28} {:>14}  {:>14} {:>8}  {:>13} {:>6}  {invariant}",
+            "{:<28} {:>14}  {:>7} {:>6}  {:>7} {:>6}  {:>4} {:>6}  {invariant}",
             mutant_name(mutant),
             seed + 1,
             original.steps,
             shrunk.outcome.steps,
             faults(&original),
-            faults(&shrunk.outcome)
+            faults(&shrunk.outcome),
+            original.history.len(),
+            shrunk.outcome.history.len()
         );
     }
     assert_eq!(missed, [], "mutants the simulator misses");

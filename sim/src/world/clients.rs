@@ -35,6 +35,12 @@ impl World {
         if (!settling && client.issued >= self.options.ops.div_ceil(self.options.clients)) || client.settled {
             return Ok(());
         }
+        if !settling && self.rng.skips_operation() {
+            // Cut by the shrinker: the client goes on to its next operation.
+            self.clients[c].issued += 1;
+            self.schedule(self.now.plus(MS), Ev::Client(c));
+            return Ok(());
+        }
         let added = |n: &usize| self.nodes[*n].added;
         if (0..self.nodes.len()).filter(added).all(|n| self.clients[c].suspects.contains(&n)) {
             self.clients[c].suspects.clear();

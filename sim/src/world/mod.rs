@@ -12,7 +12,7 @@ use crate::check::{log_matching, Checker, Violation};
 use crate::disk::{Disk, Pending, Snapshot};
 use crate::lincheck::{Completion, Operation};
 use crate::models::{StateMachine, Workload};
-use crate::random::{Decisions, Random};
+use crate::random::{Decisions, Random, Script};
 use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
@@ -215,7 +215,7 @@ fn mix(hash: u64, value: u64) -> u64 {
 
 impl World {
     /// A world for `seed`.
-    pub fn new(seed: u64, options: Options, simulation: Simulation, script: Vec<u64>) -> World {
+    pub fn new(seed: u64, options: Options, simulation: Simulation, script: Script) -> World {
         let mut rng = Random::scripted(seed, script, options.record);
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
