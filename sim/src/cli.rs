@@ -254,7 +254,7 @@ fn with_replay_file(mut args: Args, simulations: &[Simulation]) -> Result<Args, 
         let bytes = std::fs::read(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
         let seed = crate::schedule::seed(&bytes);
         args.seeds = seed..seed + 1;
-        args.script = crate::schedule::script(&bytes).into();
+        args.script = crate::schedule::script(&bytes);
         let options = &args.options;
         #[cfg(feature = "mutants")]
         let mutant = options.mutant;
@@ -372,7 +372,8 @@ impl Run<'_> {
                     return ExitCode::from(4);
                 }
                 if let (Some(path), false, Some(decisions)) = (&args.save, args.shrink, &outcome.decisions) {
-                    let script = Script { decisions: decisions.values.clone(), skipped: args.script.skipped.clone() };
+                    let skipped = args.script.skipped.clone();
+                    let script = Script { decisions: decisions.values.clone(), skipped, after_setup: false };
                     match self.save(path, seed, options, script) {
                         Ok(()) => println!("saved: {path}"),
                         Err(error) => eprintln!("{error}"),

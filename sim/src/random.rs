@@ -13,11 +13,14 @@ pub struct Script {
     pub decisions: Vec<u64>,
     /// The client operations not issued.
     pub skipped: BTreeSet<u64>,
+    /// Whether the decisions start after the world's setup (the fault mix and the nodes'
+    /// configurations, drawn from the seed), not at its first decision.
+    pub after_setup: bool,
 }
 
 impl From<Vec<u64>> for Script {
     fn from(decisions: Vec<u64>) -> Script {
-        Script { decisions, skipped: BTreeSet::new() }
+        Script { decisions, skipped: BTreeSet::new(), after_setup: false }
     }
 }
 
@@ -39,6 +42,8 @@ pub struct Random {
     rng: Rng,
     script: Script,
     position: usize,
+    /// Where the script's decisions begin (unknown until the setup is done, with `after_setup`).
+    start: Option<usize>,
     operations: u64,
     recorded: Option<Decisions>,
 }
@@ -54,7 +59,14 @@ impl Random {
 
     /// Decisions taken from `script`, then drawn from `seed`; recorded if `record`.
     pub fn scripted(seed: u64, script: Script, record: bool) -> Random {
-        Random { rng: Rng::new(seed), script, position: 0, operations: 0, recorded: record.then(Decisions::default) }
+        let start = (!script.after_setup).then_some(0);
+        let recorded = record.then(Decisions::default);
+        Random { rng: Rng::new(seed), script, position: 0, start, operations: 0, recorded }
+    }
+
+    /// The world's setup is done: a script that starts after it starts here.
+    pub fn setup_done(&mut self) {
+        self.start.get_or_insert(self.position);
     }
 
     /// A client starts an operation: whether the script skips it (no decision is drawn).
@@ -68,7 +80,8 @@ impl Random {
     }
 
     fn take(&mut self) -> u64 {
-        let value = match self.script.decisions.get(self.position) {
+        let index = self.start.and_then(|start| self.position.checked_sub(start));
+        let value = match index.and_then(|index| self.script.decisions.get(index)) {
             Some(value) => *value,
             None => self.rng.next_u64(),
         };

@@ -68,7 +68,7 @@ impl ReplayFile {
         if decisions.len() != count {
             return Err(format!("{} decisions where the file says {count}", decisions.len()));
         }
-        Ok(ReplayFile { workload, args, script: Script { decisions, skipped } })
+        Ok(ReplayFile { workload, args, script: Script { decisions, skipped, after_setup: false } })
     }
 }
 
@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn a_file_reads_back_what_was_written_and_damage_is_named() {
         let decisions = (0..19).map(|i| i * 0x0123_4567_89ab_cdef).collect();
-        let script = Script { decisions, skipped: [3, 17].into() };
+        let script = Script { decisions, skipped: [3, 17].into(), after_setup: false };
         let file = ReplayFile { workload: "bank".into(), args: vec!["--seed".into(), "3".into()], script };
         assert_eq!(ReplayFile::parse(&file.to_text()), Ok(file.clone()));
         let text = file.to_text();

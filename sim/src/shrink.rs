@@ -125,7 +125,7 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
     outcome = delta_debug(&mut trials, budget, outcome, operations, |outcome, cut| {
         let mut trial = cuts.borrow().clone();
         trial.extend(cut.iter().copied());
-        let script = Script { decisions: decisions(outcome).values, skipped: trial.clone() };
+        let script = Script { decisions: decisions(outcome).values, skipped: trial.clone(), after_setup: false };
         let result = simulation.run_script(seed, &options, script);
         let calmer = fired(&result).len() <= fired(outcome).len(); // No faults gained.
         let kept = calmer && fails(&result, invariant) && result.steps <= limit && result.digest != outcome.digest;
@@ -134,7 +134,7 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
             result
         })
     });
-    let script = Script { decisions: decisions(&outcome).values, skipped: cuts.into_inner() };
+    let script = Script { decisions: decisions(&outcome).values, skipped: cuts.into_inner(), after_setup: false };
     Shrunk { options: Options { record: false, ..options }, script, outcome }
 }
 

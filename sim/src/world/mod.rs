@@ -375,6 +375,7 @@ impl World {
     }
 
     fn run_inner(&mut self) -> Result<(), Failure> {
+        self.rng.setup_done();
         for n in 0..self.nodes.len() {
             if self.nodes[n].added {
                 self.start(n).map_err(Failure::Safety)?;
