@@ -216,7 +216,7 @@ impl Cli {
 
     /// [`main`](Cli::main) with these arguments.
     pub fn main_with(&self, words: Vec<String>, simulations: &[Simulation]) -> ExitCode {
-        let args = match parse(words, simulations).and_then(|args| with_replay_file(args, simulations)) {
+        let args = match parse(words, simulations).and_then(|args| with_input_files(args, simulations)) {
             Ok(args) => args,
             Err((message, 0)) => {
                 println!("{message}");
@@ -246,22 +246,21 @@ impl Cli {
     }
 }
 
-/// With `--replay FILE`: the file's seed, options, workload and decisions, and the command
-/// line's other arguments (`--trace`, `--report`, ...).
-fn with_replay_file(mut args: Args, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
+/// With `--fuzz-input FILE`: the run the schedule fuzzer makes of the file's bytes (its options;
+/// the planted bug, regime and trace from the command line). With `--replay FILE`: the file's
+/// seed, options, workload and decisions, and the command line's other arguments (`--trace`,
+/// `--report`, ...).
+fn with_input_files(mut args: Args, simulations: &[Simulation]) -> Result<Args, (String, u8)> {
     if let Some(path) = args.fuzz_input.clone() {
-        // As the schedule fuzzer runs it (its options; the planted bug and trace from here).
         let bytes = std::fs::read(&path).map_err(|e| (format!("cannot read {path}: {e}"), 64))?;
         let seed = crate::schedule::seed(&bytes);
         args.seeds = seed..seed + 1;
         args.script = crate::schedule::script(&bytes);
-        let options = &args.options;
-        #[cfg(feature = "mutants")]
-        let mutant = options.mutant;
-        args.options = Options { trace: options.trace, regime: options.regime, ..crate::schedule::options() };
+        let given = std::mem::replace(&mut args.options, crate::schedule::options());
+        (args.options.trace, args.options.regime) = (given.trace, given.regime);
         #[cfg(feature = "mutants")]
         {
-            args.options.mutant = mutant;
+            args.options.mutant = given.mutant;
         }
         return Ok(args);
     }

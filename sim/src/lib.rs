@@ -9,7 +9,7 @@
 //!
 //! The nodes run a state machine of yours (the drivers' [`StateMachine`](models::StateMachine)
 //! trait) under a [`Workload`](models::Workload) of yours, and the history is checked against a
-//! [`Model`](lincheck::Model) of yours: see [`Simulation`]. [`cli::main`] gives your simulation
+//! [`Model`](lincheck::Model) of yours: see [`Simulation`]. [`cli::Cli`] gives your simulation
 //! the simulator's whole command line (many seeds, replay, shrinking, reports).
 
 pub mod check;

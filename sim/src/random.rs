@@ -65,12 +65,12 @@ impl Random {
     }
 
     /// The world's setup is done: a script that starts after it starts here.
-    pub fn setup_done(&mut self) {
+    pub(crate) fn setup_done(&mut self) {
         self.start.get_or_insert(self.position);
     }
 
     /// A client starts an operation: whether the script skips it (no decision is drawn).
-    pub fn skips_operation(&mut self) -> bool {
+    pub(crate) fn skips_operation(&mut self) -> bool {
         let index = self.operations;
         self.operations += 1;
         if let Some(recorded) = &mut self.recorded {
