@@ -3,6 +3,8 @@
 //! entries, next to the raw fdatasync rate of the same run. One JSON object per line:
 //!
 //! - `disk_fdatasync_4k`: raw 4 KiB write + fdatasync per second (the baseline);
+//! - `disk_dsync_bw_128k`: raw bytes per second of 128 KiB write + fdatasync into the same
+//!   preallocated file (the bound for batched appends: three logs share it);
 //! - `raft3_append_seq`: sequential appends through the leader, each committed before the next;
 //! - `raft3_append_batch1000`: entries per second in batches of 1,000 through the leader;
 //! - `raft3_concurrent256`: entries per second from 256 tasks appending through the leader
@@ -23,7 +25,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{appends_during, data_dir, fdatasync_rate, median, median3, report, selection};
+use common::{appends_during, data_dir, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -224,6 +226,7 @@ fn main() {
     let second = Duration::from_secs(2);
     let payload = Bytes::from(vec![1u8; 100]);
     report("disk_fdatasync_4k", median3(|| fdatasync_rate(dir, Duration::from_secs(1))), "syncs/s");
+    report("disk_dsync_bw_128k", median3(|| dsync_bandwidth_128k(dir, Duration::from_secs(1))), "bytes/s");
     let sequential = |node: usize| {
         let payload = payload.clone();
         move |nodes: &[RaftNode], count: &AtomicU64, _: Instant| {

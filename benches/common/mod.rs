@@ -55,6 +55,34 @@ fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The disk's raw synced bandwidth, in bytes/s: 128 KiB writes, each followed by fdatasync,
+/// into the same preallocated 64 MiB file, wrapping around (no file growth, so no metadata to
+/// sync: the data path alone, the bound for batched appends).
+pub fn dsync_bandwidth_128k(dir: &Path, duration: Duration) -> f64 {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 128 << 10;
+    const AREA: u64 = 64 << 20;
+    let path = dir.join("raw-bw.bin");
+    let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path).unwrap();
+    let block = vec![7u8; BLOCK];
+    let mut offset = 0;
+    while offset < AREA {
+        file.write_all_at(&block, offset).unwrap();
+        offset += BLOCK as u64;
+    }
+    file.sync_all().unwrap();
+    let (start, mut written, mut offset) = (Instant::now(), 0u64, 0u64);
+    while start.elapsed() < duration {
+        file.write_all_at(&block, offset).unwrap();
+        file.sync_data().unwrap();
+        written += BLOCK as u64;
+        offset = (offset + BLOCK as u64) % AREA;
+    }
+    drop(file);
+    std::fs::remove_file(path).unwrap();
+    written as f64 / start.elapsed().as_secs_f64()
+}
+
 /// Raw 4 KiB appends, each followed by fdatasync, per second (the baseline).
 pub fn fdatasync_rate(dir: &Path, duration: Duration) -> f64 {
     synced_writes(dir, 4096, duration)

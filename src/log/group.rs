@@ -1,34 +1,50 @@
 //! Group commit: a thread-safe handle on an [`FsLog`] on which many concurrent `append` callers
 //! share one write and one fdatasync. Each caller returns only once its entry is durable.
 //!
-//! Callers queue their entries and park. A dedicated sync thread takes everything queued,
-//! writes it as one batch, syncs, publishes the batch's first seq (as the log assigned it: a
-//! write made through [`GroupLog::with_log`] meanwhile moves it) and unparks exactly that
-//! batch's callers; the next batch starts at once with whatever queued meanwhile. A failed
+//! Callers queue their entries and wait on their batch. A dedicated sync thread takes everything
+//! queued, writes it as one batch, syncs, publishes the batch's first seq (as the log assigned
+//! it: a write made through [`GroupLog::with_log`] meanwhile moves it) and wakes exactly that
+//! batch's callers in one call; the next batch starts at once with whatever queued meanwhile. A failed
 //! write or sync poisons the log: every pending and later append fails (nothing not known
 //! durable is reported durable).
 
 use super::{FsLog, LogError};
 use crate::core::{Seq, Term};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// One batch's outcome, shared by its callers.
+/// How a batch ended: the seq the log gave its first entry, or why it failed and whether that
+/// poisoned the log.
+type Outcome = Result<u64, (bool, String)>;
+
+/// One batch's outcome, shared by its callers: they wait on `ended` until it is set, and the
+/// sync thread wakes them all with one notification (not one wake-up call per caller).
 #[derive(Default)]
 struct Batch {
-    /// The seq the log gave the batch's first entry, once `done`.
-    first: AtomicU64,
-    /// Why the batch failed, if it did, and whether that poisoned the log (set before `done`).
-    error: OnceLock<(bool, String)>,
-    done: AtomicBool,
+    outcome: Mutex<Option<Outcome>>,
+    ended: Condvar,
+}
+
+impl Batch {
+    fn end(&self, outcome: Outcome) {
+        *self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(outcome);
+        self.ended.notify_all();
+    }
+
+    fn wait(&self) -> Outcome {
+        let mut outcome = self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            if let Some(outcome) = outcome.as_ref() {
+                return outcome.clone();
+            }
+            outcome = self.ended.wait(outcome).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
 }
 
 struct Queue {
     /// Entries waiting for the next batch, in order.
     waiting: Vec<(Term, Option<Vec<u8>>)>,
-    /// The callers waiting for those entries, woken one by one when their batch is done.
-    waiters: Vec<std::thread::Thread>,
     /// The outcome of the batch being queued.
     batch: Arc<Batch>,
     /// The last term queued (terms never decrease).
@@ -68,7 +84,6 @@ impl Shared {
                 return; // Closing, and nothing left to write.
             }
             let batch = std::mem::take(&mut queue.waiting);
-            let waiters = std::mem::take(&mut queue.waiters);
             let outcome = std::mem::take(&mut queue.batch);
             queue.batches += 1;
             drop(queue);
@@ -77,7 +92,7 @@ impl Shared {
                 self.lock_log().append_batch(&entries)
             };
             match result {
-                Ok(first) => outcome.first.store(first.0, Ordering::Relaxed),
+                Ok(first) => outcome.end(Ok(first.0)),
                 Err(error) => {
                     // A bad argument (terms that a write through `with_log` made decrease)
                     // fails this batch only; anything else poisons the log.
@@ -85,13 +100,8 @@ impl Shared {
                     if poisons {
                         self.lock_queue().failed = Some(error.to_string());
                     }
-                    let _ = outcome.error.set((poisons, error.to_string()));
+                    outcome.end(Err((poisons, error.to_string())));
                 }
-            }
-            outcome.done.store(true, Ordering::Release);
-            // Published before the wake-ups: a woken caller always sees its batch's outcome.
-            for waiter in waiters {
-                waiter.unpark();
             }
             queue = self.lock_queue();
         }
@@ -109,7 +119,6 @@ impl GroupLog {
     pub fn new(log: FsLog) -> GroupLog {
         let queue = Queue {
             waiting: Vec::new(),
-            waiters: Vec::new(),
             batch: Arc::default(),
             term: log.last_term().map_or(0, |t| t.0),
             failed: None,
@@ -128,8 +137,8 @@ impl GroupLog {
 
     /// Appends one entry; returns its seq once it is durable.
     pub fn append(&self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
-        // Copied and named before taking the lock: the lock is held as briefly as possible.
-        let (payload, me) = (payload.map(<[u8]>::to_vec), std::thread::current());
+        // Copied before taking the lock: the lock is held as briefly as possible.
+        let payload = payload.map(<[u8]>::to_vec);
         let mut queue = self.shared.lock_queue();
         if let Some(why) = &queue.failed {
             return Err(LogError::Poisoned(why.clone()));
@@ -145,22 +154,18 @@ impl GroupLog {
         queue.term = term.0;
         let was_empty = queue.waiting.is_empty();
         queue.waiting.push((term, payload));
-        queue.waiters.push(me);
         drop(queue);
         if was_empty {
             // The sync thread waits only on an empty queue (checked under the lock), so only
             // the first entry of a batch needs to wake it: one syscall per batch, not per entry.
             self.shared.arrived.notify_one();
         }
-        // Checked without the queue's lock, so a crowd of woken callers never holds up the
-        // next batch. An unpark before a park is not lost: park then returns at once.
-        while !batch.done.load(Ordering::Acquire) {
-            std::thread::park();
-        }
-        match batch.error.get() {
-            Some((true, why)) => Err(LogError::Poisoned(why.clone())),
-            Some((false, why)) => Err(LogError::Invalid(why.clone())),
-            None => Ok(Seq(batch.first.load(Ordering::Relaxed) + index)),
+        // Waited for on the batch's own lock, not the queue's, so a crowd of woken callers
+        // never holds up the next batch.
+        match batch.wait() {
+            Ok(first) => Ok(Seq(first + index)),
+            Err((true, why)) => Err(LogError::Poisoned(why)),
+            Err((false, why)) => Err(LogError::Invalid(why)),
         }
     }
 
