@@ -20,7 +20,9 @@
 //! - `raft3_tcp_append_seq`, `raft3_tcp_append_batch1000`: the same as the first two with the
 //!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
 //!
-//! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr.
+//! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr; `STATS=1` prints, for
+//! `raft3_concurrent256`, each node's counts (core steps, disk batches, fdatasyncs per append,
+//! entries per fdatasync, time the disk thread held the log, waits to load from it).
 
 mod common;
 
@@ -134,7 +136,32 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
         for worker in workers {
             worker.await.unwrap();
         }
-        let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+        let elapsed = start.elapsed().as_secs_f64();
+        let (done, rate) = (count.load(Ordering::Relaxed), count.load(Ordering::Relaxed) as f64 / elapsed);
+        if std::env::var_os("STATS").is_some() {
+            // Where the time went, per node (counts, for the latency hunt): stderr.
+            for node in &nodes {
+                let (id, stats) = (node.status(), node.stats());
+                let per = |value: u64| value as f64 / done.max(1) as f64;
+                eprintln!(
+                    "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs each; \
+                     {} disk batches, {} fdatasyncs of entries ({:.4} per append, {:.1} entries each), disk busy \
+                     {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log",
+                    id.role,
+                    id.term,
+                    stats.steps,
+                    stats.inputs as f64 / stats.steps.max(1) as f64,
+                    stats.disk_batches,
+                    stats.entry_writes,
+                    per(stats.entry_writes),
+                    stats.entries as f64 / stats.entry_writes.max(1) as f64,
+                    stats.disk_ns as f64 / 1e9 / elapsed * 100.0,
+                    stats.disk_ns as f64 / 1e3 / stats.disk_batches.max(1) as f64,
+                    stats.loads,
+                    stats.load_wait_ns as f64 / 1e3
+                );
+            }
+        }
         for node in &nodes {
             node.close().await;
         }

@@ -3,7 +3,7 @@
 //! runtime's workers); a call awaits its answer without holding a thread, so thousands of
 //! concurrent appends cost thousands of small tasks, not threads.
 
-use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
+use super::node::{self, DriverError, DriverStats, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, RequestId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore, SnapshotStore};
@@ -119,6 +119,11 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
     /// What the node knows now.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()
+    }
+
+    /// Where its time and work went so far (counts: steps, disk batches, fdatasyncs, waits).
+    pub fn stats(&self) -> DriverStats {
+        self.handle.shared.stats()
     }
 
     /// The last entry's payload (the seed's `head`), read on a blocking thread.

@@ -1,6 +1,6 @@
 //! The blocking driver: callers wait on their own thread for the node loop's answer.
 
-use super::node::{self, DriverError, Handle, Reply, Status, Subscriber};
+use super::node::{self, DriverError, DriverStats, Handle, Reply, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore, SnapshotStore};
@@ -138,6 +138,11 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// What the node knows now.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()
+    }
+
+    /// Where its time and work went so far (counts: steps, disk batches, fdatasyncs, waits).
+    pub fn stats(&self) -> DriverStats {
+        self.handle.shared.stats()
     }
 
     /// The last entry's payload (the seed's `head`).

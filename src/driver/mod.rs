@@ -18,7 +18,7 @@ pub use crate::transport::{InProcessNetwork, Transport};
 #[cfg(feature = "tokio")]
 pub use async_node::AsyncRaftNode;
 pub use blocking::RaftNode;
-pub use node::{DriverError, Status};
+pub use node::{DriverError, DriverStats, Status};
 
 use crate::core::Seq;
 use bytes::Bytes;

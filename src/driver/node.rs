@@ -182,8 +182,65 @@ impl Inbox for TransportInbox {
     }
 }
 
+/// Where a node's time and work went, counted since it started (for finding where latency
+/// goes: fsyncs per committed entry, batching, waits for the log).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Steps of the core (each takes every input waiting).
+    pub steps: u64,
+    /// Inputs those steps took (requests, messages, write completions, ticks).
+    pub inputs: u64,
+    /// Batches the disk thread wrote (each: its writes in order, then one report).
+    pub disk_batches: u64,
+    /// Entry writes among them that went to the log (each: one write and one fdatasync).
+    pub entry_writes: u64,
+    /// Entries written.
+    pub entries: u64,
+    /// Nanoseconds the disk thread held the log writing (fdatasync included).
+    pub disk_ns: u64,
+    /// Times the node loop loaded entries from the log, and nanoseconds it waited for the log
+    /// (held by the disk thread) before loading.
+    pub loads: u64,
+    /// See `loads`.
+    pub load_wait_ns: u64,
+}
+
+/// The counters behind [`DriverStats`].
+#[derive(Default)]
+struct Counters {
+    steps: AtomicU64,
+    inputs: AtomicU64,
+    disk_batches: AtomicU64,
+    entry_writes: AtomicU64,
+    entries: AtomicU64,
+    disk_ns: AtomicU64,
+    loads: AtomicU64,
+    load_wait_ns: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, value: u64) {
+        counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> DriverStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        DriverStats {
+            steps: get(&self.steps),
+            inputs: get(&self.inputs),
+            disk_batches: get(&self.disk_batches),
+            entry_writes: get(&self.entry_writes),
+            entries: get(&self.entries),
+            disk_ns: get(&self.disk_ns),
+            loads: get(&self.loads),
+            load_wait_ns: get(&self.load_wait_ns),
+        }
+    }
+}
+
 /// What the node's threads and its callers share.
 pub(super) struct Shared<L> {
+    counters: Counters,
     status: Mutex<Status>,
     changed: Condvar,
     /// Threads waiting on `changed` (counted under the status lock): a wake with none is free.
@@ -201,6 +258,11 @@ impl<L: LogStore> Shared<L> {
 
     pub(super) fn log(&self) -> MutexGuard<'_, L> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counts so far.
+    pub(super) fn stats(&self) -> DriverStats {
+        self.counters.stats()
     }
 
     pub(super) fn subscribe(&self, subscriber: Subscriber) {
@@ -303,6 +365,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             notify: tokio::sync::Notify::new(),
             subscribers: Mutex::new(Vec::new()),
             log: Mutex::new(log),
+            counters: Counters::default(),
         });
         let (commands, inbox) = mpsc::channel();
         for text in warnings {
@@ -565,6 +628,8 @@ impl<L: LogStore> NodeLoop<L> {
     /// Steps the core with `inputs`, then carries out its outputs; the state machine and
     /// loads answer at once, and their answers make the next steps.
     fn step(&mut self, inputs: Vec<Input>) {
+        Counters::add(&self.shared.counters.steps, 1);
+        Counters::add(&self.shared.counters.inputs, inputs.len() as u64);
         let mut stepper = Stepper::new(inputs);
         let mut out = std::mem::take(&mut self.out);
         loop {
@@ -617,7 +682,12 @@ impl<L: LogStore> NodeLoop<L> {
             Output::Send(message) => self.transport.send(message),
             Output::Write { id, write } => drop(self.writes.send((id, write))),
             Output::LoadEntries { from, to } => {
-                return Some(match self.shared.log().load(from, to) {
+                let asked = Instant::now();
+                let log = self.shared.log();
+                let counters = &self.shared.counters;
+                Counters::add(&counters.loads, 1);
+                Counters::add(&counters.load_wait_ns, asked.elapsed().as_nanos() as u64);
+                return Some(match log.load(from, to) {
                     Ok(entries) => Input::EntriesLoaded { entries },
                     Err(error) => Input::LoadFailed { error: error.to_string() },
                 });
@@ -738,7 +808,10 @@ fn disk_loop<L: LogStore>(
     while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter());
+        let counters = &shared.counters;
+        Counters::add(&counters.disk_batches, 1);
         let mut log = shared.log();
+        let started = Instant::now();
         let mut last = None;
         let mut entries: Vec<Entry> = Vec::new();
         let mut result = Ok(());
@@ -746,20 +819,25 @@ fn disk_loop<L: LogStore>(
             match write {
                 Write::Entries(more) => entries.extend(more),
                 Write::SnapshotChunk { snapshot, offset, data } => {
-                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| match &mut receiver {
-                        Some(receiver) => receiver.chunk(&snapshot, offset, &data),
-                        None => Err(LogError::Invalid("a snapshot chunk, and no snapshot store".into())),
-                    });
+                    result =
+                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(
+                            |()| match &mut receiver {
+                                Some(receiver) => receiver.chunk(&snapshot, offset, &data),
+                                None => Err(LogError::Invalid("a snapshot chunk, and no snapshot store".into())),
+                            },
+                        );
                 }
                 Write::InstallSnapshot { snapshot } => {
                     let mut install = |log: &mut L| match &mut receiver {
                         Some(receiver) => receiver.install(&snapshot).and_then(|()| log.reset_after(snapshot.last)),
                         None => Err(LogError::Invalid("a snapshot to install, and no snapshot store".into())),
                     };
-                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| install(&mut log));
+                    result =
+                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(|()| install(&mut log));
                 }
                 other => {
-                    result = result.and_then(|()| flush(&mut *log, &mut entries)).and_then(|()| log.apply(&other));
+                    result =
+                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(|()| log.apply(&other));
                 }
             }
             if let Err(error) = &result {
@@ -768,21 +846,24 @@ fn disk_loop<L: LogStore>(
             }
             last = Some(id);
         }
-        if let Err(error) = flush(&mut *log, &mut entries) {
+        if let Err(error) = flush(&mut *log, &mut entries, counters) {
             let _ = done.send(Command::WriteFailed(last.expect("a batch has a write"), error.to_string()));
             return;
         }
         drop(log);
+        Counters::add(&counters.disk_ns, started.elapsed().as_nanos() as u64);
         if let Some(id) = last {
             let _ = done.send(Command::WriteDone(id));
         }
     }
 }
 
-fn flush<L: LogStore>(log: &mut L, entries: &mut Vec<Entry>) -> Result<(), LogError> {
+fn flush<L: LogStore>(log: &mut L, entries: &mut Vec<Entry>, counters: &Counters) -> Result<(), LogError> {
     if entries.is_empty() {
         return Ok(());
     }
+    Counters::add(&counters.entry_writes, 1);
+    Counters::add(&counters.entries, entries.len() as u64);
     let write = Write::Entries(std::mem::take(entries));
     log.apply(&write)
 }
