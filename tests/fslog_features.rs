@@ -193,3 +193,57 @@ fn small_batches_write_into_zeros_written_ahead_which_sealing_and_reopening_cut(
     assert_eq!(fs::metadata(segment_files(dir.path())[1].clone()).unwrap().len(), log.disk_bytes() - first_len);
     assert_eq!(log.seq(), Some(Seq(2)));
 }
+
+/// Appends a Raft core makes, one 100-byte entry per batch, with the fdatasync left to the
+/// caller where the log allows it.
+fn deferred_append(log: &mut FsLog, seq: u64) -> Option<tinyraftplus::log::PendingSync> {
+    use tinyraftplus::core::{Entry, Payload};
+    let entry =
+        Entry { term: Term(1), seq: Seq(seq), payload: Payload::Data(bytes::Bytes::from(vec![seq as u8; 100])) };
+    log.append_entries_deferred(&[entry]).unwrap()
+}
+
+#[test]
+fn small_appends_into_allocated_space_leave_their_sync_and_read_back_before_and_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || FsLogOptions { segment_bytes: 1 << 20, ..FsLogOptions::default() };
+    let mut log = FsLog::open(dir.path(), "log", options()).unwrap();
+    // The first batch grows the file (zeros written ahead, the manifest told): synced at once.
+    assert!(deferred_append(&mut log, 0).is_none(), "a batch that grows the file syncs itself");
+    let mut pending = Vec::new();
+    for seq in 1..50 {
+        let sync = deferred_append(&mut log, seq).expect("a batch into allocated zeros leaves its sync");
+        // In the log (readable) before it is durable.
+        assert_eq!(log.read(Seq(seq)).unwrap().map(|e| e.payload.bytes()[0]), Some(seq as u8));
+        pending.push(sync);
+    }
+    for sync in pending {
+        sync.sync().unwrap();
+    }
+    // A large batch is not deferred (no zeros ahead of it).
+    let big: Vec<tinyraftplus::core::Entry> = (50..800)
+        .map(|seq| tinyraftplus::core::Entry {
+            term: Term(1),
+            seq: Seq(seq),
+            payload: tinyraftplus::core::Payload::Data(bytes::Bytes::from(vec![1u8; 100])),
+        })
+        .collect();
+    assert!(log.append_entries_deferred(&big).unwrap().is_none());
+    // Entries that do not continue the log change nothing.
+    assert!(matches!(log.append_entries_deferred(&big[..1]), Err(LogError::Invalid(_))));
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", options()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(799)));
+    assert_eq!(log.read(Seq(49)).unwrap().map(|e| e.payload.bytes()[0]), Some(49));
+}
+
+#[test]
+fn a_failed_deferred_sync_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    deferred_append(&mut log, 0);
+    let error = LogError::Invalid("the disk said no".into());
+    log.sync_failed(&error);
+    let refused = log.append(Term(1), Some(b"after"));
+    assert!(matches!(refused, Err(LogError::Poisoned(why)) if why.contains("the disk said no")));
+}

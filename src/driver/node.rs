@@ -8,7 +8,7 @@ use crate::core::{
     ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Raft, RequestId, Response,
     Role, Seq, SnapshotMeta, StartError, Stepper, Term, Time, Write, WriteId,
 };
-use crate::log::{LogError, LogStore, SnapshotReceiver, SnapshotStore};
+use crate::log::{LogError, LogStore, PendingSync, SnapshotReceiver, SnapshotStore};
 use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -846,16 +846,37 @@ fn disk_loop<L: LogStore>(
             }
             last = Some(id);
         }
-        if let Err(error) = flush(&mut *log, &mut entries, counters) {
-            let _ = done.send(Command::WriteFailed(last.expect("a batch has a write"), error.to_string()));
+        // The last entries are synced after the log is let go (when the log allows it), so
+        // that the node loop can load entries meanwhile; they are reported durable only after.
+        let last = last.expect("a batch has a write");
+        let synced = match flush_deferred(&mut *log, &mut entries, counters) {
+            Ok(pending) => {
+                drop(log);
+                pending.map_or(Ok(()), |pending| pending.sync().inspect_err(|error| shared.log().sync_failed(error)))
+            }
+            Err(error) => Err(error),
+        };
+        Counters::add(&counters.disk_ns, started.elapsed().as_nanos() as u64);
+        if let Err(error) = synced {
+            let _ = done.send(Command::WriteFailed(last, error.to_string()));
             return;
         }
-        drop(log);
-        Counters::add(&counters.disk_ns, started.elapsed().as_nanos() as u64);
-        if let Some(id) = last {
-            let _ = done.send(Command::WriteDone(id));
-        }
+        let _ = done.send(Command::WriteDone(last));
     }
+}
+
+/// [`flush`], leaving the fdatasync to the caller where the log allows it.
+fn flush_deferred<L: LogStore>(
+    log: &mut L,
+    entries: &mut Vec<Entry>,
+    counters: &Counters,
+) -> Result<Option<PendingSync>, LogError> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    Counters::add(&counters.entry_writes, 1);
+    Counters::add(&counters.entries, entries.len() as u64);
+    log.append_entries_deferred(&std::mem::take(entries))
 }
 
 fn flush<L: LogStore>(log: &mut L, entries: &mut Vec<Entry>, counters: &Counters) -> Result<(), LogError> {

@@ -273,6 +273,10 @@ pub struct FsLog {
     pub(super) manifest: super::manifest::Manifest,
     pub(super) state_counter: u64,
     pub(super) poisoned: Option<String>,
+    /// Whether the next batch written may leave its fdatasync to the caller (see
+    /// `deferred.rs`), and the fdatasync it left.
+    pub(super) defer_sync: bool,
+    pub(super) pending_sync: Option<super::deferred::PendingSync>,
     /// Reused by transactions.
     pub(super) buffer: Vec<u8>,
     nonces: Nonces,
@@ -335,6 +339,8 @@ impl FsLog {
             manifest: Default::default(),
             state_counter: 0,
             poisoned: None,
+            defer_sync: false,
+            pending_sync: None,
             buffer: Vec::new(),
             nonces: Nonces::default(),
             lock: None,
@@ -573,13 +579,23 @@ impl FsLog {
             true => (end + ZERO_AHEAD_BYTES).min(self.options.segment_bytes),
             false => end,
         };
+        // A batch that fits the space already allocated (zeros written ahead and synced) changes
+        // nothing but its bytes: its fdatasync may be left to the caller, outside its lock.
+        let deferred = std::mem::take(&mut self.defer_sync) && end <= segment.allocated && small;
         let written = segment.file.write_all_at(buffer, base).and_then(|()| {
             // The zeros are only a speed-up: a disk too full for them still takes the batch.
             match write_zeros(&segment.file, end.max(segment.allocated), ahead) {
                 Err(error) if error.kind() == io::ErrorKind::StorageFull => ahead = end,
                 other => other?,
             }
-            segment.file.sync_data()
+            match deferred.then(|| segment.file.try_clone()) {
+                Some(Ok(file)) => {
+                    let path = segment.path.clone();
+                    self.pending_sync = Some(super::deferred::PendingSync::new(file, path));
+                    Ok(())
+                }
+                Some(Err(_)) | None => segment.file.sync_data(),
+            }
         });
         if let Err(error) = written {
             // Unknown what reached the disk: the next open recovers a prefix.

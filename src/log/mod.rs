@@ -8,6 +8,7 @@
 //! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
 
 mod cases;
+mod deferred;
 mod evidence;
 #[doc(hidden)]
 pub mod format;
@@ -28,6 +29,7 @@ mod txn;
 
 /// What a snapshot covers (the core's type).
 pub use crate::core::SnapshotMeta;
+pub use deferred::PendingSync;
 pub use format::{Encoder, Key};
 pub use fslog::{FsLog, FsLogOptions, LogError};
 pub use group::GroupLog;

@@ -1,7 +1,7 @@
 //! [`LogStore`]: what a Raft node needs from its storage, and the checks every log makes on an
 //! append.
 
-use super::{FsLog, LogError};
+use super::{FsLog, LogError, PendingSync};
 use crate::core::{Entry, HardState, LogId, Recovered, Seq, Term, Write};
 
 /// What a Raft node needs from its storage; implemented by [`FsLog`](super::FsLog) (durable) and
@@ -56,6 +56,17 @@ pub trait LogStore {
             }
         }
     }
+    /// Carries out [`Write::Entries`] as [`apply`](LogStore::apply) does, but may leave the
+    /// fdatasync to the caller, to be done outside any lock around the store; the entries are
+    /// durable once it is. The default syncs at once.
+    fn append_entries_deferred(&mut self, entries: &[Entry]) -> Result<Option<PendingSync>, LogError> {
+        self.apply(&Write::Entries(entries.to_vec())).map(|()| None)
+    }
+    /// A sync [`append_entries_deferred`](LogStore::append_entries_deferred) left failed: the
+    /// store must refuse every later write. The default does nothing (it never leaves one).
+    fn sync_failed(&mut self, error: &LogError) {
+        let _ = error;
+    }
     /// What a Raft core restarted from this store starts with (the last `tail` entries in memory).
     fn recovered(&self, tail: usize) -> Result<Recovered, LogError>;
     /// The entries `from..=to` ([`crate::core::Output::LoadEntries`]); an error if any is
@@ -103,6 +114,14 @@ impl LogStore for FsLog {
 
     fn append_batch(&mut self, entries: &[(Term, Option<&[u8]>)]) -> Result<Seq, LogError> {
         FsLog::append_batch(self, entries)
+    }
+
+    fn append_entries_deferred(&mut self, entries: &[Entry]) -> Result<Option<PendingSync>, LogError> {
+        FsLog::append_entries_deferred(self, entries)
+    }
+
+    fn sync_failed(&mut self, error: &LogError) {
+        FsLog::sync_failed(self, error);
     }
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
