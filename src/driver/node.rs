@@ -196,7 +196,8 @@ pub struct DriverStats {
     pub entry_writes: u64,
     /// Entries written.
     pub entries: u64,
-    /// Nanoseconds the disk thread held the log writing (fdatasync included).
+    /// Nanoseconds the disk thread spent on its batches: writing under the log's lock, then any
+    /// fdatasync the log left to it (see [`LogStore::append_entries_deferred`]).
     pub disk_ns: u64,
     /// Times the node loop loaded entries from the log, and nanoseconds it waited for the log
     /// (held by the disk thread) before loading.
