@@ -71,12 +71,8 @@ impl Random {
 
     /// A client starts an operation: whether the script skips it (no decision is drawn).
     pub(crate) fn skips_operation(&mut self) -> bool {
-        let index = self.operations;
         self.operations += 1;
-        if let Some(recorded) = &mut self.recorded {
-            recorded.operations = self.operations;
-        }
-        self.script.skipped.contains(&index)
+        self.script.skipped.contains(&(self.operations - 1))
     }
 
     fn take(&mut self) -> u64 {
@@ -116,8 +112,9 @@ impl Random {
     }
 
     /// The decisions made so far, if recording.
-    pub fn recorded(&self) -> Option<&Decisions> {
-        self.recorded.as_ref()
+    pub fn recorded(&self) -> Option<Decisions> {
+        let recorded = self.recorded.as_ref()?;
+        Some(Decisions { operations: self.operations, ..recorded.clone() })
     }
 
     /// How many decisions were made.

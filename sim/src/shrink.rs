@@ -13,7 +13,7 @@
 //!    and operations the failure needs; its decisions and cuts replay it bit for bit
 //!    (`--replay FILE`).
 
-use crate::random::{Script, NEVER};
+use crate::random::{Decisions, Script, NEVER};
 use crate::swarm::{Options, FAULT_CLASSES};
 use crate::{Outcome, Simulation};
 
@@ -97,14 +97,13 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
     let options = Options { record: true, ..options.clone() };
     let mut outcome = simulation.run(seed, &options);
     let limit = outcome.steps + outcome.steps / 2;
-    let decisions = |outcome: &Outcome| outcome.decisions.clone().expect("recorded");
     // Faults: the chances that fired, turned off.
     let fired = |outcome: &Outcome| -> Vec<u64> {
-        let fired = decisions(outcome).fired.into_iter().enumerate().filter(|(_, fired)| *fired);
+        let fired = decisions(outcome).fired.iter().enumerate().filter(|(_, fired)| **fired);
         fired.map(|(i, _)| i as u64).collect()
     };
     let chances_off = |outcome: &Outcome, cut: &[u64]| {
-        let mut values = decisions(outcome).values;
+        let mut values = decisions(outcome).values.clone();
         for index in cut {
             values[*index as usize] = NEVER;
         }
@@ -125,7 +124,8 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
     outcome = delta_debug(&mut trials, budget, outcome, operations, |outcome, cut| {
         let mut trial = cuts.borrow().clone();
         trial.extend(cut.iter().copied());
-        let script = Script { decisions: decisions(outcome).values, skipped: trial.clone(), after_setup: false };
+        let script =
+            Script { decisions: decisions(outcome).values.clone(), skipped: trial.clone(), after_setup: false };
         let result = simulation.run_script(seed, &options, script);
         let calmer = fired(&result).len() <= fired(outcome).len(); // No faults gained.
         let kept = calmer && fails(&result, invariant) && result.steps <= limit && result.digest != outcome.digest;
@@ -134,8 +134,14 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
             result
         })
     });
-    let script = Script { decisions: decisions(&outcome).values, skipped: cuts.into_inner(), after_setup: false };
+    let script =
+        Script { decisions: decisions(&outcome).values.clone(), skipped: cuts.into_inner(), after_setup: false };
     Shrunk { options: Options { record: false, ..options }, script, outcome }
+}
+
+/// The decisions a recorded run made.
+fn decisions(outcome: &Outcome) -> &Decisions {
+    outcome.decisions.as_ref().expect("recorded")
 }
 
 /// Delta debugging over the `candidates` of a run: tries cutting runs of them, halving their

@@ -7,8 +7,9 @@
 //! size, no new segment, no manifest), so the states a crash can leave are those of a synced
 //! append cut short, which recovery already tells apart. Any other batch syncs as usual.
 
+use super::store::continues;
 use super::{FsLog, LogError};
-use crate::core::Entry;
+use crate::core::{Entry, Seq};
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -37,15 +38,12 @@ impl FsLog {
     /// not), as [`LogStore::apply`](crate::log::LogStore::apply) does, but may leave the
     /// fdatasync to the caller (`Some`): the entries are durable only once it is done.
     pub fn append_entries_deferred(&mut self, entries: &[Entry]) -> Result<Option<PendingSync>, LogError> {
-        let next = self.next_seq();
-        if let Some(first) = entries.first().filter(|entry| entry.seq.0 != next) {
-            return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
+        continues(Seq(self.next_seq()), entries)?;
+        let mut txn = self.txn()?;
+        for entry in entries {
+            txn.append_entry(entry)?;
         }
-        self.defer_sync = true;
-        let appended = self.append_entries(entries);
-        self.defer_sync = false;
-        let pending = self.pending_sync.take();
-        appended.map(|()| pending)
+        txn.commit_deferred()
     }
 
     /// A sync left by [`append_entries_deferred`](FsLog::append_entries_deferred) failed: the log

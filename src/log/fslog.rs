@@ -17,6 +17,7 @@
 //! sync poisons the log: every later call fails until it is reopened (data not known durable is
 //! never assumed so). Opening reads one segment at a time.
 
+use super::deferred::PendingSync;
 use super::format::{decode_record, encode_header, seal_batch, Encoder, HEADER_BYTES, NONCE_BYTES};
 use super::iter::{Iter, SegmentView};
 use super::recovery::{Case, Corruption, Scanner, SegmentBytes, SegmentScan};
@@ -273,10 +274,6 @@ pub struct FsLog {
     pub(super) manifest: super::manifest::Manifest,
     pub(super) state_counter: u64,
     pub(super) poisoned: Option<String>,
-    /// Whether the next batch written may leave its fdatasync to the caller (see
-    /// `deferred.rs`), and the fdatasync it left.
-    pub(super) defer_sync: bool,
-    pub(super) pending_sync: Option<super::deferred::PendingSync>,
     /// Reused by transactions.
     pub(super) buffer: Vec<u8>,
     nonces: Nonces,
@@ -339,8 +336,6 @@ impl FsLog {
             manifest: Default::default(),
             state_counter: 0,
             poisoned: None,
-            defer_sync: false,
-            pending_sync: None,
             buffer: Vec::new(),
             nonces: Nonces::default(),
             lock: None,
@@ -550,8 +545,15 @@ impl FsLog {
         Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
-    /// Writes one encoded batch at the end of the log and syncs it.
-    pub(super) fn write_batch(&mut self, first: u64, buffer: &[u8], starts: &[usize]) -> Result<(), LogError> {
+    /// Writes one encoded batch at the end of the log and syncs it; with `defer`, may leave the
+    /// sync to the caller instead (see `deferred.rs`).
+    pub(super) fn write_batch(
+        &mut self,
+        first: u64,
+        buffer: &[u8],
+        starts: &[usize],
+        defer: bool,
+    ) -> Result<Option<PendingSync>, LogError> {
         debug_assert_eq!(first, self.next_seq(), "invariant: a batch starts at the log's next seq");
         let needs_segment = match self.segments.last() {
             None => true,
@@ -581,7 +583,8 @@ impl FsLog {
         };
         // A batch that fits the space already allocated (zeros written ahead and synced) changes
         // nothing but its bytes: its fdatasync may be left to the caller, outside its lock.
-        let deferred = std::mem::take(&mut self.defer_sync) && end <= segment.allocated && small;
+        let deferred = defer && end <= segment.allocated && small;
+        let mut pending = None;
         let written = segment.file.write_all_at(buffer, base).and_then(|()| {
             // The zeros are only a speed-up: a disk too full for them still takes the batch.
             match write_zeros(&segment.file, end.max(segment.allocated), ahead) {
@@ -590,8 +593,7 @@ impl FsLog {
             }
             match deferred.then(|| segment.file.try_clone()) {
                 Some(Ok(file)) => {
-                    let path = segment.path.clone();
-                    self.pending_sync = Some(super::deferred::PendingSync::new(file, path));
+                    pending = Some(PendingSync::new(file, segment.path.clone()));
                     Ok(())
                 }
                 Some(Err(_)) | None => segment.file.sync_data(),
@@ -606,7 +608,8 @@ impl FsLog {
         segment.len = end;
         segment.offsets.extend(starts.iter().map(|s| (base + *s as u64) as u32));
         let allocated = segment.allocated;
-        self.record_growth(allocated, ahead > end)
+        self.record_growth(allocated, ahead > end)?;
+        Ok(pending)
     }
 
     /// Cuts the zeros written ahead off the last segment before a new one starts: a sealed

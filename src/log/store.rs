@@ -41,10 +41,7 @@ pub trait LogStore {
         match write {
             Write::HardState(state) => self.save_hard_state(*state),
             Write::Entries(entries) => {
-                let next = self.next_seq();
-                if let Some(first) = entries.first().filter(|e| e.seq != next) {
-                    return Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq)));
-                }
+                continues(self.next_seq(), entries)?;
                 self.append_entries(entries)
             }
             Write::Truncate { from } => self.trim(from.prev()),
@@ -60,7 +57,8 @@ pub trait LogStore {
     /// fdatasync to the caller, to be done outside any lock around the store; the entries are
     /// durable once it is. The default syncs at once.
     fn append_entries_deferred(&mut self, entries: &[Entry]) -> Result<Option<PendingSync>, LogError> {
-        self.apply(&Write::Entries(entries.to_vec())).map(|()| None)
+        continues(self.next_seq(), entries)?;
+        self.append_entries(entries).map(|()| None)
     }
     /// A sync [`append_entries_deferred`](LogStore::append_entries_deferred) left failed: the
     /// store must refuse every later write. The default does nothing (it never leaves one).
@@ -79,6 +77,15 @@ pub trait LogStore {
     /// Lets go of the store once a driver is done with it (a file log frees its directory for
     /// another handle). The default does nothing.
     fn close(&mut self) {}
+}
+
+/// Whether a Raft core's `entries` continue a log whose next seq is `next` (a write that does
+/// not changes nothing).
+pub(crate) fn continues(next: Seq, entries: &[Entry]) -> Result<(), LogError> {
+    match entries.first().filter(|entry| entry.seq != next) {
+        Some(first) => Err(LogError::Invalid(format!("entries start at {}, the log at {next}", first.seq))),
+        None => Ok(()),
+    }
 }
 
 /// The checks every log makes on an append at `seq`, before anything changes: terms never

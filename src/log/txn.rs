@@ -1,6 +1,7 @@
 //! Transactions on an [`FsLog`]: appends (after an optional trim) that become durable together
 //! with one write and one fdatasync, or leave no trace.
 
+use super::deferred::PendingSync;
 use super::format::{encode_record, seal_batch, NewRecord};
 use super::store::check_append;
 use super::{FsLog, LogError};
@@ -81,14 +82,24 @@ impl Txn<'_> {
 
     /// Makes the transaction durable: its trim, then its appends in one write and one
     /// fdatasync. Returns the first appended seq, if any.
-    pub fn commit(mut self) -> Result<Option<Seq>, LogError> {
+    pub fn commit(self) -> Result<Option<Seq>, LogError> {
+        self.commit_with(false).map(|(first, _)| first)
+    }
+
+    /// [`commit`](Txn::commit), leaving the appends' fdatasync to the caller where the log
+    /// allows it (see `deferred.rs`).
+    pub(super) fn commit_deferred(self) -> Result<Option<PendingSync>, LogError> {
+        self.commit_with(true).map(|(_, pending)| pending)
+    }
+
+    fn commit_with(mut self, defer: bool) -> Result<(Option<Seq>, Option<PendingSync>), LogError> {
         if let Some(seq) = self.trim.take() {
             self.log.trim(seq)?;
         }
-        let Some(&last) = self.starts.last() else { return Ok(None) };
+        let Some(&last) = self.starts.last() else { return Ok((None, None)) };
         let log = &mut *self.log;
         let sealed = seal_batch(&mut self.buffer[last..], &log.options.encoder);
-        log.write_batch(self.first, &self.buffer, &self.starts)?;
+        let pending = log.write_batch(self.first, &self.buffer, &self.starts, defer)?;
         log.chain = if log.options.encoder.checksummed() { sealed } else { 0 };
         for (seq, term) in &self.term_starts {
             if log.term_starts.last().map(|t| t.1) != Some(*term) {
@@ -97,7 +108,7 @@ impl Txn<'_> {
         }
         log.configs.append(&mut self.configs);
         log.last = Some((self.first + self.starts.len() as u64 - 1, self.term));
-        Ok(Some(Seq(self.first)))
+        Ok((Some(Seq(self.first)), pending))
     }
 
     /// Drops the transaction: nothing changes on disk or in memory (dropping does the same).

@@ -370,7 +370,7 @@ impl World {
             trace: self.trace,
             fault_log: self.fault_log,
             linearizability: self.linearizability,
-            decisions: self.rng.recorded().cloned(),
+            decisions: self.rng.recorded(),
         }
     }
 
