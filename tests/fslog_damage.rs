@@ -163,21 +163,22 @@ fn the_wrong_encoder_is_named_with_safe_advice() {
     assert!(!message.contains("repair"), "never advise a repair for a setting: {message}");
 }
 
-/// A segment file named for `first`, holding one record at `seq` (as a crafted file would).
+/// A segment file named for `first`, holding one batch of one entry at `seq` (as a crafted
+/// file would).
 fn crafted(dir: &Path, first: u64, seq: u64) {
-    use tinyraftplus::log::format::{encode_header, encode_record, seal_batch, NewRecord, NONCE_BYTES};
+    use tinyraftplus::log::format::{encode_header, BatchBuilder, NONCE_BYTES};
     let encoder = Encoder::XxHash;
     let mut bytes = encode_header(&encoder, first, [0; NONCE_BYTES]).to_vec();
-    let at = bytes.len();
-    let record = NewRecord { seq, term: 1, payload: Some(b"crafted"), config: false, batch_offset: 0, chain: 0 };
-    encode_record(&mut bytes, &encoder, record, [0; NONCE_BYTES]);
-    seal_batch(&mut bytes[at..], &encoder);
+    let mut builder = BatchBuilder::default();
+    builder.start(seq);
+    builder.push(1, Some(b"crafted"), false);
+    builder.finish(&mut bytes, &encoder, 0, [0; NONCE_BYTES]);
     fs::write(dir.join(format!("log.{first:020}.seg")), bytes).unwrap();
 }
 
 #[test]
 fn seqs_read_from_disk_never_wrap() {
-    // A record at u64::MAX: no seq can follow it, so no entry may have it.
+    // An entry at u64::MAX: no seq can follow it, so no entry may have it.
     let dir = tempfile::tempdir().unwrap();
     crafted(dir.path(), u64::MAX, u64::MAX);
     let error = FsLog::open(dir.path(), "log", FsLogOptions::default()).err().expect("refused");

@@ -148,28 +148,33 @@ fn a_trim_inside_a_batch_keeps_its_prefix_across_reopening_and_later_appends_cha
 }
 
 #[test]
-fn a_repair_that_cuts_a_batch_leaves_a_log_that_reopens_without_it() {
+fn a_repair_inside_a_batch_keeps_its_first_entries_and_the_log_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
     let batch: Vec<(Term, Option<&[u8]>)> = (0..4).map(|_| (Term(1), Some(&b"first batch"[..]))).collect();
     log.append_batch(&batch).unwrap();
     log.append(Term(1), Some(b"later")).unwrap();
+    log.append(Term(1), Some(b"last")).unwrap();
     drop(log);
     drop(FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap()); // Cuts the zeros written ahead.
     let file = segment_files(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&file).unwrap();
-    let record = (bytes.len() - 72 - 46) / 4; // Four records of the batch, then "later".
-    bytes[72 + 2 * record + 30] ^= 0x40; // Inside seq 2.
+    let first_batch = 44 + 4 + 4 * 11;
+    bytes[72 + first_batch + 40] ^= 0x40; // Inside the batch of seq 4.
     fs::write(&file, &bytes).unwrap();
     let LogError::Corrupt(corruption) = FsLog::open(dir.path(), "log", FsLogOptions::default()).err().unwrap() else {
         panic!("corruption expected")
     };
-    assert_eq!(corruption.seq, 2);
+    assert_eq!(corruption.seq, 4);
+    // A repair from seq 2 cuts the first batch: its entries 0 and 1 are written again.
     let repaired = FsLog::open(dir.path(), "log", FsLogOptions { repair_from: Some(2), ..FsLogOptions::default() });
     assert_eq!(repaired.unwrap().seq(), Some(Seq(1)));
     let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
-    assert_eq!(log.seq(), Some(Seq(1)), "seq 1 now ends its batch");
+    assert_eq!((log.seq(), payloads(&log, 0)), (Some(Seq(1)), vec!["first batch".to_string(); 2]));
     assert_eq!(log.append(Term(2), Some(b"again")).unwrap(), Seq(2));
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(2)));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use common::{encoder, segment_files};
 use std::fs;
 use std::path::Path;
 use tinyraftplus::core::{Entry, HardState, LogId, NodeId, Payload, Seq, Term};
-use tinyraftplus::log::format::{decode_record, HEADER_BYTES};
+use tinyraftplus::log::format::{decode_batch, HEADER_BYTES};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
 fn options(which: u8) -> FsLogOptions {
@@ -39,22 +39,25 @@ fn damaged_log(dir: &Path, which: u8, commit: u64, damaged: u64) {
     flip(dir, which, damaged);
 }
 
-/// Flips a byte in the middle of the record at `seq`, found by walking the segments' records.
+/// Flips the low bit of the first seq of the batch holding `seq` (appended alone: its own
+/// batch), found by walking the segments' batches: every encoder sees it (the plain one by the
+/// seq).
 fn flip(dir: &Path, which: u8, seq: u64) {
     let encoder = encoder(which);
     for path in segment_files(dir) {
         let mut bytes = fs::read(&path).unwrap();
         let mut at = HEADER_BYTES;
-        while let Ok((found, size)) = decode_record(&bytes[at..], &encoder, 1 << 20).map(|r| (r.seq, r.size)) {
-            if found == seq {
-                bytes[at + size / 2] ^= 0x01;
+        while let Ok(batch) = decode_batch(&bytes[at..], &encoder, 1 << 20) {
+            let (first, last, size) = (batch.first, batch.last(), batch.size);
+            if (first..=last).contains(&seq) {
+                bytes[at + 4] ^= 0x01;
                 fs::write(&path, bytes).unwrap();
                 return;
             }
             at += size;
         }
     }
-    panic!("no record at seq {seq}");
+    panic!("no batch holds seq {seq}");
 }
 
 #[test]
@@ -110,7 +113,7 @@ fn nothing_is_kept_past_the_commit_hint_nor_without_checksums() {
     assert!(!dir.path().join("log.evidence").exists());
 
     // The plain encoder has no checksums: what follows damage cannot be trusted, and nothing
-    // is taken for evidence (here the flipped byte is in the record's seq, which it sees).
+    // is taken for evidence (here the flipped byte is in the batch's seq, which it sees).
     let dir = tempfile::tempdir().unwrap();
     damaged_log(dir.path(), 0, 8, 3);
     let (log, repair) = FsLog::open_repairing(dir.path(), "log", options(0)).unwrap();

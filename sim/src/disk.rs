@@ -1,4 +1,4 @@
-//! A simulated disk that stores a node's log as real bytes in the real record format
+//! A simulated disk that stores a node's log as real bytes in the real batch format
 //! (`tinyraftplus::log::format`) and recovers through the real recovery code
 //! (`tinyraftplus::log::recovery`): what a crash leaves is exactly what the file log would find.
 //!
@@ -10,12 +10,11 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use tinyraftplus::core::{Entry, HardState, LogId, Recovered, Seq, SnapshotMeta, Term, Time, Write, WriteId};
 use tinyraftplus::log::format::{
-    decode_record, encode_header, encode_record, entry_payload, seal_batch, Encoder, NewRecord, HEADER_BYTES,
-    NONCE_BYTES,
+    decode_batch, encode_header, prefix_batch, push_entry, BatchBuilder, Encoder, HEADER_BYTES, NONCE_BYTES,
 };
 use tinyraftplus::log::recovery::{scan, Corruption, SegmentBytes};
 
-const RECORD_MAX: usize = 1 << 20;
+const BATCH_MAX: usize = u32::MAX as usize;
 
 /// A write waiting to become durable.
 #[derive(Clone, Debug)]
@@ -42,16 +41,16 @@ pub struct Snapshot {
 pub struct Disk {
     /// The durable bytes of the log's one segment.
     bytes: Vec<u8>,
-    /// The seq of the segment's first record (its header names it).
+    /// The seq of the segment's first entry (its header names it).
     seg_first: u64,
     /// The log's first seq: entries before it were removed (a snapshot covers them), as
     /// FsLog's manifest records.
     first: u64,
-    /// The byte offset of each durable entry from `seg_first` on.
+    /// The byte offset of each durable entry's batch, from `seg_first` on.
     offsets: Vec<u32>,
     /// The durable term and vote.
     hard_state: HardState,
-    /// The chain head (checksum of the last record).
+    /// The chain head (checksum of the last batch).
     chain: u64,
     /// Writes issued and not yet durable, in order.
     pub pending: VecDeque<Pending>,
@@ -118,9 +117,10 @@ impl Disk {
     /// The durable entry at `seq`.
     pub fn entry(&self, seq: Seq) -> Option<Entry> {
         let offset = self.offsets[self.index(seq.0)?] as usize;
-        let record = decode_record(&self.bytes[offset..], &self.encoder, RECORD_MAX).ok()?;
-        let payload = entry_payload(record.payload.map(Bytes::copy_from_slice), record.config);
-        Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
+        let batch = decode_batch(&self.bytes[offset..], &self.encoder, BATCH_MAX).ok()?;
+        let bytes = Bytes::copy_from_slice(&self.bytes[offset..offset + batch.size]);
+        let entries = batch.entries(&self.encoder, &bytes, 0).ok()?;
+        entries.into_iter().nth((seq.0 - batch.first) as usize)
     }
 
     /// The latest durable snapshot.
@@ -143,14 +143,14 @@ impl Disk {
             Write::Entries(entries) => {
                 let Some(first) = entries.first() else { return };
                 assert_eq!(first.seq.0, self.len(), "the core's writes continue the log");
-                let mut last_at = self.bytes.len();
-                for (index, entry) in entries.iter().enumerate() {
-                    last_at = self.bytes.len();
-                    self.offsets.push(last_at as u32);
-                    let record = NewRecord::of(entry, index as u32, self.chain);
-                    self.chain = encode_record(&mut self.bytes, &self.encoder, record, [0; NONCE_BYTES]);
+                let at = self.bytes.len() as u32;
+                let mut builder = BatchBuilder::default();
+                builder.start(first.seq.0);
+                for entry in entries {
+                    push_entry(&mut builder, entry);
                 }
-                self.chain = seal_batch(&mut self.bytes[last_at..], &self.encoder);
+                self.chain = builder.finish(&mut self.bytes, &self.encoder, self.chain, [0; NONCE_BYTES]);
+                self.offsets.extend(std::iter::repeat_n(at, entries.len()));
             }
             Write::Truncate { from } => self.truncate(from.0),
             Write::Configuration(entry) => self.committed_config = Some(entry.clone()),
@@ -187,18 +187,28 @@ impl Disk {
         self.chain = 0;
     }
 
-    /// Cuts the log before `from` (never below its first), marking the last kept record as
-    /// the end of its batch.
+    /// Cuts the log before `from` (never below its first), as FsLog's trim does: a batch cut
+    /// inside is written again holding its entries before `from`.
     fn truncate(&mut self, from: u64) {
         let from = from.max(self.first);
         let Some(index) = self.index(from) else { return };
-        let cut = self.offsets[index] as usize;
-        self.bytes.truncate(cut);
-        self.offsets.truncate(index);
+        let cut = self.offsets[index];
+        let start = self.offsets.partition_point(|at| *at < cut);
+        let batch = decode_batch(&self.bytes[cut as usize..], &self.encoder, BATCH_MAX).ok();
+        let prefix = batch
+            .filter(|_| start < index)
+            .map(|batch| prefix_batch(&batch, &self.encoder, from, [0; NONCE_BYTES]).expect("a durable batch"));
+        self.bytes.truncate(cut as usize);
+        self.offsets.truncate(start);
         self.chain = match self.offsets.last() {
-            Some(at) => seal_batch(&mut self.bytes[*at as usize..cut], &self.encoder),
+            Some(at) => decode_batch(&self.bytes[*at as usize..], &self.encoder, BATCH_MAX).map_or(0, |b| b.checksum),
             None => 0,
         };
+        if let Some(prefix) = prefix {
+            self.chain = decode_batch(&prefix, &self.encoder, BATCH_MAX).expect("just encoded").checksum;
+            self.bytes.extend_from_slice(&prefix);
+            self.offsets.extend(std::iter::repeat_n(cut, index - start));
+        }
     }
 
     /// What `FsLog::open_repairing` does with a damaged entry at `seq`: keeps the entries after
@@ -230,22 +240,30 @@ impl Disk {
     /// Drops the entries from `seq` on, as if the log ended there (what taking a read error for
     /// the end of the log does).
     pub fn lose_from(&mut self, seq: u64) {
-        if let Some(index) = self.index(seq.max(self.first)) {
-            self.bytes.truncate(self.offsets[index] as usize);
-            self.offsets.truncate(index);
-        }
+        self.truncate(seq);
     }
 
-    /// Flips one bit inside a record before the last batch (so recovery must see corruption,
-    /// not a torn tail); returns its seq, or `None` if the log has no such record.
+    /// Flips one bit inside a batch before the last one (so recovery must see corruption, not a
+    /// torn tail); returns the batch's first seq (what recovery names), or `None` if the log has
+    /// no such batch.
     pub fn flip_bit(&mut self, pick: u64) -> Option<u64> {
-        let last = self.offsets.len().checked_sub(1)?;
-        let record = decode_record(&self.bytes[self.offsets[last] as usize..], &self.encoder, RECORD_MAX).ok()?;
-        let last_batch = record.batch_first().checked_sub(self.first).filter(|n| *n > 0)?;
-        let seq = self.first + pick % last_batch;
-        let index = (seq - self.seg_first) as usize;
-        let (start, end) = (self.offsets[index] as usize, self.offsets[index + 1] as usize);
-        let byte = start + (pick / last_batch) as usize % (end - start);
+        // (first seq, start, end) of each batch wholly at or past the log's first seq.
+        let mut batches: Vec<(u64, usize, usize)> = Vec::new();
+        for (index, at) in self.offsets.iter().enumerate() {
+            let seq = self.seg_first + index as u64;
+            match batches.last_mut() {
+                Some(last) if last.1 == *at as usize => {}
+                _ => batches.push((seq, *at as usize, 0)),
+            }
+        }
+        for i in 0..batches.len() {
+            batches[i].2 = batches.get(i + 1).map_or(self.bytes.len(), |next| next.1);
+        }
+        batches.pop(); // The last batch: damage there is a torn tail.
+        batches.retain(|(seq, _, _)| *seq >= self.first);
+        let count = batches.len() as u64;
+        let (seq, start, end) = *batches.get((pick % count.max(1)) as usize)?;
+        let byte = start + (pick / count) as usize % (end - start);
         self.bytes[byte] ^= 1 << (pick % 8);
         Some(seq)
     }
@@ -280,7 +298,7 @@ impl Disk {
     /// Keeps the last `tail` entries in memory.
     pub fn recover(&mut self, tail: usize) -> Result<Recovered, Corruption> {
         let segments = [SegmentBytes { first_seq: self.seg_first, bytes: &self.bytes }];
-        let result = scan(&segments, &self.encoder, RECORD_MAX, None)?;
+        let result = scan(&segments, &self.encoder, BATCH_MAX, None)?;
         let segment = &result.segments[0];
         self.bytes.truncate(segment.valid_len.max(HEADER_BYTES as u64) as usize);
         self.offsets = segment.offsets.clone();

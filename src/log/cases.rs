@@ -6,75 +6,74 @@
 /// The labels of the decision table (see `recovery.rs` for the reasoning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Case {
-    /// A complete, valid record: kept.
+    /// A complete, valid batch: kept.
     Accept,
-    /// The last segment's header was never completed, and no record follows: the segment is
+    /// The last segment's header was never completed, and no batch follows: the segment is
     /// deleted.
     TornHeader,
-    /// The last record was cut short: truncated.
-    TornRecord,
+    /// The last batch was cut short: truncated.
+    TornBatch,
     /// Zero-filled space at the end: truncated.
     ZeroTail,
-    /// A bad record with nothing of a later batch after it, at the end: truncated.
+    /// A bad batch with no valid batch after it, at the end: truncated.
     DamagedTail,
-    /// The last batch never got its end mark: truncated.
-    TornBatch,
     /// A segment header is damaged: corruption.
     BadHeader,
+    /// A segment header names an older format version: the log must be converted (nothing is
+    /// damaged).
+    OldFormat,
     /// A segment header's key check fails: the log was written with another key.
     WrongKey,
     /// A segment header names another encoder than the one given: the log was opened with the
     /// wrong settings (nothing is damaged).
     WrongEncoder,
-    /// A bad record before a later batch or in a sealed segment: corruption.
+    /// A bad batch before a later batch or in a sealed segment: corruption.
     DamagedMiddle,
-    /// A sealed segment ends inside a batch: corruption.
-    UnfinishedBatch,
-    /// A record's seq is not the next one: corruption.
+    /// A batch's first seq is not the next one: corruption.
     Discontinuity,
-    /// A record's chain does not match its predecessor: corruption.
+    /// A batch's chain does not match its predecessor: corruption.
     BrokenChain,
-    /// A record's term is below its predecessor's: corruption.
+    /// A batch's first term is below its predecessor's last: corruption.
     TermDecreases,
 }
 
 /// What the bytes at one position of a segment show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shows {
-    /// A complete record: checksum right, the next seq, the chain right, the term not lower.
+    /// A complete batch: checksum right, the next seq, the chain right, the term not lower.
     Valid,
     /// The header is short, zero or corrupt, and only zero bytes follow it.
     HeaderTorn,
     /// The header is short, zero or corrupt with bytes after it, or names another first seq.
     HeaderBad,
+    /// The header names an older format version.
+    HeaderOldFormat,
     /// The header's key check fails.
     HeaderWrongKey,
     /// The header names another encoder.
     HeaderWrongEncoder,
-    /// A record cut short by the end of the file.
+    /// A batch cut short by the end of the file.
     CutShort,
     /// Only zero bytes remain.
     Zeros,
-    /// A bad record (checksum, length or kind), with no valid record of a later batch after it.
-    BadRecord,
-    /// A bad record followed by a valid record of a later batch: its batch had been durable.
-    BadRecordBeforeLaterBatch,
-    /// A record starting past 4 GiB, where no segment reaches.
+    /// A bad batch (size, end mark, checksum or frames), with no valid batch after it.
+    BadBatch,
+    /// A bad batch followed by a valid batch: it had been durable.
+    BadBatchBeforeLaterBatch,
+    /// A batch starting past 4 GiB, where no segment reaches.
     PastSegmentLimit,
-    /// The segment ends inside a batch: its last record is not marked as its batch's end.
-    EndsInsideBatch,
-    /// A valid record whose seq is not the next one (or is past `Seq::MAX`).
+    /// A valid batch whose first seq is not the next one (or whose last is past `Seq::MAX`).
     WrongSeq,
-    /// A valid record whose chain is not the previous record's checksum.
+    /// A valid batch whose chain is not the previous batch's checksum.
     WrongChain,
-    /// A valid record whose term is below its predecessor's.
+    /// A valid batch whose first term is below its predecessor's last.
     LowerTerm,
 }
 
 /// What recovery does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Keep the record.
+    /// Keep the batch.
     Keep,
     /// Delete the segment (nothing in it was ever durable).
     DeleteSegment,
@@ -113,28 +112,27 @@ const PLAIN: Option<bool> = Some(false);
 
 /// The table: the first row that matches decides. A crash can damage only the last batch of
 /// the last segment, so only there is damage a torn tail; the plain encoder, which cannot tell
-/// damage from a record, takes a wrong seq or a lower term at the end for a torn tail too.
-/// (The scanner keeps a valid record without looking it up: the first row is there for
-/// completeness, and every record of a log passes that way.)
-pub static TABLE: [Row; 21] = [
+/// damage from a batch, takes a wrong seq or a lower term at the end for a torn tail too.
+/// (The scanner keeps a valid batch without looking it up: the first row is there for
+/// completeness, and every batch of a log passes that way.)
+pub static TABLE: [Row; 20] = [
     row(Shows::Valid, ANY, ANY, Case::Accept, Decision::Keep),
     row(Shows::HeaderTorn, LAST, ANY, Case::TornHeader, Decision::DeleteSegment),
     row(Shows::HeaderTorn, OTHER, ANY, Case::BadHeader, Decision::Corruption),
     row(Shows::HeaderBad, ANY, ANY, Case::BadHeader, Decision::Corruption),
+    row(Shows::HeaderOldFormat, ANY, ANY, Case::OldFormat, Decision::Refuse),
     row(Shows::HeaderWrongKey, ANY, ANY, Case::WrongKey, Decision::Refuse),
     row(Shows::HeaderWrongEncoder, ANY, ANY, Case::WrongEncoder, Decision::Refuse),
-    row(Shows::CutShort, LAST, ANY, Case::TornRecord, Decision::Truncate),
+    row(Shows::CutShort, LAST, ANY, Case::TornBatch, Decision::Truncate),
     row(Shows::Zeros, LAST, ANY, Case::ZeroTail, Decision::Truncate),
-    row(Shows::BadRecord, LAST, ANY, Case::DamagedTail, Decision::Truncate),
-    row(Shows::EndsInsideBatch, LAST, ANY, Case::TornBatch, Decision::Truncate),
+    row(Shows::BadBatch, LAST, ANY, Case::DamagedTail, Decision::Truncate),
     row(Shows::WrongSeq, LAST, PLAIN, Case::DamagedTail, Decision::Truncate),
     row(Shows::LowerTerm, LAST, PLAIN, Case::DamagedTail, Decision::Truncate),
     row(Shows::CutShort, OTHER, ANY, Case::DamagedMiddle, Decision::Corruption),
     row(Shows::Zeros, OTHER, ANY, Case::DamagedMiddle, Decision::Corruption),
-    row(Shows::BadRecord, OTHER, ANY, Case::DamagedMiddle, Decision::Corruption),
-    row(Shows::BadRecordBeforeLaterBatch, ANY, ANY, Case::DamagedMiddle, Decision::Corruption),
+    row(Shows::BadBatch, OTHER, ANY, Case::DamagedMiddle, Decision::Corruption),
+    row(Shows::BadBatchBeforeLaterBatch, ANY, ANY, Case::DamagedMiddle, Decision::Corruption),
     row(Shows::PastSegmentLimit, ANY, ANY, Case::DamagedMiddle, Decision::Corruption),
-    row(Shows::EndsInsideBatch, OTHER, ANY, Case::UnfinishedBatch, Decision::Corruption),
     row(Shows::WrongSeq, ANY, ANY, Case::Discontinuity, Decision::Corruption),
     row(Shows::WrongChain, ANY, ANY, Case::BrokenChain, Decision::Corruption),
     row(Shows::LowerTerm, ANY, ANY, Case::TermDecreases, Decision::Corruption),
@@ -158,14 +156,14 @@ mod tests {
         Shows::Valid,
         Shows::HeaderTorn,
         Shows::HeaderBad,
+        Shows::HeaderOldFormat,
         Shows::HeaderWrongKey,
         Shows::HeaderWrongEncoder,
         Shows::CutShort,
         Shows::Zeros,
-        Shows::BadRecord,
-        Shows::BadRecordBeforeLaterBatch,
+        Shows::BadBatch,
+        Shows::BadBatchBeforeLaterBatch,
         Shows::PastSegmentLimit,
-        Shows::EndsInsideBatch,
         Shows::WrongSeq,
         Shows::WrongChain,
         Shows::LowerTerm,

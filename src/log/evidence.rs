@@ -9,9 +9,10 @@
 //! (u64 each), then the XXH3-64 of everything before. Written to a temporary file, synced,
 //! renamed, the directory synced: a crash leaves the old file or the new one, never a torn one.
 
-use super::format::{decode_header, decode_record, Encoder, Record, HEADER_BYTES};
+use super::format::{batch_size, decode_batch, decode_header, Encoder, HEADER_BYTES};
 use super::fslog::{io_error, FsLog, FsLogOptions, LogError};
-use crate::core::{Entry, LogId, Seq, Term};
+use crate::core::{LogId, Seq, Term};
+use bytes::Bytes;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -42,39 +43,43 @@ impl FsLog {
         let hint = self.hard_state.commit.map(|c| c.0).filter(|hint| *hint > damaged);
         // Without checksums, damage cannot be told from data: nothing is kept as evidence.
         let Some(hint) = hint.filter(|_| options.encoder.checksummed()) else { return Ok(kept) };
-        let record_max = self.record_bytes_max();
+        let batch_max = self.batch_bytes_max();
         let segments = self.list_segments()?;
         let Some(start) = segments.iter().rposition(|(first, _)| *first <= damaged) else { return Ok(kept) };
         let mut found: Vec<(LogId, u64)> = Vec::new();
-        let mut expected = damaged + 1;
+        // The seq the next batch must start at: unknown right after the damaged batch (its
+        // count may be what is damaged), then each batch's successor.
+        let mut expected: Option<u64> = None;
         let mut chain: Option<u64> = None;
         'segments: for (index, (first, path)) in segments.iter().enumerate().skip(start) {
-            let bytes = fs::read(path).map_err(io_error("read", path))?;
+            let bytes = Bytes::from(fs::read(path).map_err(io_error("read", path))?);
             if decode_header(&bytes, &options.encoder).ok() != Some(*first) {
                 break;
             }
             let mut at = HEADER_BYTES;
             if index == start {
-                // Walk the valid records to the damaged one, then find the next record after it
+                // Walk the valid batches to the damaged one, then find the next batch after it
                 // (in the next segment if none follows it in this one).
-                at = resync(&bytes, &options.encoder, record_max, *first, damaged).unwrap_or(bytes.len());
-            } else if *first != expected {
+                at = resync(&bytes, &options.encoder, batch_max, *first, damaged).unwrap_or(bytes.len());
+            } else if expected.map_or(*first <= damaged, |seq| *first != seq) {
                 break;
             }
-            while expected <= hint && at < bytes.len() {
-                let Ok(record) = decode_record(&bytes[at..], &options.encoder, record_max) else { break 'segments };
-                let chained = chain.is_none_or(|c| c == record.chain) || !options.encoder.checksummed();
-                if record.seq != expected || !chained || found.last().is_some_and(|(id, _)| record.term < id.term.0) {
+            while at < bytes.len() {
+                let Ok(batch) = decode_batch(&bytes[at..], &options.encoder, batch_max) else { break 'segments };
+                let in_place = expected.map_or(batch.first > damaged, |seq| batch.first == seq);
+                let chained = chain.is_none_or(|c| c == batch.chain);
+                if !in_place || !chained || found.last().is_some_and(|(id, _)| batch.term < id.term.0) {
                     break 'segments;
                 }
-                let Some(entry) = entry_of(&record, &options.encoder) else { break 'segments };
-                found.push((entry.id(), entry.digest()));
-                (chain, expected, at) = (Some(record.checksum), expected + 1, at + record.size);
-            }
-            if expected > hint {
-                break;
+                let Ok(entries) = batch.entries(&options.encoder, &bytes, at) else { break 'segments };
+                found.extend(entries.iter().filter(|e| e.seq.0 <= hint).map(|e| (e.id(), e.digest())));
+                (chain, expected, at) = (Some(batch.checksum), Some(batch.last() + 1), at + batch.size);
+                if batch.last() >= hint {
+                    break 'segments;
+                }
             }
         }
+        let expected = expected.unwrap_or(damaged + 1);
         // Evidence from an earlier repair lies past the log's end, so past these.
         found.extend(kept.drain(..).filter(|(id, _)| id.seq.0 >= expected));
         Ok(found)
@@ -160,32 +165,23 @@ impl FsLog {
     }
 }
 
-/// The offset of the record after the damaged one at seq `damaged` in a segment's `bytes`
-/// (starting at seq `first`): the valid records before it are walked; past it, the record's
-/// own length is tried first, then every offset within one record's length (a damaged length
-/// field), for a record that decodes with the next seq.
-fn resync(bytes: &[u8], encoder: &Encoder, record_max: usize, first: u64, damaged: u64) -> Option<usize> {
-    let mut at = HEADER_BYTES;
-    for _ in first..damaged {
-        at += decode_record(bytes.get(at..)?, encoder, record_max).ok()?.size;
+/// The offset of the batch after the damaged one at seq `damaged` in a segment's `bytes`
+/// (starting at seq `first`): the valid batches before it are walked; past it, its own size is
+/// tried first, then every later offset (a damaged size field), for a batch that decodes with a
+/// later seq.
+fn resync(bytes: &[u8], encoder: &Encoder, batch_max: usize, first: u64, damaged: u64) -> Option<usize> {
+    let (mut at, mut next) = (HEADER_BYTES, first);
+    while next < damaged {
+        let batch = decode_batch(bytes.get(at..)?, encoder, batch_max).ok()?;
+        (at, next) = (at + batch.size, batch.last() + 1);
     }
-    let is_next = |offset: usize| {
-        let record = bytes.get(offset..).and_then(|rest| decode_record(rest, encoder, record_max).ok());
-        record.is_some_and(|record| record.seq == damaged + 1)
+    let is_later = |offset: usize| {
+        let batch = bytes.get(offset..).and_then(|rest| decode_batch(rest, encoder, batch_max).ok());
+        batch.is_some_and(|batch| batch.first > damaged)
     };
-    let length = bytes.get(at..at + 4).map(|b| 4 + u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-    if let Some(after) = length.map(|len| at + len).filter(|after| is_next(*after)) {
+    let size = bytes.get(at..).and_then(batch_size);
+    if let Some(after) = size.map(|size| at + size).filter(|after| is_later(*after)) {
         return Some(after);
     }
-    (at + 1..(at + record_max).min(bytes.len())).find(|offset| is_next(*offset))
-}
-
-/// The entry a record holds (decrypted with the log's key), if it can be read.
-fn entry_of(record: &Record<'_>, encoder: &Encoder) -> Option<Entry> {
-    let payload = match encoder {
-        Encoder::Encrypted(key) => record.decrypt(key).ok()?,
-        _ => record.payload.map(<[u8]>::to_vec),
-    };
-    let payload = super::format::entry_payload(payload.map(Into::into), record.config);
-    Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload })
+    (at + 1..bytes.len()).find(|offset| is_later(*offset))
 }

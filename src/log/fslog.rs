@@ -2,15 +2,16 @@
 //! [`recovery`](super::recovery).
 //!
 //! Files, for a log named `n` in directory `d`:
-//! - `d/n.<first seq, 20 digits>.seg`: segments, in the record format;
+//! - `d/n.<first seq, 20 digits>.seg`: segments, in the batch format (`format.rs`);
 //! - `d/n.state`: the term, vote, catching-up flag and segment record (see `manifest`), in two
 //!   64-byte checksummed slots written alternately, so a torn write of one leaves the other
 //!   (byte by byte in `state.rs`). A log without it is new, or lost it: it opens catching up
 //!   (see `HardState::catching_up`), and so does a log opened with `repair_from`;
 //! - `d/n.lock`: empty; an open log holds an advisory lock on it (`flock`), so a second open,
 //!   in this process or another, fails at once with `LogError::Locked`;
-//! - `d/n.trim`: present only during a trim (its target seq, checksummed), so a crash in the
-//!   middle completes the trim on the next open (fail-forward, as the seed's lock record did).
+//! - `d/n.trim`: present only during a trim (its target seq and, for a trim inside a batch,
+//!   the batch that replaces it, checksummed), so a crash in the middle completes the trim on
+//!   the next open (fail-forward, as the seed's lock record did).
 //!
 //! Durability: every `append`/`append_batch`/transaction is one batch: one write and one
 //! fdatasync; creating or deleting a file is followed by a directory fsync. A failed write or
@@ -18,7 +19,9 @@
 //! never assumed so). Opening reads one segment at a time.
 
 use super::deferred::PendingSync;
-use super::format::{decode_record, encode_header, seal_batch, Encoder, HEADER_BYTES, NONCE_BYTES};
+use super::format::{
+    batch_size, decode_batch, encode_header, prefix_batch, BatchBuilder, Encoder, HEADER_BYTES, NONCE_BYTES,
+};
 use super::iter::{Iter, SegmentView};
 use super::recovery::{Case, Corruption, Scanner, SegmentBytes, SegmentScan};
 use super::txn::Txn;
@@ -37,7 +40,7 @@ use std::sync::Arc;
 /// How a log is opened.
 #[derive(Clone, Debug)]
 pub struct FsLogOptions {
-    /// Record protection (default: xxhash checksums and chain).
+    /// Batch protection (default: xxhash checksums and chain).
     pub encoder: Encoder,
     /// A new segment starts when a batch would take the current one past this size (a batch is
     /// never split, and a segment always takes at least one batch). Default 64 MiB, at most
@@ -174,32 +177,28 @@ struct Segment {
     path: PathBuf,
     /// Shared with iterators.
     file: Arc<File>,
-    /// The bytes of records (the file may be longer: zeros written ahead).
+    /// The bytes of batches (the file may be longer: zeros written ahead).
     len: u64,
     /// The file's length.
     allocated: u64,
-    /// Byte offset of each entry: 4 bytes per entry.
+    /// The byte offset of each entry's batch: 4 bytes per entry.
     offsets: Vec<u32>,
 }
 
-/// A record read back: what `read`, the tail reload and trims need.
+/// An entry read back, with its batch's checksum: what `read` and the tail reload need.
 struct Stored {
-    seq: u64,
     term: u64,
     checksum: u64,
-    batch_end: bool,
     payload: Payload,
-    /// The record's bytes and where they are (segment index, offset).
-    bytes: Bytes,
-    at: (usize, u64),
 }
 
-/// A record once marked as the end of its batch: where it is (segment index, offset), its new
-/// bytes if the mark changes them, and its checksum.
-struct Sealed {
-    at: (usize, u64),
-    bytes: Option<Vec<u8>>,
-    checksum: u64,
+/// A trim, planned before anything changes: the entries kept end before `keep_end`; a trim
+/// inside a batch writes `rewrite` (the batch's first entries, as a batch of their own) in its
+/// place; the log's chain continues from `chain`.
+pub(super) struct TrimPlan {
+    pub(super) keep_end: u64,
+    pub(super) rewrite: Option<Vec<u8>>,
+    pub(super) chain: u64,
 }
 
 /// Batches below this size write zeros ahead of them (see `write_batch`).
@@ -274,7 +273,8 @@ pub struct FsLog {
     pub(super) manifest: super::manifest::Manifest,
     pub(super) state_counter: u64,
     pub(super) poisoned: Option<String>,
-    /// Reused by transactions.
+    /// Reused by transactions: the batch being built and its bytes.
+    pub(super) builder: BatchBuilder,
     pub(super) buffer: Vec<u8>,
     nonces: Nonces,
     /// The lock file, held (an advisory `flock`) while the log is open.
@@ -314,8 +314,8 @@ impl FsLog {
         log.recover(saved && log.options.repair_from.is_none())?;
         log.open_evidence()?;
         log.load_committed_config()?;
-        if let Some(target) = log.read_trim_intent()? {
-            log.trim_files(target)?;
+        if let Some((target, rewrite)) = log.read_trim_intent()? {
+            log.trim_files(target, rewrite)?;
         }
         log.record_opened()?;
         Ok(log)
@@ -336,6 +336,7 @@ impl FsLog {
             manifest: Default::default(),
             state_counter: 0,
             poisoned: None,
+            builder: BatchBuilder::default(),
             buffer: Vec::new(),
             nonces: Nonces::default(),
             lock: None,
@@ -345,8 +346,9 @@ impl FsLog {
         }
     }
 
-    pub(super) fn record_bytes_max(&self) -> usize {
-        self.options.payload_bytes_max + self.options.encoder.overhead_bytes()
+    /// The largest batch recovery and reads accept: what a segment can hold.
+    pub(super) fn batch_bytes_max(&self) -> usize {
+        u32::MAX as usize
     }
 
     /// A fresh random nonce for the encrypting encoder (zeros for the others).
@@ -370,38 +372,50 @@ impl FsLog {
         Ok(nonce)
     }
 
-    /// The record at `seq`, read and decoded (its payload a slice of the one read buffer, or
-    /// decrypted).
-    fn stored(&self, seq: u64) -> Result<Option<Stored>, LogError> {
-        let Some((index, offset)) = self.locate(seq) else { return Ok(None) };
+    /// The bytes of the batch at `offset` in segment `index`, read whole.
+    fn read_batch(&self, index: usize, offset: u64) -> Result<Bytes, LogError> {
         let segment = &self.segments[index];
-        let damaged = |detail: String| LogError::Damaged {
-            path: segment.path.clone(),
-            detail: format!("seq {seq} at byte {offset}: {detail} (the disk changed under the log)"),
-        };
         let mut head = [0u8; 4];
         segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
-        let size = 4 + u32::from_le_bytes(head) as usize;
-        if size > self.record_bytes_max() || offset + size as u64 > segment.len {
-            return Err(damaged(format!("impossible record length {size}")));
+        let size = batch_size(&head).expect("4 bytes") as u64;
+        if size < 4 || offset + size > segment.len {
+            return Err(LogError::Damaged {
+                path: segment.path.clone(),
+                detail: format!("batch at byte {offset}: impossible size {size} (the disk changed under the log)"),
+            });
         }
-        let mut bytes = vec![0u8; size];
+        let mut bytes = vec![0u8; size as usize];
         segment.file.read_exact_at(&mut bytes, offset).map_err(io_error("read", &segment.path))?;
-        let bytes = Bytes::from(bytes);
-        let record = decode_record(&bytes, &self.options.encoder, size).map_err(|e| damaged(e.to_string()))?;
-        let payload = match (&self.options.encoder, record.payload) {
-            (Encoder::Encrypted(key), _) => {
-                let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
-                super::format::entry_payload(plain.map(Bytes::from), record.config)
-            }
-            (_, None) => Payload::Blank,
-            (_, Some(data)) => super::format::entry_payload(
-                Some(bytes.slice(record.payload_at..record.payload_at + data.len())),
-                record.config,
-            ),
+        Ok(Bytes::from(bytes))
+    }
+
+    /// The entry at `seq`, read and decoded with its batch (its payload a slice of the one read
+    /// buffer, or decrypted).
+    fn stored(&self, seq: u64) -> Result<Option<Stored>, LogError> {
+        let Some((index, offset)) = self.locate(seq) else { return Ok(None) };
+        let damaged = |detail: String| LogError::Damaged {
+            path: self.segments[index].path.clone(),
+            detail: format!("seq {seq} in the batch at byte {offset}: {detail} (the disk changed under the log)"),
         };
-        let (term, checksum, batch_end) = (record.term, record.checksum, record.batch_end);
-        Ok(Some(Stored { seq, term, checksum, batch_end, payload, bytes, at: (index, offset) }))
+        let bytes = self.read_batch(index, offset)?;
+        let encoder = &self.options.encoder;
+        let batch = decode_batch(&bytes, encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let Some(frame) = seq.checked_sub(batch.first).and_then(|i| batch.frames().nth(i as usize)) else {
+            return Err(damaged(format!("the batch holds {}..={}", batch.first, batch.last())));
+        };
+        let payload = match (encoder, frame.payload) {
+            (_, None) => None,
+            (Encoder::Encrypted(_), Some(range)) => {
+                let plain = batch.payloads(encoder).map_err(|e| damaged(e.to_string()))?;
+                Some(Bytes::copy_from_slice(&plain[range]))
+            }
+            (_, Some(range)) => {
+                let at = batch.payloads_range().start;
+                Some(bytes.slice(at + range.start..at + range.end))
+            }
+        };
+        let payload = super::format::entry_payload(payload, frame.config);
+        Ok(Some(Stored { term: frame.term, checksum: batch.checksum, payload }))
     }
 
     pub(super) fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -414,15 +428,15 @@ impl FsLog {
     }
 
     /// Scans the segments one at a time, then carries out the decisions: deletions newest
-    /// first, then the truncation of the last segment kept, then its batch mark if a repair
-    /// cut a batch.
+    /// first, then the truncation of the last segment kept, then, if a repair cut inside a
+    /// batch, that batch's first entries written again as a batch of their own.
     fn recover(&mut self, check_manifest: bool) -> Result<(), LogError> {
         let mut listed = self.list_segments()?;
         if check_manifest {
             listed = self.check_manifest(listed)?;
         }
         let encoder = self.options.encoder.clone();
-        let mut scanner = Scanner::new(&encoder, self.record_bytes_max(), self.options.repair_from);
+        let mut scanner = Scanner::new(&encoder, self.batch_bytes_max(), self.options.repair_from);
         let mut decisions: Vec<(SegmentScan, PathBuf)> = Vec::with_capacity(listed.len());
         let mut bytes = Vec::new(); // One buffer for every segment: its pages are faulted in once.
         for (index, (first_seq, path)) in listed.iter().enumerate() {
@@ -460,13 +474,21 @@ impl FsLog {
             let file = Arc::new(file);
             self.segments.push(Segment { first_seq, path, file, len, allocated: len, offsets });
         }
-        self.last = result.last;
         self.chain = result.last_checksum;
         self.term_starts = result.term_starts;
         self.configs = result.configs;
-        if let (true, Some((seq, _))) = (result.needs_seal, result.last) {
-            self.chain = self.seal(seq)?;
+        if let Some((bytes, keep_end)) = result.cut_batch {
+            // Not fail-safe like a trim: a crash before this write loses the batch's first
+            // entries too, which this repair then drops with the rest (the node catches up).
+            let batch = decode_batch(&bytes, &encoder, bytes.len()).expect("the scan decoded it");
+            let prefix = prefix_batch(&batch, &encoder, keep_end, self.nonce()?).map_err(|e| LogError::Damaged {
+                path: self.segments.last().map(|s| s.path.clone()).unwrap_or_default(),
+                detail: format!("batch {}: {e}", batch.first),
+            })?;
+            self.append_bytes(&prefix, (keep_end - batch.first) as u32, false)?;
+            self.chain = decode_batch(&prefix, &encoder, prefix.len()).expect("just encoded").checksum;
         }
+        self.last = result.last;
         Ok(())
     }
 
@@ -545,16 +567,23 @@ impl FsLog {
         Ok(txn.commit()?.expect("at least one entry was appended"))
     }
 
-    /// Writes one encoded batch at the end of the log and syncs it; with `defer`, may leave the
-    /// sync to the caller instead (see `deferred.rs`).
+    /// Writes one encoded batch of `count` entries at the end of the log and syncs it; with
+    /// `defer`, may leave the sync to the caller instead (see `deferred.rs`).
     pub(super) fn write_batch(
         &mut self,
         first: u64,
         buffer: &[u8],
-        starts: &[usize],
+        count: u32,
         defer: bool,
     ) -> Result<Option<PendingSync>, LogError> {
         debug_assert_eq!(first, self.next_seq(), "invariant: a batch starts at the log's next seq");
+        self.append_bytes(buffer, count, defer)
+    }
+
+    /// [`write_batch`](FsLog::write_batch) without the check that it continues the log's
+    /// entries (recovery writes a cut batch's first entries before it sets them).
+    fn append_bytes(&mut self, buffer: &[u8], count: u32, defer: bool) -> Result<Option<PendingSync>, LogError> {
+        let first = u64::from_le_bytes(buffer[4..12].try_into().expect("a batch's first seq"));
         let needs_segment = match self.segments.last() {
             None => true,
             Some(segment) => {
@@ -606,7 +635,7 @@ impl FsLog {
         }
         segment.allocated = segment.allocated.max(ahead).max(end);
         segment.len = end;
-        segment.offsets.extend(starts.iter().map(|s| (base + *s as u64) as u32));
+        segment.offsets.extend(std::iter::repeat_n(base as u32, count as usize));
         let allocated = segment.allocated;
         self.record_growth(allocated, ahead > end)?;
         Ok(pending)
@@ -649,7 +678,7 @@ impl FsLog {
         self.record_new_segment(first_seq)
     }
 
-    /// The segment (index) holding `seq`, and the record's byte offset.
+    /// The segment (index) holding `seq`, and the byte offset of its batch.
     fn locate(&self, seq: u64) -> Option<(usize, u64)> {
         let index = self.segments.partition_point(|s| s.first_seq <= seq).checked_sub(1)?;
         let segment = &self.segments[index];
@@ -661,14 +690,14 @@ impl FsLog {
     pub fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
         self.check()?;
         let stored = self.stored(seq.0)?;
-        Ok(stored.map(|s| Entry { term: Term(s.term), seq: Seq(s.seq), payload: s.payload }))
+        Ok(stored.map(|s| Entry { term: Term(s.term), seq, payload: s.payload }))
     }
 
     /// Entries from `from` to the last entry as of now (later appends are not included). The
     /// iterator holds its own file handles: the log stays free for appends meanwhile.
     pub fn iter(&self, from: Seq) -> Iter {
         let end = self.last.map_or(0, |(seq, _)| seq + 1);
-        let max = self.record_bytes_max();
+        let max = self.batch_bytes_max();
         if from.0 >= end {
             return Iter::new(self.options.encoder.clone(), max, Vec::new(), (from.0, 0), end);
         }
@@ -692,10 +721,10 @@ impl FsLog {
         let first = self.next_seq();
         let term = self.last.map_or(0, |(_, term)| term);
         let chain = self.chain;
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        let (starts, term_starts, configs) = (Vec::new(), Vec::new(), Vec::new());
-        Ok(Txn { log: self, trim: None, buffer, starts, term_starts, configs, first, chain, term })
+        let mut builder = std::mem::take(&mut self.builder);
+        builder.start(first);
+        let (term_starts, configs) = (Vec::new(), Vec::new());
+        Ok(Txn { log: self, trim: None, builder, term_starts, configs, first, chain, term })
     }
 
     /// Refuses a trim below the removed prefix.
@@ -716,8 +745,38 @@ impl FsLog {
         if keep_end >= self.next_seq() {
             return Ok(());
         }
-        self.write_trim_intent(keep_end)?;
-        self.trim_files(keep_end)
+        let plan = self.trim_plan(keep_end)?;
+        self.trim_with(plan)
+    }
+
+    /// Plans a trim to `keep_end` (below the next seq, at or past the first): for a cut inside
+    /// a batch, the batch of its entries before the cut, freshly encoded.
+    pub(super) fn trim_plan(&mut self, keep_end: u64) -> Result<TrimPlan, LogError> {
+        let kept = keep_end.checked_sub(1).filter(|last| *last >= self.first().0);
+        let Some((index, offset)) = kept.and_then(|last| self.locate(last)) else {
+            return Ok(TrimPlan { keep_end, rewrite: None, chain: 0 }); // The chain starts anew.
+        };
+        let bytes = self.read_batch(index, offset)?;
+        let encoder = self.options.encoder.clone();
+        let path = self.segments[index].path.clone();
+        let damaged = |detail: String| LogError::Damaged {
+            path: path.clone(),
+            detail: format!("the batch at byte {offset}: {detail} (the disk changed under the log)"),
+        };
+        let batch = decode_batch(&bytes, &encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        if batch.last() < keep_end {
+            return Ok(TrimPlan { keep_end, rewrite: None, chain: batch.checksum });
+        }
+        let nonce = self.nonce()?;
+        let prefix = prefix_batch(&batch, &encoder, keep_end, nonce).map_err(|e| damaged(e.to_string()))?;
+        let chain = decode_batch(&prefix, &encoder, prefix.len()).expect("just encoded").checksum;
+        Ok(TrimPlan { keep_end, rewrite: Some(prefix), chain })
+    }
+
+    /// Carries out a planned trim: its intent first (durable), then the files.
+    pub(super) fn trim_with(&mut self, plan: TrimPlan) -> Result<(), LogError> {
+        self.write_trim_intent(plan.keep_end, plan.rewrite.as_deref())?;
+        self.trim_files(plan.keep_end, plan.rewrite)
     }
 
     /// Removes whole segments whose entries are all at or before `seq` (for snapshots: the
@@ -788,17 +847,22 @@ impl FsLog {
     }
 
     /// Removes entries from `keep_end` on: later segments first (newest to oldest), then the
-    /// last kept record is marked as the end of its batch, then the tail of its segment is cut,
+    /// tail of the last kept segment from the first batch holding an entry to remove, then, for
+    /// a trim inside a batch, `rewrite` (that batch's first entries) is appended in its place,
     /// then the intent is removed. Each step is durable before the next, and every state in
-    /// between opens (and the intent finishes the job).
-    pub(super) fn trim_files(&mut self, keep_end: u64) -> Result<(), LogError> {
+    /// between opens (the intent, which holds `rewrite`, finishes the job).
+    pub(super) fn trim_files(&mut self, keep_end: u64, rewrite: Option<Vec<u8>>) -> Result<(), LogError> {
         self.trims.fetch_add(1, Ordering::SeqCst);
-        let kept = self.segments.iter().skip(1).take_while(|s| s.first_seq < keep_end).count() + 1;
+        let cut_from = match &rewrite {
+            Some(bytes) => u64::from_le_bytes(bytes[4..12].try_into().expect("a batch's first seq")),
+            None => keep_end,
+        };
+        let kept = self.segments.iter().skip(1).take_while(|s| s.first_seq < cut_from).count() + 1;
         if kept < self.segments.len() {
             let newest = &self.segments[kept - 1];
             self.record_trimmed(newest.first_seq, newest.allocated)?;
         }
-        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= keep_end) {
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= cut_from) {
             let segment = self.segments.pop().expect("checked");
             if let Err(source) = fs::remove_file(&segment.path) {
                 return self.poison(LogError::Io { op: "delete segment", path: segment.path, source });
@@ -806,12 +870,9 @@ impl FsLog {
         }
         self.sync_dir().or_else(|e| self.poison(e))?;
         if let Some(segment) = self.segments.last() {
-            let keep = keep_end.saturating_sub(segment.first_seq) as usize;
+            let keep = cut_from.saturating_sub(segment.first_seq) as usize;
             if keep < segment.offsets.len() {
-                if keep > 0 {
-                    self.seal(keep_end - 1)?;
-                }
-                let new_len = u64::from(self.segments.last().expect("checked").offsets[keep]);
+                let new_len = u64::from(segment.offsets[keep]);
                 self.record_cut(new_len)?;
                 let segment = self.segments.last_mut().expect("checked");
                 let path = segment.path.clone();
@@ -823,42 +884,32 @@ impl FsLog {
                 segment.offsets.truncate(keep);
             }
         }
+        self.reload_tail()?;
+        if let Some(bytes) = rewrite {
+            if self.next_seq() != cut_from {
+                let path = self.trim_path();
+                let detail = format!("the log ends before {cut_from}, where the trim's batch goes");
+                return Err(LogError::Damaged { path, detail });
+            }
+            self.append_bytes(&bytes, (keep_end - cut_from) as u32, false)?;
+            let batch = decode_batch(&bytes, &self.options.encoder, bytes.len()).expect("planned by this log");
+            for frame in batch.frames() {
+                if self.term_starts.last().map(|t| t.1) != Some(frame.term) {
+                    self.term_starts.push((frame.seq, frame.term));
+                }
+                if frame.config {
+                    self.configs.push(frame.seq);
+                }
+            }
+            (self.last, self.chain) = (Some((batch.last(), batch.last_term)), batch.checksum);
+        }
         let path = self.trim_path();
         match fs::remove_file(&path) {
             Ok(()) => self.sync_dir().or_else(|e| self.poison(e))?,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return self.poison(LogError::Io { op: "delete trim intent", path, source }),
         }
-        self.reload_tail()
-    }
-
-    /// The record at `seq` as it is once marked the end of its batch.
-    fn sealed(&self, seq: u64) -> Result<Sealed, LogError> {
-        let stored = self.stored(seq)?.ok_or_else(|| LogError::Invalid(format!("no entry {seq}")))?;
-        if stored.batch_end {
-            return Ok(Sealed { at: stored.at, bytes: None, checksum: stored.checksum });
-        }
-        let mut bytes = stored.bytes.to_vec();
-        let checksum = seal_batch(&mut bytes, &self.options.encoder);
-        Ok(Sealed { at: stored.at, bytes: Some(bytes), checksum })
-    }
-
-    /// The checksum the record at `seq` has once marked as the end of its batch.
-    pub(super) fn sealed_checksum(&self, seq: u64) -> Result<u64, LogError> {
-        Ok(self.sealed(seq)?.checksum)
-    }
-
-    /// Marks the record at `seq` as the end of its batch, durably; returns its checksum.
-    fn seal(&mut self, seq: u64) -> Result<u64, LogError> {
-        let Sealed { at: (index, offset), bytes, checksum } = self.sealed(seq)?;
-        if let Some(bytes) = bytes {
-            let segment = &self.segments[index];
-            if let Err(source) = segment.file.write_all_at(&bytes, offset).and_then(|()| segment.file.sync_data()) {
-                let path = segment.path.clone();
-                return self.poison(LogError::Io { op: "mark the end of a batch", path, source });
-            }
-        }
-        Ok(checksum)
+        Ok(())
     }
 
     /// Recomputes the last entry, chain head and term runs after a trim.
@@ -871,7 +922,7 @@ impl FsLog {
             Some(seq) => self.stored(seq)?,
             None => None,
         };
-        self.last = last.as_ref().map(|s| (s.seq, s.term));
+        self.last = last_seq.zip(last.as_ref().map(|s| s.term));
         self.chain = last.map_or(0, |s| s.checksum);
         Ok(())
     }

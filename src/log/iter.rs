@@ -1,10 +1,9 @@
 //! Iteration over an [`FsLog`](super::FsLog) that holds its own file handles, so the log stays
 //! free for appends (and the iterator may move to another thread).
 
-use super::format::entry_payload;
-use super::format::{decode_record, Encoder, HEADER_BYTES};
+use super::format::{batch_size, decode_batch, Encoder, HEADER_BYTES};
 use super::LogError;
-use crate::core::{Entry, Payload, Seq, Term};
+use crate::core::Entry;
 use bytes::Bytes;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -22,16 +21,19 @@ pub(super) struct SegmentView {
 
 /// Iterates a log's entries in order, from a seq to the last entry at the time it was made
 /// (see [`FsLog::iter`](super::FsLog::iter)); a trim of the log ends it with
-/// [`LogError::Trimmed`], so it never yields an entry that did not exist when it was made. Records are read in 1 MiB chunks; plain and
-/// xxhash payloads are slices of them (no copy), encrypted ones are decrypted.
+/// [`LogError::Trimmed`], so it never yields an entry that did not exist when it was made.
+/// Batches are read in 1 MiB chunks (a larger batch whole); plain and xxhash payloads are
+/// slices of them (no copy), encrypted ones are decrypted a batch at a time.
 pub struct Iter {
     encoder: Encoder,
-    /// The largest record the log accepts (a longer length field is damage).
-    record_bytes_max: u64,
+    /// The largest batch the log accepts (a longer size field is damage).
+    batch_bytes_max: u64,
     segments: Vec<SegmentView>,
-    /// The segment of `next`, and `next`'s byte offset in it.
+    /// The segment of the next batch to read, and its byte offset in it.
     segment: usize,
     offset: u64,
+    /// Entries of the batch read last, not yielded yet (the next one last).
+    ready: Vec<Entry>,
     next: u64,
     end: u64,
     /// Bytes of the current segment from byte `chunk_at` on.
@@ -52,10 +54,11 @@ impl Iter {
         let (segment, trims) = (0, None);
         Iter {
             encoder,
-            record_bytes_max: max as u64,
+            batch_bytes_max: max as u64,
             segments,
             segment,
             offset,
+            ready: Vec::new(),
             next,
             end,
             chunk,
@@ -82,6 +85,22 @@ impl Iter {
         if self.next >= self.end {
             return Ok(None);
         }
+        if self.ready.is_empty() {
+            self.read_batch()?;
+        }
+        let entry = self.ready.pop().expect("a batch holds the next entry");
+        // Checked after the read: a trim bumps the counter before it changes a file, so bytes
+        // read from a changed file are always caught here.
+        if self.trims.as_ref().is_some_and(|(now, then)| now.load(Ordering::SeqCst) != *then) {
+            return Err(LogError::Trimmed { seq: self.next });
+        }
+        self.next += 1;
+        Ok(Some(entry))
+    }
+
+    /// Reads the batch at the current offset into `ready` (its entries from `next` on, up to
+    /// `end`, in reverse).
+    fn read_batch(&mut self) -> Result<(), LogError> {
         while self.offset >= self.segments[self.segment].len {
             self.segment += 1;
             self.offset = HEADER_BYTES as u64;
@@ -92,42 +111,29 @@ impl Iter {
         }
         let offset = self.offset;
         let at = self.load(offset, 4)?;
-        let size = 4 + u64::from(u32::from_le_bytes(self.chunk[at..at + 4].try_into().expect("4 bytes")));
-        if size > self.record_bytes_max || offset + size > self.segments[self.segment].len {
-            return Err(self.damaged(offset, format!("impossible record length {size}")));
+        let size = batch_size(&self.chunk[at..]).expect("4 bytes") as u64;
+        if size > self.batch_bytes_max || offset + size > self.segments[self.segment].len {
+            return Err(self.damaged(offset, format!("impossible batch size {size}")));
         }
         let at = self.load(offset, size)?;
         let bytes = &self.chunk[at..at + size as usize];
         let damaged = |detail: String| self.damaged(offset, detail);
-        let record = decode_record(bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
-        if record.seq != self.next {
-            return Err(damaged(format!("found seq {} (trimmed while iterating?)", record.seq)));
+        let batch = decode_batch(bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        if batch.first > self.next || batch.last() < self.next {
+            return Err(damaged(format!("found seqs {}..={} (trimmed while iterating?)", batch.first, batch.last())));
         }
-        let payload = match (&self.encoder, record.payload) {
-            (Encoder::Encrypted(key), _) => {
-                let plain = record.decrypt(key).map_err(|e| damaged(e.to_string()))?;
-                entry_payload(plain.map(Bytes::from), record.config)
-            }
-            (_, None) => Payload::Blank,
-            (_, Some(data)) => {
-                let start = at + record.payload_at;
-                entry_payload(Some(self.chunk.slice(start..start + data.len())), record.config)
-            }
-        };
-        let entry = Entry { term: Term(record.term), seq: Seq(record.seq), payload };
-        // Checked after the read: a trim bumps the counter before it changes a file, so bytes
-        // read from a changed file are always caught here.
-        if self.trims.as_ref().is_some_and(|(now, then)| now.load(Ordering::SeqCst) != *then) {
-            return Err(LogError::Trimmed { seq: self.next });
-        }
+        let mut entries = batch.entries(&self.encoder, &self.chunk, at).map_err(|e| damaged(e.to_string()))?;
+        entries.drain(..(self.next - batch.first) as usize);
+        entries.truncate((self.end - self.next) as usize);
+        entries.reverse();
+        self.ready = entries;
         self.offset += size;
-        self.next += 1;
-        Ok(Some(entry))
+        Ok(())
     }
 
     fn damaged(&self, offset: u64, detail: String) -> LogError {
         let path = self.segments[self.segment].path.clone();
-        LogError::Damaged { path, detail: format!("seq {} at byte {offset}: {detail}", self.next) }
+        LogError::Damaged { path, detail: format!("seq {} in the batch at byte {offset}: {detail}", self.next) }
     }
 
     /// Makes sure the chunk holds `len` bytes of the current segment from `offset` (reading

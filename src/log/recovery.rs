@@ -2,41 +2,39 @@
 //! every decision taken from one labelled table (after TigerBeetle's journal recovery cases).
 //! [`Scanner`] takes one segment at a time, so opening a log holds one segment in memory.
 //!
-//! The writer's discipline makes the table sound: records are appended in batches, each made
-//! durable with one fdatasync, its last record marked (see `format`); a new segment is created
+//! The writer's discipline makes the table sound: entries are appended in batches, each written
+//! with one write and made durable with one fdatasync (see `format`); a new segment is created
 //! only after the previous one is durable and complete; the directory is synced after creating
-//! or deleting a segment. So a crash can only damage the last batch of the last segment, and
-//! in any way: cut short, zero-filled, or with holes where some of its pages never reached the
-//! disk while later ones did. Every record of that batch carries the seq of the batch's first
-//! record, which tells a hole in the unfinished batch (repairable) from damage to a durable
-//! batch followed by a later one (corruption). Corruption may hit a committed entry: recovery
-//! refuses to drop it silently.
+//! or deleting a segment; a trim cuts the file before it writes anything new. So a crash can
+//! only damage the last batch of the last segment, and in any way: cut short, zero-filled, or
+//! with holes where some of its pages never reached the disk while later ones did. A batch's
+//! size, end mark and checksum cover all of it, so such a batch is never taken for whole, and a
+//! valid batch after a damaged one tells damage to a durable batch (corruption) from a torn
+//! last one (repairable). Corruption may hit a committed entry: recovery refuses to drop it
+//! silently.
 //!
 //! The decisions are data: [`TABLE`] (in `cases.rs`) gives, for what the bytes at a position
 //! show ([`Shows`]) in the last segment or another, the case's name ([`Case`]) and what
-//! recovery does ([`Decision`]): keep a valid record; delete a last segment whose header was
-//! never completed; truncate† a torn tail of the last segment (a record cut short, zeros, a bad
-//! record with no later batch after it, a batch never marked complete); refuse a wrong key or
-//! encoder; and report anything else as corruption (a bad header, damage before a later batch
-//! or in a sealed segment, a sealed segment ending inside a batch, a wrong seq, a broken chain,
-//! a lower term).
+//! recovery does ([`Decision`]): keep a valid batch; delete a last segment whose header was
+//! never completed; truncate a torn tail of the last segment (a batch cut short, zeros, a bad
+//! batch with no valid batch after it); refuse a wrong key, encoder or format version; and
+//! report anything else as corruption (a bad header, damage before a later batch or in a sealed
+//! segment, a wrong seq, a broken chain, a lower term).
 //!
-//! † at the end of the last complete batch: the unfinished batch's valid records go too, so a
-//! batch (a transaction) is recovered whole or not at all.
-//!
-//! Corruption is an error naming the segment, the byte offset and the seq. Nothing is truncated
-//! unless the caller asks to truncate from a seq at or before it (`repair_from`); then the log
-//! keeps the entries before that seq (the last one becomes the end of a batch) and the node is
+//! Corruption is an error naming the segment, the byte offset and the seq of the damaged
+//! batch's first entry. Nothing is truncated unless the caller asks to truncate from a seq at
+//! or before it (`repair_from`); then the log keeps the entries before that seq (a batch cut
+//! inside is written again holding its first entries: [`Scan::cut_batch`]) and the node is
 //! repaired from its peers.
 //!
-//! The plain encoder has no checksums: it recovers from a write cut short (`TornRecord`,
-//! `ZeroTail`, `TornBatch`), and in its last segment takes any bad record, wrong seq or
+//! The plain encoder has no checksums: it recovers from a write cut short (`TornBatch`,
+//! `ZeroTail`, a missing end mark), and in its last segment takes any bad batch, wrong seq or
 //! decreasing term for a torn tail. It cannot see a flipped bit, nor a page lost inside the
-//! last batch that left a record readable (documented, as in the JavaScript library: use the
-//! xxhash encoder).
+//! last batch that left its size and end mark readable (documented, as in the JavaScript
+//! library: use the xxhash encoder).
 
 pub use super::cases::{decide, Case, Decision, Row, Shows, TABLE};
-use super::format::{decode_header, decode_record, Encoder, HeaderError, Record, RecordError, HEADER_BYTES};
+use super::format::{decode_batch, decode_header, BatchError, Encoder, HeaderError, HEADER_BYTES};
 use std::fmt;
 
 /// One segment file's bytes, with the first seq its name gives.
@@ -53,7 +51,8 @@ pub struct SegmentBytes<'a> {
 pub struct SegmentScan {
     /// Its first seq.
     pub first_seq: u64,
-    /// The byte offset of each kept record (entry `first_seq + i` at `offsets[i]`).
+    /// The byte offset of each kept entry's batch (entry `first_seq + i` in the batch at
+    /// `offsets[i]`).
     pub offsets: Vec<u32>,
     /// The bytes to keep: the file is truncated to this length if it is longer.
     pub valid_len: u64,
@@ -70,15 +69,16 @@ pub struct Scan {
     pub segments: Vec<SegmentScan>,
     /// The last entry's (seq, term).
     pub last: Option<(u64, u64)>,
-    /// The last record's checksum (the hash chain's head; 0 with the plain encoder).
+    /// The last batch's checksum (the hash chain's head; 0 with the plain encoder).
     pub last_checksum: u64,
     /// The first (seq, term) of each run of entries with the same term.
     pub term_starts: Vec<(u64, u64)>,
     /// The seqs of the configuration entries, ascending.
     pub configs: Vec<u64>,
-    /// Whether the last kept record must be marked as the end of its batch (after a repair cut
-    /// the log inside a batch).
-    pub needs_seal: bool,
+    /// A batch that `repair_from` cut inside, and the seq it was cut at: the caller writes its
+    /// entries before that seq again, as a batch of their own, where it was (they are counted
+    /// in `last`, `term_starts` and `configs`, not in the offsets, nor in `last_checksum`).
+    pub cut_batch: Option<(Vec<u8>, u64)>,
 }
 
 /// Corruption that recovery refuses to repair on its own.
@@ -100,6 +100,17 @@ impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.case {
             Case::WrongKey => return write!(f, "segment {} was written with another encryption key", self.segment),
+            Case::OldFormat => {
+                return write!(
+                    f,
+                    "segment {} is in {}, which this version does not read (it writes version {}): nothing is \
+                     damaged; convert the log by reading its entries with the release that wrote it (FsLog::iter) \
+                     and appending them to a new log with this one, or let the node rejoin with an empty log",
+                    self.segment,
+                    self.detail,
+                    super::format::FORMAT_VERSION
+                )
+            }
             Case::WrongEncoder => {
                 return write!(
                     f,
@@ -125,10 +136,10 @@ impl std::error::Error for Corruption {}
 pub fn scan(
     segments: &[SegmentBytes<'_>],
     encoder: &Encoder,
-    record_bytes_max: usize,
+    batch_bytes_max: usize,
     repair_from: Option<u64>,
 ) -> Result<Scan, Corruption> {
-    let mut scanner = Scanner::new(encoder, record_bytes_max, repair_from);
+    let mut scanner = Scanner::new(encoder, batch_bytes_max, repair_from);
     let mut scans = Vec::with_capacity(segments.len());
     for (index, segment) in segments.iter().enumerate() {
         scans.push(scanner.segment(*segment, index + 1 == segments.len())?);
@@ -141,30 +152,22 @@ pub fn scan(
 /// Recovery one segment at a time, in seq order (see the module docs for the decisions).
 pub struct Scanner<'e> {
     encoder: &'e Encoder,
-    record_bytes_max: usize,
+    batch_bytes_max: usize,
     repair_from: Option<u64>,
-    /// The seq the next record must have (from the first segment's name).
+    /// The seq the next batch must start at (from the first segment's name).
     next: Option<u64>,
     /// A repair cut the log: later segments are deleted.
     stopped: bool,
-    /// What is kept so far: everything through the last complete batch.
+    /// What is kept so far: every complete batch.
     kept: Scan,
 }
 
-/// A record of the batch being read, kept only once the batch's end is found.
-struct Pending {
-    seq: u64,
-    term: u64,
-    checksum: u64,
-    config: bool,
-}
-
 impl<'e> Scanner<'e> {
-    /// A scanner for a log written with `encoder`; records larger than `record_bytes_max` are
+    /// A scanner for a log written with `encoder`; batches larger than `batch_bytes_max` are
     /// treated as damaged. With `repair_from`, entries from that seq on are dropped, so
     /// corruption at or after it is no longer an error.
-    pub fn new(encoder: &'e Encoder, record_bytes_max: usize, repair_from: Option<u64>) -> Scanner<'e> {
-        Scanner { encoder, record_bytes_max, repair_from, next: None, stopped: false, kept: Scan::default() }
+    pub fn new(encoder: &'e Encoder, batch_bytes_max: usize, repair_from: Option<u64>) -> Scanner<'e> {
+        Scanner { encoder, batch_bytes_max, repair_from, next: None, stopped: false, kept: Scan::default() }
     }
 
     /// Scans the next segment (`is_last`: no segment follows it).
@@ -189,27 +192,7 @@ impl<'e> Scanner<'e> {
             detail,
         };
         let bytes = segment.bytes;
-        let header = match decode_header(bytes, self.encoder) {
-            Ok(first) if first == segment.first_seq && first == next => None,
-            Err(HeaderError::Short | HeaderError::Zero | HeaderError::Corrupt)
-                if bytes[HEADER_BYTES.min(bytes.len())..].iter().all(|b| *b == 0) =>
-            {
-                Some((Shows::HeaderTorn, "header torn".to_string()))
-            }
-            Err(HeaderError::WrongKey) => Some((Shows::HeaderWrongKey, "key check fails".into())),
-            Err(HeaderError::WrongEncoder(code)) => {
-                let name = match code {
-                    0 => "plain".to_string(),
-                    1 => "xxhash".to_string(),
-                    2 => "encrypted".to_string(),
-                    other => format!("unknown code {other}"),
-                };
-                Some((Shows::HeaderWrongEncoder, name))
-            }
-            Ok(first) => Some((Shows::HeaderBad, format!("header names seq {first}"))),
-            Err(error) => Some((Shows::HeaderBad, format!("header {error:?}"))),
-        };
-        if let Some((shows, detail)) = header {
+        if let Some((shows, detail)) = header_shows(bytes, self.encoder, segment.first_seq, next) {
             let row = decide(shows, is_last, self.encoder.checksummed());
             if row.decision != Decision::DeleteSegment {
                 return Err(corrupt(row.case, 0, next, detail));
@@ -218,55 +201,48 @@ impl<'e> Scanner<'e> {
             return Ok(scan);
         }
         scan.delete = false;
-        let mut pending: Vec<Pending> = Vec::new();
-        let (mut at, mut sealed_at, mut next) = (HEADER_BYTES, HEADER_BYTES, next);
-        let mut chain = self.kept.last.map(|_| self.kept.last_checksum); // Unknown before the first record.
+        let (mut at, mut next) = (HEADER_BYTES, next);
+        let mut chain = self.kept.last.map(|_| self.kept.last_checksum); // Unknown before the first batch.
         let mut term = self.kept.last.map_or(0, |(_, term)| term);
         while at < bytes.len() {
-            if self.repair_from == Some(next) {
-                // The caller drops everything from here: the last record kept ends a batch.
-                self.kept.needs_seal = !pending.is_empty();
-                self.keep(&mut pending);
-                sealed_at = at;
-                self.stopped = true;
+            if self.repair_from.is_some_and(|from| from <= next) {
+                self.stopped = true; // The caller drops everything from here.
                 break;
             }
-            let verdict = match decode_record(&bytes[at..], self.encoder, self.record_bytes_max) {
-                Ok(record) if record.seq != next => Err((Shows::WrongSeq, format!("found seq {}", record.seq))),
+            let verdict = match decode_batch(&bytes[at..], self.encoder, self.batch_bytes_max) {
+                Ok(batch) if batch.first != next => Err((Shows::WrongSeq, format!("found seq {}", batch.first))),
                 // The highest seq an entry may have (so that the next seq always exists).
-                Ok(record) if record.seq > crate::core::Seq::MAX.0 => {
-                    Err((Shows::WrongSeq, format!("seq {} is past the highest seq an entry may have", record.seq)))
+                Ok(batch) if batch.last() > crate::core::Seq::MAX.0 => {
+                    Err((Shows::WrongSeq, format!("seq {} is past the highest seq an entry may have", batch.last())))
                 }
                 Ok(_) if u32::try_from(at).is_err() => {
-                    Err((Shows::PastSegmentLimit, "a record starts past 4 GiB, where no segment reaches".into()))
+                    Err((Shows::PastSegmentLimit, "a batch starts past 4 GiB, where no segment reaches".into()))
                 }
-                Ok(record) if record.term < term => {
-                    Err((Shows::LowerTerm, format!("term {} after {term}", record.term)))
+                Ok(batch) if batch.term < term => Err((Shows::LowerTerm, format!("term {} after {term}", batch.term))),
+                Ok(batch) if self.encoder.checksummed() && chain.is_some_and(|c| c != batch.chain) => {
+                    Err((Shows::WrongChain, "chain does not match the previous batch".into()))
                 }
-                Ok(record) if self.encoder.checksummed() && chain.is_some_and(|c| c != record.chain) => {
-                    Err((Shows::WrongChain, "chain does not match the previous record".into()))
-                }
-                Ok(record) => Ok(record),
-                Err(error) => {
-                    let batch = pending.first().map_or(next, |p| p.seq);
-                    Err((self.bad_record(bytes, at, error, batch, is_last), error.to_string()))
-                }
+                Ok(batch) => Ok(batch),
+                Err(error) => Err((self.bad_batch(bytes, at, error, is_last), error.to_string())),
             };
             match verdict {
-                Ok(record) => {
-                    scan.offsets.push(u32::try_from(at).unwrap_or(u32::MAX)); // Checked in the verdict.
-                    pending.push(Pending {
-                        seq: record.seq,
-                        term: record.term,
-                        checksum: record.checksum,
-                        config: record.config,
-                    });
-                    (chain, term, next) = (Some(record.checksum), record.term, next + 1);
-                    at += record.size;
-                    if record.batch_end {
-                        self.keep(&mut pending);
-                        sealed_at = at;
+                Ok(batch) => {
+                    if let Some(from) = self.repair_from.filter(|from| *from <= batch.last()) {
+                        // The caller drops everything from here; a batch cut inside is written
+                        // again with its entries before the cut.
+                        if from > batch.first {
+                            self.keep_frames(&batch, from);
+                            self.kept.cut_batch = Some((bytes[at..at + batch.size].to_vec(), from));
+                        }
+                        self.stopped = true;
+                        break;
                     }
+                    let offset = u32::try_from(at).unwrap_or(u32::MAX); // Checked in the verdict.
+                    scan.offsets.extend(std::iter::repeat_n(offset, batch.count as usize));
+                    self.keep_frames(&batch, u64::MAX);
+                    self.kept.last_checksum = batch.checksum;
+                    (chain, term, next) = (Some(batch.checksum), batch.last_term, batch.last() + 1);
+                    at += batch.size;
                 }
                 Err((shows, detail)) => {
                     let row = decide(shows, is_last, self.encoder.checksummed());
@@ -278,66 +254,85 @@ impl<'e> Scanner<'e> {
                 }
             }
         }
-        if let Some(first) = pending.first() {
-            let row = decide(Shows::EndsInsideBatch, is_last, self.encoder.checksummed());
-            if row.decision != Decision::Truncate {
-                let offset = scan.offsets[scan.offsets.len() - pending.len()] as usize;
-                let detail = "a sealed segment ends inside a batch".into();
-                return Err(corrupt(row.case, offset, first.seq, detail));
-            }
-            scan.offsets.truncate(scan.offsets.len() - pending.len());
-            if scan.ending == Case::Accept {
-                scan.ending = row.case;
-            }
-        }
-        self.next = Some(self.kept.last.map_or(segment.first_seq, |(seq, _)| seq + 1));
-        scan.valid_len = sealed_at as u64;
+        self.next = Some(next);
+        scan.valid_len = at as u64;
         Ok(scan)
     }
 
-    /// Keeps the records of a complete batch.
-    fn keep(&mut self, pending: &mut Vec<Pending>) {
-        for record in pending.drain(..) {
-            if self.kept.term_starts.last().map(|t| t.1) != Some(record.term) {
-                self.kept.term_starts.push((record.seq, record.term));
+    /// Keeps the entries of a batch before `end`: term runs, configurations, the last one.
+    fn keep_frames(&mut self, batch: &super::format::Batch<'_>, end: u64) {
+        let kept = &mut self.kept;
+        if batch.has_config || batch.term != batch.last_term || kept.term_starts.last().map(|t| t.1) != Some(batch.term)
+        {
+            for frame in batch.frames().take_while(|frame| frame.seq < end) {
+                if kept.term_starts.last().map(|t| t.1) != Some(frame.term) {
+                    kept.term_starts.push((frame.seq, frame.term));
+                }
+                if frame.config {
+                    kept.configs.push(frame.seq);
+                }
             }
-            if record.config {
-                self.kept.configs.push(record.seq);
-            }
-            self.kept.last = Some((record.seq, record.term));
-            self.kept.last_checksum = record.checksum;
         }
+        let last = batch.last().min(end - 1);
+        let last_term = match last == batch.last() {
+            true => batch.last_term,
+            false => batch.frames().nth((last - batch.first) as usize).map_or(batch.term, |frame| frame.term),
+        };
+        kept.last = Some((last, last_term));
     }
 
-    /// What a bad record at `at`, inside the batch starting at seq `batch`, shows: whether a
-    /// later batch follows it (only looked for in the last segment: elsewhere any damage is
-    /// corruption), else how it is bad.
-    fn bad_record(&self, bytes: &[u8], at: usize, error: RecordError, batch: u64, is_last: bool) -> Shows {
-        if is_last && self.later_batch_after(bytes, at, batch) {
-            return Shows::BadRecordBeforeLaterBatch;
+    /// What a bad batch at `at` shows: whether a valid batch follows it (only looked for in the
+    /// last segment: elsewhere any damage is corruption), else how it is bad.
+    fn bad_batch(&self, bytes: &[u8], at: usize, error: BatchError, is_last: bool) -> Shows {
+        if is_last && self.later_batch_after(bytes, at) {
+            return Shows::BadBatchBeforeLaterBatch;
         }
         match error {
-            RecordError::Incomplete { .. } => Shows::CutShort,
-            RecordError::Zero if bytes[at..].iter().all(|b| *b == 0) => Shows::Zeros,
-            _ => Shows::BadRecord,
+            BatchError::Incomplete { .. } => Shows::CutShort,
+            BatchError::Zero if bytes[at..].iter().all(|b| *b == 0) => Shows::Zeros,
+            _ => Shows::BadBatch,
         }
     }
 
-    /// Whether a valid record of a batch other than `batch` starts after `at`: the batch
-    /// with the damage was followed by another, so it had been made durable. (Never with the
-    /// plain encoder: without checksums, any bytes may look like a record.)
-    fn later_batch_after(&self, bytes: &[u8], at: usize, batch: u64) -> bool {
+    /// Whether a valid batch starts after `at`: the damaged batch had been followed by another,
+    /// so it had been made durable. (Never with the plain encoder: without checksums, any bytes
+    /// may look like a batch.)
+    fn later_batch_after(&self, bytes: &[u8], at: usize) -> bool {
         self.encoder.checksummed()
             && (at + 1..bytes.len().saturating_sub(3)).any(|offset| {
                 bytes[offset..offset + 4] != [0; 4]
-                    && decode_record(&bytes[offset..], self.encoder, self.record_bytes_max)
-                        .is_ok_and(|record: Record<'_>| record.batch_first() != batch)
+                    && decode_batch(&bytes[offset..], self.encoder, self.batch_bytes_max).is_ok()
             })
     }
 
     /// What the log holds once every segment is scanned (its `segments` left empty).
     pub fn finish(self) -> Scan {
         self.kept
+    }
+}
+
+/// What a segment's header shows when it is not the one expected (`None`: it is).
+fn header_shows(bytes: &[u8], encoder: &Encoder, name_seq: u64, next: u64) -> Option<(Shows, String)> {
+    match decode_header(bytes, encoder) {
+        Ok(first) if first == name_seq && first == next => None,
+        Err(HeaderError::Short | HeaderError::Zero | HeaderError::Corrupt)
+            if bytes[HEADER_BYTES.min(bytes.len())..].iter().all(|b| *b == 0) =>
+        {
+            Some((Shows::HeaderTorn, "header torn".to_string()))
+        }
+        Err(HeaderError::OldFormat(version)) => Some((Shows::HeaderOldFormat, format!("format version {version}"))),
+        Err(HeaderError::WrongKey) => Some((Shows::HeaderWrongKey, "key check fails".into())),
+        Err(HeaderError::WrongEncoder(code)) => {
+            let name = match code {
+                0 => "plain".to_string(),
+                1 => "xxhash".to_string(),
+                2 => "encrypted".to_string(),
+                other => format!("unknown code {other}"),
+            };
+            Some((Shows::HeaderWrongEncoder, name))
+        }
+        Ok(first) => Some((Shows::HeaderBad, format!("header names seq {first}"))),
+        Err(error) => Some((Shows::HeaderBad, format!("header {error:?}"))),
     }
 }
 

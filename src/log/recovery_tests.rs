@@ -1,34 +1,19 @@
 //! Recovery on crafted segment bytes: every row of the decision table, torn tails, corruption.
 
-use super::super::format::{encode_header, encode_record, seal_batch, Key, NewRecord, NONCE_BYTES};
+use super::super::format::{encode_header, BatchBuilder, Key, NONCE_BYTES};
 use super::*;
 
 const MAX: usize = 1 << 20;
 
 /// Appends a batch of entries `first..` with the given terms; returns the new chain head.
 fn batch(bytes: &mut Vec<u8>, first: u64, terms: &[u64], chain: u64, encoder: &Encoder) -> u64 {
-    let mut chain = chain;
-    let mut last_at = 0;
+    let mut builder = BatchBuilder::default();
+    builder.start(first);
     for (i, term) in terms.iter().enumerate() {
-        let seq = first + i as u64;
-        let payload = format!("entry {seq}");
-        last_at = bytes.len();
-        let record = NewRecord {
-            seq,
-            term: *term,
-            payload: Some(payload.as_bytes()),
-            config: false,
-            batch_offset: i as u32,
-            chain,
-        };
-        chain = encode_record(bytes, encoder, record, [seq as u8; NONCE_BYTES]);
+        let payload = format!("entry {}", first + i as u64);
+        builder.push(*term, Some(payload.as_bytes()), false);
     }
-    let sealed = seal_batch(&mut bytes[last_at..], encoder);
-    if encoder.checksummed() {
-        sealed
-    } else {
-        chain
-    }
+    builder.finish(bytes, encoder, chain, [first as u8; NONCE_BYTES])
 }
 
 /// A segment holding entries `first..first+terms.len()`, each its own batch.
@@ -87,7 +72,7 @@ fn a_zero_filled_tail_is_truncated() {
 }
 
 #[test]
-fn a_flipped_byte_in_the_last_record_is_a_damaged_tail() {
+fn a_flipped_byte_in_the_last_batch_is_a_damaged_tail() {
     let mut files = log(&Encoder::XxHash);
     let end = files[1].len();
     files[1][end - 12] ^= 1;
@@ -99,13 +84,13 @@ fn a_flipped_byte_in_the_last_record_is_a_damaged_tail() {
 #[test]
 fn a_flipped_byte_anywhere_else_is_corruption_naming_segment_offset_and_seq() {
     let files = log(&Encoder::XxHash);
-    let last_record = {
+    let last_batch = {
         let scan = run(&files, None).unwrap();
         *scan.segments[1].offsets.last().unwrap() as usize
     };
     for (file, bytes) in files.iter().enumerate() {
         for byte in 0..bytes.len() {
-            if file == 1 && byte >= last_record {
+            if file == 1 && byte >= last_batch {
                 continue;
             }
             let mut bad = files.clone();
@@ -136,16 +121,16 @@ fn repair_from_drops_the_corrupt_entry_and_everything_after() {
 }
 
 #[test]
-fn a_swapped_or_stale_record_breaks_the_chain_or_the_sequence() {
+fn a_swapped_or_stale_batch_breaks_the_chain_or_the_sequence() {
     let mut chain = 0;
     let good = segment(0, &[1, 1, 1], &mut chain, &Encoder::XxHash);
-    // A record for seq 2 written with the wrong predecessor (a stale copy from another log).
+    // A batch for seq 2 written with the wrong predecessor (a stale copy from another log).
     let mut stale = encode_header(&Encoder::XxHash, 0, [0; NONCE_BYTES]).to_vec();
     let other = batch(&mut stale, 0, &[1, 1], 0, &Encoder::XxHash);
     batch(&mut stale, 2, &[1], other ^ 1, &Encoder::XxHash);
     let error = run(&[stale], None).unwrap_err();
     assert_eq!((error.seq, error.case), (2, Case::BrokenChain));
-    // The same log with a record missing.
+    // The same log with a batch missing.
     let scan = run(std::slice::from_ref(&good), None).unwrap();
     let (a, b) = (scan.segments[0].offsets[1] as usize, scan.segments[0].offsets[2] as usize);
     let mut missing = good[..a].to_vec();
@@ -176,9 +161,9 @@ fn the_plain_encoder_recovers_torn_tails_but_cannot_see_flipped_bits() {
     let len = torn[1].len();
     torn[1].truncate(len - 3);
     let scan = plain(&torn);
-    assert_eq!((scan.last, scan.segments[1].ending), (Some((5, 2)), Case::TornRecord));
+    assert_eq!((scan.last, scan.segments[1].ending), (Some((5, 2)), Case::TornBatch));
     let mut flipped = files;
-    flipped[0][HEADER_BYTES + 30] ^= 1; // A payload byte of seq 0.
+    flipped[0][HEADER_BYTES + 35] ^= 1; // A payload byte of seq 0 (after a one-byte frame).
     assert_eq!(plain(&flipped).last, Some((6, 3)));
 }
 
@@ -229,16 +214,36 @@ fn a_hole_in_a_durable_batch_followed_by_a_later_batch_is_corruption() {
 }
 
 #[test]
-fn a_sealed_segment_that_ends_inside_a_batch_is_corruption() {
-    let (bytes, _) = two_batches();
-    let offsets = scan_one(&bytes).unwrap().segments[0].offsets.clone();
-    let unfinished = bytes[..offsets[5] as usize].to_vec(); // Batch 0..3, then 3 and 4 of the next.
+fn a_sealed_segment_cut_inside_a_batch_is_corruption() {
+    let (bytes, durable) = two_batches();
+    let unfinished = bytes[..durable + 20].to_vec(); // Batch 0..3, then part of 3..7.
     let mut chain = 0;
-    let files = [unfinished, segment(5, &[3], &mut chain, &Encoder::XxHash)];
+    let files = [unfinished, segment(7, &[3], &mut chain, &Encoder::XxHash)];
     let segments: Vec<SegmentBytes<'_>> =
-        files.iter().zip([0, 5]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
+        files.iter().zip([0, 7]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
     let error = scan(&segments, &Encoder::XxHash, MAX, None).unwrap_err();
-    assert_eq!((error.case, error.seq, error.segment), (Case::UnfinishedBatch, 3, 0));
+    assert_eq!((error.case, error.seq, error.segment), (Case::DamagedMiddle, 3, 0));
+}
+
+#[test]
+fn a_repair_inside_a_batch_keeps_its_first_entries_to_be_written_again() {
+    let (bytes, durable) = two_batches();
+    let scan = scan(&[SegmentBytes { first_seq: 0, bytes: &bytes }], &Encoder::XxHash, MAX, Some(5)).unwrap();
+    assert_eq!((scan.last, scan.segments[0].valid_len), (Some((4, 2)), durable as u64));
+    assert_eq!((scan.segments[0].offsets.len(), scan.term_starts.clone()), (3, vec![(0, 1), (4, 2)]));
+    let (cut, keep_end) = scan.cut_batch.expect("the batch 3..7 was cut at 5");
+    assert_eq!((&cut[..], keep_end), (&bytes[durable..], 5));
+}
+
+#[test]
+fn a_segment_of_the_previous_format_is_refused_with_how_to_convert() {
+    let mut files = log(&Encoder::XxHash);
+    files[0][7] = 2;
+    let checksum = xxhash_rust::xxh3::xxh3_64(&files[0][0..64]);
+    files[0][64..72].copy_from_slice(&checksum.to_le_bytes());
+    let error = run(&files, None).unwrap_err();
+    assert_eq!(error.case, Case::OldFormat);
+    assert!(error.to_string().contains("format version 2") && error.to_string().contains("convert"), "{error}");
 }
 
 #[test]
@@ -264,8 +269,9 @@ fn case_of(files: &[Vec<u8>], encoder: &Encoder) -> Case {
     }
 }
 
-/// The byte offset of record `index` of segment `file` in an intact `log(encoder)`.
-fn record_at(encoder: &Encoder, file: usize, index: usize) -> usize {
+/// The byte offset of batch `index` (one entry each) of segment `file` in an intact
+/// `log(encoder)`.
+fn batch_at(encoder: &Encoder, file: usize, index: usize) -> usize {
     let files = log(encoder);
     let views: Vec<SegmentBytes<'_>> =
         files.iter().zip([0, 3]).map(|(bytes, first_seq)| SegmentBytes { first_seq, bytes }).collect();
@@ -273,7 +279,7 @@ fn record_at(encoder: &Encoder, file: usize, index: usize) -> usize {
 }
 
 /// Bytes that show what each row of the table is about, and the case recovery names them.
-/// Every row is reached (but the one for a record past 4 GiB, which takes 4 GiB of bytes:
+/// Every row is reached (but the one for a batch past 4 GiB, which takes 4 GiB of bytes:
 /// `decide` alone shows it), and its case asserted by name.
 #[test]
 fn every_row_of_the_decision_table_is_reached_by_bytes_that_show_it() {
@@ -290,10 +296,15 @@ fn every_row_of_the_decision_table_is_reached_by_bytes_that_show_it() {
     bad_header[0][3] ^= 0x10;
     check(Shows::HeaderBad, false, &xx, &xx, bad_header);
     let keyed = log(&Encoder::Encrypted(Key::new([1; 32])));
+    let mut old = log(&xx);
+    old[0][7] = 2;
+    let checksum = xxhash_rust::xxh3::xxh3_64(&old[0][0..64]);
+    old[0][64..72].copy_from_slice(&checksum.to_le_bytes());
+    check(Shows::HeaderOldFormat, false, &xx, &xx, old);
     check(Shows::HeaderWrongKey, false, &xx, &Encoder::Encrypted(Key::new([2; 32])), keyed);
     check(Shows::HeaderWrongEncoder, false, &xx, &plain, log(&xx));
     // The same damage to the last segment (a torn tail) and to the first (corruption).
-    for (file, last, record) in [(1, true, 3), (0, false, 1)] {
+    for (file, last, index) in [(1, true, 3), (0, false, 1)] {
         let edited = |edit: &dyn Fn(&mut Vec<u8>)| {
             let mut files = log(&xx);
             edit(&mut files[file]);
@@ -301,28 +312,22 @@ fn every_row_of_the_decision_table_is_reached_by_bytes_that_show_it() {
         };
         check(Shows::CutShort, last, &xx, &xx, edited(&|bytes| bytes.truncate(bytes.len() - 3)));
         check(Shows::Zeros, last, &xx, &xx, edited(&|bytes| bytes.extend_from_slice(&[0; 100])));
-        let at = record_at(&xx, file, record);
-        check(Shows::BadRecord, last, &xx, &xx, edited(&|bytes| bytes[at + 12] ^= 1));
+        let at = batch_at(&xx, file, index);
+        check(Shows::BadBatch, last, &xx, &xx, edited(&|bytes| bytes[at + 12] ^= 1));
     }
-    let (bytes, _) = two_batches();
-    let inside = scan_one(&bytes).unwrap().segments[0].offsets[5] as usize;
-    check(Shows::EndsInsideBatch, true, &xx, &xx, vec![bytes[..inside].to_vec()]);
     let mut skipped = log(&plain);
-    let (four, five) = (record_at(&plain, 1, 1), record_at(&plain, 1, 2));
+    let (four, five) = (batch_at(&plain, 1, 1), batch_at(&plain, 1, 2));
     skipped[1].drain(four..five);
     check(Shows::WrongSeq, true, &plain, &plain, skipped.clone());
     let mut chain = 0;
     let lower = vec![segment(0, &[1, 1, 1], &mut chain, &plain), segment(3, &[2, 1], &mut chain, &plain)];
     check(Shows::LowerTerm, true, &plain, &plain, lower);
     let mut bad_middle = log(&xx);
-    let at = record_at(&xx, 1, 0);
+    let at = batch_at(&xx, 1, 0);
     bad_middle[1][at + 12] ^= 1;
-    check(Shows::BadRecordBeforeLaterBatch, true, &xx, &xx, bad_middle);
-    let unfinished = bytes[..inside].to_vec();
-    let mut chain = 0;
-    check(Shows::EndsInsideBatch, false, &xx, &xx, vec![unfinished, segment(5, &[3], &mut chain, &xx)]);
+    check(Shows::BadBatchBeforeLaterBatch, true, &xx, &xx, bad_middle);
     let mut skipped = log(&xx);
-    let (four, five) = (record_at(&xx, 1, 1), record_at(&xx, 1, 2));
+    let (four, five) = (batch_at(&xx, 1, 1), batch_at(&xx, 1, 2));
     skipped[1].drain(four..five);
     check(Shows::WrongSeq, true, &xx, &xx, skipped);
     let mut stale = encode_header(&xx, 0, [0; NONCE_BYTES]).to_vec();

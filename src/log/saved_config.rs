@@ -3,13 +3,13 @@
 //! without this, a restarted node would fall back to `Config::nodes` (and a node of a cluster
 //! grown from one could think itself alone).
 //!
-//! The file `<name>.config` holds one record in the log's own format and encoder (checksummed,
+//! The file `<name>.config` holds one batch of one entry in the log's own format and encoder (checksummed,
 //! and encrypted with the log's key when it has one). Written to a temporary file, synced,
 //! renamed, the directory synced: a crash leaves the old file or the new one.
 
-use super::format::{decode_record, encode_record, entry_payload, NewRecord};
+use super::format::{decode_batch, push_entry, BatchBuilder};
 use super::fslog::{FsLog, LogError};
-use crate::core::{Entry, Payload, Seq, Term};
+use crate::core::{Entry, Payload};
 use bytes::Bytes;
 use std::fs;
 use std::io;
@@ -22,7 +22,10 @@ impl FsLog {
         }
         let mut bytes = Vec::new();
         let nonce = self.nonce()?;
-        encode_record(&mut bytes, &self.options.encoder, NewRecord::of(entry, 0, 0), nonce);
+        let mut builder = BatchBuilder::default();
+        builder.start(entry.seq.0);
+        push_entry(&mut builder, entry);
+        builder.finish(&mut bytes, &self.options.encoder, 0, nonce);
         self.write_atomically("config", &bytes)?;
         self.committed_config = Some(entry.clone());
         Ok(())
@@ -43,16 +46,14 @@ impl FsLog {
                  uses the configurations its log holds, or Config::nodes)"
             ),
         };
-        let record = decode_record(&bytes, &self.options.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
-        if record.size != bytes.len() || !record.config {
-            return Err(damaged("not exactly one configuration record".into()));
+        let bytes = Bytes::from(bytes);
+        let encoder = &self.options.encoder;
+        let batch = decode_batch(&bytes, encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        if batch.size != bytes.len() || batch.count != 1 || !batch.has_config {
+            return Err(damaged("not exactly one configuration entry".into()));
         }
-        let payload = match &self.options.encoder {
-            super::format::Encoder::Encrypted(key) => record.decrypt(key).map_err(|e| damaged(e.to_string()))?,
-            _ => record.payload.map(<[u8]>::to_vec),
-        };
-        let payload = entry_payload(payload.map(Bytes::from), true);
-        self.committed_config = Some(Entry { term: Term(record.term), seq: Seq(record.seq), payload });
+        let mut entries = batch.entries(encoder, &bytes, 0).map_err(|e| damaged(e.to_string()))?;
+        self.committed_config = entries.pop();
         Ok(())
     }
 }

@@ -4,16 +4,17 @@
 //!
 //! A snapshot is a file `<name>.<last seq as 20 digits>.snap` in the log's own format and
 //! encoder (`format.rs`): a segment header (its "first seq" is the snapshot's last included
-//! seq; with encryption, its key check makes a wrong key a clear error), then records chained by
-//! checksum, with the snapshot's term and their index as (seq, term):
+//! seq; with encryption, its key check makes a wrong key a clear error), then records (each a
+//! batch of one entry) chained by checksum, with their index and the snapshot's term as
+//! (seq, term):
 //!
 //! ```text
 //! record 0        meta: a digest (u64; 0 in a snapshot taken here, the expected one in one
 //!                 being received), then the configuration in force at the snapshot's last seq,
 //!                 if any (its seq and term as two u64, then `encode_configuration`'s bytes)
 //! record 1..=n    the snapshot's bytes, in chunks of at most `chunk_bytes`
-//! last record     the trailer (a configuration-kind record, sealed with the batch-end mark):
-//!                 the XXH3-64 digest of the bytes; the snapshot is complete
+//! last record     the trailer (the one configuration-kind record after the meta record): the
+//!                 XXH3-64 digest of the bytes; the snapshot is complete
 //! ```
 //!
 //! A snapshot taken here is written to `<...>.snap-new`, synced, renamed, and the directory
@@ -25,7 +26,7 @@
 //! and its digest, the decryption); a damaged one is reported and the one before it is used.
 //! A new snapshot keeps the one before it (the fallback) and deletes older ones.
 
-use super::format::{decode_header, decode_record, encode_header, encode_record, seal_batch, Encoder, NewRecord};
+use super::format::{batch_size, decode_batch, decode_header, encode_header, BatchBuilder, Encoder};
 use super::format::{HEADER_BYTES, NONCE_BYTES};
 use super::fslog::{io_error, numbered_files, sync_directory, LogError};
 use crate::core::{Entry, LogId, Payload, Seq, SnapshotMeta, Term};
@@ -146,12 +147,10 @@ impl RecordSink {
     /// Appends one record: a chunk, or (`trailer`) the sealed trailer.
     fn append(&mut self, encoder: &Encoder, payload: Option<&[u8]>, trailer: bool) -> Result<(), LogError> {
         self.buffer.clear();
-        let record =
-            NewRecord { seq: self.next, term: self.term, payload, config: trailer, batch_offset: 0, chain: self.chain };
-        self.chain = encode_record(&mut self.buffer, encoder, record, nonce());
-        if trailer {
-            self.chain = seal_batch(&mut self.buffer, encoder);
-        }
+        let mut builder = BatchBuilder::default();
+        builder.start(self.next);
+        builder.push(self.term, payload, trailer);
+        self.chain = builder.finish(&mut self.buffer, encoder, self.chain, nonce());
         self.next += 1;
         self.file.write_all(&self.buffer).map_err(io_error("write", &self.path))
     }
@@ -283,7 +282,7 @@ impl SnapshotReader {
             file,
             path: path.clone(),
             encoder: store.encoder.clone(),
-            record_max: store.chunk_bytes.max(64 << 10) + store.encoder.overhead_bytes(),
+            record_max: store.encoder.single_batch_bytes(store.chunk_bytes.max(64 << 10)),
             meta: SnapshotMeta { last: LogId::new(Term(0), last), digest: 0, configuration: None },
             next: 0,
             chain: 0,
@@ -339,30 +338,34 @@ impl SnapshotReader {
             }
             Err(source) => return Err(LogError::Io { op: "read", path: self.path.clone(), source }),
         }
-        let size = 4 + u32::from_le_bytes(len) as usize;
-        if size > self.record_max {
+        let size = batch_size(&len).expect("4 bytes");
+        if size > self.record_max || size < 4 {
             return Err(damaged(format!("a record of {size} bytes, over the chunk size")));
         }
         let mut bytes = vec![0u8; size];
         bytes[..4].copy_from_slice(&len);
         self.file.read_exact(&mut bytes[4..]).map_err(|_| damaged("a record is cut short".into()))?;
-        let record =
-            decode_record(&bytes, &self.encoder, size).map_err(|e| damaged(format!("record {}: {e}", self.next)))?;
-        if record.seq != self.next || (self.encoder.checksummed() && record.chain != self.chain) {
+        let bytes = Bytes::from(bytes);
+        let batch =
+            decode_batch(&bytes, &self.encoder, size).map_err(|e| damaged(format!("record {}: {e}", self.next)))?;
+        if batch.first != self.next || batch.count != 1 || (self.encoder.checksummed() && batch.chain != self.chain) {
             return Err(damaged(format!("record {} is out of place", self.next)));
         }
-        let payload = match &self.encoder {
-            Encoder::Encrypted(key) => {
-                record.decrypt(key).map_err(|e| damaged(format!("record {}: {e}", self.next)))?
-            }
-            _ => record.payload.map(<[u8]>::to_vec),
-        };
-        (self.next, self.chain, self.done) = (self.next + 1, record.checksum, record.batch_end);
+        let entries =
+            batch.entries(&self.encoder, &bytes, 0).map_err(|e| damaged(format!("record {}: {e}", self.next)))?;
+        let entry = entries.into_iter().next().expect("one entry");
+        // The trailer is the configuration-kind record after the meta record.
+        let trailer = matches!(entry.payload, crate::core::Payload::Config(_));
+        (self.next, self.chain, self.done) = (self.next + 1, batch.checksum, trailer);
         self.end += size as u64;
         if self.done && self.file.read(&mut [0u8; 1]).map_err(io_error("read", &self.path))? > 0 {
             return Err(damaged("bytes follow its sealed last record".into()));
         }
-        Ok(Some((record.term, (Bytes::from(payload.unwrap_or_default()), record.config))))
+        let payload = match entry.payload {
+            crate::core::Payload::Data(bytes) | crate::core::Payload::Config(bytes) => bytes,
+            crate::core::Payload::Blank => Bytes::new(),
+        };
+        Ok(Some((entry.term.0, (payload, trailer))))
     }
 }
 

@@ -23,14 +23,20 @@ const SLOT_BYTES: usize = 72;
 /// whose state file has these is rewritten in the new layout when it opens.
 const OLD_SLOT_BYTES: usize = 64;
 
+/// A trim's target and the batch that replaces the one it cuts inside, if any.
+type TrimIntent = (u64, Option<Vec<u8>>);
+
 impl FsLog {
     pub(super) fn trim_path(&self) -> PathBuf {
         self.dir.join(format!("{}.trim", self.name))
     }
 
-    pub(super) fn write_trim_intent(&mut self, keep_end: u64) -> Result<(), LogError> {
+    /// Writes the intent of a trim to `keep_end` (with the batch that replaces the one it cuts
+    /// inside, if any), durably: a crash before the trim is done completes it at the next open.
+    pub(super) fn write_trim_intent(&mut self, keep_end: u64, rewrite: Option<&[u8]>) -> Result<(), LogError> {
         let path = self.trim_path();
         let mut bytes = keep_end.to_le_bytes().to_vec();
+        bytes.extend_from_slice(rewrite.unwrap_or_default());
         bytes.extend_from_slice(&xxh3_64(&bytes).to_le_bytes());
         let written = File::create(&path).and_then(|f| f.write_all_at(&bytes, 0).and_then(|()| f.sync_all()));
         if let Err(source) = written {
@@ -39,7 +45,9 @@ impl FsLog {
         self.sync_dir().or_else(|e| self.poison(e))
     }
 
-    pub(super) fn read_trim_intent(&self) -> Result<Option<u64>, LogError> {
+    /// The intent of an unfinished trim: its target and the batch that replaces the one it cuts
+    /// inside, if any.
+    pub(super) fn read_trim_intent(&self) -> Result<Option<TrimIntent>, LogError> {
         let path = self.trim_path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -47,8 +55,22 @@ impl FsLog {
             Err(source) => return Err(LogError::Io { op: "read", path, source }),
         };
         // A torn intent was never acted on: the trim had not started.
-        let valid = bytes.len() == 16 && xxh3_64(&bytes[..8]).to_le_bytes() == bytes[8..16];
-        Ok(valid.then(|| u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))))
+        let Some(end) = bytes.len().checked_sub(8).filter(|end| *end >= 8) else { return Ok(None) };
+        if xxh3_64(&bytes[..end]).to_le_bytes() != bytes[end..] {
+            return Ok(None);
+        }
+        let keep_end = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let rewrite = &bytes[8..end];
+        if rewrite.is_empty() {
+            return Ok(Some((keep_end, None)));
+        }
+        let encoder = &self.options.encoder;
+        match super::format::decode_batch(rewrite, encoder, rewrite.len()) {
+            Ok(batch) if batch.size == rewrite.len() && batch.first < keep_end && batch.last() + 1 == keep_end => {
+                Ok(Some((keep_end, Some(rewrite.to_vec()))))
+            }
+            _ => Err(LogError::Damaged { path, detail: "its batch does not match its target".into() }),
+        }
     }
 
     /// Takes the log's lock file (an advisory `flock`, released when the file is closed, so

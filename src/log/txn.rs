@@ -1,20 +1,20 @@
 //! Transactions on an [`FsLog`]: appends (after an optional trim) that become durable together
-//! with one write and one fdatasync, or leave no trace.
+//! as one batch, with one write and one fdatasync, or leave no trace.
 
 use super::deferred::PendingSync;
-use super::format::{encode_record, seal_batch, NewRecord};
+use super::format::{push_entry, BatchBuilder};
+use super::fslog::TrimPlan;
 use super::store::check_append;
 use super::{FsLog, LogError};
 use crate::core::{Entry, Seq, Term};
 
 /// A transaction on an [`FsLog`] (see [`FsLog::txn`]). Nothing reaches the disk before `commit`;
-/// appends are encoded at once into the transaction's own buffer, as one batch.
+/// appends are added at once to the transaction's batch.
 pub struct Txn<'a> {
     pub(super) log: &'a mut FsLog,
-    pub(super) trim: Option<Option<Seq>>,
-    /// Borrowed from the log (its reusable buffer) and given back on drop.
-    pub(super) buffer: Vec<u8>,
-    pub(super) starts: Vec<usize>,
+    pub(super) trim: Option<TrimPlan>,
+    /// Borrowed from the log (its reusable one) and given back on drop.
+    pub(super) builder: BatchBuilder,
     /// The (seq, term) where each new term starts among the appends.
     pub(super) term_starts: Vec<(u64, u64)>,
     /// The seqs of the configuration entries among the appends.
@@ -28,21 +28,18 @@ pub struct Txn<'a> {
 impl Txn<'_> {
     /// Trims the log to `seq` first (see [`FsLog::trim`]); only before any append.
     pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        if !self.starts.is_empty() {
+        if self.builder.count() > 0 {
             return Err(LogError::Invalid("trim comes before the transaction's appends".into()));
         }
         let end = seq.map_or(0, |s| s.0.saturating_add(1));
         self.log.check_trim(end)?;
         if end < self.log.next_seq() {
-            self.trim = Some(seq);
+            // The chain continues from the last kept batch, as the trim will leave it.
+            let plan = self.log.trim_plan(end)?;
+            self.chain = plan.chain;
+            self.trim = Some(plan);
             self.first = end;
-            // The chain continues from the last kept record, as the trim will mark it: the end
-            // of its batch.
-            let first = self.log.first().0;
-            self.chain = match end.checked_sub(1).filter(|last| *last >= first) {
-                Some(last) => self.log.sealed_checksum(last)?,
-                None => 0, // Nothing kept: the chain starts anew, as after a prefix removal.
-            };
+            self.builder.start(end);
             let kept = self.log.term_starts.iter().rev().find(|(start, _)| *start < end);
             self.term = kept.map_or(0, |(_, term)| *term);
         }
@@ -51,25 +48,35 @@ impl Txn<'_> {
 
     /// Adds an entry; returns the seq it will have. A bad argument changes nothing.
     pub fn append(&mut self, term: Term, payload: Option<&[u8]>) -> Result<Seq, LogError> {
-        self.append_record(term, payload, false)
+        self.check(term, payload)?;
+        self.builder.push(term.0, payload, false);
+        Ok(self.added(term, false))
     }
 
     /// Adds a core's entry of any kind (configuration entries included) at the next seq.
     pub(crate) fn append_entry(&mut self, entry: &Entry) -> Result<Seq, LogError> {
-        let record = NewRecord::of(entry, 0, 0);
-        self.append_record(entry.term, record.payload, record.config)
+        let config = matches!(entry.payload, crate::core::Payload::Config(_));
+        let payload = (!matches!(entry.payload, crate::core::Payload::Blank)).then(|| entry.payload.bytes());
+        self.check(entry.term, payload)?;
+        push_entry(&mut self.builder, entry);
+        Ok(self.added(entry.term, config))
     }
 
-    fn append_record(&mut self, term: Term, payload: Option<&[u8]>, config: bool) -> Result<Seq, LogError> {
-        let seq = self.first + self.starts.len() as u64;
-        check_append(Some(Term(self.term)), seq, term, payload, self.log.options.payload_bytes_max)?;
-        let Ok(batch_offset) = u32::try_from(self.starts.len()) else {
+    fn next(&self) -> u64 {
+        self.first + u64::from(self.builder.count())
+    }
+
+    fn check(&self, term: Term, payload: Option<&[u8]>) -> Result<(), LogError> {
+        check_append(Some(Term(self.term)), self.next(), term, payload, self.log.options.payload_bytes_max)?;
+        if self.builder.count() == u32::MAX {
             return Err(LogError::Invalid("a transaction holds at most 2^32 - 1 entries".into()));
-        };
-        let nonce = self.log.nonce()?;
-        self.starts.push(self.buffer.len());
-        let record = NewRecord { seq, term: term.0, payload, config, batch_offset, chain: self.chain };
-        self.chain = encode_record(&mut self.buffer, &self.log.options.encoder, record, nonce);
+        }
+        Ok(())
+    }
+
+    /// Notes the entry just added; returns its seq.
+    fn added(&mut self, term: Term, config: bool) -> Seq {
+        let seq = self.next() - 1;
         if self.term_starts.last().is_none_or(|(_, last)| *last != term.0) {
             self.term_starts.push((seq, term.0));
         }
@@ -77,7 +84,7 @@ impl Txn<'_> {
             self.configs.push(seq);
         }
         self.term = term.0;
-        Ok(Seq(seq))
+        Seq(seq)
     }
 
     /// Makes the transaction durable: its trim, then its appends in one write and one
@@ -93,21 +100,29 @@ impl Txn<'_> {
     }
 
     fn commit_with(mut self, defer: bool) -> Result<(Option<Seq>, Option<PendingSync>), LogError> {
-        if let Some(seq) = self.trim.take() {
-            self.log.trim(seq)?;
+        if let Some(plan) = self.trim.take() {
+            self.log.trim_with(plan)?;
         }
-        let Some(&last) = self.starts.last() else { return Ok((None, None)) };
+        let count = self.builder.count();
+        if count == 0 {
+            return Ok((None, None));
+        }
+        let nonce = self.log.nonce()?;
         let log = &mut *self.log;
-        let sealed = seal_batch(&mut self.buffer[last..], &log.options.encoder);
-        let pending = log.write_batch(self.first, &self.buffer, &self.starts, defer)?;
-        log.chain = if log.options.encoder.checksummed() { sealed } else { 0 };
+        let mut buffer = std::mem::take(&mut log.buffer);
+        buffer.clear();
+        let checksum = self.builder.finish(&mut buffer, &log.options.encoder, self.chain, nonce);
+        let written = log.write_batch(self.first, &buffer, count, defer);
+        log.buffer = buffer;
+        let pending = written?;
+        log.chain = checksum;
         for (seq, term) in &self.term_starts {
             if log.term_starts.last().map(|t| t.1) != Some(*term) {
                 log.term_starts.push((*seq, *term));
             }
         }
         log.configs.append(&mut self.configs);
-        log.last = Some((self.first + self.starts.len() as u64 - 1, self.term));
+        log.last = Some((self.first + u64::from(count) - 1, self.term));
         Ok((Some(Seq(self.first)), pending))
     }
 
@@ -117,6 +132,6 @@ impl Txn<'_> {
 
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
-        self.log.buffer = std::mem::take(&mut self.buffer);
+        self.log.builder = std::mem::take(&mut self.builder);
     }
 }
