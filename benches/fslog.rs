@@ -5,9 +5,13 @@
 //! - `disk_fdatasync_4k`: raw 4 KiB write + fdatasync per second (the baseline; the disk's
 //!   bandwidth with 1 MiB appends goes to stderr);
 //! - `disk_dsync_bw_128k`: raw bytes per second of 128 KiB write + fdatasync into the same
-//!   preallocated file (the disk's synced bandwidth: the bound for large batches);
+//!   preallocated file (the disk's synced bandwidth: the bound for large batches; the same
+//!   with 128 KiB appends that grow the file, as a log's do, goes to stderr);
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
-//! - `fslog_append_batch1000`: entries per second in durable batches of 1,000;
+//! - `fslog_append_batch1000`: entries per second in durable batches of 1,000 (100-byte
+//!   payloads), and `fslog_append_batch1000_encrypted` the same with the encrypting encoder;
+//! - `fslog_record_overhead_bytes`: bytes on disk (the segment files' sizes) per entry beyond
+//!   its 100-byte payload, in batches of 1,000 (single appends, and encrypted, on stderr);
 //! - `fslog_txn20000`: entries per second in transactions of 20,000 appends, then commit;
 //! - `fslog_group_commit64`: entries per second from 64 threads appending through `GroupLog`;
 //! - `fslog_open_scan`: bytes per second recovered when opening a 1 GiB log;
@@ -17,10 +21,11 @@
 
 mod common;
 
-use common::{data_dir, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection, write_bandwidth};
+use common::{data_dir, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection, synced_writes};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
+use tinyraftplus::log::format::{Encoder, Key};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
 fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
@@ -38,8 +43,12 @@ fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
     rate
 }
 
-fn append_batch_rate(dir: &Path, duration: Duration) -> f64 {
-    let mut log = FsLog::open(dir, "batch", FsLogOptions::default()).unwrap();
+fn encrypted() -> FsLogOptions {
+    FsLogOptions { encoder: Encoder::Encrypted(Key::new([7; 32])), ..FsLogOptions::default() }
+}
+
+fn append_batch_rate(dir: &Path, duration: Duration, options: FsLogOptions) -> f64 {
+    let mut log = FsLog::open(dir, "batch", options).unwrap();
     let payload = [1u8; 100];
     let batch: Vec<(Term, Option<&[u8]>)> = (0..1000).map(|_| (Term(1), Some(&payload[..]))).collect();
     let start = Instant::now();
@@ -52,6 +61,27 @@ fn append_batch_rate(dir: &Path, duration: Duration) -> f64 {
     drop(log);
     FsLog::del(dir, "batch").unwrap();
     rate
+}
+
+/// Bytes on disk per entry beyond its 100-byte payload, from the segment files' sizes, after
+/// `count` entries in batches of `batch` (reopened first: opening cuts zeros written ahead).
+fn overhead_bytes(dir: &Path, options: FsLogOptions, batch: usize, count: usize) -> f64 {
+    let mut log = FsLog::open(dir, "overhead", options.clone()).unwrap();
+    let payload = [1u8; 100];
+    let entries: Vec<(Term, Option<&[u8]>)> = (0..batch).map(|_| (Term(1), Some(&payload[..]))).collect();
+    for _ in 0..count / batch {
+        log.append_batch(&entries).unwrap();
+    }
+    drop(log);
+    drop(FsLog::open(dir, "overhead", options).unwrap());
+    let bytes: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    FsLog::del(dir, "overhead").unwrap();
+    bytes as f64 / (count / batch * batch) as f64 - 100.0
 }
 
 fn txn_rate(dir: &Path, duration: Duration) -> f64 {
@@ -110,14 +140,30 @@ fn main() {
     report("disk_dsync_bw_128k", median3(|| dsync_bandwidth_128k(dir, second)), "bytes/s");
     // A second reference for the large batches, which the disk's bandwidth bounds: stderr, so
     // stdout keeps to the names in DESIGN.md.
-    let bandwidth = median3(|| write_bandwidth(dir, second));
+    let bandwidth = median3(|| synced_writes(dir, 1 << 20, second)) * f64::from(1u32 << 20);
     eprintln!("disk reference: 1 MiB writes with fdatasync at {:.0} MB/s", bandwidth / 1e6);
+    let growing = median3(|| synced_writes(dir, 128 << 10, second)) * f64::from(128u32 << 10);
+    eprintln!("disk reference: 128 KiB appends growing the file, with fdatasync, at {:.0} MB/s", growing / 1e6);
     if wanted("fslog_append_seq") {
         report("fslog_append_seq", median3(|| append_seq_rate(dir, second)), "entries/s");
     }
     if wanted("fslog_append_batch1000") {
-        let value = median3(|| append_batch_rate(dir, second));
+        let value = median3(|| append_batch_rate(dir, second, FsLogOptions::default()));
         report("fslog_append_batch1000", value, "entries/s");
+    }
+    if wanted("fslog_append_batch1000_encrypted") {
+        let value = median3(|| append_batch_rate(dir, second, encrypted()));
+        report("fslog_append_batch1000_encrypted", value, "entries/s");
+    }
+    if wanted("fslog_record_overhead_bytes") {
+        report("fslog_record_overhead_bytes", overhead_bytes(dir, FsLogOptions::default(), 1000, 100_000), "bytes");
+        let single = overhead_bytes(dir, FsLogOptions::default(), 1, 1000);
+        let sealed = overhead_bytes(dir, encrypted(), 1000, 100_000);
+        let sealed_single = overhead_bytes(dir, encrypted(), 1, 1000);
+        eprintln!(
+            "record overhead: {single:.1} bytes per single append; encrypted {sealed:.1} in batches of 1,000, \
+             {sealed_single:.1} per single append"
+        );
     }
     if wanted("fslog_txn20000") {
         report("fslog_txn20000", median3(|| txn_rate(dir, second)), "entries/s");

@@ -22,7 +22,8 @@
 //!
 //! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr; `STATS=1` prints, for
 //! `raft3_concurrent256`, each node's counts (core steps, disk batches, fdatasyncs per append,
-//! entries per fdatasync, time the disk thread held the log, waits to load from it).
+//! entries per fdatasync, time the disk thread held the log, waits to load from it, the time
+//! from a write's hand-over to its report, and from a request's arrival to its answer).
 
 mod common;
 
@@ -144,13 +145,17 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
                 let (id, stats) = (node.status(), node.stats());
                 let per = |value: u64| value as f64 / done.max(1) as f64;
                 eprintln!(
-                    "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs each; \
+                    "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs and \
+                     {:.0} us each; \
                      {} disk batches, {} fdatasyncs of entries ({:.4} per append, {:.1} entries each), disk busy \
-                     {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log",
+                     {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log; writes \
+                     reported done {:.0} us after they were handed over; {} requests answered {:.0} us after they \
+                     arrived",
                     id.role,
                     id.term,
                     stats.steps,
                     stats.inputs as f64 / stats.steps.max(1) as f64,
+                    stats.step_ns as f64 / 1e3 / stats.steps.max(1) as f64,
                     stats.disk_batches,
                     stats.entry_writes,
                     per(stats.entry_writes),
@@ -158,7 +163,10 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
                     stats.disk_ns as f64 / 1e9 / elapsed * 100.0,
                     stats.disk_ns as f64 / 1e3 / stats.disk_batches.max(1) as f64,
                     stats.loads,
-                    stats.load_wait_ns as f64 / 1e3
+                    stats.load_wait_ns as f64 / 1e3,
+                    stats.write_round_ns as f64 / 1e3 / stats.writes_done.max(1) as f64,
+                    stats.answered,
+                    stats.answer_ns as f64 / 1e3 / stats.answered.max(1) as f64
                 );
             }
         }

@@ -307,3 +307,23 @@ fn without_a_state_machine_the_log_prefix_is_removed_on_request_and_only_committ
     assert_eq!(next, Seq(last.0 + 1));
     assert!(leader.status().stranded.is_empty());
 }
+
+#[test]
+fn the_drivers_count_their_steps_writes_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = without_state_machine(dir.path(), |_| {});
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).expect("a leader");
+    let leader = &nodes[(leader.0 - 1) as usize];
+    let before = leader.stats();
+    for i in 0..5 {
+        leader.append(Bytes::from(format!("entry {i}"))).unwrap();
+    }
+    let after = leader.stats();
+    assert!(after.answered >= before.answered + 5, "{before:?} {after:?}");
+    assert!(after.answer_ns > before.answer_ns && after.step_ns > before.step_ns, "{after:?}");
+    assert!(after.writes_done >= before.writes_done + 5, "each append is written before it is answered");
+    assert!(after.write_round_ns > before.write_round_ns && after.entries >= before.entries + 5, "{after:?}");
+    for node in &nodes {
+        node.close();
+    }
+}

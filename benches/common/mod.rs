@@ -40,7 +40,7 @@ pub fn median3(mut run: impl FnMut() -> f64) -> f64 {
 }
 
 /// Appends of `block` bytes, each followed by fdatasync, for `duration`: writes per second.
-fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
+pub fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
     let path = dir.join("raw.bin");
     let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
     let block = vec![7u8; block];

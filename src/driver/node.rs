@@ -188,6 +188,8 @@ impl Inbox for TransportInbox {
 pub struct DriverStats {
     /// Steps of the core (each takes every input waiting).
     pub steps: u64,
+    /// Nanoseconds the node loop spent in those steps (the core, and carrying out its outputs).
+    pub step_ns: u64,
     /// Inputs those steps took (requests, messages, write completions, ticks).
     pub inputs: u64,
     /// Batches the disk thread wrote (each: its writes in order, then one report).
@@ -204,12 +206,24 @@ pub struct DriverStats {
     pub loads: u64,
     /// See `loads`.
     pub load_wait_ns: u64,
+    /// Writes the node loop handed to the disk thread and saw reported done, and nanoseconds
+    /// from each one's hand-over to the node loop taking its report (queueing, writing and
+    /// syncing, the report's way back).
+    pub writes_done: u64,
+    /// See `writes_done`.
+    pub write_round_ns: u64,
+    /// Client requests answered here, and nanoseconds from each one's arrival at the node loop
+    /// to its answer (the node's share of a client's latency).
+    pub answered: u64,
+    /// See `answered`.
+    pub answer_ns: u64,
 }
 
 /// The counters behind [`DriverStats`].
 #[derive(Default)]
 struct Counters {
     steps: AtomicU64,
+    step_ns: AtomicU64,
     inputs: AtomicU64,
     disk_batches: AtomicU64,
     entry_writes: AtomicU64,
@@ -217,6 +231,10 @@ struct Counters {
     disk_ns: AtomicU64,
     loads: AtomicU64,
     load_wait_ns: AtomicU64,
+    writes_done: AtomicU64,
+    write_round_ns: AtomicU64,
+    answered: AtomicU64,
+    answer_ns: AtomicU64,
 }
 
 impl Counters {
@@ -228,6 +246,7 @@ impl Counters {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         DriverStats {
             steps: get(&self.steps),
+            step_ns: get(&self.step_ns),
             inputs: get(&self.inputs),
             disk_batches: get(&self.disk_batches),
             entry_writes: get(&self.entry_writes),
@@ -235,6 +254,10 @@ impl Counters {
             disk_ns: get(&self.disk_ns),
             loads: get(&self.loads),
             load_wait_ns: get(&self.load_wait_ns),
+            writes_done: get(&self.writes_done),
+            write_round_ns: get(&self.write_round_ns),
+            answered: get(&self.answered),
+            answer_ns: get(&self.answer_ns),
         }
     }
 }
@@ -389,6 +412,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             transport: Arc::clone(&transport),
             state_machine,
             pending: BTreeMap::new(),
+            issued: std::collections::VecDeque::new(),
             writes,
             disk: Some(disk),
             out: Vec::new(),
@@ -535,7 +559,10 @@ struct NodeLoop<L> {
     shared: Arc<Shared<L>>,
     transport: Arc<dyn Transport>,
     state_machine: Option<Box<dyn StateMachine>>,
-    pending: BTreeMap<RequestId, Reply>,
+    /// Requests waiting for their answer, with their arrival.
+    pending: BTreeMap<RequestId, (Reply, Instant)>,
+    /// Writes handed to the disk thread, in order, with the time of the hand-over.
+    issued: std::collections::VecDeque<(WriteId, Instant)>,
     writes: Sender<(WriteId, Write)>,
     disk: Option<JoinHandle<()>>,
     out: Vec<Output>,
@@ -588,12 +615,18 @@ impl<L: LogStore> NodeLoop<L> {
             for command in std::iter::once(first).chain(inbox.try_iter().take(BATCH_MAX)) {
                 match command {
                     Command::Request { input, id, reply } => {
-                        self.pending.insert(id, reply);
+                        self.pending.insert(id, (reply, Instant::now()));
                         inputs.push(input);
                     }
                     Command::Message(message) => inputs.push(Input::Message(message)),
-                    Command::WriteDone(id) => inputs.push(Input::WriteDone { id }),
-                    Command::WriteFailed(id, error) => inputs.push(Input::WriteFailed { id, error }),
+                    Command::WriteDone(id) => {
+                        self.written(id);
+                        inputs.push(Input::WriteDone { id });
+                    }
+                    Command::WriteFailed(id, error) => {
+                        self.written(id);
+                        inputs.push(Input::WriteFailed { id, error });
+                    }
                     Command::Warn(text) => self.shared.publish(Event::Warn(text)),
                     Command::SnapshotDone(Ok(meta)) => inputs.push(Input::SnapshotTaken { meta }),
                     Command::SnapshotDone(Err(error)) => inputs.push(Input::SnapshotFailed { error }),
@@ -613,6 +646,16 @@ impl<L: LogStore> NodeLoop<L> {
         }
     }
 
+    /// Counts the writes up to `last` as done (the disk thread reports a batch by its last).
+    fn written(&mut self, last: WriteId) {
+        let counters = &self.shared.counters;
+        while let Some(&(_, issued)) = self.issued.front().filter(|(id, _)| *id <= last) {
+            Counters::add(&counters.writes_done, 1);
+            Counters::add(&counters.write_round_ns, issued.elapsed().as_nanos() as u64);
+            self.issued.pop_front();
+        }
+    }
+
     fn close(mut self, ack: Reply) {
         self.step(vec![Input::Close]);
         // The disk thread finishes every queued write, then stops.
@@ -629,6 +672,12 @@ impl<L: LogStore> NodeLoop<L> {
     /// Steps the core with `inputs`, then carries out its outputs; the state machine and
     /// loads answer at once, and their answers make the next steps.
     fn step(&mut self, inputs: Vec<Input>) {
+        let started = Instant::now();
+        self.step_inputs(inputs);
+        Counters::add(&self.shared.counters.step_ns, started.elapsed().as_nanos() as u64);
+    }
+
+    fn step_inputs(&mut self, inputs: Vec<Input>) {
         Counters::add(&self.shared.counters.steps, 1);
         Counters::add(&self.shared.counters.inputs, inputs.len() as u64);
         let mut stepper = Stepper::new(inputs);
@@ -681,7 +730,10 @@ impl<L: LogStore> NodeLoop<L> {
     fn output(&mut self, output: Output) -> Option<Input> {
         match output {
             Output::Send(message) => self.transport.send(message),
-            Output::Write { id, write } => drop(self.writes.send((id, write))),
+            Output::Write { id, write } => {
+                self.issued.push_back((id, Instant::now()));
+                drop(self.writes.send((id, write)));
+            }
             Output::LoadEntries { from, to } => {
                 let asked = Instant::now();
                 let log = self.shared.log();
@@ -727,8 +779,10 @@ impl<L: LogStore> NodeLoop<L> {
                 return Some(Input::ReadDone { id, response });
             }
             Output::Reply { id, result } => {
-                if let Some(reply) = self.pending.remove(&id) {
+                if let Some((reply, arrived)) = self.pending.remove(&id) {
                     reply.send(result);
+                    Counters::add(&self.shared.counters.answered, 1);
+                    Counters::add(&self.shared.counters.answer_ns, arrived.elapsed().as_nanos() as u64);
                 }
             }
             Output::Event(event) => {
