@@ -494,12 +494,25 @@ impl<'a> Batch<'a> {
     /// The batch's entries, decrypted with the encrypting encoder. `owner` holds the bytes the
     /// batch was decoded from, at `at`: plain and xxhash payloads are slices of it (no copy).
     pub fn entries(&self, encoder: &Encoder, owner: &Bytes, at: usize) -> Result<Vec<crate::core::Entry>, BatchError> {
+        self.entries_in(encoder, owner, at, self.first..self.last() + 1)
+    }
+
+    /// The batch's entries with seqs in `seqs` (see [`Batch::entries`]): only those are made.
+    pub fn entries_in(
+        &self,
+        encoder: &Encoder,
+        owner: &Bytes,
+        at: usize,
+        seqs: Range<u64>,
+    ) -> Result<Vec<crate::core::Entry>, BatchError> {
         let payloads = match encoder {
             Encoder::Encrypted(_) => Bytes::from(self.payloads(encoder)?),
             _ => owner.slice(at + self.frames_end..at + self.payloads_end),
         };
         Ok(self
             .frames()
+            .skip_while(|frame| frame.seq < seqs.start)
+            .take_while(|frame| frame.seq < seqs.end)
             .map(|frame| crate::core::Entry {
                 term: crate::core::Term(frame.term),
                 seq: crate::core::Seq(frame.seq),
@@ -587,14 +600,17 @@ pub fn decode_batch<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) ->
     })
 }
 
-/// The batch holding `batch`'s entries before `keep_end` (at least one), chained as `batch`
-/// was, with a fresh `nonce`: what a trim inside a batch writes in its place.
+/// The batch holding `batch`'s entries before `keep_end` (at least one: else `BadFrames`),
+/// chained as `batch` was, with a fresh `nonce`: what a trim inside a batch writes in its place.
 pub fn prefix_batch(
     batch: &Batch<'_>,
     encoder: &Encoder,
     keep_end: u64,
     nonce: [u8; NONCE_BYTES],
 ) -> Result<Vec<u8>, BatchError> {
+    if keep_end <= batch.first {
+        return Err(BatchError::BadFrames);
+    }
     let payloads = batch.payloads(encoder)?;
     let mut builder = BatchBuilder::default();
     builder.start(batch.first);

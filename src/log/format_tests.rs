@@ -73,6 +73,8 @@ fn batches_round_trip_with_terms_kinds_and_chain() {
         if encoder.needs_nonces() {
             assert!(!bytes.windows(6).any(|w| w == b"config"), "payloads are not stored in the clear");
         }
+        assert_eq!(batch.entries_in(&encoder, &bytes, 0, 8..10).unwrap(), sample_entries()[1..3]);
+        assert_eq!(batch.entries_in(&encoder, &bytes, 0, 0..8).unwrap(), sample_entries()[..1]);
         // Decoded from the middle of a larger buffer: the payloads are the right slices.
         let mut padded = vec![0u8; 5];
         padded.extend_from_slice(&bytes);

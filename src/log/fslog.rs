@@ -470,7 +470,8 @@ impl FsLog {
                 file.sync_all().map_err(io_error("sync", &path))?;
             }
             let len = scan.valid_len.max(HEADER_BYTES as u64);
-            let (first_seq, offsets) = (scan.first_seq, scan.offsets);
+            let (first_seq, mut offsets) = (scan.first_seq, scan.offsets);
+            offsets.shrink_to_fit(); // Grown by doubling: up to twice the memory otherwise.
             let file = Arc::new(file);
             self.segments.push(Segment { first_seq, path, file, len, allocated: len, offsets });
         }
@@ -591,6 +592,9 @@ impl FsLog {
             }
         };
         if needs_segment {
+            if let Some(full) = self.segments.last_mut() {
+                full.offsets.shrink_to_fit(); // It takes no more entries.
+            }
             self.seal_segment()?;
             self.create_segment(first)?;
         }
@@ -696,7 +700,12 @@ impl FsLog {
     /// Entries from `from` to the last entry as of now (later appends are not included). The
     /// iterator holds its own file handles: the log stays free for appends meanwhile.
     pub fn iter(&self, from: Seq) -> Iter {
-        let end = self.last.map_or(0, |(seq, _)| seq + 1);
+        self.iter_until(from, u64::MAX)
+    }
+
+    /// [`iter`](FsLog::iter), stopping before `end` (decoding no entry past it).
+    pub(super) fn iter_until(&self, from: Seq, end: u64) -> Iter {
+        let end = self.last.map_or(0, |(seq, _)| seq + 1).min(end);
         let max = self.batch_bytes_max();
         if from.0 >= end {
             return Iter::new(self.options.encoder.clone(), max, Vec::new(), (from.0, 0), end);

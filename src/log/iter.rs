@@ -122,9 +122,8 @@ impl Iter {
         if batch.first > self.next || batch.last() < self.next {
             return Err(damaged(format!("found seqs {}..={} (trimmed while iterating?)", batch.first, batch.last())));
         }
-        let mut entries = batch.entries(&self.encoder, &self.chunk, at).map_err(|e| damaged(e.to_string()))?;
-        entries.drain(..(self.next - batch.first) as usize);
-        entries.truncate((self.end - self.next) as usize);
+        let seqs = self.next..self.end;
+        let mut entries = batch.entries_in(&self.encoder, &self.chunk, at, seqs).map_err(|e| damaged(e.to_string()))?;
         entries.reverse();
         self.ready = entries;
         self.offset += size;

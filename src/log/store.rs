@@ -174,7 +174,7 @@ impl LogStore for FsLog {
     /// Reads with the log's iterator (in chunks, not a syscall per entry).
     fn load(&self, from: Seq, to: Seq) -> Result<Vec<Entry>, LogError> {
         let count = (to.0 - from.0 + 1) as usize;
-        let entries = self.iter(from).take(count).collect::<Result<Vec<Entry>, LogError>>()?;
+        let entries = self.iter_until(from, to.0.saturating_add(1)).collect::<Result<Vec<Entry>, LogError>>()?;
         match entries.len() == count {
             true => Ok(entries),
             false => Err(LogError::Invalid(format!("{} of {count} entries in the log", entries.len()))),
