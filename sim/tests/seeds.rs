@@ -76,7 +76,13 @@ fn seeds_that_once_failed_pass() {
     // 2334, one node grown to three: a wiped node rebuilt by a snapshot needed one more round
     // trip to catch up (it held the leader's commit point, but did not know it); the leader lost
     // its quorum first, and the joint configuration needed the catching-up node's vote.
-    let known: &[(u64, usize)] = &[(3149, 1), (1390, 2), (2334, 1)];
+    // 18223, five nodes (a checker's false alarm): an old leader answered a change done at 183
+    // in the step where it also took a new leader's entries, with a later change in force; the
+    // check wanted the answered configuration still in force, not merely the one at its seq.
+    // 16954, five nodes (a checker's false alarm): a node paused before healing handled its
+    // put-off disk completion 5.7 s after healing, so it could not lead until then; the
+    // election bound counted from healing, not from when every node ran again.
+    let known: &[(u64, usize)] = &[(3149, 1), (1390, 2), (2334, 1), (18223, 5), (16954, 5)];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");

@@ -142,7 +142,7 @@ impl World {
     /// as a whole: a bug that only slows one node down shows here).
     fn check_answer_bound(&self, call: &Call) -> Result<(), Violation> {
         let invoked = self.history[call.op].invoke;
-        let after_healing = self.healed_at.is_some_and(|healed| invoked >= healed.0);
+        let after_healing = self.healed().is_some_and(|healed| invoked >= healed.0);
         if !after_healing || self.options.regime != Regime::Recoverable || self.now.0 - invoked <= ANSWER_BOUND {
             return Ok(());
         }

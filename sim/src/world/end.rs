@@ -72,11 +72,11 @@ impl World {
     }
 
     pub(super) fn finish(&mut self) -> Result<(), Failure> {
-        let healed = self.healed_at.unwrap_or(Time(0));
+        let healed = self.healed().unwrap_or(Time(0));
         if self.options.regime == Regime::Recoverable && self.max_term.1.since(healed) > ELECTION_BOUND {
             let after = self.max_term.1.since(healed) as f64 / 1e9;
             return Err(Failure::Liveness(format!(
-                "the final term {} began {after:.3} s after healing (bound {} s)",
+                "the final term {} began {after:.3} s after healing (or a stall or pause outlasting it; bound {} s)",
                 self.max_term.0,
                 ELECTION_BOUND / (1_000 * MS)
             )));

@@ -303,7 +303,9 @@ impl World {
         self.blocked.clear();
         self.note(|| "heal: network healed, all nodes restart".into());
         for n in 0..self.nodes.len() {
-            self.nodes[n].paused_until = None;
+            // Its events put off until then are handled then (the node runs again at once).
+            let paused = self.nodes[n].paused_until.take().unwrap_or(Time(0));
+            self.lagging_until = self.lagging_until.max(paused);
             if self.nodes[n].added {
                 self.start(n)?;
             }

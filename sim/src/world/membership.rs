@@ -5,7 +5,8 @@
 //! through a joint one, and a change is answered only once its configuration has committed.
 
 use super::*;
-use tinyraftplus::core::{Configuration, MembershipChange};
+use tinyraftplus::core::codec::decode_configuration;
+use tinyraftplus::core::{Configuration, MembershipChange, Payload};
 
 /// Spare node slots a run with membership changes has beyond `Options::nodes`.
 pub(super) const SPARES: usize = 2;
@@ -160,10 +161,16 @@ impl World {
         let Some(asked) = self.changes.remove(&request) else { return Ok(()) };
         let Ok(Response::Changed { seq }) = result else { return Ok(()) };
         let raft = self.nodes[n].raft.as_ref().expect("stepping");
-        let in_force = raft.membership().filter(|_| raft.membership_seq() == Some(*seq));
+        // The configuration at `seq`: the one in force, or an earlier one a later change (taken
+        // in the same step, from a new leader) superseded, read from the log.
+        let in_force = raft.membership().filter(|_| raft.membership_seq() == Some(*seq)).cloned();
+        let at_seq = in_force.or_else(|| match raft.entry(*seq).map(|entry| &entry.payload) {
+            Some(Payload::Config(bytes)) => decode_configuration(bytes).ok(),
+            _ => None,
+        });
         let mut asked = asked;
         asked.sort_unstable();
-        let done = matches!(in_force, Some(Configuration::Single(only)) if only.voters() == &asked[..]);
+        let done = matches!(at_seq, Some(Configuration::Single(only)) if only.voters() == &asked[..]);
         if !done || raft.commit() < Some(*seq) {
             return Err(Violation {
                 invariant: "change_reply",

@@ -191,6 +191,10 @@ pub struct World {
     settling: bool,
     /// When the faults healed.
     healed_at: Option<Time>,
+    /// When the last effect of a fault that outlasts healing ends: a write slowed by a disk
+    /// stall completes, a node paused before healing handles the events it put off. The bounds
+    /// after healing count from here if it is later.
+    lagging_until: Time,
     /// The node left cut off (it can send, not receive) while the others settle.
     isolated: Option<usize>,
     /// The (leader, term) pairs whose first commit was seen.
@@ -309,6 +313,7 @@ impl World {
             faults: BTreeMap::new(),
             settling: false,
             healed_at: None,
+            lagging_until: Time(0),
             isolated: None,
             first_commits: BTreeSet::new(),
             transfers: BTreeMap::new(),
@@ -789,7 +794,8 @@ impl World {
 
     fn write(&mut self, n: usize, id: WriteId, write: Write) {
         let mut latency = self.swarm.disk_ns + self.rng.below(self.swarm.disk_jitter_ns + 1);
-        if !self.settling && self.chance(self.swarm.disk_stall) {
+        let stalled = !self.settling && self.chance(self.swarm.disk_stall);
+        if stalled {
             // A stalled disk (the core must step down when it leads, and not campaign).
             self.fault("disk_stall");
             latency += STORAGE_STALL.as_nanos() as u64 / 2 + self.rng.below(5 * STORAGE_STALL.as_nanos() as u64 / 2);
@@ -808,15 +814,24 @@ impl World {
                 self.nodes[n].stalled_candidacy = Some(state.term);
             }
         }
-        let node = &mut self.nodes[n];
-        let start = node.disk.pending.back().map_or(self.now, |p| p.done_at.max(self.now));
+        let start = self.nodes[n].disk.pending.back().map_or(self.now, |p| p.done_at.max(self.now));
         let done_at = start.plus(latency);
+        if stalled {
+            self.lagging_until = self.lagging_until.max(done_at);
+        }
+        let node = &mut self.nodes[n];
         let first = node.disk.pending.is_empty();
         node.disk.pending.push_back(Pending { id, write, done_at });
         if first {
             let incarnation = node.incarnation;
             self.schedule(done_at, Ev::DiskDone(n, incarnation));
         }
+    }
+
+    /// When the bounds after healing start: healing, or the end of a fault's effect that outlasts
+    /// it (see `lagging_until`).
+    fn healed(&self) -> Option<Time> {
+        self.healed_at.map(|healed| healed.max(self.lagging_until))
     }
 
     fn disk_done(&mut self, n: usize, incarnation: u64) -> Result<(), Violation> {
