@@ -6,33 +6,12 @@
 
 mod common;
 
+use common::disk_states::{read_all, restore, snapshot, without_recorded_length, Files};
 use common::{cases, encoder};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::Path;
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
-use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
-
-type Files = BTreeMap<String, Vec<u8>>;
-
-fn snapshot(dir: &Path) -> Files {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap()))
-        .collect()
-}
-
-fn restore(dir: &Path, files: &Files) {
-    for entry in fs::read_dir(dir).unwrap() {
-        fs::remove_file(entry.unwrap().path()).unwrap();
-    }
-    for (name, bytes) in files {
-        fs::write(dir.join(name), bytes).unwrap();
-    }
-}
+use tinyraftplus::log::{FsLog, FsLogOptions};
 
 /// The disk states a crash while writing `after` over `before` can leave, and whether each is
 /// the complete write. A batch writes records where the file ends or over zeros written ahead
@@ -135,21 +114,6 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
     states
 }
 
-/// The state file with no segment length recorded in either slot (see `FsLog`'s module docs
-/// for the slots: 64 bytes, the length is the seventh word, the checksum the eighth).
-fn without_recorded_length(state: &[u8]) -> Vec<u8> {
-    let mut state = state.to_vec();
-    // Slots of 72 bytes: eight words (the length is the seventh), then their XXH3-64.
-    for slot in state.chunks_exact_mut(72) {
-        if xxhash_rust::xxh3::xxh3_64(&slot[..64]).to_le_bytes() == slot[64..72] {
-            slot[48..56].fill(0);
-            let checksum = xxhash_rust::xxh3::xxh3_64(&slot[..64]);
-            slot[64..72].copy_from_slice(&checksum.to_le_bytes());
-        }
-    }
-    state
-}
-
 #[derive(Clone, Debug)]
 enum Op {
     Append(u8),
@@ -169,13 +133,6 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn payload(seq: u64, len: u8) -> Vec<u8> {
     (0..len).map(|i| (seq as u8) ^ i).collect()
-}
-
-fn read_all(log: &FsLog) -> Vec<(u64, Vec<u8>)> {
-    log.iter(log.first())
-        .map(|e| e.map(|e| (e.seq.0, e.payload.data().map(|d| d.to_vec()).unwrap_or_default())))
-        .collect::<Result<_, LogError>>()
-        .unwrap()
 }
 
 fn run(encoder: Encoder, history: Vec<Op>, last: Vec<u8>, seed: u64) -> Result<(), TestCaseError> {

@@ -7,57 +7,16 @@
 
 mod common;
 
+use common::disk_states::{read_all, restore, snapshot, without_recorded_length, Files};
 use common::{cases, encoder};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::Path;
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::format::{decode_batch, HEADER_BYTES};
-use tinyraftplus::log::{FsLog, FsLogOptions, LogError};
+use tinyraftplus::log::{FsLog, FsLogOptions};
 use xxhash_rust::xxh3::xxh3_64;
 
-type Files = BTreeMap<String, Vec<u8>>;
 /// Entries read back: seq and payload.
 type Entries = [(u64, Vec<u8>)];
-
-fn snapshot(dir: &Path) -> Files {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap()))
-        .collect()
-}
-
-fn restore(dir: &Path, files: &Files) {
-    for entry in fs::read_dir(dir).unwrap() {
-        fs::remove_file(entry.unwrap().path()).unwrap();
-    }
-    for (name, bytes) in files {
-        fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
-fn read_all(log: &FsLog) -> Vec<(u64, Vec<u8>)> {
-    log.iter(log.first())
-        .map(|e| e.map(|e| (e.seq.0, e.payload.data().map(|d| d.to_vec()).unwrap_or_default())))
-        .collect::<Result<_, LogError>>()
-        .unwrap()
-}
-
-/// The state file with no segment length recorded (see `fslog_crash.rs`): the states between
-/// a cut and the next growth record lengths this test does not rebuild.
-fn without_recorded_length(state: &[u8]) -> Vec<u8> {
-    let mut state = state.to_vec();
-    for slot in state.chunks_exact_mut(72) {
-        if xxh3_64(&slot[..64]).to_le_bytes() == slot[64..72] {
-            slot[48..56].fill(0);
-            let checksum = xxh3_64(&slot[..64]);
-            slot[64..72].copy_from_slice(&checksum.to_le_bytes());
-        }
-    }
-    state
-}
 
 /// The segment (file name) holding `seq`, and the offset of its batch: found by walking batches.
 fn batch_of(files: &Files, options: &FsLogOptions, seq: u64) -> (String, usize) {
@@ -116,7 +75,8 @@ fn run(which: u8, batches: Vec<Vec<u8>>, cut: (usize, usize)) -> Result<(), Test
         files
     };
     // Later segments deleted, the batch cut off its segment; the state file as after the trim
-    // but without a recorded length.
+    // but without a recorded length (the lengths recorded between the cut and the next growth
+    // are not rebuilt here).
     let mut cut_off: Files = before
         .iter()
         .filter(|(n, _)| !n.ends_with(".seg") || **n <= name)

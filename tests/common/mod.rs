@@ -2,6 +2,7 @@
 //! in `nodes`.
 #![allow(dead_code)]
 
+pub mod disk_states;
 pub mod nodes;
 
 use std::path::{Path, PathBuf};
