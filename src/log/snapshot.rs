@@ -134,6 +134,8 @@ struct RecordSink {
     term: u64,
     next: u64,
     chain: u64,
+    /// Reused for every record: the batch being built and its bytes.
+    builder: BatchBuilder,
     buffer: Vec<u8>,
 }
 
@@ -141,16 +143,16 @@ impl RecordSink {
     /// A new file for the snapshot `meta`: its header is written.
     fn new(mut file: File, path: PathBuf, encoder: &Encoder, meta: &SnapshotMeta) -> Result<RecordSink, LogError> {
         file.write_all(&encode_header(encoder, meta.last.seq.0, nonce())).map_err(io_error("write", &path))?;
-        Ok(RecordSink { file, path, term: meta.last.term.0, next: 0, chain: 0, buffer: Vec::new() })
+        let (builder, buffer) = (BatchBuilder::default(), Vec::new());
+        Ok(RecordSink { file, path, term: meta.last.term.0, next: 0, chain: 0, builder, buffer })
     }
 
     /// Appends one record: a chunk, or (`trailer`) the sealed trailer.
     fn append(&mut self, encoder: &Encoder, payload: Option<&[u8]>, trailer: bool) -> Result<(), LogError> {
         self.buffer.clear();
-        let mut builder = BatchBuilder::default();
-        builder.start(self.next);
-        builder.push(self.term, payload, trailer);
-        self.chain = builder.finish(&mut self.buffer, encoder, self.chain, nonce());
+        self.builder.start(self.next);
+        self.builder.push(self.term, payload, trailer);
+        self.chain = self.builder.finish(&mut self.buffer, encoder, self.chain, nonce());
         self.next += 1;
         self.file.write_all(&self.buffer).map_err(io_error("write", &self.path))
     }
@@ -419,6 +421,7 @@ impl SnapshotReceiver {
             term: meta.last.term.0,
             next: reader.next,
             chain: reader.chain,
+            builder: BatchBuilder::default(),
             buffer: Vec::new(),
         };
         receiver.partial = Some(Partial { meta: meta.clone(), sink, written, hasher: reader.hasher, unsynced: 0 });

@@ -2,7 +2,7 @@
 //! as one batch, with one write and one fdatasync, or leave no trace.
 
 use super::deferred::PendingSync;
-use super::format::{push_entry, BatchBuilder};
+use super::format::BatchBuilder;
 use super::fslog::TrimPlan;
 use super::store::check_append;
 use super::{FsLog, LogError};
@@ -58,7 +58,7 @@ impl Txn<'_> {
         let config = matches!(entry.payload, crate::core::Payload::Config(_));
         let payload = (!matches!(entry.payload, crate::core::Payload::Blank)).then(|| entry.payload.bytes());
         self.check(entry.term, payload)?;
-        push_entry(&mut self.builder, entry);
+        self.builder.push(entry.term.0, payload, config);
         Ok(self.added(entry.term, config))
     }
 
