@@ -318,12 +318,15 @@ fn the_drivers_count_their_steps_writes_and_answers() {
     for i in 0..5 {
         leader.append(Bytes::from(format!("entry {i}"))).unwrap();
     }
-    let after = leader.stats();
-    assert!(after.answered >= before.answered + 5, "{before:?} {after:?}");
-    assert!(after.answer_ns > before.answer_ns && after.step_ns > before.step_ns, "{after:?}");
-    assert!(after.writes_done >= before.writes_done + 5, "each append is written before it is answered");
-    assert!(after.write_round_ns > before.write_round_ns && after.entries >= before.entries + 5, "{after:?}");
+    let answered = leader.stats();
+    assert!(answered.answered >= before.answered + 5, "{before:?} {answered:?}");
+    assert!(answered.answer_ns > before.answer_ns && answered.step_ns > before.step_ns, "{answered:?}");
+    // A leader may commit on its followers' acknowledgements before its own write is reported:
+    // once it is closed, every write is.
     for node in &nodes {
         node.close();
     }
+    let after = leader.stats();
+    assert!(after.writes_done >= before.writes_done + 5, "each append is one write at least: {after:?}");
+    assert!(after.write_round_ns > before.write_round_ns && after.entries >= before.entries + 5, "{after:?}");
 }

@@ -252,3 +252,33 @@ fn a_failed_deferred_sync_poisons_the_log() {
     let refused = log.append(Term(1), Some(b"after"));
     assert!(matches!(refused, Err(LogError::Poisoned(why)) if why.contains("the disk said no")));
 }
+
+#[test]
+fn loads_read_large_batches_once_and_never_serve_a_trimmed_one() {
+    use tinyraftplus::log::LogStore;
+    let dir = tempfile::tempdir().unwrap();
+    for encoder in [Encoder::XxHash, Encoder::Encrypted(Key::new([3; 32]))] {
+        let name = if encoder.needs_nonces() { "sealed" } else { "plain" };
+        let mut log = FsLog::open(dir.path(), name, FsLogOptions { encoder, ..FsLogOptions::default() }).unwrap();
+        let texts: Vec<String> = (0..5000).map(|i| format!("old {i}")).collect();
+        let batch: Vec<(Term, Option<&[u8]>)> = texts.iter().map(|t| (Term(1), Some(t.as_bytes()))).collect();
+        log.append_batch(&batch).unwrap();
+        log.append(Term(1), Some(b"after")).unwrap();
+        let text = |entries: &[tinyraftplus::core::Entry]| -> Vec<String> {
+            entries.iter().map(|e| String::from_utf8(e.payload.data().unwrap().to_vec()).unwrap()).collect()
+        };
+        // Ranges inside the batch, one after another (the batch stays decoded), and across it.
+        for from in [0u64, 1024, 2048] {
+            let loaded = LogStore::load(&log, Seq(from), Seq(from + 1023)).unwrap();
+            assert_eq!(text(&loaded), payloads(&log, from)[..1024], "{name} from {from}");
+        }
+        assert_eq!(text(&LogStore::load(&log, Seq(4998), Seq(5000)).unwrap()), ["old 4998", "old 4999", "after"]);
+        assert!(LogStore::load(&log, Seq(4999), Seq(5001)).is_err(), "past the end");
+        // A trim inside the batch, then new entries at the same seqs: a load sees the new ones.
+        LogStore::load(&log, Seq(2990), Seq(3010)).unwrap();
+        log.trim(Some(Seq(2999))).unwrap();
+        log.append_batch(&[(Term(2), Some(&b"new 3000"[..])), (Term(2), Some(&b"new 3001"[..]))]).unwrap();
+        let loaded = LogStore::load(&log, Seq(2998), Seq(3001)).unwrap();
+        assert_eq!(text(&loaded), ["old 2998", "old 2999", "new 3000", "new 3001"], "{name}");
+    }
+}

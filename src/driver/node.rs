@@ -780,9 +780,10 @@ impl<L: LogStore> NodeLoop<L> {
             }
             Output::Reply { id, result } => {
                 if let Some((reply, arrived)) = self.pending.remove(&id) {
-                    reply.send(result);
+                    // Counted first: a client that reads the counts after its answer sees it.
                     Counters::add(&self.shared.counters.answered, 1);
                     Counters::add(&self.shared.counters.answer_ns, arrived.elapsed().as_nanos() as u64);
+                    reply.send(result);
                 }
             }
             Output::Event(event) => {

@@ -281,6 +281,8 @@ pub struct FsLog {
     lock: Option<File>,
     /// Bumped before a trim changes the files, so iterators made earlier stop (see `Iter`).
     pub(super) trims: Arc<AtomicU64>,
+    /// The batch the last load decoded (see `loads.rs`).
+    pub(super) loaded: std::sync::Mutex<Option<super::loads::Loaded>>,
     /// Entries known committed that a repair found intact past the damage (see
     /// `open_repairing`), handed to the core with `recovered`.
     pub(super) evidence: Vec<(crate::core::LogId, u64)>,
@@ -341,6 +343,7 @@ impl FsLog {
             nonces: Nonces::default(),
             lock: None,
             trims: Arc::default(),
+            loaded: Default::default(),
             evidence: Vec::new(),
             committed_config: None,
         }
@@ -373,7 +376,7 @@ impl FsLog {
     }
 
     /// The bytes of the batch at `offset` in segment `index`, read whole.
-    fn read_batch(&self, index: usize, offset: u64) -> Result<Bytes, LogError> {
+    pub(super) fn read_batch(&self, index: usize, offset: u64) -> Result<Bytes, LogError> {
         let segment = &self.segments[index];
         let mut head = [0u8; 4];
         segment.file.read_exact_at(&mut head, offset).map_err(io_error("read", &segment.path))?;
@@ -420,6 +423,11 @@ impl FsLog {
 
     pub(super) fn segment_path(&self, first_seq: u64) -> PathBuf {
         self.dir.join(format!("{}.{first_seq:020}.seg", self.name))
+    }
+
+    /// The first seq of segment `index` and the path of its file.
+    pub(super) fn segment_at(&self, index: usize) -> (u64, &Path) {
+        (self.segments[index].first_seq, &self.segments[index].path)
     }
 
     /// The segment files of this log, sorted by first seq (numerically: the seed sorted names).
@@ -683,7 +691,7 @@ impl FsLog {
     }
 
     /// The segment (index) holding `seq`, and the byte offset of its batch.
-    fn locate(&self, seq: u64) -> Option<(usize, u64)> {
+    pub(super) fn locate(&self, seq: u64) -> Option<(usize, u64)> {
         let index = self.segments.partition_point(|s| s.first_seq <= seq).checked_sub(1)?;
         let segment = &self.segments[index];
         let offset = *segment.offsets.get((seq - segment.first_seq) as usize)?;
@@ -700,12 +708,7 @@ impl FsLog {
     /// Entries from `from` to the last entry as of now (later appends are not included). The
     /// iterator holds its own file handles: the log stays free for appends meanwhile.
     pub fn iter(&self, from: Seq) -> Iter {
-        self.iter_until(from, u64::MAX)
-    }
-
-    /// [`iter`](FsLog::iter), stopping before `end` (decoding no entry past it).
-    pub(super) fn iter_until(&self, from: Seq, end: u64) -> Iter {
-        let end = self.last.map_or(0, |(seq, _)| seq + 1).min(end);
+        let end = self.last.map_or(0, |(seq, _)| seq + 1);
         let max = self.batch_bytes_max();
         if from.0 >= end {
             return Iter::new(self.options.encoder.clone(), max, Vec::new(), (from.0, 0), end);

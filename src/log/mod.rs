@@ -15,6 +15,7 @@ pub mod format;
 mod fslog;
 mod group;
 mod iter;
+mod loads;
 mod manifest;
 mod mem;
 #[doc(hidden)]

@@ -171,14 +171,9 @@ impl LogStore for FsLog {
         FsLog::recovered(self, tail)
     }
 
-    /// Reads with the log's iterator (in chunks, not a syscall per entry).
+    /// Reads a batch at a time, keeping the last one decoded (see `loads.rs`).
     fn load(&self, from: Seq, to: Seq) -> Result<Vec<Entry>, LogError> {
-        let count = (to.0 - from.0 + 1) as usize;
-        let entries = self.iter_until(from, to.0.saturating_add(1)).collect::<Result<Vec<Entry>, LogError>>()?;
-        match entries.len() == count {
-            true => Ok(entries),
-            false => Err(LogError::Invalid(format!("{} of {count} entries in the log", entries.len()))),
-        }
+        self.load_range(from, to)
     }
 
     fn close(&mut self) {
