@@ -192,3 +192,33 @@ fn seqs_read_from_disk_never_wrap() {
     log.trim(Some(tinyraftplus::core::Seq(u64::MAX))).unwrap(); // Keeps everything; no overflow.
     assert_eq!(log.seq(), Some(tinyraftplus::core::Seq::MAX));
 }
+
+#[test]
+fn a_trim_intent_whose_batch_does_not_fit_is_refused_and_changes_nothing() {
+    use tinyraftplus::log::format::{BatchBuilder, NONCE_BYTES};
+    let intent = |keep_end: u64, batch: &[u8]| {
+        let mut bytes = keep_end.to_le_bytes().to_vec();
+        bytes.extend_from_slice(batch);
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&bytes).to_le_bytes());
+        bytes
+    };
+    let at_the_end = {
+        let mut builder = BatchBuilder::default();
+        builder.start(u64::MAX - 1);
+        builder.push(1, Some(b"a"), false);
+        builder.push(1, Some(b"b"), false);
+        let mut out = Vec::new();
+        builder.finish(&mut out, &Encoder::XxHash, 0, [0; NONCE_BYTES]);
+        out
+    };
+    // Junk where the batch goes; a batch whose last seq is the highest u64 (no seq after it).
+    for (keep_end, batch) in [(20, vec![7u8; 30]), (u64::MAX, at_the_end)] {
+        let dir = tempfile::tempdir().unwrap();
+        written(dir.path());
+        fs::write(dir.path().join("log.trim"), intent(keep_end, &batch)).unwrap();
+        let error = FsLog::open(dir.path(), "log", small()).err().expect("refused");
+        assert!(matches!(error, LogError::Damaged { .. }) && error.to_string().contains("log.trim"), "{error}");
+        fs::remove_file(dir.path().join("log.trim")).unwrap();
+        assert_eq!(payloads(&FsLog::open(dir.path(), "log", small()).unwrap(), 0).len(), 40, "nothing lost");
+    }
+}

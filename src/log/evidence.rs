@@ -73,7 +73,7 @@ impl FsLog {
                 }
                 let Ok(entries) = batch.entries(&options.encoder, &bytes, at) else { break 'segments };
                 found.extend(entries.iter().filter(|e| e.seq.0 <= hint).map(|e| (e.id(), e.digest())));
-                (chain, expected, at) = (Some(batch.checksum), Some(batch.last() + 1), at + batch.size);
+                (chain, expected, at) = (Some(batch.checksum), Some(batch.last().saturating_add(1)), at + batch.size);
                 if batch.last() >= hint {
                     break 'segments;
                 }
@@ -173,7 +173,7 @@ fn resync(bytes: &[u8], encoder: &Encoder, batch_max: usize, first: u64, damaged
     let (mut at, mut next) = (HEADER_BYTES, first);
     while next < damaged {
         let batch = decode_batch(bytes.get(at..)?, encoder, batch_max).ok()?;
-        (at, next) = (at + batch.size, batch.last() + 1);
+        (at, next) = (at + batch.size, batch.last().saturating_add(1));
     }
     let is_later = |offset: usize| {
         let batch = bytes.get(offset..).and_then(|rest| decode_batch(rest, encoder, batch_max).ok());

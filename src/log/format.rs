@@ -494,7 +494,7 @@ impl<'a> Batch<'a> {
     /// The batch's entries, decrypted with the encrypting encoder. `owner` holds the bytes the
     /// batch was decoded from, at `at`: plain and xxhash payloads are slices of it (no copy).
     pub fn entries(&self, encoder: &Encoder, owner: &Bytes, at: usize) -> Result<Vec<crate::core::Entry>, BatchError> {
-        self.entries_in(encoder, owner, at, self.first..self.last() + 1)
+        self.entries_in(encoder, owner, at, self.first..self.last().saturating_add(1))
     }
 
     /// The batch's entries with seqs in `seqs` (see [`Batch::entries`]): only those are made.

@@ -66,7 +66,11 @@ impl FsLog {
         }
         let encoder = &self.options.encoder;
         match super::format::decode_batch(rewrite, encoder, rewrite.len()) {
-            Ok(batch) if batch.size == rewrite.len() && batch.first < keep_end && batch.last() + 1 == keep_end => {
+            Ok(batch)
+                if batch.size == rewrite.len()
+                    && batch.first < keep_end
+                    && batch.last().checked_add(1) == Some(keep_end) =>
+            {
                 Ok(Some((keep_end, Some(rewrite.to_vec()))))
             }
             _ => Err(LogError::Damaged { path, detail: "its batch does not match its target".into() }),
