@@ -581,7 +581,7 @@ pub fn decode_batch<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) ->
         has_config |= frame.config;
     }
     let frames_end = frames.at;
-    if frames_end + frames.payload_at != payloads_end {
+    if frames_end.checked_add(frames.payload_at) != Some(payloads_end) {
         return Err(BatchError::BadFrames);
     }
     let last_term = frames.term;

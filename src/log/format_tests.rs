@@ -181,3 +181,26 @@ fn varints_round_trip_and_overlong_ones_are_refused() {
     let mut at = 0;
     assert_eq!(get_varint(&[0x80], &mut at), None, "cut short");
 }
+
+#[test]
+fn frames_claiming_huge_lengths_are_refused_without_overflow() {
+    // A plain batch (no checksum to stop it) whose eight frames claim 2^61 - 1 bytes each: their
+    // sum fits a u64, the frames' end plus it does not.
+    let mut builder = BatchBuilder::default();
+    builder.start(0);
+    builder.push(1, Some(b"x"), false);
+    let mut out = Vec::new();
+    builder.finish(&mut out, &Encoder::Plain, 0, [0; NONCE_BYTES]);
+    let mut frames = Vec::new();
+    for _ in 0..8 {
+        put_varint(&mut frames, ((1u64 << 61) - 1) << 3 | u64::from(KIND_DATA));
+    }
+    let size = BATCH_HEAD_BYTES + frames.len() + BATCH_TAIL_BYTES;
+    let mut bad = out[..BATCH_HEAD_BYTES].to_vec();
+    bad[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+    bad[20..24].copy_from_slice(&8u32.to_le_bytes());
+    bad.extend_from_slice(&frames);
+    bad.extend_from_slice(&[0; 8]);
+    bad.extend_from_slice(&(size as u32 ^ END_MARK).to_le_bytes());
+    assert_eq!(decode_batch(&bad, &Encoder::Plain, 1 << 20), Err(BatchError::BadFrames));
+}
