@@ -30,11 +30,14 @@ impl FsLog {
             let (index, offset) = self.locate(seq).ok_or_else(missing)?;
             let entries = self.batch_entries(index, offset)?;
             let first = entries.first().map_or(seq, |entry| entry.seq.0);
-            let skip = (seq - first) as usize;
-            let take = entries.len().saturating_sub(skip).min((to.0 - seq + 1) as usize);
-            if take == 0 {
-                return Err(missing());
-            }
+            let Some(skip) = seq.checked_sub(first).map(|skip| skip as usize).filter(|skip| *skip < entries.len())
+            else {
+                let (_, path) = self.segment_at(index);
+                let detail =
+                    format!("the batch at byte {offset} does not hold seq {seq} (the disk changed under the log)");
+                return Err(LogError::Damaged { path: path.to_path_buf(), detail });
+            };
+            let take = (entries.len() - skip).min((to.0 - seq + 1) as usize);
             out.extend(entries[skip..skip + take].iter().cloned());
             seq += take as u64;
         }
