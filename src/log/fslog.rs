@@ -185,13 +185,6 @@ struct Segment {
     offsets: Vec<u32>,
 }
 
-/// An entry read back, with its batch's checksum: what `read` and the tail reload need.
-struct Stored {
-    term: u64,
-    checksum: u64,
-    payload: Payload,
-}
-
 /// A trim, planned before anything changes: the entries kept end before `keep_end`; a trim
 /// inside a batch writes `rewrite` (the batch's first entries, as a batch of their own) in its
 /// place; the log's chain continues from `chain`.
@@ -281,7 +274,7 @@ pub struct FsLog {
     lock: Option<File>,
     /// Bumped before a trim changes the files, so iterators made earlier stop (see `Iter`).
     pub(super) trims: Arc<AtomicU64>,
-    /// The batch the last load decoded (see `loads.rs`).
+    /// The batch the last read or load decoded (see `loads.rs`).
     pub(super) loaded: std::sync::Mutex<Option<super::loads::Loaded>>,
     /// Entries known committed that a repair found intact past the damage (see
     /// `open_repairing`), handed to the core with `recovered`.
@@ -392,33 +385,20 @@ impl FsLog {
         Ok(Bytes::from(bytes))
     }
 
-    /// The entry at `seq`, read and decoded with its batch (its payload a slice of the one read
-    /// buffer, or decrypted).
-    fn stored(&self, seq: u64) -> Result<Option<Stored>, LogError> {
+    /// The term of the entry at `seq` and its batch's checksum, read from the disk (what the
+    /// tail reload needs).
+    fn term_and_chain(&self, seq: u64) -> Result<Option<(u64, u64)>, LogError> {
         let Some((index, offset)) = self.locate(seq) else { return Ok(None) };
         let damaged = |detail: String| LogError::Damaged {
             path: self.segments[index].path.clone(),
             detail: format!("seq {seq} in the batch at byte {offset}: {detail} (the disk changed under the log)"),
         };
         let bytes = self.read_batch(index, offset)?;
-        let encoder = &self.options.encoder;
-        let batch = decode_batch(&bytes, encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let batch = decode_batch(&bytes, &self.options.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
         let Some(frame) = seq.checked_sub(batch.first).and_then(|i| batch.frames().nth(i as usize)) else {
             return Err(damaged(format!("the batch holds {}..={}", batch.first, batch.last())));
         };
-        let payload = match (encoder, frame.payload) {
-            (_, None) => None,
-            (Encoder::Encrypted(_), Some(range)) => {
-                let plain = batch.payloads(encoder).map_err(|e| damaged(e.to_string()))?;
-                Some(Bytes::copy_from_slice(&plain[range]))
-            }
-            (_, Some(range)) => {
-                let at = batch.payloads_range().start;
-                Some(bytes.slice(at + range.start..at + range.end))
-            }
-        };
-        let payload = super::format::entry_payload(payload, frame.config);
-        Ok(Some(Stored { term: frame.term, checksum: batch.checksum, payload }))
+        Ok(Some((frame.term, batch.checksum)))
     }
 
     pub(super) fn segment_path(&self, first_seq: u64) -> PathBuf {
@@ -701,8 +681,10 @@ impl FsLog {
     /// Reads the entry at `seq`.
     pub fn read(&self, seq: Seq) -> Result<Option<Entry>, LogError> {
         self.check()?;
-        let stored = self.stored(seq.0)?;
-        Ok(stored.map(|s| Entry { term: Term(s.term), seq, payload: s.payload }))
+        if self.locate(seq.0).is_none() {
+            return Ok(None);
+        }
+        Ok(self.load_range(seq, seq)?.pop()) // Through the batch the last read or load kept.
     }
 
     /// Entries from `from` to the last entry as of now (later appends are not included). The
@@ -931,11 +913,11 @@ impl FsLog {
         self.term_starts.retain(|(seq, _)| Some(*seq) <= last_seq);
         self.configs.retain(|seq| Some(*seq) <= last_seq);
         let last = match last_seq {
-            Some(seq) => self.stored(seq)?,
+            Some(seq) => self.term_and_chain(seq)?,
             None => None,
         };
-        self.last = last_seq.zip(last.as_ref().map(|s| s.term));
-        self.chain = last.map_or(0, |s| s.checksum);
+        self.last = last_seq.zip(last.map(|(term, _)| term));
+        self.chain = last.map_or(0, |(_, chain)| chain);
         Ok(())
     }
 

@@ -1,7 +1,8 @@
-//! Loads of entry ranges for a Raft core (`LogStore::load`): a range is read a batch at a time,
-//! and the last batch read stays decoded, so consecutive loads inside one large batch (a leader
-//! sending a follower 1,024 entries at a time from batches of 10,000, a restart applying its
-//! log) read, check and decrypt it once, not once per load.
+//! Loads of entry ranges for a Raft core (`LogStore::load`) and single reads (`FsLog::read`): a
+//! range is read a batch at a time, and the last batch read stays decoded, so consecutive loads
+//! or reads inside one large batch (a leader sending a follower 1,024 entries at a time from
+//! batches of 10,000, a restart applying its log) read, check and decrypt it once, not once
+//! each.
 
 use super::format::decode_batch;
 use super::fslog::{FsLog, LogError};
