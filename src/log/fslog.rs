@@ -307,6 +307,11 @@ impl FsLog {
         log.hard_state.catching_up |= !saved;
         // The segment record is checked unless there is none, or a repair accepts losses.
         log.recover(saved && log.options.repair_from.is_none())?;
+        if let Some(from) = log.options.repair_from {
+            // Recovery kept an intact batch holding `from` whole: it is cut like any trim (a crash
+            // in between leaves a log the same repair opens again).
+            log.trim(from.checked_sub(1).map(Seq))?;
+        }
         log.open_evidence()?;
         log.load_committed_config()?;
         if let Some((target, rewrite)) = log.read_trim_intent()? {
@@ -416,8 +421,7 @@ impl FsLog {
     }
 
     /// Scans the segments one at a time, then carries out the decisions: deletions newest
-    /// first, then the truncation of the last segment kept, then, if a repair cut inside a
-    /// batch, that batch's first entries written again as a batch of their own.
+    /// first, then the truncation of the last segment kept.
     fn recover(&mut self, check_manifest: bool) -> Result<(), LogError> {
         let mut listed = self.list_segments()?;
         if check_manifest {
@@ -466,17 +470,6 @@ impl FsLog {
         self.chain = result.last_checksum;
         self.term_starts = result.term_starts;
         self.configs = result.configs;
-        if let Some((bytes, keep_end)) = result.cut_batch {
-            // Not fail-safe like a trim: a crash before this write loses the batch's first
-            // entries too, which this repair then drops with the rest (the node catches up).
-            let batch = decode_batch(&bytes, &encoder, bytes.len()).expect("the scan decoded it");
-            let prefix = prefix_batch(&batch, &encoder, keep_end, self.nonce()?).map_err(|e| LogError::Damaged {
-                path: self.segments.last().map(|s| s.path.clone()).unwrap_or_default(),
-                detail: format!("batch {}: {e}", batch.first),
-            })?;
-            self.append_bytes(&prefix, (keep_end - batch.first) as u32, false)?;
-            self.chain = decode_batch(&prefix, &encoder, prefix.len()).expect("just encoded").checksum;
-        }
         self.last = result.last;
         Ok(())
     }

@@ -23,8 +23,9 @@
 //!
 //! Corruption is an error naming the segment, the byte offset and the seq of the damaged
 //! batch's first entry. Nothing is truncated unless the caller asks to truncate from a seq at
-//! or before it (`repair_from`); then the log keeps the entries before that seq (a batch cut
-//! inside is written again holding its first entries: [`Scan::cut_batch`]) and the node is
+//! or before it (`repair_from`); then the log keeps the entries before that seq (a batch holding
+//! that seq is kept whole when it is intact: the caller trims it, durably, as any trim) and the
+//! node is
 //! repaired from its peers.
 //!
 //! The plain encoder has no checksums: it recovers from a write cut short (`TornBatch`,
@@ -75,10 +76,6 @@ pub struct Scan {
     pub term_starts: Vec<(u64, u64)>,
     /// The seqs of the configuration entries, ascending.
     pub configs: Vec<u64>,
-    /// A batch that `repair_from` cut inside, and the seq it was cut at: the caller writes its
-    /// entries before that seq again, as a batch of their own, where it was (they are counted
-    /// in `last`, `term_starts` and `configs`, not in the offsets, nor in `last_checksum`).
-    pub cut_batch: Option<(Vec<u8>, u64)>,
 }
 
 /// Corruption that recovery refuses to repair on its own.
@@ -227,22 +224,18 @@ impl<'e> Scanner<'e> {
             };
             match verdict {
                 Ok(batch) => {
-                    if let Some(from) = self.repair_from.filter(|from| *from <= batch.last()) {
-                        // The caller drops everything from here; a batch cut inside is written
-                        // again with its entries before the cut.
-                        if from > batch.first {
-                            self.keep_frames(&batch, from);
-                            self.kept.cut_batch = Some((bytes[at..at + batch.size].to_vec(), from));
-                        }
-                        self.stopped = true;
-                        break;
-                    }
                     let offset = u32::try_from(at).unwrap_or(u32::MAX); // Checked in the verdict.
                     scan.offsets.extend(std::iter::repeat_n(offset, batch.count as usize));
-                    self.keep_frames(&batch, u64::MAX);
+                    self.keep_frames(&batch);
                     self.kept.last_checksum = batch.checksum;
                     (chain, term, next) = (Some(batch.checksum), batch.last_term, batch.last() + 1);
                     at += batch.size;
+                    if self.repair_from.is_some_and(|from| from <= batch.last()) {
+                        // Intact, it holds `repair_from`: kept whole (the caller trims it), and
+                        // everything after it goes.
+                        self.stopped = true;
+                        break;
+                    }
                 }
                 Err((shows, detail)) => {
                     let row = decide(shows, is_last, self.encoder.checksummed());
@@ -259,12 +252,12 @@ impl<'e> Scanner<'e> {
         Ok(scan)
     }
 
-    /// Keeps the entries of a batch before `end`: term runs, configurations, the last one.
-    fn keep_frames(&mut self, batch: &super::format::Batch<'_>, end: u64) {
+    /// Keeps the entries of a batch: term runs, configurations, the last one.
+    fn keep_frames(&mut self, batch: &super::format::Batch<'_>) {
         let kept = &mut self.kept;
         if batch.has_config || batch.term != batch.last_term || kept.term_starts.last().map(|t| t.1) != Some(batch.term)
         {
-            for frame in batch.frames().take_while(|frame| frame.seq < end) {
+            for frame in batch.frames() {
                 if kept.term_starts.last().map(|t| t.1) != Some(frame.term) {
                     kept.term_starts.push((frame.seq, frame.term));
                 }
@@ -273,12 +266,7 @@ impl<'e> Scanner<'e> {
                 }
             }
         }
-        let last = batch.last().min(end - 1);
-        let last_term = match last == batch.last() {
-            true => batch.last_term,
-            false => batch.frames().nth((last - batch.first) as usize).map_or(batch.term, |frame| frame.term),
-        };
-        kept.last = Some((last, last_term));
+        kept.last = Some((batch.last(), batch.last_term));
     }
 
     /// What a bad batch at `at` shows: whether a valid batch follows it (only looked for in the

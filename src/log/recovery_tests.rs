@@ -226,13 +226,20 @@ fn a_sealed_segment_cut_inside_a_batch_is_corruption() {
 }
 
 #[test]
-fn a_repair_inside_a_batch_keeps_its_first_entries_to_be_written_again() {
-    let (bytes, durable) = two_batches();
+fn a_repair_inside_an_intact_batch_keeps_the_batch_whole_for_the_caller_to_trim() {
+    let (bytes, _) = two_batches();
     let scan = scan(&[SegmentBytes { first_seq: 0, bytes: &bytes }], &Encoder::XxHash, MAX, Some(5)).unwrap();
-    assert_eq!((scan.last, scan.segments[0].valid_len), (Some((4, 2)), durable as u64));
-    assert_eq!((scan.segments[0].offsets.len(), scan.term_starts.clone()), (3, vec![(0, 1), (4, 2)]));
-    let (cut, keep_end) = scan.cut_batch.expect("the batch 3..7 was cut at 5");
-    assert_eq!((&cut[..], keep_end), (&bytes[durable..], 5));
+    assert_eq!((scan.last, scan.segments[0].valid_len), (Some((6, 2)), bytes.len() as u64));
+    assert_eq!((scan.segments[0].offsets.len(), scan.term_starts.clone()), (7, vec![(0, 1), (4, 2)]));
+    // Damage after the repair point goes with everything after it.
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(&[0xa5; 40]);
+    let scan = scan_one_repairing(&damaged, 5);
+    assert_eq!((scan.last, scan.segments[0].valid_len), (Some((6, 2)), bytes.len() as u64));
+}
+
+fn scan_one_repairing(bytes: &[u8], from: u64) -> Scan {
+    scan(&[SegmentBytes { first_seq: 0, bytes }], &Encoder::XxHash, MAX, Some(from)).unwrap()
 }
 
 #[test]
