@@ -9,7 +9,11 @@
 //!   with 128 KiB appends that grow the file, as a log's do, goes to stderr);
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000 (100-byte
-//!   payloads), and `fslog_append_batch1000_encrypted` the same with the encrypting encoder;
+//!   payloads) into a new log, and `fslog_append_batch1000_encrypted` the same with the
+//!   encrypting encoder;
+//! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
+//!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
+//!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`;
 //! - `fslog_record_overhead_bytes`: bytes on disk (the segment files' sizes) per entry beyond
 //!   its 100-byte payload, in batches of 1,000 (single appends, and encrypted, on stderr);
 //! - `fslog_txn20000`: entries per second in transactions of 20,000 appends, then commit;
@@ -60,6 +64,35 @@ fn append_batch_rate(dir: &Path, duration: Duration, options: FsLogOptions) -> f
     let rate = count as f64 / start.elapsed().as_secs_f64();
     drop(log);
     FsLog::del(dir, "batch").unwrap();
+    rate
+}
+
+/// `append_batch_rate` into a log whose prefix is removed as it grows: one segment and its
+/// spares. Warmed up first, until two spares wait.
+fn recycled_batch_rate(dir: &Path, duration: Duration) -> f64 {
+    let mut log = FsLog::open(dir, "recycled", FsLogOptions::default()).unwrap();
+    let payload = [1u8; 100];
+    let batch: Vec<(Term, Option<&[u8]>)> = (0..1000).map(|_| (Term(1), Some(&payload[..]))).collect();
+    let compact = |log: &mut FsLog| {
+        if log.segment_count() > 1 {
+            let last = log.seq().expect("entries").0;
+            log.remove_prefix(Seq(last - 1)).unwrap(); // All but the last segment.
+        }
+    };
+    while log.segment_count() < 3 {
+        log.append_batch(&batch).unwrap();
+    }
+    compact(&mut log);
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < duration {
+        log.append_batch(&batch).unwrap();
+        compact(&mut log);
+        count += 1000;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop(log);
+    FsLog::del(dir, "recycled").unwrap();
     rate
 }
 
@@ -150,6 +183,10 @@ fn main() {
     if wanted("fslog_append_batch1000") {
         let value = median3(|| append_batch_rate(dir, second, FsLogOptions::default()));
         report("fslog_append_batch1000", value, "entries/s");
+    }
+    if wanted("fslog_append_batch1000_recycled") {
+        let value = median3(|| recycled_batch_rate(dir, second));
+        report("fslog_append_batch1000_recycled", value, "entries/s");
     }
     if wanted("fslog_append_batch1000_encrypted") {
         let value = median3(|| append_batch_rate(dir, second, encrypted()));

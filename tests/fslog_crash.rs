@@ -14,22 +14,36 @@ use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
 /// The disk states a crash while writing `after` over `before` can leave, and whether each is
-/// the complete write. A batch writes records where the file ends or over zeros written ahead
-/// (and maybe more zeros after them). A new segment's header is synced before any batch goes
+/// the complete write. A batch writes records where the file ends, over zeros written ahead
+/// (and maybe more zeros after them) or over a recycled file's old bytes. A new segment's header is synced before any batch goes
 /// into it, so junk can only land after it; with `holes` false (the plain encoder, which has
 /// no checksums to find them), only writes cut short.
 /// `disk` is the log's record bytes (`FsLog::disk_bytes`) before and after the batch.
 fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, seed: u64) -> Vec<(Files, bool)> {
-    // Starting a new segment first cuts the zeros written ahead off the last one, durably (and
-    // records the lower length in the state file first: here, no length is recorded at all).
+    // Starting a new segment first cuts what lies past the last one's batches (zeros written
+    // ahead, a recycled file's old bytes) off it, durably (and records the lower length in the
+    // state file first: here, no length is recorded at all).
     let mut before = before.clone();
+    let mut states = Vec::new();
+    // A new segment may recycle a spare: its new header is synced and it is renamed before any
+    // batch goes into it (a crash before the rename leaves the spare with its new header).
+    let gone = before.keys().find(|name| name.ends_with(".spare") && !after.contains_key(*name)).cloned();
+    let fresh = after.keys().find(|name| name.ends_with(".seg") && !before.contains_key(*name)).cloned();
+    if let Some((spare, segment)) = gone.zip(fresh.clone()) {
+        let mut bytes = before.remove(&spare).expect("listed");
+        bytes[..HEADER_BYTES].copy_from_slice(&after[&segment][..HEADER_BYTES]);
+        let mut headed = before.clone();
+        headed.insert(spare, bytes.clone());
+        states.push((headed, false));
+        before.insert(segment, bytes);
+    }
     for (name, bytes) in before.iter_mut().filter(|(name, _)| name.ends_with(".state")) {
         *bytes = without_recorded_length(bytes);
         assert_eq!(Some(name), after.keys().find(|n| n.ends_with(".state")));
     }
     for (name, old) in before.iter_mut().filter(|(name, _)| !name.ends_with(".state")) {
         let new = &after[name];
-        if new.len() < old.len() && old.starts_with(new) && old[new.len()..].iter().all(|b| *b == 0) {
+        if new.len() < old.len() && old.starts_with(new) {
             *old = new.clone();
         }
     }
@@ -48,7 +62,7 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
         };
         files
     };
-    let mut states = vec![(with(before.get(name).cloned()), false)];
+    states.push((with(before.get(name).cloned()), false));
     let old = match before.get(name) {
         Some(old) => old.clone(),
         None => {
@@ -61,12 +75,13 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
             new[..HEADER_BYTES].to_vec()
         }
     };
+    // What the file holds where the batch has not landed: zeros, or a recycled file's old bytes.
     let mut base = old.clone();
-    base.resize(new.len(), 0);
+    base.resize(new.len().max(old.len()), 0);
     // Where the batch's records are: after the records of the other (sealed, exact) segments.
     let sealed: u64 =
         before.iter().filter(|(n, _)| n.ends_with(".seg") && *n != name).map(|(_, b)| b.len() as u64).sum();
-    let start = match before.contains_key(name) {
+    let start = match fresh.as_ref() != Some(name) {
         true => (disk.0 - sealed) as usize,
         false => HEADER_BYTES,
     };
@@ -100,12 +115,15 @@ fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, se
             .collect()
     };
     for (index, mask) in masks.into_iter().enumerate() {
-        let fill = if index % 2 == 0 { 0 } else { 0xa5 };
         let mut bytes = new.clone();
         for page in 0..pages {
             if mask >> (page % 64) & 1 == 0 {
-                let at = start + page * 32;
-                bytes[at..(at + 32).min(end)].fill(fill);
+                let range = start + page * 32..(start + (page + 1) * 32).min(end);
+                match index % 3 {
+                    0 => bytes[range].fill(0),
+                    1 => bytes[range].fill(0xa5),
+                    _ => bytes[range.clone()].copy_from_slice(&base[range]),
+                }
             }
         }
         let complete = whole(&bytes);

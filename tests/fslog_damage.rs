@@ -166,13 +166,13 @@ fn the_wrong_encoder_is_named_with_safe_advice() {
 /// A segment file named for `first`, holding one batch of one entry at `seq` (as a crafted
 /// file would).
 fn crafted(dir: &Path, first: u64, seq: u64) {
-    use tinyraftplus::log::format::{encode_header, BatchBuilder, NONCE_BYTES};
+    use tinyraftplus::log::format::{encode_header, BatchBuilder, Header, Seal, NONCE_BYTES};
     let encoder = Encoder::XxHash;
-    let mut bytes = encode_header(&encoder, first, [0; NONCE_BYTES]).to_vec();
+    let mut bytes = encode_header(&encoder, Header { first_seq: first, salt: 0 }, [0; NONCE_BYTES]).to_vec();
     let mut builder = BatchBuilder::default();
     builder.start(seq);
     builder.push(1, Some(b"crafted"), false);
-    builder.finish(&mut bytes, &encoder, 0, [0; NONCE_BYTES]);
+    builder.finish(&mut bytes, &encoder, Seal { chain: 0, salt: 0, nonce: [0; NONCE_BYTES] });
     fs::write(dir.join(format!("log.{first:020}.seg")), bytes).unwrap();
 }
 
@@ -195,7 +195,7 @@ fn seqs_read_from_disk_never_wrap() {
 
 #[test]
 fn a_trim_intent_whose_batch_does_not_fit_is_refused_and_changes_nothing() {
-    use tinyraftplus::log::format::{BatchBuilder, NONCE_BYTES};
+    use tinyraftplus::log::format::{BatchBuilder, Seal, NONCE_BYTES};
     let intent = |keep_end: u64, batch: &[u8]| {
         let mut bytes = keep_end.to_le_bytes().to_vec();
         bytes.extend_from_slice(batch);
@@ -208,7 +208,7 @@ fn a_trim_intent_whose_batch_does_not_fit_is_refused_and_changes_nothing() {
         builder.push(1, Some(b"a"), false);
         builder.push(1, Some(b"b"), false);
         let mut out = Vec::new();
-        builder.finish(&mut out, &Encoder::XxHash, 0, [0; NONCE_BYTES]);
+        builder.finish(&mut out, &Encoder::XxHash, Seal { chain: 0, salt: 0, nonce: [0; NONCE_BYTES] });
         out
     };
     // Junk where the batch goes; a batch whose last seq is the highest u64 (no seq after it).

@@ -25,7 +25,7 @@ fn batch_of(files: &Files, options: &FsLogOptions, seq: u64) -> (String, usize) 
     for name in names {
         let bytes = &files[name];
         let mut at = HEADER_BYTES;
-        while let Ok(batch) = decode_batch(&bytes[at..], &options.encoder, 1 << 20) {
+        while let Ok(batch) = decode_batch(&bytes[at..], &options.encoder, 0, 1 << 20) {
             if (batch.first..=batch.last()).contains(&seq) {
                 return (name.clone(), at);
             }
@@ -63,7 +63,7 @@ fn run(which: u8, batches: Vec<Vec<u8>>, cut: (usize, usize)) -> Result<(), Test
     prop_assert!(!after.keys().any(|n| n.ends_with(".trim")), "the intent is gone");
 
     let (name, at) = batch_of(&after, &options, keep_end - 1);
-    let batch = decode_batch(&after[&name][at..], &options.encoder, 1 << 20).unwrap();
+    let batch = decode_batch(&after[&name][at..], &options.encoder, 0, 1 << 20).unwrap();
     prop_assert_eq!((batch.first, batch.last()), (first, keep_end - 1));
     let rewrite = after[&name][at..at + batch.size].to_vec();
     let mut intent = keep_end.to_le_bytes().to_vec();

@@ -47,7 +47,7 @@ fn flip(dir: &Path, which: u8, seq: u64) {
     for path in segment_files(dir) {
         let mut bytes = fs::read(&path).unwrap();
         let mut at = HEADER_BYTES;
-        while let Ok(batch) = decode_batch(&bytes[at..], &encoder, 1 << 20) {
+        while let Ok(batch) = decode_batch(&bytes[at..], &encoder, 0, 1 << 20) {
             let (first, last, size) = (batch.first, batch.last(), batch.size);
             if (first..=last).contains(&seq) {
                 bytes[at + 4] ^= 0x01;

@@ -5,12 +5,17 @@
 //! Writes queue in order; each completes after its latency, and only then is it durable. A
 //! crash drops what has not completed and may tear the write in progress (a prefix of its bytes
 //! lands). Term and vote live in their own slot, written atomically (as FsLog's two slots).
+//!
+//! Installing a snapshot starts the segment anew in a recycled file, as FsLog does with a spare
+//! segment: the file keeps its earlier bytes past the new batches, under a header with the next
+//! salt, so recovery meets stale batches after every torn or clean end.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
 use tinyraftplus::core::{Entry, HardState, LogId, Recovered, Seq, SnapshotMeta, Term, Time, Write, WriteId};
 use tinyraftplus::log::format::{
-    decode_batch, encode_header, prefix_batch, push_entry, BatchBuilder, Encoder, HEADER_BYTES, NONCE_BYTES,
+    decode_batch, encode_header, prefix_batch, push_entry, recycled_salt, BatchBuilder, Encoder, Header, Seal,
+    HEADER_BYTES, NONCE_BYTES,
 };
 use tinyraftplus::log::recovery::{scan, Corruption, SegmentBytes};
 
@@ -41,6 +46,14 @@ pub struct Snapshot {
 pub struct Disk {
     /// The durable bytes of the log's one segment.
     bytes: Vec<u8>,
+    /// The segment file's bytes from earlier lives (it was recycled): the file holds them past
+    /// `bytes`, until a cut (a trim or recovery) shortens it.
+    stale: Vec<u8>,
+    /// The seed of the segment's checksums (its header's).
+    salt: u32,
+    /// A planted bug (the simulator's, with the `mutants` feature): a recycled file keeps its
+    /// salt, so its stale batches still pass their checksums.
+    pub recycle_keeps_salt: bool,
     /// The seq of the segment's first entry (its header names it).
     seg_first: u64,
     /// The log's first seq: entries before it were removed (a snapshot covers them), as
@@ -77,9 +90,12 @@ impl Disk {
     /// new disk cannot be told from a wiped one.
     pub fn new() -> Disk {
         let encoder = Encoder::XxHash;
-        let bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
+        let bytes = encode_header(&encoder, Header { first_seq: 0, salt: 0 }, [0; NONCE_BYTES]).to_vec();
         Disk {
             bytes,
+            stale: Vec::new(),
+            salt: 0,
+            recycle_keeps_salt: false,
             seg_first: 0,
             first: 0,
             offsets: Vec::new(),
@@ -117,7 +133,7 @@ impl Disk {
     /// The durable entry at `seq`.
     pub fn entry(&self, seq: Seq) -> Option<Entry> {
         let offset = self.offsets[self.index(seq.0)?] as usize;
-        let batch = decode_batch(&self.bytes[offset..], &self.encoder, BATCH_MAX).ok()?;
+        let batch = decode_batch(&self.bytes[offset..], &self.encoder, self.salt, BATCH_MAX).ok()?;
         let bytes = Bytes::copy_from_slice(&self.bytes[offset..offset + batch.size]);
         let entries = batch.entries(&self.encoder, &bytes, 0).ok()?;
         entries.into_iter().nth((seq.0 - batch.first) as usize)
@@ -149,7 +165,8 @@ impl Disk {
                 for entry in entries {
                     push_entry(&mut builder, entry);
                 }
-                self.chain = builder.finish(&mut self.bytes, &self.encoder, self.chain, [0; NONCE_BYTES]);
+                let seal = Seal { chain: self.chain, salt: self.salt, nonce: [0; NONCE_BYTES] };
+                self.chain = builder.finish(&mut self.bytes, &self.encoder, seal);
                 self.offsets.extend(std::iter::repeat_n(at, entries.len()));
             }
             Write::Truncate { from } => self.truncate(from.0),
@@ -178,11 +195,21 @@ impl Disk {
         }
     }
 
-    /// Removes every entry: the log continues at `last + 1`.
+    /// The segment file's bytes: the durable batches, then what is left from its earlier lives.
+    fn file(&self) -> Vec<u8> {
+        let mut file = self.bytes.clone();
+        file.extend_from_slice(self.stale.get(self.bytes.len()..).unwrap_or_default());
+        file
+    }
+
+    /// Removes every entry: the log continues at `last + 1`, in the segment's file recycled.
     fn reset_after(&mut self, last: u64) {
         self.seg_first = last + 1;
         self.first = last + 1;
-        self.bytes = encode_header(&self.encoder, self.seg_first, [0; NONCE_BYTES]).to_vec();
+        self.stale = self.file();
+        self.salt = if self.recycle_keeps_salt { self.salt } else { recycled_salt(self.salt) };
+        let header = Header { first_seq: self.seg_first, salt: self.salt };
+        self.bytes = encode_header(&self.encoder, header, [0; NONCE_BYTES]).to_vec();
         self.offsets.clear();
         self.chain = 0;
     }
@@ -194,18 +221,22 @@ impl Disk {
         let Some(index) = self.index(from) else { return };
         let cut = self.offsets[index];
         let start = self.offsets.partition_point(|at| *at < cut);
-        let batch = decode_batch(&self.bytes[cut as usize..], &self.encoder, BATCH_MAX).ok();
+        let salt = self.salt;
+        let batch = decode_batch(&self.bytes[cut as usize..], &self.encoder, salt, BATCH_MAX).ok();
         let prefix = batch
             .filter(|_| start < index)
-            .map(|batch| prefix_batch(&batch, &self.encoder, from, [0; NONCE_BYTES]).expect("a durable batch"));
+            .map(|batch| prefix_batch(&batch, &self.encoder, from, salt, [0; NONCE_BYTES]).expect("a durable batch"));
         self.bytes.truncate(cut as usize);
+        self.stale.clear(); // The file is cut.
         self.offsets.truncate(start);
         self.chain = match self.offsets.last() {
-            Some(at) => decode_batch(&self.bytes[*at as usize..], &self.encoder, BATCH_MAX).map_or(0, |b| b.checksum),
+            Some(at) => {
+                decode_batch(&self.bytes[*at as usize..], &self.encoder, salt, BATCH_MAX).map_or(0, |b| b.checksum)
+            }
             None => 0,
         };
         if let Some(prefix) = prefix {
-            self.chain = decode_batch(&prefix, &self.encoder, BATCH_MAX).expect("just encoded").checksum;
+            self.chain = decode_batch(&prefix, &self.encoder, salt, BATCH_MAX).expect("just encoded").checksum;
             self.bytes.extend_from_slice(&prefix);
             self.offsets.extend(std::iter::repeat_n(cut, index - start));
         }
@@ -297,10 +328,13 @@ impl Disk {
     /// Recovers from the bytes, as FsLog's open does: the state a restarted core starts from.
     /// Keeps the last `tail` entries in memory.
     pub fn recover(&mut self, tail: usize) -> Result<Recovered, Corruption> {
-        let segments = [SegmentBytes { first_seq: self.seg_first, bytes: &self.bytes }];
+        let file = self.file();
+        let segments = [SegmentBytes { first_seq: self.seg_first, bytes: &file }];
         let result = scan(&segments, &self.encoder, BATCH_MAX, None)?;
         let segment = &result.segments[0];
-        self.bytes.truncate(segment.valid_len.max(HEADER_BYTES as u64) as usize);
+        // As FsLog's open, the file is cut where the valid batches end.
+        self.bytes = file[..segment.valid_len.max(HEADER_BYTES as u64) as usize].to_vec();
+        self.stale.clear();
         self.offsets = segment.offsets.clone();
         self.chain = result.last_checksum;
         self.first = self.first.min(self.len());

@@ -61,6 +61,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::ResumeSkipsChunk => "resume_skips_chunk",
         Mutant::SelfVoteBeforeFsync => "self_vote_before_fsync",
         Mutant::ForgetWaitingRequests => "forget_waiting_requests",
+        Mutant::RecycleKeepsSalt => "recycle_keeps_salt",
     }
 }
 

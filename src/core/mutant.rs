@@ -64,11 +64,15 @@ pub enum Mutant {
     /// A node that learns who leads drops the requests it held while no leader was known
     /// (they are never answered: a bug that only slows clients down).
     ForgetWaitingRequests,
+    /// A segment file recycled for a new segment keeps its salt: the batches left from its
+    /// earlier life still pass their checksums (planted in the simulator's disk, which shares
+    /// the format and recovery with `FsLog`).
+    RecycleKeepsSalt,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 23] = [
+    pub const ALL: [Mutant; 24] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -92,6 +96,7 @@ impl Mutant {
         Mutant::ResumeSkipsChunk,
         Mutant::SelfVoteBeforeFsync,
         Mutant::ForgetWaitingRequests,
+        Mutant::RecycleKeepsSalt,
     ];
 }
 

@@ -53,19 +53,21 @@ impl FsLog {
         let mut chain: Option<u64> = None;
         'segments: for (index, (first, path)) in segments.iter().enumerate().skip(start) {
             let bytes = Bytes::from(fs::read(path).map_err(io_error("read", path))?);
-            if decode_header(&bytes, &options.encoder).ok() != Some(*first) {
+            let Some(salt) =
+                decode_header(&bytes, &options.encoder).ok().filter(|h| h.first_seq == *first).map(|h| h.salt)
+            else {
                 break;
-            }
+            };
             let mut at = HEADER_BYTES;
             if index == start {
                 // Walk the valid batches to the damaged one, then find the next batch after it
                 // (in the next segment if none follows it in this one).
-                at = resync(&bytes, &options.encoder, batch_max, *first, damaged).unwrap_or(bytes.len());
+                at = resync(&bytes, &options.encoder, (salt, batch_max), *first, damaged).unwrap_or(bytes.len());
             } else if expected.map_or(*first <= damaged, |seq| *first != seq) {
                 break;
             }
             while at < bytes.len() {
-                let Ok(batch) = decode_batch(&bytes[at..], &options.encoder, batch_max) else { break 'segments };
+                let Ok(batch) = decode_batch(&bytes[at..], &options.encoder, salt, batch_max) else { break 'segments };
                 let in_place = expected.map_or(batch.first > damaged, |seq| batch.first == seq);
                 let chained = chain.is_none_or(|c| c == batch.chain);
                 if !in_place || !chained || found.last().is_some_and(|(id, _)| batch.term < id.term.0) {
@@ -166,17 +168,18 @@ impl FsLog {
 }
 
 /// The offset of the batch after the damaged one at seq `damaged` in a segment's `bytes`
-/// (starting at seq `first`): the valid batches before it are walked; past it, its own size is
-/// tried first, then every later offset (a damaged size field), for a batch that decodes with a
-/// later seq.
-fn resync(bytes: &[u8], encoder: &Encoder, batch_max: usize, first: u64, damaged: u64) -> Option<usize> {
+/// (starting at seq `first`, with the segment's salt and largest batch in `limits`): the valid
+/// batches before it are walked; past it, its own size is tried first, then every later offset
+/// (a damaged size field), for a batch that decodes with a later seq.
+fn resync(bytes: &[u8], encoder: &Encoder, limits: (u32, usize), first: u64, damaged: u64) -> Option<usize> {
+    let (salt, batch_max) = limits;
     let (mut at, mut next) = (HEADER_BYTES, first);
     while next < damaged {
-        let batch = decode_batch(bytes.get(at..)?, encoder, batch_max).ok()?;
+        let batch = decode_batch(bytes.get(at..)?, encoder, salt, batch_max).ok()?;
         (at, next) = (at + batch.size, batch.last().saturating_add(1));
     }
     let is_later = |offset: usize| {
-        let batch = bytes.get(offset..).and_then(|rest| decode_batch(rest, encoder, batch_max).ok());
+        let batch = bytes.get(offset..).and_then(|rest| decode_batch(rest, encoder, salt, batch_max).ok());
         batch.is_some_and(|batch| batch.first > damaged)
     };
     let size = bytes.get(at..).and_then(batch_size);

@@ -12,7 +12,10 @@
 //! ```text
 //! header   0..8    magic "TRPLOG" 0x00 0x03 (the last byte is the format version)
 //!          8       encoder: 0 plain, 1 xxhash, 2 XChaCha20-Poly1305
-//!          9..16   zero
+//!          9..12   zero
+//!          12..16  salt (u32): the seed of this segment's batch checksums (0 in a new file;
+//!                  one more each time the file is recycled for a new segment, so stale batches
+//!                  left from its earlier lives never pass a checksum: see `FsLog`'s spares)
 //!          16..24  first seq of the segment (u64)
 //!          24..48  key check nonce (encrypting encoder; zero otherwise)
 //!          48..64  key check tag: the AEAD tag of an empty message with bytes 0..48 as
@@ -43,7 +46,8 @@
 //!          then    encrypting encoder only: the nonce (24 random bytes) and the tag (16) of
 //!                  XChaCha20-Poly1305 over the payloads, in place, with bytes 0..(end of the
 //!                  frames) as associated data: seqs, terms, count, chain and frames
-//!          end-12  checksum (u64): XXH3-64 of every byte before it (0 with the plain encoder)
+//!          end-12  checksum (u64): XXH3-64 of every byte before it, seeded with the segment's
+//!                  salt (0 with the plain encoder)
 //!          end-4   batch-end mark (u32): the size XOR 0xB7E5_0A1D
 //! ```
 //!
@@ -66,7 +70,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::fmt;
 use std::ops::Range;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// The segment header's size in bytes.
 pub const HEADER_BYTES: usize = 72;
@@ -150,11 +154,22 @@ impl Encoder {
 /// The most bytes one entry's frame takes (two 10-byte varints).
 pub const FRAME_BYTES_MAX: usize = 20;
 
+/// A segment header's contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The seq of the segment's first entry.
+    pub first_seq: u64,
+    /// The seed of the segment's batch checksums.
+    pub salt: u32,
+}
+
 /// Encodes a segment header (`nonce` is used by the encrypting encoder only).
-pub fn encode_header(encoder: &Encoder, first_seq: u64, nonce: [u8; NONCE_BYTES]) -> [u8; HEADER_BYTES] {
+pub fn encode_header(encoder: &Encoder, header: Header, nonce: [u8; NONCE_BYTES]) -> [u8; HEADER_BYTES] {
+    let Header { first_seq, salt } = header;
     let mut header = [0u8; HEADER_BYTES];
     header[0..8].copy_from_slice(&MAGIC);
     header[8] = encoder.code();
+    header[12..16].copy_from_slice(&salt.to_le_bytes());
     header[16..24].copy_from_slice(&first_seq.to_le_bytes());
     if let Encoder::Encrypted(key) = encoder {
         header[24..48].copy_from_slice(&nonce);
@@ -186,14 +201,14 @@ pub enum HeaderError {
     WrongKey,
 }
 
-/// Decodes a segment header: the first seq it names.
-pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<u64, HeaderError> {
+/// Decodes a segment header.
+pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<Header, HeaderError> {
     let header = bytes.get(..HEADER_BYTES).ok_or(HeaderError::Short)?;
     if header.iter().all(|b| *b == 0) {
         return Err(HeaderError::Zero);
     }
     let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
-    if header[0..7] != MAGIC[0..7] || xxh3_64(&header[0..64]) != word(64) || header[9..16].iter().any(|b| *b != 0) {
+    if header[0..7] != MAGIC[0..7] || xxh3_64(&header[0..64]) != word(64) || header[9..12].iter().any(|b| *b != 0) {
         return Err(HeaderError::Corrupt);
     }
     if header[7] != FORMAT_VERSION {
@@ -211,7 +226,8 @@ pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<u64, HeaderError
         _ if header[24..64].iter().any(|b| *b != 0) => return Err(HeaderError::Corrupt),
         _ => {}
     }
-    Ok(word(16))
+    let salt = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+    Ok(Header { first_seq: word(16), salt })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -294,10 +310,12 @@ impl BatchBuilder {
         encoder.batch_overhead_bytes() + self.frames.len() + self.payloads.len()
     }
 
-    /// Appends the batch to `out` (at least one entry added), chained to `chain`; returns its
-    /// checksum (0 with the plain encoder). `nonce` is used by the encrypting encoder only, and
-    /// must be fresh random bytes for each batch.
-    pub fn finish(&self, out: &mut Vec<u8>, encoder: &Encoder, chain: u64, nonce: [u8; NONCE_BYTES]) -> u64 {
+    /// Appends the batch to `out` (at least one entry added), chained to `chain`, its checksum
+    /// seeded with `salt` (the segment's); returns the checksum (0 with the plain encoder).
+    /// `nonce` is used by the encrypting encoder only, and must be fresh random bytes for each
+    /// batch.
+    pub fn finish(&self, out: &mut Vec<u8>, encoder: &Encoder, seal: Seal) -> u64 {
+        let Seal { chain, salt, nonce } = seal;
         debug_assert!(self.count > 0, "invariant: a batch holds an entry");
         let start = out.len();
         let size = self.size(encoder);
@@ -321,12 +339,35 @@ impl BatchBuilder {
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&tag);
         }
-        let checksum = if encoder.checksummed() { xxh3_64(&out[start..]) } else { 0 };
+        let checksum = if encoder.checksummed() { batch_checksum(&out[start..], salt) } else { 0 };
         out.extend_from_slice(&checksum.to_le_bytes());
         out.extend_from_slice(&(size32 ^ END_MARK).to_le_bytes());
         debug_assert_eq!(out.len() - start, size);
         checksum
     }
+}
+
+/// What seals a batch besides its entries: the previous batch's checksum, the segment's salt
+/// and, for the encrypting encoder, a fresh nonce.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seal {
+    /// The log's previous batch's checksum (0 for its first batch).
+    pub chain: u64,
+    /// The seed of the checksum: the salt of the segment the batch goes in (0 outside segments).
+    pub salt: u32,
+    /// Fresh random bytes (the encrypting encoder; ignored by the others).
+    pub nonce: [u8; NONCE_BYTES],
+}
+
+/// The salt of a recycled segment file whose header had `old`: one more, so that no batch left
+/// from any of the file's earlier lives passes a checksum in its new one.
+pub fn recycled_salt(old: u32) -> u32 {
+    old.wrapping_add(1)
+}
+
+/// A batch's checksum: XXH3-64 seeded with the segment's salt (with salt 0, plain XXH3-64).
+fn batch_checksum(bytes: &[u8], salt: u32) -> u64 {
+    xxh3_64_with_seed(bytes, u64::from(salt))
 }
 
 /// Why bytes are not a complete, valid batch.
@@ -544,10 +585,15 @@ pub fn batch_size(bytes: &[u8]) -> Option<usize> {
     Some(u32::from_le_bytes(bytes.get(..4)?.try_into().expect("4 bytes")) as usize)
 }
 
-/// Decodes the batch at the start of `bytes`; a batch larger than `max_bytes` is refused.
-/// Checks the size, end mark, checksum and frames, not the encryption's authentication (see
-/// [`Batch::payloads`]).
-pub fn decode_batch<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) -> Result<Batch<'a>, BatchError> {
+/// Decodes the batch at the start of `bytes`, from a segment whose header has `salt`; a batch
+/// larger than `max_bytes` is refused. Checks the size, end mark, checksum and frames, not the
+/// encryption's authentication (see [`Batch::payloads`]).
+pub fn decode_batch<'a>(
+    bytes: &'a [u8],
+    encoder: &Encoder,
+    salt: u32,
+    max_bytes: usize,
+) -> Result<Batch<'a>, BatchError> {
     let size = batch_size(bytes).ok_or(BatchError::Incomplete { needed: None })?;
     if size == 0 {
         return Err(BatchError::Zero);
@@ -562,7 +608,7 @@ pub fn decode_batch<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) ->
         return Err(BatchError::BadMark); // Checked first: cheap, and most garbage fails it.
     }
     let checksum = word(size - BATCH_TAIL_BYTES);
-    if encoder.checksummed() && xxh3_64(&batch[..size - BATCH_TAIL_BYTES]) != checksum {
+    if encoder.checksummed() && batch_checksum(&batch[..size - BATCH_TAIL_BYTES], salt) != checksum {
         return Err(BatchError::BadChecksum);
     }
     let (first, term, chain) = (word(4), word(12), word(24));
@@ -601,11 +647,13 @@ pub fn decode_batch<'a>(bytes: &'a [u8], encoder: &Encoder, max_bytes: usize) ->
 }
 
 /// The batch holding `batch`'s entries before `keep_end` (at least one: else `BadFrames`),
-/// chained as `batch` was, with a fresh `nonce`: what a trim inside a batch writes in its place.
+/// chained as `batch` was, for a segment with `salt`, with a fresh `nonce`: what a trim inside
+/// a batch writes in its place.
 pub fn prefix_batch(
     batch: &Batch<'_>,
     encoder: &Encoder,
     keep_end: u64,
+    salt: u32,
     nonce: [u8; NONCE_BYTES],
 ) -> Result<Vec<u8>, BatchError> {
     if keep_end <= batch.first {
@@ -618,7 +666,7 @@ pub fn prefix_batch(
         builder.push(frame.term, frame.payload.map(|range| &payloads[range]), frame.config);
     }
     let mut out = Vec::with_capacity(builder.size(encoder));
-    builder.finish(&mut out, encoder, batch.chain, nonce);
+    builder.finish(&mut out, encoder, Seal { chain: batch.chain, salt, nonce });
     Ok(out)
 }
 

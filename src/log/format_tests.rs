@@ -14,7 +14,7 @@ fn sample(encoder: &Encoder, chain: u64) -> Vec<u8> {
     builder.push(5, Some(b"config"), true);
     builder.push(9, Some(&[]), false);
     let mut out = Vec::new();
-    builder.finish(&mut out, encoder, chain, [4; NONCE_BYTES]);
+    builder.finish(&mut out, encoder, Seal { chain, salt: 0, nonce: [4; NONCE_BYTES] });
     out
 }
 
@@ -31,8 +31,10 @@ fn sample_entries() -> Vec<Entry> {
 #[test]
 fn headers_round_trip_and_detect_damage() {
     for encoder in encoders() {
-        let header = encode_header(&encoder, 42, [9; NONCE_BYTES]);
-        assert_eq!(decode_header(&header, &encoder), Ok(42));
+        let header = encode_header(&encoder, Header { first_seq: 42, salt: 0 }, [9; NONCE_BYTES]);
+        assert_eq!(decode_header(&header, &encoder), Ok(Header { first_seq: 42, salt: 0 }));
+        let salted = Header { first_seq: 42, salt: 0xDEAD_BEEF };
+        assert_eq!(decode_header(&encode_header(&encoder, salted, [9; NONCE_BYTES]), &encoder), Ok(salted));
         assert_eq!(decode_header(&header[..71], &encoder), Err(HeaderError::Short));
         assert_eq!(decode_header(&[0; HEADER_BYTES], &encoder), Err(HeaderError::Zero));
         for byte in 0..HEADER_BYTES {
@@ -41,13 +43,13 @@ fn headers_round_trip_and_detect_damage() {
             assert!(decode_header(&bad, &encoder).is_err(), "byte {byte}");
         }
     }
-    let header = encode_header(&Encoder::XxHash, 42, [0; NONCE_BYTES]);
+    let header = encode_header(&Encoder::XxHash, Header { first_seq: 42, salt: 0 }, [0; NONCE_BYTES]);
     assert_eq!(decode_header(&header, &Encoder::Plain), Err(HeaderError::WrongEncoder(1)));
 }
 
 #[test]
 fn a_header_of_the_previous_format_is_named() {
-    let mut header = encode_header(&Encoder::XxHash, 42, [0; NONCE_BYTES]);
+    let mut header = encode_header(&Encoder::XxHash, Header { first_seq: 42, salt: 0 }, [0; NONCE_BYTES]);
     header[7] = 2;
     let checksum = xxh3_64(&header[0..64]);
     header[64..72].copy_from_slice(&checksum.to_le_bytes());
@@ -56,16 +58,37 @@ fn a_header_of_the_previous_format_is_named() {
 
 #[test]
 fn a_wrong_key_is_named_by_the_header() {
-    let header = encode_header(&Encoder::Encrypted(Key::new([1; 32])), 5, [3; NONCE_BYTES]);
+    let header =
+        encode_header(&Encoder::Encrypted(Key::new([1; 32])), Header { first_seq: 5, salt: 0 }, [3; NONCE_BYTES]);
     assert_eq!(decode_header(&header, &Encoder::Encrypted(Key::new([2; 32]))), Err(HeaderError::WrongKey));
-    assert_eq!(decode_header(&header, &Encoder::Encrypted(Key::new([1; 32]))), Ok(5));
+    assert_eq!(decode_header(&header, &Encoder::Encrypted(Key::new([1; 32]))).map(|h| h.first_seq), Ok(5));
+}
+
+#[test]
+fn a_batch_passes_its_checksum_only_under_the_salt_it_was_sealed_with() {
+    // Salt 0 is plain XXH3-64: the checksums of segments written before salts existed.
+    let bytes = sample(&Encoder::XxHash, 0);
+    let end = bytes.len() - BATCH_TAIL_BYTES;
+    assert_eq!(decode_batch(&bytes, &Encoder::XxHash, 0, 1 << 20).unwrap().checksum, xxh3_64(&bytes[..end]));
+    for encoder in encoders().into_iter().filter(Encoder::checksummed) {
+        let mut builder = BatchBuilder::default();
+        builder.start(7);
+        builder.push(3, Some(b"hello"), false);
+        let mut out = Vec::new();
+        builder.finish(&mut out, &encoder, Seal { chain: 0, salt: 6, nonce: [4; NONCE_BYTES] });
+        assert!(decode_batch(&out, &encoder, 6, 1 << 20).is_ok());
+        for other in [0, 5, recycled_salt(6)] {
+            assert_eq!(decode_batch(&out, &encoder, other, 1 << 20).err(), Some(BatchError::BadChecksum), "{other}");
+        }
+    }
+    assert_eq!(recycled_salt(u32::MAX), 0);
 }
 
 #[test]
 fn batches_round_trip_with_terms_kinds_and_chain() {
     for encoder in encoders() {
         let bytes = Bytes::from(sample(&encoder, 99));
-        let batch = decode_batch(&bytes, &encoder, 1 << 20).unwrap();
+        let batch = decode_batch(&bytes, &encoder, 0, 1 << 20).unwrap();
         let chain = if encoder.checksummed() { 99 } else { 0 };
         assert_eq!((batch.first, batch.last(), batch.term, batch.last_term), (7, 10, 3, 9));
         assert_eq!((batch.count, batch.chain, batch.size, batch.has_config), (4, chain, bytes.len(), true));
@@ -79,7 +102,7 @@ fn batches_round_trip_with_terms_kinds_and_chain() {
         let mut padded = vec![0u8; 5];
         padded.extend_from_slice(&bytes);
         let padded = Bytes::from(padded);
-        let batch = decode_batch(&padded[5..], &encoder, 1 << 20).unwrap();
+        let batch = decode_batch(&padded[5..], &encoder, 0, 1 << 20).unwrap();
         assert_eq!(batch.entries(&encoder, &padded, 5).unwrap(), sample_entries());
     }
 }
@@ -92,7 +115,7 @@ fn every_flipped_bit_of_a_checksummed_batch_is_detected() {
             for bit in 0..8 {
                 let mut bad = out.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode_batch(&bad, encoder, 1 << 20).is_err(), "byte {byte} bit {bit}");
+                assert!(decode_batch(&bad, encoder, 0, 1 << 20).is_err(), "byte {byte} bit {bit}");
             }
         }
     }
@@ -113,16 +136,16 @@ fn an_encrypted_batch_moved_edited_or_read_with_another_key_fails_authentication
     let mut moved = original.clone();
     moved[4..12].copy_from_slice(&8u64.to_le_bytes());
     recompute(&mut moved);
-    let batch = decode_batch(&moved, &encoder, 1 << 20).unwrap();
+    let batch = decode_batch(&moved, &encoder, 0, 1 << 20).unwrap();
     assert_eq!(batch.payloads(&encoder), Err(BatchError::Unauthentic));
     // The first frame's kind changed from data to configuration: the frames are authenticated.
     let mut edited = original.clone();
     assert_eq!(edited[BATCH_HEAD_BYTES] & 3, KIND_DATA);
     edited[BATCH_HEAD_BYTES] |= 3;
     recompute(&mut edited);
-    let batch = decode_batch(&edited, &encoder, 1 << 20).unwrap();
+    let batch = decode_batch(&edited, &encoder, 0, 1 << 20).unwrap();
     assert_eq!(batch.payloads(&encoder), Err(BatchError::Unauthentic));
-    let batch = decode_batch(&original, &encoder, 1 << 20).unwrap();
+    let batch = decode_batch(&original, &encoder, 0, 1 << 20).unwrap();
     assert_eq!(batch.payloads(&Encoder::Encrypted(Key::new([8; 32]))), Err(BatchError::Unauthentic));
     assert!(batch.payloads(&Encoder::Encrypted(key)).is_ok());
 }
@@ -131,14 +154,14 @@ fn an_encrypted_batch_moved_edited_or_read_with_another_key_fails_authentication
 fn short_zero_and_oversized_batches_are_named() {
     let encoder = Encoder::XxHash;
     let out = sample(&encoder, 0);
-    let cut = decode_batch(&out[..out.len() - 1], &encoder, 1 << 20);
+    let cut = decode_batch(&out[..out.len() - 1], &encoder, 0, 1 << 20);
     assert_eq!(cut, Err(BatchError::Incomplete { needed: Some(out.len()) }));
-    assert_eq!(decode_batch(&out[..2], &encoder, 1 << 20), Err(BatchError::Incomplete { needed: None }));
-    assert_eq!(decode_batch(&[0; 60], &encoder, 1 << 20), Err(BatchError::Zero));
-    assert!(matches!(decode_batch(&out, &encoder, 10), Err(BatchError::BadLength(_))));
+    assert_eq!(decode_batch(&out[..2], &encoder, 0, 1 << 20), Err(BatchError::Incomplete { needed: None }));
+    assert_eq!(decode_batch(&[0; 60], &encoder, 0, 1 << 20), Err(BatchError::Zero));
+    assert!(matches!(decode_batch(&out, &encoder, 0, 10), Err(BatchError::BadLength(_))));
     let mut unmarked = out.clone();
     *unmarked.last_mut().unwrap() ^= 1;
-    assert_eq!(decode_batch(&unmarked, &Encoder::Plain, 1 << 20), Err(BatchError::BadMark));
+    assert_eq!(decode_batch(&unmarked, &Encoder::Plain, 0, 1 << 20), Err(BatchError::BadMark));
 }
 
 #[test]
@@ -160,9 +183,9 @@ fn frames_cost_a_few_bytes_per_entry() {
 fn a_prefix_keeps_the_entries_before_the_cut_and_the_chain() {
     for encoder in encoders() {
         let bytes = sample(&encoder, 77);
-        let batch = decode_batch(&bytes, &encoder, 1 << 20).unwrap();
-        let prefix = Bytes::from(prefix_batch(&batch, &encoder, 9, [5; NONCE_BYTES]).unwrap());
-        let cut = decode_batch(&prefix, &encoder, 1 << 20).unwrap();
+        let batch = decode_batch(&bytes, &encoder, 0, 1 << 20).unwrap();
+        let prefix = Bytes::from(prefix_batch(&batch, &encoder, 9, 0, [5; NONCE_BYTES]).unwrap());
+        let cut = decode_batch(&prefix, &encoder, 0, 1 << 20).unwrap();
         assert_eq!((cut.first, cut.count, cut.chain, cut.has_config), (7, 2, batch.chain, false));
         assert_eq!(cut.entries(&encoder, &prefix, 0).unwrap(), sample_entries()[..2]);
     }
@@ -190,7 +213,7 @@ fn frames_claiming_huge_lengths_are_refused_without_overflow() {
     builder.start(0);
     builder.push(1, Some(b"x"), false);
     let mut out = Vec::new();
-    builder.finish(&mut out, &Encoder::Plain, 0, [0; NONCE_BYTES]);
+    builder.finish(&mut out, &Encoder::Plain, Seal { chain: 0, salt: 0, nonce: [0; NONCE_BYTES] });
     let mut frames = Vec::new();
     for _ in 0..8 {
         put_varint(&mut frames, ((1u64 << 61) - 1) << 3 | u64::from(KIND_DATA));
@@ -202,5 +225,5 @@ fn frames_claiming_huge_lengths_are_refused_without_overflow() {
     bad.extend_from_slice(&frames);
     bad.extend_from_slice(&[0; 8]);
     bad.extend_from_slice(&(size as u32 ^ END_MARK).to_le_bytes());
-    assert_eq!(decode_batch(&bad, &Encoder::Plain, 1 << 20), Err(BatchError::BadFrames));
+    assert_eq!(decode_batch(&bad, &Encoder::Plain, 0, 1 << 20), Err(BatchError::BadFrames));
 }

@@ -16,6 +16,7 @@ pub(super) struct SegmentView {
     pub(super) first_seq: u64,
     pub(super) path: PathBuf,
     pub(super) file: Arc<File>,
+    pub(super) salt: u32,
     pub(super) len: u64,
 }
 
@@ -118,7 +119,8 @@ impl Iter {
         let at = self.load(offset, size)?;
         let bytes = &self.chunk[at..at + size as usize];
         let damaged = |detail: String| self.damaged(offset, detail);
-        let batch = decode_batch(bytes, &self.encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let salt = self.segments[self.segment].salt;
+        let batch = decode_batch(bytes, &self.encoder, salt, bytes.len()).map_err(|e| damaged(e.to_string()))?;
         if batch.first > self.next || batch.last() < self.next {
             return Err(damaged(format!("found seqs {}..={} (trimmed while iterating?)", batch.first, batch.last())));
         }

@@ -33,7 +33,7 @@ impl FsLog {
             let first = entries.first().map_or(seq, |entry| entry.seq.0);
             let Some(skip) = seq.checked_sub(first).map(|skip| skip as usize).filter(|skip| *skip < entries.len())
             else {
-                let (_, path) = self.segment_at(index);
+                let (_, path, _) = self.segment_at(index);
                 let detail =
                     format!("the batch at byte {offset} does not hold seq {seq} (the disk changed under the log)");
                 return Err(LogError::Damaged { path: path.to_path_buf(), detail });
@@ -48,7 +48,7 @@ impl FsLog {
     /// The entries of the batch at `offset` in segment `index`: the last one loaded, or read,
     /// checked and decoded now (and kept for the next load).
     fn batch_entries(&self, index: usize, offset: u64) -> Result<Arc<Vec<Entry>>, LogError> {
-        let (first_seq, path) = self.segment_at(index);
+        let (first_seq, path, salt) = self.segment_at(index);
         let at = (first_seq, offset, self.trims.load(Ordering::SeqCst));
         let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(hit) = loaded.as_ref().filter(|loaded| loaded.at == at) {
@@ -60,7 +60,7 @@ impl FsLog {
             path: path.to_path_buf(),
             detail: format!("the batch at byte {offset}: {detail} (the disk changed under the log)"),
         };
-        let batch = decode_batch(&bytes, encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let batch = decode_batch(&bytes, encoder, salt, bytes.len()).map_err(|e| damaged(e.to_string()))?;
         let entries = Arc::new(batch.entries(encoder, &bytes, 0).map_err(|e| damaged(e.to_string()))?);
         // A huge batch (a large transaction) is not kept: its entries hold its bytes.
         *loaded = (bytes.len() <= KEPT_BYTES_MAX).then(|| Loaded { at, entries: Arc::clone(&entries) });

@@ -23,6 +23,7 @@ pub mod recovery;
 mod repair;
 mod saved_config;
 mod snapshot;
+mod spares;
 mod state;
 mod store;
 mod timeout;

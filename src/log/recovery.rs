@@ -61,6 +61,8 @@ pub struct SegmentScan {
     pub ending: Case,
     /// Whether the segment is to be deleted (a torn header, or everything past `repair_from`).
     pub delete: bool,
+    /// The salt its header gives (0 if the header does not read).
+    pub salt: u32,
 }
 
 /// What the log holds after recovery.
@@ -175,6 +177,7 @@ impl<'e> Scanner<'e> {
             valid_len: 0,
             ending: Case::Accept,
             delete: true,
+            salt: 0,
         };
         let next = *self.next.get_or_insert(segment.first_seq);
         if self.stopped || self.repair_from.is_some_and(|from| from <= next) {
@@ -189,15 +192,18 @@ impl<'e> Scanner<'e> {
             detail,
         };
         let bytes = segment.bytes;
-        if let Some((shows, detail)) = header_shows(bytes, self.encoder, segment.first_seq, next) {
-            let row = decide(shows, is_last, self.encoder.checksummed());
-            if row.decision != Decision::DeleteSegment {
-                return Err(corrupt(row.case, 0, next, detail));
+        let salt = match header_shows(bytes, self.encoder, segment.first_seq, next) {
+            Ok(salt) => salt,
+            Err((shows, detail)) => {
+                let row = decide(shows, is_last, self.encoder.checksummed());
+                if row.decision != Decision::DeleteSegment {
+                    return Err(corrupt(row.case, 0, next, detail));
+                }
+                scan.ending = row.case;
+                return Ok(scan);
             }
-            scan.ending = row.case;
-            return Ok(scan);
-        }
-        scan.delete = false;
+        };
+        (scan.delete, scan.salt) = (false, salt);
         let (mut at, mut next) = (HEADER_BYTES, next);
         let mut chain = self.kept.last.map(|_| self.kept.last_checksum); // Unknown before the first batch.
         let mut term = self.kept.last.map_or(0, |(_, term)| term);
@@ -206,7 +212,7 @@ impl<'e> Scanner<'e> {
                 self.stopped = true; // The caller drops everything from here.
                 break;
             }
-            let verdict = match decode_batch(&bytes[at..], self.encoder, self.batch_bytes_max) {
+            let verdict = match decode_batch(&bytes[at..], self.encoder, salt, self.batch_bytes_max) {
                 Ok(batch) if batch.first != next => Err((Shows::WrongSeq, format!("found seq {}", batch.first))),
                 // The highest seq an entry may have (so that the next seq always exists).
                 Ok(batch) if batch.last() > crate::core::Seq::MAX.0 => {
@@ -220,7 +226,7 @@ impl<'e> Scanner<'e> {
                     Err((Shows::WrongChain, "chain does not match the previous batch".into()))
                 }
                 Ok(batch) => Ok(batch),
-                Err(error) => Err((self.bad_batch(bytes, at, error, is_last), error.to_string())),
+                Err(error) => Err((self.bad_batch(bytes, salt, at, error, is_last), error.to_string())),
             };
             match verdict {
                 Ok(batch) => {
@@ -271,8 +277,8 @@ impl<'e> Scanner<'e> {
 
     /// What a bad batch at `at` shows: whether a valid batch follows it (only looked for in the
     /// last segment: elsewhere any damage is corruption), else how it is bad.
-    fn bad_batch(&self, bytes: &[u8], at: usize, error: BatchError, is_last: bool) -> Shows {
-        if is_last && self.later_batch_after(bytes, at) {
+    fn bad_batch(&self, bytes: &[u8], salt: u32, at: usize, error: BatchError, is_last: bool) -> Shows {
+        if is_last && self.later_batch_after(bytes, salt, at) {
             return Shows::BadBatchBeforeLaterBatch;
         }
         match error {
@@ -284,12 +290,13 @@ impl<'e> Scanner<'e> {
 
     /// Whether a valid batch starts after `at`: the damaged batch had been followed by another,
     /// so it had been made durable. (Never with the plain encoder: without checksums, any bytes
-    /// may look like a batch.)
-    fn later_batch_after(&self, bytes: &[u8], at: usize) -> bool {
+    /// may look like a batch. Batches left from a recycled file's earlier lives fail the
+    /// checksum: their salt is another.)
+    fn later_batch_after(&self, bytes: &[u8], salt: u32, at: usize) -> bool {
         self.encoder.checksummed()
             && (at + 1..bytes.len().saturating_sub(3)).any(|offset| {
                 bytes[offset..offset + 4] != [0; 4]
-                    && decode_batch(&bytes[offset..], self.encoder, self.batch_bytes_max).is_ok()
+                    && decode_batch(&bytes[offset..], self.encoder, salt, self.batch_bytes_max).is_ok()
             })
     }
 
@@ -299,17 +306,17 @@ impl<'e> Scanner<'e> {
     }
 }
 
-/// What a segment's header shows when it is not the one expected (`None`: it is).
-fn header_shows(bytes: &[u8], encoder: &Encoder, name_seq: u64, next: u64) -> Option<(Shows, String)> {
-    match decode_header(bytes, encoder) {
-        Ok(first) if first == name_seq && first == next => None,
+/// The segment's salt when its header is the one expected, else what the header shows.
+fn header_shows(bytes: &[u8], encoder: &Encoder, name_seq: u64, next: u64) -> Result<u32, (Shows, String)> {
+    Err(match decode_header(bytes, encoder) {
+        Ok(header) if header.first_seq == name_seq && header.first_seq == next => return Ok(header.salt),
         Err(HeaderError::Short | HeaderError::Zero | HeaderError::Corrupt)
             if bytes[HEADER_BYTES.min(bytes.len())..].iter().all(|b| *b == 0) =>
         {
-            Some((Shows::HeaderTorn, "header torn".to_string()))
+            (Shows::HeaderTorn, "header torn".to_string())
         }
-        Err(HeaderError::OldFormat(version)) => Some((Shows::HeaderOldFormat, format!("format version {version}"))),
-        Err(HeaderError::WrongKey) => Some((Shows::HeaderWrongKey, "key check fails".into())),
+        Err(HeaderError::OldFormat(version)) => (Shows::HeaderOldFormat, format!("format version {version}")),
+        Err(HeaderError::WrongKey) => (Shows::HeaderWrongKey, "key check fails".into()),
         Err(HeaderError::WrongEncoder(code)) => {
             let name = match code {
                 0 => "plain".to_string(),
@@ -317,11 +324,11 @@ fn header_shows(bytes: &[u8], encoder: &Encoder, name_seq: u64, next: u64) -> Op
                 2 => "encrypted".to_string(),
                 other => format!("unknown code {other}"),
             };
-            Some((Shows::HeaderWrongEncoder, name))
+            (Shows::HeaderWrongEncoder, name)
         }
-        Ok(first) => Some((Shows::HeaderBad, format!("header names seq {first}"))),
-        Err(error) => Some((Shows::HeaderBad, format!("header {error:?}"))),
-    }
+        Ok(header) => (Shows::HeaderBad, format!("header names seq {}", header.first_seq)),
+        Err(error) => (Shows::HeaderBad, format!("header {error:?}")),
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Recovery on crafted segment bytes: every row of the decision table, torn tails, corruption.
 
-use super::super::format::{encode_header, BatchBuilder, Key, NONCE_BYTES};
+use super::super::format::{encode_header, BatchBuilder, Header, Key, Seal, NONCE_BYTES};
 use super::*;
 
 const MAX: usize = 1 << 20;
@@ -13,12 +13,12 @@ fn batch(bytes: &mut Vec<u8>, first: u64, terms: &[u64], chain: u64, encoder: &E
         let payload = format!("entry {}", first + i as u64);
         builder.push(*term, Some(payload.as_bytes()), false);
     }
-    builder.finish(bytes, encoder, chain, [first as u8; NONCE_BYTES])
+    builder.finish(bytes, encoder, Seal { chain, salt: 0, nonce: [first as u8; NONCE_BYTES] })
 }
 
 /// A segment holding entries `first..first+terms.len()`, each its own batch.
 fn segment(first: u64, terms: &[u64], chain: &mut u64, encoder: &Encoder) -> Vec<u8> {
-    let mut bytes = encode_header(encoder, first, [1; NONCE_BYTES]).to_vec();
+    let mut bytes = encode_header(encoder, Header { first_seq: first, salt: 0 }, [1; NONCE_BYTES]).to_vec();
     for (i, term) in terms.iter().enumerate() {
         *chain = batch(&mut bytes, first + i as u64, &[*term], *chain, encoder);
     }
@@ -125,7 +125,7 @@ fn a_swapped_or_stale_batch_breaks_the_chain_or_the_sequence() {
     let mut chain = 0;
     let good = segment(0, &[1, 1, 1], &mut chain, &Encoder::XxHash);
     // A batch for seq 2 written with the wrong predecessor (a stale copy from another log).
-    let mut stale = encode_header(&Encoder::XxHash, 0, [0; NONCE_BYTES]).to_vec();
+    let mut stale = encode_header(&Encoder::XxHash, Header { first_seq: 0, salt: 0 }, [0; NONCE_BYTES]).to_vec();
     let other = batch(&mut stale, 0, &[1, 1], 0, &Encoder::XxHash);
     batch(&mut stale, 2, &[1], other ^ 1, &Encoder::XxHash);
     let error = run(&[stale], None).unwrap_err();
@@ -170,7 +170,7 @@ fn the_plain_encoder_recovers_torn_tails_but_cannot_see_flipped_bits() {
 /// Segment 0 with batches 0..3 and 3..7 (the last one possibly damaged).
 fn two_batches() -> (Vec<u8>, usize) {
     let encoder = Encoder::XxHash;
-    let mut bytes = encode_header(&encoder, 0, [0; NONCE_BYTES]).to_vec();
+    let mut bytes = encode_header(&encoder, Header { first_seq: 0, salt: 0 }, [0; NONCE_BYTES]).to_vec();
     let chain = batch(&mut bytes, 0, &[1, 1, 1], 0, &encoder);
     let first_batch_end = bytes.len();
     batch(&mut bytes, 3, &[1, 2, 2, 2], chain, &encoder);
@@ -337,7 +337,7 @@ fn every_row_of_the_decision_table_is_reached_by_bytes_that_show_it() {
     let (four, five) = (batch_at(&xx, 1, 1), batch_at(&xx, 1, 2));
     skipped[1].drain(four..five);
     check(Shows::WrongSeq, true, &xx, &xx, skipped);
-    let mut stale = encode_header(&xx, 0, [0; NONCE_BYTES]).to_vec();
+    let mut stale = encode_header(&xx, Header { first_seq: 0, salt: 0 }, [0; NONCE_BYTES]).to_vec();
     let other = batch(&mut stale, 0, &[1, 1], 0, &xx);
     batch(&mut stale, 2, &[1], other ^ 1, &xx);
     check(Shows::WrongChain, true, &xx, &xx, vec![stale]);

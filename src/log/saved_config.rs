@@ -7,7 +7,7 @@
 //! and encrypted with the log's key when it has one). Written to a temporary file, synced,
 //! renamed, the directory synced: a crash leaves the old file or the new one.
 
-use super::format::{decode_batch, push_entry, BatchBuilder};
+use super::format::{decode_batch, push_entry, BatchBuilder, Seal};
 use super::fslog::{FsLog, LogError};
 use crate::core::{Entry, Payload};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ impl FsLog {
         let mut builder = BatchBuilder::default();
         builder.start(entry.seq.0);
         push_entry(&mut builder, entry);
-        builder.finish(&mut bytes, &self.options.encoder, 0, nonce);
+        builder.finish(&mut bytes, &self.options.encoder, Seal { nonce, ..Seal::default() });
         self.write_atomically("config", &bytes)?;
         self.committed_config = Some(entry.clone());
         Ok(())
@@ -48,7 +48,7 @@ impl FsLog {
         };
         let bytes = Bytes::from(bytes);
         let encoder = &self.options.encoder;
-        let batch = decode_batch(&bytes, encoder, bytes.len()).map_err(|e| damaged(e.to_string()))?;
+        let batch = decode_batch(&bytes, encoder, 0, bytes.len()).map_err(|e| damaged(e.to_string()))?;
         if batch.size != bytes.len() || batch.count != 1 || !batch.has_config {
             return Err(damaged("not exactly one configuration entry".into()));
         }

@@ -26,7 +26,7 @@
 //! and its digest, the decryption); a damaged one is reported and the one before it is used.
 //! A new snapshot keeps the one before it (the fallback) and deletes older ones.
 
-use super::format::{batch_size, decode_batch, decode_header, encode_header, BatchBuilder, Encoder};
+use super::format::{batch_size, decode_batch, decode_header, encode_header, BatchBuilder, Encoder, Header, Seal};
 use super::format::{HEADER_BYTES, NONCE_BYTES};
 use super::fslog::{io_error, numbered_files, sync_directory, LogError};
 use crate::core::{Entry, LogId, Payload, Seq, SnapshotMeta, Term};
@@ -142,7 +142,8 @@ struct RecordSink {
 impl RecordSink {
     /// A new file for the snapshot `meta`: its header is written.
     fn new(mut file: File, path: PathBuf, encoder: &Encoder, meta: &SnapshotMeta) -> Result<RecordSink, LogError> {
-        file.write_all(&encode_header(encoder, meta.last.seq.0, nonce())).map_err(io_error("write", &path))?;
+        let header = Header { first_seq: meta.last.seq.0, salt: 0 };
+        file.write_all(&encode_header(encoder, header, nonce())).map_err(io_error("write", &path))?;
         let (builder, buffer) = (BatchBuilder::default(), Vec::new());
         Ok(RecordSink { file, path, term: meta.last.term.0, next: 0, chain: 0, builder, buffer })
     }
@@ -152,7 +153,8 @@ impl RecordSink {
         self.buffer.clear();
         self.builder.start(self.next);
         self.builder.push(self.term, payload, trailer);
-        self.chain = self.builder.finish(&mut self.buffer, encoder, self.chain, nonce());
+        self.chain =
+            self.builder.finish(&mut self.buffer, encoder, Seal { chain: self.chain, salt: 0, nonce: nonce() });
         self.next += 1;
         self.file.write_all(&self.buffer).map_err(io_error("write", &self.path))
     }
@@ -275,8 +277,8 @@ impl SnapshotReader {
         file.read_exact(&mut header).map_err(io_error("read", &path))?;
         let damaged = |detail: String| LogError::Damaged { path: path.clone(), detail };
         match decode_header(&header, &store.encoder) {
-            Ok(seq) if seq == last.0 => {}
-            Ok(seq) => return Err(damaged(format!("its header names seq {seq}"))),
+            Ok(header) if header.first_seq == last.0 => {}
+            Ok(header) => return Err(damaged(format!("its header names seq {}", header.first_seq))),
             Err(super::format::HeaderError::WrongKey) => return Err(LogError::WrongKey { path }),
             Err(error) => return Err(damaged(format!("header: {error:?}"))),
         }
@@ -349,7 +351,7 @@ impl SnapshotReader {
         self.file.read_exact(&mut bytes[4..]).map_err(|_| damaged("a record is cut short".into()))?;
         let bytes = Bytes::from(bytes);
         let batch =
-            decode_batch(&bytes, &self.encoder, size).map_err(|e| damaged(format!("record {}: {e}", self.next)))?;
+            decode_batch(&bytes, &self.encoder, 0, size).map_err(|e| damaged(format!("record {}: {e}", self.next)))?;
         if batch.first != self.next || batch.count != 1 || (self.encoder.checksummed() && batch.chain != self.chain) {
             return Err(damaged(format!("record {} is out of place", self.next)));
         }

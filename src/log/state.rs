@@ -65,7 +65,9 @@ impl FsLog {
             return Ok(Some((keep_end, None)));
         }
         let encoder = &self.options.encoder;
-        match super::format::decode_batch(rewrite, encoder, rewrite.len()) {
+        // Checked with the salt of the segment it goes in.
+        let cut_from = rewrite.get(4..12).map_or(0, |bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")));
+        match super::format::decode_batch(rewrite, encoder, self.rewrite_salt(cut_from), rewrite.len()) {
             Ok(batch)
                 if batch.size == rewrite.len()
                     && batch.first < keep_end
@@ -222,6 +224,7 @@ impl FsLog {
         // racing with this fails on the lock, or finds no log.
         let _lock = probe.lock()?;
         let mut paths: Vec<PathBuf> = probe.list_segments()?.into_iter().map(|(_, path)| path).collect();
+        paths.extend(probe.list_spares()?.into_iter().map(|(_, path)| path));
         paths.push(probe.state_path());
         paths.push(probe.trim_path());
         for leftover in ["state-new", "evidence", "evidence-new"] {

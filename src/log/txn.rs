@@ -2,7 +2,7 @@
 //! as one batch, with one write and one fdatasync, or leave no trace.
 
 use super::deferred::PendingSync;
-use super::format::BatchBuilder;
+use super::format::{BatchBuilder, Seal};
 use super::fslog::TrimPlan;
 use super::store::check_append;
 use super::{FsLog, LogError};
@@ -108,10 +108,12 @@ impl Txn<'_> {
             return Ok((None, None));
         }
         let nonce = self.log.nonce()?;
+        let salt = self.log.segment_for(self.builder.size(&self.log.options.encoder))?;
         let log = &mut *self.log;
         let mut buffer = std::mem::take(&mut log.buffer);
         buffer.clear();
-        let checksum = self.builder.finish(&mut buffer, &log.options.encoder, self.chain, nonce);
+        let seal = Seal { chain: self.chain, salt, nonce };
+        let checksum = self.builder.finish(&mut buffer, &log.options.encoder, seal);
         let written = log.write_batch(self.first, &buffer, count, defer);
         log.buffer = buffer;
         let pending = written?;

@@ -8,6 +8,22 @@ use crate::swarm::SEGMENT_ENTRIES;
 /// others elect a new one meanwhile.
 const STALE_LEADER_PAUSE: u64 = 8_000 * MS;
 
+/// A new disk, with the planted bug of a recycled file that keeps its salt when the options
+/// plant it (only with the `mutants` feature).
+pub(super) fn new_disk(options: &crate::Options) -> Disk {
+    #[cfg(feature = "mutants")]
+    {
+        let mut disk = Disk::new();
+        disk.recycle_keeps_salt = options.mutant == Some(tinyraftplus::core::Mutant::RecycleKeepsSalt);
+        disk
+    }
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = options;
+        Disk::new()
+    }
+}
+
 impl World {
     pub(super) fn running(&self) -> Vec<usize> {
         (0..self.nodes.len()).filter(|n| self.nodes[*n].raft.is_some()).collect()
@@ -272,7 +288,7 @@ impl World {
 
     /// Node `n` restarts on new storage: its disk is new, and the terms it voted in forgotten.
     fn wipe(&mut self, n: usize) {
-        self.nodes[n].disk = Disk::new();
+        self.nodes[n].disk = new_disk(&self.options);
         self.checker.wiped(self.nodes[n].id);
     }
 

@@ -142,7 +142,7 @@ impl World {
         if self.nodes[m].raft.is_some() {
             return Ok(());
         }
-        self.nodes[m].disk = Disk::new();
+        self.nodes[m].disk = super::faults::new_disk(&self.options);
         self.checker.wiped(self.nodes[m].id);
         self.nodes[m].config.nodes = voters.to_vec();
         let id = self.nodes[m].id;

@@ -265,7 +265,7 @@ impl World {
                 Node {
                     id: *id,
                     raft: None,
-                    disk: Disk::new(),
+                    disk: faults::new_disk(&options),
                     incarnation: 0,
                     paused_until: None,
                     ppm,
