@@ -121,14 +121,15 @@ fn a_torn_batch_in_a_recycled_segment_is_cut_off_with_the_stale_bytes_after_it()
         let durable = read_all(&log);
         let last_segment = segment_files(dir.path()).pop().unwrap();
         assert_eq!(salt(&last_segment), 1, "a spare was recycled");
-        drop(log);
+        // Taken while the log is open: closing it cuts the stale bytes off.
         let before: Files = snapshot(dir.path());
-        let mut log = FsLog::open(dir.path(), "log", options(encoder.clone())).unwrap();
         append(&mut log, 1);
         let whole = read_all(&log);
-        drop(log);
         let after = snapshot(dir.path());
+        drop(log);
         let name = last_segment.file_name().unwrap().to_str().unwrap().to_string();
+        let closed = fs::metadata(&last_segment).unwrap().len();
+        assert!(closed < after[&name].len() as u64, "closing cut the stale bytes off");
         // The new batch: the last one in the file after the append.
         let (old, new) = (&before[&name], &after[&name]);
         let (mut start, mut size) = (HEADER_BYTES, 0);

@@ -293,6 +293,12 @@ pub struct FsLog {
     pub(super) committed_config: Option<Entry>,
 }
 
+impl Drop for FsLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 impl FsLog {
     /// Opens (or creates) the log `name` in `dir`, recovering from any crash.
     pub fn open(dir: impl AsRef<Path>, name: &str, options: FsLogOptions) -> Result<FsLog, LogError> {
@@ -510,8 +516,13 @@ impl FsLog {
     }
 
     /// Closes the log: it releases the directory's lock (another handle may open it now), and
-    /// every later write fails with [`LogError::Closed`]. Dropping the log does the same.
+    /// every later write fails with [`LogError::Closed`]. Dropping the log does the same. What
+    /// lies past the last batch (zeros written ahead, a recycled file's old bytes) is cut off
+    /// first, so the next open has nothing to scan there (if that fails, the open cuts it).
     pub fn close(&mut self) {
+        if self.lock.is_some() && self.poisoned.is_none() {
+            let _ = self.seal_segment();
+        }
         self.lock = None;
     }
 
