@@ -390,7 +390,7 @@ pub fn recover_bytes(data: &[u8]) {
                 let mut index = 0;
                 while index < scan.offsets.len() {
                     assert_eq!(scan.offsets[index] as usize, at, "entries are indexed by their batch");
-                    let batch = decode_batch(&segment.bytes[at..], &encoder, 0, 1 << 16);
+                    let batch = decode_batch(&segment.bytes[at..], &encoder, scan.salt, 1 << 16);
                     let batch = batch.expect("every kept batch decodes");
                     index += batch.count as usize;
                     count += u64::from(batch.count);

@@ -3,6 +3,8 @@
 //!
 //! Files, for a log named `n` in directory `d`:
 //! - `d/n.<first seq, 20 digits>.seg`: segments, in the batch format (`format.rs`);
+//! - `d/n.<first seq, 20 digits>.spare`: files of segments a prefix removal took off, kept to
+//!   be recycled as new segments (see `spares.rs`);
 //! - `d/n.state`: the term, vote, catching-up flag and segment record (see `manifest`), in two
 //!   64-byte checksummed slots written alternately, so a torn write of one leaves the other
 //!   (byte by byte in `state.rs`). A log without it is new, or lost it: it opens catching up

@@ -11,7 +11,9 @@
 //! size, end mark and checksum cover all of it, so such a batch is never taken for whole, and a
 //! valid batch after a damaged one tells damage to a durable batch (corruption) from a torn
 //! last one (repairable). Corruption may hit a committed entry: recovery refuses to drop it
-//! silently.
+//! silently. A recycled segment file (see `spares.rs`) holds an earlier life's batches past
+//! its last one; they were sealed under another salt, so they fail their checksums like any
+//! torn bytes, and never count as a valid batch after damage.
 //!
 //! The decisions are data: [`TABLE`] (in `cases.rs`) gives, for what the bytes at a position
 //! show ([`Shows`]) in the last segment or another, the case's name ([`Case`]) and what
