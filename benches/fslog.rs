@@ -13,7 +13,8 @@
 //!   encrypting encoder;
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
-//!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`;
+//!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
+//!   for one batch at a time writes of a batch's size into written space (on stderr);
 //! - `fslog_record_overhead_bytes`: bytes on disk (the segment files' sizes) per entry beyond
 //!   its 100-byte payload, in batches of 1,000 (single appends, and encrypted, on stderr);
 //! - `fslog_txn20000`: entries per second in transactions of 20,000 appends, then commit;
@@ -25,12 +26,17 @@
 
 mod common;
 
-use common::{data_dir, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection, synced_writes};
+use common::{
+    data_dir, dsync_bandwidth, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection, synced_writes,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::format::{Encoder, Key};
 use tinyraftplus::log::{FsLog, FsLogOptions};
+
+/// The bytes of a batch of 1,000 entries of 100 bytes (2 bytes of frame each, 44 per batch).
+const BATCH1000_BYTES: usize = 1000 * 102 + 44;
 
 fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
     let mut log = FsLog::open(dir, "seq", FsLogOptions::default()).unwrap();
@@ -187,6 +193,13 @@ fn main() {
     if wanted("fslog_append_batch1000_recycled") {
         let value = median3(|| recycled_batch_rate(dir, second));
         report("fslog_append_batch1000_recycled", value, "entries/s");
+        // The bound for one such batch at a time: writes of its size into written space.
+        let batch_sized = median3(|| dsync_bandwidth(dir, BATCH1000_BYTES, second));
+        eprintln!(
+            "disk reference: {BATCH1000_BYTES}-byte writes (a batch of 1,000) into written space, with fdatasync, \
+             at {:.0} MB/s",
+            batch_sized / 1e6
+        );
     }
     if wanted("fslog_append_batch1000_encrypted") {
         let value = median3(|| append_batch_rate(dir, second, encrypted()));

@@ -59,24 +59,31 @@ pub fn synced_writes(dir: &Path, block: usize, duration: Duration) -> f64 {
 /// into the same preallocated 64 MiB file, wrapping around (no file growth, so no metadata to
 /// sync: the data path alone, the bound for batched appends).
 pub fn dsync_bandwidth_128k(dir: &Path, duration: Duration) -> f64 {
+    dsync_bandwidth(dir, 128 << 10, duration)
+}
+
+/// Bytes per second of `block`-byte writes back to back (not aligned to pages unless `block`
+/// is), each followed by fdatasync, into a 64 MiB file written before, wrapping around.
+pub fn dsync_bandwidth(dir: &Path, block: usize, duration: Duration) -> f64 {
     use std::os::unix::fs::FileExt;
-    const BLOCK: usize = 128 << 10;
     const AREA: u64 = 64 << 20;
     let path = dir.join("raw-bw.bin");
     let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path).unwrap();
-    let block = vec![7u8; BLOCK];
-    let mut offset = 0;
-    while offset < AREA {
-        file.write_all_at(&block, offset).unwrap();
-        offset += BLOCK as u64;
+    let chunk = vec![7u8; 1 << 20];
+    for offset in (0..AREA).step_by(chunk.len()) {
+        file.write_all_at(&chunk, offset).unwrap();
     }
     file.sync_all().unwrap();
+    let data = vec![7u8; block];
     let (start, mut written, mut offset) = (Instant::now(), 0u64, 0u64);
     while start.elapsed() < duration {
-        file.write_all_at(&block, offset).unwrap();
+        file.write_all_at(&data, offset).unwrap();
         file.sync_data().unwrap();
-        written += BLOCK as u64;
-        offset = (offset + BLOCK as u64) % AREA;
+        written += block as u64;
+        offset += block as u64;
+        if offset + block as u64 > AREA {
+            offset = 0;
+        }
     }
     drop(file);
     std::fs::remove_file(path).unwrap();
