@@ -5,7 +5,7 @@
 mod common;
 
 use common::disk_states::{read_all, restore, snapshot, without_recorded_length, Files};
-use common::segment_files;
+use common::{files_with_extension, segment_files};
 use std::fs;
 use std::path::{Path, PathBuf};
 use tinyraftplus::core::{Seq, Term};
@@ -31,13 +31,7 @@ fn append(log: &mut FsLog, batches: usize) {
 }
 
 fn spares(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "spare"))
-        .collect();
-    found.sort();
-    found
+    files_with_extension(dir, "spare")
 }
 
 /// The salt in a segment file's header.

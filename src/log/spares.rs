@@ -29,7 +29,7 @@ use super::format::{decode_header, encode_header, recycled_salt, Header, HEADER_
 use super::fslog::{io_error, numbered_files, FsLog, LogError, Segment};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A spare segment file and the salt its header has.
@@ -103,11 +103,12 @@ impl FsLog {
     pub(super) fn recycle_spare(
         &mut self,
         first_seq: u64,
-        path: &PathBuf,
+        path: &Path,
     ) -> Result<Option<(Arc<File>, u64, u32)>, LogError> {
-        let Some(index) = self.spares.iter().position(|spare| Arc::strong_count(&spare.file) == 1) else {
-            return Ok(None);
-        };
+        let free = self.spares.iter().position(|spare| Arc::strong_count(&spare.file) == 1);
+        // A file already at the new segment's name is never overwritten (creating it anew fails
+        // with a clear error instead).
+        let Some(index) = free.filter(|_| !path.exists()) else { return Ok(None) };
         let spare = self.spares.swap_remove(index);
         let salt = recycled_salt(spare.salt);
         let nonce = self.nonce()?;

@@ -23,10 +23,15 @@ pub fn payloads(log: &FsLog, from: u64) -> Vec<String> {
 
 /// The segment files in `dir`, in name order.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(dir, "seg")
+}
+
+/// The files in `dir` whose extension is `extension`, in name order.
+pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     files.sort();
     files
