@@ -5,7 +5,7 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tinyraftplus::core::{Config, Event, NodeId, Quorum, Seq};
+use tinyraftplus::core::{ClientError, Config, Event, NodeId, Quorum, Seq};
 use tinyraftplus::driver::{InProcessNetwork, RaftNode, StateMachine};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
@@ -42,6 +42,26 @@ fn fast(id: NodeId, ids: &[NodeId]) -> Config {
     config.election_timeout = Duration::from_millis(1000);
     config.ping_timeout = Duration::from_millis(1000);
     config
+}
+
+/// An append as a client makes it while leadership moves: tried again (until 30 s have passed)
+/// when it was not executed or its outcome is unknown (`NoLeader`, `NotLeader`,
+/// `LeaderChanged`, `Timeout`), which the API allows during an election or a hand-over. An
+/// entry may then be appended twice; the seq returned is the one of the attempt that worked.
+fn append_retrying(node: &RaftNode, data: &'static str) -> Seq {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match node.append(Bytes::from(data)) {
+            Ok((seq, _)) => return seq,
+            Err(
+                ClientError::NoLeader
+                | ClientError::NotLeader { .. }
+                | ClientError::LeaderChanged
+                | ClientError::Timeout,
+            ) if std::time::Instant::now() < deadline => {}
+            Err(error) => panic!("append of {data:?}: {error:?}"),
+        }
+    }
 }
 
 fn cluster(dir: &std::path::Path, failures: &Arc<AtomicU32>, quorum: Quorum) -> Vec<RaftNode> {
@@ -263,12 +283,13 @@ fn the_node_of_highest_priority_ends_up_leading() {
     };
     let mut nodes: Vec<RaftNode> = ids.iter().map(|id| open(*id)).collect();
     assert!(nodes[0].await_leader(Duration::from_secs(30)).is_some());
-    nodes[0].append(Bytes::from("x")).unwrap();
+    // Appends may meet a hand-over to node 3, or the election after it stops.
+    append_retrying(&nodes[0], "x");
     // Node 3 stops; nodes 1 and 2 go on (one of them leads), then it comes back: without its
     // priority it would never lead a cluster this calm.
     nodes[2].close();
     nodes.pop();
-    let (seq, _) = nodes[0].append(Bytes::from("while 3 is down")).unwrap();
+    let seq = append_retrying(&nodes[0], "while 3 is down");
     assert!(nodes[0].await_commit(seq, Duration::from_secs(30)));
     assert_ne!(nodes[0].status().leader, Some(NodeId(3)));
     nodes.push(open(ids[2]));
@@ -279,7 +300,7 @@ fn the_node_of_highest_priority_ends_up_leading() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(nodes[2].status().role, tinyraftplus::core::Role::Leader);
-    let (seq, _) = nodes[1].append(Bytes::from("y")).unwrap();
+    let seq = append_retrying(&nodes[1], "y");
     // The leader's status shows each follower's progress: both reach `y` (waits for it, bounded).
     while nodes[2].status().matched != [(NodeId(1), Some(seq)), (NodeId(2), Some(seq))] {
         assert!(std::time::Instant::now() < deadline, "progress: {:?}", nodes[2].status().matched);
