@@ -158,3 +158,22 @@ fn a_received_snapshot_resumes_from_its_durable_chunks_after_a_crash_and_install
         assert_eq!(store.open().unwrap().latest, Some(wanted));
     }
 }
+
+#[test]
+fn installing_a_snapshot_that_newer_ones_replaced_changes_nothing() {
+    // A node that restarts installs its own latest snapshot (its log restarts after it). On a
+    // slow disk that write may be carried out only after newer snapshots were taken and this
+    // one deleted: the install must not fail the node (the simulator found it, seed 279).
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::new(dir.path(), "log", Encoder::XxHash);
+    let own = write(&store, meta(25, &data(100, 1)), &data(100, 1));
+    let (mut receiver, partial) = SnapshotReceiver::open(&store).unwrap();
+    assert_eq!(partial, None);
+    write(&store, meta(44, &data(100, 2)), &data(100, 2));
+    let newest = write(&store, meta(54, &data(100, 3)), &data(100, 3));
+    assert!(!dir.path().join(format!("log.{:020}.snap", 25)).exists(), "replaced, and deleted");
+    receiver.install(&own).unwrap();
+    assert_eq!(store.open().unwrap().latest, Some(newest));
+    // A snapshot neither held, nor replaced, nor being received is still refused.
+    assert!(matches!(receiver.install(&meta(60, &data(10, 4))), Err(LogError::Invalid(_))));
+}

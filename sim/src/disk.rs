@@ -152,6 +152,16 @@ impl Disk {
         self.snapshots.drain(..excess);
     }
 
+    /// Whether installing `snapshot` has nothing to store, as for `SnapshotReceiver::install`:
+    /// the disk holds it, or (when it is not the snapshot being received) a newer one that
+    /// replaced it (a restart's install of its own snapshot, carried out late).
+    pub fn holds_snapshot(&self, snapshot: &SnapshotMeta) -> bool {
+        let receiving = self.partial.as_ref().is_some_and(|(meta, _)| meta == snapshot);
+        let newest = self.snapshots.last().map(|held| held.meta.last.seq);
+        self.snapshots.iter().any(|held| held.meta == *snapshot)
+            || (!receiving && newest.is_some_and(|newest| newest >= snapshot.last.seq))
+    }
+
     /// Makes `write` durable.
     pub fn apply(&mut self, write: &Write) {
         match write {
@@ -185,7 +195,7 @@ impl Disk {
                 self.partial = Some((meta, bytes));
             }
             Write::InstallSnapshot { snapshot } => {
-                if !self.snapshots.iter().any(|held| held.meta == **snapshot) {
+                if !self.holds_snapshot(snapshot) {
                     let (meta, bytes) = self.partial.take().expect("an install follows its chunks");
                     assert_eq!(meta, **snapshot, "the install names the partial snapshot");
                     self.add_snapshot(Snapshot { meta, bytes: Bytes::from(bytes) });

@@ -476,9 +476,12 @@ impl SnapshotReceiver {
     }
 
     /// The snapshot `meta` is complete: checks its digest, then makes it the latest snapshot.
-    /// Nothing to do if it is one already (a restart after the install).
+    /// Nothing to do if the store holds it already, or a newer one that replaced it: a node
+    /// that restarts installs its own latest snapshot (its log restarts after it), and a slow
+    /// disk may carry that out only after newer snapshots were taken and this one deleted.
     pub fn install(&mut self, meta: &SnapshotMeta) -> Result<(), LogError> {
-        if self.store.path(meta.last.seq).exists() && self.partial.as_ref().is_none_or(|p| p.meta != *meta) {
+        let held = self.store.list()?.first().is_some_and(|newest| *newest >= meta.last.seq);
+        if held && self.partial.as_ref().is_none_or(|p| p.meta != *meta) {
             return Ok(());
         }
         let Some(mut partial) = self.partial.take().filter(|partial| partial.meta == *meta) else {

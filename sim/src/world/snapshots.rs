@@ -130,7 +130,7 @@ impl World {
                     });
                 }
             }
-            Write::InstallSnapshot { snapshot } if !disk.snapshots.iter().any(|s| s.meta == **snapshot) => {
+            Write::InstallSnapshot { snapshot } if !disk.holds_snapshot(snapshot) => {
                 let taken = self.snapshot_bytes.get(&(snapshot.last, snapshot.digest));
                 let received = disk.partial.as_ref().filter(|(meta, _)| *meta == **snapshot).map(|(_, bytes)| bytes);
                 if taken.map(|b| &b[..]) != received.map(|b| &b[..]) {
