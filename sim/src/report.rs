@@ -53,23 +53,30 @@ fn line_time(line: &str) -> Option<u64> {
     ms.parse::<f64>().ok().map(|ms| (ms * MS) as u64)
 }
 
-/// The trace lines in the culprits' window that matter to them (at most 120).
+/// The trace lines in the culprits' window that matter to them: the first lines naming each
+/// culprit (its share of 80 lines, at least 2), and up to 40 leader changes and faults, in
+/// trace order. Every culprit is named, however many there are.
 fn around<'a>(culprits: &[&Operation], trace: &'a [String]) -> Vec<&'a String> {
     let start = culprits.iter().map(|op| op.invoke).min().unwrap_or(0);
     let end = culprits.iter().filter_map(|op| op.returned()).max().unwrap_or(start).max(start);
     let ids: Vec<String> = culprits.iter().map(|op| format!("#{}", op.request)).collect();
-    let names = |line: &str| {
-        ids.iter().any(|id| {
-            line.match_indices(id.as_str())
-                .any(|(at, _)| !line[at + id.len()..].starts_with(|c: char| c.is_ascii_digit()))
-        })
+    let names = |line: &str, id: &str| {
+        line.match_indices(id).any(|(at, _)| !line[at + id.len()..].starts_with(|c: char| c.is_ascii_digit()))
     };
     let notable = ["fault", "crash", "start", "paused", "wiped", "heal", "Leader", "restore", "install"];
-    let lines = trace.iter().filter(|line| {
-        line_time(line).is_some_and(|t| t >= start && t <= end)
-            && (names(line) || notable.iter().any(|word| line.contains(word)))
-    });
-    lines.take(120).collect()
+    let per_culprit = (80 / ids.len().max(1)).max(2);
+    let (mut shown, mut notable_left) = (vec![0; ids.len()], 40);
+    let mut keep = |line: &str| {
+        let named: Vec<usize> = (0..ids.len()).filter(|i| names(line, &ids[*i])).collect();
+        if named.iter().any(|i| shown[*i] < per_culprit) {
+            named.iter().for_each(|i| shown[*i] += 1);
+            return true;
+        }
+        let notable = named.is_empty() && notable.iter().any(|word| line.contains(word)) && notable_left > 0;
+        notable_left -= usize::from(notable);
+        notable
+    };
+    trace.iter().filter(|line| line_time(line).is_some_and(|t| t >= start && t <= end) && keep(line)).collect()
 }
 
 fn json_string(bytes: &[u8]) -> String {
