@@ -250,14 +250,17 @@ impl Raft {
             self.handle(now, input);
         }
         self.in_step = false;
-        if std::mem::take(&mut self.broadcast_due) {
-            self.broadcast_append();
-        }
         let idle = self.writes.idle();
         self.refresh_commit_hint(now);
         self.flush_hard_state();
         if idle && !self.failed {
             self.flush_entries();
+        }
+        // After the writes: a driver carries out outputs in order, and a leader's own write
+        // then starts before its appends are encoded for the followers (a leader's appends
+        // promise nothing durable, so they need not wait for it).
+        if std::mem::take(&mut self.broadcast_due) {
+            self.broadcast_append();
         }
         self.emit_change_if_needed(now);
         std::mem::swap(&mut self.out, out);
