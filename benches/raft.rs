@@ -23,9 +23,10 @@
 //!   nodes connected by the TCP transport on loopback, encrypted under a shared key.
 //!
 //! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr; `STATS=1` prints, for
-//! `raft3_concurrent256`, each node's counts (core steps, disk batches, fdatasyncs per append,
-//! entries per fdatasync, time the disk thread held the log, waits to load from it, the time
-//! from a write's hand-over to its report, and from a request's arrival to its answer).
+//! each run of the append figures (all but catch-up and membership change), each node's counts
+//! (core steps, disk batches, fdatasyncs per append, entries per fdatasync, time the disk thread
+//! held the log, waits to load from it, the time from a write's hand-over to its report, and
+//! from a request's arrival to its answer).
 
 mod common;
 
@@ -38,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, HardState, NodeId, Role, Seq, Term};
-use tinyraftplus::driver::{AsyncRaftNode, InProcessNetwork, RaftNode};
+use tinyraftplus::driver::{AsyncRaftNode, DriverStats, InProcessNetwork, RaftNode, Status};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
 
@@ -111,7 +112,11 @@ fn warmed_rate(
     while start.elapsed() < duration {
         run(&nodes, &count, start);
     }
-    let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let (done, elapsed) = (count.load(Ordering::Relaxed), start.elapsed().as_secs_f64());
+    let rate = done as f64 / elapsed;
+    if std::env::var_os("STATS").is_some() {
+        print_stats(done, elapsed, nodes.iter().map(|node| (node.status(), node.stats())));
+    }
     if std::env::var_os("SAMPLES").is_some() {
         eprintln!("sample {rate:.0} leader={} first={}", nodes[0].id(), nodes[1].id());
     }
@@ -119,6 +124,36 @@ fn warmed_rate(
         node.close();
     }
     rate
+}
+
+/// Where the time went, per node (counts, for the latency hunt), on stderr: `done` appends
+/// acknowledged in `elapsed` seconds.
+fn print_stats(done: u64, elapsed: f64, nodes: impl Iterator<Item = (Status, DriverStats)>) {
+    for (status, stats) in nodes {
+        let per = |value: u64| value as f64 / done.max(1) as f64;
+        eprintln!(
+            "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs and {:.0} us \
+             each; {} disk batches, {} fdatasyncs of entries ({:.4} per append, {:.1} entries each), disk busy \
+             {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log; writes \
+             reported done {:.0} us after they were handed over; {} requests answered {:.0} us after they arrived",
+            status.role,
+            status.term,
+            stats.steps,
+            stats.inputs as f64 / stats.steps.max(1) as f64,
+            stats.step_ns as f64 / 1e3 / stats.steps.max(1) as f64,
+            stats.disk_batches,
+            stats.entry_writes,
+            per(stats.entry_writes),
+            stats.entries as f64 / stats.entry_writes.max(1) as f64,
+            stats.disk_ns as f64 / 1e9 / elapsed * 100.0,
+            stats.disk_ns as f64 / 1e3 / stats.disk_batches.max(1) as f64,
+            stats.loads,
+            stats.load_wait_ns as f64 / 1e3,
+            stats.write_round_ns as f64 / 1e3 / stats.writes_done.max(1) as f64,
+            stats.answered,
+            stats.answer_ns as f64 / 1e3 / stats.answered.max(1) as f64
+        );
+    }
 }
 
 /// Entries per second from `tasks` tasks appending through the leader of an async cluster.
@@ -157,35 +192,7 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
         let elapsed = start.elapsed().as_secs_f64();
         let (done, rate) = (count.load(Ordering::Relaxed), count.load(Ordering::Relaxed) as f64 / elapsed);
         if std::env::var_os("STATS").is_some() {
-            // Where the time went, per node (counts, for the latency hunt): stderr.
-            for node in &nodes {
-                let (id, stats) = (node.status(), node.stats());
-                let per = |value: u64| value as f64 / done.max(1) as f64;
-                eprintln!(
-                    "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs and \
-                     {:.0} us each; \
-                     {} disk batches, {} fdatasyncs of entries ({:.4} per append, {:.1} entries each), disk busy \
-                     {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log; writes \
-                     reported done {:.0} us after they were handed over; {} requests answered {:.0} us after they \
-                     arrived",
-                    id.role,
-                    id.term,
-                    stats.steps,
-                    stats.inputs as f64 / stats.steps.max(1) as f64,
-                    stats.step_ns as f64 / 1e3 / stats.steps.max(1) as f64,
-                    stats.disk_batches,
-                    stats.entry_writes,
-                    per(stats.entry_writes),
-                    stats.entries as f64 / stats.entry_writes.max(1) as f64,
-                    stats.disk_ns as f64 / 1e9 / elapsed * 100.0,
-                    stats.disk_ns as f64 / 1e3 / stats.disk_batches.max(1) as f64,
-                    stats.loads,
-                    stats.load_wait_ns as f64 / 1e3,
-                    stats.write_round_ns as f64 / 1e3 / stats.writes_done.max(1) as f64,
-                    stats.answered,
-                    stats.answer_ns as f64 / 1e3 / stats.answered.max(1) as f64
-                );
-            }
+            print_stats(done, elapsed, nodes.iter().map(|node| (node.status(), node.stats())));
         }
         for node in &nodes {
             node.close().await;
