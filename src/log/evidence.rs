@@ -62,7 +62,7 @@ impl FsLog {
             if index == start {
                 // Walk the valid batches to the damaged one, then find the next batch after it
                 // (in the next segment if none follows it in this one).
-                at = resync(&bytes, &options.encoder, (salt, batch_max), *first, damaged).unwrap_or(bytes.len());
+                at = resync(&bytes, &options.encoder, salt, batch_max, *first, damaged).unwrap_or(bytes.len());
             } else if expected.map_or(*first <= damaged, |seq| *first != seq) {
                 break;
             }
@@ -168,11 +168,10 @@ impl FsLog {
 }
 
 /// The offset of the batch after the damaged one at seq `damaged` in a segment's `bytes`
-/// (starting at seq `first`, with the segment's salt and largest batch in `limits`): the valid
-/// batches before it are walked; past it, its own size is tried first, then every later offset
-/// (a damaged size field), for a batch that decodes with a later seq.
-fn resync(bytes: &[u8], encoder: &Encoder, limits: (u32, usize), first: u64, damaged: u64) -> Option<usize> {
-    let (salt, batch_max) = limits;
+/// (starting at seq `first`, with the segment's `salt`): the valid batches before it are
+/// walked; past it, its own size is tried first, then every later offset (a damaged size
+/// field), for a batch that decodes with a later seq.
+fn resync(bytes: &[u8], encoder: &Encoder, salt: u32, batch_max: usize, first: u64, damaged: u64) -> Option<usize> {
     let (mut at, mut next) = (HEADER_BYTES, first);
     while next < damaged {
         let batch = decode_batch(bytes.get(at..)?, encoder, salt, batch_max).ok()?;
