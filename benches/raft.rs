@@ -25,8 +25,9 @@
 //! `SAMPLES=1` prints each run's figure (with the leader's id) to stderr; `STATS=1` prints, for
 //! each run of the append figures (all but catch-up and membership change), each node's counts
 //! (core steps, disk batches, fdatasyncs per append, entries per fdatasync, time the disk thread
-//! held the log, waits to load from it, the time from a write's hand-over to its report, and
-//! from a request's arrival to its answer).
+//! held the log, waits to load from it, the time from a write's hand-over to its report, the
+//! waits in the queues between the threads (writes for the disk thread, its reports and other
+//! nodes' messages for the node loop), and the time from a request's arrival to its answer).
 
 mod common;
 
@@ -131,11 +132,14 @@ fn warmed_rate(
 fn print_stats(done: u64, elapsed: f64, nodes: impl Iterator<Item = (Status, DriverStats)>) {
     for (status, stats) in nodes {
         let per = |value: u64| value as f64 / done.max(1) as f64;
+        let mean_us = |ns: u64, count: u64| ns as f64 / 1e3 / count.max(1) as f64;
         eprintln!(
             "{:?} {:?}: {done} appends acknowledged in {elapsed:.2} s; {} steps taking {:.1} inputs and {:.0} us \
              each; {} disk batches, {} fdatasyncs of entries ({:.4} per append, {:.1} entries each), disk busy \
              {:.0}% of the time ({:.0} us per batch); {} loads waiting {:.0} us in all for the log; writes \
-             reported done {:.0} us after they were handed over; {} requests answered {:.0} us after they arrived",
+             reported done {:.0} us after they were handed over (waiting {:.0} us for the disk thread, and their \
+             reports {:.0} us for the node loop); {} messages waiting {:.0} us each for the node loop; {} requests \
+             answered {:.0} us after they arrived",
             status.role,
             status.term,
             stats.steps,
@@ -149,9 +153,13 @@ fn print_stats(done: u64, elapsed: f64, nodes: impl Iterator<Item = (Status, Dri
             stats.disk_ns as f64 / 1e3 / stats.disk_batches.max(1) as f64,
             stats.loads,
             stats.load_wait_ns as f64 / 1e3,
-            stats.write_round_ns as f64 / 1e3 / stats.writes_done.max(1) as f64,
+            mean_us(stats.write_round_ns, stats.writes_done),
+            mean_us(stats.disk_queue_ns, stats.disk_writes),
+            mean_us(stats.report_wait_ns, stats.reports),
+            stats.messages,
+            mean_us(stats.message_wait_ns, stats.messages),
             stats.answered,
-            stats.answer_ns as f64 / 1e3 / stats.answered.max(1) as f64
+            mean_us(stats.answer_ns, stats.answered)
         );
     }
 }

@@ -350,4 +350,9 @@ fn the_drivers_count_their_steps_writes_and_answers() {
     let after = leader.stats();
     assert!(after.writes_done >= before.writes_done + 5, "each append is one write at least: {after:?}");
     assert!(after.write_round_ns > before.write_round_ns && after.entries >= before.entries + 5, "{after:?}");
+    // The queues between the threads: each write waited for the disk thread, each report and
+    // each follower's acknowledgement for the node loop.
+    assert!(after.disk_writes >= before.disk_writes + 5 && after.disk_queue_ns > before.disk_queue_ns, "{after:?}");
+    assert!(after.reports > before.reports && after.report_wait_ns > before.report_wait_ns, "{after:?}");
+    assert!(after.messages >= before.messages + 5 && after.message_wait_ns > before.message_wait_ns, "{after:?}");
 }

@@ -1,7 +1,7 @@
 //! Drivers: thin loops that carry out what the core asks for, on real files and real (or
 //! in-process) networks. [`RaftNode`] is the blocking driver (std threads); `AsyncRaftNode`
 //! (feature `tokio`) is the same node with async calls. Both are thin: the node loop and the
-//! disk thread in `node` are theirs in common, and the protocol is the core's.
+//! disk thread (`node`, `disk`) are theirs in common, and the protocol is the core's.
 //!
 //! The driver's whole job: feed every input to the core's `step` with the current time; carry
 //! out the outputs. Storage writes go to a disk thread, which makes everything queued durable
@@ -11,8 +11,10 @@
 #[cfg(feature = "tokio")]
 mod async_node;
 mod blocking;
+mod disk;
 mod node;
 mod snapshots;
+mod stats;
 
 pub use crate::transport::{InProcessNetwork, Transport};
 #[cfg(feature = "tokio")]

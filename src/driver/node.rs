@@ -1,14 +1,17 @@
-//! What both drivers share: the node loop thread around the core, the disk thread around the
-//! file log, and the client side that submits requests to them. The blocking and the async
+//! What both drivers share: the node loop thread around the core (its disk thread is in
+//! `disk`), and the client side that submits requests to it. The blocking and the async
 //! driver differ only in how a caller waits for its answer.
 
+use super::disk;
 use super::snapshots::{self, ChunkReader, MachineJob};
+use super::stats::Counters;
+pub use super::stats::DriverStats;
 use super::StateMachine;
 use crate::core::{
     ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Raft, RequestId, Response,
     Role, Seq, SnapshotMeta, StartError, Stepper, Term, Time, Write, WriteId,
 };
-use crate::log::{LogError, LogStore, PendingSync, SnapshotReceiver, SnapshotStore};
+use crate::log::{LogError, LogStore, SnapshotReceiver, SnapshotStore};
 use crate::transport::{spin_recv, Inbox, Transport};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -158,8 +161,10 @@ pub(super) enum Command {
         id: RequestId,
         reply: Reply,
     },
-    Message(Message),
-    WriteDone(WriteId),
+    /// A message from another node, with its delivery.
+    Message(Message, Instant),
+    /// The disk thread's report that the writes up to this one are durable, with its sending.
+    WriteDone(WriteId, Instant),
     WriteFailed(WriteId, String),
     Warn(String),
     Close(Reply),
@@ -174,7 +179,7 @@ struct TransportInbox(Sender<Command>);
 
 impl Inbox for TransportInbox {
     fn deliver(&self, message: Message) {
-        let _ = self.0.send(Command::Message(message));
+        let _ = self.0.send(Command::Message(message, Instant::now()));
     }
 
     fn warn(&self, text: String) {
@@ -182,89 +187,9 @@ impl Inbox for TransportInbox {
     }
 }
 
-/// Where a node's time and work went, counted since it started (for finding where latency
-/// goes: fsyncs per committed entry, batching, waits for the log).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DriverStats {
-    /// Steps of the core (each takes every input waiting).
-    pub steps: u64,
-    /// Nanoseconds the node loop spent in those steps (the core, and carrying out its outputs).
-    pub step_ns: u64,
-    /// Inputs those steps took (requests, messages, write completions, ticks).
-    pub inputs: u64,
-    /// Batches the disk thread wrote (each: its writes in order, then one report).
-    pub disk_batches: u64,
-    /// Entry writes among them that went to the log (each: one write and one fdatasync).
-    pub entry_writes: u64,
-    /// Entries written.
-    pub entries: u64,
-    /// Nanoseconds the disk thread spent on its batches: writing under the log's lock, then any
-    /// fdatasync the log left to it (see [`LogStore::append_entries_deferred`]).
-    pub disk_ns: u64,
-    /// Times the node loop loaded entries from the log, and nanoseconds it waited for the log
-    /// (held by the disk thread) before loading.
-    pub loads: u64,
-    /// See `loads`.
-    pub load_wait_ns: u64,
-    /// Writes the node loop handed to the disk thread and saw reported done, and nanoseconds
-    /// from each one's hand-over to the node loop taking its report (queueing, writing and
-    /// syncing, the report's way back).
-    pub writes_done: u64,
-    /// See `writes_done`.
-    pub write_round_ns: u64,
-    /// Client requests answered here, and nanoseconds from each one's arrival at the node loop
-    /// to its answer (the node's share of a client's latency).
-    pub answered: u64,
-    /// See `answered`.
-    pub answer_ns: u64,
-}
-
-/// The counters behind [`DriverStats`].
-#[derive(Default)]
-struct Counters {
-    steps: AtomicU64,
-    step_ns: AtomicU64,
-    inputs: AtomicU64,
-    disk_batches: AtomicU64,
-    entry_writes: AtomicU64,
-    entries: AtomicU64,
-    disk_ns: AtomicU64,
-    loads: AtomicU64,
-    load_wait_ns: AtomicU64,
-    writes_done: AtomicU64,
-    write_round_ns: AtomicU64,
-    answered: AtomicU64,
-    answer_ns: AtomicU64,
-}
-
-impl Counters {
-    fn add(counter: &AtomicU64, value: u64) {
-        counter.fetch_add(value, Ordering::Relaxed);
-    }
-
-    fn stats(&self) -> DriverStats {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        DriverStats {
-            steps: get(&self.steps),
-            step_ns: get(&self.step_ns),
-            inputs: get(&self.inputs),
-            disk_batches: get(&self.disk_batches),
-            entry_writes: get(&self.entry_writes),
-            entries: get(&self.entries),
-            disk_ns: get(&self.disk_ns),
-            loads: get(&self.loads),
-            load_wait_ns: get(&self.load_wait_ns),
-            writes_done: get(&self.writes_done),
-            write_round_ns: get(&self.write_round_ns),
-            answered: get(&self.answered),
-            answer_ns: get(&self.answer_ns),
-        }
-    }
-}
-
 /// What the node's threads and its callers share.
 pub(super) struct Shared<L> {
-    counters: Counters,
+    pub(super) counters: Counters,
     status: Mutex<Status>,
     changed: Condvar,
     /// Threads waiting on `changed` (counted under the status lock): a wake with none is free.
@@ -400,7 +325,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             let (shared, done) = (Arc::clone(&shared), commands.clone());
             std::thread::Builder::new()
                 .name(format!("raft-{id}-disk"))
-                .spawn(move || disk_loop(&shared, &disk_jobs, &done, receiver))
+                .spawn(move || disk::run(&shared, &disk_jobs, &done, receiver))
                 .map_err(DriverError::Thread)?
         };
         transport.register(id, Arc::new(TransportInbox(commands.clone())));
@@ -563,7 +488,7 @@ struct NodeLoop<L> {
     pending: BTreeMap<RequestId, (Reply, Instant)>,
     /// Writes handed to the disk thread, in order, with the time of the hand-over.
     issued: std::collections::VecDeque<(WriteId, Instant)>,
-    writes: Sender<(WriteId, Write)>,
+    writes: Sender<(WriteId, Write, Instant)>,
     disk: Option<JoinHandle<()>>,
     out: Vec<Output>,
     /// What the state machine has not done yet: committed entries (it failed: retried
@@ -618,8 +543,14 @@ impl<L: LogStore> NodeLoop<L> {
                         self.pending.insert(id, (reply, Instant::now()));
                         inputs.push(input);
                     }
-                    Command::Message(message) => inputs.push(Input::Message(message)),
-                    Command::WriteDone(id) => {
+                    Command::Message(message, delivered) => {
+                        let counters = &self.shared.counters;
+                        Counters::waited(&counters.messages, &counters.message_wait_ns, delivered);
+                        inputs.push(Input::Message(message));
+                    }
+                    Command::WriteDone(id, sent) => {
+                        let counters = &self.shared.counters;
+                        Counters::waited(&counters.reports, &counters.report_wait_ns, sent);
                         self.written(id);
                         inputs.push(Input::WriteDone { id });
                     }
@@ -731,8 +662,9 @@ impl<L: LogStore> NodeLoop<L> {
         match output {
             Output::Send(message) => self.transport.send(message),
             Output::Write { id, write } => {
-                self.issued.push_back((id, Instant::now()));
-                drop(self.writes.send((id, write)));
+                let now = Instant::now();
+                self.issued.push_back((id, now));
+                drop(self.writes.send((id, write, now)));
             }
             Output::LoadEntries { from, to } => {
                 let asked = Instant::now();
@@ -850,97 +782,4 @@ impl<L: LogStore> NodeLoop<L> {
 /// The core's time: nanoseconds since the node started.
 fn since(start: Instant) -> Time {
     Time(start.elapsed().as_nanos() as u64)
-}
-
-/// The disk thread: everything queued goes to the log together (consecutive entry writes as one
-/// batch: one write, one fdatasync), then the last write is reported done. Chunks of a snapshot
-/// being received go to `receiver`, in order with the log's writes.
-fn disk_loop<L: LogStore>(
-    shared: &Shared<L>,
-    jobs: &Receiver<(WriteId, Write)>,
-    done: &Sender<Command>,
-    mut receiver: Option<SnapshotReceiver>,
-) {
-    while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
-        let mut batch = vec![first];
-        batch.extend(jobs.try_iter());
-        let counters = &shared.counters;
-        Counters::add(&counters.disk_batches, 1);
-        let mut log = shared.log();
-        let started = Instant::now();
-        let mut last = None;
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut result = Ok(());
-        for (id, write) in batch {
-            match write {
-                Write::Entries(more) => entries.extend(more),
-                Write::SnapshotChunk { snapshot, offset, data } => {
-                    result =
-                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(
-                            |()| match &mut receiver {
-                                Some(receiver) => receiver.chunk(&snapshot, offset, &data),
-                                None => Err(LogError::Invalid("a snapshot chunk, and no snapshot store".into())),
-                            },
-                        );
-                }
-                Write::InstallSnapshot { snapshot } => {
-                    let mut install = |log: &mut L| match &mut receiver {
-                        Some(receiver) => receiver.install(&snapshot).and_then(|()| log.reset_after(snapshot.last)),
-                        None => Err(LogError::Invalid("a snapshot to install, and no snapshot store".into())),
-                    };
-                    result =
-                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(|()| install(&mut log));
-                }
-                other => {
-                    result =
-                        result.and_then(|()| flush(&mut *log, &mut entries, counters)).and_then(|()| log.apply(&other));
-                }
-            }
-            if let Err(error) = &result {
-                let _ = done.send(Command::WriteFailed(id, error.to_string()));
-                return; // The log is poisoned: nothing more is durable.
-            }
-            last = Some(id);
-        }
-        // The last entries are synced after the log is let go (when the log allows it), so
-        // that the node loop can load entries meanwhile; they are reported durable only after.
-        let last = last.expect("a batch has a write");
-        let synced = match flush_deferred(&mut *log, &mut entries, counters) {
-            Ok(pending) => {
-                drop(log);
-                pending.map_or(Ok(()), |pending| pending.sync().inspect_err(|error| shared.log().sync_failed(error)))
-            }
-            Err(error) => Err(error),
-        };
-        Counters::add(&counters.disk_ns, started.elapsed().as_nanos() as u64);
-        if let Err(error) = synced {
-            let _ = done.send(Command::WriteFailed(last, error.to_string()));
-            return;
-        }
-        let _ = done.send(Command::WriteDone(last));
-    }
-}
-
-/// [`flush`], leaving the fdatasync to the caller where the log allows it.
-fn flush_deferred<L: LogStore>(
-    log: &mut L,
-    entries: &mut Vec<Entry>,
-    counters: &Counters,
-) -> Result<Option<PendingSync>, LogError> {
-    if entries.is_empty() {
-        return Ok(None);
-    }
-    Counters::add(&counters.entry_writes, 1);
-    Counters::add(&counters.entries, entries.len() as u64);
-    log.append_entries_deferred(&std::mem::take(entries))
-}
-
-fn flush<L: LogStore>(log: &mut L, entries: &mut Vec<Entry>, counters: &Counters) -> Result<(), LogError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    Counters::add(&counters.entry_writes, 1);
-    Counters::add(&counters.entries, entries.len() as u64);
-    let write = Write::Entries(std::mem::take(entries));
-    log.apply(&write)
 }
