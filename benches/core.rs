@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tinyraftplus::core::{Config, Input, NodeId, Output, Raft, Recovered, RequestId, Time, WriteId};
+use tinyraftplus::core::{Config, Input, Message, NodeId, Output, Raft, Recovered, RequestId, Time, WriteId};
 
 struct Bench {
     nodes: Vec<Raft>,
@@ -23,6 +23,8 @@ struct Bench {
     out: Vec<Output>,
     now: Time,
     replies: u64,
+    /// Each node's messages waiting for its writes (`Output::SendAfter`).
+    held: [Vec<Message>; 3],
 }
 
 impl Bench {
@@ -36,8 +38,15 @@ impl Bench {
                 Raft::new(config, Recovered::default()).expect("valid config")
             })
             .collect();
-        let mut bench =
-            Bench { nodes, queue: VecDeque::new(), unsynced: [None; 3], out: Vec::new(), now: Time(0), replies: 0 };
+        let mut bench = Bench {
+            nodes,
+            queue: VecDeque::new(),
+            unsynced: [None; 3],
+            out: Vec::new(),
+            now: Time(0),
+            replies: 0,
+            held: Default::default(),
+        };
         for node in 0..3 {
             bench.queue.push_back((node, Input::Tick));
         }
@@ -59,6 +68,7 @@ impl Bench {
         for output in self.out.drain(..) {
             match output {
                 Output::Send(message) => self.queue.push_back((message.to.0 as usize - 1, Input::Message(message))),
+                Output::SendAfter { message, .. } => self.held[node].push(message),
                 Output::Write { id, .. } => self.unsynced[node] = Some(id),
                 Output::Reply { result, .. } => {
                     assert!(result.is_ok(), "append failed: {result:?}");
@@ -84,6 +94,10 @@ impl Bench {
             if self.queue.is_empty() {
                 for node in 0..3 {
                     if let Some(id) = self.unsynced[node].take() {
+                        // Every write of the node is durable now: what waited for them goes.
+                        for message in self.held[node].drain(..) {
+                            self.queue.push_back((message.to.0 as usize - 1, Input::Message(message)));
+                        }
                         self.queue.push_back((node, Input::WriteDone { id }));
                     }
                 }

@@ -145,6 +145,10 @@ struct Harness {
     hard_state: HardState,
     entries: Vec<Entry>,
     unsynced: Vec<(WriteId, Write)>,
+    /// Messages waiting for a write to be durable (`Output::SendAfter`), and the last write
+    /// made durable.
+    held: Vec<(WriteId, Message)>,
+    durable: WriteId,
     inbox: Vec<Input>,
     now: Time,
     requests: u64,
@@ -171,6 +175,8 @@ impl Harness {
             hard_state: HardState::default(),
             entries: Vec::new(),
             unsynced: Vec::new(),
+            held: Vec::new(),
+            durable: WriteId(0),
             inbox: Vec::new(),
             now: Time(0),
             requests: 0,
@@ -191,8 +197,10 @@ impl Harness {
         while let Some(input) = self.inbox.pop() {
             let outputs = self.raft.step(self.now, input);
             for output in outputs {
-                self.check_output(&output);
                 match output {
+                    Output::Send(message) => self.check_sent(&message),
+                    Output::SendAfter { write, message } if write <= self.durable => self.check_sent(&message),
+                    Output::SendAfter { write, message } => self.held.push((write, message)),
                     Output::Write { id, write } => self.unsynced.push((id, write)),
                     Output::LoadEntries { from, to } => {
                         let at = |seq: Seq| seq.0.checked_sub(self.base).map(|i| i as usize);
@@ -213,16 +221,15 @@ impl Harness {
                         self.inbox.push(Input::SnapshotLoadFailed { to, error: "none".into() })
                     }
                     Output::Restore { snapshot } => self.inbox.push(Input::Restored { last: snapshot.last }),
-                    Output::Send(_) | Output::Reply { .. } | Output::Event(_) => {}
+                    Output::Reply { .. } | Output::Event(_) => {}
                 }
             }
             self.check_state();
         }
     }
 
-    /// Nothing that depends on a write is emitted before the write is durable.
-    fn check_output(&self, output: &Output) {
-        let Output::Send(message) = output else { return };
+    /// Nothing that depends on a write is sent before the write is durable.
+    fn check_sent(&self, message: &Message) {
         match message.body {
             Body::VoteResponse { granted: true } => {
                 let vote = (message.term, message.to);
@@ -301,6 +308,10 @@ impl Harness {
             last = Some(id);
         }
         if let Some(id) = last {
+            self.durable = id;
+            for (_, message) in self.held.extract_if(.., |(after, _)| *after <= id).collect::<Vec<_>>() {
+                self.check_sent(&message);
+            }
             self.step(Input::WriteDone { id });
         }
     }
@@ -348,6 +359,8 @@ pub fn core_inputs(data: &[u8]) {
             Step::SyncOne => h.sync(1),
             Step::Restart => {
                 h.unsynced.clear();
+                // Lost with the crash; the new core numbers its writes anew.
+                (h.held, h.durable) = (Vec::new(), WriteId(0));
                 let mut recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
                 recovered.first = Seq(h.base);
                 recovered.committed_config = h.committed_config.clone();

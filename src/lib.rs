@@ -13,10 +13,11 @@
 //!
 //! **Feed every input to [`Raft::step`](core::Raft::step) with the current time; carry out the
 //! outputs: writes made durable in order and reported, loads answered, applies and reads handed
-//! to the state machine in order and reported; messages may be lost.** The contract in full is
-//! on [`core::Output`]; [`core::Stepper`] is the loop that keeps it. Nothing unsafe is ever
-//! emitted early: a vote, or an acknowledgement of entries, appears only after the write it
-//! depends on has been reported durable.
+//! to the state machine in order and reported; messages may be lost, and those bound to a write
+//! wait until it is durable.** The contract in full is on [`core::Output`]; [`core::Stepper`]
+//! is the loop that keeps it. Nothing unsafe is ever emitted early: a vote, or an
+//! acknowledgement of entries, is bound to the write it depends on
+//! ([`SendAfter`](core::Output::SendAfter)), or sent once that write has been reported durable.
 //!
 //! Three nodes in one loop of your own, each with its storage (here [`log::MemLog`]) and a
 //! state machine (a sum of the numbers appended), over a network that is a queue: the loop every
@@ -52,6 +53,9 @@
 //!             for output in out.drain(..) {
 //!                 match output {
 //!                     Output::Send(message) => network.push_back(message),
+//!                     // Writes are carried out at once and in order here, so the write it
+//!                     // waits for is durable already.
+//!                     Output::SendAfter { message, .. } => network.push_back(message),
 //!                     // Durable first, in order (a file log fsyncs here), then reported.
 //!                     Output::Write { id, write } => match self.storage.apply(&write) {
 //!                         Ok(()) => stepper.push(Input::WriteDone { id }),

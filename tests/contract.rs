@@ -1,7 +1,12 @@
 //! The driver's contract (`core::Output`), seen from the core's side: what it does when a
-//! driver's clock goes backwards, and when a driver leaves an answer out.
+//! driver's clock goes backwards, when a driver leaves an answer out, and how it binds the
+//! messages that promise durability to their writes.
 
-use tinyraftplus::core::{Body, Config, Event, Input, Message, NodeId, Output, Raft, Recovered, Term, Time};
+use bytes::Bytes;
+use tinyraftplus::core::{
+    AppendResult, Body, Config, Entry, Event, Input, LogId, Message, NodeId, Output, Payload, Raft, Recovered, Seq,
+    Term, Time, Write, WriteId,
+};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -51,4 +56,88 @@ fn an_apply_left_unanswered_is_reported_once() {
     assert!(applies >= 1 && raft.is_leader(), "a leader with an entry to apply");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("Output::Apply needs Input::Applied"), "{warnings:?}");
+}
+
+/// An acknowledgement of entries comes bound to the write that makes them durable
+/// (`Output::SendAfter`), never as a plain message before it: a driver sends it from where it
+/// syncs. Entries that arrive while that write is in flight wait for it (group commit), and
+/// their acknowledgement is bound to the next write.
+#[test]
+fn an_acknowledgement_is_bound_to_the_write_of_its_entries() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let mut raft = Raft::new(Config::new(NodeId(2), ids), Recovered::default()).unwrap();
+    raft.step(Time(0), Input::Tick);
+    let entry = |seq: u64| Entry { term: Term(1), seq: Seq(seq), payload: Payload::Data(Bytes::from("x")) };
+    let append = |prev: Option<LogId>, seqs: &[u64]| {
+        let body =
+            Body::Append { prev, entries: seqs.iter().copied().map(entry).collect(), commit: None, read_round: 0 };
+        Input::Message(Message { from: NodeId(1), to: NodeId(2), term: Term(1), body })
+    };
+    let accepted = |message: &Message| match &message.body {
+        Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => *matched,
+        _ => None,
+    };
+    // A heartbeat of the new term first: its term is made durable.
+    for output in raft.step(Time(1), append(None, &[])) {
+        if let Output::Write { id, .. } = output {
+            raft.step(Time(1), Input::WriteDone { id });
+        }
+    }
+    let first = raft.step(Time(1), append(None, &[0, 1]));
+    let entries_write = first.iter().rev().find_map(|o| match o {
+        Output::Write { id, write: Write::Entries(_) } => Some(*id),
+        _ => None,
+    });
+    let bound: Vec<(WriteId, Option<Seq>)> = first
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendAfter { write, message } => Some((*write, accepted(message))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bound, vec![(entries_write.expect("an entries write"), Some(Seq(1)))], "{first:?}");
+    assert!(!first.iter().any(|o| matches!(o, Output::Send(m) if accepted(m).is_some())), "{first:?}");
+    // More entries while that write is in flight: nothing is written or promised yet.
+    let second = raft.step(Time(2), append(Some(LogId { term: Term(1), seq: Seq(1) }), &[2, 3]));
+    assert!(!second.iter().any(|o| matches!(o, Output::Write { .. } | Output::SendAfter { .. })), "{second:?}");
+    // Its report lets them go, in one write that their acknowledgement is bound to; the first
+    // acknowledgement is not sent again.
+    let done = raft.step(Time(3), Input::WriteDone { id: entries_write.unwrap() });
+    let next = done.iter().find_map(|o| match o {
+        Output::Write { id, write: Write::Entries(entries) } if entries.len() == 2 => Some(*id),
+        _ => None,
+    });
+    let bound: Vec<_> = done
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendAfter { write, message } => Some((*write, accepted(message))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bound, vec![(next.unwrap(), Some(Seq(3)))], "{done:?}");
+    assert!(!done.iter().any(|o| matches!(o, Output::Send(m) if accepted(m).is_some())), "{done:?}");
+}
+
+/// A granted vote comes bound to the write of the term and vote.
+#[test]
+fn a_granted_vote_is_bound_to_the_write_of_the_vote() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let mut config = Config::new(NodeId(2), ids);
+    config.pre_vote = false;
+    let mut raft = Raft::new(config, Recovered::default()).unwrap();
+    raft.step(Time(0), Input::Tick);
+    let body = Body::Vote { last: None, transfer: false };
+    let out = raft.step(Time(1), Input::Message(Message { from: NodeId(1), to: NodeId(2), term: Term(1), body }));
+    let vote_write = out.iter().find_map(|o| match o {
+        Output::Write { id, write: Write::HardState(state) } if state.vote == Some(NodeId(1)) => Some(*id),
+        _ => None,
+    });
+    let granted = out.iter().find_map(|o| match o {
+        Output::SendAfter { write, message } if matches!(message.body, Body::VoteResponse { granted: true }) => {
+            Some(*write)
+        }
+        _ => None,
+    });
+    assert!(vote_write.is_some() && granted == vote_write, "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(m) if matches!(m.body, Body::VoteResponse { .. }))));
 }

@@ -62,6 +62,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::SelfVoteBeforeFsync => "self_vote_before_fsync",
         Mutant::ForgetWaitingRequests => "forget_waiting_requests",
         Mutant::RecycleKeepsSalt => "recycle_keeps_salt",
+        Mutant::SendAfterEarlierWrite => "send_after_earlier_write",
     }
 }
 

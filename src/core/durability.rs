@@ -1,12 +1,14 @@
 //! Durability: the storage writes a core issues, in order, and what waits for them (messages
-//! that promise durability, a candidate's own vote, a catching-up node's return). New entries
+//! that promise durability, handed to the driver bound to their write; a candidate's own vote,
+//! a catching-up node's return). New entries
 //! are written in one write when none is in flight (group commit); a write that outlasts
 //! `storage_stall_timeout` stops the node leading; a failed write stops the node.
 
 use super::io::{ClientError, Event, Output, Write};
 use super::message::Message;
+use super::mutant::Mutant;
 use super::raft::{duration_nanos, Raft};
-use super::types::{LogId, Role, Seq, Term, Time};
+use super::types::{LogId, Role, Seq, Term, Time, WriteId};
 use std::collections::VecDeque;
 
 /// Something to do once a write is durable.
@@ -123,7 +125,7 @@ impl Raft {
         if matches!(write, Write::Entries(_) | Write::Truncate { .. } | Write::InstallSnapshot { .. }) {
             self.writes.pending_writes.push_back((id, self.log.last()));
         }
-        self.out.push(Output::Write { id: super::types::WriteId(id), write });
+        self.out.push(Output::Write { id: WriteId(id), write });
     }
 
     /// Saves the hard state (after changing it in memory): the write is issued before the next
@@ -173,7 +175,7 @@ impl Raft {
         self.write(Write::Entries(entries));
         let id = self.writes.last_write;
         for action in std::mem::take(&mut self.writes.after_unwritten) {
-            self.writes.after_write.push_back((id, action));
+            self.bind_after_write(id, action);
         }
     }
 
@@ -195,7 +197,20 @@ impl Raft {
         } else if self.writes.done_write == self.writes.last_write {
             self.run_after_write(action);
         } else {
-            self.writes.after_write.push_back((self.writes.last_write, action));
+            self.bind_after_write(self.writes.last_write, action);
+        }
+    }
+
+    /// Binds `action` to write `id`: a message goes to the driver at once, which sends it when
+    /// the write is durable (without a round through the core: a follower's acknowledgement
+    /// leaves as soon as its entries are synced); anything else waits here for the report.
+    fn bind_after_write(&mut self, id: u64, action: AfterWrite) {
+        match action {
+            AfterWrite::Send(message) => {
+                let id = if self.mutant(Mutant::SendAfterEarlierWrite) { id - 1 } else { id };
+                self.out.push(Output::SendAfter { write: WriteId(id), message });
+            }
+            action => self.writes.after_write.push_back((id, action)),
         }
     }
 

@@ -181,7 +181,10 @@ pub enum Input {
 ///   ([`Input::Applied`], [`Input::ReadDone`]) in that order. An apply that fails may be retried
 ///   later: the core waits for it (the drivers retry at their next step).
 /// - **Messages** ([`Output::Send`]) may be sent at once, late, out of order, twice or never:
-///   Raft expects the network to do all of that.
+///   Raft expects the network to do all of that. A message that promises durability comes as
+///   [`Output::SendAfter`], bound to a write: it may be sent only once that write (and so
+///   every write before it) is durable, and never if a write fails or the node stops first.
+///   Sending it straight from where the write is synced spares it a round through the core.
 /// - **Replies and events** ([`Output::Reply`], [`Output::Event`]) may be handed on at once;
 ///   each request gets exactly one reply. Events may be dropped.
 /// - **Inputs** from clients and peers may come at any time, between or within steps (several
@@ -190,13 +193,22 @@ pub enum Input {
 ///   ([`Recovered`](super::Recovered)), with a fresh [`Config::seed`](super::Config::seed):
 ///   forwarded requests are deduplicated per start.
 ///
-/// Nothing unsafe is ever emitted early: a vote, or an acknowledgement of entries, appears only
-/// after the write it depends on has been reported durable. A leader may send entries before
-/// its own write is durable; it counts itself toward a commit only once it is.
+/// Nothing unsafe is ever emitted early: a vote, or an acknowledgement of entries, is bound to
+/// the write it depends on ([`Output::SendAfter`]), or sent as a plain [`Output::Send`] once
+/// that write is reported durable. A leader may send entries before its own write is durable;
+/// it counts itself toward a commit only once it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send a message to a peer.
     Send(Message),
+    /// Send a message to a peer once write `write` (and so every write before it) is durable;
+    /// never if a write fails or the node stops first.
+    SendAfter {
+        /// The write it waits for.
+        write: WriteId,
+        /// What to send.
+        message: Message,
+    },
     /// Make a write durable, then report [`Input::WriteDone`] with its id.
     Write {
         /// The write's id, increasing by one per write.
@@ -470,6 +482,7 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Output::Send(message) => write!(f, "send {message}"),
+            Output::SendAfter { write, message } => write!(f, "send after {write} {message}"),
             Output::Write { id, write } => write!(f, "write {id} {write}"),
             Output::LoadEntries { from, to } => write!(f, "load {from}..={to}"),
             Output::Apply { entries } => {

@@ -68,11 +68,15 @@ pub enum Mutant {
     /// earlier life still pass their checksums (planted in the simulator's disk, which shares
     /// the format and recovery with `FsLog`).
     RecycleKeepsSalt,
+    /// A message that promises durability (a vote, an acknowledgement) is handed to the
+    /// driver bound to the write before the one it waits for: it goes out once that earlier
+    /// write is durable.
+    SendAfterEarlierWrite,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 24] = [
+    pub const ALL: [Mutant; 25] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -97,6 +101,7 @@ impl Mutant {
         Mutant::SelfVoteBeforeFsync,
         Mutant::ForgetWaitingRequests,
         Mutant::RecycleKeepsSalt,
+        Mutant::SendAfterEarlierWrite,
     ];
 }
 

@@ -3,24 +3,44 @@
 
 use super::node::{Command, Shared};
 use super::stats::Counters;
-use crate::core::{Entry, Write, WriteId};
+use crate::core::{Entry, Message, Write, WriteId};
 use crate::log::{LogError, LogStore, PendingSync, SnapshotReceiver};
-use crate::transport::spin_recv;
+use crate::transport::{spin_recv, Transport};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
+
+/// What the node loop hands to the disk thread.
+pub(super) enum Job {
+    /// A write, with its hand-over.
+    Write { id: WriteId, write: Write, handed: Instant },
+    /// A message to send once write `after` is durable.
+    Send { after: WriteId, message: Message },
+}
 
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one
 /// batch: one write, one fdatasync), then the last write is reported done. Chunks of a snapshot
 /// being received go to `receiver`, in order with the log's writes.
 pub(super) fn run<L: LogStore>(
     shared: &Shared<L>,
-    jobs: &Receiver<(WriteId, Write, Instant)>,
+    jobs: &Receiver<Job>,
     done: &Sender<Command>,
+    transport: &dyn Transport,
     mut receiver: Option<SnapshotReceiver>,
 ) {
+    let mut durable = WriteId(0);
+    let mut held = Vec::new();
     while let Some(first) = spin_recv(jobs).or_else(|| jobs.recv().ok()) {
-        let mut batch = vec![first];
-        batch.extend(jobs.try_iter());
+        let mut batch = Vec::new();
+        for job in std::iter::once(first).chain(jobs.try_iter()) {
+            match job {
+                Job::Write { id, write, handed } => batch.push((id, write, handed)),
+                Job::Send { after, message } if after <= durable => transport.send(message),
+                Job::Send { message, .. } => held.push(message),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let counters = &shared.counters;
         Counters::add(&counters.disk_batches, 1);
         for (_, _, handed) in &batch {
@@ -77,6 +97,8 @@ pub(super) fn run<L: LogStore>(
             let _ = done.send(Command::WriteFailed(last, error.to_string()));
             return;
         }
+        durable = last;
+        held.drain(..).for_each(|message| transport.send(message));
         let _ = done.send(Command::WriteDone(last, Instant::now()));
     }
 }

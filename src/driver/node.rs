@@ -9,7 +9,7 @@ pub use super::stats::DriverStats;
 use super::StateMachine;
 use crate::core::{
     ClientError, Config, Configuration, Entry, Event, Input, LogId, Message, NodeId, Output, Raft, RequestId, Response,
-    Role, Seq, SnapshotMeta, StartError, Stepper, Term, Time, Write, WriteId,
+    Role, Seq, SnapshotMeta, StartError, Stepper, Term, Time, WriteId,
 };
 use crate::log::{LogError, LogStore, SnapshotReceiver, SnapshotStore};
 use crate::transport::{spin_recv, Inbox, Transport};
@@ -322,10 +322,10 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         }
         let (writes, disk_jobs) = mpsc::channel();
         let disk = {
-            let (shared, done) = (Arc::clone(&shared), commands.clone());
+            let (shared, done, transport) = (Arc::clone(&shared), commands.clone(), Arc::clone(&transport));
             std::thread::Builder::new()
                 .name(format!("raft-{id}-disk"))
-                .spawn(move || disk::run(&shared, &disk_jobs, &done, receiver))
+                .spawn(move || disk::run(&shared, &disk_jobs, &done, &*transport, receiver))
                 .map_err(DriverError::Thread)?
         };
         transport.register(id, Arc::new(TransportInbox(commands.clone())));
@@ -488,7 +488,7 @@ struct NodeLoop<L> {
     pending: BTreeMap<RequestId, (Reply, Instant)>,
     /// Writes handed to the disk thread, in order, with the time of the hand-over.
     issued: std::collections::VecDeque<(WriteId, Instant)>,
-    writes: Sender<(WriteId, Write, Instant)>,
+    writes: Sender<disk::Job>,
     disk: Option<JoinHandle<()>>,
     out: Vec<Output>,
     /// What the state machine has not done yet: committed entries (it failed: retried
@@ -661,10 +661,11 @@ impl<L: LogStore> NodeLoop<L> {
     fn output(&mut self, output: Output) -> Option<Input> {
         match output {
             Output::Send(message) => self.transport.send(message),
+            Output::SendAfter { write, message } => drop(self.writes.send(disk::Job::Send { after: write, message })),
             Output::Write { id, write } => {
                 let now = Instant::now();
                 self.issued.push_back((id, now));
-                drop(self.writes.send((id, write, now)));
+                drop(self.writes.send(disk::Job::Write { id, write, handed: now }));
             }
             Output::LoadEntries { from, to } => {
                 let asked = Instant::now();

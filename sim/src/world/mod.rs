@@ -16,7 +16,7 @@ use crate::random::{Decisions, Random, Script};
 use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
     AppendResult, Body, ClientError, Config, Configuration, Entry, Event, Input, Message, NodeId, Output, Payload,
@@ -135,6 +135,10 @@ struct Node {
     added: bool,
     /// The term of its candidacy whose write of term and own vote was stalled on purpose.
     stalled_candidacy: Option<tinyraftplus::core::Term>,
+    /// Messages waiting for a write to be durable (`Output::SendAfter`), in order.
+    held: VecDeque<(WriteId, Message)>,
+    /// The last write of this start made durable.
+    durable_write: WriteId,
 }
 
 #[derive(Clone, Debug)]
@@ -277,6 +281,8 @@ impl World {
                     flipped: None,
                     added,
                     stalled_candidacy: None,
+                    held: VecDeque::new(),
+                    durable_write: WriteId(0),
                 }
             })
             .collect();
@@ -549,6 +555,8 @@ impl World {
             }
         };
         node.incarnation += 1;
+        // A new core numbers its writes anew.
+        (node.held, node.durable_write) = (VecDeque::new(), WriteId(0));
         node.machine = self.simulation.machine();
         node.applied = None;
         if node.incarnation > 1 {
@@ -572,6 +580,7 @@ impl World {
         node.raft = None;
         node.tick_at = None;
         node.paused_until = None;
+        node.held.clear(); // Never sent: their writes are not durable.
         node.disk.crash(torn);
         let id = node.id;
         self.note(|| format!("n{id}: crash"));
@@ -644,7 +653,11 @@ impl World {
     fn output(&mut self, n: usize, output: Output) -> Result<Option<Input>, Violation> {
         let id = self.nodes[n].id;
         match output {
-            Output::Send(message) => {
+            Output::SendAfter { write, message } if write > self.nodes[n].durable_write => {
+                self.nodes[n].held.push_back((write, message));
+                Ok(None)
+            }
+            Output::Send(message) | Output::SendAfter { message, .. } => {
                 self.check_message(n, &message)?;
                 self.send(message);
                 Ok(None)
@@ -862,6 +875,12 @@ impl World {
         if let Some(next) = node.disk.pending.front() {
             let at = next.done_at.max(self.now);
             self.schedule(at, Ev::DiskDone(n, incarnation));
+        }
+        self.nodes[n].durable_write = done.id;
+        while self.nodes[n].held.front().is_some_and(|(after, _)| *after <= done.id) {
+            let (_, message) = self.nodes[n].held.pop_front().expect("checked by front()");
+            self.check_message(n, &message)?;
+            self.send(message);
         }
         self.step(n, Input::WriteDone { id: done.id })
     }
