@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use tinyraftplus::core::{
-    AppendResult, Body, Config, Entry, Event, Input, LogId, Message, NodeId, Output, Payload, Raft, Recovered, Seq,
-    Term, Time, Write, WriteId,
+    AppendResult, Body, Config, Entry, Event, HardState, Input, LogId, Message, NodeId, Output, Payload, Raft,
+    Recovered, Seq, SnapshotMeta, Term, Time, Write, WriteId,
 };
 
 const SECOND: u64 = 1_000_000_000;
@@ -140,4 +140,30 @@ fn a_granted_vote_is_bound_to_the_write_of_the_vote() {
     });
     assert!(vote_write.is_some() && granted == vote_write, "{out:?}");
     assert!(!out.iter().any(|o| matches!(o, Output::Send(m) if matches!(m.body, Body::VoteResponse { .. }))));
+}
+
+/// An append whose entries disagree with the snapshot a follower's log starts after (a faulty
+/// or hostile peer: a leader's committed entries match) is refused with an error event; the
+/// entries after the snapshot would otherwise have lower terms than its last (found by
+/// fuzzing `core_inputs`, which panicked on the log's invariant).
+#[test]
+fn an_append_that_contradicts_the_snapshot_is_refused() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let mut config = Config::new(NodeId(2), ids);
+    config.state_machine = true;
+    let last = LogId { term: Term(2), seq: Seq(9) };
+    let recovered = Recovered {
+        hard_state: HardState { commit: Some(Seq(9)), ..HardState::new(Term(2), None) },
+        snapshot: Some(SnapshotMeta { last, digest: 0, configuration: None }),
+        ..Recovered::default()
+    };
+    let mut raft = Raft::new(config, recovered).unwrap();
+    raft.step(Time(0), Input::Tick);
+    let entries = (4..=11).map(|seq| Entry { term: Term(1), seq: Seq(seq), payload: Payload::Blank }).collect();
+    let prev = Some(LogId { term: Term(1), seq: Seq(3) });
+    let body = Body::Append { prev, entries, commit: None, read_round: 0 };
+    let out = raft.step(Time(1), Input::Message(Message { from: NodeId(1), to: NodeId(2), term: Term(2), body }));
+    assert!(out.iter().any(|o| matches!(o, Output::Event(Event::Error(e)) if e.contains("snapshot"))), "{out:?}");
+    assert_eq!(raft.seq(), Some(Seq(9)), "nothing taken after the snapshot");
+    assert!(!out.iter().any(|o| matches!(o, Output::Write { write: Write::Entries(_), .. })), "{out:?}");
 }

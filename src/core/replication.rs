@@ -259,6 +259,16 @@ impl Raft {
             // they match the leader's: only the rest is new.
             let first = self.log.first();
             let below = entries.iter().take_while(|e| e.seq < first).count();
+            if let Some(base) = entries[..below].last().filter(|e| self.log.contradicts(e.id())) {
+                // A committed entry that disagrees (a faulty or hostile peer): keeping the
+                // rest would put lower terms after the snapshot's.
+                self.event(Event::Error(format!(
+                    "leader {from} sent entry {} against the snapshot's {}; ignored",
+                    base.id(),
+                    self.log.id_at(base.seq).map_or_else(|| "entry".to_string(), |id| id.to_string())
+                )));
+                return;
+            }
             entries.drain(..below);
         } else if let Some(prev) = prev {
             if !self.log.has(prev) {
