@@ -1,8 +1,8 @@
 //! Durability: the storage writes a core issues, in order, and what waits for them (messages
 //! that promise durability, handed to the driver bound to their write; a candidate's own vote,
-//! a catching-up node's return). New entries
-//! are written in one write when none is in flight (group commit); a write that outlasts
-//! `storage_stall_timeout` stops the node leading; a failed write stops the node.
+//! a catching-up node's return). New entries are written in one write when none is in flight
+//! (group commit); a write that outlasts `storage_stall_timeout` stops the node leading; a
+//! failed write stops the node.
 
 use super::io::{ClientError, Event, Output, Write};
 use super::message::Message;

@@ -259,14 +259,14 @@ impl Raft {
             // they match the leader's: only the rest is new.
             let first = self.log.first();
             let below = entries.iter().take_while(|e| e.seq < first).count();
-            if let Some(base) = entries[..below].last().filter(|e| self.log.contradicts(e.id())) {
-                // A committed entry that disagrees (a faulty or hostile peer): keeping the
-                // rest would put lower terms after the snapshot's.
-                self.event(Event::Error(format!(
-                    "leader {from} sent entry {} against the snapshot's {}; ignored",
-                    base.id(),
-                    self.log.id_at(base.seq).map_or_else(|| "entry".to_string(), |id| id.to_string())
-                )));
+            // The last of them is the snapshot's last entry: a leader's agrees (it is committed).
+            let sent = entries[..below].last().map(Entry::id);
+            let disagreeing = sent.and_then(|sent| Some((sent, self.log.term_at(sent.seq)?)));
+            if let Some((sent, kept)) = disagreeing.filter(|(sent, kept)| sent.term != *kept) {
+                // A faulty or hostile peer: keeping the rest would put lower terms after the
+                // snapshot's.
+                let error = format!("leader {from} sent entry {sent} where the snapshot has term {kept}; ignored");
+                self.event(Event::Error(error));
                 return;
             }
             entries.drain(..below);

@@ -18,8 +18,10 @@ pub(super) enum Job {
 }
 
 /// The disk thread: everything queued goes to the log together (consecutive entry writes as one
-/// batch: one write, one fdatasync), then the last write is reported done. Chunks of a snapshot
-/// being received go to `receiver`, in order with the log's writes.
+/// batch: one write, one fdatasync), then the messages bound to those writes are sent (a
+/// follower's acknowledgement leaves the moment its entries are synced) and the last write is
+/// reported done. After a failure nothing more is sent or written. Chunks of a snapshot being
+/// received go to `receiver`, in order with the log's writes.
 pub(super) fn run<L: LogStore>(
     shared: &Shared<L>,
     jobs: &Receiver<Job>,

@@ -6,7 +6,7 @@
 //! The driver's whole job: feed every input to the core's `step` with the current time; carry
 //! out the outputs. Storage writes go to a disk thread, which makes everything queued durable
 //! with one write and one fdatasync per batch and reports the last write done; messages go to the
-//! transport; committed entries go to the [`StateMachine`]; replies go back to the callers.
+//! transport (those bound to a write, from the disk thread once it is durable); committed entries go to the [`StateMachine`]; replies go back to the callers.
 
 #[cfg(feature = "tokio")]
 mod async_node;
