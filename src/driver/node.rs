@@ -572,7 +572,7 @@ impl<L: LogStore> NodeLoop<L> {
                 self.step(inputs);
             }
             if let Some(ack) = close {
-                return self.close(ack);
+                return self.close(ack, inbox);
             }
         }
     }
@@ -587,13 +587,20 @@ impl<L: LogStore> NodeLoop<L> {
         }
     }
 
-    fn close(mut self, ack: Reply) {
+    fn close(mut self, ack: Reply, inbox: &Receiver<Command>) {
         self.step(vec![Input::Close]);
         // The disk thread finishes every queued write, then stops.
         let (writes, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.writes, writes));
         if let Some(disk) = self.disk.take() {
             let _ = disk.join();
+        }
+        // Its last reports count (a leader that committed on its followers' acknowledgements
+        // may close before it took its own); everything else waiting is dropped.
+        for command in inbox.try_iter() {
+            if let Command::WriteDone(id, _) = command {
+                self.written(id);
+            }
         }
         self.shared.status().closed = true;
         self.shared.wake();
