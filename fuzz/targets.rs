@@ -5,8 +5,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tinyraftplus::core::codec;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Entry, ForwardId, ForwardRequest, HardState, Input, LogId, Message,
-    NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, SnapshotMeta, Term, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Entry, ForwardId, ForwardRequest, HardState, HeldMessages, Input, LogId,
+    Message, NodeId, Output, Payload, Raft, Recovered, RequestId, Response, Role, Seq, SnapshotMeta, Term, Time, Write,
+    WriteId,
 };
 
 /// Decoding arbitrary bytes never panics; whatever decodes re-encodes to the same bytes. The same
@@ -145,10 +146,8 @@ struct Harness {
     hard_state: HardState,
     entries: Vec<Entry>,
     unsynced: Vec<(WriteId, Write)>,
-    /// Messages waiting for a write to be durable (`Output::SendAfter`), and the last write
-    /// made durable.
-    held: Vec<(WriteId, Message)>,
-    durable: WriteId,
+    /// Messages waiting for a write to be durable (`Output::SendAfter`).
+    held: HeldMessages,
     inbox: Vec<Input>,
     now: Time,
     requests: u64,
@@ -175,8 +174,7 @@ impl Harness {
             hard_state: HardState::default(),
             entries: Vec::new(),
             unsynced: Vec::new(),
-            held: Vec::new(),
-            durable: WriteId(0),
+            held: HeldMessages::default(),
             inbox: Vec::new(),
             now: Time(0),
             requests: 0,
@@ -199,8 +197,11 @@ impl Harness {
             for output in outputs {
                 match output {
                     Output::Send(message) => self.check_sent(&message),
-                    Output::SendAfter { write, message } if write <= self.durable => self.check_sent(&message),
-                    Output::SendAfter { write, message } => self.held.push((write, message)),
+                    Output::SendAfter { write, message } => {
+                        if let Some(message) = self.held.hold(write, message) {
+                            self.check_sent(&message);
+                        }
+                    }
                     Output::Write { id, write } => self.unsynced.push((id, write)),
                     Output::LoadEntries { from, to } => {
                         let at = |seq: Seq| seq.0.checked_sub(self.base).map(|i| i as usize);
@@ -308,8 +309,7 @@ impl Harness {
             last = Some(id);
         }
         if let Some(id) = last {
-            self.durable = id;
-            for (_, message) in self.held.extract_if(.., |(after, _)| *after <= id).collect::<Vec<_>>() {
+            for (_, message) in self.held.durable(id) {
                 self.check_sent(&message);
             }
             self.step(Input::WriteDone { id });
@@ -360,7 +360,7 @@ pub fn core_inputs(data: &[u8]) {
             Step::Restart => {
                 h.unsynced.clear();
                 // Lost with the crash; the new core numbers its writes anew.
-                (h.held, h.durable) = (Vec::new(), WriteId(0));
+                h.held = HeldMessages::default();
                 let mut recovered = Recovered::from_entries(h.hard_state, h.entries.clone());
                 recovered.first = Seq(h.base);
                 recovered.committed_config = h.committed_config.clone();

@@ -6,8 +6,8 @@
 //! every interleaving reproducible, which is what the scenario and property tests need.
 
 use crate::core::{
-    ClientError, Config, Entry, Event, HardState, Input, LogId, Message, NodeId, Output, Payload, Raft, RequestId,
-    Response, Seq, SnapshotMeta, Stepper, Time, Write, WriteId,
+    ClientError, Config, Entry, Event, HardState, HeldMessages, Input, LogId, Message, NodeId, Output, Payload, Raft,
+    RequestId, Response, Seq, SnapshotMeta, Stepper, Time, Write, WriteId,
 };
 use crate::log::{LogStore, MemLog};
 use bytes::Bytes;
@@ -60,10 +60,8 @@ pub struct Node {
     pub storage: MemLog,
     /// Writes issued but not yet durable, in order.
     pub unsynced: VecDeque<(WriteId, Write)>,
-    /// Messages waiting for a write to be durable ([`Output::SendAfter`]), in order.
-    pub held: VecDeque<(WriteId, Message)>,
-    /// The last write made durable since the core started.
-    pub durable: WriteId,
+    /// Messages waiting for a write to be durable ([`Output::SendAfter`]).
+    pub held: HeldMessages,
     /// The state machine (rebuilt from scratch on restart).
     pub state: Counter,
     /// Replies to this node's clients, in order.
@@ -93,8 +91,7 @@ impl Node {
             raft: Some(raft),
             storage,
             unsynced: VecDeque::new(),
-            held: VecDeque::new(),
-            durable: WriteId(0),
+            held: HeldMessages::default(),
             state: Counter::default(),
             replies: Vec::new(),
             events: Vec::new(),
@@ -198,8 +195,7 @@ impl Cluster {
                 }
                 match output {
                     Output::Send(message) => self.network.push_back(message),
-                    Output::SendAfter { write, message } if write <= node.durable => self.network.push_back(message),
-                    Output::SendAfter { write, message } => node.held.push_back((write, message)),
+                    Output::SendAfter { write, message } => self.network.extend(node.held.hold(write, message)),
                     Output::Write { id, write } => node.unsynced.push_back((id, write)),
                     Output::LoadEntries { from, to } => match node.unreadable {
                         true => stepper.push(Input::LoadFailed { error: "unreadable sector".into() }),
@@ -286,9 +282,7 @@ impl Cluster {
                 last = Some(write_id);
             }
             let Some(write_id) = last else { return };
-            node.durable = write_id;
-            while node.held.front().is_some_and(|(after, _)| *after <= write_id) {
-                let (after, message) = node.held.pop_front().expect("checked by front()");
+            for (after, message) in node.held.durable(write_id) {
                 if self.trace {
                     self.transcript.push(format!("n{id}: {after} durable, send {message}"));
                 }
@@ -421,8 +415,7 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("known node");
         node.raft = None;
         node.unsynced.clear();
-        node.held.clear();
-        node.durable = WriteId(0);
+        node.held = HeldMessages::default();
         self.network.retain(|m| m.to != id);
     }
 
@@ -499,7 +492,7 @@ impl Cluster {
         recovered.partial_snapshot = node.partial.as_ref().map(|(meta, bytes)| (meta.clone(), bytes.len() as u64));
         let raft = Raft::new(config, recovered).expect("storage recovers consistently");
         node.raft = Some(raft);
-        (node.held, node.durable) = (VecDeque::new(), WriteId(0)); // A new core numbers its writes anew.
+        node.held = HeldMessages::default(); // A new core numbers its writes anew.
         self.step(id, Input::Tick);
     }
 

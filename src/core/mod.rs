@@ -31,6 +31,7 @@ pub mod codec;
 mod config;
 mod durability;
 mod election;
+mod held;
 mod io;
 mod log;
 mod members;
@@ -51,6 +52,7 @@ mod types;
 
 pub use change::MembershipChange;
 pub use config::{Config, ConfigError};
+pub use held::HeldMessages;
 pub use io::{ClientError, Event, Input, Output, Response, Wake, Write};
 pub use log::{Recovered, RecoveryError};
 pub use membership::{Configuration, Membership};

@@ -16,11 +16,11 @@ use crate::random::{Decisions, Random, Script};
 use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, Input, Message, NodeId, Output, Payload,
-    Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, HeldMessages, Input, Message, NodeId, Output,
+    Payload, Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
@@ -135,10 +135,8 @@ struct Node {
     added: bool,
     /// The term of its candidacy whose write of term and own vote was stalled on purpose.
     stalled_candidacy: Option<tinyraftplus::core::Term>,
-    /// Messages waiting for a write to be durable (`Output::SendAfter`), in order.
-    held: VecDeque<(WriteId, Message)>,
-    /// The last write of this start made durable.
-    durable_write: WriteId,
+    /// Messages waiting for a write of this start to be durable (`Output::SendAfter`).
+    held: HeldMessages,
 }
 
 #[derive(Clone, Debug)]
@@ -281,8 +279,7 @@ impl World {
                     flipped: None,
                     added,
                     stalled_candidacy: None,
-                    held: VecDeque::new(),
-                    durable_write: WriteId(0),
+                    held: HeldMessages::default(),
                 }
             })
             .collect();
@@ -556,7 +553,7 @@ impl World {
         };
         node.incarnation += 1;
         // A new core numbers its writes anew.
-        (node.held, node.durable_write) = (VecDeque::new(), WriteId(0));
+        node.held = HeldMessages::default();
         node.machine = self.simulation.machine();
         node.applied = None;
         if node.incarnation > 1 {
@@ -580,7 +577,7 @@ impl World {
         node.raft = None;
         node.tick_at = None;
         node.paused_until = None;
-        node.held.clear(); // Never sent: their writes are not durable.
+        node.held = HeldMessages::default(); // Never sent: their writes are not durable.
         node.disk.crash(torn);
         let id = node.id;
         self.note(|| format!("n{id}: crash"));
@@ -653,11 +650,13 @@ impl World {
     fn output(&mut self, n: usize, output: Output) -> Result<Option<Input>, Violation> {
         let id = self.nodes[n].id;
         match output {
-            Output::SendAfter { write, message } if write > self.nodes[n].durable_write => {
-                self.nodes[n].held.push_back((write, message));
+            Output::Send(message) => {
+                self.check_message(n, &message)?;
+                self.send(message);
                 Ok(None)
             }
-            Output::Send(message) | Output::SendAfter { message, .. } => {
+            Output::SendAfter { write, message } => {
+                let Some(message) = self.nodes[n].held.hold(write, message) else { return Ok(None) };
                 self.check_message(n, &message)?;
                 self.send(message);
                 Ok(None)
@@ -876,9 +875,7 @@ impl World {
             let at = next.done_at.max(self.now);
             self.schedule(at, Ev::DiskDone(n, incarnation));
         }
-        self.nodes[n].durable_write = done.id;
-        while self.nodes[n].held.front().is_some_and(|(after, _)| *after <= done.id) {
-            let (_, message) = self.nodes[n].held.pop_front().expect("checked by front()");
+        for (_, message) in self.nodes[n].held.durable(done.id) {
             self.check_message(n, &message)?;
             self.send(message);
         }
