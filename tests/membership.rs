@@ -144,3 +144,31 @@ fn thesis_4_2_3_a_removed_node_cannot_disrupt_a_cluster_that_has_a_leader() {
     assert_eq!(cluster.raft(NodeId(2)).term(), term, "ignored: a leader is heard and 3 is not a member");
     assert_eq!(cluster.raft(NodeId(2)).leader(), Some(NodeId(1)));
 }
+
+#[test]
+fn thesis_4_2_3_a_stranger_to_the_bootstrap_configuration_cannot_disrupt_it_either() {
+    // Found by fuzzing cluster_schedule: a node that was to join (started, as documented, with
+    // the members and itself as its bootstrap) lost its configuration entry to a new leader,
+    // so the cluster runs on its bootstrap configuration, which does not list it. It then
+    // campaigned every election timeout, and each vote request deposed the leader.
+    let mut cluster = Cluster::new(3, |config| {
+        config.pre_vote = false;
+        config.check_quorum = false;
+    });
+    cluster.elect(NodeId(1));
+    run(&mut cluster, 2);
+    assert!(cluster.raft(NodeId(1)).membership().is_none(), "the bootstrap configuration is in force");
+    let term = cluster.raft(NodeId(1)).term();
+    for to in [1, 2] {
+        let last = cluster.raft(NodeId(to)).last();
+        let vote = tinyraftplus::core::Message {
+            from: NodeId(9),
+            to: NodeId(to),
+            term: tinyraftplus::core::Term(term.0 + 5),
+            body: tinyraftplus::core::Body::Vote { last, transfer: false },
+        };
+        cluster.step(NodeId(to), tinyraftplus::core::Input::Message(vote));
+        assert_eq!(cluster.raft(NodeId(to)).term(), term, "node {to}: ignored, 9 is not a member");
+        assert_eq!(cluster.raft(NodeId(to)).leader(), Some(NodeId(1)), "node {to}");
+    }
+}

@@ -57,19 +57,19 @@ impl Raft {
         }
     }
 
-    /// Whether a vote request from `from` is ignored as a removed node's: the configuration
-    /// in force is committed and does not list it, and a leader was heard from within the
-    /// election timeout (without one, the request is answered as usual: this node's
-    /// configuration may be older than the sender's).
+    /// Whether a vote request from `from` is ignored as a removed node's (or a stranger's):
+    /// the configuration in force is committed (the bootstrap one counts as committed) and
+    /// does not list it, and a leader was heard from within the election timeout (without
+    /// one, the request is answered as usual: this node's configuration may be older than the
+    /// sender's).
     pub(super) fn removed_sender(&self, now: Time, from: NodeId) -> bool {
         let leader_heard = self.leader.is_some()
             && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout));
-        match self.log.configuration() {
-            Some((seq, configuration)) => {
-                leader_heard && Some(seq) <= self.known_committed() && !configuration.is_member(from)
-            }
-            None => false,
-        }
+        let stranger = match self.log.configuration() {
+            Some((seq, configuration)) => Some(seq) <= self.known_committed() && !configuration.is_member(from),
+            None => self.bootstrap.binary_search(&from).is_err(),
+        };
+        leader_heard && stranger
     }
 
     /// Whether this node starts elections: it votes in the configuration in force, or that
