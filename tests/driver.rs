@@ -246,6 +246,24 @@ fn the_blocking_driver_runs_on_a_memory_log() {
 }
 
 #[test]
+fn a_leaders_answer_comes_after_its_status_shows_the_commit() {
+    use tinyraftplus::log::MemLog;
+    let network = InProcessNetwork::new();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let nodes: Vec<RaftNode<MemLog>> =
+        ids.iter().map(|id| RaftNode::open(fast(*id, &ids), MemLog::new(), network.clone(), None).unwrap()).collect();
+    let leader = nodes[0].await_leader(Duration::from_secs(30)).expect("a leader");
+    let leader = &nodes[leader.0 as usize - 1];
+    // The answer leaves the node loop after the status is updated: read right after it, the
+    // status already has the entry and its commit (before, this failed within 20 appends).
+    for i in 0..300 {
+        let (seq, _) = leader.append(Bytes::from(i.to_string())).unwrap();
+        let status = leader.status();
+        assert!(status.commit >= Some(seq) && status.seq >= Some(seq), "append {i}: {seq:?}, then {status:?}");
+    }
+}
+
+#[test]
 fn leadership_is_handed_over_on_request_and_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(dir.path(), &Arc::new(AtomicU32::new(0)), Quorum::Majority);

@@ -116,7 +116,8 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         self.change_membership(MembershipChange::Remove(id)).await
     }
 
-    /// What the node knows now.
+    /// What the node knows now. An answer this node gives from its own commit (an append or
+    /// a batch on the leader) comes after the status shows that commit.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()
     }

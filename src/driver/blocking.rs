@@ -135,7 +135,8 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
         self.change_membership(MembershipChange::Remove(id))
     }
 
-    /// What the node knows now.
+    /// What the node knows now. An answer this node gives from its own commit (an append or
+    /// a batch on the leader) comes after the status shows that commit.
     pub fn status(&self) -> Status {
         self.handle.shared.status().clone()
     }

@@ -620,8 +620,12 @@ impl<L: LogStore> NodeLoop<L> {
         Counters::add(&self.shared.counters.inputs, inputs.len() as u64);
         let mut stepper = Stepper::new(inputs);
         let mut out = std::mem::take(&mut self.out);
+        let mut moved = false;
         loop {
             while stepper.step(&mut self.raft, since(self.start), &mut out) {
+                // Before the outputs: a client answered among them that reads the status then
+                // sees the commit that answered it.
+                moved |= self.show_progress();
                 for output in out.drain(..) {
                     if let Some(next) = self.output(output) {
                         stepper.push(next);
@@ -637,9 +641,6 @@ impl<L: LogStore> NodeLoop<L> {
         self.out = out;
         // Role, leader, term and followers come with the core's change events (see `output`).
         let mut status = self.shared.status();
-        let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
-        let moved = (status.seq, status.commit, status.catching_up) != now;
-        (status.seq, status.commit, status.catching_up) = now;
         // Compared in place: no allocation per step unless a follower's progress changed.
         let progress = self.raft.progress();
         if status.matched.len() != progress.len() || !status.matched.iter().copied().eq(self.raft.progress()) {
@@ -663,6 +664,16 @@ impl<L: LogStore> NodeLoop<L> {
         if moved {
             self.shared.wake();
         }
+    }
+
+    /// Shows the core's last seq, commit point and catching-up state in the status; whether
+    /// they changed.
+    fn show_progress(&self) -> bool {
+        let mut status = self.shared.status();
+        let now = (self.raft.seq(), self.raft.commit(), self.raft.is_catching_up());
+        let moved = (status.seq, status.commit, status.catching_up) != now;
+        (status.seq, status.commit, status.catching_up) = now;
+        moved
     }
 
     fn output(&mut self, output: Output) -> Option<Input> {
