@@ -121,6 +121,16 @@ fn thesis_4_1_a_configuration_is_in_force_once_appended_before_it_commits() {
     assert!(cluster.raft(NodeId(2)).commit() < cluster.raft(NodeId(2)).membership_seq());
 }
 
+/// A vote request from `from` to `to` in `term`, for a log ending at `last`.
+fn vote_request(from: u64, to: u64, term: u64, last: Option<tinyraftplus::core::LogId>) -> tinyraftplus::core::Input {
+    tinyraftplus::core::Input::Message(tinyraftplus::core::Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: tinyraftplus::core::Term(term),
+        body: tinyraftplus::core::Body::Vote { last, transfer: false },
+    })
+}
+
 #[test]
 fn thesis_4_2_3_a_removed_node_cannot_disrupt_a_cluster_that_has_a_leader() {
     let mut cluster = Cluster::new(3, |config| {
@@ -134,13 +144,7 @@ fn thesis_4_2_3_a_removed_node_cannot_disrupt_a_cluster_that_has_a_leader() {
     let term = cluster.raft(NodeId(2)).term();
     // Node 3 (which may not know it was removed) asks for votes in a later term.
     let last = cluster.raft(NodeId(3)).last();
-    let vote = tinyraftplus::core::Message {
-        from: NodeId(3),
-        to: NodeId(2),
-        term: tinyraftplus::core::Term(term.0 + 5),
-        body: tinyraftplus::core::Body::Vote { last, transfer: false },
-    };
-    cluster.step(NodeId(2), tinyraftplus::core::Input::Message(vote));
+    cluster.step(NodeId(2), vote_request(3, 2, term.0 + 5, last));
     assert_eq!(cluster.raft(NodeId(2)).term(), term, "ignored: a leader is heard and 3 is not a member");
     assert_eq!(cluster.raft(NodeId(2)).leader(), Some(NodeId(1)));
 }
@@ -161,13 +165,7 @@ fn thesis_4_2_3_a_stranger_to_the_bootstrap_configuration_cannot_disrupt_it_eith
     let term = cluster.raft(NodeId(1)).term();
     for to in [1, 2] {
         let last = cluster.raft(NodeId(to)).last();
-        let vote = tinyraftplus::core::Message {
-            from: NodeId(9),
-            to: NodeId(to),
-            term: tinyraftplus::core::Term(term.0 + 5),
-            body: tinyraftplus::core::Body::Vote { last, transfer: false },
-        };
-        cluster.step(NodeId(to), tinyraftplus::core::Input::Message(vote));
+        cluster.step(NodeId(to), vote_request(9, to, term.0 + 5, last));
         assert_eq!(cluster.raft(NodeId(to)).term(), term, "node {to}: ignored, 9 is not a member");
         assert_eq!(cluster.raft(NodeId(to)).leader(), Some(NodeId(1)), "node {to}");
     }
