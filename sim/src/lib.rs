@@ -63,6 +63,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::ForgetWaitingRequests => "forget_waiting_requests",
         Mutant::RecycleKeepsSalt => "recycle_keeps_salt",
         Mutant::SendAfterEarlierWrite => "send_after_earlier_write",
+        Mutant::StrangerVotes => "stranger_votes",
     }
 }
 

@@ -72,11 +72,15 @@ pub enum Mutant {
     /// driver bound to the write before the one it waits for: it goes out once that earlier
     /// write is durable.
     SendAfterEarlierWrite,
+    /// The removed-node defence knows only configuration entries, not the bootstrap
+    /// configuration: a node outside it (one whose join was lost) deposes the leader with
+    /// vote requests again and again (a liveness bug, with pre-vote and check-quorum off).
+    StrangerVotes,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 25] = [
+    pub const ALL: [Mutant; 26] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -102,6 +106,7 @@ impl Mutant {
         Mutant::ForgetWaitingRequests,
         Mutant::RecycleKeepsSalt,
         Mutant::SendAfterEarlierWrite,
+        Mutant::StrangerVotes,
     ];
 }
 
