@@ -10,7 +10,7 @@
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000 (100-byte
 //!   payloads) into a new log, and `fslog_append_batch1000_encrypted` the same with the
-//!   encrypting encoder. A new log writes into space its files never held, which costs more
+//!   encrypting encoder (and, on stderr, the ratio of the two from back-to-back pairs). A new log writes into space its files never held, which costs more
 //!   per sync on some file systems (on ext4 without a journal, about 1.6 times written space
 //!   for writes of a batch's size): its bound there is the 128 KiB appends that grow a file,
 //!   on stderr. Extending or preallocating the file ahead did not help there (measured);
@@ -191,6 +191,29 @@ fn main() {
     if wanted("fslog_append_batch1000_encrypted") {
         let value = median3(|| append_batch_rate(dir, second, encrypted(), false));
         report("fslog_append_batch1000_encrypted", value, "entries/s");
+        // The two medians above are measured seconds apart on a shared disk whose rate drifts:
+        // pairs of runs back to back, alternating which goes first, give the ratio itself.
+        let half = second / 2;
+        let ratios: Vec<f64> = (0..7)
+            .map(|pair| {
+                let sealed_first = pair % 2 == 1;
+                let rate = |sealed: bool| {
+                    append_batch_rate(dir, half, if sealed { encrypted() } else { FsLogOptions::default() }, false)
+                };
+                let (earlier, later) = (rate(sealed_first), rate(!sealed_first));
+                if sealed_first {
+                    earlier / later
+                } else {
+                    later / earlier
+                }
+            })
+            .collect();
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        eprintln!(
+            "encrypted against plain, 7 back-to-back pairs of 0.5 s: {} (median {:.2})",
+            shown.join(" "),
+            median(ratios)
+        );
     }
     if wanted("fslog_record_overhead_bytes") {
         report("fslog_record_overhead_bytes", overhead_bytes(dir, FsLogOptions::default(), 1000, 100_000), "bytes");
