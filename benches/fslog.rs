@@ -10,10 +10,12 @@
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000 (100-byte
 //!   payloads) into a new log, and `fslog_append_batch1000_encrypted` the same with the
-//!   encrypting encoder (and, on stderr, the ratio of the two from back-to-back pairs). A new log writes into space its files never held, which costs more
-//!   per sync on some file systems (on ext4 without a journal, about 1.6 times written space
-//!   for writes of a batch's size): its bound there is the 128 KiB appends that grow a file,
-//!   on stderr. Extending or preallocating the file ahead did not help there (measured);
+//!   encrypting encoder (and, on stderr, the ratio of the two from back-to-back pairs). A new
+//!   log writes into space its files never held, which costs more per sync on some file
+//!   systems (on ext4 without a journal, about 1.6 times written space for writes of a batch's
+//!   size): its bound there is the 128 KiB appends that grow a file, on stderr. Extending or
+//!   preallocating the file ahead, or writing large batches with O_DIRECT, did not help there
+//!   (measured);
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
 //!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
