@@ -198,15 +198,14 @@ fn main() {
         let half = second / 2;
         let ratios: Vec<f64> = (0..7)
             .map(|pair| {
-                let sealed_first = pair % 2 == 1;
-                let rate = |sealed: bool| {
-                    append_batch_rate(dir, half, if sealed { encrypted() } else { FsLogOptions::default() }, false)
-                };
-                let (earlier, later) = (rate(sealed_first), rate(!sealed_first));
-                if sealed_first {
-                    earlier / later
+                let plain = || append_batch_rate(dir, half, FsLogOptions::default(), false);
+                let sealed = || append_batch_rate(dir, half, encrypted(), false);
+                if pair % 2 == 0 {
+                    let plain = plain();
+                    sealed() / plain
                 } else {
-                    later / earlier
+                    let sealed = sealed();
+                    sealed / plain()
                 }
             })
             .collect();

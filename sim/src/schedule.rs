@@ -15,6 +15,11 @@ pub fn options() -> Options {
     Options { ops: 100, fault_ms: 15_000, ..Options::default() }
 }
 
+/// The committed corpus of inputs (`fuzz/corpus/cluster_schedule`), which the tests replay.
+pub fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/cluster_schedule")
+}
+
 /// The decisions `bytes` make after the seed's 8: one per byte, spread over the whole range
 /// (byte 0 decides the smallest choice and fires every chance; byte 255 the largest, firing
 /// none), from the end of the setup on.

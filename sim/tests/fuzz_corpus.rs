@@ -6,7 +6,7 @@ use tinyraftplus_sim::{schedule, Simulation};
 
 #[test]
 fn the_committed_schedule_corpus_passes() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/cluster_schedule");
+    let dir = schedule::corpus_dir();
     let simulation = Simulation::counter();
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("the corpus directory") {
