@@ -92,6 +92,11 @@ impl Checker {
         self.configs.values().next_back()
     }
 
+    /// The configuration some node reported committed at `seq`.
+    pub fn committed_configuration_at(&self, seq: Seq) -> Option<&Configuration> {
+        self.configs.get(&Some(seq))
+    }
+
     /// How many entries are known committed.
     pub fn committed(&self) -> usize {
         self.committed.len()

@@ -86,7 +86,36 @@ fn seeds_that_once_failed_pass() {
     // (25) so that its log restarts after it; its disk stalled, and it took two newer snapshots
     // (44, 54), deleting 25, before that write was carried out, which then failed the node
     // (`SnapshotReceiver::install` knew only the snapshot itself, not one that replaced it).
-    let known: &[(u64, usize)] = &[(3149, 1), (1390, 2), (2334, 1), (18223, 5), (16954, 5), (279, 5)];
+    // 212956, three nodes: leader 2 entered the joint configuration making learner 4 a voter;
+    // leader 3's blank entry then replaced it on node 4 alone, and node 3 lost its log to a
+    // flipped bit. Node 2 needed node 4's vote in the new configuration, which its log could
+    // not get, node 1's log was behind node 2's, and node 4, a learner again, never campaigned:
+    // no one could ever lead (see `membership_learner_with_newest_log_leads.txt`).
+    // 244551, five nodes (a checker's false alarm): a paused old leader handled, in one step,
+    // the acknowledgement that committed its change at 56 and a new leader's snapshot at 79;
+    // the check read the configuration at 56 from a log that no longer held it.
+    // 209108, 216404 and 209862 (a liveness failure), four nodes: a node restarted with the
+    // latest committed configuration saved apart from a log whose prefix a snapshot took, and a
+    // later configuration, not committed, in the log; the later one hid the saved one, and once
+    // a new leader truncated it the node had its bootstrap configuration in force (as leader,
+    // it then changed the voters in one step).
+    // 214025, seven nodes: a deposed leader of term 1 installed a snapshot at 211@2 over its
+    // log, whose seq 199 held its own joint configuration where the cluster had committed a
+    // blank; it kept that configuration, saved it as committed, and later left it in one step.
+    let known: &[(u64, usize)] = &[
+        (3149, 1),
+        (1390, 2),
+        (2334, 1),
+        (18223, 5),
+        (16954, 5),
+        (279, 5),
+        (212956, 3),
+        (244551, 5),
+        (209108, 4),
+        (216404, 4),
+        (209862, 4),
+        (214025, 7),
+    ];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");

@@ -28,7 +28,8 @@ impl Raft {
             return self.catching_up_timeout(now);
         }
         if !self.may_campaign() {
-            // A learner, or a node a committed configuration no longer lists, never campaigns.
+            // A learner (unless a candidate behind it asked for its vote: see `may_campaign`),
+            // or a node a committed configuration no longer lists, does not campaign.
             self.reset_election_deadline(now);
             return;
         }
@@ -80,11 +81,20 @@ impl Raft {
         last >= self.log.last()
     }
 
+    /// A member that is no voter notes a candidate whose log is behind its own: it may be the
+    /// only node able to lead (see `may_campaign`).
+    fn note_candidate_behind(&mut self, now: Time, up_to_date: bool) {
+        if !up_to_date && !self.is_voter(self.id) && self.nodes.binary_search(&self.id).is_ok() {
+            self.refused_behind_candidate = Some(now);
+        }
+    }
+
     pub(super) fn on_pre_vote(&mut self, now: Time, from: NodeId, term: Term, last: Option<LogId>) {
         // In a leader's lease the answer is no, with this node's term: a node catching up
         // learns the current term from such answers (see `rejoin.rs`).
-        let granted =
-            !self.in_lease(now) && term > self.hard_state.term && self.is_up_to_date(last) && !self.withholds_vote();
+        let up_to_date = self.is_up_to_date(last);
+        self.note_candidate_behind(now, up_to_date);
+        let granted = !self.in_lease(now) && term > self.hard_state.term && up_to_date && !self.withholds_vote();
         let reply_term = if granted { term } else { self.hard_state.term };
         let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
         self.emit(super::io::Output::Send(message));
@@ -114,7 +124,9 @@ impl Raft {
     pub(super) fn on_vote(&mut self, now: Time, from: NodeId, last: Option<LogId>) {
         let vote = self.hard_state.vote;
         let can_vote = (vote == Some(from) || (vote.is_none() && self.leader.is_none())) && !self.withholds_vote();
-        if can_vote && self.is_up_to_date(last) {
+        let up_to_date = self.is_up_to_date(last);
+        self.note_candidate_behind(now, up_to_date);
+        if can_vote && up_to_date {
             if vote.is_none() {
                 self.hard_state.vote = Some(from);
                 self.save_hard_state();

@@ -27,7 +27,8 @@ pub struct Recovered {
     pub configs: Vec<Entry>,
     /// The latest committed configuration entry saved apart from the log
     /// ([`Write::Configuration`](super::Write::Configuration)), if any: in force unless the
-    /// log holds a later configuration, even when the log no longer holds it.
+    /// log holds a later configuration (and again once a truncation takes those), even when
+    /// the log no longer holds it.
     pub committed_config: Option<Entry>,
     /// Entries known committed (at or below `hard_state.commit`) that storage found intact
     /// past damage it cut the log before: each one's id and [`Entry::digest`], ascending, all
@@ -197,18 +198,19 @@ impl RaftLog {
     pub(crate) fn new(recovered: &Recovered) -> RaftLog {
         let mut log = RaftLog::from_runs(recovered.first, recovered.term_starts.clone(), recovered.last);
         log.tail.extend(recovered.tail.iter().cloned());
-        // Unless the log holds it or a later one, or contradicts it (an operator forced a rejoin
-        // that gave up committed entries).
-        // The snapshot's configuration is committed too; the newer of the two counts.
+        // The latest committed configuration saved apart from the log is in force unless the
+        // log holds it, or contradicts it (an operator forced a rejoin that gave up committed
+        // entries). The snapshot's configuration is committed too; the newer of the two counts.
         let from_snapshot = recovered.snapshot.as_ref().and_then(|snapshot| snapshot.configuration.as_ref());
         let saved = match (recovered.committed_config.as_ref(), from_snapshot) {
             (Some(saved), Some(snapshot)) if snapshot.seq > saved.seq => Some(snapshot),
             (saved, snapshot) => saved.or(snapshot),
         };
         let saved = saved.filter(|entry| !log.contradicts(entry.id()));
-        let logged = |entry: &&Entry| recovered.configs.iter().any(|c| c.seq >= entry.seq);
+        let logged = |entry: &&Entry| recovered.configs.iter().any(|c| c.seq == entry.seq);
         if let Some(entry) = saved.filter(|entry| !logged(entry)) {
-            // The log no longer holds it, or holds only older ones: it is in force.
+            // The log no longer holds it: it is in force until a later one of the log's, and
+            // again if a truncation takes those (they may not be committed).
             log.pinned = Some(entry.seq);
             log.note_config(entry);
         }
@@ -228,6 +230,10 @@ impl RaftLog {
 
     /// Empties the log: it continues after `snapshot`, whose configuration is in force.
     pub(crate) fn reset_to(&mut self, snapshot: &SnapshotMeta) {
+        // This log's entries up to the snapshot's last are the cluster's only if it holds that
+        // very entry (Log Matching); otherwise they may be a deposed leader's, never committed,
+        // and so may its configurations there.
+        let matches = self.has(snapshot.last);
         self.first = snapshot.last.seq.next();
         self.base = Some(snapshot.last);
         self.last = Some(snapshot.last);
@@ -236,7 +242,7 @@ impl RaftLog {
         self.loaded.clear();
         // The committed one saved apart from the log stays, even past the snapshot.
         let pinned = self.pinned;
-        self.configs.retain(|(id, _)| id.seq <= snapshot.last.seq || Some(id.seq) == pinned);
+        self.configs.retain(|(id, _)| (matches && id.seq <= snapshot.last.seq) || Some(id.seq) == pinned);
         let newer = |entry: &&Entry| self.configs.iter().all(|(id, _)| id.seq < entry.seq);
         if let Some(entry) = snapshot.configuration.as_ref().filter(newer).cloned() {
             self.note_config(&entry);
@@ -537,6 +543,8 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::membership::Membership;
+    use crate::core::NodeId;
 
     fn log_of(terms: &[u64]) -> RaftLog {
         let entries = terms
@@ -593,6 +601,73 @@ mod tests {
         assert_eq!(log.slice(Seq(0), 2, 100).unwrap().len(), 2);
         assert_eq!(log.slice(Seq(0), 3, 100), Err(NotInMemory(Seq(2))));
         assert_eq!(log.term_at(Seq(1)), Some(Term(1)));
+    }
+
+    fn config_entry(term: u64, seq: u64, voters: &[u64]) -> Entry {
+        let membership = Membership::new(voters.iter().map(|id| NodeId(*id)), []).unwrap();
+        let payload = Payload::Config(crate::core::codec::configuration_bytes(&Configuration::Single(membership)));
+        Entry { term: Term(term), seq: Seq(seq), payload }
+    }
+
+    fn voters(log: &RaftLog) -> Vec<NodeId> {
+        match log.configuration() {
+            Some((_, Configuration::Single(membership))) => membership.voters().to_vec(),
+            other => panic!("a single configuration in force, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_saved_committed_configuration_outlives_a_later_one_truncated() {
+        // Committed 1,2,3 at seq 1, saved apart from the log, whose prefix a snapshot took; the
+        // log holds 2,3 at seq 2, not committed. Found by the simulator (seed 209108, four
+        // nodes): the log's later configuration hid the saved one, and once a new leader
+        // truncated it the node fell back to its bootstrap configuration.
+        let committed = config_entry(1, 1, &[1, 2, 3]);
+        let later = config_entry(1, 2, &[2, 3]);
+        let recovered = Recovered {
+            hard_state: HardState::new(Term(1), None),
+            first: Seq(2),
+            term_starts: vec![later.id()],
+            last: Some(later.id()),
+            tail: vec![later.clone()],
+            configs: vec![later],
+            committed_config: Some(committed.clone()),
+            snapshot: Some(SnapshotMeta { last: committed.id(), digest: 0, configuration: Some(committed) }),
+            ..Recovered::default()
+        };
+        recovered.validate().unwrap();
+        let mut log = RaftLog::new(&recovered);
+        assert_eq!(voters(&log), [NodeId(2), NodeId(3)]);
+        log.truncate(Seq(2));
+        assert_eq!(voters(&log), [NodeId(1), NodeId(2), NodeId(3)]);
+    }
+
+    #[test]
+    fn a_snapshot_over_a_diverging_log_puts_its_own_configuration_in_force() {
+        // A deposed leader appended 1,2 at seq 2 in term 1; the cluster committed a blank there
+        // in term 2, and its snapshot at 3@2 has 1,2,3 (seq 1) in force. Found by the
+        // simulator (seed 214025, seven nodes): the install kept the deposed leader's
+        // configuration, which the node then took as committed.
+        let entries = vec![
+            Entry { term: Term(1), seq: Seq(0), payload: Payload::Blank },
+            config_entry(1, 1, &[1, 2, 3]),
+            config_entry(1, 2, &[1, 2]),
+        ];
+        let recovered = Recovered::from_entries(HardState::new(Term(2), None), entries.clone());
+        let mut log = RaftLog::new(&recovered);
+        assert_eq!(voters(&log), [NodeId(1), NodeId(2)]);
+        let snapshot =
+            SnapshotMeta { last: LogId::new(Term(2), Seq(3)), digest: 0, configuration: Some(entries[1].clone()) };
+        log.reset_to(&snapshot);
+        assert_eq!(voters(&log), [NodeId(1), NodeId(2), NodeId(3)]);
+        // Over a log that holds the snapshot's last entry, the log's configurations stay.
+        let mut log = RaftLog::new(&recovered);
+        log.reset_to(&SnapshotMeta {
+            last: LogId::new(Term(1), Seq(2)),
+            digest: 0,
+            configuration: Some(entries[2].clone()),
+        });
+        assert_eq!(voters(&log), [NodeId(1), NodeId(2)]);
     }
 
     #[test]

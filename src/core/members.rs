@@ -72,12 +72,13 @@ impl Raft {
         leader_heard && stranger
     }
 
-    /// Whether this node starts elections: it votes in the configuration in force, or that
+    /// Whether this node starts elections: it votes in the configuration in force; or that
     /// configuration is not known committed and it voted in the one before (Raft thesis
     /// §4.2.2: it may still be needed to commit the new one; its own vote counts only where it
-    /// is a voter).
+    /// is a voter); or, a learner, it turned down a candidate whose log was behind its own
+    /// since it last heard from a leader (see below).
     pub(super) fn may_campaign(&self) -> bool {
-        if self.is_voter(self.id) {
+        if self.is_voter(self.id) || self.refused_behind_candidate_since_leader() {
             return true;
         }
         let Some((seq, _)) = self.log.configuration() else { return false };
@@ -90,6 +91,20 @@ impl Raft {
             Some(previous) => previous.is_voter(self.id),
             None => self.bootstrap.binary_search(&self.id).is_ok(),
         }
+    }
+
+    /// Whether this node, a member but no voter, refused a (pre-)vote to a candidate whose log
+    /// was behind its own since it last heard from a leader. It may then hold the only log
+    /// that a quorum would elect: say a leader appended a configuration that makes it a voter,
+    /// and lost leadership; the next leader's entry replaced that configuration on this node
+    /// alone, and that leader crashed. The nodes that keep the configuration need this node's
+    /// vote, which their logs cannot get, and the others' logs are behind theirs: without this
+    /// node campaigning, no one would ever lead. Its campaign is safe as a removed voter's is:
+    /// the quorum is of the voters of its configuration in force, without its own vote, and
+    /// once its term's entry commits it hands leadership to a voter (`step_down_if_removed`).
+    fn refused_behind_candidate_since_leader(&self) -> bool {
+        let (Some(refused), contact) = (self.refused_behind_candidate, self.last_leader_contact) else { return false };
+        contact.is_none_or(|contact| contact < refused)
     }
 
     /// The highest seq known committed, across restarts (the commit hint).

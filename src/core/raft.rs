@@ -83,6 +83,9 @@ pub struct Raft {
     pub(super) leader: Option<NodeId>,
     pub(super) election_deadline: Time,
     pub(super) last_leader_contact: Option<Time>,
+    /// When this node, a member but no voter, last refused a (pre-)vote because its own log
+    /// was more up-to-date than the candidate's (see `may_campaign`).
+    pub(super) refused_behind_candidate: Option<Time>,
     /// Entries known committed that storage kept past damage, not yet matched by a leader's
     /// (see `Recovered::evidence` and `rejoin.rs`).
     pub(super) evidence: super::rejoin::Evidence,
@@ -166,6 +169,7 @@ impl Raft {
             leader: None,
             election_deadline: Time(0),
             last_leader_contact: None,
+            refused_behind_candidate: None,
             evidence: super::rejoin::Evidence::new(recovered.evidence),
             priority_backoff_until: Time(0),
             rejoining: Default::default(),

@@ -162,12 +162,15 @@ impl World {
         let Ok(Response::Changed { seq }) = result else { return Ok(()) };
         let raft = self.nodes[n].raft.as_ref().expect("stepping");
         // The configuration at `seq`: the one in force, or an earlier one a later change (taken
-        // in the same step, from a new leader) superseded, read from the log.
+        // in the same step, from a new leader) superseded, read from the log; or, where a
+        // snapshot installed in that step took the log past `seq`, the one committed there.
         let in_force = raft.membership().filter(|_| raft.membership_seq() == Some(*seq)).cloned();
-        let at_seq = in_force.or_else(|| match raft.entry(*seq).map(|entry| &entry.payload) {
-            Some(Payload::Config(bytes)) => decode_configuration(bytes).ok(),
-            _ => None,
-        });
+        let at_seq = in_force
+            .or_else(|| match raft.entry(*seq).map(|entry| &entry.payload) {
+                Some(Payload::Config(bytes)) => decode_configuration(bytes).ok(),
+                _ => None,
+            })
+            .or_else(|| self.checker.committed_configuration_at(*seq).cloned());
         let mut asked = asked;
         asked.sort_unstable();
         let done = matches!(at_seq, Some(Configuration::Single(only)) if only.voters() == &asked[..]);
