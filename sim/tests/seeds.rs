@@ -46,6 +46,17 @@ fn three_node_clusters_pass_too() {
 }
 
 #[test]
+fn four_and_seven_node_clusters_pass_too() {
+    // An even-sized cluster and a larger one: two configuration bugs showed only in four- and
+    // seven-node runs (see `seeds_that_once_failed_pass`).
+    let seeds: u64 = std::env::var("SIM_SEEDS_4").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let mut failures = check_seeds(0..seeds, &Options { nodes: 4, ..Options::default() });
+    let seeds: u64 = std::env::var("SIM_SEEDS_7").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    failures.extend(check_seeds(0..seeds, &Options { nodes: 7, ..Options::default() }));
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
 fn the_same_seed_gives_the_same_run_and_another_seed_another() {
     let options = Options { trace: true, ..Options::default() };
     let (a, b, c) = (run(7, &options), run(7, &options), run(8, &options));
