@@ -103,8 +103,8 @@ impl Raft {
     /// the quorum is of the voters of its configuration in force, without its own vote, and
     /// once its term's entry commits it hands leadership to a voter (`step_down_if_removed`).
     fn refused_behind_candidate_since_leader(&self) -> bool {
-        let (Some(refused), contact) = (self.refused_behind_candidate, self.last_leader_contact) else { return false };
-        contact.is_none_or(|contact| contact < refused)
+        let Some(refused) = self.refused_behind_candidate else { return false };
+        self.last_leader_contact.is_none_or(|contact| contact < refused)
     }
 
     /// The highest seq known committed, across restarts (the commit hint).
