@@ -64,6 +64,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::RecycleKeepsSalt => "recycle_keeps_salt",
         Mutant::SendAfterEarlierWrite => "send_after_earlier_write",
         Mutant::StrangerVotes => "stranger_votes",
+        Mutant::LearnerNeverCampaigns => "learner_never_campaigns",
     }
 }
 

@@ -1,8 +1,9 @@
 //! Planted bugs (`tinyraftplus::core::Mutant`): the simulator must catch each within 5,000
 //! seeds, and the shrinker must cut each failing run to a smaller one failing the same
 //! invariant. This is what shows its checkers can fail. Prints the table of seeds needed and of
-//! events before and after shrinking. A bug that random seeds do not reach, found by the
-//! schedule fuzzer instead, must fail the committed corpus input that found it.
+//! events before and after shrinking. A bug that these seeds do not reach, found by the
+//! schedule fuzzer or a longer sweep instead, must fail the committed corpus input or the seed
+//! that found it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use tinyraftplus_sim::shrink::shrink;
@@ -14,6 +15,10 @@ const SEEDS: u64 = 5000;
 /// 20,000 of three), each with the
 /// input of `fuzz/corpus/cluster_schedule` that found it (after 49,415 fuzzer runs).
 const FOUND_BY_FUZZING: [(Mutant, &str); 1] = [(Mutant::StrangerVotes, "stranger_votes_after_lost_join")];
+
+/// Planted bugs that the simulator found (as real bugs) only in sweeps beyond 5,000 seeds of five
+/// nodes, each with the seed and cluster size that found it.
+const FOUND_BY_SWEEP: [(Mutant, u64, usize); 1] = [(Mutant::LearnerNeverCampaigns, 212956, 3)];
 
 /// The first seed (counting from 0) whose run fails with `mutant` planted, and the invariant.
 /// A repair that takes entries contradicting what it kept shows only when a leader lacks
@@ -61,7 +66,9 @@ fn the_simulator_catches_planted_bugs_and_shrinks_each_failure() {
         "mutant", "seeds to catch", "events", "after", "faults", "after", "ops", "after"
     );
     for mutant in Mutant::ALL {
-        if FOUND_BY_FUZZING.iter().any(|(found, _)| *found == mutant) {
+        let found_otherwise = FOUND_BY_FUZZING.iter().any(|(found, _)| *found == mutant)
+            || FOUND_BY_SWEEP.iter().any(|(found, ..)| *found == mutant);
+        if found_otherwise {
             continue;
         }
         let Some((seed, invariant)) = first_failure(mutant) else {
@@ -104,6 +111,17 @@ fn the_corpus_input_that_found_a_bug_fails_with_it_planted() {
         let outcome = schedule::run(&simulation, &bytes, &options);
         let failure = outcome.failure.unwrap_or_else(|| panic!("{}: {input} passes", mutant_name(mutant)));
         // Without the bug the same input passes: `fuzz_corpus.rs` replays every input.
+        assert_eq!(failure.invariant(), "liveness", "{}", mutant_name(mutant));
+    }
+}
+
+#[test]
+fn the_seed_that_found_a_bug_fails_with_it_planted() {
+    for (mutant, seed, nodes) in FOUND_BY_SWEEP {
+        let options = Options { mutant: Some(mutant), nodes, ..Options::default() };
+        let failure =
+            run(seed, &options).failure.unwrap_or_else(|| panic!("{}: seed {seed} passes", mutant_name(mutant)));
+        // Without the bug the same seed passes: `seeds.rs` runs it.
         assert_eq!(failure.invariant(), "liveness", "{}", mutant_name(mutant));
     }
 }

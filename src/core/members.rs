@@ -104,6 +104,9 @@ impl Raft {
     /// once its term's entry commits it hands leadership to a voter (`step_down_if_removed`).
     fn refused_behind_candidate_since_leader(&self) -> bool {
         let Some(refused) = self.refused_behind_candidate else { return false };
+        if self.mutant(super::mutant::Mutant::LearnerNeverCampaigns) {
+            return false;
+        }
         self.last_leader_contact.is_none_or(|contact| contact < refused)
     }
 

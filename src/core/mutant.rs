@@ -76,11 +76,14 @@ pub enum Mutant {
     /// configuration: a node outside it (one whose join was lost) deposes the leader with
     /// vote requests again and again (a liveness bug, with pre-vote and check-quorum off).
     StrangerVotes,
+    /// A learner never campaigns, even one holding the only log a quorum would elect (a
+    /// liveness bug: see `Raft::may_campaign`).
+    LearnerNeverCampaigns,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 26] = [
+    pub const ALL: [Mutant; 27] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -107,6 +110,7 @@ impl Mutant {
         Mutant::RecycleKeepsSalt,
         Mutant::SendAfterEarlierWrite,
         Mutant::StrangerVotes,
+        Mutant::LearnerNeverCampaigns,
     ];
 }
 
