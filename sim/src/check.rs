@@ -1,6 +1,6 @@
 //! Raft's safety properties, checked as the run goes (after every step that could break one).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tinyraftplus::core::codec::decode_configuration;
 use tinyraftplus::core::{Configuration, Entry, HardState, LogId, Membership, NodeId, Payload, Raft, Role, Seq, Term};
 
@@ -39,6 +39,8 @@ pub struct Checker {
     commits: BTreeMap<NodeId, Seq>,
     /// Each node's last applied seq in its current incarnation.
     last_applied: BTreeMap<NodeId, Seq>,
+    /// The granted votes that could count toward their candidate's election (see `vote`).
+    counted: BTreeSet<(NodeId, Term)>,
     /// Every vote each node made durable: (node, term) -> candidate.
     durable_votes: BTreeMap<(NodeId, Term), NodeId>,
     /// Every append a client was told succeeded: its seq and payload.
@@ -166,7 +168,7 @@ impl Checker {
     pub fn wiped(&mut self, node: NodeId) {
         self.durable_terms.remove(&node);
         self.evidence.remove(&node);
-        let voted = self.votes.keys().filter(|(voter, _)| *voter == node).map(|(_, term)| *term);
+        let voted = self.counted.iter().filter(|(voter, _)| *voter == node).map(|(_, term)| *term);
         let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| *term);
         if let Some(term) = voted.chain(led).max() {
             let forgotten = self.forgotten_terms.entry(node).or_default();
@@ -220,7 +222,12 @@ impl Checker {
 
     /// At most one vote per node per term, and only once it is durable (it may have been
     /// superseded on disk since, by a later term: the answer was held until the write was done).
-    pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId) -> Checked {
+    /// `counts`: whether the vote can count toward the candidate's election (see
+    /// `World::vote_counts`); only such a vote binds the node once its disk forgets it.
+    pub fn vote(&mut self, node: NodeId, term: Term, candidate: NodeId, counts: bool) -> Checked {
+        if counts {
+            self.counted.insert((node, term));
+        }
         let twice = self.votes.insert((node, term), candidate).filter(|other| *other != candidate && !self.forced);
         if let Some(other) = twice {
             return fail("one_vote_per_term", format!("{node} voted for {other} and {candidate} in term {term}"));
@@ -233,7 +240,8 @@ impl Checker {
 
     /// A node that lost its disk never acknowledges entries in a term below one in which it had
     /// granted its vote or led: a stale leader could commit with its help what the leader of
-    /// that term lacks. (Its own vote in a term nobody else took up binds no one.)
+    /// that term lacks. (Its own vote in a term nobody else took up binds no one, nor a vote its
+    /// candidate could not count: see `vote`.)
     /// Not after a forced rejoin (the operator made such nodes vote at once).
     pub fn ack_term(&self, node: NodeId, term: Term) -> Checked {
         match self.forgotten_terms.get(&node).filter(|_| !self.forced) {

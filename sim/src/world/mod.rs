@@ -762,11 +762,27 @@ impl World {
         }
     }
 
+    /// Whether `voter`'s vote, granted now, can count toward `candidate`'s election in `term`:
+    /// only while the candidate campaigns in that term (once it stops, it never does again in
+    /// that term), and only if the voter votes in its configuration in force (which does not
+    /// change while it campaigns: its log does not).
+    fn vote_counts(&self, voter: NodeId, term: tinyraftplus::core::Term, candidate: NodeId) -> bool {
+        let c = candidate.0 as usize - 1;
+        let Some(raft) = self.nodes.get(c).and_then(|node| node.raft.as_ref()) else { return false };
+        if raft.role() != tinyraftplus::core::Role::Candidate || raft.term() != term {
+            return false;
+        }
+        self.is_quorum_member(c, raft.membership(), voter)
+    }
+
     /// Checks what a message claims: granted votes and accepted appends must be durable.
     fn check_message(&mut self, n: usize, message: &Message) -> Result<(), Violation> {
         let (id, durable) = (self.nodes[n].id, self.nodes[n].disk.len());
         match &message.body {
-            Body::VoteResponse { granted: true } => self.checker.vote(id, message.term, message.to),
+            Body::VoteResponse { granted: true } => {
+                let counts = self.vote_counts(id, message.term, message.to);
+                self.checker.vote(id, message.term, message.to, counts)
+            }
             Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
                 if let Some(matched) = matched {
                     let acked = self.acks.entry((message.to, message.term, id)).or_default();
