@@ -261,7 +261,7 @@ impl World {
     }
 
     /// Whether `id` votes in some part of node `n`'s `configuration` in force.
-    pub(super) fn is_quorum_member(&self, n: usize, configuration: Option<&Configuration>, id: NodeId) -> bool {
+    pub(super) fn votes_in(&self, n: usize, configuration: Option<&Configuration>, id: NodeId) -> bool {
         self.voter_parts(n, configuration).iter().any(|part| part.contains(&id))
     }
 

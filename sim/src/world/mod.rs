@@ -767,12 +767,12 @@ impl World {
     /// that term), and only if the voter votes in its configuration in force (which does not
     /// change while it campaigns: its log does not).
     fn vote_counts(&self, voter: NodeId, term: tinyraftplus::core::Term, candidate: NodeId) -> bool {
-        let c = candidate.0 as usize - 1;
+        let Some(c) = (candidate.0 as usize).checked_sub(1) else { return false };
         let Some(raft) = self.nodes.get(c).and_then(|node| node.raft.as_ref()) else { return false };
         if raft.role() != tinyraftplus::core::Role::Candidate || raft.term() != term {
             return false;
         }
-        self.is_quorum_member(c, raft.membership(), voter)
+        self.votes_in(c, raft.membership(), voter)
     }
 
     /// Checks what a message claims: granted votes and accepted appends must be durable.
