@@ -256,22 +256,12 @@ impl World {
     /// Whether the nodes for which `member` is true form a quorum of every part of
     /// `configuration` (node `n`'s bootstrap configuration for none).
     fn is_quorum(&self, n: usize, configuration: Option<&Configuration>, member: impl Fn(NodeId) -> bool) -> bool {
-        let parts = self.voter_parts(n, configuration);
-        parts.iter().all(|part| part.iter().filter(|id| member(**id)).count() > part.len() / 2)
-    }
-
-    /// Whether `id` votes in some part of node `n`'s `configuration` in force.
-    pub(super) fn votes_in(&self, n: usize, configuration: Option<&Configuration>, id: NodeId) -> bool {
-        self.voter_parts(n, configuration).iter().any(|part| part.contains(&id))
-    }
-
-    /// The voters of each part of node `n`'s `configuration` (its bootstrap one for none).
-    fn voter_parts(&self, n: usize, configuration: Option<&Configuration>) -> Vec<Vec<NodeId>> {
-        match configuration {
+        let parts: Vec<Vec<NodeId>> = match configuration {
             Some(Configuration::Single(only)) => vec![only.voters().to_vec()],
             Some(Configuration::Joint { old, new }) => vec![old.voters().to_vec(), new.voters().to_vec()],
             None => vec![self.nodes[n].config.nodes.clone()],
-        }
+        };
+        parts.iter().all(|part| part.iter().filter(|id| member(**id)).count() > part.len() / 2)
     }
 }
 

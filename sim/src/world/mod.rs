@@ -772,7 +772,10 @@ impl World {
         if raft.role() != tinyraftplus::core::Role::Candidate || raft.term() != term {
             return false;
         }
-        self.votes_in(c, raft.membership(), voter)
+        match raft.membership() {
+            Some(configuration) => configuration.is_voter(voter),
+            None => self.nodes[c].config.nodes.contains(&voter),
+        }
     }
 
     /// Checks what a message claims: granted votes and accepted appends must be durable.
