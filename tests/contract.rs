@@ -167,3 +167,27 @@ fn an_append_that_contradicts_the_snapshot_is_refused() {
     assert_eq!(raft.seq(), Some(Seq(9)), "nothing taken after the snapshot");
     assert!(!out.iter().any(|o| matches!(o, Output::Write { write: Write::Entries(_), .. })), "{out:?}");
 }
+
+/// A node whose snapshot (of the cluster's entries, through 3@2) became durable while its own
+/// truncation of a deposed leader's entry there (3@1) did not: at restart its log holds another
+/// entry at the snapshot's last seq, so nothing of the cluster's from there on. The core must
+/// continue after the snapshot and have storage reset, not apply the log's 3@1 (found by the
+/// simulator: seed 843005, four nodes, applied 40@3 where the others applied 40@5).
+#[test]
+fn a_log_that_contradicts_the_snapshot_at_its_end_is_reset_to_it() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let mut config = Config::new(NodeId(1), ids);
+    config.state_machine = true;
+    let entries = (0..=3).map(|seq| Entry { term: Term(1), seq: Seq(seq), payload: Payload::Blank }).collect();
+    let mut recovered = Recovered::from_entries(HardState::new(Term(2), None), entries);
+    let last = LogId { term: Term(2), seq: Seq(3) };
+    recovered.snapshot = Some(SnapshotMeta { last, digest: 7, configuration: None });
+    let mut raft = Raft::new(config, recovered).unwrap();
+    assert_eq!(raft.last(), Some(last), "the log continues after the snapshot");
+    assert_eq!(raft.term_at(Seq(3)), Some(Term(2)));
+    let out = raft.step(Time(0), Input::Tick);
+    let reset = out.iter().any(
+        |o| matches!(o, Output::Write { write: Write::InstallSnapshot { snapshot }, .. } if snapshot.last == last),
+    );
+    assert!(reset, "storage is reset to continue after the snapshot: {out:?}");
+}

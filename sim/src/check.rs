@@ -1,6 +1,7 @@
 //! Raft's safety properties, checked as the run goes (after every step that could break one).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
 use tinyraftplus::core::codec::decode_configuration;
 use tinyraftplus::core::{Configuration, Entry, HardState, LogId, Membership, NodeId, Payload, Raft, Role, Seq, Term};
 
@@ -32,9 +33,13 @@ pub struct Checker {
     applied: BTreeMap<Seq, (Term, Payload)>,
     /// Each node's highest durable term, across restarts.
     durable_terms: BTreeMap<NodeId, Term>,
-    /// The latest term in which each node granted its vote or was elected, before it lost its
-    /// disk: the promise it forgot that a stale leader could otherwise get around.
-    forgotten_terms: BTreeMap<NodeId, Term>,
+    /// The terms in which each node granted a vote that could count, or was elected, before it
+    /// lost its disk, each with its candidate (itself if it led): the promises it forgot that a
+    /// stale leader could otherwise get around.
+    forgotten: BTreeMap<NodeId, BTreeMap<Term, NodeId>>,
+    /// Acknowledgements a node gave in a term below a forgotten promise whose candidate has not
+    /// been elected (yet): (node, term of the acknowledgement, term of the promise).
+    suspect_acks: BTreeSet<(NodeId, Term, Term)>,
     /// Each node's commit point in its current incarnation.
     commits: BTreeMap<NodeId, Seq>,
     /// Each node's last applied seq in its current incarnation.
@@ -168,12 +173,10 @@ impl Checker {
     pub fn wiped(&mut self, node: NodeId) {
         self.durable_terms.remove(&node);
         self.evidence.remove(&node);
-        let voted = self.counted.iter().filter(|(voter, _)| *voter == node).map(|(_, term)| *term);
-        let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| *term);
-        if let Some(term) = voted.chain(led).max() {
-            let forgotten = self.forgotten_terms.entry(node).or_default();
-            *forgotten = (*forgotten).max(term);
-        }
+        let voted = self.counted.iter().filter(|(voter, _)| *voter == node).map(|key| (key.1, self.votes[key]));
+        let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| (*term, node));
+        let promises: Vec<(Term, NodeId)> = voted.chain(led).collect();
+        self.forgotten.entry(node).or_default().extend(promises);
     }
 
     /// A node restarted: its volatile commit and apply points start over.
@@ -200,6 +203,15 @@ impl Checker {
             }
             Some(_) => return Ok(false),
             None => {}
+        }
+        let promised_to = |acker: &NodeId| self.forgotten.get(acker).and_then(|promises| promises.get(&term));
+        let broken = self
+            .suspect_acks
+            .iter()
+            .find(|(acker, _, promised)| *promised == term && promised_to(acker) == Some(&node));
+        if let Some((acker, acked, _)) = broken.filter(|_| !self.forced) {
+            let detail = forgotten_ack(*acker, *acked, term, node);
+            return Err(Violation { invariant: "ack_in_forgotten_term", detail });
         }
         // Raft's Leader Completeness: entries committed in a term hold in the leaders of later
         // terms. (A leader of an older term can be elected late, from delayed votes.) Not
@@ -239,20 +251,20 @@ impl Checker {
     }
 
     /// A node that lost its disk never acknowledges entries in a term below one in which it had
-    /// granted its vote or led: a stale leader could commit with its help what the leader of
-    /// that term lacks. (Its own vote in a term nobody else took up binds no one, nor a vote its
-    /// candidate could not count: see `vote`.)
+    /// granted its vote to the leader elected in it, or led: a stale leader could commit with its
+    /// help what the leader of that term lacks. (Its own vote in a term nobody else took up
+    /// binds no one, nor a vote its candidate could not count, see `vote`, nor one for a
+    /// candidate never elected: an acknowledgement below it fails once the candidate is.)
     /// Not after a forced rejoin (the operator made such nodes vote at once).
-    pub fn ack_term(&self, node: NodeId, term: Term) -> Checked {
-        match self.forgotten_terms.get(&node).filter(|_| !self.forced) {
-            Some(forgotten) if term < *forgotten => fail(
-                "ack_in_forgotten_term",
-                format!(
-                    "{node} acknowledged entries in term {term} after its disk forgot its vote in term {forgotten}"
-                ),
-            ),
-            _ => Ok(()),
+    pub fn ack_term(&mut self, node: NodeId, term: Term) -> Checked {
+        let Some(forgotten) = self.forgotten.get(&node).filter(|_| !self.forced) else { return Ok(()) };
+        for (promised, candidate) in forgotten.range((Excluded(term), Unbounded)) {
+            if self.leaders.get(promised) == Some(candidate) {
+                return fail("ack_in_forgotten_term", forgotten_ack(node, term, *promised, *candidate));
+            }
+            self.suspect_acks.insert((node, term, *promised));
         }
+        Ok(())
     }
 
     /// An acknowledgement of entries up to `matched` only once they are durable.
@@ -434,4 +446,8 @@ pub fn log_matching(a: (NodeId, &Raft), b: (NodeId, &Raft)) -> Checked {
         }
     }
     Ok(())
+}
+
+fn forgotten_ack(node: NodeId, acked: Term, promised: Term, leader: NodeId) -> String {
+    format!("{node} acknowledged entries in term {acked} after its disk forgot its vote in term {promised} for {leader}, elected")
 }

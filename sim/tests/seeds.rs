@@ -116,6 +116,12 @@ fn seeds_that_once_failed_pass() {
     // 615871, five nodes (a checker's false alarm): node 1, removed, granted its vote in term 10
     // to node 4, whose configuration in force did not have node 1 as a voter, lost its disk,
     // and acknowledged entries in term 7; the check took the vote for one that could bind it.
+    // 843005, four nodes: a paused leader of term 3 resumed, learned of term 5, took a snapshot
+    // at 40@5 (durable) and failed on the write of its new term, before its truncation of its
+    // own 40@3 was carried out; at restart it applied the log's 40@3 over the snapshot.
+    // 816351, seven nodes (a checker's false alarm): node 1 voted in term 17 for node 7, whose
+    // log was far behind (it was never elected), lost its disk and, a learner being re-added,
+    // acknowledged entries in term 16; the check took any counted vote for a binding promise.
     let known: &[(u64, usize)] = &[
         (3149, 1),
         (1390, 2),
@@ -130,6 +136,8 @@ fn seeds_that_once_failed_pass() {
         (209862, 4),
         (214025, 7),
         (615871, 5),
+        (843005, 4),
+        (816351, 7),
     ];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });

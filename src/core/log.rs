@@ -217,15 +217,24 @@ impl RaftLog {
         let pinned = log.pinned;
         recovered.configs.iter().filter(|c| Some(c.seq) > pinned).for_each(|entry| log.note_config(entry));
         if let Some(snapshot) = &recovered.snapshot {
-            if log.last.is_none_or(|last| last.seq < snapshot.last.seq) {
-                // Everything the log holds is covered: it continues after the snapshot (the
-                // core has storage reset it, see `Raft::new`).
+            if !RaftLog::continues(recovered, snapshot) {
+                // The log ends within the snapshot or holds another entry at its end: it
+                // continues after the snapshot (the core has storage reset it, see `Raft::new`).
                 log.reset_to(snapshot);
             } else if log.first == snapshot.last.seq.next() {
                 log.base = Some(snapshot.last);
             }
         }
         log
+    }
+
+    /// Whether the recovered log continues `snapshot`: it starts right after the snapshot or
+    /// holds its last entry. A log that holds another entry there (a deposed leader's, whose
+    /// truncation was not durable when a snapshot of the cluster's entries was) holds nothing
+    /// of the cluster's from there on (Log Matching).
+    pub(crate) fn continues(recovered: &Recovered, snapshot: &SnapshotMeta) -> bool {
+        let runs = RaftLog::from_runs(recovered.first, recovered.term_starts.clone(), recovered.last);
+        recovered.first == snapshot.last.seq.next() || runs.has(snapshot.last)
     }
 
     /// Empties the log: it continues after `snapshot`, whose configuration is in force.

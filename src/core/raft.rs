@@ -137,13 +137,10 @@ impl Raft {
         let mut rng = Rng::new(config.seed ^ Rng::new(config.id.0).next_u64());
         let incarnation = rng.next_u64();
         let log = RaftLog::new(&recovered);
+        // Storage holds nothing of the cluster's after the snapshot: have it continue there.
+        let reset_storage = recovered.snapshot.as_ref().is_some_and(|s| !RaftLog::continues(&recovered, s));
         let mut snapshots = super::snapshot::Snapshots::new(recovered.snapshot.clone(), recovered.partial_snapshot);
-        if let Some(snapshot) = &recovered.snapshot {
-            // Storage holds nothing after the snapshot: have it continue after the snapshot.
-            let behind =
-                recovered.last.map_or(recovered.first != snapshot.last.seq.next(), |last| last.seq < snapshot.last.seq);
-            snapshots.reset_storage = behind;
-        }
+        snapshots.reset_storage = reset_storage;
         // A snapshot covers only committed entries.
         let commit = recovered.snapshot.as_ref().map(|snapshot| snapshot.last.seq);
         let mut raft = Raft {
