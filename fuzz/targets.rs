@@ -97,7 +97,12 @@ impl FuzzBody {
             }
             FuzzBody::Accepted { matched, read_round } => Body::AppendResponse {
                 read_round: read_round.into(),
-                result: AppendResult::Accepted { matched: matched.map(|m| Seq(u64::from(m))) },
+                // The flag from bits the input has (a field of its own would change how every
+                // committed corpus input decodes).
+                result: AppendResult::Accepted {
+                    matched: matched.map(|m| Seq(u64::from(m))),
+                    catching_up: read_round % 3 == 1,
+                },
                 incarnation: u64::from(read_round % 2),
             },
             FuzzBody::Rejected { rejected, hint } => Body::AppendResponse {
@@ -236,7 +241,7 @@ impl Harness {
                 let vote = (message.term, message.to);
                 assert!(self.durable_votes.contains(&vote), "a vote is sent only once it is durable");
             }
-            Body::AppendResponse { result: AppendResult::Accepted { matched: Some(matched) }, .. } => {
+            Body::AppendResponse { result: AppendResult::Accepted { matched: Some(matched), .. }, .. } => {
                 assert!((matched.0 as usize) < self.durable_len_max, "acknowledged seq {matched} was never durable");
             }
             _ => {}

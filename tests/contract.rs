@@ -74,7 +74,7 @@ fn an_acknowledgement_is_bound_to_the_write_of_its_entries() {
         Input::Message(Message { from: NodeId(1), to: NodeId(2), term: Term(1), body })
     };
     let accepted = |message: &Message| match &message.body {
-        Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => *matched,
+        Body::AppendResponse { result: AppendResult::Accepted { matched, .. }, .. } => *matched,
         _ => None,
     };
     // A heartbeat of the new term first: its term is made durable.

@@ -44,7 +44,11 @@ fn append(prev: Option<LogId>, entries: Vec<Entry>, commit: Option<u64>) -> Body
 #[test]
 fn s5_1_a_higher_term_in_any_message_makes_a_leader_step_down() {
     let mut c = elected();
-    let body = Body::AppendResponse { read_round: 0, result: AppendResult::Accepted { matched: None }, incarnation: 0 };
+    let body = Body::AppendResponse {
+        read_round: 0,
+        result: AppendResult::Accepted { matched: None, catching_up: false },
+        incarnation: 0,
+    };
     inject(&mut c, N1, N2, 5, body);
     let raft = c.raft(N1);
     assert_eq!((raft.role(), raft.term()), (Role::Follower, Term(5)));
@@ -203,7 +207,7 @@ fn s5_3_new_entries_not_already_in_the_log_are_appended_and_present_ones_kept() 
     assert_eq!(c.nodes[&N2].storage.entries().len(), 3);
     let truncations = c.transcript.iter().filter(|l| l.contains("truncate")).count();
     assert_eq!(truncations, 0);
-    let ok = AppendResult::Accepted { matched: Some(Seq(2)) };
+    let ok = AppendResult::Accepted { matched: Some(Seq(2)), catching_up: false };
     assert!(matches!(replies[0].body, Body::AppendResponse { read_round: 0, result, .. } if result == ok));
 }
 
@@ -305,7 +309,7 @@ fn s5_4_2_entries_of_earlier_terms_are_not_committed_by_counting_replicas() {
         term: Term(3),
         body: Body::AppendResponse {
             read_round: 0,
-            result: AppendResult::Accepted { matched: Some(Seq(matched)) },
+            result: AppendResult::Accepted { matched: Some(Seq(matched)), catching_up: false },
             incarnation: 0,
         },
     };

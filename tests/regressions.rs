@@ -297,7 +297,7 @@ fn extreme_values_from_a_peer_never_panic() {
         Body::Append { prev: None, entries: vec![blank(Seq(0))], commit: Some(max), read_round: 0 },
         Body::AppendResponse {
             read_round: u64::MAX,
-            result: AppendResult::Accepted { matched: Some(max) },
+            result: AppendResult::Accepted { matched: Some(max), catching_up: false },
             incarnation: u64::MAX,
         },
         Body::AppendResponse {

@@ -37,6 +37,11 @@ pub struct Checker {
     /// lost its disk, each with its candidate (itself if it led): the promises it forgot that a
     /// stale leader could otherwise get around.
     forgotten: BTreeMap<NodeId, BTreeMap<Term, NodeId>>,
+    /// The votes a node's disk forgot (granted before it was wiped): it may vote again in those
+    /// terms, once. Its catching up makes its term at least any that a quorum with it reached,
+    /// not any it voted in: a second leader is what must not happen (`election_safety`), and a
+    /// candidate that won with the forgotten vote binds it (`ack_in_forgotten_term`).
+    revotable: BTreeSet<(NodeId, Term)>,
     /// Acknowledgements a node gave in a term below a forgotten promise whose candidate has not
     /// been elected (yet): (node, term of the acknowledgement, term of the promise).
     suspect_acks: BTreeSet<(NodeId, Term, Term)>,
@@ -177,6 +182,8 @@ impl Checker {
         let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| (*term, node));
         let promises: Vec<(Term, NodeId)> = voted.chain(led).collect();
         self.forgotten.entry(node).or_default().extend(promises);
+        let voted = self.votes.keys().filter(|(voter, _)| *voter == node);
+        self.revotable.extend(voted.copied().collect::<Vec<_>>());
     }
 
     /// A node restarted: its volatile commit and apply points start over.
@@ -240,7 +247,9 @@ impl Checker {
         if counts {
             self.counted.insert((node, term));
         }
+        let forgotten = self.revotable.remove(&(node, term));
         let twice = self.votes.insert((node, term), candidate).filter(|other| *other != candidate && !self.forced);
+        let twice = twice.filter(|_| !forgotten);
         if let Some(other) = twice {
             return fail("one_vote_per_term", format!("{node} voted for {other} and {candidate} in term {term}"));
         }

@@ -65,6 +65,8 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::SendAfterEarlierWrite => "send_after_earlier_write",
         Mutant::StrangerVotes => "stranger_votes",
         Mutant::LearnerNeverCampaigns => "learner_never_campaigns",
+        Mutant::HealthyCatchingUp => "healthy_catching_up",
+        Mutant::StaleForwardTaken => "stale_forward_taken",
     }
 }
 

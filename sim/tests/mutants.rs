@@ -17,8 +17,14 @@ const SEEDS: u64 = 5000;
 const FOUND_BY_FUZZING: [(Mutant, &str); 1] = [(Mutant::StrangerVotes, "stranger_votes_after_lost_join")];
 
 /// Planted bugs that the simulator found (as real bugs) only in sweeps beyond 5,000 seeds of five
-/// nodes, each with the seed and cluster size that found it.
-const FOUND_BY_SWEEP: [(Mutant, u64, usize); 1] = [(Mutant::LearnerNeverCampaigns, 212956, 3)];
+/// nodes, each with a seed, cluster size, clients and operations where the planted bug fails
+/// the run (found by sweeping with it planted, at the options of the sweep that found the real
+/// bug: the fixes since changed the runs of the seeds that found them), and the invariant.
+const FOUND_BY_SWEEP: [(Mutant, u64, usize, usize, usize, &str); 3] = [
+    (Mutant::LearnerNeverCampaigns, 384295, 3, 5, 300, "liveness"),
+    (Mutant::HealthyCatchingUp, 1051966, 3, 30, 600, "liveness"),
+    (Mutant::StaleForwardTaken, 97494, 3, 5, 300, "linearizability"),
+];
 
 /// The first seed (counting from 0) whose run fails with `mutant` planted, and the invariant.
 /// A repair that takes entries contradicting what it kept shows only when a leader lacks
@@ -117,12 +123,12 @@ fn the_corpus_input_that_found_a_bug_fails_with_it_planted() {
 
 #[test]
 fn the_seed_that_found_a_bug_fails_with_it_planted() {
-    for (mutant, seed, nodes) in FOUND_BY_SWEEP {
-        let options = Options { mutant: Some(mutant), nodes, ..Options::default() };
+    for (mutant, seed, nodes, clients, ops, invariant) in FOUND_BY_SWEEP {
+        let options = Options { mutant: Some(mutant), nodes, clients, ops, ..Options::default() };
         let failure =
             run(seed, &options).failure.unwrap_or_else(|| panic!("{}: seed {seed} passes", mutant_name(mutant)));
         // Without the bug the same seed passes: `seeds.rs` runs it.
-        assert_eq!(failure.invariant(), "liveness", "{}", mutant_name(mutant));
+        assert_eq!(failure.invariant(), invariant, "{}", mutant_name(mutant));
     }
 }
 

@@ -166,19 +166,24 @@ impl Raft {
         })
     }
 
-    /// Whether the voters of `membership` that answered within `ping_timeout` and hold the
-    /// commit point (this leader included) form a quorum of it: a configuration whose quorum
-    /// would need nodes that are down, or catching up after losing data (they do not vote
-    /// until a leader has caught them up), is not entered.
+    /// Whether the voters of `membership` that answered within `ping_timeout`, hold the commit
+    /// point and do not say they are catching up (this leader included) form a quorum of it: a
+    /// configuration whose quorum would need nodes that are down, or catching up after losing
+    /// data (they do not vote until a leader has caught them up and that is durable), is not
+    /// entered. A follower that holds the commit point may still be catching up: its rejoin
+    /// is not durable yet, and a crash then leaves it catching up again.
     fn healthy_quorum(&self, membership: &Membership) -> bool {
         let Some(leading) = self.role.leading() else { return false };
         let window = duration_nanos(self.config.ping_timeout);
+        let counts_catching_up = self.mutant(Mutant::HealthyCatchingUp);
         let healthy = |id: NodeId| {
             id == self.id
-                || leading
-                    .progress
-                    .iter()
-                    .any(|p| p.id == id && p.answered_within(self.now, window) && p.matched >= self.commit)
+                || leading.progress.iter().any(|p| {
+                    p.id == id
+                        && p.answered_within(self.now, window)
+                        && p.matched >= self.commit
+                        && (!p.catching_up || counts_catching_up)
+                })
         };
         membership.is_quorum(healthy)
     }

@@ -22,7 +22,8 @@
 //!                         | 2 configuration, then bytes of `encode_configuration`)
 //!                         (seqs are implicit: consecutive after prev, from 0 without prev)
 //! tag 6  AppendResponse   read_round:v kind:u8
-//!                         (0 accepted, matched:opt-seq | 1 rejected, rejected:v hint:opt-id)
+//!                         (0 accepted, matched:opt-seq | 1 rejected, rejected:v hint:opt-id
+//!                         | 2 accepted by a node catching up, matched:opt-seq)
 //! tag 7  Forward          incarnation:v counter:v kind:u8
 //!                         (0 append, count:v payload:bytes*count | 1 read, command:bytes)
 //! tag 8  ForwardReply     incarnation:v counter:v responder:v kind:u8 (0 ok, response | 1 error, error)
@@ -149,8 +150,8 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             w.varint(*read_round);
             w.varint(*incarnation);
             match result {
-                AppendResult::Accepted { matched } => {
-                    w.u8(0);
+                AppendResult::Accepted { matched, catching_up } => {
+                    w.u8(if *catching_up { 2 } else { 0 });
                     w.opt_seq(*matched);
                 }
                 AppendResult::Rejected { rejected, hint } => {
@@ -284,7 +285,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
             let read_round = r.varint("read_round")?;
             let incarnation = r.varint("incarnation")?;
             let result = match r.u8("result")? {
-                0 => AppendResult::Accepted { matched: r.opt_seq("matched")? },
+                kind @ (0 | 2) => AppendResult::Accepted { matched: r.opt_seq("matched")?, catching_up: kind == 2 },
                 1 => AppendResult::Rejected { rejected: r.seq("rejected")?, hint: r.opt_id("hint")? },
                 other => return Err(r.error("result", Problem::UnknownTag(other))),
             };
@@ -805,8 +806,13 @@ mod tests {
         round_trip(Body::SnapshotResponse { last: LogId::new(Term(1), Seq(0)), digest: 5, next: 9, installed: true });
         round_trip(Body::AppendResponse {
             read_round: 2,
-            result: AppendResult::Accepted { matched: None },
+            result: AppendResult::Accepted { matched: None, catching_up: false },
             incarnation: u64::MAX,
+        });
+        round_trip(Body::AppendResponse {
+            read_round: 0,
+            result: AppendResult::Accepted { matched: Some(Seq(7)), catching_up: true },
+            incarnation: 3,
         });
         round_trip(Body::AppendResponse {
             read_round: 0,

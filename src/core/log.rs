@@ -217,9 +217,10 @@ impl RaftLog {
         let pinned = log.pinned;
         recovered.configs.iter().filter(|c| Some(c.seq) > pinned).for_each(|entry| log.note_config(entry));
         if let Some(snapshot) = &recovered.snapshot {
-            if !RaftLog::continues(recovered, snapshot) {
-                // The log ends within the snapshot or holds another entry at its end: it
-                // continues after the snapshot (the core has storage reset it, see `Raft::new`).
+            if log.last.is_none() || !RaftLog::continues(recovered, snapshot) {
+                // The log is empty, ends within the snapshot or holds another entry at its end:
+                // it continues after the snapshot (the core has storage reset it where it holds
+                // entries, see `Raft::new`).
                 log.reset_to(snapshot);
             } else if log.first == snapshot.last.seq.next() {
                 log.base = Some(snapshot.last);

@@ -136,6 +136,10 @@ pub enum AppendResult {
     Accepted {
         /// The highest seq known to match.
         matched: Option<Seq>,
+        /// The follower is catching up after losing data: it does not vote until a leader has
+        /// caught it up (and that is durable), so a leader does not count on it to elect the
+        /// next leader of a configuration it would enter.
+        catching_up: bool,
     },
     /// The follower has no entry matching `prev` at seq `rejected`.
     Rejected {
@@ -189,7 +193,12 @@ impl fmt::Display for Message {
             }
             Body::AppendResponse { read_round, result, .. } => {
                 match result {
-                    AppendResult::Accepted { matched } => write!(f, "AppendResponse ok match={}", opt(matched))?,
+                    AppendResult::Accepted { matched, catching_up } => {
+                        write!(f, "AppendResponse ok match={}", opt(matched))?;
+                        if *catching_up {
+                            write!(f, " catching-up")?;
+                        }
+                    }
                     AppendResult::Rejected { rejected, hint } => {
                         write!(f, "AppendResponse reject={rejected} hint={}", last(hint))?
                     }

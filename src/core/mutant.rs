@@ -79,11 +79,19 @@ pub enum Mutant {
     /// A learner never campaigns, even one holding the only log a quorum would elect (a
     /// liveness bug: see `Raft::may_campaign`).
     LearnerNeverCampaigns,
+    /// A leader counts a follower that says it is catching up (its rejoin is not durable yet)
+    /// as healthy when it decides to enter a configuration: a crash of that follower then
+    /// leaves the configuration's quorum needing nodes that do not vote (a liveness bug).
+    HealthyCatchingUp,
+    /// A leader takes a client request forwarded to the leader of an earlier term (a copy the
+    /// network delivered late): after a restart, which forgets the forwards it took, it
+    /// appends the request a second time.
+    StaleForwardTaken,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 27] = [
+    pub const ALL: [Mutant; 29] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -111,6 +119,8 @@ impl Mutant {
         Mutant::SendAfterEarlierWrite,
         Mutant::StrangerVotes,
         Mutant::LearnerNeverCampaigns,
+        Mutant::HealthyCatchingUp,
+        Mutant::StaleForwardTaken,
     ];
 }
 

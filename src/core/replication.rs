@@ -40,6 +40,8 @@ pub(crate) struct Progress {
     pub(crate) snapshot: Option<super::snapshot::Sending>,
     /// It needs entries the log no longer holds and there is no snapshot (said once).
     pub(crate) needs_removed: bool,
+    /// Its latest acknowledgement said it is catching up after losing data (it does not vote).
+    pub(crate) catching_up: bool,
 }
 
 impl Progress {
@@ -59,6 +61,7 @@ impl Progress {
             incarnation: None,
             snapshot: None,
             needs_removed: false,
+            catching_up: false,
         }
     }
 
@@ -308,7 +311,8 @@ impl Raft {
             self.advance_commit(commit);
         }
         self.maybe_caught_up(term, leader_commit, matched);
-        let (result, incarnation) = (AppendResult::Accepted { matched }, self.client.incarnation);
+        let result = AppendResult::Accepted { matched, catching_up: self.hard_state.catching_up };
+        let incarnation = self.client.incarnation;
         let body = Body::AppendResponse { read_round, result, incarnation };
         if self.mutant(Mutant::AckBeforeFsync) {
             return self.send(from, body);
@@ -352,7 +356,7 @@ impl Raft {
             return;
         }
         match result {
-            AppendResult::Accepted { matched } => {
+            AppendResult::Accepted { matched, catching_up } => {
                 if matched > self.log.last_seq() {
                     self.event(Event::Warn(format!("follower {from} acknowledged seqs the leader does not have")));
                     return;
@@ -364,6 +368,7 @@ impl Raft {
                     p.incarnation = Some(incarnation);
                 }
                 p.needs_removed = false;
+                p.catching_up = catching_up;
                 p.acknowledge(matched);
                 // Only the answer to the probe itself (at next - 1 or beyond) ends probing.
                 if p.probing && matched >= p.next.prev() {

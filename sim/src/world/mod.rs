@@ -397,9 +397,11 @@ impl World {
         self.schedule(first_fault, Ev::Fault);
         let heal_at = Time(self.options.fault_ms * MS);
         self.schedule(heal_at, Ev::Heal);
-        let end = heal_at.plus(self.options.settle_ms * MS);
+        let settle = self.options.settle_ms * MS;
         while let Some(((at, _), event)) = self.events.pop_first() {
-            if at > end {
+            // The time to settle counts from healing, or from the end of a fault's effect that
+            // outlasts it (a paused node's put-off disk completion: see `healed`).
+            if at > self.healed().unwrap_or(heal_at).max(heal_at).plus(settle) {
                 break;
             }
             self.now = at;
@@ -786,7 +788,7 @@ impl World {
                 let counts = self.vote_counts(id, message.term, message.to);
                 self.checker.vote(id, message.term, message.to, counts)
             }
-            Body::AppendResponse { result: AppendResult::Accepted { matched }, .. } => {
+            Body::AppendResponse { result: AppendResult::Accepted { matched, .. }, .. } => {
                 if let Some(matched) = matched {
                     let acked = self.acks.entry((message.to, message.term, id)).or_default();
                     *acked = (*acked).max(*matched);
