@@ -25,6 +25,9 @@ fn fail(invariant: &'static str, detail: String) -> Checked {
 pub struct Checker {
     /// The leader of each term.
     leaders: BTreeMap<Term, NodeId>,
+    /// The node seen sending appends in each term: its leader, also when it led only within
+    /// one step (elected and deposed by inputs handled together: no change event shows it).
+    appending: BTreeMap<Term, NodeId>,
     /// Each node's granted vote in each term.
     votes: BTreeMap<(NodeId, Term), NodeId>,
     /// Every entry known committed, with the lowest term of a node that reported it committed.
@@ -123,7 +126,9 @@ impl Checker {
     /// A leader transfer was answered "transferred to `to`" by a node that led `term`: `to`
     /// must have led a later term.
     pub fn transferred(&self, to: NodeId, term: Term) -> Checked {
-        match self.leaders.range(Term(term.0.saturating_add(1))..).any(|(_, leader)| *leader == to) {
+        let later = Term(term.0.saturating_add(1))..;
+        let led = |leaders: &BTreeMap<Term, NodeId>| leaders.range(later.clone()).any(|(_, leader)| *leader == to);
+        match led(&self.leaders) || led(&self.appending) {
             true => Ok(()),
             false => fail(
                 "transfer_reply",
@@ -274,6 +279,11 @@ impl Checker {
             self.suspect_acks.insert((node, term, *promised));
         }
         Ok(())
+    }
+
+    /// `node` sent appends in `term`: it led that term.
+    pub fn appended(&mut self, node: NodeId, term: Term) {
+        self.appending.entry(term).or_insert(node);
     }
 
     /// An acknowledgement of entries up to `matched` only once they are durable.

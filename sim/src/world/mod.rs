@@ -788,6 +788,10 @@ impl World {
                 let counts = self.vote_counts(id, message.term, message.to);
                 self.checker.vote(id, message.term, message.to, counts)
             }
+            Body::Append { .. } => {
+                self.checker.appended(id, message.term);
+                Ok(())
+            }
             Body::AppendResponse { result: AppendResult::Accepted { matched, .. }, .. } => {
                 if let Some(matched) = matched {
                     let acked = self.acks.entry((message.to, message.term, id)).or_default();
