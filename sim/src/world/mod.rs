@@ -401,7 +401,7 @@ impl World {
         while let Some(((at, _), event)) = self.events.pop_first() {
             // The time to settle counts from healing, or from the end of a fault's effect that
             // outlasts it (a paused node's put-off disk completion: see `healed`).
-            if at > self.healed().unwrap_or(heal_at).max(heal_at).plus(settle) {
+            if at > self.healed().unwrap_or(heal_at).plus(settle) {
                 break;
             }
             self.now = at;
