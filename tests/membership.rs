@@ -1,7 +1,7 @@
 //! Membership changes on the core (Raft thesis §4.1–§4.3): configuration entries in force once
 //! appended, learners, joint consensus, automatic leave, removal of the leader, refusals.
 
-use tinyraftplus::core::{ClientError, Configuration, Event, MembershipChange, NodeId, Response};
+use tinyraftplus::core::{ClientError, Configuration, Event, MembershipChange, NodeId, Quorum, Response};
 use tinyraftplus::testkit::Cluster;
 
 const SECOND: u64 = 1_000_000_000;
@@ -154,10 +154,13 @@ fn thesis_4_2_3_a_stranger_to_the_bootstrap_configuration_cannot_disrupt_it_eith
     // Found by fuzzing cluster_schedule: a node that was to join (started, as documented, with
     // the members and itself as its bootstrap) lost its configuration entry to a new leader,
     // so the cluster runs on its bootstrap configuration, which does not list it. It then
-    // campaigned every election timeout, and each vote request deposed the leader.
+    // campaigned every election timeout, and each vote request deposed the leader. (A first
+    // leader now writes a bootstrap configuration under a majority into the log; one under a
+    // count quorum, which no entry carries, stays the bootstrap one.)
     let mut cluster = Cluster::new(3, |config| {
         config.pre_vote = false;
         config.check_quorum = false;
+        config.quorum = Quorum::Count(2);
     });
     cluster.elect(NodeId(1));
     run(&mut cluster, 2);
@@ -216,4 +219,50 @@ fn a_follower_still_catching_up_does_not_count_toward_entering_a_configuration()
     run(&mut cluster, 2);
     assert!(matches!(cluster.reply(NodeId(1), change), Some(Ok(Response::Changed { .. }))));
     assert_eq!(voters(&cluster, 1), ids(&[1, 2, 3, 4]));
+}
+
+/// A node started to join, with itself among its bootstrap voters, that catches up from a log
+/// holding no configuration entry (its join entry was lost with the leader) must not take
+/// itself for a voter: the first leader's entry carries the configuration the cluster founded
+/// with. Before, node 4 here won an election with its bootstrap configuration {1, 2, 3, 4},
+/// which the cluster never had (found by the simulator: seed 60075, four nodes; it then changed
+/// voters from that configuration).
+#[test]
+fn a_joiner_that_lost_its_join_entry_learns_the_founding_configuration_from_the_log() {
+    use tinyraftplus::core::{Body, Payload};
+    let mut cluster = Cluster::new(3, |config| {
+        config.pre_vote = false;
+        config.check_quorum = false;
+        config.rpc_entries_max = 1; // The join entry travels alone.
+    });
+    cluster.elect(NodeId(1));
+    cluster.append(NodeId(1), "a");
+    cluster.stabilize();
+    cluster.add_node(NodeId(4), &ids(&[1, 2, 3, 4]));
+    let join = cluster.change(NodeId(1), MembershipChange::AddLearner { id: NodeId(4), address: None });
+    // The join entry reaches no one; the entries before it reach node 4, which catches up.
+    let is_join = |entry: &tinyraftplus::core::Entry| entry.seq.0 > 0 && matches!(entry.payload, Payload::Config(_));
+    for _ in 0..20 {
+        cluster.network.retain(|m| !matches!(&m.body, Body::Append { entries, .. } if entries.iter().any(is_join)));
+        for id in 1..=4 {
+            cluster.sync(NodeId(id), None);
+        }
+        if cluster.deliver(|_| true) == 0 {
+            cluster.advance(SECOND / 10); // A heartbeat.
+        }
+    }
+    assert_eq!(cluster.raft(NodeId(4)).commit(), cluster.raft(NodeId(1)).commit(), "node 4 caught up");
+    assert!(cluster.reply(NodeId(1), join).is_none(), "the join did not commit");
+    cluster.crash(NodeId(1));
+    // Node 4 times out first: it is no voter of the configuration in its log, so it does not
+    // campaign, and node 2 or 3 leads.
+    let term = cluster.raft(NodeId(4)).term();
+    cluster.tick(NodeId(4));
+    cluster.stabilize();
+    assert_eq!(cluster.raft(NodeId(4)).term(), term, "node 4 did not campaign");
+    run(&mut cluster, 10);
+    let leader = cluster.leader().expect("a leader");
+    assert!(leader == NodeId(2) || leader == NodeId(3), "leader {leader}");
+    assert_eq!(voters(&cluster, 4), ids(&[1, 2, 3]));
+    assert_eq!(voters(&cluster, leader.0), ids(&[1, 2, 3]));
 }

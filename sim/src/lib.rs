@@ -67,6 +67,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::LearnerNeverCampaigns => "learner_never_campaigns",
         Mutant::HealthyCatchingUp => "healthy_catching_up",
         Mutant::StaleForwardTaken => "stale_forward_taken",
+        Mutant::FoundingConfigUnlogged => "founding_config_unlogged",
     }
 }
 

@@ -41,6 +41,11 @@ fn fails(outcome: &Outcome, invariant: &str) -> bool {
     outcome.failure.as_ref().is_some_and(|f| f.invariant() == invariant)
 }
 
+/// How many faults fired in a run.
+fn fault_count(outcome: &Outcome) -> u64 {
+    outcome.faults.values().sum()
+}
+
 /// Stage 1: a run with smaller parameters failing like `options` does (the options and its
 /// outcome), after at most `budget` trial runs.
 pub fn shrink_parameters(
@@ -80,8 +85,10 @@ pub fn shrink_parameters(
             }
             trials += 1;
             let result = simulation.run(seed, &candidate);
-            // Kept only if it fails the same way in no more events.
-            if fails(&result, invariant) && result.steps <= outcome.steps {
+            // Kept only if it fails the same way in no more events and with no more faults
+            // (a fault class turned off can shorten a run while another class fires more).
+            let calmer = fault_count(&result) <= fault_count(&outcome);
+            if fails(&result, invariant) && result.steps <= outcome.steps && calmer {
                 (best, outcome, improved) = (candidate, result, true);
             }
         }
@@ -112,7 +119,8 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
     let mut trials = 0;
     outcome = delta_debug(&mut trials, budget, outcome, fired, |outcome, cut| {
         let result = simulation.run_script(seed, &options, chances_off(outcome, cut));
-        let fewer = fired(&result).len() < fired(outcome).len(); // One that always fires stays.
+        // One that always fires stays; no fault kind may fire more in all.
+        let fewer = fired(&result).len() < fired(outcome).len() && fault_count(&result) <= fault_count(outcome);
         (fewer && fails(&result, invariant) && result.steps <= limit).then_some(result)
     });
     // Operations: cut, the rest of the run replayed as recorded.
@@ -127,7 +135,7 @@ pub fn shrink_events(simulation: &Simulation, seed: u64, options: &Options, inva
         let script =
             Script { decisions: decisions(outcome).values.clone(), skipped: trial.clone(), after_setup: false };
         let result = simulation.run_script(seed, &options, script);
-        let calmer = fired(&result).len() <= fired(outcome).len(); // No faults gained.
+        let calmer = fired(&result).len() <= fired(outcome).len() && fault_count(&result) <= fault_count(outcome);
         let kept = calmer && fails(&result, invariant) && result.steps <= limit && result.digest != outcome.digest;
         kept.then(|| {
             *cuts.borrow_mut() = trial;

@@ -138,6 +138,17 @@ fn seeds_that_once_failed_pass() {
     // 186927, four nodes (a checker's false alarm): node 3, asked to take over, won term 10 and
     // in the same step learned of term 11 and stepped down: it sent appends as leader but no
     // change event showed it, and the check of the transfer's answer knew leaders by those.
+    // 60075, four nodes: node 6 joined with itself among its bootstrap voters; its join entry
+    // was lost with the leader, and it caught up from a log holding no configuration entry (the
+    // founding configuration was in no log), so it took itself for a voter, won an election
+    // and changed voters from a configuration the cluster never had.
+    // 198917, three nodes grown to four (pre-vote off; after the fix for 60075 changed its
+    // run): node 2, its log behind, campaigned again and again; each of its vote requests
+    // restarted the timer of node 3, a candidate, which so did not campaign for 14 s, while
+    // node 4, the only node the others would elect, kept campaigning in terms node 2 had
+    // already voted itself in: no term elected for 16 s, until node 3 campaigned. A refused
+    // request no longer restarts a candidate's timer (Raft Figure 2), as it already did not a
+    // follower's.
     let known: &[(u64, usize)] = &[
         (3149, 1),
         (1390, 2),
@@ -160,6 +171,8 @@ fn seeds_that_once_failed_pass() {
         (37613, 4),
         (338915, 3),
         (186927, 4),
+        (60075, 4),
+        (198917, 3),
     ];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
@@ -170,7 +183,10 @@ fn seeds_that_once_failed_pass() {
     // read error) on the strength of node 2, which held the commit point but whose rejoin was
     // not durable yet; node 2 crashed, came back catching up, and no quorum of the new
     // configuration could vote. Followers now say they are catching up when they acknowledge.
-    let loaded: &[(u64, usize, usize, usize)] = &[(1008641, 3, 30, 600)];
+    // 1025183: as 198917 above: node 2 behind, node 1 catching up, and node 3, the one
+    // electable, a candidate whose timer node 2's requests restarted, so it campaigned just
+    // after node 2, in the term node 2 had voted itself in, for 12.5 s.
+    let loaded: &[(u64, usize, usize, usize)] = &[(1008641, 3, 30, 600), (1025183, 3, 30, 600)];
     for &(seed, nodes, clients, ops) in loaded {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, clients, ops, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes, {clients} clients, {ops} ops");

@@ -80,7 +80,7 @@ impl Raft {
     /// The membership a change starts from: the target of the configuration in force, or the
     /// bootstrap one (which must use a majority or groups: a count or a custom rule cannot be
     /// carried by a configuration entry).
-    fn current_membership(&self) -> Result<Membership, String> {
+    pub(super) fn current_membership(&self) -> Result<Membership, String> {
         if let Some(configuration) = self.configuration() {
             return Ok(configuration.target().clone());
         }

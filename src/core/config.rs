@@ -15,9 +15,11 @@ pub struct Config {
     /// This node's id; must be one of `nodes`.
     pub id: NodeId,
     /// Every node of the cluster, this one included: the bootstrap configuration, in force
-    /// until the log holds a configuration entry (membership changes write them). A node
+    /// until the log holds a configuration entry (the first leader writes this one into the
+    /// log, under a majority or groups quorum; membership changes write the next ones). A node
     /// whose storage is new (or lost) must be given the cluster's current members: with an
     /// older list it might think itself alone (a cluster grown from one node) and start over.
+    /// Once it has caught up, the configuration in its log is in force, not this list.
     pub nodes: Vec<NodeId>,
     /// A follower that hears nothing from a leader for a random time in
     /// `[election_timeout, 2 × election_timeout)` starts an election (seed: `electionTimeout`).

@@ -1,7 +1,9 @@
 //! Leader election (Raft §5.2, §5.4.1) with pre-vote and check-quorum (Raft thesis §9.6, §6.2).
 
+use super::codec::configuration_bytes;
 use super::durability::AfterWrite;
 use super::io::{ClientError, Event};
+use super::membership::Configuration;
 use super::message::{AppendResult, Body, Message};
 use super::mutant::Mutant;
 use super::raft::Raft;
@@ -181,12 +183,30 @@ impl Raft {
             snapshot_wake: None,
         }));
         // The seed's "null buffer": an entry of the new term, so earlier ones can commit.
-        self.leader_append_entries(std::iter::once(Payload::Blank));
+        self.leader_append_entries(std::iter::once(self.first_entry_of_term()));
         self.broadcast_append();
         self.maybe_commit();
         self.redirect_forwarded(self.id);
         self.redispatch_waiting();
         self.transfer_outcome();
+    }
+
+    /// The entry a new leader appends first: a blank; or, while the bootstrap configuration is
+    /// in force (the log and snapshot hold no configuration), that configuration, when an entry
+    /// can carry it (a majority or groups quorum). Then every node that catches up learns the
+    /// configuration the cluster has, not the one it was started with: a node that joined with
+    /// itself among `Config::nodes` and caught up from a log without a configuration entry
+    /// took itself for a voter, won an election and changed voters from a configuration the
+    /// cluster never had (the simulator's seed 60075, four nodes). Etcd raft and openraft
+    /// write the founding configuration into the log the same way.
+    fn first_entry_of_term(&self) -> Payload {
+        if self.configuration().is_some() || self.mutant(Mutant::FoundingConfigUnlogged) {
+            return Payload::Blank;
+        }
+        match self.current_membership() {
+            Ok(membership) => Payload::Config(configuration_bytes(&Configuration::Single(membership))),
+            Err(_) => Payload::Blank,
+        }
     }
 
     /// Follows `leader` (or nobody) in `term`, persisting a newer term.

@@ -67,9 +67,9 @@ impl Raft {
             && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout));
         let stranger = match self.log.configuration() {
             Some((seq, configuration)) => Some(seq) <= self.known_committed() && !configuration.is_member(from),
-            None => !self.mutant(super::mutant::Mutant::StrangerVotes) && self.bootstrap.binary_search(&from).is_err(),
+            None => self.bootstrap.binary_search(&from).is_err(),
         };
-        leader_heard && stranger
+        leader_heard && stranger && !self.mutant(super::mutant::Mutant::StrangerVotes)
     }
 
     /// Whether this node starts elections: it votes in the configuration in force; or that

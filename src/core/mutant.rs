@@ -72,9 +72,10 @@ pub enum Mutant {
     /// driver bound to the write before the one it waits for: it goes out once that earlier
     /// write is durable.
     SendAfterEarlierWrite,
-    /// The removed-node defence knows only configuration entries, not the bootstrap
-    /// configuration: a node outside it (one whose join was lost) deposes the leader with
-    /// vote requests again and again (a liveness bug, with pre-vote and check-quorum off).
+    /// The removed-node defence is off: a node outside the committed configuration (one whose
+    /// join was lost, or that missed its removal) deposes the leader with vote requests again
+    /// and again (a liveness bug, with pre-vote and check-quorum off). It used to spare only
+    /// the bootstrap configuration, which a first leader now writes into the log.
     StrangerVotes,
     /// A learner never campaigns, even one holding the only log a quorum would elect (a
     /// liveness bug: see `Raft::may_campaign`).
@@ -87,11 +88,15 @@ pub enum Mutant {
     /// network delivered late): after a restart, which forgets the forwards it took, it
     /// appends the request a second time.
     StaleForwardTaken,
+    /// A new leader appends a blank even while the bootstrap configuration is in force, so
+    /// the founding configuration is in no log: a node that joined with itself among its
+    /// `Config::nodes` and caught up from such a log takes itself for a voter.
+    FoundingConfigUnlogged,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 29] = [
+    pub const ALL: [Mutant; 30] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -121,6 +126,7 @@ impl Mutant {
         Mutant::LearnerNeverCampaigns,
         Mutant::HealthyCatchingUp,
         Mutant::StaleForwardTaken,
+        Mutant::FoundingConfigUnlogged,
     ];
 }
 

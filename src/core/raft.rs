@@ -388,11 +388,16 @@ impl Raft {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
             let leader = matches!(message.body, Body::Append { .. } | Body::Snapshot { .. }).then_some(message.from);
-            let (deadline, was_follower) = (self.election_deadline, self.role.kind() == Role::Follower);
+            let (deadline, was_leader) = (self.election_deadline, self.role.kind() == Role::Leader);
             self.become_follower(now, message.term, leader);
-            if was_follower && matches!(message.body, Body::Vote { .. }) {
+            if !was_leader && matches!(message.body, Body::Vote { .. }) {
                 // Only a leader's appends or a granted vote restart the election timer (Raft
                 // Figure 2): a candidate this node refuses must not keep it from campaigning.
+                // This holds for a candidate too: with pre-vote off, a candidate whose log is
+                // behind, campaigning just before the one that could win, restarted the
+                // other's timer with each request, so it kept campaigning first, and for 12 s
+                // or more no term could elect (seeds 1025183 and 198917, three nodes). A
+                // deposed leader's timer is not running: it starts afresh.
                 self.election_deadline = deadline;
             }
         } else if message.term < self.hard_state.term {
@@ -548,7 +553,7 @@ impl Raft {
     }
 
     /// The payload of the last entry, if it is in memory (the seed's `head`; `None` also for an
-    /// empty log or a blank entry).
+    /// empty log, a blank or a configuration entry).
     pub fn head(&self) -> Option<bytes::Bytes> {
         let last = self.log.last_seq()?;
         self.log.entry(last).and_then(|entry| entry.payload.data().cloned())

@@ -30,7 +30,7 @@ pub(super) struct LeaderState {
     /// One per peer, in the order of `Raft::peers`.
     pub(super) progress: Vec<Progress>,
     pub(super) heartbeat_deadline: Time,
-    /// The seq of the blank entry this leader appended first.
+    /// The seq of the entry this leader appended first (a blank, or the founding configuration).
     pub(super) term_start: Seq,
     pub(super) requests: LeaderRequests,
     /// When a snapshot chunk held back while clients wait may go (see `snapshot.rs`).
