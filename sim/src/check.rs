@@ -156,6 +156,15 @@ impl Checker {
         all.dedup_by_key(|(id, _)| id.seq);
     }
 
+    /// `node`'s log lost its entries from `from` on (cut, or a segment lost). Evidence the log
+    /// had covered (verified, so dropped from the evidence file) is gone with those entries:
+    /// the node cannot know it any more. What its evidence file still holds, `kept`, stays.
+    pub fn log_cut(&mut self, node: NodeId, from: Seq, kept: &[(LogId, u64)]) {
+        if let Some(evidence) = self.evidence.get_mut(&node) {
+            evidence.retain(|entry| entry.0.seq < from || kept.contains(entry));
+        }
+    }
+
     /// Entries became durable on `node`: none contradicts the evidence its repair kept (an
     /// entry at an evidence seq is the same entry; one before it has no later term, as terms
     /// never decrease along a log). Holds even after a forced rejoin: that is when it matters.

@@ -266,6 +266,12 @@ impl Disk {
         kept
     }
 
+    /// The evidence file: entries known committed that a repair kept and the log does not
+    /// cover yet.
+    pub fn evidence(&self) -> &[(LogId, u64)] {
+        &self.evidence
+    }
+
     /// What an operator does to accept that committed entries may be lost: clears the
     /// catching-up flag (the node votes at once when it restarts).
     pub fn force_rejoin(&mut self) {

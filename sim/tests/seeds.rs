@@ -73,6 +73,13 @@ fn the_unbounded_regime_checks_safety_only() {
     // cluster to settle.
     let failures = check_seeds(0..1000, &options);
     assert!(failures.is_empty(), "{failures:?}");
+    // 1501278, five nodes (a checker's false alarm): node 1, repaired with entry 68@5 kept as
+    // evidence, got 68@5 back from a leader (the evidence, verified, left its evidence file),
+    // then lost its log from seq 18 to a cut; after a forced rejoin elsewhere, a leader without
+    // 68@5 sent 68@7, which node 1 could no longer know to refuse. A cut now takes the evidence
+    // the log covered along with it.
+    let failures = check_seeds(1501278..1501279, &Options { nodes: 5, ..options });
+    assert!(failures.is_empty(), "{failures:?}");
 }
 
 /// Seeds that once failed, with the cluster size they failed at, and why.

@@ -174,6 +174,7 @@ impl World {
             self.fault("disk_cut");
             let from = self.rng.below(len);
             self.nodes[n].disk.repair_from(from);
+            self.checker.log_cut(id, Seq(from), self.nodes[n].disk.evidence());
             self.note(|| format!("n{id}: log cut from seq {from} (repair_from)"));
         } else if len > 0 && self.chance(self.swarm.segment_lost) {
             self.fault("segment_lost");
@@ -183,6 +184,7 @@ impl World {
                 self.wipe(n);
             } else {
                 self.nodes[n].disk.repair_from(segment * SEGMENT_ENTRIES);
+                self.checker.log_cut(id, Seq(segment * SEGMENT_ENTRIES), self.nodes[n].disk.evidence());
             }
             let from = segment * SEGMENT_ENTRIES;
             self.note(|| format!("n{id}: log segment from seq {from} {how}; the log keeps what comes before it"));
