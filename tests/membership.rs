@@ -224,9 +224,9 @@ fn a_follower_still_catching_up_does_not_count_toward_entering_a_configuration()
 /// A node started to join, with itself among its bootstrap voters, that catches up from a log
 /// holding no configuration entry (its join entry was lost with the leader) must not take
 /// itself for a voter: the first leader's entry carries the configuration the cluster founded
-/// with. Before, node 4 here won an election with its bootstrap configuration {1, 2, 3, 4},
-/// which the cluster never had (found by the simulator: seed 60075, four nodes; it then changed
-/// voters from that configuration).
+/// with. Before, node 4 here campaigned as a voter of its bootstrap configuration {1, 2, 3, 4},
+/// which the cluster never had (found by the simulator: seed 60075, four nodes, where such a
+/// node won and then changed voters from that configuration).
 #[test]
 fn a_joiner_that_lost_its_join_entry_learns_the_founding_configuration_from_the_log() {
     use tinyraftplus::core::{Body, Payload};
