@@ -196,8 +196,7 @@ impl Checker {
         let led = self.leaders.iter().filter(|(_, leader)| **leader == node).map(|(term, _)| (*term, node));
         let promises: Vec<(Term, NodeId)> = voted.chain(led).collect();
         self.forgotten.entry(node).or_default().extend(promises);
-        let voted = self.votes.keys().filter(|(voter, _)| *voter == node);
-        self.revotable.extend(voted.copied().collect::<Vec<_>>());
+        self.revotable.extend(self.votes.keys().filter(|(voter, _)| *voter == node));
     }
 
     /// A node restarted: its volatile commit and apply points start over.
