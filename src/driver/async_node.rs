@@ -3,13 +3,14 @@
 //! runtime's workers); a call awaits its answer without holding a thread, so thousands of
 //! concurrent appends cost thousands of small tasks, not threads.
 
-use super::node::{self, DriverError, DriverStats, Handle, Reply, Status, Subscriber};
+use super::answers::{Dispatch, Reply};
+use super::node::{self, DriverError, DriverStats, Handle, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, RequestId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore, SnapshotStore};
 use crate::transport::Transport;
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 /// `Arc` and call it from many tasks.
 pub struct AsyncRaftNode<L: LogStore + Send + 'static = FsLog> {
     handle: Arc<Handle<L>>,
+    /// Started on the first request's runtime: the task that completes the answers.
+    dispatching: Once,
 }
 
 impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
@@ -29,7 +32,10 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         transport: Arc<dyn Transport>,
         state_machine: Option<Box<dyn StateMachine>>,
     ) -> Result<AsyncRaftNode<L>, DriverError> {
-        Ok(AsyncRaftNode { handle: Arc::new(Handle::open(config, log, transport, state_machine, None)?) })
+        Ok(AsyncRaftNode {
+            handle: Arc::new(Handle::open(config, log, transport, state_machine, None)?),
+            dispatching: Once::new(),
+        })
     }
 
     /// Opens a node restoring its state machine from the latest intact snapshot (see
@@ -43,7 +49,7 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
         state_machine: Box<dyn StateMachine>,
     ) -> Result<AsyncRaftNode<L>, DriverError> {
         let handle = Handle::open(config, log, transport, Some(state_machine), Some(snapshots))?;
-        Ok(AsyncRaftNode { handle: Arc::new(handle) })
+        Ok(AsyncRaftNode { handle: Arc::new(handle), dispatching: Once::new() })
     }
 
     /// Takes a snapshot of the state machine and makes it durable in the node's snapshot store
@@ -58,6 +64,7 @@ impl<L: LogStore + Send + 'static> AsyncRaftNode<L> {
     }
 
     async fn request(&self, make: impl FnOnce(RequestId) -> Input) -> Result<Response, ClientError> {
+        self.dispatching.call_once(|| Dispatch::spawn().into_iter().for_each(|d| self.handle.dispatch_answers(d)));
         let (reply, answer) = oneshot::channel();
         self.handle.submit(make, Reply::Async(reply));
         answer.await.unwrap_or(Err(ClientError::Closed))

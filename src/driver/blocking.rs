@@ -1,6 +1,7 @@
 //! The blocking driver: callers wait on their own thread for the node loop's answer.
 
-use super::node::{self, DriverError, DriverStats, Handle, Reply, Status, Subscriber};
+use super::answers::Reply;
+use super::node::{self, DriverError, DriverStats, Handle, Status, Subscriber};
 use super::StateMachine;
 use crate::core::{ClientError, Config, Event, Input, LogId, MembershipChange, NodeId, Response, Seq};
 use crate::log::{FsLog, LogError, LogStore, SnapshotStore};

@@ -8,6 +8,7 @@
 //! with one write and one fdatasync per batch and reports the last write done; messages go to the
 //! transport (those bound to a write, from the disk thread once it is durable); committed entries go to the [`StateMachine`]; replies go back to the callers.
 
+mod answers;
 #[cfg(feature = "tokio")]
 mod async_node;
 mod blocking;

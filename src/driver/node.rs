@@ -2,6 +2,7 @@
 //! `disk`), and the client side that submits requests to it. The blocking and the async
 //! driver differ only in how a caller waits for its answer.
 
+use super::answers::{Answers, Reply};
 use super::disk;
 use super::snapshots::{self, ChunkReader, MachineJob};
 use super::stats::Counters;
@@ -19,7 +20,7 @@ use chacha20poly1305::aead::OsRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -121,23 +122,6 @@ impl Status {
     }
 }
 
-/// Where a request's one answer goes.
-pub(super) enum Reply {
-    Blocking(SyncSender<Result<Response, ClientError>>),
-    #[cfg(feature = "tokio")]
-    Async(tokio::sync::oneshot::Sender<Result<Response, ClientError>>),
-}
-
-impl Reply {
-    fn send(self, result: Result<Response, ClientError>) {
-        match self {
-            Reply::Blocking(sender) => drop(sender.send(result)),
-            #[cfg(feature = "tokio")]
-            Reply::Async(sender) => drop(sender.send(result)),
-        }
-    }
-}
-
 /// Where events go.
 pub(super) enum Subscriber {
     Blocking(Sender<Event>),
@@ -172,6 +156,9 @@ pub(super) enum Command {
     SnapshotDone(Result<SnapshotMeta, String>),
     /// An input for the core from one of the node's threads (a chunk of a snapshot read).
     Input(Input),
+    /// Async callers' answers go through this task from now on.
+    #[cfg(feature = "tokio")]
+    Dispatch(super::answers::Dispatch),
 }
 
 /// The node's inbox at its transport: messages and warnings join the loop's commands.
@@ -337,6 +324,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             transport: Arc::clone(&transport),
             state_machine,
             pending: BTreeMap::new(),
+            answers: Answers::default(),
             issued: std::collections::VecDeque::new(),
             writes,
             disk: Some(disk),
@@ -368,6 +356,12 @@ impl<L: LogStore + Send + 'static> Handle<L> {
         if let Err(mpsc::SendError(Command::Request { reply, .. })) = self.commands.send(command) {
             reply.send(Err(ClientError::Closed));
         }
+    }
+
+    /// Async callers' answers go through `dispatch` (a task on their runtime).
+    #[cfg(feature = "tokio")]
+    pub(super) fn dispatch_answers(&self, dispatch: super::answers::Dispatch) {
+        let _ = self.commands.send(Command::Dispatch(dispatch));
     }
 
     /// Asks the loop to close; `done` hears when everything is durable. False if it is gone.
@@ -486,6 +480,8 @@ struct NodeLoop<L> {
     state_machine: Option<Box<dyn StateMachine>>,
     /// Requests waiting for their answer, with their arrival.
     pending: BTreeMap<RequestId, (Reply, Instant)>,
+    /// Where their answers go.
+    answers: Answers,
     /// Writes handed to the disk thread, in order, with the time of the hand-over.
     issued: std::collections::VecDeque<(WriteId, Instant)>,
     writes: Sender<disk::Job>,
@@ -562,6 +558,8 @@ impl<L: LogStore> NodeLoop<L> {
                     Command::SnapshotDone(Ok(meta)) => inputs.push(Input::SnapshotTaken { meta }),
                     Command::SnapshotDone(Err(error)) => inputs.push(Input::SnapshotFailed { error }),
                     Command::Input(input) => inputs.push(input),
+                    #[cfg(feature = "tokio")]
+                    Command::Dispatch(dispatch) => self.answers.dispatch_through(dispatch),
                     Command::Close(ack) => {
                         close = Some(ack);
                         break;
@@ -604,7 +602,9 @@ impl<L: LogStore> NodeLoop<L> {
         }
         self.shared.status().closed = true;
         self.shared.wake();
-        ack.send(Err(ClientError::Closed)); // The close's own answer: everything is durable.
+        // The close's own answer, after the others: everything is durable.
+        self.answers.send(ack, Err(ClientError::Closed));
+        self.answers.flush();
     }
 
     /// Steps the core with `inputs`, then carries out its outputs; the state machine and
@@ -664,6 +664,7 @@ impl<L: LogStore> NodeLoop<L> {
         if moved {
             self.shared.wake();
         }
+        self.answers.flush();
     }
 
     /// Shows the core's last seq, commit point and catching-up state in the status; whether
@@ -734,7 +735,7 @@ impl<L: LogStore> NodeLoop<L> {
                     // Counted first: a client that reads the counts after its answer sees it.
                     Counters::add(&self.shared.counters.answered, 1);
                     Counters::add(&self.shared.counters.answer_ns, arrived.elapsed().as_nanos() as u64);
-                    reply.send(result);
+                    self.answers.send(reply, result);
                 }
             }
             Output::Event(event) => {
