@@ -85,3 +85,27 @@ async fn concurrent_tasks_append_through_every_node_and_read_the_count() {
     let after = nodes[0].append(Bytes::from("late")).await;
     assert_eq!(after, Err(tinyraftplus::core::ClientError::Closed));
 }
+
+/// A node first called from a current-thread runtime that is then left alone, and afterwards
+/// from another runtime: its answers must not wait for the first runtime to run again.
+#[test]
+fn a_node_called_from_a_runtime_left_idle_answers_calls_from_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FsLog::open(dir.path(), "n1", FsLogOptions::default()).unwrap();
+    let ids = vec![NodeId(1)];
+    let first = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (node, seq) = first.block_on(async {
+        let node = AsyncRaftNode::open(Config::new(NodeId(1), ids), log, InProcessNetwork::new(), None).unwrap();
+        assert!(node.await_leader(Duration::from_secs(30)).await.is_some());
+        let (seq, _) = node.append(Bytes::from("first")).await.unwrap();
+        (node, seq)
+    });
+    // `first` is not driven any more (and not dropped).
+    let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    second.block_on(async {
+        let answered = tokio::time::timeout(Duration::from_secs(10), node.append(Bytes::from("second"))).await;
+        assert_eq!(answered.expect("answered without the first runtime").unwrap().0, Seq(seq.0 + 1));
+        node.close().await;
+    });
+    drop(first);
+}

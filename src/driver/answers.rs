@@ -5,7 +5,7 @@
 //! core to the woken worker), which with 256 tasks appending took more than half of the
 //! leader's step time in a profile (8.5% of all samples, the steps 15.3%); from a task on the
 //! runtime a completion only queues the woken task. The task is started on the runtime of a
-//! node's first async request.
+//! node's first async request, if that runtime has worker threads.
 
 use crate::core::{ClientError, Response};
 use std::sync::mpsc::SyncSender;
@@ -49,17 +49,22 @@ pub(super) struct Dispatch(tokio::sync::mpsc::UnboundedSender<Gathered>);
 
 #[cfg(feature = "tokio")]
 impl Dispatch {
-    /// Starts the task on the current runtime; `None` outside one. The task ends when the
-    /// node loop does.
+    /// Starts the task on the current runtime if it has worker threads; `None` outside one,
+    /// or on a current-thread runtime, which runs tasks only while a thread drives it: answers
+    /// to tasks of another runtime would wait for it. The task ends when the node loop does.
     pub(super) fn spawn() -> Option<Dispatch> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
+        (runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread).then(|| Dispatch::spawn_on(&runtime))
+    }
+
+    fn spawn_on(runtime: &tokio::runtime::Handle) -> Dispatch {
         let (sender, mut gathered) = tokio::sync::mpsc::unbounded_channel::<Gathered>();
         runtime.spawn(async move {
             while let Some(answers) = gathered.recv().await {
                 drop(answers); // Completes them.
             }
         });
-        Some(Dispatch(sender))
+        Dispatch(sender)
     }
 }
 
@@ -113,9 +118,10 @@ mod tests {
 
     #[test]
     fn answers_handed_to_a_runtime_that_shuts_down_are_still_given() {
+        // A runtime that nothing drives: its task never runs.
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let mut answers = Answers::default();
-        answers.dispatch_through(runtime.block_on(async { Dispatch::spawn() }).expect("inside a runtime"));
+        answers.dispatch_through(Dispatch::spawn_on(runtime.handle()));
         let (first, mut first_answer) = oneshot::channel();
         answers.send(Reply::Async(first), appended(1));
         assert!(first_answer.try_recv().is_err(), "gathered until the step ends");
@@ -129,6 +135,14 @@ mod tests {
         answers.flush();
         assert_eq!(second_answer.try_recv().unwrap(), appended(2));
         assert!(answers.dispatch.is_none());
+    }
+
+    #[test]
+    fn only_a_runtime_with_workers_gets_the_task() {
+        let workers = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        assert!(workers.block_on(async { Dispatch::spawn() }).is_some());
+        let current = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(current.block_on(async { Dispatch::spawn() }).is_none());
     }
 
     #[test]
