@@ -81,7 +81,6 @@ impl Answers {
     /// Async callers' answers go through `dispatch` from now on.
     #[cfg(feature = "tokio")]
     pub(super) fn dispatch_through(&mut self, dispatch: Dispatch) {
-        self.flush();
         self.dispatch = Some(dispatch);
     }
 
@@ -99,7 +98,9 @@ impl Answers {
     pub(super) fn flush(&mut self) {
         #[cfg(feature = "tokio")]
         if let Some(Dispatch(to)) = self.dispatch.as_ref().filter(|_| !self.gathered.0.is_empty()) {
-            if to.send(std::mem::take(&mut self.gathered)).is_err() {
+            // The next step's answers get room for as many as this one's.
+            let room = Gathered(Vec::with_capacity(self.gathered.0.len()));
+            if to.send(std::mem::replace(&mut self.gathered, room)).is_err() {
                 self.dispatch = None; // The answers were completed as the error dropped them.
             }
         }
