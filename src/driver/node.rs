@@ -2,6 +2,8 @@
 //! `disk`), and the client side that submits requests to it. The blocking and the async
 //! driver differ only in how a caller waits for its answer.
 
+#[cfg(feature = "tokio")]
+use super::answers::Dispatch;
 use super::answers::{Answers, Reply};
 use super::disk;
 use super::snapshots::{self, ChunkReader, MachineJob};
@@ -158,7 +160,7 @@ pub(super) enum Command {
     Input(Input),
     /// Async callers' answers go through this task from now on.
     #[cfg(feature = "tokio")]
-    Dispatch(super::answers::Dispatch),
+    Dispatch(Dispatch),
 }
 
 /// The node's inbox at its transport: messages and warnings join the loop's commands.
@@ -360,7 +362,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
 
     /// Async callers' answers go through `dispatch` (a task on their runtime).
     #[cfg(feature = "tokio")]
-    pub(super) fn dispatch_answers(&self, dispatch: super::answers::Dispatch) {
+    pub(super) fn dispatch_answers(&self, dispatch: Dispatch) {
         let _ = self.commands.send(Command::Dispatch(dispatch));
     }
 
