@@ -199,6 +199,28 @@ fn small_batches_write_into_zeros_written_ahead_which_sealing_and_reopening_cut(
     assert_eq!(log.seq(), Some(Seq(2)));
 }
 
+#[test]
+fn batches_of_a_hundred_kilobytes_write_zeros_ahead_and_leave_the_next_ones_sync() {
+    use tinyraftplus::core::{Entry, Payload};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    let batch = |first: u64| -> Vec<Entry> {
+        let payload = |seq: u64| Payload::Data(bytes::Bytes::from(vec![seq as u8; 100]));
+        (first..first + 1000).map(|seq| Entry { term: Term(1), seq: Seq(seq), payload: payload(seq) }).collect()
+    };
+    assert!(log.append_entries_deferred(&batch(0)).unwrap().is_none(), "the first grows the file");
+    let file = segment_files(dir.path()).pop().unwrap();
+    let grown = fs::metadata(&file).unwrap().len();
+    assert!(grown > log.disk_bytes() + 500_000, "zeros are written ahead ({grown} bytes)");
+    let sync = log.append_entries_deferred(&batch(1000)).unwrap().expect("the next fits the zeros: its sync is left");
+    assert_eq!(fs::metadata(&file).unwrap().len(), grown, "the next batch does not grow the file");
+    sync.sync().unwrap();
+    drop(log);
+    let log = FsLog::open(dir.path(), "log", FsLogOptions::default()).unwrap();
+    assert_eq!(log.seq(), Some(Seq(1999)));
+    assert_eq!(log.read(Seq(1500)).unwrap().map(|e| e.payload.bytes()[0]), Some(1500u64 as u8));
+}
+
 /// Appends a Raft core makes, one 100-byte entry per batch, with the fdatasync left to the
 /// caller where the log allows it.
 fn deferred_append(log: &mut FsLog, seq: u64) -> Option<tinyraftplus::log::PendingSync> {
@@ -225,8 +247,8 @@ fn small_appends_into_allocated_space_leave_their_sync_and_read_back_before_and_
     for sync in pending {
         sync.sync().unwrap();
     }
-    // A large batch is not deferred (no zeros ahead of it).
-    let big: Vec<tinyraftplus::core::Entry> = (50..800)
+    // A large batch (a quarter MiB and more) is not deferred (no zeros ahead of it).
+    let big: Vec<tinyraftplus::core::Entry> = (50..3000)
         .map(|seq| tinyraftplus::core::Entry {
             term: Term(1),
             seq: Seq(seq),
@@ -238,7 +260,7 @@ fn small_appends_into_allocated_space_leave_their_sync_and_read_back_before_and_
     assert!(matches!(log.append_entries_deferred(&big[..1]), Err(LogError::Invalid(_))));
     drop(log);
     let log = FsLog::open(dir.path(), "log", options()).unwrap();
-    assert_eq!(log.seq(), Some(Seq(799)));
+    assert_eq!(log.seq(), Some(Seq(2999)));
     assert_eq!(log.read(Seq(49)).unwrap().map(|e| e.payload.bytes()[0]), Some(49));
 }
 

@@ -8,16 +8,16 @@
 //! changes with one more state write, always before the change it allows:
 //! - a new segment is recorded once its header is synced (a crash before leaves an unrecorded
 //!   newest segment, which recovery takes as it always did);
-//! - the length is recorded when zeros are written ahead (about once per MiB of small batches)
-//!   or the file grew a MiB past the recorded length (large batches), and lowered before the
-//!   file is cut (sealing a segment, a trim, recovery's cut of a torn tail);
+//! - the length is recorded when zeros are written ahead (about once per MiB of batches below a
+//!   quarter MiB) or the file grew a MiB past the recorded length (larger batches), and lowered
+//!   before the file is cut (sealing a segment, a trim, recovery's cut of a torn tail);
 //! - a trim records its new newest segment before it deletes later ones; a prefix removal
 //!   records the new first seq before it deletes segments (the rest is finished at the next
 //!   open).
 //!
 //! Cost: one state write (one fdatasync of a small file) per MiB appended and per segment.
-//! Limit: with large batches (64 KiB and more, which write no zeros ahead), a cut of less than
-//! a MiB at the end of the newest segment is not told from a torn last batch.
+//! Limit: with large batches (a quarter MiB and more, which write no zeros ahead), a cut of less
+//! than a MiB at the end of the newest segment is not told from a torn last batch.
 
 use super::format::HEADER_BYTES;
 use super::fslog::{io_error, FsLog, LogError};
