@@ -17,6 +17,7 @@ pub mod cli;
 pub mod disk;
 pub mod lincheck;
 pub mod models;
+pub mod quorums;
 pub mod random;
 pub mod replay;
 pub mod report;
@@ -68,6 +69,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::HealthyCatchingUp => "healthy_catching_up",
         Mutant::StaleForwardTaken => "stale_forward_taken",
         Mutant::FoundingConfigUnlogged => "founding_config_unlogged",
+        Mutant::QuorumRuleIgnored => "quorum_rule_ignored",
     }
 }
 

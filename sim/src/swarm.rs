@@ -1,6 +1,7 @@
 //! The run's parameters: options from the user, and fault probabilities drawn from the seed
 //! (swarm testing: each seed stresses its own mix of faults).
 
+use crate::quorums::QuorumKind;
 use crate::random::Random;
 use tinyraftplus::core::Rng;
 
@@ -43,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 26] = [
+pub const FAULT_CLASSES: [&str; 27] = [
     "crash",
     "partition",
     "pause",
@@ -70,6 +71,7 @@ pub const FAULT_CLASSES: [&str; 26] = [
     "membership",
     "snapshot",
     "candidate_stall",
+    "quorum",
 ];
 
 impl Default for Options {
@@ -195,6 +197,9 @@ pub struct Swarm {
     pub snapshot_ns: u64,
     /// `Config::snapshot_chunk_interval`.
     pub snapshot_interval_ns: u64,
+    /// The cluster's quorum rule (turning the class `quorum` off leaves a majority). Drawn
+    /// from its own generator (`QuorumKind::draw`), so that seeds keep the rest of their mix.
+    pub quorum: QuorumKind,
 }
 
 const MS: u64 = 1_000_000;
@@ -232,6 +237,7 @@ impl Swarm {
             "membership" => self.membership = 0.0,
             "snapshot" => self.snapshot_entries = 0,
             "candidate_stall" => self.candidate_stall = 0.0,
+            "quorum" => self.quorum = QuorumKind::Majority,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -314,6 +320,7 @@ impl Swarm {
             snapshot_chunks_inflight: 1,
             snapshot_ns: 0,
             snapshot_interval_ns: 0,
+            quorum: QuorumKind::Majority,
         }
     }
 

@@ -6,6 +6,8 @@
 
 use super::io::Event;
 use super::membership::Configuration;
+use super::mutant::Mutant;
+use super::quorum::Quorum;
 use super::raft::{duration_nanos, Raft};
 use super::replication::Progress;
 use super::types::{NodeId, Seq, Time};
@@ -20,6 +22,9 @@ impl Raft {
     /// Whether the nodes for which `member` is true form a quorum of the configuration in
     /// force (of both parts while joint; learners never count).
     pub(super) fn is_quorum(&self, member: impl Fn(NodeId) -> bool) -> bool {
+        if self.mutant(Mutant::QuorumRuleIgnored) {
+            return self.voter_sets().iter().all(|voters| Quorum::Majority.is_quorum(voters, &member));
+        }
         match self.configuration() {
             Some(configuration) => configuration.is_quorum(member),
             None => self.config.quorum.is_quorum(&self.bootstrap, member),
@@ -39,6 +44,14 @@ impl Raft {
     /// The highest seq a quorum of the configuration in force holds, given each node's
     /// highest matching seq.
     pub(super) fn quorum_point(&self, matched: impl Fn(NodeId) -> Option<Seq>) -> Option<Seq> {
+        if self.mutant(Mutant::QuorumRuleIgnored) {
+            let point = |voters: &&[NodeId]| {
+                let matches: SmallVec<[(NodeId, Option<Seq>); 8]> =
+                    voters.iter().map(|id| (*id, matched(*id))).collect();
+                Quorum::Majority.commit_point(&matches)
+            };
+            return self.voter_sets().iter().map(point).min().flatten();
+        }
         match self.configuration() {
             Some(configuration) => configuration.commit_point(matched),
             None => {
@@ -46,6 +59,15 @@ impl Raft {
                     self.bootstrap.iter().map(|id| (*id, matched(*id))).collect();
                 self.config.quorum.commit_point(&matches)
             }
+        }
+    }
+
+    /// The voters of each part of the configuration in force (planted bug
+    /// `QuorumRuleIgnored`, which counts a majority of them whatever the rule).
+    fn voter_sets(&self) -> SmallVec<[&[NodeId]; 2]> {
+        match self.configuration() {
+            Some(configuration) => configuration.parts().map(|part| part.voters()).collect(),
+            None => SmallVec::from_slice(&[&self.bootstrap[..]]),
         }
     }
 

@@ -155,7 +155,7 @@ pub enum Configuration {
 
 impl Configuration {
     /// The memberships whose quorums count: one, or both while joint.
-    fn parts(&self) -> impl Iterator<Item = &Membership> {
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &Membership> {
         let (first, second) = match self {
             Configuration::Single(only) => (only, None),
             Configuration::Joint { old, new } => (old, Some(new)),

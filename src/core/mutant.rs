@@ -92,11 +92,14 @@ pub enum Mutant {
     /// the founding configuration is in no log: a node that joined with itself among its
     /// `Config::nodes` and caught up from such a log takes itself for a voter.
     FoundingConfigUnlogged,
+    /// Elections and commits count a majority of the voters, whatever the quorum rule (groups,
+    /// a count, a custom rule).
+    QuorumRuleIgnored,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 30] = [
+    pub const ALL: [Mutant; 31] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -127,6 +130,7 @@ impl Mutant {
         Mutant::HealthyCatchingUp,
         Mutant::StaleForwardTaken,
         Mutant::FoundingConfigUnlogged,
+        Mutant::QuorumRuleIgnored,
     ];
 }
 

@@ -306,12 +306,12 @@ impl World {
             .nodes
             .iter()
             .enumerate()
-            .all(|(m, node)| m == n || holds(node) || !parts.iter().any(|part| part.contains(&node.id)));
-        let majority_without = parts.iter().all(|part| {
-            let rest = part.iter().filter(|voter| **voter != id && holds(&self.nodes[voter.0 as usize - 1]));
-            !part.contains(&id) || rest.count() > part.len() / 2
+            .all(|(m, node)| m == n || holds(node) || !parts.iter().any(|part| part.voters().contains(&node.id)));
+        let quorum_without = parts.iter().all(|part| {
+            !part.voters().contains(&id)
+                || part.is_quorum(|voter| voter != id && holds(&self.nodes[voter.0 as usize - 1]))
         });
-        others_hold && majority_without
+        others_hold && quorum_without
     }
 
     /// The faults end: the network heals, every node runs, clients make one final read each.
@@ -333,7 +333,7 @@ impl World {
                 self.schedule(self.now, Ev::Client(c));
             }
         }
-        let voters: Vec<NodeId> = self.all_parts().concat();
+        let voters: Vec<NodeId> = self.all_parts().iter().flat_map(Rule::voters).collect();
         let lost = |id: NodeId| self.nodes[id.0 as usize - 1].disk.hard_state().catching_up;
         let room = self.room_for_one_more(lost) || self.options.regime == Regime::Unbounded;
         // A node that hears nothing disrupts the others forever without pre-vote and

@@ -6,7 +6,7 @@
 
 use super::*;
 use tinyraftplus::core::codec::decode_configuration;
-use tinyraftplus::core::{Configuration, MembershipChange, Payload};
+use tinyraftplus::core::{Configuration, Membership, MembershipChange, Payload, Quorum};
 
 /// Spare node slots a run with membership changes has beyond `Options::nodes`.
 pub(super) const SPARES: usize = 2;
@@ -24,34 +24,47 @@ impl World {
         }
     }
 
-    /// The voters of each part of every configuration some running node has in force, of the
-    /// latest committed one, and of every change under way: a fault budget that holds in all of
-    /// them holds in whichever wins.
-    pub(super) fn all_parts(&self) -> Vec<Vec<NodeId>> {
+    /// The quorum rule of each part of every configuration some running node has in force, of
+    /// the latest committed one, and of every change under way: a fault budget that holds in
+    /// all of them holds in whichever wins.
+    pub(super) fn all_parts(&self) -> Vec<Rule> {
+        let founders = self.founders_rule();
         let mut parts = Vec::new();
         let in_force = self.nodes.iter().filter_map(|node| node.raft.as_ref()).map(|raft| raft.membership());
         for configuration in in_force.chain([self.checker.committed_configuration()]) {
             match configuration {
-                Some(Configuration::Single(only)) => parts.push(only.voters().to_vec()),
-                Some(Configuration::Joint { old, new }) => parts.extend([old.voters().to_vec(), new.voters().to_vec()]),
-                None => parts.push((1..=self.options.nodes as u64).map(NodeId).collect()),
+                Some(configuration) => parts.extend(Rule::parts(configuration)),
+                None => parts.push(founders.clone()),
             }
         }
-        // And the voters of every change asked for and not answered yet: it may be entered.
+        // And the rule of every change asked for and not answered yet: it may be entered.
         parts.extend(self.changes.values().cloned());
-        for part in &mut parts {
-            part.sort_unstable();
-        }
         parts.sort();
         parts.dedup();
         parts
     }
 
-    /// Whether, in every part of every configuration in force, fewer voters than
-    /// `(part - 1) / 2` are `down`: one more may go, and a majority of each part stays.
+    /// The rule of the founders' configuration (the initial nodes under the seed's rule).
+    pub(super) fn founders_rule(&self) -> Rule {
+        let founders: Vec<NodeId> = (1..=self.options.nodes as u64).map(NodeId).collect();
+        self.swarm.quorum.rule(&founders)
+    }
+
+    /// The rule of node `n`'s bootstrap configuration (`Config::nodes` and `Config::quorum`).
+    pub(super) fn bootstrap_rule(&self, n: usize) -> Rule {
+        let config = &self.nodes[n].config;
+        match &config.quorum {
+            Quorum::Groups(groups) => rule_of(&config.nodes, groups),
+            Quorum::Count(count) => Rule::Count(config.nodes.clone(), *count),
+            Quorum::Custom(_) => self.swarm.quorum.rule(&config.nodes),
+            _ => rule_of(&config.nodes, &[]),
+        }
+    }
+
+    /// Whether, in every part of every configuration in force, the voters not `down` form a
+    /// quorum that any one of them may leave, and a quorum stays.
     pub(super) fn room_for_one_more(&self, down: impl Fn(NodeId) -> bool) -> bool {
-        let parts = self.all_parts();
-        parts.iter().all(|part| part.iter().filter(|id| down(**id)).count() < (part.len() - 1) / 2)
+        self.all_parts().iter().all(|part| part.room_for_one_more(&down))
     }
 
     fn newest(&self) -> Option<&Configuration> {
@@ -76,14 +89,24 @@ impl World {
         }
     }
 
-    /// Asks leader `n` to add, remove or replace a voter (itself possibly).
+    /// Asks leader `n` to add, remove or replace a voter (itself possibly). Under quorum
+    /// groups, a joiner goes into one of them and a group left empty goes.
     pub(super) fn change_membership(&mut self, n: usize) -> Result<(), Violation> {
         let Some(raft) = self.nodes[n].raft.as_ref() else { return Ok(()) };
-        let (mut voters, members) = match raft.membership() {
-            Some(configuration) => (configuration.target().voters().to_vec(), configuration.members()),
+        let (mut voters, members, mut groups) = match raft.membership() {
+            Some(configuration) => {
+                let target = configuration.target();
+                (target.voters().to_vec(), configuration.members(), target.groups().to_vec())
+            }
             // No configuration entry in its log: its bootstrap voters are in force (after a
             // forced rejoin, not necessarily the newest configuration the cluster had).
-            None => (self.nodes[n].config.nodes.clone(), self.newest_configuration().1),
+            None => {
+                let groups = match &self.nodes[n].config.quorum {
+                    Quorum::Groups(groups) => groups.clone(),
+                    _ => Vec::new(),
+                };
+                (self.nodes[n].config.nodes.clone(), self.newest_configuration().1, groups)
+            }
         };
         let outside: Vec<usize> = (0..self.nodes.len()).filter(|m| !members.contains(&self.nodes[*m].id)).collect();
         if !outside.is_empty() && self.rng.below(4) == 0 {
@@ -92,7 +115,7 @@ impl World {
             let never = self.nodes[outside[self.rng.below(outside.len() as u64) as usize]].id;
             self.fault("learner_never_up");
             let change = MembershipChange::AddLearner { id: never, address: None };
-            return self.ask_change(n, voters, change);
+            return self.ask_change(n, rule_of(&voters, &groups), change);
         }
         let fewest = match self.options.regime {
             Regime::Recoverable => self.options.nodes.min(3),
@@ -104,31 +127,47 @@ impl World {
             _ => (true, true),
         };
         if remove && voters.len() > fewest.max(usize::from(add)) {
-            voters.remove(self.rng.below(voters.len() as u64) as usize);
+            let gone = voters.remove(self.rng.below(voters.len() as u64) as usize);
+            for group in &mut groups {
+                group.retain(|id| *id != gone);
+            }
+            groups.retain(|group| !group.is_empty());
         }
         if add && !outside.is_empty() {
             let joiner = outside[self.rng.below(outside.len() as u64) as usize];
-            voters.push(self.nodes[joiner].id);
-            self.prepare_joiner(joiner, &voters)?;
+            let id = self.nodes[joiner].id;
+            voters.push(id);
+            if !groups.is_empty() {
+                let group = self.rng.below(groups.len() as u64) as usize;
+                groups[group].push(id);
+            }
+            self.prepare_joiner(joiner, &voters, &groups)?;
         }
         // As an operator would (etcd's strict reconfiguration check): no change to voters a
-        // majority of which are not up and intact (a node new to the cluster catches up first).
-        let healthy = |id: &NodeId| {
+        // quorum of which are not up and intact (a node new to the cluster catches up first).
+        let healthy = |id: NodeId| {
             let node = &self.nodes[id.0 as usize - 1];
-            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(id))
+            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
         };
-        if voters.iter().filter(|id| healthy(id)).count() <= voters.len() / 2 {
+        let rule = rule_of(&voters, &groups);
+        if !rule.is_quorum(healthy) {
             return Ok(());
         }
         self.fault("membership_change");
-        self.ask_change(n, voters.clone(), MembershipChange::SetNodes(voters))
+        let change = match groups.is_empty() {
+            true => MembershipChange::SetNodes(voters),
+            false => MembershipChange::To(
+                Membership::with_groups(voters, [], groups).expect("groups over the voters, each in one"),
+            ),
+        };
+        self.ask_change(n, rule, change)
     }
 
-    /// Asks leader `n` for `change`, whose configuration has `voters` as its voters.
-    fn ask_change(&mut self, n: usize, voters: Vec<NodeId>, change: MembershipChange) -> Result<(), Violation> {
+    /// Asks leader `n` for `change`, whose configuration has `rule` as its quorum rule.
+    fn ask_change(&mut self, n: usize, rule: Rule, change: MembershipChange) -> Result<(), Violation> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        self.changes.insert(request, voters);
+        self.changes.insert(request, rule);
         let in_force = self.nodes[n].raft.as_ref().and_then(|raft| Some(format!(" from {}", raft.membership()?)));
         let (leader, shown) = (self.nodes[n].id, format!("{change:?}{}", in_force.unwrap_or_default()));
         self.note(|| format!("n{leader}: asked for {shown}"));
@@ -136,8 +175,9 @@ impl World {
     }
 
     /// A node about to join: if it is down, it starts as a new machine (an empty disk, the
-    /// voters as its bootstrap configuration); a running one (removed earlier) joins as it is.
-    fn prepare_joiner(&mut self, m: usize, voters: &[NodeId]) -> Result<(), Violation> {
+    /// voters and groups as its bootstrap configuration); a running one (removed earlier) joins
+    /// as it is.
+    fn prepare_joiner(&mut self, m: usize, voters: &[NodeId], groups: &[Vec<NodeId>]) -> Result<(), Violation> {
         self.nodes[m].added = true;
         if self.nodes[m].raft.is_some() {
             return Ok(());
@@ -145,6 +185,10 @@ impl World {
         self.nodes[m].disk = super::faults::new_disk(&self.options);
         self.checker.wiped(self.nodes[m].id);
         self.nodes[m].config.nodes = voters.to_vec();
+        self.nodes[m].config.quorum = match groups.is_empty() {
+            true => Quorum::Majority,
+            false => Quorum::Groups(groups.to_vec()),
+        };
         let id = self.nodes[m].id;
         self.note(|| format!("n{id}: a new machine, to join"));
         self.start(m)
@@ -171,8 +215,7 @@ impl World {
                 _ => None,
             })
             .or_else(|| self.checker.committed_configuration_at(*seq).cloned());
-        let mut asked = asked;
-        asked.sort_unstable();
+        let asked = asked.voters();
         let done = matches!(at_seq, Some(Configuration::Single(only)) if only.voters() == &asked[..]);
         if !done || raft.commit() < Some(*seq) {
             return Err(Violation {
@@ -198,7 +241,10 @@ impl World {
             true => Ok(()),
             false => Err(Violation {
                 invariant: "vote_quorum",
-                detail: format!("{id} leads term {term} without the votes of a quorum of {:?}", raft.membership()),
+                detail: format!(
+                    "{id} leads term {term} without the votes of a quorum of {:?}",
+                    self.rules(n, raft.membership())
+                ),
             }),
         }
     }
@@ -226,7 +272,10 @@ impl World {
         }
         Err(Violation {
             invariant: "commit_quorum",
-            detail: format!("{id} committed {seq} in term {term} without a quorum of {candidates:?}"),
+            detail: format!(
+                "{id} committed {seq} in term {term} without a quorum of {:?}",
+                candidates.iter().map(|configuration| self.rules(n, configuration.as_ref())).collect::<Vec<_>>()
+            ),
         })
     }
 
@@ -254,14 +303,18 @@ impl World {
     }
 
     /// Whether the nodes for which `member` is true form a quorum of every part of
-    /// `configuration` (node `n`'s bootstrap configuration for none).
+    /// `configuration` (node `n`'s bootstrap configuration for none), by the simulator's own
+    /// reading of the rule.
     fn is_quorum(&self, n: usize, configuration: Option<&Configuration>, member: impl Fn(NodeId) -> bool) -> bool {
-        let parts: Vec<Vec<NodeId>> = match configuration {
-            Some(Configuration::Single(only)) => vec![only.voters().to_vec()],
-            Some(Configuration::Joint { old, new }) => vec![old.voters().to_vec(), new.voters().to_vec()],
-            None => vec![self.nodes[n].config.nodes.clone()],
-        };
-        parts.iter().all(|part| part.iter().filter(|id| member(**id)).count() > part.len() / 2)
+        self.rules(n, configuration).iter().all(|part| part.is_quorum(&member))
+    }
+
+    /// The rules of every part of `configuration` (node `n`'s bootstrap one for none).
+    fn rules(&self, n: usize, configuration: Option<&Configuration>) -> Vec<Rule> {
+        match configuration {
+            Some(configuration) => Rule::parts(configuration),
+            None => vec![self.bootstrap_rule(n)],
+        }
     }
 }
 
@@ -298,4 +351,17 @@ fn voters_of(configuration: &Configuration) -> Vec<NodeId> {
     voters.sort_unstable();
     voters.dedup();
     voters
+}
+
+/// The rule of voters in `groups` (none: a majority of them).
+fn rule_of(voters: &[NodeId], groups: &[Vec<NodeId>]) -> Rule {
+    let mut groups = match groups.is_empty() {
+        true => vec![voters.to_vec()],
+        false => groups.to_vec(),
+    };
+    for group in &mut groups {
+        group.sort_unstable();
+    }
+    groups.sort();
+    Rule::Groups(groups)
 }

@@ -12,6 +12,7 @@ use crate::check::{log_matching, Checker, Violation};
 use crate::disk::{Disk, Pending, Snapshot};
 use crate::lincheck::{Completion, Operation};
 use crate::models::{StateMachine, Workload};
+use crate::quorums::{QuorumKind, Rule};
 use crate::random::{Decisions, Random, Script};
 use crate::simulation::Simulation;
 use crate::swarm::{Options, Regime, Swarm};
@@ -19,8 +20,8 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    AppendResult, Body, ClientError, Config, Configuration, Entry, Event, HeldMessages, Input, Message, NodeId, Output,
-    Payload, Raft, RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
+    AppendResult, Body, ClientError, Config, Entry, Event, HeldMessages, Input, Message, NodeId, Output, Payload, Raft,
+    RequestId, Response, Rng, Role, Seq, Stepper, Time, Write, WriteId,
 };
 
 const MS: u64 = 1_000_000;
@@ -204,7 +205,7 @@ pub struct World {
     /// Leader transfers asked for, with the term of the leader asked.
     transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
     /// Membership changes asked for, with the voters asked for.
-    changes: BTreeMap<RequestId, Vec<NodeId>>,
+    changes: BTreeMap<RequestId, Rule>,
     /// The highest seq each node acknowledged to each leader in its term: (leader, term, node).
     acks: BTreeMap<(NodeId, tinyraftplus::core::Term, NodeId), Seq>,
     /// The highest term any node reached, and when.
@@ -226,11 +227,15 @@ impl World {
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
         swarm.draw_targeted(&mut Rng::new(seed ^ 0x7a2_9e7_ed0));
+        swarm.quorum = QuorumKind::draw(&mut Rng::new(seed ^ 0x9e0_4a7_51e), options.nodes);
         if simulation.machine().snapshot().is_none() {
             swarm.disable("snapshot"); // This state machine takes no snapshots.
         }
         for class in &options.disabled {
             swarm.disable(class);
+        }
+        if !swarm.quorum.changes_membership() {
+            swarm.disable("membership"); // The core refuses changes under this rule.
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
         let spares = if swarm.membership > 0.0 { membership::SPARES } else { 0 };
@@ -254,6 +259,9 @@ impl World {
                 config.rpc_entries_max = swarm.rpc_entries_max;
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
+                if added {
+                    config.quorum = swarm.quorum.core();
+                }
                 config.storage_stall_timeout = Some(STORAGE_STALL);
                 config.snapshot_entries = swarm.snapshot_entries;
                 config.snapshot_keep_entries = swarm.snapshot_keep;
@@ -283,6 +291,13 @@ impl World {
                 }
             })
             .collect();
+        // Counted with the faults, so that a sweep's report shows how many seeds drew each rule.
+        let rule = match &swarm.quorum {
+            QuorumKind::Majority => None,
+            QuorumKind::Groups(_) => Some("quorum_groups"),
+            QuorumKind::Count(_) => Some("quorum_count"),
+            QuorumKind::Weighted(_) => Some("quorum_custom"),
+        };
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
@@ -313,7 +328,7 @@ impl World {
             },
             digest: seed,
             steps: 0,
-            faults: BTreeMap::new(),
+            faults: rule.into_iter().map(|kind| (kind, 1)).collect(),
             settling: false,
             healed_at: None,
             lagging_until: Time(0),
@@ -521,12 +536,32 @@ impl World {
             // configuration as its bootstrap one (what an operator gives it; with the founders'
             // list it could think itself alone, in a cluster grown from one node; with learners
             // that never came up among them, it could wait for their answers forever).
-            let voters = |c: &Configuration| c.target().voters().to_vec();
-            let mut members = self.checker.committed_configuration().map_or_else(Vec::new, voters);
-            if !members.contains(&self.nodes[n].id) {
-                members.push(self.nodes[n].id);
+            // Under a count or a custom rule, whose configurations no entry carries, the
+            // founders are the members.
+            let target = self.checker.committed_configuration().map(|c| c.target().clone());
+            let (mut members, mut groups) = match (target, &self.swarm.quorum) {
+                (Some(target), _) => (target.voters().to_vec(), target.groups().to_vec()),
+                (None, QuorumKind::Majority) => (Vec::new(), Vec::new()),
+                (None, kind) => {
+                    let founders: Vec<NodeId> = (1..=self.options.nodes as u64).map(NodeId).collect();
+                    let groups = if let QuorumKind::Groups(groups) = kind { groups.clone() } else { Vec::new() };
+                    (founders, groups)
+                }
+            };
+            let id = self.nodes[n].id;
+            if !members.contains(&id) {
+                members.push(id);
+                if let Some(group) = groups.first_mut() {
+                    group.push(id); // Not a voter: until it catches up, any group does.
+                }
             }
             self.nodes[n].config.nodes = members;
+            if self.swarm.quorum.changes_membership() {
+                self.nodes[n].config.quorum = match groups.is_empty() {
+                    true => tinyraftplus::core::Quorum::Majority,
+                    false => tinyraftplus::core::Quorum::Groups(groups),
+                };
+            }
         }
         let node = &mut self.nodes[n];
         let recovered = match node.disk.recover(node.config.memory_entries_max) {
