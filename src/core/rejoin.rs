@@ -22,9 +22,10 @@
 //! A brand-new cluster has no leader to catch up with: every node's storage is new. A
 //! catching-up node with an empty log therefore also rejoins once it has seen every peer's log
 //! empty (their pre-vote and vote requests carry their last entry, and it sends such requests
-//! itself to let them see its own). Were any entry committed, it would be on a quorum, and the
-//! nodes of that quorum other than this one would not all be empty. This assumes a message is
-//! not delayed past the restart of the node it is sent to.
+//! itself to let them see its own; a pre-vote a peer grants to its empty log shows the peer's
+//! empty too, as no log is behind an empty one). Were any entry committed, it would be on a
+//! quorum, and the nodes of that quorum other than this one would not all be empty. This
+//! assumes a message is not delayed past the restart of the node it is sent to.
 //!
 //! [`HardState::catching_up`]: super::HardState::catching_up
 
