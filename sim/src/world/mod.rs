@@ -204,7 +204,7 @@ pub struct World {
     first_commits: BTreeSet<(NodeId, tinyraftplus::core::Term)>,
     /// Leader transfers asked for, with the term of the leader asked.
     transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
-    /// Membership changes asked for, with the voters asked for.
+    /// Membership changes asked for, with the quorum rule of the configuration asked for.
     changes: BTreeMap<RequestId, Rule>,
     /// The highest seq each node acknowledged to each leader in its term: (leader, term, node).
     acks: BTreeMap<(NodeId, tinyraftplus::core::Term, NodeId), Seq>,
