@@ -630,8 +630,9 @@ impl FsLog {
         // next batches overwrite allocated space and their fdatasync has no file size to commit:
         // on ext4, about twice as many syncs per second for small batches, and 1.2-1.3 times the
         // bandwidth for batches of 100 KB, although their bytes are written twice (measured: see
-        // `benches/fslog.rs`). Batches of a quarter MiB and more gain nothing. Not with the plain
-        // encoder: without checksums only the file's length shows a write cut short.
+        // `benches/fslog.rs`). Batches of a quarter MiB and more grow the file themselves: a MiB
+        // ahead would serve only a few of them (not measured). Not with the plain encoder:
+        // without checksums only the file's length shows a write cut short.
         let small = buffer.len() < ZERO_AHEAD_BELOW && self.options.encoder.checksummed();
         let mut ahead = match small && end > segment.allocated {
             true => (end + ZERO_AHEAD_BYTES).min(self.options.segment_bytes),
