@@ -14,8 +14,8 @@
 //!   log writes into space its files never held, which costs more per sync on some file
 //!   systems (on ext4 without a journal, about 1.6 times written space for writes of a batch's
 //!   size): its bound there is the 128 KiB appends that grow a file, on stderr. The log writes
-//!   a MiB of zeros ahead of such batches, which raised this figure 1.2-1.3 times (measured
-//!   2026-12-02) although every byte is written twice; extending the file without writing it
+//!   a MiB of zeros ahead of such batches, which raised this figure 1.07 to 1.37 times in
+//!   three alternating pairs (2026-12-02) although every byte is written twice; extending the file without writing it
 //!   (`fallocate`, `set_len`), or O_DIRECT, did not help there (measured earlier);
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and

@@ -74,8 +74,8 @@ impl QuorumKind {
         let mut nodes = nodes.to_vec();
         nodes.sort_unstable();
         match self {
-            QuorumKind::Majority => Rule::Groups(vec![nodes]),
-            QuorumKind::Groups(groups) => Rule::Groups(groups.clone()),
+            QuorumKind::Majority => Rule::groups(&nodes, &[]),
+            QuorumKind::Groups(groups) => Rule::groups(&nodes, groups),
             QuorumKind::Count(count) => Rule::Count(nodes, *count),
             QuorumKind::Weighted(weights) => Rule::Weighted(weights.clone()),
         }
@@ -102,9 +102,15 @@ pub enum Rule {
 impl Rule {
     /// The rule of a membership (its groups, or a majority of its voters).
     pub fn of(membership: &Membership) -> Rule {
-        let mut groups = match membership.groups().is_empty() {
-            true => vec![membership.voters().to_vec()],
-            false => membership.groups().to_vec(),
+        Rule::groups(membership.voters(), membership.groups())
+    }
+
+    /// A majority of every one of `groups` over `voters` (no groups: a majority of the voters),
+    /// sorted so that equal rules compare equal.
+    pub fn groups(voters: &[NodeId], groups: &[Vec<NodeId>]) -> Rule {
+        let mut groups = match groups.is_empty() {
+            true => vec![voters.to_vec()],
+            false => groups.to_vec(),
         };
         for group in &mut groups {
             group.sort_unstable();

@@ -107,17 +107,14 @@ impl Raft {
             self.become_follower(now, term, None);
         }
         self.note_probe_answer(from, term, granted);
-        if granted && self.log.last().is_none() && Some(term.0) == self.hard_state.term.0.checked_add(1) {
+        if !granted || Some(term.0) != self.hard_state.term.0.checked_add(1) {
+            return;
+        }
+        if self.log.last().is_none() {
             // A peer grants a pre-vote to an empty log only with its own log empty: a
             // catching-up node learns so from its own probe, one round trip after it asks,
             // rather than waiting for each peer to campaign (see `rejoin.rs`).
             self.note_peer_log(from, Term(0), None);
-        }
-        if !granted {
-            return;
-        }
-        if Some(term.0) != self.hard_state.term.0.checked_add(1) {
-            return;
         }
         let RoleState::PreCandidate(votes) = &mut self.role else { return };
         if !votes.contains(&from) {

@@ -54,10 +54,10 @@ impl World {
     pub(super) fn bootstrap_rule(&self, n: usize) -> Rule {
         let config = &self.nodes[n].config;
         match &config.quorum {
-            Quorum::Groups(groups) => rule_of(&config.nodes, groups),
+            Quorum::Groups(groups) => Rule::groups(&config.nodes, groups),
             Quorum::Count(count) => Rule::Count(config.nodes.clone(), *count),
             Quorum::Custom(_) => self.swarm.quorum.rule(&config.nodes),
-            _ => rule_of(&config.nodes, &[]),
+            _ => Rule::groups(&config.nodes, &[]),
         }
     }
 
@@ -115,7 +115,7 @@ impl World {
             let never = self.nodes[outside[self.rng.below(outside.len() as u64) as usize]].id;
             self.fault("learner_never_up");
             let change = MembershipChange::AddLearner { id: never, address: None };
-            return self.ask_change(n, rule_of(&voters, &groups), change);
+            return self.ask_change(n, Rule::groups(&voters, &groups), change);
         }
         let fewest = match self.options.regime {
             Regime::Recoverable => self.options.nodes.min(3),
@@ -149,7 +149,7 @@ impl World {
             let node = &self.nodes[id.0 as usize - 1];
             node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
         };
-        let rule = rule_of(&voters, &groups);
+        let rule = Rule::groups(&voters, &groups);
         if !rule.is_quorum(healthy) {
             return Ok(());
         }
@@ -351,17 +351,4 @@ fn voters_of(configuration: &Configuration) -> Vec<NodeId> {
     voters.sort_unstable();
     voters.dedup();
     voters
-}
-
-/// The rule of voters in `groups` (none: a majority of them).
-fn rule_of(voters: &[NodeId], groups: &[Vec<NodeId>]) -> Rule {
-    let mut groups = match groups.is_empty() {
-        true => vec![voters.to_vec()],
-        false => groups.to_vec(),
-    };
-    for group in &mut groups {
-        group.sort_unstable();
-    }
-    groups.sort();
-    Rule::Groups(groups)
 }
