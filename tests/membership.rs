@@ -266,3 +266,38 @@ fn a_joiner_that_lost_its_join_entry_learns_the_founding_configuration_from_the_
     assert_eq!(voters(&cluster, 4), ids(&[1, 2, 3]));
     assert_eq!(voters(&cluster, leader.0), ids(&[1, 2, 3]));
 }
+
+/// Nodes started with different bootstrap lists (an operator's mistake: two new nodes given
+/// the grown list {1..5} before the founders {1, 2, 3} first elected a leader) must not form
+/// quorums of different configurations: {4, 5} and one founder are a quorum of {1..5}, and
+/// the two other founders one of {1, 2, 3}. The founders' logs are empty, as the new nodes'
+/// are: were they to grant the strangers pre-votes, the strangers would see every peer's log
+/// empty, take the cluster for a new one and rejoin. Before, they did, and node 4 led {1..5}
+/// in term 1.
+#[test]
+fn founders_grant_no_vote_to_strangers_to_their_bootstrap_list() {
+    use tinyraftplus::core::Body;
+    let mut cluster = Cluster::new_fresh(3, |config| config.check_quorum = false);
+    // The founders see each other's logs empty (from their requests) and rejoin; no leader yet.
+    for id in 1..=3 {
+        cluster.tick(NodeId(id));
+    }
+    cluster.deliver(|m| matches!(m.body, Body::PreVote { .. } | Body::Vote { .. }));
+    cluster.network.clear();
+    assert!((1..=3).all(|id| !cluster.raft(NodeId(id)).is_catching_up()), "the founders rejoined");
+    cluster.add_node(NodeId(4), &ids(&[1, 2, 3, 4, 5]));
+    cluster.add_node(NodeId(5), &ids(&[1, 2, 3, 4, 5]));
+    for _ in 0..3 {
+        cluster.tick(NodeId(4));
+        cluster.tick(NodeId(5));
+        cluster.stabilize();
+    }
+    assert!(cluster.raft(NodeId(4)).is_catching_up(), "node 4 saw the founders' logs empty");
+    assert!(cluster.raft(NodeId(5)).is_catching_up(), "node 5 saw the founders' logs empty");
+    // The founders go on as a cluster of three, and the strangers wait to be added.
+    run(&mut cluster, 10);
+    let leader = cluster.leader().expect("a leader");
+    assert!(leader.0 <= 3, "leader {leader}");
+    assert_eq!(voters(&cluster, leader.0), ids(&[1, 2, 3]));
+    assert!(cluster.raft(NodeId(4)).is_catching_up() && cluster.raft(NodeId(5)).is_catching_up());
+}

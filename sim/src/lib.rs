@@ -70,6 +70,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::StaleForwardTaken => "stale_forward_taken",
         Mutant::FoundingConfigUnlogged => "founding_config_unlogged",
         Mutant::QuorumRuleIgnored => "quorum_rule_ignored",
+        Mutant::BootstrapStrangerVotes => "bootstrap_stranger_votes",
     }
 }
 

@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 27] = [
+pub const FAULT_CLASSES: [&str; 28] = [
     "crash",
     "partition",
     "pause",
@@ -72,6 +72,7 @@ pub const FAULT_CLASSES: [&str; 27] = [
     "snapshot",
     "candidate_stall",
     "quorum",
+    "early_strangers",
 ];
 
 impl Default for Options {
@@ -200,6 +201,11 @@ pub struct Swarm {
     /// The cluster's quorum rule (turning the class `quorum` off leaves a majority). Drawn
     /// from its own generator (`QuorumKind::draw`), so that seeds keep the rest of their mix.
     pub quorum: QuorumKind,
+    /// Whether the spare nodes start with the founders, each given the founders and the spares
+    /// as its bootstrap list (an operator's mistake: the grown list before the cluster first
+    /// elected a leader). They must not lead, nor take the cluster for theirs, until a change
+    /// adds them. Drawn from the targeted generator (`draw_targeted`).
+    pub early_strangers: bool,
 }
 
 const MS: u64 = 1_000_000;
@@ -238,6 +244,7 @@ impl Swarm {
             "snapshot" => self.snapshot_entries = 0,
             "candidate_stall" => self.candidate_stall = 0.0,
             "quorum" => self.quorum = QuorumKind::Majority,
+            "early_strangers" => self.early_strangers = false,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -321,12 +328,14 @@ impl Swarm {
             snapshot_ns: 0,
             snapshot_interval_ns: 0,
             quorum: QuorumKind::Majority,
+            early_strangers: false,
         }
     }
 
     /// Draws the targeted faults' knobs from their own generator (seeded from the run's seed).
     pub fn draw_targeted(&mut self, rng: &mut Rng) {
         self.candidate_stall = [0.0, 0.0, 0.3, 1.0][rng.below(4) as usize];
+        self.early_strangers = rng.below(4) == 0;
     }
 
     /// Draws the snapshot knobs from their own generator (seeded from the run's seed).

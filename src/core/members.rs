@@ -94,6 +94,19 @@ impl Raft {
         leader_heard && stranger && !self.mutant(super::mutant::Mutant::StrangerVotes)
     }
 
+    /// Whether `from` is a stranger to the bootstrap configuration while that one is in force
+    /// (the log holds no configuration): this node grants it no pre-vote and no vote. Nodes
+    /// started with different bootstrap lists (an operator's mistake: new nodes given a grown
+    /// list before the founders first elected a leader) would otherwise see each other's
+    /// empty logs, each take the cluster for a new one, and form quorums of different
+    /// configurations that need not intersect: say {4, 5} and founder 1 for {1..5}, founders
+    /// 2 and 3 for {1, 2, 3}. A node added by a leader learns the configuration from its log.
+    pub(super) fn stranger_to_bootstrap(&self, from: NodeId) -> bool {
+        self.log.configuration().is_none()
+            && self.bootstrap.binary_search(&from).is_err()
+            && !self.mutant(super::mutant::Mutant::BootstrapStrangerVotes)
+    }
+
     /// Whether this node starts elections: it votes in the configuration in force; or that
     /// configuration is not known committed and it voted in the one before (Raft thesis
     /// §4.2.2: it may still be needed to commit the new one; its own vote counts only where it

@@ -95,11 +95,15 @@ pub enum Mutant {
     /// Elections and commits count a majority of the voters, whatever the quorum rule (groups,
     /// a count, a custom rule).
     QuorumRuleIgnored,
+    /// A node whose bootstrap configuration is in force grants pre-votes and votes to nodes
+    /// outside it: nodes started with a larger list can take a cluster whose logs are all
+    /// empty for a new one of their own.
+    BootstrapStrangerVotes,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 31] = [
+    pub const ALL: [Mutant; 32] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -131,6 +135,7 @@ impl Mutant {
         Mutant::StaleForwardTaken,
         Mutant::FoundingConfigUnlogged,
         Mutant::QuorumRuleIgnored,
+        Mutant::BootstrapStrangerVotes,
     ];
 }
 

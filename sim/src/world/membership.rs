@@ -112,7 +112,9 @@ impl World {
         if !outside.is_empty() && self.rng.below(4) == 0 {
             // A learner whose machine never comes up: it never catches up, and must hold up
             // neither commits nor later changes (the next change of voters drops it).
-            let never = self.nodes[outside[self.rng.below(outside.len() as u64) as usize]].id;
+            let m = outside[self.rng.below(outside.len() as u64) as usize];
+            let never = self.nodes[m].id;
+            self.nodes[m].stranger = false; // An early stranger is up: it joins as learner.
             self.fault("learner_never_up");
             let change = MembershipChange::AddLearner { id: never, address: None };
             return self.ask_change(n, Rule::groups(&voters, &groups), change);
@@ -179,6 +181,7 @@ impl World {
     /// as it is.
     fn prepare_joiner(&mut self, m: usize, voters: &[NodeId], groups: &[Vec<NodeId>]) -> Result<(), Violation> {
         self.nodes[m].added = true;
+        self.nodes[m].stranger = false;
         if self.nodes[m].raft.is_some() {
             return Ok(());
         }

@@ -134,6 +134,9 @@ struct Node {
     /// Whether it is part of the run: the initial nodes, and spares once a change adds them
     /// (a spare never added never starts).
     added: bool,
+    /// Whether it started with a bootstrap list the founders do not share and no change has
+    /// added it yet (`Swarm::early_strangers`): it must not lead.
+    stranger: bool,
     /// The term of its candidacy whose write of term and own vote was stalled on purpose.
     stalled_candidacy: Option<tinyraftplus::core::Term>,
     /// Messages waiting for a write of this start to be durable (`Output::SendAfter`).
@@ -238,7 +241,7 @@ impl World {
             swarm.disable("membership"); // The core refuses changes under this rule.
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
-        let spares = if swarm.membership > 0.0 { membership::SPARES } else { 0 };
+        let spares = if swarm.membership > 0.0 || swarm.early_strangers { membership::SPARES } else { 0 };
         let slots: Vec<NodeId> = (1..=(options.nodes + spares) as u64).map(NodeId).collect();
         let priority: Vec<(NodeId, u32)> = match swarm.priority {
             true => ids.iter().map(|id| (*id, rng.below(4) as u32)).collect(),
@@ -247,8 +250,14 @@ impl World {
         let nodes = slots
             .iter()
             .map(|id| {
-                let added = ids.contains(id);
-                let bootstrap = if added { ids.clone() } else { vec![*id] };
+                let founder = ids.contains(id);
+                let stranger = !founder && swarm.early_strangers;
+                let added = founder || stranger;
+                let bootstrap = match (founder, stranger) {
+                    (true, _) => ids.clone(),
+                    (false, true) => slots.clone(),
+                    (false, false) => vec![*id],
+                };
                 let mut config = Config::new(*id, bootstrap);
                 config.seed = rng.next_u64();
                 config.state_machine = true;
@@ -259,7 +268,7 @@ impl World {
                 config.rpc_entries_max = swarm.rpc_entries_max;
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
-                if added {
+                if founder {
                     config.quorum = swarm.quorum.core();
                 }
                 config.storage_stall_timeout = Some(STORAGE_STALL);
@@ -267,7 +276,7 @@ impl World {
                 config.snapshot_keep_entries = swarm.snapshot_keep;
                 config.snapshot_chunks_inflight = swarm.snapshot_chunks_inflight;
                 config.snapshot_chunk_interval = std::time::Duration::from_nanos(swarm.snapshot_interval_ns);
-                config.priority = priority.iter().copied().filter(|(node, _)| added || node == id).collect();
+                config.priority = priority.iter().copied().filter(|(node, _)| founder || node == id).collect();
                 let ppm = match swarm.skew_ppm {
                     0 => 0,
                     skew => rng.below(2 * skew + 1) as i64 - skew as i64,
@@ -286,6 +295,7 @@ impl World {
                     unreadable: None,
                     flipped: None,
                     added,
+                    stranger,
                     stalled_candidacy: None,
                     held: HeldMessages::default(),
                 }
@@ -298,6 +308,7 @@ impl World {
             QuorumKind::Count(_) => Some("quorum_count"),
             QuorumKind::Weighted(_) => Some("quorum_custom"),
         };
+        let swarm_strangers = swarm.early_strangers.then_some("early_strangers");
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
@@ -328,7 +339,7 @@ impl World {
             },
             digest: seed,
             steps: 0,
-            faults: rule.into_iter().map(|kind| (kind, 1)).collect(),
+            faults: rule.into_iter().chain(swarm_strangers).map(|kind| (kind, 1)).collect(),
             settling: false,
             healed_at: None,
             lagging_until: Time(0),
@@ -531,13 +542,13 @@ impl World {
                 });
             }
         }
-        if self.nodes[n].disk.is_empty() && self.nodes[n].disk.hard_state().catching_up {
+        if self.nodes[n].disk.is_empty() && self.nodes[n].disk.hard_state().catching_up && !self.nodes[n].stranger {
             // A machine that lost its disk comes back with the voters of the committed
             // configuration as its bootstrap one (what an operator gives it; with the founders'
             // list it could think itself alone, in a cluster grown from one node; with learners
             // that never came up among them, it could wait for their answers forever).
             // Under a count or a custom rule, whose configurations no entry carries, the
-            // founders are the members.
+            // founders are the members. An early stranger comes back with the list it had.
             let target = self.checker.committed_configuration().map(|c| c.target().clone());
             let (mut members, mut groups) = match (target, &self.swarm.quorum) {
                 (Some(target), _) => (target.voters().to_vec(), target.groups().to_vec()),
@@ -763,6 +774,13 @@ impl World {
                 }
                 if role == Role::Leader {
                     let raft = self.nodes[n].raft.as_ref().expect("stepping");
+                    if self.nodes[n].stranger {
+                        let detail = format!(
+                            "{id}, started with the list {:?} and never added, leads term {term}",
+                            self.nodes[n].config.nodes
+                        );
+                        return Err(Violation { invariant: "stranger_leads", detail });
+                    }
                     let elected = self.checker.leader(id, term, raft)?;
                     let stalled = self.nodes[n].stalled_candidacy.take() == Some(term);
                     let pending = |p: &Pending| matches!(&p.write, Write::HardState(state) if state.term == term);
