@@ -10,13 +10,16 @@
 //! - `fslog_append_seq`: 100-byte appends per second, each durable before the next;
 //! - `fslog_append_batch1000`: entries per second in durable batches of 1,000 (100-byte
 //!   payloads) into a new log, and `fslog_append_batch1000_encrypted` the same with the
-//!   encrypting encoder (and, on stderr, the ratio of the two from back-to-back pairs). A new
+//!   encrypting encoder (and, on stderr, the ratio of the two from back-to-back pairs, and its
+//!   bound: the time sealing adds to a batch on one core, against a plain batch's). A new
 //!   log writes into space its files never held, which costs more per sync on some file
 //!   systems (on ext4 without a journal, about 1.6 times written space for writes of a batch's
 //!   size): its bound there is the 128 KiB appends that grow a file, on stderr. The log writes
-//!   a MiB of zeros ahead of such batches, which raised this figure 1.07 to 1.37 times in
-//!   three alternating pairs (2026-12-02) although every byte is written twice; extending the file without writing it
-//!   (`fallocate`, `set_len`), or O_DIRECT, did not help there (measured earlier);
+//!   a MiB of zeros ahead of such batches, which raised this figure 1.05 to 1.37 times in six
+//!   alternating pairs on two machines (2026-12-02) although every byte is written twice;
+//!   extending the file without writing it (`fallocate`, `set_len`), or O_DIRECT, did not
+//!   help there (measured earlier), nor starting the write-back of part of a batch while the
+//!   rest is prepared (`sync_file_range`: slower, measured with writes alone);
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
 //!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
@@ -91,6 +94,26 @@ fn append_batch_rate(dir: &Path, duration: Duration, options: FsLogOptions, comp
     drop(log);
     FsLog::del(dir, "batch").unwrap();
     rate
+}
+
+/// Seconds to finish (frame, checksum and, encrypted, seal) a batch of 1,000 entries of 100
+/// bytes in memory, on one core. (Sealing the two halves of a batch on two threads took longer
+/// than the whole on one here: 79-99 us against 73-74 us for 100 KB, 2026-12-02.)
+fn finish_seconds(encoder: &Encoder) -> f64 {
+    let mut builder = tinyraftplus::log::format::BatchBuilder::default();
+    builder.start(1);
+    for _ in 0..1000 {
+        builder.push(1, Some(&[1u8; 100]), false);
+    }
+    let mut out = Vec::with_capacity(builder.size(encoder));
+    let rounds = 2000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        out.clear();
+        let seal = tinyraftplus::log::format::Seal { nonce: [9; 24], ..Default::default() };
+        std::hint::black_box(builder.finish(&mut out, encoder, seal));
+    }
+    start.elapsed().as_secs_f64() / f64::from(rounds)
 }
 
 /// Bytes on disk per entry beyond its 100-byte payload, from the segment files' sizes, after
@@ -197,24 +220,36 @@ fn main() {
         // The two medians above are measured seconds apart on a shared disk whose rate drifts:
         // pairs of runs back to back, alternating which goes first, give the ratio itself.
         let half = second / 2;
-        let ratios: Vec<f64> = (0..7)
+        let pairs: Vec<(f64, f64)> = (0..7)
             .map(|pair| {
                 let plain = || append_batch_rate(dir, half, FsLogOptions::default(), false);
                 let sealed = || append_batch_rate(dir, half, encrypted(), false);
                 if pair % 2 == 0 {
                     let plain = plain();
-                    sealed() / plain
+                    (plain, sealed())
                 } else {
                     let sealed = sealed();
-                    sealed / plain()
+                    (plain(), sealed)
                 }
             })
             .collect();
+        let ratios: Vec<f64> = pairs.iter().map(|(plain, sealed)| sealed / plain).collect();
         let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         eprintln!(
             "encrypted against plain, 7 back-to-back pairs of 0.5 s: {} (median {:.2})",
             shown.join(" "),
             median(ratios)
+        );
+        // The ratio's bound on this machine: the time sealing adds to each batch, on the one
+        // core that appends, against the time of a plain batch in the pairs.
+        let sealing = median3(|| finish_seconds(&encrypted().encoder) - finish_seconds(&Encoder::XxHash));
+        let plain_batch = 1000.0 / median(pairs.iter().map(|(plain, _)| *plain).collect());
+        eprintln!(
+            "encryption's bound: sealing adds {:.0} us to a batch of 1,000 on one core, a plain one takes {:.0} us \
+             to append: the ratio is at most {:.2}",
+            sealing * 1e6,
+            plain_batch * 1e6,
+            plain_batch / (plain_batch + sealing)
         );
     }
     if wanted("fslog_record_overhead_bytes") {
