@@ -156,6 +156,10 @@ fn seeds_that_once_failed_pass() {
     // already voted itself in: no term elected for 16 s, until node 3 campaigned. A refused
     // request no longer restarts a candidate's timer (Raft Figure 2), as it already did not a
     // follower's.
+    // 102198, three nodes grown to four (a first version of the guard against strangers to
+    // the bootstrap list): nodes 2 and 3 had empty logs and their bootstrap list in force, and
+    // refused node 4, a voter they did not know, whose log was the only one a quorum could
+    // elect: no term elected after healing. Only a stranger with an empty log is refused now.
     let known: &[(u64, usize)] = &[
         (3149, 1),
         (1390, 2),
@@ -180,6 +184,7 @@ fn seeds_that_once_failed_pass() {
         (186927, 4),
         (60075, 4),
         (198917, 3),
+        (102198, 3),
     ];
     // These seeds failed under a majority quorum, before seeds drew other rules and early
     // strangers: they run under a majority and without them still, so that each replays the

@@ -20,8 +20,8 @@ pub struct Config {
     /// whose storage is new (or lost) must be given the cluster's current members: with an
     /// older list it might think itself alone (a cluster grown from one node) and start over.
     /// Once it has caught up, the configuration in its log is in force, not this list; until
-    /// then, it grants no vote to a node outside it (nodes given different lists before a
-    /// first leader could otherwise form quorums that do not intersect).
+    /// then, it grants no vote to a node outside it whose log is empty (nodes given different
+    /// lists before a first leader could otherwise form quorums that do not intersect).
     pub nodes: Vec<NodeId>,
     /// A follower that hears nothing from a leader for a random time in
     /// `[election_timeout, 2 × election_timeout)` starts an election (seed: `electionTimeout`).

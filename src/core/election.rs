@@ -100,7 +100,7 @@ impl Raft {
             && term > self.hard_state.term
             && up_to_date
             && !self.withholds_vote()
-            && !self.stranger_to_bootstrap(from);
+            && !self.empty_stranger(from, last);
         let reply_term = if granted { term } else { self.hard_state.term };
         let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
         self.emit(super::io::Output::Send(message));
@@ -135,7 +135,7 @@ impl Raft {
         let can_vote = (vote == Some(from) || (vote.is_none() && self.leader.is_none())) && !self.withholds_vote();
         let up_to_date = self.is_up_to_date(last);
         self.note_candidate_behind(now, up_to_date);
-        if can_vote && up_to_date && !self.stranger_to_bootstrap(from) {
+        if can_vote && up_to_date && !self.empty_stranger(from, last) {
             if vote.is_none() {
                 self.hard_state.vote = Some(from);
                 self.save_hard_state();

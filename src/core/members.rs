@@ -10,7 +10,7 @@ use super::mutant::Mutant;
 use super::quorum::Quorum;
 use super::raft::{duration_nanos, Raft};
 use super::replication::Progress;
-use super::types::{NodeId, Seq, Time};
+use super::types::{LogId, NodeId, Seq, Time};
 use smallvec::SmallVec;
 
 impl Raft {
@@ -94,15 +94,19 @@ impl Raft {
         leader_heard && stranger && !self.mutant(super::mutant::Mutant::StrangerVotes)
     }
 
-    /// Whether `from` is a stranger to the bootstrap configuration while that one is in force
-    /// (the log holds no configuration): this node grants it no pre-vote and no vote. Nodes
-    /// started with different bootstrap lists (an operator's mistake: new nodes given a grown
-    /// list before the founders first elected a leader) would otherwise see each other's
-    /// empty logs, each take the cluster for a new one, and form quorums of different
-    /// configurations that need not intersect: say {4, 5} and founder 1 for {1..5}, founders
-    /// 2 and 3 for {1, 2, 3}. A node added by a leader learns the configuration from its log.
-    pub(super) fn stranger_to_bootstrap(&self, from: NodeId) -> bool {
-        self.log.configuration().is_none()
+    /// Whether `from`, whose log ends at `last`, is a stranger to the bootstrap configuration
+    /// with an empty log while that configuration is in force here (this log holds no
+    /// configuration either): this node grants it no pre-vote and no vote. Nodes started with
+    /// different bootstrap lists (an operator's mistake: new nodes given a grown list before
+    /// the founders first elected a leader) would otherwise see each other's empty logs, each
+    /// take the cluster for a new one, and form quorums of different configurations that need
+    /// not intersect: say {4, 5} and founder 1 for {1..5}, founders 2 and 3 for {1, 2, 3}. A
+    /// node with entries got them from a leader, whose first entry is a configuration: it may
+    /// be a voter this node does not know yet, whose vote it may need (say this node lost its
+    /// log and kept its old list).
+    pub(super) fn empty_stranger(&self, from: NodeId, last: Option<LogId>) -> bool {
+        last.is_none()
+            && self.log.configuration().is_none()
             && self.bootstrap.binary_search(&from).is_err()
             && !self.mutant(super::mutant::Mutant::BootstrapStrangerVotes)
     }

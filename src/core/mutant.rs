@@ -96,8 +96,8 @@ pub enum Mutant {
     /// a count, a custom rule).
     QuorumRuleIgnored,
     /// A node whose bootstrap configuration is in force grants pre-votes and votes to nodes
-    /// outside it: nodes started with a larger list can take a cluster whose logs are all
-    /// empty for a new one of their own.
+    /// outside it with empty logs: nodes started with a larger list can take a cluster whose
+    /// logs are all empty for a new one of their own.
     BootstrapStrangerVotes,
 }
 

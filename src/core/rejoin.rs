@@ -25,7 +25,10 @@
 //! itself to let them see its own; a pre-vote a peer grants to its empty log shows the peer's
 //! empty too, as no log is behind an empty one). Were any entry committed, it would be on a
 //! quorum, and the nodes of that quorum other than this one would not all be empty. This
-//! assumes a message is not delayed past the restart of the node it is sent to.
+//! assumes a message is not delayed past the restart of the node it is sent to, and that the
+//! peers share its bootstrap list: a node whose list lacks this one grants its empty log no
+//! pre-vote while that list is in force (see `empty_stranger`), so nodes started with a grown
+//! list do not take founders that have not yet elected anyone for a new cluster of their own.
 //!
 //! [`HardState::catching_up`]: super::HardState::catching_up
 
