@@ -19,7 +19,8 @@
 //!   alternating pairs on two machines (2026-12-02) although every byte is written twice;
 //!   extending the file without writing it (`fallocate`, `set_len`), or O_DIRECT, did not
 //!   help there (measured earlier), nor starting the write-back of part of a batch while the
-//!   rest is prepared (`sync_file_range`: slower, measured with writes alone);
+//!   rest is prepared (`sync_file_range`, writes alone with 100 us of work per 100 KB: 349-356
+//!   MB/s in halves and 285-294 in quarters, against 345-369 in one write, 2026-12-02);
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
 //!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
@@ -41,7 +42,7 @@ use common::{
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Seq, Term};
-use tinyraftplus::log::format::{Encoder, Key};
+use tinyraftplus::log::format::{BatchBuilder, Encoder, Key, Seal, NONCE_BYTES};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
 /// The bytes of a batch of 1,000 entries of 100 bytes (2 bytes of frame each, 44 per batch).
@@ -100,7 +101,7 @@ fn append_batch_rate(dir: &Path, duration: Duration, options: FsLogOptions, comp
 /// bytes in memory, on one core. (Sealing the two halves of a batch on two threads took longer
 /// than the whole on one here: 79-99 us against 73-74 us for 100 KB, 2026-12-02.)
 fn finish_seconds(encoder: &Encoder) -> f64 {
-    let mut builder = tinyraftplus::log::format::BatchBuilder::default();
+    let mut builder = BatchBuilder::default();
     builder.start(1);
     for _ in 0..1000 {
         builder.push(1, Some(&[1u8; 100]), false);
@@ -110,7 +111,7 @@ fn finish_seconds(encoder: &Encoder) -> f64 {
     let start = Instant::now();
     for _ in 0..rounds {
         out.clear();
-        let seal = tinyraftplus::log::format::Seal { nonce: [9; 24], ..Default::default() };
+        let seal = Seal { nonce: [9; NONCE_BYTES], ..Default::default() };
         std::hint::black_box(builder.finish(&mut out, encoder, seal));
     }
     start.elapsed().as_secs_f64() / f64::from(rounds)

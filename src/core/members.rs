@@ -107,8 +107,8 @@ impl Raft {
     pub(super) fn empty_stranger(&self, from: NodeId, last: Option<LogId>) -> bool {
         last.is_none()
             && self.log.configuration().is_none()
-            && self.bootstrap.binary_search(&from).is_err()
-            && !self.mutant(super::mutant::Mutant::BootstrapStrangerVotes)
+            && !self.is_voter(from)
+            && !self.mutant(Mutant::BootstrapStrangerVotes)
     }
 
     /// Whether this node starts elections: it votes in the configuration in force; or that
