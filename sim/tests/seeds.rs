@@ -221,4 +221,16 @@ fn seeds_that_once_failed_pass() {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
+    // With every fault class the generator draws now, (seed, nodes):
+    // 22323, four nodes (a bug of the simulator): node 4, a leader cut off in an older
+    // configuration, was asked to add node 5, down and, in that configuration, not a member,
+    // so the simulator started node 5 as a new machine. It was a voter of the committed
+    // configuration, while node 3 was catching up after losing a segment: two of four voters
+    // lost data, beyond the fault budget, and no leader could be elected. A node some
+    // configuration in force counts as a voter now joins with its disk.
+    let current: &[(u64, usize)] = &[(22323, 4)];
+    for &(seed, nodes) in current {
+        let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
+        assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
+    }
 }

@@ -210,7 +210,6 @@ const ZERO_AHEAD_BELOW: usize = 256 << 10;
 const ZERO_AHEAD_BYTES: u64 = 1 << 20;
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
-/// Writes zeros to `file` from byte `from` to byte `to`.
 /// Makes the directory's entries (created, renamed, deleted files) durable.
 pub(super) fn sync_directory(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", dir))
@@ -240,6 +239,7 @@ pub(super) fn numbered_files(dir: &Path, name: &str, suffix: &str) -> Result<Vec
     Ok(found)
 }
 
+/// Writes zeros to `file` from byte `from` to byte `to`.
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     let mut at = from;
     while at < to {

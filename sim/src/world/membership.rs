@@ -178,21 +178,27 @@ impl World {
 
     /// A node about to join: if it is down, it starts as a new machine (an empty disk, the
     /// voters and groups as its bootstrap configuration); a running one (removed earlier) joins
-    /// as it is.
+    /// as it is. So does a down one that a configuration in force elsewhere (or the committed
+    /// one) counts as a voter: a leader cut off may ask from a configuration the cluster has
+    /// left, and the machine the others count on keeps its disk.
     fn prepare_joiner(&mut self, m: usize, voters: &[NodeId], groups: &[Vec<NodeId>]) -> Result<(), Violation> {
         self.nodes[m].added = true;
         self.nodes[m].stranger = false;
         if self.nodes[m].raft.is_some() {
             return Ok(());
         }
+        let id = self.nodes[m].id;
+        if self.all_parts().iter().any(|part| part.voters().contains(&id)) {
+            self.note(|| format!("n{id}: a voter elsewhere, to join with its disk"));
+            return self.start(m);
+        }
         self.nodes[m].disk = super::faults::new_disk(&self.options);
-        self.checker.wiped(self.nodes[m].id);
+        self.checker.wiped(id);
         self.nodes[m].config.nodes = voters.to_vec();
         self.nodes[m].config.quorum = match groups.is_empty() {
             true => Quorum::Majority,
             false => Quorum::Groups(groups.to_vec()),
         };
-        let id = self.nodes[m].id;
         self.note(|| format!("n{id}: a new machine, to join"));
         self.start(m)
     }
