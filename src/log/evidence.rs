@@ -9,8 +9,9 @@
 //! (u64 each), then the XXH3-64 of everything before. Written to a temporary file, synced,
 //! renamed, the directory synced: a crash leaves the old file or the new one, never a torn one.
 
+use super::error::{io_error, LogError};
 use super::format::{batch_size, decode_batch, decode_header, Encoder, HEADER_BYTES};
-use super::fslog::{io_error, FsLog, FsLogOptions, LogError};
+use super::fslog::{FsLog, FsLogOptions};
 use crate::core::{LogId, Seq, Term};
 use bytes::Bytes;
 use std::fs;

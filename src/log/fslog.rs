@@ -21,17 +21,17 @@
 //! never assumed so). Opening reads one segment at a time.
 
 use super::deferred::PendingSync;
+use super::error::{io_error, LogError};
 use super::format::{
-    batch_size, decode_batch, encode_header, prefix_batch, BatchBuilder, Encoder, Header, HEADER_BYTES, NONCE_BYTES,
+    batch_size, decode_batch, encode_header, BatchBuilder, Encoder, Header, HEADER_BYTES, NONCE_BYTES,
 };
 use super::iter::{Iter, SegmentView};
-use super::recovery::{Case, Corruption, Scanner, SegmentBytes, SegmentScan};
+use super::recovery::{Case, Scanner, SegmentBytes, SegmentScan};
 use super::txn::Txn;
 use crate::core::{Entry, HardState, Payload, Seq, Term};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -71,115 +71,6 @@ impl Default for FsLogOptions {
     }
 }
 
-/// Why a log operation failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LogError {
-    /// The file system failed; the log is poisoned if a write or sync was involved.
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The bytes on disk are corrupt (see `recovery` for what to do).
-    Corrupt(Corruption),
-    /// The log was encrypted with another key than the one given.
-    WrongKey {
-        /// The segment whose key check failed.
-        path: PathBuf,
-    },
-    /// A file other than segments is damaged beyond its own redundancy, or a record changed
-    /// on disk after the log was opened.
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
-    /// Durable entries are gone: a segment was deleted, emptied, zeroed or cut (see
-    /// `manifest`). Nothing was changed.
-    Lost {
-        /// The log's directory.
-        dir: PathBuf,
-        /// What was found.
-        detail: String,
-        /// Whether the entries from the first seq on survive up to some point (a repair can
-        /// keep them); if not, the first ones are gone and only an empty log can rejoin.
-        prefix_survives: bool,
-    },
-    /// The log is open elsewhere (another handle, in this process or another): only one may
-    /// write it.
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// An earlier write or sync failed: reopen the log.
-    Poisoned(String),
-    /// The log was closed ([`FsLog::close`]).
-    Closed,
-    /// An iterator outlived a trim of the log: it stops here, as the entries from this seq on
-    /// may not be the ones it was made for.
-    Trimmed {
-        /// The seq the iterator would have yielded next.
-        seq: u64,
-    },
-    /// A bad argument: nothing was done.
-    Invalid(String),
-    /// The operation's deadline passed (see [`TimeoutLog`](super::TimeoutLog)).
-    Timeout {
-        /// The operation.
-        op: &'static str,
-        /// Whether it may still take effect (it had started when the deadline passed).
-        started: bool,
-    },
-}
-
-impl fmt::Display for LogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LogError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
-            LogError::Corrupt(corruption) => corruption.fmt(f),
-            LogError::WrongKey { path } => write!(f, "{} was encrypted with another key", path.display()),
-            LogError::Damaged { path, detail } => write!(f, "{} is damaged: {detail}", path.display()),
-            LogError::Lost { dir, detail, .. } => write!(
-                f,
-                "the log in {} lost durable entries: {detail}. To go on without them, open it with repair_from (a \
-                 seq at or past its last surviving entry keeps every surviving one) or delete it (FsLog::del): the \
-                 node then rejoins catching up, and votes again once its peers have rebuilt it",
-                dir.display()
-            ),
-            LogError::Locked { path } => {
-                write!(f, "{} is held: the log is open in another handle or process; close that first", path.display())
-            }
-            LogError::Poisoned(why) => write!(f, "log unusable after a failed write or sync ({why}); reopen it"),
-            LogError::Closed => write!(f, "the log is closed"),
-            LogError::Trimmed { seq } => {
-                write!(f, "the log was trimmed after this iterator was made: it stops before seq {seq}")
-            }
-            LogError::Invalid(why) => write!(f, "invalid argument: {why}"),
-            LogError::Timeout { op, started: true } => write!(f, "{op} timed out (it may still take effect)"),
-            LogError::Timeout { op, started: false } => write!(f, "{op} timed out before it started (no effect)"),
-        }
-    }
-}
-
-impl std::error::Error for LogError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LogError::Io { source, .. } => Some(source),
-            LogError::Corrupt(corruption) => corruption.source(),
-            _ => None,
-        }
-    }
-}
-
-pub(super) fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
-    move |source| LogError::Io { op, path: path.to_path_buf(), source }
-}
-
 pub(super) struct Segment {
     pub(super) first_seq: u64,
     pub(super) path: PathBuf,
@@ -188,20 +79,11 @@ pub(super) struct Segment {
     /// The seed of its batches' checksums (see `spares.rs`).
     pub(super) salt: u32,
     /// The bytes of batches (the file may be longer: zeros written ahead).
-    len: u64,
+    pub(super) len: u64,
     /// The file's length.
-    allocated: u64,
+    pub(super) allocated: u64,
     /// The byte offset of each entry's batch: 4 bytes per entry.
-    offsets: Vec<u32>,
-}
-
-/// A trim, planned before anything changes: the entries kept end before `keep_end`; a trim
-/// inside a batch writes `rewrite` (the batch's first entries, as a batch of their own) in its
-/// place; the log's chain continues from `chain`.
-pub(super) struct TrimPlan {
-    pub(super) keep_end: u64,
-    pub(super) rewrite: Option<Vec<u8>>,
-    pub(super) chain: u64,
+    pub(super) offsets: Vec<u32>,
 }
 
 /// Batches below this size write zeros ahead of them (see `append_bytes`).
@@ -264,7 +146,7 @@ pub struct FsLog {
     pub(super) dir: PathBuf,
     pub(super) name: String,
     pub(super) options: FsLogOptions,
-    segments: Vec<Segment>,
+    pub(super) segments: Vec<Segment>,
     /// Files of removed segments, to be recycled (see `spares.rs`).
     pub(super) spares: Vec<super::spares::Spare>,
     pub(super) last: Option<(u64, u64)>,
@@ -412,7 +294,7 @@ impl FsLog {
 
     /// The term of the entry at `seq` and its batch's checksum, read from the disk (what the
     /// tail reload needs).
-    fn term_and_chain(&self, seq: u64) -> Result<Option<(u64, u64)>, LogError> {
+    pub(super) fn term_and_chain(&self, seq: u64) -> Result<Option<(u64, u64)>, LogError> {
         let Some((index, offset)) = self.locate(seq) else { return Ok(None) };
         let damaged = |detail: String| LogError::Damaged {
             path: self.segments[index].path.clone(),
@@ -619,7 +501,12 @@ impl FsLog {
     /// [`write_batch`](FsLog::write_batch) without the check that it continues the log's
     /// entries (a trim writes a cut batch's first entries before it sets them), into the last
     /// segment (see [`segment_for`](FsLog::segment_for)).
-    fn append_bytes(&mut self, buffer: &[u8], count: u32, defer: bool) -> Result<Option<PendingSync>, LogError> {
+    pub(super) fn append_bytes(
+        &mut self,
+        buffer: &[u8],
+        count: u32,
+        defer: bool,
+    ) -> Result<Option<PendingSync>, LogError> {
         let segment = self.segments.last_mut().expect("a segment exists: see segment_for");
         let base = segment.len;
         if base + buffer.len() as u64 > u64::from(u32::MAX) {
@@ -671,7 +558,7 @@ impl FsLog {
 
     /// Cuts the zeros written ahead off the last segment before a new one starts: a sealed
     /// segment ends with its last record.
-    fn seal_segment(&mut self) -> Result<(), LogError> {
+    pub(super) fn seal_segment(&mut self) -> Result<(), LogError> {
         let Some(len) = self.segments.last().filter(|s| s.allocated > s.len).map(|s| s.len) else { return Ok(()) };
         self.record_cut(len)?;
         let segment = self.segments.last_mut().expect("checked above");
@@ -685,7 +572,7 @@ impl FsLog {
 
     /// Starts a new last segment at `first_seq`: a recycled spare if one is free, else a new
     /// file (salt 0).
-    fn create_segment(&mut self, first_seq: u64) -> Result<(), LogError> {
+    pub(super) fn create_segment(&mut self, first_seq: u64) -> Result<(), LogError> {
         let path = self.segment_path(first_seq);
         let (file, allocated, salt) = match self.recycle_spare(first_seq, &path)? {
             Some(recycled) => recycled,
@@ -768,210 +655,6 @@ impl FsLog {
         builder.start(first);
         let (term_starts, configs) = (Vec::new(), Vec::new());
         Ok(Txn { log: self, trim: None, builder, term_starts, configs, first, chain, term })
-    }
-
-    /// Refuses a trim below the removed prefix.
-    pub(super) fn check_trim(&self, keep_end: u64) -> Result<(), LogError> {
-        let first = self.first().0;
-        match keep_end < first {
-            true => Err(LogError::Invalid(format!("cannot trim to {keep_end}: entries before {first} were removed"))),
-            false => Ok(()),
-        }
-    }
-
-    /// Keeps entries up to `seq` (all with `None`), removing those after it. Fail-forward: a
-    /// crash in the middle completes the trim at the next open.
-    pub fn trim(&mut self, seq: Option<Seq>) -> Result<(), LogError> {
-        self.check()?;
-        let keep_end = seq.map_or(0, |s| s.0.saturating_add(1));
-        self.check_trim(keep_end)?;
-        if keep_end >= self.next_seq() {
-            return Ok(());
-        }
-        let plan = self.trim_plan(keep_end)?;
-        self.trim_with(plan)
-    }
-
-    /// Plans a trim to `keep_end` (below the next seq, at or past the first): for a cut inside
-    /// a batch, the batch of its entries before the cut, freshly encoded.
-    pub(super) fn trim_plan(&mut self, keep_end: u64) -> Result<TrimPlan, LogError> {
-        let kept = keep_end.checked_sub(1).filter(|last| *last >= self.first().0);
-        let Some((index, offset)) = kept.and_then(|last| self.locate(last)) else {
-            return Ok(TrimPlan { keep_end, rewrite: None, chain: 0 }); // The chain starts anew.
-        };
-        let bytes = self.read_batch(index, offset)?;
-        let encoder = self.options.encoder.clone();
-        let path = self.segments[index].path.clone();
-        let damaged = |detail: String| LogError::Damaged {
-            path: path.clone(),
-            detail: format!("the batch at byte {offset}: {detail} (the disk changed under the log)"),
-        };
-        let batch = decode_batch(&bytes, &encoder, self.segments[index].salt, bytes.len())
-            .map_err(|e| damaged(e.to_string()))?;
-        if batch.last() < keep_end {
-            return Ok(TrimPlan { keep_end, rewrite: None, chain: batch.checksum });
-        }
-        let salt = self.rewrite_salt(batch.first);
-        let nonce = self.nonce()?;
-        let prefix = prefix_batch(&batch, &encoder, keep_end, salt, nonce).map_err(|e| damaged(e.to_string()))?;
-        let chain = decode_batch(&prefix, &encoder, salt, prefix.len()).expect("just encoded").checksum;
-        Ok(TrimPlan { keep_end, rewrite: Some(prefix), chain })
-    }
-
-    /// Carries out a planned trim: its intent first (durable), then the files.
-    pub(super) fn trim_with(&mut self, plan: TrimPlan) -> Result<(), LogError> {
-        self.write_trim_intent(plan.keep_end, plan.rewrite.as_deref())?;
-        self.trim_files(plan.keep_end, plan.rewrite)
-    }
-
-    /// Removes whole segments whose entries are all at or before `seq` (for snapshots: the
-    /// entries were compacted elsewhere). The segment holding the last entry is always kept.
-    /// Oldest first, so a crash leaves a suffix of the log.
-    pub fn remove_prefix(&mut self, seq: Seq) -> Result<(), LogError> {
-        self.check()?;
-        let mut removed = false;
-        let doomed = self.segments.windows(2).take_while(|pair| pair[1].first_seq <= seq.0.saturating_add(1)).count();
-        if doomed > 0 {
-            self.record_first(self.segments[doomed].first_seq)?;
-        }
-        while self.segments.len() > 1 && self.segments[1].first_seq <= seq.0.saturating_add(1) {
-            let segment = self.segments.remove(0);
-            self.retire_segment(segment)?;
-            removed = true;
-        }
-        if removed {
-            self.sync_dir().or_else(|e| self.poison(e))?;
-            let first = self.first().0;
-            let run = self.term_starts.partition_point(|(start, _)| *start <= first).saturating_sub(1);
-            self.term_starts.drain(..run);
-            if let Some(start) = self.term_starts.first_mut() {
-                start.0 = first;
-            }
-            // A removed configuration entry is gone: the committed one is saved apart from the
-            // log, and a snapshot carries the one in force where it ends.
-            self.configs.retain(|seq| *seq >= first);
-        }
-        Ok(())
-    }
-
-    /// Removes every entry: the log continues at `last.seq + 1` (a snapshot ending at `last`
-    /// was installed). The new first seq is recorded first, then a segment starting there is
-    /// created, then the older segments are deleted: a crash in between opens, and the next open
-    /// finishes the job (a crash before the segment exists leaves the old entries, which the
-    /// snapshot covers: the core resets the log again).
-    pub fn reset_after(&mut self, last: crate::core::LogId) -> Result<(), LogError> {
-        self.check()?;
-        let next = last.seq.0 + 1;
-        if self.last.is_none() && self.first().0 == next && !self.segments.is_empty() {
-            return Ok(());
-        }
-        if self.first().0 > next {
-            return Err(LogError::Invalid(format!("the log starts at {}, past {next}", self.first())));
-        }
-        if self.next_seq() > next {
-            self.trim(Some(last.seq))?; // No segment may start at `next` or later.
-        }
-        self.seal_segment()?;
-        self.trims.fetch_add(1, Ordering::SeqCst);
-        self.record_first(next)?;
-        self.create_segment(next)?;
-        let old: Vec<Segment> = self.segments.drain(..self.segments.len() - 1).collect();
-        for segment in old {
-            self.retire_segment(segment)?;
-        }
-        self.sync_dir().or_else(|e| self.poison(e))?;
-        (self.last, self.chain) = (None, 0);
-        self.term_starts.clear();
-        self.configs.clear();
-        Ok(())
-    }
-
-    /// Removes entries from `keep_end` on: later segments first (newest to oldest), then the
-    /// tail of the last kept segment from the first batch holding an entry to remove, then, for
-    /// a trim inside a batch, `rewrite` (that batch's first entries) is appended in its place,
-    /// then the intent is removed. Each step is durable before the next, and every state in
-    /// between opens (the intent, which holds `rewrite`, finishes the job).
-    pub(super) fn trim_files(&mut self, keep_end: u64, rewrite: Option<Vec<u8>>) -> Result<(), LogError> {
-        self.trims.fetch_add(1, Ordering::SeqCst);
-        let cut_from = match &rewrite {
-            Some(bytes) => u64::from_le_bytes(bytes[4..12].try_into().expect("a batch's first seq")),
-            None => keep_end,
-        };
-        let kept = self.segments.iter().skip(1).take_while(|s| s.first_seq < cut_from).count() + 1;
-        if kept < self.segments.len() {
-            let newest = &self.segments[kept - 1];
-            self.record_trimmed(newest.first_seq, newest.allocated)?;
-        }
-        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= cut_from) {
-            let segment = self.segments.pop().expect("checked");
-            if let Err(source) = fs::remove_file(&segment.path) {
-                return self.poison(LogError::Io { op: "delete segment", path: segment.path, source });
-            }
-        }
-        self.sync_dir().or_else(|e| self.poison(e))?;
-        if let Some(segment) = self.segments.last() {
-            let keep = cut_from.saturating_sub(segment.first_seq) as usize;
-            if keep < segment.offsets.len() {
-                let new_len = u64::from(segment.offsets[keep]);
-                self.record_cut(new_len)?;
-                let segment = self.segments.last_mut().expect("checked");
-                let path = segment.path.clone();
-                let cut = segment.file.set_len(new_len).and_then(|()| segment.file.sync_all());
-                if let Err(source) = cut {
-                    return self.poison(LogError::Io { op: "truncate", path, source });
-                }
-                (segment.len, segment.allocated) = (new_len, new_len);
-                segment.offsets.truncate(keep);
-            }
-        }
-        self.reload_tail()?;
-        if let Some(bytes) = rewrite {
-            if self.next_seq() != cut_from {
-                let path = self.trim_path();
-                let detail = format!("the log ends before {cut_from}, where the trim's batch goes");
-                return Err(LogError::Damaged { path, detail });
-            }
-            let salt = self.segments.last().map_or(0, |segment| segment.salt);
-            let batch = match decode_batch(&bytes, &self.options.encoder, salt, bytes.len()) {
-                Ok(batch) => batch,
-                Err(error) => {
-                    let detail = format!("the trim's batch does not fit its segment: {error}");
-                    return Err(LogError::Damaged { path: self.trim_path(), detail });
-                }
-            };
-            self.append_bytes(&bytes, (keep_end - cut_from) as u32, false)?;
-            for frame in batch.frames() {
-                if self.term_starts.last().map(|t| t.1) != Some(frame.term) {
-                    self.term_starts.push((frame.seq, frame.term));
-                }
-                if frame.config {
-                    self.configs.push(frame.seq);
-                }
-            }
-            (self.last, self.chain) = (Some((batch.last(), batch.last_term)), batch.checksum);
-        }
-        let path = self.trim_path();
-        match fs::remove_file(&path) {
-            Ok(()) => self.sync_dir().or_else(|e| self.poison(e))?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return self.poison(LogError::Io { op: "delete trim intent", path, source }),
-        }
-        Ok(())
-    }
-
-    /// Recomputes the last entry, chain head and term runs after a trim.
-    fn reload_tail(&mut self) -> Result<(), LogError> {
-        let last_seq =
-            self.segments.iter().rev().find_map(|s| s.offsets.len().checked_sub(1).map(|i| s.first_seq + i as u64));
-        self.term_starts.retain(|(seq, _)| Some(*seq) <= last_seq);
-        self.configs.retain(|seq| Some(*seq) <= last_seq);
-        let last = match last_seq {
-            Some(seq) => self.term_and_chain(seq)?,
-            None => None,
-        };
-        self.last = last_seq.zip(last.map(|(term, _)| term));
-        self.chain = last.map_or(0, |(_, chain)| chain);
-        Ok(())
     }
 
     /// What a Raft core restarted from this log starts with: term and vote, the term runs, and

@@ -4,8 +4,9 @@
 //! batches of 10,000, a restart applying its log) read, check and decrypt it once, not once
 //! each.
 
+use super::error::LogError;
 use super::format::decode_batch;
-use super::fslog::{FsLog, LogError};
+use super::fslog::FsLog;
 use crate::core::{Entry, Seq};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -19,8 +19,9 @@
 //! Limit: with large batches (a quarter MiB and more, which write no zeros ahead), a cut of less
 //! than a MiB at the end of the newest segment is not told from a torn last batch.
 
+use super::error::{io_error, LogError};
 use super::format::HEADER_BYTES;
-use super::fslog::{io_error, FsLog, LogError};
+use super::fslog::FsLog;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::PathBuf;

@@ -9,6 +9,7 @@
 
 mod cases;
 mod deferred;
+mod error;
 mod evidence;
 #[doc(hidden)]
 pub mod format;
@@ -27,13 +28,15 @@ mod spares;
 mod state;
 mod store;
 mod timeout;
+mod trim;
 mod txn;
 
 /// What a snapshot covers (the core's type).
 pub use crate::core::SnapshotMeta;
 pub use deferred::PendingSync;
+pub use error::LogError;
 pub use format::{Encoder, Key};
-pub use fslog::{FsLog, FsLogOptions, LogError};
+pub use fslog::{FsLog, FsLogOptions};
 pub use group::GroupLog;
 pub use iter::Iter;
 pub use mem::{MemLog, MemTxn};

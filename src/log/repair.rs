@@ -5,7 +5,8 @@
 //! holds every committed entry intact; when a majority lost the same entries, no leader can be
 //! elected (the nodes that lost them do not vote) and the cluster waits rather than lose them.
 
-use super::fslog::{FsLog, FsLogOptions, LogError};
+use super::error::LogError;
+use super::fslog::{FsLog, FsLogOptions};
 use super::recovery::Case;
 use std::path::Path;
 

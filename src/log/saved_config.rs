@@ -7,8 +7,9 @@
 //! and encrypted with the log's key when it has one). Written to a temporary file, synced,
 //! renamed, the directory synced: a crash leaves the old file or the new one.
 
+use super::error::LogError;
 use super::format::{decode_batch, push_entry, BatchBuilder, Seal};
-use super::fslog::{FsLog, LogError};
+use super::fslog::FsLog;
 use crate::core::{Entry, Payload};
 use bytes::Bytes;
 use std::fs;

@@ -26,9 +26,10 @@
 //! and its digest, the decryption); a damaged one is reported and the one before it is used.
 //! A new snapshot keeps the one before it (the fallback) and deletes older ones.
 
+use super::error::{io_error, LogError};
 use super::format::{batch_size, decode_batch, decode_header, encode_header, BatchBuilder, Encoder, Header, Seal};
 use super::format::{HEADER_BYTES, NONCE_BYTES};
-use super::fslog::{io_error, numbered_files, sync_directory, LogError};
+use super::fslog::{numbered_files, sync_directory};
 use crate::core::{Entry, LogId, Payload, Seq, SnapshotMeta, Term};
 use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;

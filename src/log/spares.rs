@@ -25,8 +25,9 @@
 //! A spare an iterator still holds (the iterator's `Arc` of the file) is never recycled: that
 //! iterator must go on reading the removed entries, not the new ones.
 
+use super::error::{io_error, LogError};
 use super::format::{decode_header, encode_header, recycled_salt, Header, HEADER_BYTES};
-use super::fslog::{io_error, numbered_files, FsLog, LogError, Segment};
+use super::fslog::{numbered_files, FsLog, Segment};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

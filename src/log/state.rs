@@ -3,7 +3,8 @@
 //! intent (present only while a trim runs, so a crash in the middle completes it at the next
 //! open); and deleting a whole log.
 
-use super::fslog::{io_error, FsLog, FsLogOptions};
+use super::error::io_error;
+use super::fslog::{FsLog, FsLogOptions};
 use super::manifest::Manifest;
 use super::LogError;
 use crate::core::{HardState, NodeId, Seq, Term};

@@ -3,8 +3,8 @@
 
 use super::deferred::PendingSync;
 use super::format::{BatchBuilder, Seal};
-use super::fslog::TrimPlan;
 use super::store::check_append;
+use super::trim::TrimPlan;
 use super::{FsLog, LogError};
 use crate::core::{Entry, Seq, Term};
 
