@@ -52,7 +52,7 @@ pub enum LogError {
     },
     /// An earlier write or sync failed: reopen the log.
     Poisoned(String),
-    /// The log was closed ([`FsLog::close`]).
+    /// The log was closed ([`FsLog::close`](super::FsLog::close)).
     Closed,
     /// An iterator outlived a trim of the log: it stops here, as the entries from this seq on
     /// may not be the ones it was made for.
