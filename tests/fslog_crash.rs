@@ -13,12 +13,12 @@ use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
 use tinyraftplus::log::{FsLog, FsLogOptions};
 
-/// The disk states a crash while writing `after` over `before` can leave, and whether each is
-/// the complete write. A batch writes records where the file ends, over zeros written ahead
-/// (and maybe more zeros after them) or over a recycled file's old bytes. A new segment's header is synced before any batch goes
-/// into it, so junk can only land after it; with `holes` false (the plain encoder, which has
-/// no checksums to find them), only writes cut short.
-/// `disk` is the log's record bytes (`FsLog::disk_bytes`) before and after the batch.
+/// The disk states a crash while writing `after` over `before` can leave, and whether each is the
+/// complete write. A batch writes records where the file ends, over zeros written ahead (and maybe
+/// more zeros after them) or over a recycled file's old bytes. A new segment's header is synced
+/// before any batch goes into it, so junk can only land after it; with `holes` false (the plain
+/// encoder, which has no checksums to find them), only writes cut short. `disk` is the log's record
+/// bytes (`FsLog::disk_bytes`) before and after the batch.
 fn crash_states(before: &Files, after: &Files, disk: (u64, u64), holes: bool, seed: u64) -> Vec<(Files, bool)> {
     // Starting a new segment first cuts what lies past the last one's batches (zeros written
     // ahead, a recycled file's old bytes) off it, durably (and records the lower length in the

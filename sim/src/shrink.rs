@@ -1,9 +1,9 @@
 //! Shrinking a failing run, in two stages, keeping each change while the run still fails the
 //! same invariant:
 //!
-//! 1. **Parameters**: with the same seed, fault classes off one by one, fewer client
-//!    operations, less faulty time, fewer clients, fewer nodes (each kept in no more events). A change moves every later
-//!    random draw, so the smaller run is a different run that fails the same way.
+//! 1. **Parameters**: with the same seed, fault classes off one by one, fewer client operations,
+//!    less faulty time, fewer clients, fewer nodes (each kept in no more events). A change moves
+//!    every later random draw, so the smaller run is a different run that fails the same way.
 //! 2. **Events**: the run's random decisions are recorded, and the decisions that fired a
 //!    chance (a fault, a lost or delayed message, a crash) are turned off by delta debugging,
 //!    in runs of halving length, replaying the rest as recorded; a change is kept when the run

@@ -73,11 +73,11 @@ pub struct Config {
     /// event, a leader steps down, and the node does not campaign until the write completes
     /// (then a warn event). Acknowledgements wait for durability anyway. `None`: never.
     pub storage_stall_timeout: Option<Duration>,
-    /// Leader priorities (the seed's `leaderPriority`; nodes not listed have 0), the same on
-    /// every node; they may name nodes that join later. A leader that has committed an entry of its term and hears from a quorum
-    /// hands leadership to a caught-up, responsive node of higher priority (a leader
-    /// transfer); after a transfer that failed, it waits ten election timeouts before trying
-    /// again. An unhealthy cluster is left alone.
+    /// Leader priorities (the seed's `leaderPriority`; nodes not listed have 0), the same on every
+    /// node; they may name nodes that join later. A leader that has committed an entry of its term
+    /// and hears from a quorum hands leadership to a caught-up, responsive node of higher priority
+    /// (a leader transfer); after a transfer that failed, it waits ten election timeouts before
+    /// trying again. An unhealthy cluster is left alone.
     pub priority: Vec<(NodeId, u32)>,
     /// How long a membership change may take, learners' catch-up included, before it fails
     /// with `ChangeFailed` (default 60 s).

@@ -1,14 +1,14 @@
-//! [`HeldMessages`]: the messages a loop holds for [`Output::SendAfter`](super::Output::SendAfter) until their writes are
-//! durable (the simulator, the test kit and the fuzzers share it; the drivers' disk thread keeps
-//! its own, one batch at a time).
+//! [`HeldMessages`]: the messages a loop holds for [`Output::SendAfter`](super::Output::SendAfter)
+//! until their writes are durable (the simulator, the test kit and the fuzzers share it; the
+//! drivers' disk thread keeps its own, one batch at a time).
 
 use super::message::Message;
 use super::types::WriteId;
 use std::collections::VecDeque;
 
-/// Messages waiting for their writes ([`Output::SendAfter`](super::Output::SendAfter)), in order, and the last write made
-/// durable since the core started. A loop that restarts its core starts a new one: write ids
-/// start again.
+/// Messages waiting for their writes ([`Output::SendAfter`](super::Output::SendAfter)), in order,
+/// and the last write made durable since the core started. A loop that restarts its core starts a
+/// new one: write ids start again.
 #[derive(Debug)]
 pub struct HeldMessages {
     held: VecDeque<(WriteId, Message)>,

@@ -3,10 +3,11 @@
 //! (feature `tokio`) is the same node with async calls. Both are thin: the node loop and the
 //! disk thread (`node`, `disk`) are theirs in common, and the protocol is the core's.
 //!
-//! The driver's whole job: feed every input to the core's `step` with the current time; carry
-//! out the outputs. Storage writes go to a disk thread, which makes everything queued durable
-//! with one write and one fdatasync per batch and reports the last write done; messages go to the
-//! transport (those bound to a write, from the disk thread once it is durable); committed entries go to the [`StateMachine`]; replies go back to the callers.
+//! The driver's whole job: feed every input to the core's `step` with the current time; carry out
+//! the outputs. Storage writes go to a disk thread, which makes everything queued durable with one
+//! write and one fdatasync per batch and reports the last write done; messages go to the transport
+//! (those bound to a write, from the disk thread once it is durable); committed entries go to the
+//! [`StateMachine`]; replies go back to the callers.
 
 mod answers;
 #[cfg(feature = "tokio")]

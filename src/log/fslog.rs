@@ -513,13 +513,14 @@ impl FsLog {
             return Err(LogError::Invalid("a segment cannot pass 4 GiB: lower segment_bytes".into()));
         }
         let end = base + buffer.len() as u64;
-        // A batch that would grow the file first writes zeros ahead of it (a MiB), so that the
-        // next batches overwrite allocated space and their fdatasync has no file size to commit:
-        // on ext4, about twice as many syncs per second for small batches, and 1.0 to 1.4 times
-        // the bandwidth for 100 KB writes, although their bytes are written twice (measured with
-        // writes alone; for `fslog_append_batch1000` see `benches/fslog.rs`). Batches of a quarter MiB and more grow the file themselves: a MiB
-        // ahead would serve only a few of them (not measured). Not with the plain encoder:
-        // without checksums only the file's length shows a write cut short.
+        // A batch that would grow the file first writes zeros ahead of it (a MiB), so that the next
+        // batches overwrite allocated space and their fdatasync has no file size to commit: on
+        // ext4, about twice as many syncs per second for small batches, and 1.0 to 1.4 times the
+        // bandwidth for 100 KB writes, although their bytes are written twice (measured with writes
+        // alone; for `fslog_append_batch1000` see `benches/fslog.rs`). Batches of a quarter MiB and
+        // more grow the file themselves: a MiB ahead would serve only a few of them (not measured).
+        // Not with the plain encoder: without checksums only the file's length shows a write cut
+        // short.
         let small = buffer.len() < ZERO_AHEAD_BELOW && self.options.encoder.checksummed();
         let mut ahead = match small && end > segment.allocated {
             true => (end + ZERO_AHEAD_BYTES).min(self.options.segment_bytes),
