@@ -37,7 +37,7 @@ enum Step {
 #[derive(Arbitrary, Debug)]
 enum FuzzBody {
     PreVote(Option<(u8, u8)>),
-    PreVoteResponse(bool),
+    PreVoteResponse(bool, Option<(u8, u8)>),
     Vote(Option<(u8, u8)>, bool),
     VoteResponse(bool),
     TimeoutNow,
@@ -76,7 +76,7 @@ impl FuzzBody {
     fn into_body(self) -> Body {
         match self {
             FuzzBody::PreVote(last) => Body::PreVote { last: last.map(id) },
-            FuzzBody::PreVoteResponse(granted) => Body::PreVoteResponse { granted },
+            FuzzBody::PreVoteResponse(granted, last) => Body::PreVoteResponse { granted, last: last.map(id) },
             FuzzBody::Vote(last, transfer) => Body::Vote { last: last.map(id), transfer },
             FuzzBody::TimeoutNow => Body::TimeoutNow,
             FuzzBody::VoteResponse(granted) => Body::VoteResponse { granted },

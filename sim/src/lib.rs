@@ -71,6 +71,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::FoundingConfigUnlogged => "founding_config_unlogged",
         Mutant::QuorumRuleIgnored => "quorum_rule_ignored",
         Mutant::BootstrapStrangerVotes => "bootstrap_stranger_votes",
+        Mutant::GrantShowsEmptyLog => "grant_shows_empty_log",
     }
 }
 

@@ -213,8 +213,8 @@ fn seeds_that_once_failed_pass() {
     // that had committed nothing, and every quorum needed its vote. It rejoins on seeing every
     // peer's log empty, which it saw only in their vote requests: the final term began 17.5 s
     // after healing, once each of the six had campaigned since its restart. Its own probe's
-    // granted pre-votes show the same (a peer grants one to an empty log only with its own
-    // empty), one round trip after it asks.
+    // granted pre-votes show the same (a grant carries the granter's last entry), one round
+    // trip after it asks.
     let other_rules: &[(u64, usize)] = &[(496, 7)];
     for &(seed, nodes) in other_rules {
         let disabled = vec!["early_strangers"]; // Drawn since.
@@ -233,4 +233,11 @@ fn seeds_that_once_failed_pass() {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
+    // 232917, three nodes, 400 operations: node 1, paused, answered node 3's pre-votes when it
+    // resumed, just after node 3 restarted on new storage; node 3 took a grant meant for its
+    // previous incarnation, in the term of its new probe, as node 1 showing an empty log, rejoined
+    // as if the cluster were new and elected node 2, whose log was empty: the committed entries
+    // were lost (leader completeness). Grants now carry the granter's last entry.
+    let failures = check_seeds(232917..232918, &Options { nodes: 3, ops: 400, ..Options::default() });
+    assert_eq!(failures, Vec::<String>::new(), "seed 232917 with 3 nodes and 400 operations");
 }

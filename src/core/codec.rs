@@ -4,7 +4,7 @@
 //! that remain, so a frame of `n` bytes decodes to at most `n / 2` entries or payloads. Payloads
 //! are slices of the input [`Bytes`] (no copy).
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! Integers are unsigned LEB128 varints ("v" below): at most 10 bytes, no value past 64 bits,
 //! and no overlong form (a last byte of 0 after a continuation byte), so a message has exactly
@@ -12,9 +12,9 @@
 //! followed by `seq v`, `term v`. `bytes` is `len v` followed by `len` bytes.
 //!
 //! ```text
-//! message  = version:u8(=1) from:v to:v term:v tag:u8 body
+//! message  = version:u8(=2) from:v to:v term:v tag:u8 body
 //! tag 1  PreVote          last:opt-id
-//! tag 2  PreVoteResponse  granted:u8(0|1)
+//! tag 2  PreVoteResponse  granted:u8(0|1) last:opt-id   (the answerer's; version 1 had no last)
 //! tag 3  Vote             last:opt-id            (tag 11: the same, asked by a leader transfer)
 //! tag 4  VoteResponse     granted:u8(0|1)
 //! tag 5  Append           prev:opt-id commit:opt-seq read_round:v count:v entry*count
@@ -45,8 +45,13 @@ use super::types::{Entry, LogId, NodeId, Payload, Seq, SnapshotMeta, Term};
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 
-/// The format version this code writes and reads.
-pub const VERSION: u8 = 1;
+/// The format version of messages this code writes and reads (version 2: pre-vote answers
+/// carry the answerer's last entry).
+pub const VERSION: u8 = 2;
+
+/// The format version of configurations (stored in logs and snapshots, so kept apart from the
+/// messages' version).
+pub const CONFIGURATION_VERSION: u8 = 1;
 
 /// Why bytes are not a valid message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,9 +119,10 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             w.u8(1);
             w.opt_id(*last);
         }
-        Body::PreVoteResponse { granted } => {
+        Body::PreVoteResponse { granted, last } => {
             w.u8(2);
             w.u8(u8::from(*granted));
+            w.opt_id(*last);
         }
         Body::Vote { last, transfer } => {
             w.u8(if *transfer { 11 } else { 3 });
@@ -215,7 +221,7 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
 /// (addresses ascending by id) and `ids = count:v id:v*count`.
 pub fn encode_configuration(configuration: &Configuration, out: &mut BytesMut) {
     let mut w = Writer(out);
-    w.u8(VERSION);
+    w.u8(CONFIGURATION_VERSION);
     match configuration {
         Configuration::Single(only) => {
             w.u8(0);
@@ -241,7 +247,7 @@ pub fn decode_configuration(input: &[u8]) -> Result<Configuration, DecodeError> 
     let input = Bytes::copy_from_slice(input);
     let mut r = Reader { input: &input, at: 0 };
     let version = r.u8("version")?;
-    if version != VERSION {
+    if version != CONFIGURATION_VERSION {
         return Err(r.error("version", Problem::UnknownVersion(version)));
     }
     let configuration = match r.u8("configuration kind")? {
@@ -275,7 +281,7 @@ pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
     let term = Term(r.varint("term")?);
     let body = match r.u8("tag")? {
         1 => Body::PreVote { last: r.opt_id("last")? },
-        2 => Body::PreVoteResponse { granted: r.flag("granted")? },
+        2 => Body::PreVoteResponse { granted: r.flag("granted")?, last: r.opt_id("last")? },
         3 => Body::Vote { last: r.opt_id("last")?, transfer: false },
         11 => Body::Vote { last: r.opt_id("last")?, transfer: true },
         10 => Body::TimeoutNow,
@@ -765,7 +771,8 @@ mod tests {
     fn every_message_round_trips() {
         let id = Some(LogId::new(Term(3), Seq(7)));
         round_trip(Body::PreVote { last: None });
-        round_trip(Body::PreVoteResponse { granted: true });
+        round_trip(Body::PreVoteResponse { granted: true, last: None });
+        round_trip(Body::PreVoteResponse { granted: false, last: id });
         round_trip(Body::Vote { last: id, transfer: false });
         round_trip(Body::Vote { last: id, transfer: true });
         round_trip(Body::TimeoutNow);
@@ -843,13 +850,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let bad_version = decode(&Bytes::from_static(&[2])).unwrap_err();
-        assert_eq!(bad_version.problem, Problem::UnknownVersion(2));
+        let bad_version = decode(&Bytes::from_static(&[1])).unwrap_err();
+        assert_eq!(bad_version.problem, Problem::UnknownVersion(1));
         // An append claiming 2^40 entries in a few bytes.
-        let huge = Bytes::from_static(&[1, 1, 2, 1, 5, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+        let huge = Bytes::from_static(&[2, 1, 2, 1, 5, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
         let err = decode(&huge).unwrap_err();
         assert_eq!((err.field, err.problem), ("entries", Problem::CountTooLarge(1 << 40)));
-        let overlong = Bytes::from_static(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        let overlong = Bytes::from_static(&[2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(decode(&overlong).unwrap_err().problem, Problem::BadVarint);
         // Found by the fuzzer: an append whose prev is Seq::MAX, with an entry after it.
         let message = Message {
@@ -868,10 +875,10 @@ mod tests {
         bytes.extend_from_slice(&[1, 0]); // ...term 1, blank: its seq would pass Seq::MAX.
         assert_eq!(decode(&Bytes::from(bytes)).unwrap_err().problem, Problem::SeqOutOfRange);
         // Found by the fuzzer: 0xff 0x00 is an overlong encoding of 127.
-        let padded = Bytes::from_static(&[1, 0, 0xff, 0xd9, 0xff, 0xff, 0xff, 0, 0, 1, 1, 0, 0]);
+        let padded = Bytes::from_static(&[2, 0, 0xff, 0xd9, 0xff, 0xff, 0xff, 0, 0, 1, 1, 0, 0]);
         assert_eq!(decode(&padded).unwrap_err().problem, Problem::BadVarint);
-        let trailing = Bytes::from_static(&[1, 1, 2, 0, 2, 1, 9]);
+        let trailing = Bytes::from_static(&[2, 1, 2, 0, 2, 1, 0, 9]);
         assert_eq!(decode(&trailing).unwrap_err().problem, Problem::TrailingBytes(1));
-        assert!(decode(&trailing).unwrap_err().to_string().contains("byte 6"));
+        assert!(decode(&trailing).unwrap_err().to_string().contains("byte 7"));
     }
 }

@@ -102,11 +102,19 @@ impl Raft {
             && !self.withholds_vote()
             && !self.empty_stranger(from, last);
         let reply_term = if granted { term } else { self.hard_state.term };
-        let message = Message { from: self.id, to: from, term: reply_term, body: Body::PreVoteResponse { granted } };
+        let body = Body::PreVoteResponse { granted, last: self.log.last() };
+        let message = Message { from: self.id, to: from, term: reply_term, body };
         self.emit(super::io::Output::Send(message));
     }
 
-    pub(super) fn on_pre_vote_response(&mut self, now: Time, from: NodeId, term: Term, granted: bool) {
+    pub(super) fn on_pre_vote_response(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        term: Term,
+        granted: bool,
+        last: Option<LogId>,
+    ) {
         if !granted && term > self.hard_state.term {
             self.become_follower(now, term, None);
         }
@@ -114,12 +122,14 @@ impl Raft {
         if !granted || Some(term.0) != self.hard_state.term.0.checked_add(1) {
             return;
         }
-        if self.log.last().is_none() {
-            // A peer grants a pre-vote to an empty log only with its own log empty: a
-            // catching-up node learns so from its own probe, one round trip after it asks,
-            // rather than waiting for each peer to campaign (see `rejoin.rs`).
-            self.note_peer_log(from, Term(0), None);
-        }
+        // A grant carries the peer's last entry: a catching-up node with an empty log learns
+        // from its own probe, one round trip after it asks, whether the peer's log is empty too
+        // (see `rejoin.rs`). Not from the grant alone: one of this term may answer a request of
+        // this node's previous incarnation, whose log was not empty (seed 232917 of three
+        // nodes). Refusals do not count (a peer refuses an empty stranger so that the stranger
+        // does not count it: see `empty_stranger`), and a grant shows no term the peer saved.
+        let last = if self.mutant(Mutant::GrantShowsEmptyLog) { None } else { last };
+        self.note_peer_log(from, Term(0), last);
         let RoleState::PreCandidate(votes) = &mut self.role else { return };
         if !votes.contains(&from) {
             votes.push(from);

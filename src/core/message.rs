@@ -31,6 +31,9 @@ pub enum Body {
     PreVoteResponse {
         /// Whether the candidate could win.
         granted: bool,
+        /// The answerer's last log entry: a node catching up with an empty log learns from it
+        /// whether the answerer's log is empty too (see `rejoin.rs`).
+        last: Option<LogId>,
     },
     /// Vote for me in `term` (Raft's RequestVote).
     Vote {
@@ -176,7 +179,9 @@ impl fmt::Display for Message {
         let last = |last: &Option<LogId>| last.map_or("none".to_string(), |id| id.to_string());
         match &self.body {
             Body::PreVote { last: l } => write!(f, "PreVote last={}", last(l)),
-            Body::PreVoteResponse { granted } => write!(f, "PreVoteResponse {}", yes_no(*granted)),
+            Body::PreVoteResponse { granted, last: l } => {
+                write!(f, "PreVoteResponse {} last={}", yes_no(*granted), last(l))
+            }
             Body::Vote { last: l, transfer: false } => write!(f, "Vote last={}", last(l)),
             Body::Vote { last: l, transfer: true } => write!(f, "Vote last={} transfer", last(l)),
             Body::VoteResponse { granted } => write!(f, "VoteResponse {}", yes_no(*granted)),

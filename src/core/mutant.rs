@@ -99,11 +99,16 @@ pub enum Mutant {
     /// outside it with empty logs: nodes started with a larger list can take a cluster whose
     /// logs are all empty for a new one of their own.
     BootstrapStrangerVotes,
+    /// A node catching up with an empty log takes a pre-vote grant for its probe's term as the
+    /// granter's log being empty too, whatever last entry the grant carries: a grant answering
+    /// a request of its previous incarnation then makes it rejoin a cluster that committed
+    /// entries as if it were new.
+    GrantShowsEmptyLog,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 32] = [
+    pub const ALL: [Mutant; 33] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -136,6 +141,7 @@ impl Mutant {
         Mutant::FoundingConfigUnlogged,
         Mutant::QuorumRuleIgnored,
         Mutant::BootstrapStrangerVotes,
+        Mutant::GrantShowsEmptyLog,
     ];
 }
 

@@ -377,8 +377,8 @@ impl Raft {
         match &message.body {
             Body::Forward { .. } | Body::ForwardReply { .. } => return self.on_client_message(now, message),
             Body::PreVote { last } => return self.on_pre_vote(now, message.from, message.term, *last),
-            Body::PreVoteResponse { granted } => {
-                return self.on_pre_vote_response(now, message.from, message.term, *granted)
+            Body::PreVoteResponse { granted, last } => {
+                return self.on_pre_vote_response(now, message.from, message.term, *granted, *last)
             }
             _ => {}
         }

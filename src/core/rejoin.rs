@@ -22,8 +22,9 @@
 //! A brand-new cluster has no leader to catch up with: every node's storage is new. A
 //! catching-up node with an empty log therefore also rejoins once it has seen every peer's log
 //! empty (their pre-vote and vote requests carry their last entry, and it sends such requests
-//! itself to let them see its own; a pre-vote a peer grants to its empty log shows the peer's
-//! empty too, as no log is behind an empty one). Were any entry committed, it would be on a
+//! itself to let them see its own; a peer's grant of its own probe carries the peer's last
+//! entry too: not the grant alone, which may answer a request its previous incarnation made in
+//! the same term, with a log that was not empty). Were any entry committed, it would be on a
 //! quorum, and the nodes of that quorum other than this one would not all be empty. This
 //! assumes a message is not delayed past the restart of the node it is sent to, and that the
 //! peers share its bootstrap list: a node whose list lacks this one grants its empty log no
