@@ -230,6 +230,7 @@ pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<Header, HeaderEr
     Ok(Header { first_seq: word(16), salt })
 }
 
+#[inline]
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -284,6 +285,7 @@ impl BatchBuilder {
 
     /// Adds an entry (`payload` `None`: blank; `config`: a configuration's bytes). The caller
     /// checks that terms do not decrease and that the count stays below 2^32.
+    #[inline]
     pub fn push(&mut self, term: u64, payload: Option<&[u8]>, config: bool) {
         let kind = match (payload, config) {
             (None, _) => KIND_BLANK,

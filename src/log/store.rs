@@ -91,6 +91,7 @@ pub(crate) fn continues(next: Seq, entries: &[Entry]) -> Result<(), LogError> {
 /// The checks every log makes on an append at `seq`, before anything changes: terms never
 /// decrease (`last` is the term of the entry before it), a payload is at most `payload_bytes_max`
 /// bytes, and the seq is at most [`Seq::MAX`].
+#[inline]
 pub(crate) fn check_append(
     last: Option<Term>,
     seq: u64,
