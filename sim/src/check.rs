@@ -50,6 +50,8 @@ pub struct Checker {
     suspect_acks: BTreeSet<(NodeId, Term, Term)>,
     /// Each node's commit point in its current incarnation.
     commits: BTreeMap<NodeId, Seq>,
+    /// The highest commit point any node reported.
+    highest_commit: Option<Seq>,
     /// Each node's last applied seq in its current incarnation.
     last_applied: BTreeMap<NodeId, Seq>,
     /// The granted votes that could count toward their candidate's election (see `vote`).
@@ -328,6 +330,7 @@ impl Checker {
     /// The commit point never goes back within a run of a node; committed entries never change.
     pub fn commit(&mut self, node: NodeId, seq: Seq, raft: &Raft) -> Checked {
         let before = self.commits.insert(node, seq);
+        self.highest_commit = self.highest_commit.max(Some(seq));
         if before.is_some_and(|before| seq < before) {
             return fail("commit_monotonic", format!("{node} moved its commit from {} to {seq}", before.unwrap()));
         }
@@ -422,6 +425,23 @@ impl Checker {
                 Ok(())
             }
         }
+    }
+
+    /// The payload committed at `seq`, if a node that committed it held it in memory.
+    pub fn committed_payload(&self, seq: Seq) -> Option<&Payload> {
+        self.committed.get(&seq).map(|(_, payload, _)| payload)
+    }
+
+    /// Without a state machine, a read is answered with a commit point (`seq`), which the
+    /// reader then reads the log up to: some node must have committed that far (not after a
+    /// forced rejoin).
+    pub fn read_point(&self, seq: Option<Seq>) -> Checked {
+        if self.forced || seq <= self.highest_commit {
+            return Ok(());
+        }
+        let seq = seq.map_or("none".into(), |s| s.to_string());
+        let highest = self.highest_commit.map_or("none".into(), |s| s.to_string());
+        fail("read_past_commit", format!("a read was answered at {seq}, past every commit point (highest {highest})"))
     }
 
     /// A client was told its append is at `seq`: it must be committed there, for good.

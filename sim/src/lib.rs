@@ -72,6 +72,8 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::QuorumRuleIgnored => "quorum_rule_ignored",
         Mutant::BootstrapStrangerVotes => "bootstrap_stranger_votes",
         Mutant::GrantShowsEmptyLog => "grant_shows_empty_log",
+        Mutant::ReadIndexBeforeTermCommit => "read_index_before_term_commit",
+        Mutant::LogOnlyAppliesUncommitted => "log_only_applies_uncommitted",
     }
 }
 

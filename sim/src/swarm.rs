@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 28] = [
+pub const FAULT_CLASSES: [&str; 29] = [
     "crash",
     "partition",
     "pause",
@@ -73,6 +73,7 @@ pub const FAULT_CLASSES: [&str; 28] = [
     "candidate_stall",
     "quorum",
     "early_strangers",
+    "log_only",
 ];
 
 impl Default for Options {
@@ -206,6 +207,11 @@ pub struct Swarm {
     /// elected a leader). They must not lead, nor take the cluster for theirs, until a change
     /// adds them. Drawn from the targeted generator (`draw_targeted`).
     pub early_strangers: bool,
+    /// The nodes run without a state machine (`Config::state_machine` off, the core's
+    /// default): appends are answered at commit, reads with the commit point, and the world
+    /// folds each node's committed log into its machine as a user of the log would. No
+    /// snapshots then. Drawn from the targeted generator (`draw_targeted`).
+    pub log_only: bool,
 }
 
 const MS: u64 = 1_000_000;
@@ -245,6 +251,7 @@ impl Swarm {
             "candidate_stall" => self.candidate_stall = 0.0,
             "quorum" => self.quorum = QuorumKind::Majority,
             "early_strangers" => self.early_strangers = false,
+            "log_only" => self.log_only = false,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -329,6 +336,7 @@ impl Swarm {
             snapshot_interval_ns: 0,
             quorum: QuorumKind::Majority,
             early_strangers: false,
+            log_only: false,
         }
     }
 
@@ -336,6 +344,7 @@ impl Swarm {
     pub fn draw_targeted(&mut self, rng: &mut Rng) {
         self.candidate_stall = [0.0, 0.0, 0.3, 1.0][rng.below(4) as usize];
         self.early_strangers = rng.below(4) == 0;
+        self.log_only = rng.below(6) == 0;
     }
 
     /// Draws the snapshot knobs from their own generator (seeded from the run's seed).

@@ -457,7 +457,8 @@ impl Raft {
             self.broadcast_read_round();
         }
         // A new leader does not know the commit point until an entry of its term commits.
-        if !term_committed {
+        let planted = self.mutant(Mutant::ReadIndexBeforeTermCommit) && !self.config.state_machine;
+        if !term_committed && !planted {
             return;
         }
         let commit = self.commit;
@@ -500,10 +501,13 @@ impl Raft {
     /// Sends committed entries to the state machine (or, without one, marks them applied).
     pub(super) fn maybe_apply(&mut self) {
         if !self.config.state_machine {
-            if self.commit > self.applied {
-                self.applied = self.commit;
-                self.apply_sent = self.commit;
-                self.event(Event::Apply(self.commit.expect("commit > applied, so it is some seq")));
+            // Applied through the commit point (the log's end, with the planted bug).
+            let planted = self.mutant(Mutant::LogOnlyAppliesUncommitted).then(|| self.log.last_seq());
+            let through = planted.unwrap_or(self.commit).max(self.commit);
+            if through > self.applied {
+                self.applied = through;
+                self.apply_sent = through;
+                self.event(Event::Apply(through.expect("through > applied, so it is some seq")));
                 self.after_apply();
             }
             return;

@@ -104,11 +104,19 @@ pub enum Mutant {
     /// a request of its previous incarnation then makes it rejoin a cluster that committed
     /// entries as if it were new.
     GrantShowsEmptyLog,
+    /// Without a state machine (where a read waits for nothing to apply), a new leader answers
+    /// reads with its commit point once a quorum confirms its leadership, before an entry of
+    /// its own term commits: that commit point can lag one an earlier leader reached, and the
+    /// reader misses appends already acknowledged.
+    ReadIndexBeforeTermCommit,
+    /// Without a state machine, entries count as applied once they are in the node's log, not
+    /// once committed: a leader answers appends that no quorum holds yet.
+    LogOnlyAppliesUncommitted,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 33] = [
+    pub const ALL: [Mutant; 35] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -142,6 +150,8 @@ impl Mutant {
         Mutant::QuorumRuleIgnored,
         Mutant::BootstrapStrangerVotes,
         Mutant::GrantShowsEmptyLog,
+        Mutant::ReadIndexBeforeTermCommit,
+        Mutant::LogOnlyAppliesUncommitted,
     ];
 }
 

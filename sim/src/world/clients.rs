@@ -99,17 +99,29 @@ impl World {
         self.check_answer_bound(&call)?;
         self.digest = mix(self.digest, request.0 ^ 0xc1);
         let at = self.now.0;
-        let op = &mut self.history[call.op];
         match result {
             Ok(Response::Appended { seq, responses }) => {
                 self.checker.acknowledged(seq, &call.payload)?;
-                let Some(response) = responses.first().cloned() else {
+                // Without a state machine, the answer is the seq alone, and the client's response
+                // is what folding the log gives there: the leader's machine applied it as the
+                // commit was reported, before this answer.
+                let response = match self.swarm.log_only {
+                    true => self.applied_responses.get(&request.0).cloned(),
+                    false => responses.first().cloned(),
+                };
+                let Some(response) = response else {
                     return Err(Violation { invariant: "reply", detail: format!("append {seq} answered nothing") });
                 };
-                op.completion = Completion::Returned { at, response };
+                self.history[call.op].completion = Completion::Returned { at, response };
             }
-            Ok(Response::Read { response, .. }) => {
-                op.completion = Completion::Returned { at, response };
+            Ok(Response::Read { seq, response }) => {
+                if self.swarm.log_only {
+                    // The commit point the reader reads the log up to: its response comes from
+                    // the committed log at the end (`log_read_responses`).
+                    self.checker.read_point(seq)?;
+                    self.log_reads.push((call.op, seq));
+                }
+                self.history[call.op].completion = Completion::Returned { at, response };
                 if self.settling {
                     self.clients[c].settled = true;
                 }
@@ -158,15 +170,24 @@ impl World {
         })
     }
 
-    /// The history as the checker sees it: refused operations left out, and appends whose
-    /// clients never heard back marked applied (with the response some node produced) or not.
+    /// The history as the checker sees it: refused operations left out, appends whose clients
+    /// never heard back marked applied (with the response some node produced) or not, and
+    /// without a state machine, reads given what folding the committed log up to their seq
+    /// gives.
     pub(super) fn final_history(&self) -> Vec<Operation> {
         let mut history = Vec::with_capacity(self.history.len());
-        for (op, (_, refused)) in self.history.iter().zip(&self.calls) {
+        let mut reads = self.log_read_responses();
+        for (index, (op, (_, refused))) in self.history.iter().zip(&self.calls).enumerate() {
             if *refused {
                 continue;
             }
             let mut op = op.clone();
+            if let Some(response) = reads.remove(&index) {
+                op.completion = match (response, op.completion) {
+                    (Some(response), Completion::Returned { at, .. }) => Completion::Returned { at, response },
+                    _ => Completion::Unknown,
+                };
+            }
             if let (false, Completion::Unknown) = (op.op.read, &op.completion) {
                 op.completion = match self.applied_responses.get(&op.request) {
                     Some(response) => Completion::Applied { response: response.clone() },

@@ -21,23 +21,38 @@ impl World {
     /// Applies entries to node `n`'s state machine (commands without their request ids);
     /// every node must answer the same at the same seq.
     pub(super) fn apply(&mut self, n: usize, entries: Vec<Entry>) -> Result<Input, Violation> {
+        let first = entries[0].seq;
+        let responses = self.apply_entries(n, &entries)?;
+        Ok(Input::Applied { first, responses })
+    }
+
+    /// Without a state machine (`Swarm::log_only`), node `n` reports its entries committed
+    /// through `through` (`Event::Apply`), and its user reads them from its log: the world
+    /// applies them to the node's machine as that user would, with the same checks.
+    pub(super) fn apply_log(&mut self, n: usize, through: Seq) -> Result<(), Violation> {
+        let node = &self.nodes[n];
+        let raft = node.raft.as_ref().expect("stepping");
+        let from = Seq::after(node.applied);
+        let read = |seq: Seq| raft.entry(seq).cloned().or_else(|| node.disk.entry(seq));
+        let entries: Option<Vec<Entry>> = (from.0..=through.0).map(|s| read(Seq(s))).collect();
+        match entries {
+            Some(entries) if entries.is_empty() => Ok(()),
+            Some(entries) => self.apply_entries(n, &entries).map(|_| ()),
+            None => Err(Violation {
+                invariant: "apply_in_order",
+                detail: format!("{} reported {through} committed, but its log lacks entries from {from}", node.id),
+            }),
+        }
+    }
+
+    /// Applies `entries` to node `n`'s machine (checked as `apply` says): their responses.
+    fn apply_entries(&mut self, n: usize, entries: &[Entry]) -> Result<Vec<Bytes>, Violation> {
         let id = self.nodes[n].id;
-        self.checker.apply(id, &entries)?;
+        self.checker.apply(id, entries)?;
         let first = entries[0].seq;
         self.nodes[n].applied = entries.last().map(|entry| entry.seq);
-        let mut requests = Vec::with_capacity(entries.len());
-        let commands: Vec<Option<Bytes>> = entries
-            .iter()
-            .map(|entry| {
-                let Payload::Data(data) = &entry.payload else {
-                    requests.push(None);
-                    return None;
-                };
-                let (request, command) = clients::split_payload(data);
-                requests.push(request);
-                Some(command)
-            })
-            .collect();
+        let (requests, commands): (Vec<Option<u64>>, Vec<Option<Bytes>>) =
+            entries.iter().map(|entry| command_of(&entry.payload)).unzip();
         let failed = |detail: String| Violation { invariant: "state_machine", detail };
         let responses = self.nodes[n]
             .machine
@@ -53,7 +68,45 @@ impl World {
                 self.applied_responses.entry(request).or_insert_with(|| response.clone());
             }
         }
-        Ok(Input::Applied { first, responses })
+        Ok(responses)
+    }
+
+    /// Without a state machine, the response to each read answered (by history index): what a
+    /// fresh machine answers after folding the committed log up to the read's seq, as its
+    /// reader would. `None` for a read past an entry no node held committed by the end: it
+    /// tells nothing.
+    pub(super) fn log_read_responses(&self) -> BTreeMap<usize, Option<Bytes>> {
+        let mut reads = self.log_reads.clone();
+        reads.sort_by_key(|(_, seq)| *seq);
+        let mut machine = self.simulation.machine();
+        let mut applied: Option<Seq> = None;
+        let mut known = true;
+        let mut responses = BTreeMap::new();
+        for (op, seq) in reads {
+            while known && applied < seq {
+                let next = Seq::after(applied);
+                let payload = self.committed_payload(next);
+                known = payload.is_some_and(|payload| machine.apply(next, &[command_of(&payload).1]).is_ok());
+                applied = Some(next);
+            }
+            let response = known.then(|| machine.read(seq, &self.history[op].op.command).ok()).flatten();
+            responses.insert(op, response);
+        }
+        responses
+    }
+
+    /// The payload committed at `seq`: as the checker recorded it, else from a node that has
+    /// committed that far.
+    fn committed_payload(&self, seq: Seq) -> Option<Payload> {
+        if let Some(payload) = self.checker.committed_payload(seq) {
+            return Some(payload.clone());
+        }
+        let committed =
+            self.nodes.iter().filter(|node| node.raft.as_ref().is_some_and(|raft| raft.commit() >= Some(seq)));
+        committed.into_iter().find_map(|node| {
+            let raft = node.raft.as_ref()?;
+            raft.entry(seq).cloned().or_else(|| node.disk.entry(seq)).map(|entry| entry.payload)
+        })
     }
 
     /// Node `n`'s state machine answers a read at `seq`.
@@ -65,5 +118,17 @@ impl World {
                 detail: format!("{}'s state machine failed to read {read}: {error}", self.nodes[n].id),
             }),
         }
+    }
+}
+
+/// The request id (if any) and the command a state machine gets for an entry's payload (none
+/// for a blank or a configuration).
+fn command_of(payload: &Payload) -> (Option<u64>, Option<Bytes>) {
+    match payload {
+        Payload::Data(data) => {
+            let (request, command) = clients::split_payload(data);
+            (request, Some(command))
+        }
+        _ => (None, None),
     }
 }

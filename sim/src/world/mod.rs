@@ -173,6 +173,10 @@ pub struct World {
     workload: Box<dyn Workload>,
     /// The response of each appended request, as the first node to apply it answered.
     applied_responses: BTreeMap<u64, Bytes>,
+    /// Without a state machine (`Swarm::log_only`): the reads answered, each with the commit
+    /// point it names (history index, seq); their responses are folded from the committed log
+    /// at the end.
+    log_reads: Vec<(usize, Option<Seq>)>,
     fault_log: Vec<(u64, &'static str)>,
     linearizability: Option<crate::lincheck::Violation>,
     swarm: Swarm,
@@ -241,6 +245,9 @@ impl World {
         if !swarm.quorum.changes_membership() {
             swarm.disable("membership"); // The core refuses changes under this rule.
         }
+        if swarm.log_only {
+            swarm.disable("snapshot"); // Without a state machine there is nothing to snapshot.
+        }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
         let spares = if swarm.membership > 0.0 || swarm.early_strangers { membership::SPARES } else { 0 };
         let slots: Vec<NodeId> = (1..=(options.nodes + spares) as u64).map(NodeId).collect();
@@ -261,7 +268,7 @@ impl World {
                 };
                 let mut config = Config::new(*id, bootstrap);
                 config.seed = rng.next_u64();
-                config.state_machine = true;
+                config.state_machine = !swarm.log_only;
                 #[cfg(feature = "mutants")]
                 {
                     config.mutant = options.mutant;
@@ -310,6 +317,7 @@ impl World {
             QuorumKind::Weighted(_) => Some("quorum_custom"),
         };
         let swarm_strangers = swarm.early_strangers.then_some("early_strangers");
+        let log_only = swarm.log_only.then_some("log_only");
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
@@ -319,6 +327,7 @@ impl World {
             workload: simulation.workload(),
             simulation,
             applied_responses: BTreeMap::new(),
+            log_reads: Vec::new(),
             fault_log: Vec::new(),
             linearizability: None,
             swarm,
@@ -340,7 +349,7 @@ impl World {
             },
             digest: seed,
             steps: 0,
-            faults: rule.into_iter().chain(swarm_strangers).map(|kind| (kind, 1)).collect(),
+            faults: rule.into_iter().chain(swarm_strangers).chain(log_only).map(|kind| (kind, 1)).collect(),
             settling: false,
             healed_at: None,
             lagging_until: Time(0),
@@ -814,6 +823,7 @@ impl World {
                 }
                 Ok(None)
             }
+            Output::Event(Event::Apply(seq)) if self.swarm.log_only => self.apply_log(n, seq).map(|_| None),
             Output::Event(_) => Ok(None),
         }
     }
