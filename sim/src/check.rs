@@ -328,7 +328,8 @@ impl Checker {
     }
 
     /// The commit point never goes back within a run of a node; committed entries never change.
-    pub fn commit(&mut self, node: NodeId, seq: Seq, raft: &Raft) -> Checked {
+    /// `stored` reads the node's log on its disk, for entries no longer in the core's memory.
+    pub fn commit(&mut self, node: NodeId, seq: Seq, raft: &Raft, stored: impl Fn(Seq) -> Option<Entry>) -> Checked {
         let before = self.commits.insert(node, seq);
         self.highest_commit = self.highest_commit.max(Some(seq));
         if before.is_some_and(|before| seq < before) {
@@ -336,8 +337,8 @@ impl Checker {
         }
         let from = before.map_or(0, |b| b.0 + 1);
         for s in from..=seq.0 {
-            let Some(entry) = raft.entry(Seq(s)) else { continue };
-            self.committed_entry(node, entry, raft.term())?;
+            let Some(entry) = raft.entry(Seq(s)).cloned().or_else(|| stored(Seq(s))) else { continue };
+            self.committed_entry(node, &entry, raft.term())?;
         }
         Ok(())
     }
@@ -460,13 +461,14 @@ impl Checker {
 
 impl Checker {
     /// At the end: every acknowledged append is still where the client was told, in the log
-    /// of the leader the cluster settled on.
-    pub fn acknowledged_kept(&self, leader: NodeId, raft: &Raft) -> Checked {
+    /// of the leader the cluster settled on (in memory, or `stored` on its disk).
+    pub fn acknowledged_kept(&self, leader: NodeId, raft: &Raft, stored: impl Fn(Seq) -> Option<Entry>) -> Checked {
         if self.forced {
             return Ok(());
         }
         for (seq, payload) in &self.acknowledged {
-            let Some(entry) = raft.entry(*seq) else { continue }; // Beyond the memory tail.
+            // Not there at all: removed with the prefix a snapshot covers.
+            let Some(entry) = raft.entry(*seq).cloned().or_else(|| stored(*seq)) else { continue };
             if entry.payload.data() != Some(payload) {
                 return fail(
                     "acknowledged_write_lost",

@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 29] = [
+pub const FAULT_CLASSES: [&str; 30] = [
     "crash",
     "partition",
     "pause",
@@ -74,6 +74,7 @@ pub const FAULT_CLASSES: [&str; 29] = [
     "quorum",
     "early_strangers",
     "log_only",
+    "small_memory",
 ];
 
 impl Default for Options {
@@ -93,6 +94,9 @@ impl Default for Options {
         }
     }
 }
+
+/// The core's default `Config::memory_entries_max`: more than a run appends.
+pub(crate) const MEMORY_ENTRIES_DEFAULT: usize = 1 << 13;
 
 /// Fault probabilities and rates, drawn from the seed.
 #[derive(Clone, Debug)]
@@ -212,6 +216,10 @@ pub struct Swarm {
     /// folds each node's committed log into its machine as a user of the log would. No
     /// snapshots then. Drawn from the targeted generator (`draw_targeted`).
     pub log_only: bool,
+    /// How many log entries each core keeps in memory (`Config::memory_entries_max`): a few in
+    /// some seeds, so that lagging followers, restarts and applying load entries from the disk
+    /// (`Output::LoadEntries`, where read errors strike). Drawn from the targeted generator.
+    pub memory_entries_max: usize,
 }
 
 const MS: u64 = 1_000_000;
@@ -252,6 +260,7 @@ impl Swarm {
             "quorum" => self.quorum = QuorumKind::Majority,
             "early_strangers" => self.early_strangers = false,
             "log_only" => self.log_only = false,
+            "small_memory" => self.memory_entries_max = MEMORY_ENTRIES_DEFAULT,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -337,6 +346,7 @@ impl Swarm {
             quorum: QuorumKind::Majority,
             early_strangers: false,
             log_only: false,
+            memory_entries_max: MEMORY_ENTRIES_DEFAULT,
         }
     }
 
@@ -345,6 +355,7 @@ impl Swarm {
         self.candidate_stall = [0.0, 0.0, 0.3, 1.0][rng.below(4) as usize];
         self.early_strangers = rng.below(4) == 0;
         self.log_only = rng.below(6) == 0;
+        self.memory_entries_max = [MEMORY_ENTRIES_DEFAULT, MEMORY_ENTRIES_DEFAULT, 16, 3][rng.below(4) as usize];
     }
 
     /// Draws the snapshot knobs from their own generator (seeded from the run's seed).

@@ -284,9 +284,11 @@ impl Raft {
 
     /// Entries could not be read back. A leader that cannot read its own log steps down rather
     /// than hold up the followers that need those entries (a leader with intact storage takes
-    /// over); the entries are asked for again when they are next needed.
+    /// over); the entries are asked for again when they are next needed, and those the state
+    /// machine waits for after a heartbeat interval.
     pub(super) fn on_load_failed(&mut self, now: Time, error: &str) {
         self.load_waiting = None;
+        self.load_retry_at = Some(now.plus(duration_nanos(self.config.heartbeat_interval())));
         self.event(Event::Error(format!("loading entries from storage failed: {error}")));
         if self.role.is_leader() {
             let term = self.hard_state.term;

@@ -99,6 +99,9 @@ pub struct Raft {
     pub(super) applied: Option<Seq>,
     /// Since when a load of entries has been waiting for the driver's answer.
     pub(super) load_waiting: Option<DriverWait>,
+    /// After a failed load: when to try applying again (nothing else would while the commit
+    /// point stands still).
+    pub(super) load_retry_at: Option<Time>,
     /// Since when applies have been waiting for the state machine's report.
     pub(super) apply_waiting: Option<DriverWait>,
 
@@ -174,6 +177,7 @@ impl Raft {
             apply_sent: config.apply_seq,
             applied: config.apply_seq,
             load_waiting: None,
+            load_retry_at: None,
             apply_waiting: None,
             client: ClientState::new(incarnation),
             snapshots,
@@ -309,10 +313,8 @@ impl Raft {
         };
         let request = self.client.deadline(self.role.leading()).map(|at| (at, Wake::Request));
         let snapshot = self.role.leading().and_then(|leading| leading.snapshot_wake).map(|at| (at, Wake::Snapshot));
-        [role_timer, request, self.stall_deadline().map(|at| (at, Wake::Storage)), snapshot]
-            .into_iter()
-            .flatten()
-            .min_by_key(|(at, _)| *at)
+        let storage = self.stall_deadline().into_iter().chain(self.load_retry_at).min().map(|at| (at, Wake::Storage));
+        [role_timer, request, storage, snapshot].into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
     fn on_tick(&mut self, now: Time) {
@@ -323,6 +325,10 @@ impl Raft {
             self.heartbeat_tick(now);
         } else if !self.role.is_leader() && !self.failed && now >= self.election_deadline {
             self.election_timeout(now);
+        }
+        if self.load_retry_at.is_some_and(|at| now >= at) {
+            self.load_retry_at = None;
+            self.maybe_apply();
         }
         self.snapshot_tick(now);
         self.expire_requests(now);

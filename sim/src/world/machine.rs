@@ -33,7 +33,7 @@ impl World {
         let node = &self.nodes[n];
         let raft = node.raft.as_ref().expect("stepping");
         let from = Seq::after(node.applied);
-        let read = |seq: Seq| raft.entry(seq).cloned().or_else(|| node.disk.entry(seq));
+        let read = |seq: Seq| raft.entry(seq).cloned().or_else(|| node.stored_entry(seq));
         let entries: Option<Vec<Entry>> = (from.0..=through.0).map(|s| read(Seq(s))).collect();
         match entries {
             Some(entries) if entries.is_empty() => Ok(()),
@@ -105,7 +105,7 @@ impl World {
             self.nodes.iter().filter(|node| node.raft.as_ref().is_some_and(|raft| raft.commit() >= Some(seq)));
         committed.into_iter().find_map(|node| {
             let raft = node.raft.as_ref()?;
-            raft.entry(seq).cloned().or_else(|| node.disk.entry(seq)).map(|entry| entry.payload)
+            raft.entry(seq).cloned().or_else(|| node.stored_entry(seq)).map(|entry| entry.payload)
         })
     }
 

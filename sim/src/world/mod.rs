@@ -144,6 +144,17 @@ struct Node {
     held: HeldMessages,
 }
 
+impl Node {
+    /// The entry at `seq` of the running core's log that is no longer in its memory, read from
+    /// the disk: only one the log still holds (not covered by a snapshot), of the term the core
+    /// knows there (a write replacing it may be pending).
+    fn stored_entry(&self, seq: Seq) -> Option<Entry> {
+        let raft = self.raft.as_ref()?;
+        let entry = self.disk.entry(seq)?;
+        (seq >= raft.first_seq() && raft.term_at(seq) == Some(entry.term)).then_some(entry)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Call {
     /// The node it went to.
@@ -274,6 +285,7 @@ impl World {
                     config.mutant = options.mutant;
                 }
                 config.rpc_entries_max = swarm.rpc_entries_max;
+                config.memory_entries_max = swarm.memory_entries_max;
                 config.pre_vote = swarm.pre_vote;
                 config.check_quorum = swarm.check_quorum;
                 if founder {
@@ -318,6 +330,7 @@ impl World {
         };
         let swarm_strangers = swarm.early_strangers.then_some("early_strangers");
         let log_only = swarm.log_only.then_some("log_only");
+        let small_memory = (swarm.memory_entries_max < crate::swarm::MEMORY_ENTRIES_DEFAULT).then_some("small_memory");
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
@@ -349,7 +362,13 @@ impl World {
             },
             digest: seed,
             steps: 0,
-            faults: rule.into_iter().chain(swarm_strangers).chain(log_only).map(|kind| (kind, 1)).collect(),
+            faults: rule
+                .into_iter()
+                .chain(swarm_strangers)
+                .chain(log_only)
+                .chain(small_memory)
+                .map(|kind| (kind, 1))
+                .collect(),
             settling: false,
             healed_at: None,
             lagging_until: Time(0),
@@ -812,7 +831,7 @@ impl World {
             Output::Event(Event::Commit(seq)) => {
                 let raft = self.nodes[n].raft.as_ref().expect("stepping");
                 let first_as_leader = raft.is_leader() && self.first_commits.insert((id, raft.term()));
-                self.checker.commit(id, seq, raft)?;
+                self.checker.commit(id, seq, raft, |seq| self.nodes[n].stored_entry(seq))?;
                 if raft.is_leader() {
                     self.check_commit_quorum(n, seq)?;
                 }
