@@ -328,7 +328,7 @@ impl Checker {
     }
 
     /// The commit point never goes back within a run of a node; committed entries never change.
-    /// `stored` reads the node's log on its disk, for entries no longer in the core's memory.
+    /// `stored` reads the node's log, on its disk for entries no longer in the core's memory.
     pub fn commit(&mut self, node: NodeId, seq: Seq, raft: &Raft, stored: impl Fn(Seq) -> Option<Entry>) -> Checked {
         let before = self.commits.insert(node, seq);
         self.highest_commit = self.highest_commit.max(Some(seq));
@@ -428,7 +428,7 @@ impl Checker {
         }
     }
 
-    /// The payload committed at `seq`, if a node that committed it held it in memory.
+    /// The payload committed at `seq`, as the first node to report it committed held it.
     pub fn committed_payload(&self, seq: Seq) -> Option<&Payload> {
         self.committed.get(&seq).map(|(_, payload, _)| payload)
     }
@@ -461,7 +461,7 @@ impl Checker {
 
 impl Checker {
     /// At the end: every acknowledged append is still where the client was told, in the log
-    /// of the leader the cluster settled on (in memory, or `stored` on its disk).
+    /// of the leader the cluster settled on (its log in memory, or `stored` on its disk).
     pub fn acknowledged_kept(&self, leader: NodeId, raft: &Raft, stored: impl Fn(Seq) -> Option<Entry>) -> Checked {
         if self.forced {
             return Ok(());

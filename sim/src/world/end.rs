@@ -85,7 +85,7 @@ impl World {
             |n: &usize| Some(*n) != self.isolated && self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader);
         if let Some(node) = (0..self.nodes.len()).find(healthy).map(|n| &self.nodes[n]) {
             let raft = node.raft.as_ref().expect("found running");
-            self.checker.acknowledged_kept(node.id, raft, |seq| node.stored_entry(seq)).map_err(Failure::Safety)?;
+            self.checker.acknowledged_kept(node.id, raft, |seq| node.log_entry(seq)).map_err(Failure::Safety)?;
         }
         self.finish_safety()
     }

@@ -31,10 +31,8 @@ impl World {
     /// applies them to the node's machine as that user would, with the same checks.
     pub(super) fn apply_log(&mut self, n: usize, through: Seq) -> Result<(), Violation> {
         let node = &self.nodes[n];
-        let raft = node.raft.as_ref().expect("stepping");
         let from = Seq::after(node.applied);
-        let read = |seq: Seq| raft.entry(seq).cloned().or_else(|| node.stored_entry(seq));
-        let entries: Option<Vec<Entry>> = (from.0..=through.0).map(|s| read(Seq(s))).collect();
+        let entries: Option<Vec<Entry>> = (from.0..=through.0).map(|s| node.log_entry(Seq(s))).collect();
         match entries {
             Some(entries) if entries.is_empty() => Ok(()),
             Some(entries) => self.apply_entries(n, &entries).map(|_| ()),
@@ -101,12 +99,9 @@ impl World {
         if let Some(payload) = self.checker.committed_payload(seq) {
             return Some(payload.clone());
         }
-        let committed =
+        let mut committed =
             self.nodes.iter().filter(|node| node.raft.as_ref().is_some_and(|raft| raft.commit() >= Some(seq)));
-        committed.into_iter().find_map(|node| {
-            let raft = node.raft.as_ref()?;
-            raft.entry(seq).cloned().or_else(|| node.stored_entry(seq)).map(|entry| entry.payload)
-        })
+        committed.find_map(|node| node.log_entry(seq)).map(|entry| entry.payload)
     }
 
     /// Node `n`'s state machine answers a read at `seq`.

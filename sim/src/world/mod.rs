@@ -145,11 +145,14 @@ struct Node {
 }
 
 impl Node {
-    /// The entry at `seq` of the running core's log that is no longer in its memory, read from
-    /// the disk: only one the log still holds (not covered by a snapshot), of the term the core
-    /// knows there (a write replacing it may be pending).
-    fn stored_entry(&self, seq: Seq) -> Option<Entry> {
+    /// The entry at `seq` of the running core's log: from its memory, else read from the disk,
+    /// if the log still holds it (not covered by a snapshot) with the term the core knows there
+    /// (a write replacing it may be pending).
+    fn log_entry(&self, seq: Seq) -> Option<Entry> {
         let raft = self.raft.as_ref()?;
+        if let Some(entry) = raft.entry(seq) {
+            return Some(entry.clone());
+        }
         let entry = self.disk.entry(seq)?;
         (seq >= raft.first_seq() && raft.term_at(seq) == Some(entry.term)).then_some(entry)
     }
@@ -831,7 +834,7 @@ impl World {
             Output::Event(Event::Commit(seq)) => {
                 let raft = self.nodes[n].raft.as_ref().expect("stepping");
                 let first_as_leader = raft.is_leader() && self.first_commits.insert((id, raft.term()));
-                self.checker.commit(id, seq, raft, |seq| self.nodes[n].stored_entry(seq))?;
+                self.checker.commit(id, seq, raft, |seq| self.nodes[n].log_entry(seq))?;
                 if raft.is_leader() {
                     self.check_commit_quorum(n, seq)?;
                 }
