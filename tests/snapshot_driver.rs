@@ -79,8 +79,16 @@ fn open(dir: &std::path::Path, network: &Arc<InProcessNetwork>, id: NodeId, ever
 
 /// Appends `count` ones through the leader; returns the seq of the last.
 fn append_ones(nodes: &[Node], count: usize) -> Seq {
-    let leader = nodes[0].node.await_leader(Duration::from_secs(30)).expect("a leader");
-    let leader = nodes.iter().find(|n| n.node.id() == leader).unwrap();
+    // A node just closed may still be the leader the others know, until they elect another.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let leader = nodes[0].node.await_leader(Duration::from_secs(30)).expect("a leader");
+        if let Some(leader) = nodes.iter().find(|n| n.node.id() == leader) {
+            break leader;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader among the running nodes");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let mut last = Seq(0);
     for _ in 0..count {
         last = leader.node.append(Bytes::from("1")).unwrap().0;
