@@ -74,9 +74,9 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// The configuration the cluster starts with.
-    pub fn initial_voters(&mut self, voters: Vec<NodeId>) {
-        let initial = Membership::new(voters, []).expect("the initial nodes form a membership");
+    /// The configuration the cluster starts with: the founders, with the seed's quorum groups
+    /// (a count or a custom rule is no membership: no configuration entry follows it).
+    pub fn initial_configuration(&mut self, initial: Membership) {
         self.configs.insert(None, Configuration::Single(initial));
     }
 
@@ -104,9 +104,11 @@ impl Checker {
         Ok(())
     }
 
-    /// The latest committed configuration (the initial one before any).
+    /// The latest configuration an entry committed; `None` while the founders' configuration,
+    /// which no entry carries, is in force (its rule is the seed's, which may be a count or a
+    /// custom rule: see `World::founders_rule`).
     pub fn committed_configuration(&self) -> Option<&Configuration> {
-        self.configs.values().next_back()
+        self.configs.iter().next_back().filter(|(seq, _)| seq.is_some()).map(|(_, configuration)| configuration)
     }
 
     /// The configuration some node reported committed at `seq`.

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tinyraftplus::core::{
-    ClientError, Config, Entry, Event, HeldMessages, Input, Message, NodeId, Output, Payload, Raft, RequestId,
-    Response, Rng, Role, Seq, Stepper, Time, Write,
+    ClientError, Config, Entry, Event, HeldMessages, Input, Membership, Message, NodeId, Output, Payload, Raft,
+    RequestId, Response, Rng, Role, Seq, Stepper, Time, Write,
 };
 
 const MS: u64 = 1_000_000;
@@ -337,6 +337,12 @@ impl World {
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
+        let groups = match &swarm.quorum {
+            QuorumKind::Groups(groups) => groups.clone(),
+            _ => Vec::new(),
+        };
+        let initial = Membership::with_groups(ids.clone(), [], groups);
+        let initial = initial.expect("the founders and their groups form a membership");
         World {
             seed,
             options,
@@ -360,7 +366,7 @@ impl World {
             blocked: BTreeSet::new(),
             checker: {
                 let mut checker = Checker::default();
-                checker.initial_voters(ids.clone());
+                checker.initial_configuration(initial);
                 checker
             },
             digest: seed,
@@ -579,12 +585,13 @@ impl World {
             // configuration as its bootstrap one (what an operator gives it; with the founders'
             // list it could think itself alone, in a cluster grown from one node; with learners
             // that never came up among them, it could wait for their answers forever).
-            // Under a count or a custom rule, whose configurations no entry carries, the
-            // founders are the members. An early stranger comes back with the list it had.
+            // Before an entry commits a configuration (always, under a count or a custom rule,
+            // which no entry carries), the founders are the members, with the seed's groups: a
+            // founder's first start comes here too. An early stranger comes back with the list
+            // it had.
             let target = self.checker.committed_configuration().map(|c| c.target().clone());
             let (mut members, mut groups) = match (target, &self.swarm.quorum) {
                 (Some(target), _) => (target.voters().to_vec(), target.groups().to_vec()),
-                (None, QuorumKind::Majority) => (Vec::new(), Vec::new()),
                 (None, kind) => {
                     let founders: Vec<NodeId> = (1..=self.options.nodes as u64).map(NodeId).collect();
                     let groups = if let QuorumKind::Groups(groups) = kind { groups.clone() } else { Vec::new() };
