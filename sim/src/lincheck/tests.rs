@@ -93,12 +93,15 @@ fn an_operation_that_never_completed_may_or_may_not_have_happened() {
 
 #[test]
 fn an_unanswered_append_that_was_applied_happened_with_its_response() {
-    let applied = op(0, 0, false, "add 0 5".into(), 0, Completion::Applied { response: Bytes::from("5") });
+    let applied = op(0, 0, false, "add 0 5".into(), 0, Completion::Applied { at: 50, response: Bytes::from("5") });
     assert!(counters(&[applied.clone(), read(1, 0, 10, 11, 0), read(1, 0, 12, 13, 0)]).is_ok());
     let never = Operation { completion: Completion::NotApplied, ..applied.clone() };
     assert!(counters(&[never, read(1, 0, 10, 11, 0), read(1, 0, 100, 101, 0)]).is_ok());
     // Applied, answering 5: a read of 7 afterwards fits no order.
-    assert!(counters(&[applied, read(1, 0, 10, 11, 5), read(1, 0, 12, 13, 7)]).is_err());
+    assert!(counters(&[applied.clone(), read(1, 0, 10, 11, 5), read(1, 0, 12, 13, 7)]).is_err());
+    // It had taken effect once a node applied it (at 50): a read after that cannot miss it.
+    assert!(counters(&[applied.clone(), read(1, 0, 40, 41, 0), read(1, 0, 45, 60, 0)]).is_ok());
+    assert!(counters(&[applied, read(1, 0, 60, 61, 0)]).is_err());
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl World {
                 // is what folding the log gives there: the leader's machine applied it as the
                 // commit was reported, before this answer.
                 let response = match self.swarm.log_only {
-                    true => self.applied_responses.get(&request.0).cloned(),
+                    true => self.applied_responses.get(&request.0).map(|(response, _)| response.clone()),
                     false => responses.first().cloned(),
                 };
                 let Some(response) = response else {
@@ -190,7 +190,7 @@ impl World {
             }
             if let (false, Completion::Unknown) = (op.op.read, &op.completion) {
                 op.completion = match self.applied_responses.get(&op.request) {
-                    Some(response) => Completion::Applied { response: response.clone() },
+                    Some((response, at)) => Completion::Applied { at: *at, response: response.clone() },
                     None => Completion::NotApplied,
                 };
             }
