@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 30] = [
+pub const FAULT_CLASSES: [&str; 32] = [
     "crash",
     "partition",
     "pause",
@@ -75,6 +75,8 @@ pub const FAULT_CLASSES: [&str; 30] = [
     "early_strangers",
     "log_only",
     "small_memory",
+    "change_steps",
+    "change_timeout",
 ];
 
 impl Default for Options {
@@ -220,9 +222,20 @@ pub struct Swarm {
     /// some seeds, so that lagging followers, restarts and applying load entries from the disk
     /// (`Output::LoadEntries`, where read errors strike). Drawn from the targeted generator.
     pub memory_entries_max: usize,
+    /// Whether membership changes also come as single steps (`AddLearner` of a machine that
+    /// comes up, `Promote`, `Remove`), not only as whole target configurations. Drawn from its
+    /// own generator (`draw_changes`), so that seeds keep the rest of their mix.
+    pub change_steps: bool,
+    /// `Config::change_timeout`: the core's default (60 s, longer than a run) or short, so
+    /// that changes fail (a promoted learner that never catches up, a change cut off by a
+    /// partition). Drawn from `draw_changes`'s generator.
+    pub change_timeout_ns: u64,
 }
 
 const MS: u64 = 1_000_000;
+
+/// The core's default `Config::change_timeout`.
+const CHANGE_TIMEOUT_DEFAULT: u64 = 60_000 * MS;
 
 /// Entries per segment of a simulated log, for the `segment_lost` fault.
 pub const SEGMENT_ENTRIES: u64 = 16;
@@ -261,6 +274,8 @@ impl Swarm {
             "early_strangers" => self.early_strangers = false,
             "log_only" => self.log_only = false,
             "small_memory" => self.memory_entries_max = MEMORY_ENTRIES_DEFAULT,
+            "change_steps" => self.change_steps = false,
+            "change_timeout" => self.change_timeout_ns = CHANGE_TIMEOUT_DEFAULT,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -347,6 +362,8 @@ impl Swarm {
             early_strangers: false,
             log_only: false,
             memory_entries_max: MEMORY_ENTRIES_DEFAULT,
+            change_steps: false,
+            change_timeout_ns: CHANGE_TIMEOUT_DEFAULT,
         }
     }
 
@@ -356,6 +373,14 @@ impl Swarm {
         self.early_strangers = rng.below(4) == 0;
         self.log_only = rng.below(6) == 0;
         self.memory_entries_max = [MEMORY_ENTRIES_DEFAULT, MEMORY_ENTRIES_DEFAULT, 16, 3][rng.below(4) as usize];
+    }
+
+    /// Draws the knobs of membership changes from their own generator (seeded from the run's
+    /// seed).
+    pub fn draw_changes(&mut self, rng: &mut Rng) {
+        self.change_steps = rng.below(2) == 0;
+        self.change_timeout_ns =
+            [CHANGE_TIMEOUT_DEFAULT, CHANGE_TIMEOUT_DEFAULT, 3_000 * MS, 800 * MS][rng.below(4) as usize];
     }
 
     /// Draws the snapshot knobs from their own generator (seeded from the run's seed).

@@ -210,8 +210,9 @@ fn seeds_that_once_failed_pass() {
     // These seeds failed under a majority quorum, before seeds drew other rules, early
     // strangers, runs without a state machine and with few entries in memory: they run under a
     // majority and without them still, so that each replays the run that failed. (Every seed
-    // below failed before those two were drawn: `log_only` and `small_memory` are off for each.)
-    let majority = || vec!["quorum", "early_strangers", "log_only", "small_memory"];
+    // below failed before those two were drawn: `log_only` and `small_memory` are off for each,
+    // and so are `change_steps` and `change_timeout`, drawn since all of them failed.)
+    let majority = || vec!["quorum", "early_strangers", "log_only", "small_memory", "change_steps", "change_timeout"];
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled: majority(), ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
@@ -239,7 +240,7 @@ fn seeds_that_once_failed_pass() {
     // trip after it asks.
     let other_rules: &[(u64, usize)] = &[(496, 7)];
     for &(seed, nodes) in other_rules {
-        let disabled = vec!["early_strangers", "log_only", "small_memory"]; // Drawn since.
+        let disabled = vec!["early_strangers", "log_only", "small_memory", "change_steps", "change_timeout"]; // Drawn since.
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
@@ -254,7 +255,11 @@ fn seeds_that_once_failed_pass() {
     for &(seed, nodes) in current {
         let failures = check_seeds(
             seed..seed + 1,
-            &Options { nodes, disabled: vec!["log_only", "small_memory"], ..Options::default() },
+            &Options {
+                nodes,
+                disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
+                ..Options::default()
+            },
         );
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
@@ -263,7 +268,12 @@ fn seeds_that_once_failed_pass() {
     // previous incarnation, in the term of its new probe, as node 1 showing an empty log, rejoined
     // as if the cluster were new and elected node 2, whose log was empty: the committed entries
     // were lost (leader completeness). Grants now carry the granter's last entry.
-    let options = Options { nodes: 3, ops: 400, disabled: vec!["log_only", "small_memory"], ..Options::default() };
+    let options = Options {
+        nodes: 3,
+        ops: 400,
+        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
+        ..Options::default()
+    };
     let failures = check_seeds(232917..232918, &options);
     assert_eq!(failures, Vec::<String>::new(), "seed 232917 with 3 nodes and 400 operations");
     // With every class drawn, five nodes keeping few entries in memory (seed 2, in the range
@@ -273,7 +283,8 @@ fn seeds_that_once_failed_pass() {
     // stood still, so it never applied what was committed. A failed load is tried again after
     // a heartbeat interval.
     for seed in [4613, 4489] {
-        let failures = check_seeds(seed..seed + 1, &Options::default());
+        let disabled = vec!["change_steps", "change_timeout"]; // Drawn since.
+        let failures = check_seeds(seed..seed + 1, &Options { disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with 5 nodes");
     }
     // 1405166 (a bug of the simulator), three nodes, 16 clients, 400 operations, unbounded: a
@@ -287,7 +298,7 @@ fn seeds_that_once_failed_pass() {
         clients: 16,
         ops: 400,
         regime: tinyraftplus_sim::Regime::Unbounded,
-        disabled: vec!["log_only", "small_memory"],
+        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
         ..Options::default()
     };
     let failures = check_seeds(1405166..1405167, &options);

@@ -118,6 +118,9 @@ impl Raft {
             return;
         }
         if let Some(Configuration::Joint { new, .. }) = self.configuration() {
+            if self.mutant(Mutant::StaysJoint) {
+                return;
+            }
             let single = Configuration::Single(new.clone());
             return self.propose_configuration(&single);
         }

@@ -112,11 +112,15 @@ pub enum Mutant {
     /// Without a state machine, entries count as applied once they are in the node's log, not
     /// once committed: a leader answers appends that no quorum holds yet.
     LogOnlyAppliesUncommitted,
+    /// A leader never leaves a joint configuration once it commits: the change that entered
+    /// it never completes, and the cluster decides by both voter sets for good (a liveness
+    /// bug).
+    StaysJoint,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 35] = [
+    pub const ALL: [Mutant; 36] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -152,6 +156,7 @@ impl Mutant {
         Mutant::GrantShowsEmptyLog,
         Mutant::ReadIndexBeforeTermCommit,
         Mutant::LogOnlyAppliesUncommitted,
+        Mutant::StaysJoint,
     ];
 }
 

@@ -85,6 +85,14 @@ impl World {
             |n: &usize| Some(*n) != self.isolated && self.nodes[*n].raft.as_ref().is_some_and(Raft::is_leader);
         if let Some(node) = (0..self.nodes.len()).find(healthy).map(|n| &self.nodes[n]) {
             let raft = node.raft.as_ref().expect("found running");
+            // A joint configuration is left once it commits (Raft thesis §4.3), also by a new
+            // leader and after the change that entered it failed or lost its leader.
+            if let Some(joint @ tinyraftplus::core::Configuration::Joint { .. }) = raft.membership() {
+                if self.options.regime == Regime::Recoverable {
+                    let id = node.id;
+                    return Err(Failure::Liveness(format!("leader {id} still has {joint} in force at the end")));
+                }
+            }
             self.checker.acknowledged_kept(node.id, raft, |seq| node.log_entry(seq)).map_err(Failure::Safety)?;
         }
         self.finish_safety()

@@ -109,6 +109,10 @@ impl World {
             }
         };
         let outside: Vec<usize> = (0..self.nodes.len()).filter(|m| !members.contains(&self.nodes[*m].id)).collect();
+        if self.swarm.change_steps && self.rng.below(2) == 0 {
+            let learners = raft.membership().map(|c| c.target().learners().to_vec()).unwrap_or_default();
+            return self.change_step(n, (voters, groups), learners, outside);
+        }
         if !outside.is_empty() && self.rng.below(4) == 0 {
             // A learner whose machine never comes up: it never catches up, and must hold up
             // neither commits nor later changes (the next change of voters drops it).
@@ -162,6 +166,87 @@ impl World {
                 Membership::with_groups(voters, [], groups).expect("groups over the voters, each in one"),
             ),
         };
+        self.ask_change(n, rule, change)
+    }
+
+    /// Asks leader `n` for one step of a change, from the configuration whose voters have
+    /// `rule`, as an operator using the single-step requests would: a learner added whose
+    /// machine comes up, a learner promoted (under groups, into one of them, with `To`), or a
+    /// voter or learner removed. A promoted learner that never came up never catches up: the
+    /// change fails after `Config::change_timeout`.
+    fn change_step(
+        &mut self,
+        n: usize,
+        (voters, mut groups): (Vec<NodeId>, Vec<Vec<NodeId>>),
+        learners: Vec<NodeId>,
+        outside: Vec<usize>,
+    ) -> Result<(), Violation> {
+        let members: Vec<NodeId> = voters.iter().chain(&learners).copied().collect();
+        let fewest = match self.options.regime {
+            Regime::Recoverable => self.options.nodes.min(3),
+            Regime::Unbounded => 1,
+        };
+        let pick = |rng: &mut Random, len: usize| rng.below(len as u64) as usize;
+        let (target, grouped, change, kind) = match self.rng.below(3) {
+            0 if !outside.is_empty() => {
+                let joiner = outside[pick(&mut self.rng, outside.len())];
+                let id = self.nodes[joiner].id;
+                // Its machine starts with the voters and itself as its bootstrap list (in a
+                // group, under groups), as an operator would start it.
+                let (mut with, mut with_groups) = (voters.clone(), groups.clone());
+                with.push(id);
+                if !with_groups.is_empty() {
+                    let group = pick(&mut self.rng, with_groups.len());
+                    with_groups[group].push(id);
+                }
+                self.prepare_joiner(joiner, &with, &with_groups)?;
+                let change = MembershipChange::AddLearner { id, address: None };
+                (voters, groups, change, "learner_added")
+            }
+            1 if !learners.is_empty() => {
+                let id = learners[pick(&mut self.rng, learners.len())];
+                let mut voters = voters;
+                voters.push(id);
+                let change = match groups.is_empty() {
+                    true => MembershipChange::Promote(id),
+                    false => {
+                        let group = pick(&mut self.rng, groups.len());
+                        groups[group].push(id);
+                        let others = learners.iter().copied().filter(|learner| *learner != id);
+                        let target = Membership::with_groups(voters.clone(), others, groups.clone());
+                        MembershipChange::To(target.expect("groups over the voters, each in one"))
+                    }
+                };
+                (voters, groups, change, "learner_promoted")
+            }
+            _ => {
+                let removable: Vec<NodeId> = match voters.len() > fewest {
+                    true => voters.iter().chain(&learners).copied().collect(),
+                    false => learners.clone(),
+                };
+                if removable.is_empty() {
+                    return Ok(());
+                }
+                let gone = removable[pick(&mut self.rng, removable.len())];
+                let voters: Vec<NodeId> = voters.into_iter().filter(|id| *id != gone).collect();
+                for group in &mut groups {
+                    group.retain(|id| *id != gone);
+                }
+                groups.retain(|group| !group.is_empty());
+                (voters, groups, MembershipChange::Remove(gone), "member_removed")
+            }
+        };
+        // The operator's check, as for whole changes: a quorum of the voters asked for is up
+        // and intact (a node new to the cluster catches up first).
+        let healthy = |id: NodeId| {
+            let node = &self.nodes[id.0 as usize - 1];
+            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
+        };
+        let rule = Rule::groups(&target, &grouped);
+        if !rule.is_quorum(healthy) {
+            return Ok(());
+        }
+        self.fault(kind);
         self.ask_change(n, rule, change)
     }
 

@@ -250,6 +250,7 @@ impl World {
         let mut swarm = Swarm::draw(&mut rng);
         swarm.draw_snapshots(&mut Rng::new(seed ^ 0x5a9_5a9_5a9));
         swarm.draw_targeted(&mut Rng::new(seed ^ 0x7a2_9e7_ed0));
+        swarm.draw_changes(&mut Rng::new(seed ^ 0xc4a_29e_5e7));
         swarm.quorum = QuorumKind::draw(&mut Rng::new(seed ^ 0x9e0_4a7_51e), options.nodes);
         if simulation.machine().snapshot().is_none() {
             swarm.disable("snapshot"); // This state machine takes no snapshots.
@@ -259,6 +260,10 @@ impl World {
         }
         if !swarm.quorum.changes_membership() {
             swarm.disable("membership"); // The core refuses changes under this rule.
+        }
+        if swarm.membership == 0.0 {
+            swarm.disable("change_steps"); // No changes asked for.
+            swarm.disable("change_timeout");
         }
         if swarm.log_only {
             swarm.disable("snapshot"); // Without a state machine there is nothing to snapshot.
@@ -296,6 +301,7 @@ impl World {
                     config.quorum = swarm.quorum.core();
                 }
                 config.storage_stall_timeout = Some(STORAGE_STALL);
+                config.change_timeout = std::time::Duration::from_nanos(swarm.change_timeout_ns);
                 config.snapshot_entries = swarm.snapshot_entries;
                 config.snapshot_keep_entries = swarm.snapshot_keep;
                 config.snapshot_chunks_inflight = swarm.snapshot_chunks_inflight;
@@ -335,6 +341,8 @@ impl World {
         let swarm_strangers = swarm.early_strangers.then_some("early_strangers");
         let log_only = swarm.log_only.then_some("log_only");
         let small_memory = (swarm.memory_entries_max < crate::swarm::MEMORY_ENTRIES_DEFAULT).then_some("small_memory");
+        let change_steps = swarm.change_steps.then_some("change_steps");
+        let short_changes = (swarm.change_timeout_ns < 60_000 * MS).then_some("change_timeout_short");
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
@@ -377,6 +385,8 @@ impl World {
                 .chain(swarm_strangers)
                 .chain(log_only)
                 .chain(small_memory)
+                .chain(change_steps)
+                .chain(short_changes)
                 .map(|kind| (kind, 1))
                 .collect(),
             settling: false,
