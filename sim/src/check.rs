@@ -430,6 +430,22 @@ impl Checker {
         }
     }
 
+    /// A node answered a snapshot asked for at `last`: the entry committed at that seq has that
+    /// term (not after a forced rejoin).
+    pub fn snapshot_answered(&self, node: NodeId, last: LogId) -> Checked {
+        match self.committed.get(&last.seq) {
+            _ if self.forced => Ok(()),
+            Some((term, _, _)) if *term == last.term => Ok(()),
+            found => {
+                let found = found.map_or("none known".into(), |(term, _, _)| format!("one of term {term}"));
+                fail(
+                    "snapshot_reply",
+                    format!("{node} answered a snapshot at {last}; the committed entry there is {found}"),
+                )
+            }
+        }
+    }
+
     /// The payload committed at `seq`, as the first node to report it committed held it.
     pub fn committed_payload(&self, seq: Seq) -> Option<&Payload> {
         self.committed.get(&seq).map(|(_, payload, _)| payload)

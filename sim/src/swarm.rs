@@ -44,7 +44,7 @@ pub struct Options {
 }
 
 /// The fault classes that can be turned off (`Options::disabled`).
-pub const FAULT_CLASSES: [&str; 32] = [
+pub const FAULT_CLASSES: [&str; 34] = [
     "crash",
     "partition",
     "pause",
@@ -77,6 +77,8 @@ pub const FAULT_CLASSES: [&str; 32] = [
     "small_memory",
     "change_steps",
     "change_timeout",
+    "close",
+    "operator",
 ];
 
 impl Default for Options {
@@ -230,6 +232,14 @@ pub struct Swarm {
     /// that changes fail (a promoted learner that never catches up, a change cut off by a
     /// partition). Drawn from `draw_changes`'s generator.
     pub change_timeout_ns: u64,
+    /// Probability that a crash is a graceful stop first (`Input::Close`: the node answers
+    /// every request it holds `Closed`, then its process ends as in a crash). Drawn from the
+    /// targeted generator.
+    pub close: f64,
+    /// Probability that a fault comes with an operator's request at a running node: a
+    /// snapshot now, or removing the log's prefix up to a committed seq. Only with a state
+    /// machine that takes snapshots. Drawn from the targeted generator.
+    pub operator: f64,
 }
 
 const MS: u64 = 1_000_000;
@@ -276,6 +286,8 @@ impl Swarm {
             "small_memory" => self.memory_entries_max = MEMORY_ENTRIES_DEFAULT,
             "change_steps" => self.change_steps = false,
             "change_timeout" => self.change_timeout_ns = CHANGE_TIMEOUT_DEFAULT,
+            "close" => self.close = 0.0,
+            "operator" => self.operator = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -364,6 +376,8 @@ impl Swarm {
             memory_entries_max: MEMORY_ENTRIES_DEFAULT,
             change_steps: false,
             change_timeout_ns: CHANGE_TIMEOUT_DEFAULT,
+            close: 0.0,
+            operator: 0.0,
         }
     }
 
@@ -373,6 +387,8 @@ impl Swarm {
         self.early_strangers = rng.below(4) == 0;
         self.log_only = rng.below(6) == 0;
         self.memory_entries_max = [MEMORY_ENTRIES_DEFAULT, MEMORY_ENTRIES_DEFAULT, 16, 3][rng.below(4) as usize];
+        self.close = [0.0, 0.0, 0.5][rng.below(3) as usize];
+        self.operator = [0.0, 0.0, 0.2, 0.6][rng.below(4) as usize];
     }
 
     /// Draws the knobs of membership changes from their own generator (seeded from the run's

@@ -28,7 +28,7 @@ const SEEDS: u64 = 5000;
 /// `change_timeout`), and run without them.
 type FoundBySweep = (Mutant, u64, usize, usize, usize, &'static [&'static str], &'static str);
 const MAJORITY_ONLY: &[&str] =
-    &["quorum", "early_strangers", "log_only", "small_memory", "change_steps", "change_timeout"];
+    &["quorum", "early_strangers", "log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"];
 const FOUND_BY_SWEEP: [FoundBySweep; 5] = [
     (Mutant::LearnerNeverCampaigns, 268482, 3, 5, 300, MAJORITY_ONLY, "liveness"),
     (Mutant::HealthyCatchingUp, 1066844, 3, 30, 600, MAJORITY_ONLY, "liveness"),
@@ -40,7 +40,7 @@ const FOUND_BY_SWEEP: [FoundBySweep; 5] = [
         3,
         5,
         400,
-        &["log_only", "small_memory", "change_steps", "change_timeout"],
+        &["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
         "leader_completeness",
     ),
 ];

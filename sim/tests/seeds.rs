@@ -212,7 +212,18 @@ fn seeds_that_once_failed_pass() {
     // majority and without them still, so that each replays the run that failed. (Every seed
     // below failed before those two were drawn: `log_only` and `small_memory` are off for each,
     // and so are `change_steps` and `change_timeout`, drawn since all of them failed.)
-    let majority = || vec!["quorum", "early_strangers", "log_only", "small_memory", "change_steps", "change_timeout"];
+    let majority = || {
+        vec![
+            "quorum",
+            "early_strangers",
+            "log_only",
+            "small_memory",
+            "change_steps",
+            "change_timeout",
+            "close",
+            "operator",
+        ]
+    };
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled: majority(), ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
@@ -240,7 +251,8 @@ fn seeds_that_once_failed_pass() {
     // trip after it asks.
     let other_rules: &[(u64, usize)] = &[(496, 7)];
     for &(seed, nodes) in other_rules {
-        let disabled = vec!["early_strangers", "log_only", "small_memory", "change_steps", "change_timeout"]; // Drawn since.
+        let disabled =
+            vec!["early_strangers", "log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"]; // Drawn since.
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
@@ -257,7 +269,7 @@ fn seeds_that_once_failed_pass() {
             seed..seed + 1,
             &Options {
                 nodes,
-                disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
+                disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
                 ..Options::default()
             },
         );
@@ -271,7 +283,7 @@ fn seeds_that_once_failed_pass() {
     let options = Options {
         nodes: 3,
         ops: 400,
-        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
+        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
         ..Options::default()
     };
     let failures = check_seeds(232917..232918, &options);
@@ -283,7 +295,7 @@ fn seeds_that_once_failed_pass() {
     // stood still, so it never applied what was committed. A failed load is tried again after
     // a heartbeat interval.
     for seed in [4613, 4489] {
-        let disabled = vec!["change_steps", "change_timeout"]; // Drawn since.
+        let disabled = vec!["change_steps", "change_timeout", "close", "operator"]; // Drawn since.
         let failures = check_seeds(seed..seed + 1, &Options { disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with 5 nodes");
     }
@@ -298,7 +310,7 @@ fn seeds_that_once_failed_pass() {
         clients: 16,
         ops: 400,
         regime: tinyraftplus_sim::Regime::Unbounded,
-        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout"],
+        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
         ..Options::default()
     };
     let failures = check_seeds(1405166..1405167, &options);

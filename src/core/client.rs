@@ -690,6 +690,9 @@ impl Raft {
 
     pub(super) fn on_close(&mut self) {
         self.closed = true;
+        if self.mutant(Mutant::CloseDropsForwarded) {
+            self.client.forwarded.clear();
+        }
         self.fail_all_requests(ClientError::Closed);
         // Reads already handed to the state machine are answered too; a late report is ignored.
         for (_, (origin, _)) in std::mem::take(&mut self.client.state_machine_reads) {

@@ -357,7 +357,9 @@ pub enum Response {
         last: LogId,
     },
     /// A prefix removal ([`Input::RemovePrefix`]) is done: the log now starts here (storage
-    /// may still hold some of the entries before, until it can drop them).
+    /// may still hold some of the entries before, until it can drop them). That is after the
+    /// seq asked for, or before it if this node had not yet written entries up to it: the
+    /// removal stops before the first entry no write carries yet (ask again later).
     PrefixRemoved {
         /// The log's first seq.
         first: Seq,

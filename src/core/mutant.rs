@@ -116,11 +116,14 @@ pub enum Mutant {
     /// it never completes, and the cluster decides by both voter sets for good (a liveness
     /// bug).
     StaysJoint,
+    /// A closing node drops the requests it forwarded to the leader instead of answering them
+    /// `Closed`: their clients wait until they give up.
+    CloseDropsForwarded,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 36] = [
+    pub const ALL: [Mutant; 37] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -157,6 +160,7 @@ impl Mutant {
         Mutant::ReadIndexBeforeTermCommit,
         Mutant::LogOnlyAppliesUncommitted,
         Mutant::StaysJoint,
+        Mutant::CloseDropsForwarded,
     ];
 }
 

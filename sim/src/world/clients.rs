@@ -83,11 +83,13 @@ impl World {
         });
         self.calls.push((payload.clone(), false));
         let deadline = self.now.plus(CLIENT_TIMEOUT);
-        self.clients[c].call = Some(Call { node: n, op: index, request, payload, deadline });
+        let taken = self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none();
+        let taken_by = taken.then_some(self.nodes[n].incarnation);
+        self.clients[c].call = Some(Call { node: n, taken_by, op: index, request, payload, deadline });
         self.clients[c].issued += 1;
         self.requests.insert(request, c);
         self.schedule(deadline, Ev::Client(c));
-        if self.nodes[n].raft.is_some() && self.nodes[n].paused_until.is_none() {
+        if taken {
             self.step(n, input)?;
         }
         Ok(())

@@ -54,6 +54,9 @@ impl World {
                 if unbounded && !self.checker.is_forced() && self.chance(self.swarm.forced_rejoin) {
                     self.forced_rejoin(n);
                 } else if self.nodes[n].raft.is_some() && self.room_for_crash() {
+                    if self.nodes[n].paused_until.is_none() && self.chance(self.swarm.close) {
+                        self.close(n)?;
+                    }
                     self.fault("crash");
                     self.crash(n);
                     self.maybe_lose_data(n);
@@ -154,6 +157,9 @@ impl World {
                     self.start(down)?;
                 }
             }
+        }
+        if self.chance(self.swarm.operator) {
+            self.operator_request()?;
         }
         Ok(())
     }
@@ -274,6 +280,23 @@ impl World {
         let from = self.nodes[n].id;
         self.note(|| format!("n{from}: asked to hand leadership to n{to}"));
         self.step(n, Input::TransferLeader { id, to })
+    }
+
+    /// A graceful stop (`Input::Close`), before the process ends: the node answers every
+    /// request its clients are waiting on (`Closed`: the outcome is unknown).
+    fn close(&mut self, n: usize) -> Result<(), Violation> {
+        self.fault("close");
+        self.step(n, Input::Close)?;
+        let incarnation = Some(self.nodes[n].incarnation);
+        let holds = |call: &Call| call.node == n && call.taken_by == incarnation;
+        let waiting = self.clients.iter().position(|client| client.call.as_ref().is_some_and(holds));
+        match waiting {
+            Some(c) => Err(Violation {
+                invariant: "close_answers",
+                detail: format!("n{} closed leaving client {c}'s request unanswered", self.nodes[n].id),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The running leader, if any.

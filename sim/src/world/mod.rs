@@ -162,6 +162,9 @@ impl Node {
 struct Call {
     /// The node it went to.
     node: usize,
+    /// The incarnation of that node that took it (none: the node was down or paused, and
+    /// never got it).
+    taken_by: Option<u64>,
     /// Index into the history.
     op: usize,
     request: RequestId,
@@ -229,6 +232,9 @@ pub struct World {
     transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
     /// Membership changes asked for, with the quorum rule of the configuration asked for.
     changes: BTreeMap<RequestId, Rule>,
+    /// An operator's requests: a snapshot (none) or a prefix removal through a seq, with the
+    /// node's first seq when asked.
+    operator: BTreeMap<RequestId, Option<(Seq, Seq)>>,
     /// The highest seq each node acknowledged to each leader in its term: (leader, term, node).
     acks: BTreeMap<(NodeId, tinyraftplus::core::Term, NodeId), Seq>,
     /// The highest term any node reached, and when.
@@ -254,6 +260,7 @@ impl World {
         swarm.quorum = QuorumKind::draw(&mut Rng::new(seed ^ 0x9e0_4a7_51e), options.nodes);
         if simulation.machine().snapshot().is_none() {
             swarm.disable("snapshot"); // This state machine takes no snapshots.
+            swarm.disable("operator");
         }
         for class in &options.disabled {
             swarm.disable(class);
@@ -266,6 +273,8 @@ impl World {
             swarm.disable("change_timeout");
         }
         if swarm.log_only {
+            // A removed prefix would strand a node that lost its disk for good.
+            swarm.disable("operator");
             swarm.disable("snapshot"); // Without a state machine there is nothing to snapshot.
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
@@ -396,6 +405,7 @@ impl World {
             first_commits: BTreeSet::new(),
             transfers: BTreeMap::new(),
             changes: BTreeMap::new(),
+            operator: BTreeMap::new(),
             acks: BTreeMap::new(),
             max_term: (tinyraftplus::core::Term(0), Time(0)),
             trace: Vec::new(),
@@ -806,6 +816,9 @@ impl World {
             Output::Reply { id: request, result } => {
                 if self.changes.contains_key(&request) {
                     return self.changed(n, request, &result).map(|_| None);
+                }
+                if let Some(through) = self.operator.remove(&request) {
+                    return self.operator_answered(n, through, &result).map(|_| None);
                 }
                 if let Some(term) = self.transfers.remove(&request) {
                     if let Ok(Response::Transferred { to }) = result {

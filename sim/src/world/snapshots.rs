@@ -13,6 +13,67 @@ use crate::disk::Snapshot;
 use tinyraftplus::core::{LogId, SnapshotMeta};
 
 impl World {
+    /// An operator's request at a random running node: a snapshot now (`Input::Snapshot`), or
+    /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`, not forced: a
+    /// leader refuses while a voter still needs them; any node, past its commit point).
+    pub(super) fn operator_request(&mut self) -> Result<(), Violation> {
+        let running: Vec<usize> =
+            self.running().into_iter().filter(|n| self.nodes[*n].paused_until.is_none()).collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        let n = running[self.rng.below(running.len() as u64) as usize];
+        let (id, node) = (RequestId(self.next_request), self.nodes[n].id);
+        self.next_request += 1;
+        if self.rng.below(2) == 0 {
+            self.fault("operator_snapshot");
+            self.operator.insert(id, None);
+            self.note(|| format!("n{node}: an operator asks for a snapshot"));
+            return self.step(n, Input::Snapshot { id });
+        }
+        let raft = self.nodes[n].raft.as_ref().expect("running");
+        // Up to its last entry: past the commit point, the node must refuse.
+        let (first, Some(last)) = (raft.first_seq(), raft.seq()) else { return Ok(()) };
+        let through = Seq(self.rng.below(last.0 + 1));
+        self.fault("operator_remove_prefix");
+        self.operator.insert(id, Some((through, first)));
+        self.note(|| format!("n{node}: an operator asks to remove the log through {through}"));
+        self.step(n, Input::RemovePrefix { id, through, force: false })
+    }
+
+    /// Node `n` answered an operator's request (`removal`: a prefix removal's last seq and the
+    /// node's first seq when asked): the snapshot it names is of committed entries
+    /// (`snapshot_reply`); after a removal, its log starts where it says, and no later than
+    /// after `through` (or where it started already) (`prefix_removed`). It may stop short,
+    /// before entries not yet written.
+    pub(super) fn operator_answered(
+        &mut self,
+        n: usize,
+        removal: Option<(Seq, Seq)>,
+        result: &Result<Response, ClientError>,
+    ) -> Result<(), Violation> {
+        let node = self.nodes[n].id;
+        let starts = self.nodes[n].raft.as_ref().map(Raft::first_seq);
+        match (removal, result) {
+            (None, Ok(Response::Snapshot { last })) => self.checker.snapshot_answered(node, *last),
+            (Some((through, before)), Ok(Response::PrefixRemoved { first }))
+                if starts != Some(*first) || *first > before.max(Seq(through.0 + 1)) =>
+            {
+                Err(Violation {
+                    invariant: "prefix_removed",
+                    detail: format!(
+                        "{node}, asked to remove its log through {through} (it started at {before}), says it starts \
+                         at {first}; it starts at {starts:?}"
+                    ),
+                })
+            }
+            (Some(_), Ok(Response::PrefixRemoved { .. })) | (_, Err(_)) => Ok(()),
+            (_, Ok(other)) => {
+                Err(Violation { invariant: "reply", detail: format!("an operator's request answered {other}") })
+            }
+        }
+    }
+
     /// The state machine takes a snapshot; it becomes durable later, unless the node crashes.
     pub(super) fn take_snapshot(
         &mut self,
