@@ -232,9 +232,8 @@ pub struct World {
     transfers: BTreeMap<RequestId, tinyraftplus::core::Term>,
     /// Membership changes asked for, with the quorum rule of the configuration asked for.
     changes: BTreeMap<RequestId, Rule>,
-    /// An operator's requests: a snapshot (none) or a prefix removal through a seq, with the
-    /// node's first seq when asked.
-    operator: BTreeMap<RequestId, Option<(Seq, Seq)>>,
+    /// An operator's requests: a snapshot (none) or a prefix removal.
+    operator: BTreeMap<RequestId, Option<snapshots::Removal>>,
     /// The highest seq each node acknowledged to each leader in its term: (leader, term, node).
     acks: BTreeMap<(NodeId, tinyraftplus::core::Term, NodeId), Seq>,
     /// The highest term any node reached, and when.

@@ -12,6 +12,15 @@ use super::*;
 use crate::disk::Snapshot;
 use tinyraftplus::core::{LogId, SnapshotMeta};
 
+/// An operator's prefix removal: through which seq, and the node's first seq and commit point
+/// when asked.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Removal {
+    through: Seq,
+    first: Seq,
+    commit: Option<Seq>,
+}
+
 impl World {
     /// An operator's request at a random running node: a snapshot now (`Input::Snapshot`), or
     /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`, not forced: a
@@ -33,37 +42,38 @@ impl World {
         }
         let raft = self.nodes[n].raft.as_ref().expect("running");
         // Up to its last entry: past the commit point, the node must refuse.
-        let (first, Some(last)) = (raft.first_seq(), raft.seq()) else { return Ok(()) };
+        let (first, commit, Some(last)) = (raft.first_seq(), raft.commit(), raft.seq()) else { return Ok(()) };
         let through = Seq(self.rng.below(last.0 + 1));
         self.fault("operator_remove_prefix");
-        self.operator.insert(id, Some((through, first)));
+        self.operator.insert(id, Some(Removal { through, first, commit }));
         self.note(|| format!("n{node}: an operator asks to remove the log through {through}"));
         self.step(n, Input::RemovePrefix { id, through, force: false })
     }
 
-    /// Node `n` answered an operator's request (`removal`: a prefix removal's last seq and the
-    /// node's first seq when asked): the snapshot it names is of committed entries
-    /// (`snapshot_reply`); after a removal, its log starts where it says, and no later than
-    /// after `through` (or where it started already) (`prefix_removed`). It may stop short,
-    /// before entries not yet written.
+    /// Node `n` answered an operator's request (`removal`: none for a snapshot): the snapshot
+    /// it names is of committed entries (`snapshot_reply`); a removal past the commit point is
+    /// refused, and after one the log starts where the answer says, no later than after
+    /// `through` (or where it started already) (`prefix_removed`). It may stop short, before
+    /// entries not yet written.
     pub(super) fn operator_answered(
         &mut self,
         n: usize,
-        removal: Option<(Seq, Seq)>,
+        removal: Option<Removal>,
         result: &Result<Response, ClientError>,
     ) -> Result<(), Violation> {
         let node = self.nodes[n].id;
         let starts = self.nodes[n].raft.as_ref().map(Raft::first_seq);
         match (removal, result) {
             (None, Ok(Response::Snapshot { last })) => self.checker.snapshot_answered(node, *last),
-            (Some((through, before)), Ok(Response::PrefixRemoved { first }))
-                if starts != Some(*first) || *first > before.max(Seq(through.0 + 1)) =>
+            (Some(asked), Ok(Response::PrefixRemoved { first }))
+                if Some(asked.through) > asked.commit
+                    || starts != Some(*first)
+                    || *first > asked.first.max(Seq(asked.through.0 + 1)) =>
             {
                 Err(Violation {
                     invariant: "prefix_removed",
                     detail: format!(
-                        "{node}, asked to remove its log through {through} (it started at {before}), says it starts \
-                         at {first}; it starts at {starts:?}"
+                        "{node}, asked {asked:?}, answered that its log starts at {first}; it starts at {starts:?}"
                     ),
                 })
             }
