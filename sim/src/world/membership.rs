@@ -123,10 +123,7 @@ impl World {
             let change = MembershipChange::AddLearner { id: never, address: None };
             return self.ask_change(n, Rule::groups(&voters, &groups), change);
         }
-        let fewest = match self.options.regime {
-            Regime::Recoverable => self.options.nodes.min(3),
-            Regime::Unbounded => 1,
-        };
+        let fewest = self.fewest_voters();
         let (add, remove) = match self.rng.below(3) {
             0 => (true, false),
             1 => (false, true),
@@ -149,14 +146,8 @@ impl World {
             }
             self.prepare_joiner(joiner, &voters, &groups)?;
         }
-        // As an operator would (etcd's strict reconfiguration check): no change to voters a
-        // quorum of which are not up and intact (a node new to the cluster catches up first).
-        let healthy = |id: NodeId| {
-            let node = &self.nodes[id.0 as usize - 1];
-            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
-        };
         let rule = Rule::groups(&voters, &groups);
-        if !rule.is_quorum(healthy) {
+        if !self.healthy_quorum(&rule, &members) {
             return Ok(());
         }
         self.fault("membership_change");
@@ -182,10 +173,7 @@ impl World {
         outside: Vec<usize>,
     ) -> Result<(), Violation> {
         let members: Vec<NodeId> = voters.iter().chain(&learners).copied().collect();
-        let fewest = match self.options.regime {
-            Regime::Recoverable => self.options.nodes.min(3),
-            Regime::Unbounded => 1,
-        };
+        let fewest = self.fewest_voters();
         let pick = |rng: &mut Random, len: usize| rng.below(len as u64) as usize;
         let (target, grouped, change, kind) = match self.rng.below(3) {
             0 if !outside.is_empty() => {
@@ -236,18 +224,31 @@ impl World {
                 (voters, groups, MembershipChange::Remove(gone), "member_removed")
             }
         };
-        // The operator's check, as for whole changes: a quorum of the voters asked for is up
-        // and intact (a node new to the cluster catches up first).
-        let healthy = |id: NodeId| {
-            let node = &self.nodes[id.0 as usize - 1];
-            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
-        };
         let rule = Rule::groups(&target, &grouped);
-        if !rule.is_quorum(healthy) {
+        if !self.healthy_quorum(&rule, &members) {
             return Ok(());
         }
         self.fault(kind);
         self.ask_change(n, rule, change)
+    }
+
+    /// As an operator would check before a change (etcd's strict reconfiguration check): a
+    /// quorum of the voters asked for (`rule`) is up and intact, a node new to the cluster (not
+    /// among `members`) counting once it runs (it catches up first).
+    fn healthy_quorum(&self, rule: &Rule, members: &[NodeId]) -> bool {
+        rule.is_quorum(|id| {
+            let node = &self.nodes[id.0 as usize - 1];
+            node.raft.is_some() && (!node.disk.hard_state().catching_up || !members.contains(&id))
+        })
+    }
+
+    /// The fewest voters a change may leave: three (or the cluster's size, if smaller) while
+    /// faults keep a quorum intact, one in the unbounded regime.
+    fn fewest_voters(&self) -> usize {
+        match self.options.regime {
+            Regime::Recoverable => self.options.nodes.min(3),
+            Regime::Unbounded => 1,
+        }
     }
 
     /// Asks leader `n` for `change`, whose configuration has `rule` as its quorum rule.
