@@ -237,15 +237,16 @@ pub struct Swarm {
     /// targeted generator.
     pub close: f64,
     /// Probability that a fault comes with an operator's request at a running node: a
-    /// snapshot now, or removing the log's prefix up to a committed seq. Only with a state
-    /// machine that takes snapshots. Drawn from the targeted generator.
+    /// snapshot now, or removing the log's prefix up to a seq of its log (refused past its
+    /// commit point). Only with a state machine that takes snapshots. Drawn from the targeted
+    /// generator.
     pub operator: f64,
 }
 
 const MS: u64 = 1_000_000;
 
 /// The core's default `Config::change_timeout`.
-const CHANGE_TIMEOUT_DEFAULT: u64 = 60_000 * MS;
+pub(crate) const CHANGE_TIMEOUT_DEFAULT: u64 = 60_000 * MS;
 
 /// Entries per segment of a simulated log, for the `segment_lost` fault.
 pub const SEGMENT_ENTRIES: u64 = 16;

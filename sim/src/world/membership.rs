@@ -160,11 +160,12 @@ impl World {
         self.ask_change(n, rule, change)
     }
 
-    /// Asks leader `n` for one step of a change, from the configuration whose voters have
-    /// `rule`, as an operator using the single-step requests would: a learner added whose
-    /// machine comes up, a learner promoted (under groups, into one of them, with `To`), or a
-    /// voter or learner removed. A promoted learner that never came up never catches up: the
-    /// change fails after `Config::change_timeout`.
+    /// Asks leader `n` for one step of a change from its configuration (its voters and quorum
+    /// groups, and its learners), as an operator using the single-step requests would: a
+    /// learner added whose machine comes up (one of the nodes `outside` the configuration), a
+    /// learner promoted (under groups, into one of them, with `To`), or a voter or learner
+    /// removed. A promoted learner that never came up never catches up: the change fails after
+    /// `Config::change_timeout`.
     fn change_step(
         &mut self,
         n: usize,

@@ -350,7 +350,8 @@ impl World {
         let log_only = swarm.log_only.then_some("log_only");
         let small_memory = (swarm.memory_entries_max < crate::swarm::MEMORY_ENTRIES_DEFAULT).then_some("small_memory");
         let change_steps = swarm.change_steps.then_some("change_steps");
-        let short_changes = (swarm.change_timeout_ns < 60_000 * MS).then_some("change_timeout_short");
+        let short_changes =
+            (swarm.change_timeout_ns < crate::swarm::CHANGE_TIMEOUT_DEFAULT).then_some("change_timeout_short");
         let clients = (0..options.clients)
             .map(|_| Client { call: None, suspects: BTreeSet::new(), issued: 0, settled: false })
             .collect();
