@@ -4,7 +4,8 @@ use crate::models::register::RegisterModel;
 
 fn op(client: u64, key: u64, read: bool, command: String, invoke: u64, completion: Completion) -> Operation {
     let request = invoke * 10 + client;
-    Operation { client, request, node: 1, op: Op { key, read, command: Bytes::from(command) }, invoke, completion }
+    let op = Op { key, read, command: Bytes::from(command) };
+    Operation { client, request, node: 1, op, invoke, completion, witness: None }
 }
 
 fn returned(at: u64, value: i64) -> Completion {
@@ -102,6 +103,41 @@ fn an_unanswered_append_that_was_applied_happened_with_its_response() {
     // It had taken effect once a node applied it (at 50): a read after that cannot miss it.
     assert!(counters(&[applied.clone(), read(1, 0, 40, 41, 0), read(1, 0, 45, 60, 0)]).is_ok());
     assert!(counters(&[applied, read(1, 0, 60, 61, 0)]).is_err());
+}
+
+#[test]
+fn witnesses_order_the_search_without_deciding_it() {
+    // `n` puts at once (one per client), all answered later, then a read of the seventh: it
+    // must be the last put. Tried earliest return first, the search goes through the subsets
+    // of the other puts; in the order of the witnesses (the log's order), it goes straight.
+    let burst = |n: u64, witnessed: bool| -> Vec<Operation> {
+        let mut history: Vec<Operation> = (0..n)
+            .map(|i| {
+                let done = Completion::Returned { at: 1_000 + i, response: Bytes::from_static(b"ok") };
+                let mut put = op(i, 0, false, format!("put 0 v{i}"), i, done);
+                let seq = if i == 7 { n - 1 } else { i - u64::from(i > 7) };
+                put.witness = witnessed.then(|| witness_of_update(seq));
+                put
+            })
+            .collect();
+        let mut get = op(n, 0, true, "0".into(), 2_000, Completion::Returned { at: 2_001, response: "v7".into() });
+        get.witness = witnessed.then(|| witness_of_read(Some(n - 1)));
+        history.push(get);
+        history
+    };
+    let search_key =
+        |history: &[Operation]| search(&RegisterModel, &decode(&RegisterModel, history).expect("decodes")[&0], 100_000);
+    assert_eq!(search_key(&burst(30, true)), Some(true));
+    assert_eq!(search_key(&burst(30, false)), None, "more than 100,000 steps without witnesses");
+    // A witness that is no linearization decides nothing: the read of the seventh put, claimed
+    // before the others, is still found linearizable (a burst of 10: the search goes back).
+    let mut wrong = burst(10, true);
+    wrong[10].witness = Some(witness_of_read(Some(0)));
+    assert_eq!(check(&RegisterModel, &wrong), Ok(()));
+    // Nor does one make a history that cannot be linearized pass.
+    let mut stale = burst(10, true);
+    stale.push(op(11, 0, true, "0".into(), 3_000, Completion::Returned { at: 3_001, response: "v3".into() }));
+    assert!(check(&RegisterModel, &stale).is_err());
 }
 
 #[test]

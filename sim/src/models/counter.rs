@@ -156,7 +156,7 @@ pub fn random_history(seed: u64, ops: usize, clients: u64, keys: u64, break_it: 
         let command = Bytes::from(if read { key.to_string() } else { format!("add {key} {delta}") });
         let op = Op { key, read, command };
         let completion = Completion::Returned { at: ret, response: Bytes::new() };
-        planned.push((at, Operation { client, request, node: 1, op, invoke, completion }, delta));
+        planned.push((at, Operation { client, request, node: 1, op, invoke, completion, witness: None }, delta));
     }
     planned.sort_by_key(|(at, ..)| *at);
     let mut values: BTreeMap<u64, i64> = BTreeMap::new();

@@ -4,6 +4,7 @@
 //! node applied can be told apart from what it did not, and trace lines show whose entry it is.
 
 use super::*;
+use crate::lincheck::{witness_of_read, witness_of_update};
 
 /// The request id an entry's payload starts with (`#17 `), and the command after it.
 pub(super) fn split_payload(data: &Bytes) -> (Option<u64>, Bytes) {
@@ -80,6 +81,7 @@ impl World {
             op,
             invoke: self.now.0,
             completion: Completion::Unknown,
+            witness: None,
         });
         self.calls.push((payload.clone(), false));
         let deadline = self.now.plus(CLIENT_TIMEOUT);
@@ -108,15 +110,17 @@ impl World {
                 // is what folding the log gives there: the leader's machine applied it as the
                 // commit was reported, before this answer.
                 let response = match self.swarm.log_only {
-                    true => self.applied_responses.get(&request.0).map(|(response, _)| response.clone()),
+                    true => self.applied_responses.get(&request.0).map(|(response, ..)| response.clone()),
                     false => responses.first().cloned(),
                 };
                 let Some(response) = response else {
                     return Err(Violation { invariant: "reply", detail: format!("append {seq} answered nothing") });
                 };
                 self.history[call.op].completion = Completion::Returned { at, response };
+                self.history[call.op].witness = Some(witness_of_update(seq.0));
             }
             Ok(Response::Read { seq, response }) => {
+                self.history[call.op].witness = Some(witness_of_read(seq.map(|seq| seq.0)));
                 if self.swarm.log_only {
                     // The commit point the reader reads the log up to: its response comes from
                     // the committed log at the end (`log_read_responses`).
@@ -192,7 +196,10 @@ impl World {
             }
             if let (false, Completion::Unknown) = (op.op.read, &op.completion) {
                 op.completion = match self.applied_responses.get(&op.request) {
-                    Some((response, at)) => Completion::Applied { at: *at, response: response.clone() },
+                    Some((response, at, seq)) => {
+                        op.witness = Some(witness_of_update(seq.0));
+                        Completion::Applied { at: *at, response: response.clone() }
+                    }
                     None => Completion::NotApplied,
                 };
             }

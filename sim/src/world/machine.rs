@@ -63,7 +63,7 @@ impl World {
         for ((entry, request), response) in entries.iter().zip(requests).zip(&responses) {
             self.checker.state(id, entry.seq, xxhash_rust::xxh3::xxh3_64(response))?;
             if let Some(request) = request {
-                self.applied_responses.entry(request).or_insert_with(|| (response.clone(), self.now.0));
+                self.applied_responses.entry(request).or_insert_with(|| (response.clone(), self.now.0, entry.seq));
             }
         }
         Ok(responses)

@@ -188,9 +188,9 @@ pub struct World {
     options: Options,
     simulation: Simulation,
     workload: Box<dyn Workload>,
-    /// The response of each appended request, as the first node to apply it answered, and
-    /// when it did.
-    applied_responses: BTreeMap<u64, (Bytes, u64)>,
+    /// The response of each appended request, as the first node to apply it answered, when it
+    /// did, and the entry's seq.
+    applied_responses: BTreeMap<u64, (Bytes, u64, Seq)>,
     /// Without a state machine (`Swarm::log_only`): the reads answered, each with the commit
     /// point it names (history index, seq); their responses are folded from the committed log
     /// at the end.
