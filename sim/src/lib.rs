@@ -29,7 +29,7 @@ mod world;
 
 pub use random::{Decisions, Random, Script};
 pub use simulation::Simulation;
-pub use swarm::{Options, Regime, Swarm, FAULT_CLASSES};
+pub use swarm::{classes_since, Options, Regime, Swarm, FAULT_CLASSES};
 pub use world::{Failure, Outcome, World};
 
 #[cfg(feature = "mutants")]

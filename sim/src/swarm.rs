@@ -43,7 +43,8 @@ pub struct Options {
     pub disabled: Vec<&'static str>,
 }
 
-/// The fault classes that can be turned off (`Options::disabled`).
+/// The fault classes that can be turned off (`Options::disabled`), in the order they were
+/// added: a new class goes at the end (see [`classes_since`]).
 pub const FAULT_CLASSES: [&str; 34] = [
     "crash",
     "partition",
@@ -80,6 +81,13 @@ pub const FAULT_CLASSES: [&str; 34] = [
     "close",
     "operator",
 ];
+
+/// The classes added since `class` (it included): turned off, a seed found before `class` was
+/// drawn replays the run that found it. An unknown class gives none.
+pub fn classes_since(class: &str) -> Vec<&'static str> {
+    let from = FAULT_CLASSES.iter().position(|known| *known == class).unwrap_or(FAULT_CLASSES.len());
+    FAULT_CLASSES[from..].to_vec()
+}
 
 impl Default for Options {
     fn default() -> Options {

@@ -1,7 +1,7 @@
 //! The simulator on many seeds, as CI runs it: every seed passes, and a replay of each gives
 //! the same digest.
 
-use tinyraftplus_sim::{run, Options};
+use tinyraftplus_sim::{classes_since, run, Options};
 
 /// Runs `seeds` on two threads, each twice; returns the failures.
 fn check_seeds(seeds: std::ops::Range<u64>, options: &Options) -> Vec<String> {
@@ -207,23 +207,10 @@ fn seeds_that_once_failed_pass() {
         (198917, 3),
         (102198, 3),
     ];
-    // These seeds failed under a majority quorum, before seeds drew other rules, early
-    // strangers, runs without a state machine and with few entries in memory: they run under a
-    // majority and without them still, so that each replays the run that failed. (Every seed
-    // below failed before those two were drawn: `log_only` and `small_memory` are off for each,
-    // and so are `change_steps` and `change_timeout`, drawn since all of them failed.)
-    let majority = || {
-        vec![
-            "quorum",
-            "early_strangers",
-            "log_only",
-            "small_memory",
-            "change_steps",
-            "change_timeout",
-            "close",
-            "operator",
-        ]
-    };
+    // Every seed here runs with the classes drawn since it failed turned off (`classes_since`),
+    // so that it replays the run that failed. These failed under a majority quorum, before
+    // seeds drew other rules (and every class after it in `FAULT_CLASSES`).
+    let majority = || classes_since("quorum");
     for &(seed, nodes) in known {
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled: majority(), ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
@@ -251,8 +238,7 @@ fn seeds_that_once_failed_pass() {
     // trip after it asks.
     let other_rules: &[(u64, usize)] = &[(496, 7)];
     for &(seed, nodes) in other_rules {
-        let disabled =
-            vec!["early_strangers", "log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"]; // Drawn since.
+        let disabled = classes_since("early_strangers");
         let failures = check_seeds(seed..seed + 1, &Options { nodes, disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
@@ -265,14 +251,8 @@ fn seeds_that_once_failed_pass() {
     // configuration in force counts as a voter now joins with its disk.
     let current: &[(u64, usize)] = &[(22323, 4)];
     for &(seed, nodes) in current {
-        let failures = check_seeds(
-            seed..seed + 1,
-            &Options {
-                nodes,
-                disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
-                ..Options::default()
-            },
-        );
+        let failures =
+            check_seeds(seed..seed + 1, &Options { nodes, disabled: classes_since("log_only"), ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with {nodes} nodes");
     }
     // 232917, three nodes, 400 operations: node 1, paused, answered node 3's pre-votes when it
@@ -280,12 +260,7 @@ fn seeds_that_once_failed_pass() {
     // previous incarnation, in the term of its new probe, as node 1 showing an empty log, rejoined
     // as if the cluster were new and elected node 2, whose log was empty: the committed entries
     // were lost (leader completeness). Grants now carry the granter's last entry.
-    let options = Options {
-        nodes: 3,
-        ops: 400,
-        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
-        ..Options::default()
-    };
+    let options = Options { nodes: 3, ops: 400, disabled: classes_since("log_only"), ..Options::default() };
     let failures = check_seeds(232917..232918, &options);
     assert_eq!(failures, Vec::<String>::new(), "seed 232917 with 3 nodes and 400 operations");
     // With every class drawn, five nodes keeping few entries in memory (seed 2, in the range
@@ -295,7 +270,7 @@ fn seeds_that_once_failed_pass() {
     // stood still, so it never applied what was committed. A failed load is tried again after
     // a heartbeat interval.
     for seed in [4613, 4489] {
-        let disabled = vec!["change_steps", "change_timeout", "close", "operator"]; // Drawn since.
+        let disabled = classes_since("change_steps");
         let failures = check_seeds(seed..seed + 1, &Options { disabled, ..Options::default() });
         assert_eq!(failures, Vec::<String>::new(), "seed {seed} with 5 nodes");
     }
@@ -310,7 +285,7 @@ fn seeds_that_once_failed_pass() {
         clients: 16,
         ops: 400,
         regime: tinyraftplus_sim::Regime::Unbounded,
-        disabled: vec!["log_only", "small_memory", "change_steps", "change_timeout", "close", "operator"],
+        disabled: classes_since("log_only"),
         ..Options::default()
     };
     let failures = check_seeds(1405166..1405167, &options);
