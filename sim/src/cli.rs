@@ -10,12 +10,14 @@
 //! ```
 //!
 //! Exit codes: 0 all passed (and `--help`), 1 a safety invariant broke, 2 liveness failed,
-//! 3 a panic, 4 a replay gave another digest (nondeterminism), 64 bad arguments.
+//! 3 a panic, 4 a replay gave another digest (nondeterminism), 5 no failure but a history's
+//! linearizability search ran past `--check-steps` (undecided), 64 bad arguments.
 
 use crate::random::Script;
 use crate::replay::ReplayFile;
 use crate::report;
 use crate::shrink::shrink;
+use crate::swarm::CHECK_STEPS_DEFAULT;
 #[cfg(feature = "mutants")]
 use crate::{mutant_name, mutant_named, Mutant};
 use crate::{Failure, Options, Outcome, Regime, Simulation, FAULT_CLASSES};
@@ -57,7 +59,7 @@ struct Args {
 const USAGE: &str = "usage: [--seed N | --seeds A..B] [--workload NAME] [--nodes N] [--clients N] [--ops N] \
 [--fault-ms N] [--settle-ms N] [--regime recoverable|unbounded] [--mutant NAME] [--trace] [--history FILE] \
 [--report FILE.html] [--jobs N] [--twice] [--shrink] [--save FILE] [--replay FILE] [--fuzz-input FILE] \
-[--without FAULT_CLASS]";
+[--without FAULT_CLASS] [--check-steps N]";
 
 /// The planted bugs' names (none without the `mutants` feature).
 fn mutant_names() -> Vec<&'static str> {
@@ -82,10 +84,12 @@ fn help(simulations: &[Simulation]) -> String {
         "{USAGE}\n\n--workload NAME: {}\n--mutant NAME plants a known bug (the simulator must catch it): {mutants}\n\
          --without FAULT_CLASS turns a fault class off: {}\n--regime: recoverable (the default: faults a correct \
          cluster survives) or unbounded\n--history FILE writes the clients' history (JSON lines); --report FILE.html \
-         a page drawing it\n\nExit codes: 0 passed, 1 safety invariant broken, 2 liveness failed, 3 panic, 4 \
-         nondeterministic replay, 64 bad arguments.",
+         a page drawing it\n--check-steps N: each key's linearizability search gets N steps (default {}); a \
+         history that needs more is undecided\n\nExit codes: 0 passed, 1 safety invariant broken, 2 liveness \
+         failed, 3 panic, 4 nondeterministic replay, 5 undecided (and nothing failed), 64 bad arguments.",
         workloads.join(", "),
-        FAULT_CLASSES.join(", ")
+        FAULT_CLASSES.join(", "),
+        CHECK_STEPS_DEFAULT
     )
 }
 
@@ -165,6 +169,7 @@ fn parse_words(words: Vec<String>) -> Result<Args, String> {
             "--save" => args.save = Some(value()?),
             "--fuzz-input" => args.fuzz_input = Some(value()?),
             "--shrink" => args.shrink = true,
+            "--check-steps" => args.options.check_steps = number(value()?)?.max(1) as usize,
             "--without" => {
                 let class = value()?;
                 let known = FAULT_CLASSES
@@ -310,6 +315,9 @@ impl Run<'_> {
         for class in &options.disabled {
             extra.push_str(&format!(" --without {class}"));
         }
+        if options.check_steps != CHECK_STEPS_DEFAULT {
+            extra.push_str(&format!(" --check-steps {}", options.check_steps));
+        }
         let args = format!(
             "--seed {seed} --nodes {} --clients {} --ops {} --fault-ms {} --settle-ms {} --regime {regime}{extra}",
             options.nodes, options.clients, options.ops, options.fault_ms, options.settle_ms
@@ -388,6 +396,11 @@ impl Run<'_> {
     fn report(&self, outcome: &Outcome, options: &Options) -> ExitCode {
         let shrinking = self.args.shrink;
         let Some(failure) = &outcome.failure else {
+            if let Some(undecided) = &outcome.undecided {
+                println!("UNDECIDED seed={} digest={:016x}: {undecided}", outcome.seed, outcome.digest);
+                println!("replay: {}", self.replay_command(outcome.seed, options));
+                return ExitCode::from(5);
+            }
             let completed = outcome.history.iter().filter(|op| op.returned().is_some()).count();
             println!(
                 "ok seed={} steps={} committed={} ops={} completed={completed} digest={:016x}",
@@ -505,7 +518,9 @@ impl Run<'_> {
                                     ),
                                     if matches!(failure, Failure::Safety(_)) { 1 } else { 2 },
                                 )),
-                                (None, true) => None,
+                                (None, true) => outcome.undecided.as_ref().map(|undecided| {
+                                    (format!("UNDECIDED seed={seed} digest={:016x}: {undecided}", outcome.digest), 5)
+                                }),
                             }
                         }
                     };
@@ -520,20 +535,22 @@ impl Run<'_> {
         });
         let elapsed = start.elapsed().as_secs_f64();
         let count = args.seeds.end - args.seeds.start;
-        let failures = failures.into_inner().unwrap();
+        let (undecided, failures): (Vec<_>, Vec<_>) =
+            failures.into_inner().unwrap().into_iter().partition(|(_, _, code)| *code == 5);
         let faults = faults.into_inner().unwrap();
         let kinds: Vec<String> = faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "{count} seeds in {elapsed:.1} s ({:.1} seeds/s, {} events), {} failed{}",
+            "{count} seeds in {elapsed:.1} s ({:.1} seeds/s, {} events), {} failed, {} undecided{}",
             count as f64 / elapsed,
             steps.load(Ordering::Relaxed),
             failures.len(),
+            undecided.len(),
             if args.twice { ", each run twice with digests compared" } else { "" }
         );
         let _ = writeln!(out, "fault kinds injected ({}): {}", faults.len(), kinds.join(" "));
-        match failures.iter().map(|(_, _, code)| *code).min() {
+        match failures.iter().chain(&undecided).map(|(_, _, code)| *code).min() {
             None => ExitCode::SUCCESS,
             Some(code) => ExitCode::from(code),
         }

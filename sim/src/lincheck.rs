@@ -163,6 +163,39 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// A key whose search ran past its step budget (see [`check_within`]): the history was neither
+/// linearized nor shown not to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecided {
+    /// The key.
+    pub key: u64,
+    /// How many operations on that key were checked.
+    pub operations: usize,
+    /// The budget it ran past (steps: each tries one operation).
+    pub steps: usize,
+}
+
+impl std::fmt::Display for Undecided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the search of the {} operations on key {} ran past {} steps without deciding",
+            self.operations, self.key, self.steps
+        )
+    }
+}
+
+/// What a bounded check of a history found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every key's operations were linearized.
+    Linearizable,
+    /// A key's operations have no linearization (explained).
+    Violation(Violation),
+    /// No key fails, but one's search ran out of steps (the first such key).
+    Undecided(Undecided),
+}
+
 /// A decoded operation as the search sees it.
 struct Decoded<M: Model> {
     index: usize,
@@ -182,30 +215,63 @@ impl<M: Model> Clone for Decoded<M> {
 }
 
 /// Checks a whole history against `model`: every key's operations must be linearizable. A
-/// failure is explained (see the module's documentation).
+/// failure is explained (see the module's documentation). The search has no budget: a history
+/// that cannot be linearized, with a large burst of concurrent updates, may take long to reject
+/// (see [`check_within`]).
 pub fn check<M: Model>(model: &M, history: &[Operation]) -> Result<(), Violation> {
-    check_keys(model, history, true)
+    match check_keys(model, history, true, usize::MAX) {
+        Verdict::Violation(violation) => Err(violation),
+        _ => Ok(()),
+    }
 }
 
 /// [`check`] without the explanation: a failure names its key only (`culprits` empty). Faster
 /// to reject a history: the explanation searches prefixes and relaxations of the failing key.
 pub fn linearizable<M: Model>(model: &M, history: &[Operation]) -> Result<(), Violation> {
-    check_keys(model, history, false)
+    match check_keys(model, history, false, usize::MAX) {
+        Verdict::Violation(violation) => Err(violation),
+        _ => Ok(()),
+    }
 }
 
-fn check_keys<M: Model>(model: &M, history: &[Operation], explain_failure: bool) -> Result<(), Violation> {
-    for (key, mut ops) in decode(model, history)? {
-        if !check_key(model, &ops) {
-            if !explain_failure {
-                return Err(Violation { key, operations: ops.len(), culprits: Vec::new(), lines: Vec::new() });
+/// [`check`] with each key's search given at most `steps` steps (a step tries one operation
+/// in one state): a key whose search runs past them is [`Verdict::Undecided`], neither passed
+/// nor failed. A failure found is explained within the same budget per trial (a trial that
+/// runs out counts as passing, so the explanation may keep more operations than it needs).
+/// Steps are counted, not timed: the same history gets the same verdict on any machine.
+pub fn check_within<M: Model>(model: &M, history: &[Operation], steps: usize) -> Verdict {
+    check_keys(model, history, true, steps)
+}
+
+fn check_keys<M: Model>(model: &M, history: &[Operation], explain_failure: bool, limit: usize) -> Verdict {
+    let keys = match decode(model, history) {
+        Ok(keys) => keys,
+        Err(violation) => return Verdict::Violation(violation),
+    };
+    let mut undecided = None;
+    for (key, mut ops) in keys {
+        match search(model, &ops, limit) {
+            Some(true) => {}
+            None => {
+                undecided.get_or_insert(Undecided { key, operations: ops.len(), steps: limit });
             }
-            ops.sort_by_key(|op| op.invoke);
-            let culprits = explain(model, ops.clone());
-            let lines = culprits.iter().map(|(index, fact)| describe(model, history, *index, *fact)).collect();
-            return Err(Violation { key, operations: ops.len(), culprits, lines });
+            Some(false) if !explain_failure => {
+                return Verdict::Violation(Violation {
+                    key,
+                    operations: ops.len(),
+                    culprits: Vec::new(),
+                    lines: Vec::new(),
+                });
+            }
+            Some(false) => {
+                ops.sort_by_key(|op| op.invoke);
+                let culprits = explain(model, ops.clone(), limit);
+                let lines = culprits.iter().map(|(index, fact)| describe(model, history, *index, *fact)).collect();
+                return Verdict::Violation(Violation { key, operations: ops.len(), culprits, lines });
+            }
         }
     }
-    Ok(())
+    undecided.map_or(Verdict::Linearizable, Verdict::Undecided)
 }
 
 /// Each key's operations as the search sees them (those that tell nothing left out).
@@ -276,8 +342,9 @@ fn describe<M: Model>(model: &M, history: &[Operation], index: usize, fact: Fact
 /// Shrinks a failing key history (sorted by invocation) to the operations that cannot be
 /// ordered: the shortest failing prefix, then each operation relaxed as far as the failure
 /// allows. Every relaxation only widens what the checker accepts, so the result fails for the
-/// reason the whole history did.
-fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>) -> Vec<(usize, Fact)> {
+/// reason the whole history did. Each search of a prefix gets at most `limit` steps (one that
+/// runs out counts as passing: the prefix found is one known to fail).
+fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>, limit: usize) -> Vec<(usize, Fact)> {
     // The history up to time `t`: the operations invoked by then, those still running made "may
     // or may not have happened" (a read still running tells nothing). Failing is monotone in
     // `t`: a prefix of a linearizable history is linearizable.
@@ -295,7 +362,7 @@ fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>) -> Vec<(usize, Fact)> {
     let (mut low, mut high) = (0, times.len().saturating_sub(1));
     while low < high {
         let middle = (low + high) / 2;
-        if check_key(model, &prefix(times[middle])) {
+        if search(model, &prefix(times[middle]), limit) != Some(false) {
             low = middle + 1;
         } else {
             high = middle;
@@ -305,7 +372,8 @@ fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>) -> Vec<(usize, Fact)> {
     let mut current = prefix(high);
     // Each trial search gets a bounded number of steps (one that runs out counts as passing,
     // so the relaxation is not kept): relaxed histories can be much harder to search.
-    let fails = |trial: &[Decoded<M>]| search(model, trial, TRIAL_STEPS) == Some(false);
+    let trial_steps = limit.min(TRIAL_STEPS);
+    let fails = |trial: &[Decoded<M>]| search(model, trial, trial_steps) == Some(false);
     // Delta debugging: relax whole runs of operations at once (a read dropped, an update's
     // answer forgotten), halving the runs down to single operations.
     let relaxed = |op: &Decoded<M>| (!op.read).then(|| Decoded { output: None, ..op.clone() });
@@ -340,7 +408,7 @@ fn explain<M: Model>(model: &M, ops: Vec<Decoded<M>>) -> Vec<(usize, Fact)> {
         if current[i].ret.is_some() && current[i].output.is_none() {
             let mut trial = current.clone();
             trial[i].ret = None;
-            match search(model, &trial, TRIAL_STEPS) {
+            match search(model, &trial, trial_steps) {
                 Some(false) => current = trial,
                 Some(true) => {}
                 None => exhausted += 1,
@@ -434,10 +502,6 @@ impl Events {
 
 /// Search steps a trial of [`explain`] may take.
 const TRIAL_STEPS: usize = 200_000;
-
-fn check_key<M: Model>(model: &M, ops: &[Decoded<M>]) -> bool {
-    search(model, ops, usize::MAX).unwrap_or(true)
-}
 
 /// Whether `ops` can be linearized, or `None` if that takes more than `limit` steps (a step
 /// tries one operation).

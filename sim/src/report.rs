@@ -100,7 +100,8 @@ fn json_string(bytes: &[u8]) -> String {
 /// Writes the history as JSON lines, one operation each: `client`, `request`, `node`, `key`,
 /// `read`, `command`, `status` (`returned`, `applied`: never answered but applied with this
 /// `response`, `not_applied`, `unknown`), `response`, `invoke_ns`, `return_ns` (for `applied`:
-/// when a node first applied it, by which time it had taken effect).
+/// when a node first applied it, by which time it had taken effect), `witness` (where the system
+/// says it took effect, see [`Operation::witness`]; `null` if unknown).
 pub fn write_history(path: &str, history: &[Operation]) -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     for op in history {
@@ -113,14 +114,16 @@ pub fn write_history(path: &str, history: &[Operation]) -> std::io::Result<()> {
         writeln!(
             file,
             "{{\"client\": {}, \"request\": {}, \"node\": {}, \"key\": {}, \"read\": {}, \"command\": {}, \
-             \"status\": \"{status}\", \"response\": {response}, \"invoke_ns\": {}, \"return_ns\": {returned}}}",
+             \"status\": \"{status}\", \"response\": {response}, \"invoke_ns\": {}, \"return_ns\": {returned}, \
+             \"witness\": {}}}",
             op.client,
             op.request,
             op.node,
             op.op.key,
             op.op.read,
             json_string(&op.op.command),
-            op.invoke
+            op.invoke,
+            op.witness.map_or("null".into(), |w| w.to_string())
         )?;
     }
     file.flush()

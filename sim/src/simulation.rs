@@ -11,7 +11,7 @@
 //! assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
 //! ```
 
-use crate::lincheck::{self, Model, Operation, Violation};
+use crate::lincheck::{self, Model, Operation, Verdict, Violation};
 use crate::models::counter::{CounterModel, CounterWorkload, Counters};
 use crate::models::register::{RegisterModel, RegisterWorkload, Registers};
 use crate::models::{StateMachine, Workload};
@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 /// Checks a history (a [`Model`] with its types erased).
 trait HistoryCheck: Send + Sync {
-    fn check(&self, history: &[Operation]) -> Result<(), Violation>;
+    fn check_within(&self, history: &[Operation], steps: usize) -> Verdict;
 }
 
 impl<M: Model> HistoryCheck for M {
-    fn check(&self, history: &[Operation]) -> Result<(), Violation> {
-        lincheck::check(self, history)
+    fn check_within(&self, history: &[Operation], steps: usize) -> Verdict {
+        lincheck::check_within(self, history, steps)
     }
 }
 
@@ -103,9 +103,18 @@ impl Simulation {
         World::new(seed, options.clone(), self.clone(), script.into()).run()
     }
 
-    /// Checks a history against the model.
+    /// Checks a history against the model, for as long as that takes.
     pub fn check(&self, history: &[Operation]) -> Result<(), Violation> {
-        self.model.check(history)
+        match self.model.check_within(history, usize::MAX) {
+            Verdict::Violation(violation) => Err(violation),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a history against the model, each key's search given at most `steps` steps (see
+    /// [`lincheck::check_within`]).
+    pub fn check_within(&self, history: &[Operation], steps: usize) -> Verdict {
+        self.model.check_within(history, steps)
     }
 
     pub(crate) fn machine(&self) -> Box<dyn StateMachine> {

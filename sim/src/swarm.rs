@@ -41,6 +41,10 @@ pub struct Options {
     /// Fault classes turned off after the seed's mix is drawn (see [`FAULT_CLASSES`]); the
     /// shrinker turns them off one by one.
     pub disabled: Vec<&'static str>,
+    /// The step budget of each key's linearizability search (see
+    /// [`check_within`](crate::lincheck::check_within)): a history that runs past it is
+    /// reported undecided (`Outcome::undecided`), apart from passes and failures.
+    pub check_steps: usize,
 }
 
 /// The fault classes that can be turned off (`Options::disabled`), in the order they were
@@ -103,9 +107,15 @@ impl Default for Options {
             #[cfg(feature = "mutants")]
             mutant: None,
             disabled: Vec::new(),
+            check_steps: CHECK_STEPS_DEFAULT,
         }
     }
 }
+
+/// The default `Options::check_steps`: about a second and a few hundred MB of memoised states
+/// for a key's search; a correct run's history is linearized in one step per operation (see
+/// [`lincheck`](crate::lincheck)).
+pub const CHECK_STEPS_DEFAULT: usize = 2_000_000;
 
 /// The core's default `Config::memory_entries_max`: more than a run appends.
 pub(crate) const MEMORY_ENTRIES_DEFAULT: usize = 1 << 13;

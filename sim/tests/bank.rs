@@ -101,6 +101,11 @@ fn the_history_file_records_what_unanswered_transfers_did() {
         after.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().expect(field)
     };
     assert!(number("return_ns") > number("invoke_ns"), "{applied}");
+    // Its witness is where the log holds it (an even position: after the reads before it), as
+    // the history in memory has it.
+    let op = outcome.history.iter().find(|op| matches!(op.completion, Completion::Applied { .. })).expect("applied");
+    assert_eq!(Some(number("witness")), op.witness);
+    assert_eq!(op.witness.map(|w| w % 2), Some(0), "{applied}");
     // The simulator's own check of the same history passes.
     assert_eq!(simulation.check(&outcome.history), Ok(()));
 }

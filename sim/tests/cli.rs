@@ -154,3 +154,24 @@ fn a_fuzz_input_becomes_a_replay_file_of_the_same_run() {
     assert!(first.contains(&format!("saved: {saved_path}")), "{first}");
     assert_eq!(last(&first).expect("a result line"), last(&replayed).expect("a result line"), "same run, same digest");
 }
+
+#[test]
+fn a_history_whose_check_runs_out_of_steps_is_undecided_apart_from_failures() {
+    // Ten steps are too few for a history of 300 operations (where a key has more than ten): it is
+    // undecided, neither passed nor failed, with exit code 5 and a replay command that keeps the budget.
+    let out = sim(&["--seed", "3", "--check-steps", "10"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let stdout = text(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("UNDECIDED seed=3 ")).expect("an UNDECIDED line");
+    assert!(line.contains("ran past 10 steps"), "{line}");
+    let replay = replay_args(&stdout, "replay:");
+    assert!(replay.windows(2).any(|w| w == ["--check-steps", "10"]), "{replay:?}");
+    // Many seeds: counted apart from failures; a planted bug's failure still exits 1.
+    let many = sim(&["--seeds", "1..4", "--check-steps", "10"]);
+    assert_eq!(many.status.code(), Some(5));
+    assert!(text(&many.stdout).contains("0 failed, 3 undecided"), "{}", text(&many.stdout));
+    let planted = sim(&["--seeds", "0..3", "--check-steps", "10", "--mutant", "prefix_before_snapshot"]);
+    assert_eq!(planted.status.code(), Some(1), "{}", text(&planted.stdout));
+    // With the default budget the same seed passes.
+    assert!(sim(&["--seed", "3"]).status.success());
+}

@@ -18,6 +18,9 @@ fn check_seeds(seeds: std::ops::Range<u64>, options: &Options) -> Vec<String> {
             if let Some(failure) = first.failure {
                 failures.push(format!("FAIL {} seed={seed}: {}", failure.invariant(), failure.detail()));
             }
+            if let Some(undecided) = first.undecided {
+                failures.push(format!("UNDECIDED seed={seed}: {undecided}"));
+            }
         }
         failures
     };

@@ -141,6 +141,33 @@ fn witnesses_order_the_search_without_deciding_it() {
 }
 
 #[test]
+fn a_search_past_its_budget_is_undecided_and_hides_no_failure() {
+    // The burst of `witnesses_order_the_search_without_deciding_it` without witnesses: more
+    // than 100,000 steps. Within that budget it is undecided, not passed nor failed.
+    let burst = |n: u64| -> Vec<Operation> {
+        let puts = (0..n).map(|i| {
+            let done = Completion::Returned { at: 1_000 + i, response: Bytes::from_static(b"ok") };
+            op(i, 0, false, format!("put 0 v{i}"), i, done)
+        });
+        let get = op(n, 0, true, "0".into(), 2_000, Completion::Returned { at: 2_001, response: "v7".into() });
+        puts.chain([get]).collect()
+    };
+    let undecided = Undecided { key: 0, operations: 31, steps: 100_000 };
+    assert_eq!(check_within(&RegisterModel, &burst(30), 100_000), Verdict::Undecided(undecided.clone()));
+    assert!(undecided.to_string().contains("31 operations on key 0 ran past 100000 steps"), "{undecided}");
+    // A smaller burst is decided within the budget (the read of v7 fits after the other puts).
+    assert_eq!(check_within(&RegisterModel, &burst(8), 100_000), Verdict::Linearizable);
+    // A key that fails is reported even after one whose search ran out, and explained.
+    let done = |at| Completion::Returned { at, response: Bytes::from_static(b"ok") };
+    let mut both = burst(30);
+    both.push(op(40, 1, false, "put 1 a".into(), 0, done(1)));
+    both.push(op(40, 1, false, "put 1 b".into(), 2, done(3)));
+    both.push(op(40, 1, true, "1".into(), 4, Completion::Returned { at: 5, response: "a".into() }));
+    let Verdict::Violation(violation) = check_within(&RegisterModel, &both, 100_000) else { panic!("fails") };
+    assert_eq!((violation.key, violation.culprits.len()), (1, 3), "{violation}");
+}
+
+#[test]
 fn registers_check_puts_and_gets() {
     let put = |client, key, value: &str, invoke, ret| {
         let done = Completion::Returned { at: ret, response: Bytes::from_static(b"ok") };

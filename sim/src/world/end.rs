@@ -2,6 +2,7 @@
 //! (log matching, acknowledged appends kept, linearizability).
 
 use super::*;
+use crate::lincheck::Verdict;
 use tinyraftplus::core::Configuration;
 
 impl World {
@@ -72,11 +73,18 @@ impl World {
             }
         }
         let history = self.final_history();
-        self.simulation.check(&history).map_err(|violation| {
-            let detail = violation.to_string();
-            self.linearizability = Some(violation);
-            Failure::Safety(Violation { invariant: "linearizability", detail })
-        })
+        match self.simulation.check_within(&history, self.options.check_steps) {
+            Verdict::Linearizable => Ok(()),
+            Verdict::Undecided(undecided) => {
+                self.undecided = Some(undecided);
+                Ok(())
+            }
+            Verdict::Violation(violation) => {
+                let detail = violation.to_string();
+                self.linearizability = Some(violation);
+                Err(Failure::Safety(Violation { invariant: "linearizability", detail }))
+            }
+        }
     }
 
     pub(super) fn finish(&mut self) -> Result<(), Failure> {

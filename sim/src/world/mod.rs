@@ -89,6 +89,9 @@ pub struct Outcome {
     /// The linearizability failure, when that is how the run failed: the operations that
     /// cannot be ordered (indices into `history`).
     pub linearizability: Option<crate::lincheck::Violation>,
+    /// The history's check ran past `Options::check_steps` without deciding (and nothing else
+    /// failed): the run is neither passed nor failed.
+    pub undecided: Option<crate::lincheck::Undecided>,
     /// Every random decision of the run (with `Options::record`): replaying them reproduces it.
     pub decisions: Option<Decisions>,
 }
@@ -197,6 +200,7 @@ pub struct World {
     log_reads: Vec<(usize, Option<Seq>)>,
     fault_log: Vec<(u64, &'static str)>,
     linearizability: Option<crate::lincheck::Violation>,
+    undecided: Option<crate::lincheck::Undecided>,
     swarm: Swarm,
     rng: Random,
     now: Time,
@@ -370,6 +374,7 @@ impl World {
             log_reads: Vec::new(),
             fault_log: Vec::new(),
             linearizability: None,
+            undecided: None,
             swarm,
             rng,
             now: Time(0),
@@ -463,6 +468,7 @@ impl World {
             trace: self.trace,
             fault_log: self.fault_log,
             linearizability: self.linearizability,
+            undecided: self.undecided,
             decisions: self.rng.recorded(),
         }
     }
