@@ -23,8 +23,10 @@ pub(super) struct Removal {
 
 impl World {
     /// An operator's request at a random running node: a snapshot now (`Input::Snapshot`), or
-    /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`, not forced: a
-    /// leader refuses while a voter still needs them; any node, past its commit point).
+    /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`; any node
+    /// refuses past its commit point). A quarter of the removals are forced: a leader then
+    /// removes entries that voters still need, and sends them a snapshot instead (the class is
+    /// only drawn with a state machine; in log-only runs a forced removal would strand them).
     pub(super) fn operator_request(&mut self) -> Result<(), Violation> {
         let running: Vec<usize> =
             self.running().into_iter().filter(|n| self.nodes[*n].paused_until.is_none()).collect();
@@ -44,10 +46,12 @@ impl World {
         // Up to its last entry: past the commit point, the node must refuse.
         let (first, commit, Some(last)) = (raft.first_seq(), raft.commit(), raft.seq()) else { return Ok(()) };
         let through = Seq(self.rng.below(last.0 + 1));
-        self.fault("operator_remove_prefix");
+        let force = self.rng.below(4) == 0;
+        self.fault(if force { "operator_remove_prefix_forced" } else { "operator_remove_prefix" });
         self.operator.insert(id, Some(Removal { through, first, commit }));
-        self.note(|| format!("n{node}: an operator asks to remove the log through {through}"));
-        self.step(n, Input::RemovePrefix { id, through, force: false })
+        let forced = if force { " (forced)" } else { "" };
+        self.note(|| format!("n{node}: an operator asks to remove the log through {through}{forced}"));
+        self.step(n, Input::RemovePrefix { id, through, force })
     }
 
     /// Node `n` answered an operator's request (`removal`: none for a snapshot): the snapshot
