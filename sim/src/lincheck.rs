@@ -13,7 +13,8 @@
 //! survives is a small set of operations whose observed results no order explains.
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -500,6 +501,41 @@ impl Events {
     }
 }
 
+/// The configurations the search has been in (which operations are linearized, and the state
+/// they leave), so that it never explores one twice: Lowe's memoisation. The set of operations
+/// is keyed by an incremental hash (the xor of a fixed random word per operation, Zobrist's), so
+/// that a step hashes the state and one word, not the whole set (a set of 10,000 operations is
+/// 157 words); sets are compared only when their hashes and states meet.
+struct Memo<S> {
+    seen: HashMap<(u64, S), Vec<Box<[u64]>>>,
+}
+
+impl<S: Hash + Eq> Memo<S> {
+    /// The word operation `op` adds to its set's hash (splitmix64 of its index).
+    fn word(op: usize) -> u64 {
+        let mut z = (op as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Records the configuration `set` (whose hash is `hash`) with `state`; false if it was
+    /// there already.
+    fn insert(&mut self, hash: u64, set: &[u64], state: S) -> bool {
+        match self.seen.entry((hash, state)) {
+            Entry::Vacant(entry) => {
+                entry.insert(vec![set.into()]);
+                true
+            }
+            Entry::Occupied(entry) if entry.get().iter().any(|seen| **seen == *set) => false,
+            Entry::Occupied(mut entry) => {
+                entry.get_mut().push(set.into());
+                true
+            }
+        }
+    }
+}
+
 /// Search steps a trial of [`explain`] may take.
 const TRIAL_STEPS: usize = 200_000;
 
@@ -518,14 +554,18 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
     let mut events = Events::new(ops);
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
-    let mut seen: HashSet<(Vec<u64>, M::State)> = HashSet::new();
+    let mut hash = 0; // Of `linearized` (see `Memo`).
+    let mut memo = Memo { seen: HashMap::new() };
     // A frame per operation linearized, and one for the next: the candidates (call events),
     // how many of them were tried, and the state they start from.
     let mut frames: Vec<(Vec<usize>, usize, M::State)> = Vec::new();
+    // The candidate lists of frames popped, reused (one allocation per level, not per step).
+    let mut spare: Vec<Vec<usize>> = Vec::new();
     let mut state = model.init();
     let mut steps = 0;
     'next: loop {
-        let mut candidates = Vec::new();
+        let mut candidates = spare.pop().unwrap_or_default();
+        candidates.clear();
         let mut entry = events.next[0];
         while entry != NIL && events.is_call[entry] {
             candidates.push(entry);
@@ -544,11 +584,12 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
             let Some((candidates, tried, before)) = frames.last_mut() else { return Some(false) };
             if *tried == candidates.len() {
                 // Nothing fits next: undo the choice that led here.
-                frames.pop();
+                spare.extend(frames.pop().map(|(candidates, _, _)| candidates));
                 let Some((candidates, tried, _)) = frames.last() else { return Some(false) };
                 let call = candidates[*tried - 1];
                 let undone = events.op[call];
                 linearized[undone / 64] &= !(1 << (undone % 64));
+                hash ^= Memo::<M::State>::word(undone);
                 events.unlift(call);
                 continue;
             }
@@ -561,7 +602,8 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
             let op = events.op[call];
             if let Some(next) = model.step(before, &ops[op].input, ops[op].output.as_ref()) {
                 linearized[op / 64] |= 1 << (op % 64);
-                if seen.insert((linearized.clone(), next.clone())) {
+                if memo.insert(hash ^ Memo::<M::State>::word(op), &linearized, next.clone()) {
+                    hash ^= Memo::<M::State>::word(op);
                     events.lift(call);
                     state = next;
                     continue 'next;
