@@ -57,6 +57,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::LeaveJointEarly => "leave_joint_early",
         Mutant::StaysJoint => "stays_joint",
         Mutant::CloseDropsForwarded => "close_drops_forwarded",
+        Mutant::ForcedPastSnapshot => "forced_past_snapshot",
         Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
         Mutant::InstallOverNewer => "install_over_newer",
         Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",

@@ -119,11 +119,15 @@ pub enum Mutant {
     /// A closing node drops the requests it forwarded to the leader instead of answering them
     /// `Closed`: their clients wait until they give up.
     CloseDropsForwarded,
+    /// A forced prefix removal skips the check that a durable snapshot covers it, as if
+    /// `force` meant "whatever it takes": the node's log then starts past its snapshot, and the
+    /// entries in between are gone from it.
+    ForcedPastSnapshot,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 37] = [
+    pub const ALL: [Mutant; 38] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -161,6 +165,7 @@ impl Mutant {
         Mutant::LogOnlyAppliesUncommitted,
         Mutant::StaysJoint,
         Mutant::CloseDropsForwarded,
+        Mutant::ForcedPastSnapshot,
     ];
 }
 

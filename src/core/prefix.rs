@@ -8,6 +8,7 @@
 
 use super::client::Origin;
 use super::io::{ClientError, Response};
+use super::mutant::Mutant;
 use super::raft::Raft;
 use super::types::{NodeId, RequestId, Seq};
 
@@ -30,7 +31,8 @@ impl Raft {
             ));
         }
         let covered = self.snapshots.latest.as_ref().map(|meta| meta.last.seq);
-        if self.config.state_machine && Some(through) > covered {
+        let unchecked = force && self.mutant(Mutant::ForcedPastSnapshot);
+        if self.config.state_machine && Some(through) > covered && !unchecked {
             let covered = covered.map_or("none".into(), |c| c.to_string());
             return invalid(format!(
                 "no durable snapshot covers {through} (the latest ends at {covered}): take one first"
