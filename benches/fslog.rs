@@ -20,7 +20,13 @@
 //!   extending the file without writing it (`fallocate`, `set_len`), or O_DIRECT, did not
 //!   help there (measured earlier), nor starting the write-back of part of a batch while the
 //!   rest is prepared (`sync_file_range`, writes alone with 100 us of work per 100 KB: 349-356
-//!   MB/s in halves and 285-294 in quarters, against 345-369 in one write, 2026-12-02);
+//!   MB/s in halves and 285-294 in quarters, against 345-369 in one write, 2026-12-02), nor
+//!   much preparing the next segment in the background (a thread writing its 64 MiB of zeros
+//!   while the current one fills: etcd's file pipeline makes its next file ready ahead too,
+//!   with `fallocate`, which did not help here): with writes alone, one
+//!   batch's size at a time, 3.25 to 3.69 million entries/s against 2.75 to 3.33 growing with
+//!   zeros a MiB ahead and 4.83 to 5.37 into written space with nothing in the background
+//!   (three alternating runs of 3 s, 2026-12-03): the zeros take the disk's time too;
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
 //!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
