@@ -510,13 +510,17 @@ struct Memo<S> {
     seen: HashMap<(u64, S), Vec<Box<[u64]>>>,
 }
 
+/// The word operation `op` adds to the hash of a set it is in (splitmix64 of its index).
+fn set_word(op: usize) -> u64 {
+    let mut z = (op as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl<S: Hash + Eq> Memo<S> {
-    /// The word operation `op` adds to its set's hash (splitmix64 of its index).
-    fn word(op: usize) -> u64 {
-        let mut z = (op as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new() -> Memo<S> {
+        Memo { seen: HashMap::new() }
     }
 
     /// Records the configuration `set` (whose hash is `hash`) with `state`; false if it was
@@ -555,7 +559,7 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
     let mut hash = 0; // Of `linearized` (see `Memo`).
-    let mut memo = Memo { seen: HashMap::new() };
+    let mut memo = Memo::new();
     // A frame per operation linearized, and one for the next: the candidates (call events),
     // how many of them were tried, and the state they start from.
     let mut frames: Vec<(Vec<usize>, usize, M::State)> = Vec::new();
@@ -589,7 +593,7 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
                 let call = candidates[*tried - 1];
                 let undone = events.op[call];
                 linearized[undone / 64] &= !(1 << (undone % 64));
-                hash ^= Memo::<M::State>::word(undone);
+                hash ^= set_word(undone);
                 events.unlift(call);
                 continue;
             }
@@ -602,8 +606,8 @@ fn search<M: Model>(model: &M, ops: &[Decoded<M>], limit: usize) -> Option<bool>
             let op = events.op[call];
             if let Some(next) = model.step(before, &ops[op].input, ops[op].output.as_ref()) {
                 linearized[op / 64] |= 1 << (op % 64);
-                if memo.insert(hash ^ Memo::<M::State>::word(op), &linearized, next.clone()) {
-                    hash ^= Memo::<M::State>::word(op);
+                if memo.insert(hash ^ set_word(op), &linearized, next.clone()) {
+                    hash ^= set_word(op);
                     events.lift(call);
                     state = next;
                     continue 'next;

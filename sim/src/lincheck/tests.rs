@@ -187,14 +187,14 @@ fn registers_check_puts_and_gets() {
 
 #[test]
 fn the_memo_tells_sets_apart_when_their_hashes_meet() {
-    let mut memo = Memo { seen: HashMap::new() };
+    let mut memo = Memo::new();
     assert!(memo.insert(5, &[1], 0u8));
     assert!(!memo.insert(5, &[1], 0u8), "the same configuration again");
     assert!(memo.insert(5, &[1], 1u8), "another state");
     assert!(memo.insert(5, &[2], 0u8), "another set with the same hash is not taken for the first");
     assert!(!memo.insert(5, &[2], 0u8));
     // The operations' words (whose xor is a set's hash) are distinct and not zero.
-    let words: std::collections::HashSet<u64> = (0..10_000).map(Memo::<u8>::word).collect();
+    let words: std::collections::HashSet<u64> = (0..10_000).map(set_word).collect();
     assert_eq!(words.len(), 10_000);
     assert!(!words.contains(&0));
 }
