@@ -110,7 +110,7 @@ impl World {
                 // is what folding the log gives there: the leader's machine applied it as the
                 // commit was reported, before this answer.
                 let response = match self.swarm.log_only {
-                    true => self.applied_responses.get(&request.0).map(|(response, ..)| response.clone()),
+                    true => self.applied_responses.get(&request.0).map(|applied| applied.response.clone()),
                     false => responses.first().cloned(),
                 };
                 let Some(response) = response else {
@@ -196,9 +196,9 @@ impl World {
             }
             if let (false, Completion::Unknown) = (op.op.read, &op.completion) {
                 op.completion = match self.applied_responses.get(&op.request) {
-                    Some((response, at, seq)) => {
-                        op.witness = Some(witness_of_update(seq.0));
-                        Completion::Applied { at: *at, response: response.clone() }
+                    Some(applied) => {
+                        op.witness = Some(witness_of_update(applied.seq.0));
+                        Completion::Applied { at: applied.at, response: applied.response.clone() }
                     }
                     None => Completion::NotApplied,
                 };

@@ -63,7 +63,8 @@ impl World {
         for ((entry, request), response) in entries.iter().zip(requests).zip(&responses) {
             self.checker.state(id, entry.seq, xxhash_rust::xxh3::xxh3_64(response))?;
             if let Some(request) = request {
-                self.applied_responses.entry(request).or_insert_with(|| (response.clone(), self.now.0, entry.seq));
+                let applied = || AppliedEntry { response: response.clone(), at: self.now.0, seq: entry.seq };
+                self.applied_responses.entry(request).or_insert_with(applied);
             }
         }
         Ok(responses)

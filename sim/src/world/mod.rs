@@ -161,6 +161,16 @@ impl Node {
     }
 }
 
+/// An appended request as the first node to apply it did.
+struct AppliedEntry {
+    /// What its state machine answered.
+    response: Bytes,
+    /// When (simulated nanoseconds).
+    at: u64,
+    /// The entry's seq.
+    seq: Seq,
+}
+
 #[derive(Clone, Debug)]
 struct Call {
     /// The node it went to.
@@ -191,9 +201,8 @@ pub struct World {
     options: Options,
     simulation: Simulation,
     workload: Box<dyn Workload>,
-    /// The response of each appended request, as the first node to apply it answered, when it
-    /// did, and the entry's seq.
-    applied_responses: BTreeMap<u64, (Bytes, u64, Seq)>,
+    /// Each appended request as the first node to apply it did, by request id.
+    applied_responses: BTreeMap<u64, AppliedEntry>,
     /// Without a state machine (`Swarm::log_only`): the reads answered, each with the commit
     /// point it names (history index, seq); their responses are folded from the committed log
     /// at the end.
@@ -823,8 +832,8 @@ impl World {
                 if self.changes.contains_key(&request) {
                     return self.changed(n, request, &result).map(|_| None);
                 }
-                if let Some(through) = self.operator.remove(&request) {
-                    return self.operator_answered(n, through, &result).map(|_| None);
+                if let Some(removal) = self.operator.remove(&request) {
+                    return self.operator_answered(n, removal, &result).map(|_| None);
                 }
                 if let Some(term) = self.transfers.remove(&request) {
                     if let Ok(Response::Transferred { to }) = result {

@@ -60,7 +60,7 @@ impl World {
     /// `through` (or where it started already) (`prefix_removed`). It may stop short, before
     /// entries not yet written.
     pub(super) fn operator_answered(
-        &mut self,
+        &self,
         n: usize,
         removal: Option<Removal>,
         result: &Result<Response, ClientError>,
