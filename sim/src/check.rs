@@ -451,6 +451,19 @@ impl Checker {
         self.committed.get(&seq).map(|(_, payload, _)| payload)
     }
 
+    /// The highest commit point any node reported.
+    pub fn highest_commit(&self) -> Option<Seq> {
+        self.highest_commit
+    }
+
+    /// Whether `entry` is the one committed at its seq (as the first node to report it
+    /// committed held it).
+    pub fn is_committed(&self, entry: &Entry) -> bool {
+        self.committed
+            .get(&entry.seq)
+            .is_some_and(|(term, payload, _)| *term == entry.term && *payload == entry.payload)
+    }
+
     /// Without a state machine, a read is answered with a commit point (`seq`), which the
     /// reader then reads the log up to: some node must have committed that far (not after a
     /// forced rejoin).

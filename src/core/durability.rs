@@ -148,7 +148,7 @@ impl Raft {
     /// The commit hint that may be saved now: the commit point, but no further than what is
     /// durable and agrees with memory, so that every entry storage holds up to it is committed
     /// whatever becomes of the writes in flight.
-    fn hint_now(&self) -> Option<Seq> {
+    pub(super) fn hint_now(&self) -> Option<Seq> {
         self.commit.min(self.durable_match())
     }
 

@@ -294,9 +294,14 @@ pub enum Write {
     /// before: it comes back as [`Recovered::committed_config`](super::Recovered) even when the
     /// log no longer holds it (a repair cut the log, or a prefix was removed).
     Configuration(Entry),
-    /// Entries at or below `through` may be removed from the log: a durable snapshot covers
-    /// them (see [`Input::SnapshotTaken`]). Storage may keep some of them (FsLog removes whole
-    /// segments); the core no longer asks for them.
+    /// Entries at or below `through` may be removed from the log: they are committed, and a
+    /// durable snapshot covers them (see [`Input::SnapshotTaken`]) or a client asked for it
+    /// ([`Input::RemovePrefix`]). Storage may keep some of them (FsLog removes whole
+    /// segments); the core no longer asks for them. Without a state machine (no snapshot to
+    /// continue from), the core itself has dropped one entry more, the one after `through`,
+    /// but storage keeps it: after a restart the log continues from it, as its term is what
+    /// an append of the next entry names (a hard state written before vouches that it is
+    /// committed, see [`HardState::commit`]).
     RemovePrefix {
         /// The last seq that may be removed.
         through: Seq,
@@ -359,7 +364,8 @@ pub enum Response {
     /// A prefix removal ([`Input::RemovePrefix`]) is done: the log now starts here (storage
     /// may still hold some of the entries before, until it can drop them). That is after the
     /// seq asked for, or before it if this node had not yet written entries up to it: the
-    /// removal stops before the first entry no write carries yet (ask again later).
+    /// removal stops before the first entry no write carries yet, and without a state machine
+    /// before the first one not yet durable (ask again later).
     PrefixRemoved {
         /// The log's first seq.
         first: Seq,

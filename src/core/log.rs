@@ -226,6 +226,13 @@ impl RaftLog {
                 log.base = Some(snapshot.last);
             }
         }
+        // A prefix was removed, and storage kept the entry the log continued from (see
+        // `Write::RemovePrefix`): once the commit hint vouches that it is committed, it is the
+        // base again, whose term the next entry's append names.
+        let vouched = Some(log.first) <= recovered.hard_state.commit && log.last_seq() >= Some(log.first);
+        if log.base.is_none() && log.first > Seq(0) && vouched {
+            log.remove_prefix(log.first);
+        }
         log
     }
 

@@ -123,11 +123,22 @@ pub enum Mutant {
     /// `force` meant "whatever it takes": the node's log then starts past its snapshot, and the
     /// entries in between are gone from it.
     ForcedPastSnapshot,
+    /// Without a state machine, a prefix removal has storage drop the entry the log continues
+    /// from too: after a restart, the node no longer knows the term an append of its first
+    /// entry names, and cannot send it (a liveness bug).
+    PrefixBaseForgotten,
+    /// A follower whose log does not know the term of the entry before its first (its storage
+    /// lost the entry kept there) rejects an append naming that entry, after taking earlier
+    /// ones as committed: the leader waits on it forever (a liveness bug).
+    UnknownBaseRejected,
+    /// A leader sends nothing to a follower that needs entries it removed: the follower never
+    /// hears of its leader, and without pre-vote it campaigns forever (a liveness bug).
+    StrandedUnheard,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 38] = [
+    pub const ALL: [Mutant; 41] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -166,6 +177,9 @@ impl Mutant {
         Mutant::StaysJoint,
         Mutant::CloseDropsForwarded,
         Mutant::ForcedPastSnapshot,
+        Mutant::PrefixBaseForgotten,
+        Mutant::UnknownBaseRejected,
+        Mutant::StrandedUnheard,
     ];
 }
 

@@ -4,7 +4,10 @@
 //! prefix removal takes only committed entries, and the leader refuses one that a voter still
 //! needs unless forced. A follower that needs removed entries anyway (the leader was forced, or
 //! a node that removed its prefix became leader) cannot catch up from this leader: it is named
-//! once in a warn event and listed by [`Raft::stranded`](super::Raft::stranded).
+//! once in a warn event and listed by [`Raft::stranded`](super::Raft::stranded), and still gets
+//! heartbeats (it knows its leader, and does not campaign). Storage keeps the last entry
+//! removed (see `Write::RemovePrefix`), so that a restarted node knows the term its log
+//! continues from; a follower that lost that entry takes an append naming it as committed.
 
 use super::client::Origin;
 use super::io::{ClientError, Response};

@@ -221,7 +221,8 @@ impl Raft {
             return self.heartbeat_snapshot(index);
         }
         if !self.log.can_send_from(next) {
-            return self.send_snapshot(index);
+            self.send_snapshot(index);
+            return self.heartbeat_stranded(index);
         }
         if probing && Some(next) <= self.log.last_seq() {
             return self.send_append(index);
@@ -233,6 +234,19 @@ impl Raft {
             }
         } else {
             self.send_append(index);
+        }
+    }
+
+    /// A heartbeat to a follower that needs entries this log no longer holds, with no snapshot
+    /// to send it: an empty append just before the log's first entry. It rejects it, but knows
+    /// its leader (it forwards requests to it and does not campaign), and its answer counts as
+    /// contact for check-quorum and read rounds; if it holds that entry after all (the leader
+    /// probed too low), it takes appends again from there.
+    fn heartbeat_stranded(&mut self, index: usize) {
+        let Some(p) = self.role.leading().map(|leading| &leading.progress[index]) else { return };
+        let (to, first) = (p.id, self.log.first());
+        if p.needs_removed && self.log.can_send_from(first) && !self.mutant(Mutant::StrandedUnheard) {
+            self.send_entries(to, first, Vec::new());
         }
     }
 
@@ -257,9 +271,15 @@ impl Raft {
         }
         let matched = entries.last().map(|e| e.seq).or(prev.map(|p| p.seq));
         let mut entries = entries;
-        if Seq::after(prev.map(|p| p.seq)) < self.log.first() {
-            // Entries below the log's first are committed here (a snapshot covers them), so
-            // they match the leader's: only the rest is new.
+        // The entry just before the log's first, when the log does not know its term (a log
+        // without a state machine whose storage lost the entry it kept there, see
+        // `Write::RemovePrefix`): removed, so committed, so the leader's agrees.
+        let unknown_base = prev.is_some_and(|p| p.seq.next() == self.log.first() && self.log.term_at(p.seq).is_none())
+            && !self.mutant(Mutant::UnknownBaseRejected);
+        if Seq::after(prev.map(|p| p.seq)) < self.log.first() || unknown_base {
+            // Entries below the log's first are committed here (a snapshot covers them, or
+            // they were removed, which only committed entries are), so they match the
+            // leader's: only the rest is new.
             let first = self.log.first();
             let below = entries.iter().take_while(|e| e.seq < first).count();
             // The last of them is the snapshot's last entry: a leader's agrees (it is committed).
@@ -367,7 +387,9 @@ impl Raft {
                 if matched >= p.matched {
                     p.incarnation = Some(incarnation);
                 }
-                p.needs_removed = false;
+                // Still stranded if what it holds ends before what the log can send from (it
+                // answered a heartbeat at its match point, as read rounds send).
+                p.needs_removed = p.needs_removed && !self.log.can_send_from(Seq::after(matched));
                 p.catching_up = catching_up;
                 p.acknowledge(matched);
                 // Only the answer to the probe itself (at next - 1 or beyond) ends probing.

@@ -228,11 +228,30 @@ impl Raft {
             let Some(before) = unwritten.prev() else { return };
             through = through.min(before);
         }
+        if !self.config.state_machine {
+            // Only what the commit hint can vouch for (committed and durable), so that after
+            // a restart the entry kept at `through` is known committed (see `RaftLog::new`).
+            let Some(hint) = self.hint_now() else { return };
+            through = through.min(hint);
+        }
         if through < self.log.first() || self.log.last_seq() < Some(through) {
             return;
         }
         self.log.remove_prefix(through);
-        self.write(Write::RemovePrefix { through });
+        if self.config.state_machine || self.mutant(Mutant::PrefixBaseForgotten) {
+            // A snapshot covers the entries removed: restarted, the log continues from it.
+            return self.write(Write::RemovePrefix { through });
+        }
+        // Storage keeps the entry at `through`: restarted, the log continues from it (its
+        // term is what an append of the next entry names), once a hard state vouches that it
+        // is committed.
+        if self.hard_state.commit < Some(through) {
+            self.save_hard_state();
+            self.flush_hard_state();
+        }
+        if let Some(before) = through.prev() {
+            self.write(Write::RemovePrefix { through: before });
+        }
     }
 
     // ---- restoring ----

@@ -43,6 +43,32 @@ impl World {
         }
     }
 
+    /// Without a state machine, a node whose log starts past seq 0 (an operator removed its
+    /// prefix) restarts with its user's own state through the removed entries: the user read
+    /// them before they were removed (they were committed, so it applied them) and kept a
+    /// record, as a user of the JavaScript library does before trimming. Rebuilt here from
+    /// that record; returns the last seq it covers.
+    pub(super) fn restore_log_user(&mut self, n: usize) -> Result<Option<Seq>, Violation> {
+        let node = &self.nodes[n];
+        let first = node.raft.as_ref().map_or(Seq(0), Raft::first_seq);
+        if !self.swarm.log_only || first == Seq(0) {
+            return Ok(None);
+        }
+        let Some(record) = node.user_record.get(..first.0 as usize) else {
+            let detail = format!("{} removed its log through {}, before its user applied it", node.id, first.0 - 1);
+            return Err(Violation { invariant: "prefix_committed", detail });
+        };
+        let commands: Vec<Option<Bytes>> = record.to_vec();
+        let mut machine = self.simulation.machine();
+        machine.apply(Seq(0), &commands).map_err(|error| Violation {
+            invariant: "state_machine",
+            detail: format!("{}'s user could not rebuild its state: {error}", node.id),
+        })?;
+        self.nodes[n].machine = machine;
+        self.nodes[n].applied = first.prev();
+        Ok(first.prev())
+    }
+
     /// Applies `entries` to node `n`'s machine (checked as `apply` says): their responses.
     fn apply_entries(&mut self, n: usize, entries: &[Entry]) -> Result<Vec<Bytes>, Violation> {
         let id = self.nodes[n].id;
@@ -51,6 +77,11 @@ impl World {
         self.nodes[n].applied = entries.last().map(|entry| entry.seq);
         let (requests, commands): (Vec<Option<u64>>, Vec<Option<Bytes>>) =
             entries.iter().map(|entry| command_of(&entry.payload)).unzip();
+        if self.swarm.log_only {
+            let record = &mut self.nodes[n].user_record;
+            record.truncate(first.0 as usize);
+            record.extend(commands.iter().cloned());
+        }
         let failed = |detail: String| Violation { invariant: "state_machine", detail };
         let responses = self.nodes[n]
             .machine

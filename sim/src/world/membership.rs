@@ -67,7 +67,7 @@ impl World {
         self.all_parts().iter().all(|part| part.room_for_one_more(&down))
     }
 
-    fn newest(&self) -> Option<&Configuration> {
+    pub(super) fn newest(&self) -> Option<&Configuration> {
         let configured = self.nodes.iter().filter_map(|node| node.raft.as_ref());
         let newest = configured.filter_map(|raft| Some((raft.membership_seq()?, raft.membership()?)));
         newest.max_by_key(|(seq, _)| *seq).map(|(_, configuration)| configuration)

@@ -145,6 +145,10 @@ struct Node {
     stalled_candidacy: Option<tinyraftplus::core::Term>,
     /// Messages waiting for a write of this start to be durable (`Output::SendAfter`).
     held: HeldMessages,
+    /// Without a state machine, what its user applied at each seq (the command, none for a
+    /// blank or a configuration), kept across restarts: the user's own record, from which
+    /// it rebuilds its state through a removed prefix (see `World::restore_log_user`).
+    user_record: Vec<Option<Bytes>>,
 }
 
 impl Node {
@@ -285,8 +289,6 @@ impl World {
             swarm.disable("change_timeout");
         }
         if swarm.log_only {
-            // A removed prefix would strand a node that lost its disk for good.
-            swarm.disable("operator");
             swarm.disable("snapshot"); // Without a state machine there is nothing to snapshot.
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
@@ -349,6 +351,7 @@ impl World {
                     stranger,
                     stalled_candidacy: None,
                     held: HeldMessages::default(),
+                    user_record: Vec::new(),
                 }
             })
             .collect();
@@ -515,8 +518,12 @@ impl World {
                 return self.finish();
             }
         }
-        if self.options.regime == Regime::Recoverable {
+        if self.options.regime == Regime::Recoverable && !self.quorum_stranded() {
             return Err(Failure::Liveness(self.unsettled()));
+        }
+        if self.options.regime == Regime::Recoverable {
+            self.fault("quorum_stranded");
+            self.note(|| "the stranded voters leave no quorum: the cluster cannot settle (not checked)".into());
         }
         self.finish_safety()
     }
@@ -688,7 +695,8 @@ impl World {
             .map_err(|e| Violation { invariant: "recovery", detail: format!("{} cannot start: {e:?}", node.id) })?;
         node.raft = Some(raft);
         let id = node.id;
-        self.checker.restarted(id, None);
+        let applied_from = self.restore_log_user(n)?;
+        self.checker.restarted(id, applied_from);
         self.note(|| format!("n{id}: start"));
         self.step(n, Input::Tick)
     }

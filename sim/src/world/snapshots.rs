@@ -4,7 +4,8 @@
 //! restored. The checks: a snapshot is labelled with the entry its state machine applied last
 //! (`snapshot_at_applied`); an installed snapshot holds exactly the bytes its leader took
 //! (`snapshot_bytes`); the log never removes a prefix that no durable snapshot covers
-//! (`prefix_covered`); no node installs or restores a snapshot over a newer state
+//! (`prefix_covered`; without a state machine, never an entry not committed:
+//! `prefix_committed`); no node installs or restores a snapshot over a newer state
 //! (`snapshot_rollback`); two snapshots at one seq hold the same bytes (`state_machine_state`:
 //! same state, same snapshot).
 
@@ -193,6 +194,17 @@ impl World {
     pub(super) fn check_snapshot_write(&self, n: usize, write: &Write) -> Result<(), Violation> {
         let (id, disk) = (self.nodes[n].id, &self.nodes[n].disk);
         match write {
+            // Without snapshots, only committed entries may go (the user read them).
+            Write::RemovePrefix { through }
+                if self.swarm.log_only && Some(*through) > self.checker.highest_commit() =>
+            {
+                let highest = self.checker.highest_commit().map_or("none".into(), |s| s.to_string());
+                return Err(Violation {
+                    invariant: "prefix_committed",
+                    detail: format!("{id} removes its log through {through}; the highest commit point is {highest}"),
+                });
+            }
+            Write::RemovePrefix { .. } if self.swarm.log_only => {}
             Write::RemovePrefix { through } => {
                 let covered = disk.latest_snapshot().is_some_and(|s| s.meta.last.seq >= *through);
                 if !covered {
