@@ -256,8 +256,9 @@ pub struct Swarm {
     pub close: f64,
     /// Probability that a fault comes with an operator's request at a running node: a
     /// snapshot now, or removing the log's prefix up to a seq of its log (refused past its
-    /// commit point; a quarter of them forced). Only with a state machine that takes snapshots.
-    /// Drawn from the targeted generator.
+    /// commit point; a quarter of them forced). With a state machine that takes snapshots, or
+    /// without a state machine (a snapshot is then refused, and a forced removal strands
+    /// voters). Drawn from the targeted generator.
     pub operator: f64,
 }
 

@@ -61,14 +61,15 @@ pub(super) struct Writes {
 }
 
 impl Writes {
-    /// No write in flight; `durable_last` is where the recovered log ends.
-    pub(super) fn new(durable_last: Option<LogId>) -> Writes {
+    /// No write in flight; `durable_last` is the recovered log's last entry, and `end` the
+    /// seq after it (the log's first, if it holds none: its prefix was removed).
+    pub(super) fn new(durable_last: Option<LogId>, end: Seq) -> Writes {
         Writes {
             last_write: 0,
             done_write: 0,
             pending_writes: VecDeque::new(),
             pending_truncates: VecDeque::new(),
-            issued_end: Seq::after(durable_last.map(|last| last.seq)).0,
+            issued_end: end.0,
             after_write: VecDeque::new(),
             durable_last,
             owed_since: None,

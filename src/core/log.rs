@@ -599,6 +599,37 @@ mod tests {
         assert_eq!(log.hint(Seq(4), Term(0)), None);
     }
 
+    /// Storage whose prefix was removed holds entries from seq 3 (terms 1, 2, 2), with the
+    /// commit hint `commit`.
+    fn removed_prefix(commit: Option<u64>) -> RaftLog {
+        let entries: Vec<Entry> = [(3, 1), (4, 2), (5, 2)]
+            .iter()
+            .map(|(seq, term)| Entry { term: Term(*term), seq: Seq(*seq), payload: Payload::Blank })
+            .collect();
+        let mut hard_state = HardState::new(Term(2), None);
+        hard_state.commit = commit.map(Seq);
+        let mut recovered = Recovered::from_entries(hard_state, entries);
+        recovered.first = Seq(3);
+        recovered.validate().unwrap();
+        RaftLog::new(&recovered)
+    }
+
+    #[test]
+    fn a_removed_prefix_continues_from_the_entry_kept_once_the_hint_vouches_for_it() {
+        // Vouched committed: the first entry is the base, whose term an append of seq 4 names.
+        let log = removed_prefix(Some(3));
+        assert_eq!((log.first(), log.term_at(Seq(3))), (Seq(4), Some(Term(1))));
+        assert!(log.can_send_from(Seq(4)));
+        assert_eq!(log.last_seq(), Some(Seq(5)));
+        // Not vouched (it may be a deposed leader's entry): it stays an entry, and the log
+        // cannot name the one before it.
+        for commit in [None, Some(2)] {
+            let log = removed_prefix(commit);
+            assert_eq!((log.first(), log.term_at(Seq(3))), (Seq(3), Some(Term(1))), "hint {commit:?}");
+            assert!(!log.can_send_from(Seq(3)));
+        }
+    }
+
     #[test]
     fn truncate_and_append_keep_runs_right() {
         let mut log = log_of(&[1, 1, 2, 4, 4]);

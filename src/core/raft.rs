@@ -163,7 +163,7 @@ impl Raft {
                 .max(),
             rng,
             hard_state: recovered.hard_state,
-            writes: Writes::new(log.last()),
+            writes: Writes::new(log.last(), log.next_seq()),
             log,
             role: RoleState::Follower,
             leader: None,

@@ -26,8 +26,8 @@ impl World {
     /// An operator's request at a random running node: a snapshot now (`Input::Snapshot`), or
     /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`; any node
     /// refuses past its commit point). A quarter of the removals are forced: a leader then
-    /// removes entries that voters still need, and sends them a snapshot instead (the class is
-    /// only drawn with a state machine; in log-only runs a forced removal would strand them).
+    /// removes entries that voters still need, and sends them a snapshot instead, or without
+    /// a state machine strands them (see `World::quorum_stranded`).
     pub(super) fn operator_request(&mut self) -> Result<(), Violation> {
         let running: Vec<usize> =
             self.running().into_iter().filter(|n| self.nodes[*n].paused_until.is_none()).collect();
