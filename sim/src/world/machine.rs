@@ -56,11 +56,10 @@ impl World {
         }
         let Some(record) = node.user_record.get(..first.0 as usize) else {
             let detail = format!("{} removed its log through {}, before its user applied it", node.id, first.0 - 1);
-            return Err(Violation { invariant: "prefix_committed", detail });
+            return Err(Violation { invariant: "prefix_applied", detail });
         };
-        let commands: Vec<Option<Bytes>> = record.to_vec();
         let mut machine = self.simulation.machine();
-        machine.apply(Seq(0), &commands).map_err(|error| Violation {
+        machine.apply(Seq(0), record).map_err(|error| Violation {
             invariant: "state_machine",
             detail: format!("{}'s user could not rebuild its state: {error}", node.id),
         })?;
