@@ -18,7 +18,7 @@
 //!
 //! | command | effect |
 //! |---|---|
-//! | `cluster N [knob=value ...]` | nodes 1..=N (`fresh`: on new storage, catching up); knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS`, `stall=MS` |
+//! | `cluster N [knob=value ...]` | nodes 1..=N (`fresh`: on new storage, catching up); knobs: `pre_vote`, `check_quorum`, `sm` (state machine), `quorum=K`, `groups=1,2/3,4`, `memory=K`, `rpc=K`, `inflight=K`, `apply_seq=K`, `append_timeout=MS`, `change_timeout=MS`, `stall=MS` |
 //! | `config N [knob=value ...]` | only validates such a config and prints the verdict |
 //! | `campaign ID` / `tick ID` | moves time to the node's deadline and ticks it |
 //! | `advance MS` | moves time forward, ticking every node whose deadline passes |
@@ -78,6 +78,7 @@ fn configure(config: &mut Config, knobs: &[&str]) {
             "rpc" => config.rpc_entries_max = value.parse().expect("count"),
             "inflight" => config.inflight_messages_max = value.parse().expect("count"),
             "append_timeout" => config.append_timeout = std::time::Duration::from_millis(value.parse().expect("ms")),
+            "change_timeout" => config.change_timeout = std::time::Duration::from_millis(value.parse().expect("ms")),
             "stall" => {
                 config.storage_stall_timeout = Some(std::time::Duration::from_millis(value.parse().expect("ms")))
             }

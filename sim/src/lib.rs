@@ -61,6 +61,8 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::PrefixBaseForgotten => "prefix_base_forgotten",
         Mutant::UnknownBaseRejected => "unknown_base_rejected",
         Mutant::StrandedUnheard => "stranded_unheard",
+        Mutant::StrandedPromoted => "stranded_promoted",
+        Mutant::TransferToLearner => "transfer_to_learner",
         Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
         Mutant::InstallOverNewer => "install_over_newer",
         Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",

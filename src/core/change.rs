@@ -25,7 +25,7 @@ use super::quorum::Quorum;
 use super::raft::{duration_nanos, Raft};
 use super::role::RoleState;
 use super::transfer::Transfer;
-use super::types::{NodeId, Payload, RequestId, Time};
+use super::types::{NodeId, Payload, RequestId, Seq, Time};
 use bytes::Bytes;
 
 /// A membership change a client asks the leader for.
@@ -156,8 +156,10 @@ impl Raft {
         self.propose_configuration(&next);
     }
 
-    /// Whether every voter of `new` that does not vote in `old` answered within `ping_timeout`
-    /// and is within `Config::learner_lag_max` entries of this leader's log.
+    /// Whether every voter of `new` that does not vote in `old` answered within `ping_timeout`,
+    /// is within `Config::learner_lag_max` entries of this leader's log, and can be caught up
+    /// from it (a node that needs entries the log no longer holds, with no snapshot to send,
+    /// would count in every quorum and never vote).
     fn entering_caught_up(&self, new: &Membership, old: &Membership) -> bool {
         let Some(leading) = self.role.leading() else { return false };
         let (last, window) = (self.log.last_seq().map_or(0, |seq| seq.0 + 1), duration_nanos(self.config.ping_timeout));
@@ -165,8 +167,19 @@ impl Raft {
         entering.into_iter().all(|id| {
             let Some(p) = leading.progress.iter().find(|p| p.id == *id) else { return false };
             let answered = p.answered && p.answered_within(self.now, window);
-            answered && last - p.matched.map_or(0, |seq| seq.0 + 1) <= self.config.learner_lag_max
+            let lag = last - p.matched.map_or(0, |seq| seq.0 + 1);
+            answered
+                && lag <= self.config.learner_lag_max
+                && (self.can_catch_up(p) || self.mutant(Mutant::StrandedPromoted))
         })
+    }
+
+    /// Whether the follower of progress `p` can be caught up: the log holds what it lacks, or
+    /// a snapshot covers the entries removed.
+    fn can_catch_up(&self, p: &super::replication::Progress) -> bool {
+        let covered = self.snapshots.latest.as_ref().is_some_and(|meta| meta.last.seq.next() >= self.log.first());
+        let from = p.next.min(Seq::after(p.matched));
+        !p.needs_removed && (self.log.can_send_from(from) || covered)
     }
 
     /// Whether the voters of `membership` that answered within `ping_timeout`, hold the commit
@@ -221,11 +234,20 @@ impl Raft {
         let Some(leading) = self.role.leading_mut() else { return };
         if leading.requests.change.as_ref().is_some_and(|c| c.deadline <= now) {
             let change = leading.requests.change.take().expect("checked");
-            let why = format!(
+            let mut why = format!(
                 "the change to {} did not complete within change_timeout (a new voter did not catch up, or \
                  no quorum committed a step); the steps taken stay",
                 change.target
             );
+            let stranded: Vec<String> =
+                leading.progress.iter().filter(|p| p.needs_removed).map(|p| p.id.to_string()).collect();
+            if !stranded.is_empty() {
+                why.push_str(&format!(
+                    "; stranded, they cannot catch up from this leader (they need entries its log no longer holds, and \
+                     there is no snapshot to send): {}",
+                    stranded.join(", ")
+                ));
+            }
             self.reply(Origin::Local(change.id), Err(ClientError::ChangeFailed(why)));
         }
         // A leader that is no longer a voter and could not hand over steps down.

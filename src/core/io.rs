@@ -71,6 +71,7 @@ pub enum Input {
     /// brings `to` up to date, then tells it to campaign at once. Appends wait meanwhile. The
     /// reply comes once this node hears from `to` as leader, or with
     /// [`ClientError::TransferFailed`] if that does not happen within an election timeout.
+    /// Refused (`Invalid`) if `to` is not a voter, or is stranded (`Raft::stranded`).
     TransferLeader {
         /// Echoed in the reply.
         id: RequestId,
@@ -146,13 +147,13 @@ pub enum Input {
     },
     /// A client asks to remove the log's entries at or below `through` (committed ones only;
     /// with a state machine, only what a durable snapshot covers). As leader, refused while a
-    /// voter still needs them, unless `force`. Answered `Response::PrefixRemoved`.
+    /// member (voter or learner) still needs them, unless `force`. Answered `Response::PrefixRemoved`.
     RemovePrefix {
         /// Echoed in the reply.
         id: RequestId,
         /// The last seq to remove.
         through: Seq,
-        /// Remove them even if a voter still needs them (it then cannot catch up from this
+        /// Remove them even if a member still needs them (it then cannot catch up from this
         /// leader; see `Raft::stranded`).
         force: bool,
     },

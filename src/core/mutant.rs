@@ -134,11 +134,17 @@ pub enum Mutant {
     /// A leader sends nothing to a follower that needs entries it removed: the follower never
     /// hears of its leader, and without pre-vote it campaigns forever (a liveness bug).
     StrandedUnheard,
+    /// A leader makes a learner a voter although it needs entries the log no longer holds and
+    /// there is no snapshot to send it: a voter that never votes counts in every quorum.
+    StrandedPromoted,
+    /// A leader hands leadership to a learner when asked: it wins (voters answer a transfer's
+    /// vote requests), is answered as the new leader, and hands leadership on to a voter.
+    TransferToLearner,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 41] = [
+    pub const ALL: [Mutant; 43] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -180,6 +186,8 @@ impl Mutant {
         Mutant::PrefixBaseForgotten,
         Mutant::UnknownBaseRejected,
         Mutant::StrandedUnheard,
+        Mutant::StrandedPromoted,
+        Mutant::TransferToLearner,
     ];
 }
 

@@ -1,8 +1,9 @@
 //! Removing a log prefix on request. With a state machine, snapshots decide it (see
 //! `snapshot.rs`); without one (the JavaScript library's use: the log is the product), it is the
 //! user's call, as there is nothing to rebuild a follower from but the entries themselves: a
-//! prefix removal takes only committed entries, and the leader refuses one that a voter still
-//! needs unless forced. A follower that needs removed entries anyway (the leader was forced, or
+//! prefix removal takes only committed entries, and the leader refuses one that a member
+//! (voter or learner) still needs unless forced; nor does it make a voter of a learner it
+//! cannot catch up (see `change.rs`). A follower that needs removed entries anyway (the leader was forced, or
 //! a node that removed its prefix became leader) cannot catch up from this leader: it is named
 //! once in a warn event and listed by [`Raft::stranded`](super::Raft::stranded), and still gets
 //! heartbeats (it knows its leader, and does not campaign). Storage keeps the last entry
@@ -41,11 +42,11 @@ impl Raft {
                 "no durable snapshot covers {through} (the latest ends at {covered}): take one first"
             ));
         }
-        let needing = self.voters_needing(through);
+        let needing = self.members_needing(through);
         if !needing.is_empty() && !force {
             let listed: Vec<String> = needing.iter().map(NodeId::to_string).collect();
             return invalid(format!(
-                "voters {} still need entries up to {through}; remove them anyway with force (those voters then \
+                "members {} still need entries up to {through}; remove them anyway with force (those members then \
                  cannot catch up from this leader)",
                 listed.join(", ")
             ));
@@ -54,10 +55,12 @@ impl Raft {
         Ok(Response::PrefixRemoved { first: self.log.first() })
     }
 
-    /// As leader: the voters whose logs do not yet hold the entries up to `through`.
-    fn voters_needing(&self, through: Seq) -> Vec<NodeId> {
+    /// As leader: the members (voters and learners: the peers it replicates to) whose logs do
+    /// not yet hold the entries up to `through`. A learner stranded without them could never
+    /// be made a voter.
+    fn members_needing(&self, through: Seq) -> Vec<NodeId> {
         let Some(leading) = self.role.leading() else { return Vec::new() };
-        let needing = leading.progress.iter().filter(|p| p.matched < Some(through) && self.is_voter(p.id));
+        let needing = leading.progress.iter().filter(|p| p.matched < Some(through));
         needing.map(|p| p.id).collect()
     }
 

@@ -43,6 +43,12 @@ impl Raft {
             Some(error)
         } else if to != self.id && !self.peers.contains(&to) {
             Some(ClientError::Invalid(format!("node {to} is not in the cluster")))
+        } else if to != self.id && !self.is_voter(to) && !self.mutant(Mutant::TransferToLearner) {
+            Some(ClientError::Invalid(format!("node {to} is a learner: only a voter can lead (promote it first)")))
+        } else if self.stranded().contains(&to) {
+            Some(ClientError::Invalid(format!(
+                "node {to} cannot take over: it needs entries this log no longer holds, and there is no snapshot to send"
+            )))
         } else {
             let busy = self.role.leading().and_then(|l| l.requests.transfer.as_ref()).map(|t| t.to);
             busy.map(|other| ClientError::Invalid(format!("a leader transfer to {other} is in progress")))

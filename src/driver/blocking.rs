@@ -90,14 +90,17 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// tells it to campaign at once; appends wait meanwhile. Call it on the leader (another
     /// node answers `NotLeader` with the leader it knows). Returns the new leader once this
     /// node hears from it; `TransferFailed` if that does not happen within an election timeout.
+    /// `Invalid` at once if `to` is not a voter, or needs entries the leader's log no longer
+    /// holds with no snapshot to send (see [`Status::stranded`]).
     pub fn transfer_leader(&self, to: NodeId) -> Result<NodeId, ClientError> {
         node::transferred(self.request(|id| Input::TransferLeader { id, to })?)
     }
 
     /// Removes this node's log entries at or below `through` (the seed's log trimming from the
     /// front; committed entries only). Without a state machine this is the only way the log
-    /// shrinks, and the user's call: on the leader it is refused while a voter still needs
-    /// those entries, unless `force` (such a voter then cannot catch up from this leader: see
+    /// shrinks, and the user's call: on the leader it is refused while a member (voter or
+    /// learner) still needs those entries, unless `force` (such a member then cannot catch up
+    /// from this leader, and a learner so stranded is never made a voter: see
     /// [`Status::stranded`]). With a state machine, snapshots remove the prefix (and only what
     /// a durable one covers can be removed). Returns the log's new first seq.
     pub fn remove_prefix(&self, through: Seq, force: bool) -> Result<Seq, ClientError> {

@@ -49,7 +49,7 @@ impl World {
     /// The first seq node `node` needs from a leader: past the committed entries its log
     /// holds from its first on (those below its first are committed: removed, or covered by a
     /// snapshot).
-    fn needs_from(&self, node: &Node) -> Option<Seq> {
+    pub(super) fn needs_from(&self, node: &Node) -> Option<Seq> {
         let raft = node.raft.as_ref()?;
         let mut seq = raft.first_seq();
         while node.log_entry(seq).is_some_and(|entry| self.checker.is_committed(&entry)) {
@@ -62,12 +62,7 @@ impl World {
     /// other's log starts past what they need (or just at it, without the term of the entry
     /// before). Prefix removals and lost data make them; nothing rebuilds them.
     fn hopeless(&self) -> Vec<NodeId> {
-        let serves = |other: &Node, need: Seq| {
-            other.raft.as_ref().is_some_and(|raft| match need.prev() {
-                None => raft.first_seq() == Seq(0),
-                Some(before) => raft.first_seq() <= before || raft.term_at(before).is_some(),
-            })
-        };
+        let serves = |other: &Node, need: Seq| other.raft.as_ref().is_some_and(|raft| serves(raft, need));
         let hopeless = |node: &Node| {
             let Some(need) = self.needs_from(node) else { return false };
             let others = self.nodes.iter().filter(|other| other.id != node.id);
@@ -178,5 +173,14 @@ impl World {
             self.checker.acknowledged_kept(node.id, raft, |seq| node.log_entry(seq)).map_err(Failure::Safety)?;
         }
         self.finish_safety()
+    }
+}
+
+/// Whether `raft`'s log can send a node entries from `need` on: it holds the entry before
+/// `need`, or starts at it knowing that entry's term.
+pub(super) fn serves(raft: &Raft, need: Seq) -> bool {
+    match need.prev() {
+        None => raft.first_seq() == Seq(0),
+        Some(before) => raft.first_seq() <= before || raft.term_at(before).is_some(),
     }
 }

@@ -5,6 +5,7 @@
 //! through a joint one, and a change is answered only once its configuration has committed.
 
 use super::*;
+use end::serves;
 use tinyraftplus::core::codec::decode_configuration;
 use tinyraftplus::core::{Configuration, Membership, MembershipChange, Payload, Quorum};
 
@@ -394,6 +395,53 @@ impl World {
                     ),
                 });
             }
+            self.check_entering_voters(n, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Without a state machine, a joint configuration that makes a node a voter is proposed
+    /// only if the leader can catch that node up: its log holds the committed entries the
+    /// node lacks (a node no leader can rebuild would count in every quorum and never vote).
+    fn check_entering_voters(&self, n: usize, entry: &Entry) -> Result<(), Violation> {
+        let Payload::Config(bytes) = &entry.payload else { return Ok(()) };
+        if !self.swarm.log_only {
+            return Ok(());
+        }
+        let Ok(Configuration::Joint { old, new }) = decode_configuration(bytes) else { return Ok(()) };
+        let leader = self.nodes[n].raft.as_ref().expect("stepping");
+        let entering = new.voters().iter().filter(|id| !old.is_voter(**id) && **id != self.nodes[n].id);
+        for id in entering {
+            let Some(node) = self.nodes.iter().find(|node| node.id == *id) else { continue };
+            let Some(need) = self.needs_from(node) else { continue };
+            if !serves(leader, need) {
+                return Err(Violation {
+                    invariant: "stranded_voter_entered",
+                    detail: format!(
+                        "leader {} (its log from {}) made {id} a voter at {}, but {id} needs entries from {need}, which \
+                         the leader no longer holds",
+                        self.nodes[n].id,
+                        leader.first_seq(),
+                        entry.seq
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `n` answered that it handed leadership to `to`: a voter, not a learner of its
+    /// configuration (a learner elected hands leadership on to a voter at once).
+    pub(super) fn check_transferred_to_voter(&self, n: usize, to: NodeId) -> Result<(), Violation> {
+        let Some(configuration) = self.nodes[n].raft.as_ref().and_then(Raft::membership) else { return Ok(()) };
+        if configuration.is_member(to) && !configuration.is_voter(to) {
+            return Err(Violation {
+                invariant: "transferred_to_learner",
+                detail: format!(
+                    "{} answered that it handed leadership to learner {to} ({configuration})",
+                    self.nodes[n].id
+                ),
+            });
         }
         Ok(())
     }

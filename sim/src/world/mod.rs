@@ -846,6 +846,7 @@ impl World {
                 if let Some(term) = self.transfers.remove(&request) {
                     if let Ok(Response::Transferred { to }) = result {
                         self.checker.transferred(to, term)?;
+                        self.check_transferred_to_voter(n, to)?;
                     }
                     return Ok(None);
                 }

@@ -26,8 +26,9 @@ impl World {
     /// An operator's request at a random running node: a snapshot now (`Input::Snapshot`), or
     /// the log's prefix removed through a seq of its log (`Input::RemovePrefix`; any node
     /// refuses past its commit point). A quarter of the removals are forced: a leader then
-    /// removes entries that voters still need, and sends them a snapshot instead, or without
-    /// a state machine strands them (see `World::quorum_stranded`).
+    /// removes entries that members still need, and sends them a snapshot instead, or without
+    /// a state machine strands them (see `World::quorum_stranded`), and must not make a voter
+    /// of a learner so stranded (see `World::check_entering_voters`).
     pub(super) fn operator_request(&mut self) -> Result<(), Violation> {
         let running: Vec<usize> =
             self.running().into_iter().filter(|n| self.nodes[*n].paused_until.is_none()).collect();
