@@ -153,8 +153,8 @@ pub enum Input {
         id: RequestId,
         /// The last seq to remove.
         through: Seq,
-        /// Remove them even if a member still needs them (it then cannot catch up from this
-        /// leader; see `Raft::stranded`).
+        /// Remove them even if a member still needs them (without a state machine it then
+        /// cannot catch up from this leader, see `Raft::stranded`; with one, it gets a snapshot).
         force: bool,
     },
     /// The node is closing: every pending request is answered `Closed`, new ones too.

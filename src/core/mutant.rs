@@ -137,8 +137,9 @@ pub enum Mutant {
     /// A leader makes a learner a voter although it needs entries the log no longer holds and
     /// there is no snapshot to send it: a voter that never votes counts in every quorum.
     StrandedPromoted,
-    /// A leader hands leadership to a learner when asked: it wins (voters answer a transfer's
-    /// vote requests), is answered as the new leader, and hands leadership on to a voter.
+    /// A leader hands leadership to a learner (asked to, or a change made the voter it was
+    /// asked for one since): it wins (voters answer a transfer's vote requests), the client is
+    /// answered that it leads, and it hands leadership on to a voter.
     TransferToLearner,
 }
 

@@ -45,9 +45,13 @@ impl Raft {
         let needing = self.members_needing(through);
         if !needing.is_empty() && !force {
             let listed: Vec<String> = needing.iter().map(NodeId::to_string).collect();
+            let then = if self.config.state_machine {
+                "they then catch up from a snapshot"
+            } else {
+                "they then cannot catch up from this leader"
+            };
             return invalid(format!(
-                "members {} still need entries up to {through}; remove them anyway with force (those members then \
-                 cannot catch up from this leader)",
+                "members {} still need entries up to {through}; remove them anyway with force ({then})",
                 listed.join(", ")
             ));
         }

@@ -109,11 +109,14 @@ impl Raft {
     /// what it lacks.
     pub(super) fn advance_transfer(&mut self) {
         let last = self.log.last_seq();
+        let Some(to) = self.role.leading().and_then(|l| l.requests.transfer.as_ref()).map(|t| t.to) else { return };
+        // A change may have made the target a learner since (the transfer then fails at its
+        // deadline).
+        let voter = self.is_voter(to) || self.mutant(Mutant::TransferToLearner);
         let Some(leading) = self.role.leading_mut() else { return };
         let Some(transfer) = leading.requests.transfer.as_mut().filter(|t| !t.sent) else { return };
-        let to = transfer.to;
         let Some(index) = self.peers.iter().position(|id| *id == to) else { return };
-        if leading.progress[index].matched == last {
+        if leading.progress[index].matched == last && voter {
             transfer.sent = true;
             let early = transfer.id.filter(|_| self.mutant(Mutant::TransferReplyEarly));
             self.send(to, Body::TimeoutNow);

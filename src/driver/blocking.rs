@@ -109,7 +109,8 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
 
     /// Changes the cluster's membership (Raft thesis §4; call it on the leader, as
     /// `transfer_leader`): nodes new to the cluster join as learners and receive the log, join
-    /// the voters through the joint configuration once caught up, and nodes left out leave.
+    /// the voters through the joint configuration once caught up (never a node the leader
+    /// cannot catch up: see [`Status::stranded`]), and nodes left out leave.
     /// Returns the seq of the configuration entry now committed and in force; `ChangeFailed`
     /// after `Config::change_timeout` (the steps taken stay); `ChangeInProgress` while another
     /// change is under way.

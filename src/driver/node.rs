@@ -94,8 +94,10 @@ pub struct Status {
     /// Whether a committed configuration removed this node (see `Event::Removed`).
     pub removed: bool,
     /// As leader: the followers that need entries its log no longer holds and that it has no
-    /// snapshot to send (without a state machine, after a forced `remove_prefix`); they cannot
-    /// catch up from this leader. Empty on other nodes.
+    /// snapshot to send (without a state machine, after a forced `remove_prefix`, or a node
+    /// that joined or lost its disk after the prefix was removed); they cannot catch up from
+    /// this leader, which neither makes them voters nor hands them leadership. Empty on other
+    /// nodes.
     pub stranded: Vec<NodeId>,
     /// Whether the node is closed.
     pub closed: bool,
