@@ -2,13 +2,14 @@
 //! `snapshot.rs`); without one (the JavaScript library's use: the log is the product), it is the
 //! user's call, as there is nothing to rebuild a follower from but the entries themselves: a
 //! prefix removal takes only committed entries, and the leader refuses one that a member
-//! (voter or learner) still needs unless forced; nor does it make a voter of a learner it
-//! cannot catch up (see `change.rs`). A follower that needs removed entries anyway (the leader was forced, or
-//! a node that removed its prefix became leader) cannot catch up from this leader: it is named
-//! once in a warn event and listed by [`Raft::stranded`](super::Raft::stranded), and still gets
-//! heartbeats (it knows its leader, and does not campaign). Storage keeps the last entry
-//! removed (see `Write::RemovePrefix`), so that a restarted node knows the term its log
-//! continues from; a follower that lost that entry takes an append naming it as committed.
+//! (voter or learner) still needs unless forced. A follower that needs removed entries anyway
+//! (the leader was forced, a node that removed its prefix became leader, or the follower joined
+//! or lost its disk since) cannot catch up from this leader: it is named once in a warn event
+//! and listed by [`Raft::stranded`](super::Raft::stranded), still gets heartbeats (it knows its
+//! leader, and does not campaign), and is neither made a voter (see `change.rs`) nor handed
+//! leadership. Storage keeps the last entry removed (see `Write::RemovePrefix`), so that a
+//! restarted node knows the term its log continues from; a follower that lost that entry takes
+//! an append naming it as committed.
 
 use super::client::Origin;
 use super::io::{ClientError, Response};
