@@ -146,6 +146,10 @@ impl Raft {
             // Planted bug: several voters change in one step, without the joint configuration.
             Step::Joint(_, new) if self.mutant(Mutant::SingleStepChange) => Configuration::Single(new),
             Step::Joint(old, new) => {
+                let stranded = self.stranded_entering(&new, &old);
+                if !stranded.is_empty() {
+                    return self.fail_stranded_change(&stranded);
+                }
                 if !self.entering_caught_up(&new, &old) || !self.healthy_quorum(&new) {
                     return;
                 }
@@ -172,6 +176,32 @@ impl Raft {
                 && lag <= self.config.learner_lag_max
                 && (self.can_catch_up(p) || self.mutant(Mutant::StrandedPromoted))
         })
+    }
+
+    /// The voters of `new` that do not vote in `old` and that this leader found it cannot catch
+    /// up (`Raft::stranded`).
+    fn stranded_entering(&self, new: &Membership, old: &Membership) -> Vec<NodeId> {
+        let Some(leading) = self.role.leading().filter(|_| !self.mutant(Mutant::StrandedPromoted)) else {
+            return Vec::new();
+        };
+        let entering = |p: &&super::replication::Progress| new.is_voter(p.id) && !old.is_voter(p.id);
+        leading.progress.iter().filter(entering).filter(|p| p.needs_removed).map(|p| p.id).collect()
+    }
+
+    /// The change under way would make voters of nodes this leader cannot catch up: it fails
+    /// now rather than at `change_timeout` (the steps taken stay).
+    fn fail_stranded_change(&mut self, stranded: &[NodeId]) {
+        let first = self.log.first();
+        let Some(change) = self.role.leading_mut().and_then(|l| l.requests.change.take()) else { return };
+        let listed: Vec<String> = stranded.iter().map(NodeId::to_string).collect();
+        let why = format!(
+            "the change to {} would make voters of nodes this leader cannot catch up ({}: they need entries its log \
+             no longer holds, its entries before {first} were removed, and there is no snapshot to send); the steps \
+             taken stay",
+            change.target,
+            listed.join(", ")
+        );
+        self.reply(Origin::Local(change.id), Err(ClientError::ChangeFailed(why)));
     }
 
     /// Whether the follower of progress `p` can be caught up: the log holds what it lacks, or
@@ -234,20 +264,11 @@ impl Raft {
         let Some(leading) = self.role.leading_mut() else { return };
         if leading.requests.change.as_ref().is_some_and(|c| c.deadline <= now) {
             let change = leading.requests.change.take().expect("checked");
-            let mut why = format!(
+            let why = format!(
                 "the change to {} did not complete within change_timeout (a new voter did not catch up, or \
                  no quorum committed a step); the steps taken stay",
                 change.target
             );
-            let stranded: Vec<String> =
-                leading.progress.iter().filter(|p| p.needs_removed).map(|p| p.id.to_string()).collect();
-            if !stranded.is_empty() {
-                why.push_str(&format!(
-                    "; stranded, they cannot catch up from this leader (they need entries its log no longer holds, and \
-                     there is no snapshot to send): {}",
-                    stranded.join(", ")
-                ));
-            }
             self.reply(Origin::Local(change.id), Err(ClientError::ChangeFailed(why)));
         }
         // A leader that is no longer a voter and could not hand over steps down.
