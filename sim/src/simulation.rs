@@ -13,6 +13,7 @@
 
 use crate::lincheck::{self, Model, Operation, Verdict, Violation};
 use crate::models::counter::{CounterModel, CounterWorkload, Counters};
+use crate::models::log::{LogModel, LogOnly, LogWorkload};
 use crate::models::register::{RegisterModel, RegisterWorkload, Registers};
 use crate::models::{StateMachine, Workload};
 use crate::random::Script;
@@ -83,6 +84,11 @@ impl Simulation {
     /// The built-in key-value registers.
     pub fn register() -> Simulation {
         Simulation::new("register", Registers::default, RegisterWorkload::default, RegisterModel)
+    }
+
+    /// A log that is the product, compacted by empty snapshots (the library's `LogOnly`).
+    pub fn log() -> Simulation {
+        Simulation::new("log", || LogOnly, LogWorkload::default, LogModel)
     }
 
     /// Its name.

@@ -102,7 +102,9 @@ impl<L: LogStore + Send + 'static> RaftNode<L> {
     /// learner) still needs those entries, unless `force` (such a member then cannot catch up
     /// from this leader, and a learner so stranded is never made a voter: see
     /// [`Status::stranded`]). With a state machine, snapshots remove the prefix (and only what
-    /// a durable one covers can be removed). Returns the log's new first seq.
+    /// a durable one covers can be removed; [`LogOnly`](super::LogOnly) is the state machine
+    /// of a log that is the product, whose empty snapshots let such a member catch up). Returns
+    /// the log's new first seq.
     pub fn remove_prefix(&self, through: Seq, force: bool) -> Result<Seq, ClientError> {
         node::prefix_removed(self.request(|id| Input::RemovePrefix { id, through, force })?)
     }

@@ -14,6 +14,7 @@ mod answers;
 mod async_node;
 mod blocking;
 mod disk;
+mod log_only;
 mod node;
 mod snapshots;
 mod stats;
@@ -22,6 +23,7 @@ pub use crate::transport::{InProcessNetwork, Transport};
 #[cfg(feature = "tokio")]
 pub use async_node::AsyncRaftNode;
 pub use blocking::RaftNode;
+pub use log_only::LogOnly;
 pub use node::{DriverError, DriverStats, Status};
 
 use crate::core::Seq;

@@ -96,8 +96,9 @@ pub struct Status {
     /// As leader: the followers that need entries its log no longer holds and that it has no
     /// snapshot to send (without a state machine, after a forced `remove_prefix`, or a node
     /// that joined or lost its disk after the prefix was removed); they cannot catch up from
-    /// this leader, which neither makes them voters nor hands them leadership. Empty on other
-    /// nodes.
+    /// this leader, which neither makes them voters nor hands them leadership (with the
+    /// [`LogOnly`](super::LogOnly) state machine they install an empty snapshot instead). Empty
+    /// on other nodes.
     pub stranded: Vec<NodeId>,
     /// Whether the node is closed.
     pub closed: bool,

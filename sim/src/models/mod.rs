@@ -1,9 +1,11 @@
 //! What the simulator runs on its nodes and checks its clients' histories against: a state
 //! machine (the drivers' [`StateMachine`] trait), a [`Workload`] that says what clients do,
 //! and a [`Model`](crate::lincheck::Model) of the state machine for the linearizability
-//! checker. Two ship built in: counters ([`counter`]) and key-value registers ([`register`]).
+//! checker. Three ship built in: counters ([`counter`]), key-value registers ([`register`]) and a log
+//! compacted by empty snapshots ([`log`]).
 
 pub mod counter;
+pub mod log;
 pub mod register;
 
 use crate::lincheck::Op;

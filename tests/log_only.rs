@@ -1,0 +1,161 @@
+//! A log that is the product, compacted by snapshots ([`LogOnly`], empty snapshots): a follower
+//! that lost its disk after the others removed their prefixes comes back, and a node added
+//! since joins and becomes a voter, each with a log that starts after the leader's snapshot.
+//! Without a state machine the same removal strands such a node (the contrast is checked).
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tinyraftplus::core::{ClientError, Config, NodeId, Role, Seq};
+use tinyraftplus::driver::{InProcessNetwork, LogOnly, RaftNode};
+use tinyraftplus::log::{Encoder, FsLog, FsLogOptions, SnapshotStore};
+
+/// Opens node `id` with `nodes` as its bootstrap configuration; with `compacted`, a `LogOnly`
+/// node that snapshots every 20 entries (keeping none), else a node without a state machine.
+fn open(
+    dir: &std::path::Path,
+    network: &Arc<InProcessNetwork>,
+    id: NodeId,
+    nodes: &[NodeId],
+    compacted: bool,
+) -> RaftNode {
+    let mut config = Config::new(id, nodes.to_vec());
+    config.election_timeout = Duration::from_millis(1000);
+    config.ping_timeout = Duration::from_millis(1000);
+    (config.snapshot_entries, config.snapshot_keep_entries) = (20, 0);
+    // Small segments, so that removing a prefix removes files.
+    let options = FsLogOptions { segment_bytes: 512, ..FsLogOptions::default() };
+    let log = FsLog::open(dir, &format!("n{id}"), options).unwrap();
+    if !compacted {
+        return RaftNode::open(config, log, network.clone(), None).unwrap();
+    }
+    let store = SnapshotStore::new(dir, &format!("n{id}"), Encoder::XxHash);
+    RaftNode::open_restoring(config, log, &store, network.clone(), Box::new(LogOnly)).unwrap()
+}
+
+fn ids(list: &[u64]) -> Vec<NodeId> {
+    list.iter().copied().map(NodeId).collect()
+}
+
+/// The running leader among `nodes`.
+fn leader(nodes: &[RaftNode]) -> &RaftNode {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(leader) = nodes.iter().find(|n| n.status().role == Role::Leader) {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "no leader among the running nodes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Appends `count` entries `"{tag}{i}"` through the leader; returns the last seq.
+fn append(nodes: &[RaftNode], tag: &str, count: usize) -> Seq {
+    let leader = leader(nodes);
+    (0..count).map(|i| leader.append(Bytes::from(format!("{tag}{i}"))).unwrap().0).last().unwrap()
+}
+
+/// Node `node`'s log starts after `at` (its prefix went) and holds the leader's entries from
+/// its first to `last`, byte for byte.
+fn holds_from_snapshot(node: &RaftNode, leader: &RaftNode, at: Seq, last: Seq) {
+    assert!(node.await_commit(last, Duration::from_secs(10)), "node {} reached {last}: {:?}", node.id(), node.status());
+    // Committed may come before written: wait until its log holds `last`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.with_log(|log| log.seq()) < Some(last) {
+        assert!(Instant::now() < deadline, "node {}'s log never held {last}", node.id());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = node.with_log(|log| log.first());
+    assert!(first > at, "node {}'s log starts at {first}, after the prefix the snapshots removed", node.id());
+    for seq in first.0..=last.0 {
+        let mine = node.with_log(|log| log.read(Seq(seq)).unwrap());
+        let mine = mine.unwrap_or_else(|| panic!("seq {seq} is held (the log starts at {first}, {last} committed)"));
+        let theirs = leader.with_log(|log| log.read(Seq(seq)).unwrap()).expect("the leader holds it");
+        assert_eq!(mine, theirs, "seq {seq}");
+    }
+}
+
+#[test]
+fn a_follower_that_lost_its_disk_comes_back_from_an_empty_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = InProcessNetwork::new();
+    let three = ids(&[1, 2, 3]);
+    let mut nodes: Vec<RaftNode> = three.iter().map(|id| open(dir.path(), &network, *id, &three, true)).collect();
+    let last = append(&nodes, "a", 120);
+    assert!(nodes.iter().all(|n| n.await_commit(last, Duration::from_secs(10))));
+    // A follower loses its disk; the others' snapshots removed the prefix it would need.
+    let lost = nodes.iter().position(|n| n.status().role != Role::Leader).unwrap();
+    let id = nodes[lost].id();
+    nodes.remove(lost).close();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with(&format!("n{id}.")) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    append(&nodes, "b", 30);
+    let removed = leader(&nodes).with_log(|log| log.first());
+    assert!(removed > Seq(20), "the leader's log no longer holds its first entries (starts at {removed})");
+    nodes.push(open(dir.path(), &network, id, &three, true));
+    let last = append(&nodes, "c", 5);
+    let back = nodes.last().unwrap();
+    // A read through any node is a barrier: answered empty, at a seq no earlier than `last`.
+    let (at, answer) = back.read(Bytes::new()).unwrap();
+    assert!(at >= Some(last) && answer.is_empty(), "read at {at:?}: {answer:?}");
+    holds_from_snapshot(back, leader(&nodes), Seq(0), last);
+    assert!(leader(&nodes).status().stranded.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back.status().catching_up {
+        assert!(Instant::now() < deadline, "node {id} still catching up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nodes.iter().for_each(RaftNode::close);
+}
+
+/// Adds node 4 as a learner to a three-node cluster whose leader removed its first entries
+/// (by snapshots with `compacted`, else by `remove_prefix`), then promotes it.
+fn join_after_removal(compacted: bool) -> (Result<Seq, ClientError>, Vec<RaftNode>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let network = InProcessNetwork::new();
+    let three = ids(&[1, 2, 3]);
+    let mut nodes: Vec<RaftNode> = three.iter().map(|id| open(dir.path(), &network, *id, &three, compacted)).collect();
+    let last = append(&nodes, "a", 120);
+    assert!(nodes.iter().all(|n| n.await_commit(last, Duration::from_secs(10))));
+    if !compacted {
+        let first = leader(&nodes).remove_prefix(Seq(100), false).unwrap();
+        assert!(first > Seq(100));
+    }
+    nodes.push(open(dir.path(), &network, NodeId(4), &ids(&[1, 2, 3, 4]), compacted));
+    let leader = leader(&nodes[..3]);
+    leader.add_learner(NodeId(4), None).unwrap();
+    let last = append(&nodes[..3], "b", 5);
+    if compacted {
+        holds_from_snapshot(&nodes[3], leader, Seq(20), last);
+    } else {
+        let stranded = leader.await_status(Duration::from_secs(10), |s| s.stranded.contains(&NodeId(4)));
+        assert!(stranded.is_some(), "node 4 cannot catch up from a log without its first entries");
+    }
+    (leader.promote(NodeId(4)), nodes, dir)
+}
+
+#[test]
+fn a_node_added_after_compaction_catches_up_and_is_promoted() {
+    let (promoted, nodes, _dir) = join_after_removal(true);
+    let seq = promoted.expect("node 4 is promoted");
+    assert!(nodes[3].await_commit(seq, Duration::from_secs(10)));
+    let voters = nodes[3].await_status(Duration::from_secs(10), |s| {
+        s.configuration.as_ref().is_some_and(|(_, c)| c.is_voter(NodeId(4)))
+    });
+    assert!(voters.is_some(), "node 4 votes: {:?}", nodes[3].status());
+    nodes.iter().for_each(RaftNode::close);
+}
+
+#[test]
+fn without_a_state_machine_the_same_node_is_stranded_and_refused() {
+    let (promoted, nodes, _dir) = join_after_removal(false);
+    match promoted {
+        Err(ClientError::ChangeFailed(why)) => assert!(why.contains("(4: they need entries"), "{why}"),
+        other => panic!("promoting a stranded learner: {other:?}"),
+    }
+    nodes.iter().for_each(RaftNode::close);
+}
