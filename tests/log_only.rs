@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tinyraftplus::core::{ClientError, Config, NodeId, Role, Seq};
-use tinyraftplus::driver::{InProcessNetwork, LogOnly, RaftNode};
+use tinyraftplus::core::{ClientError, Config, Event, NodeId, Role, Seq};
+use tinyraftplus::driver::{InProcessNetwork, LogOnly, RaftNode, StateMachine};
 use tinyraftplus::log::{Encoder, FsLog, FsLogOptions, SnapshotStore};
 
 /// Opens node `id` with `nodes` as its bootstrap configuration; with `compacted`, a `LogOnly`
@@ -158,4 +158,92 @@ fn without_a_state_machine_the_same_node_is_stranded_and_refused() {
         other => panic!("promoting a stranded learner: {other:?}"),
     }
     nodes.iter().for_each(RaftNode::close);
+}
+
+/// A one-node log whose prefix was removed by hand (no state machine), reopened as `opened`
+/// after appending 50 entries and removing the first 30; returns the node, its events from
+/// the start, and the last seq appended.
+fn compacted_by_hand(
+    dir: &std::path::Path,
+    reopen: impl FnOnce(Config, FsLog) -> RaftNode,
+) -> (RaftNode, std::sync::mpsc::Receiver<Event>, Seq) {
+    let network = InProcessNetwork::new();
+    let node = open(dir, &network, NodeId(1), &ids(&[1]), false);
+    let last = append(std::slice::from_ref(&node), "x", 50);
+    assert_eq!(node.remove_prefix(Seq(30), false).unwrap(), Seq(31));
+    node.close();
+    drop(node);
+    let log = FsLog::open(dir, "n1", FsLogOptions { segment_bytes: 512, ..FsLogOptions::default() }).unwrap();
+    let first = log.first();
+    assert!(first > Seq(1) && first <= Seq(31), "the prefix went: the log starts at {first}");
+    let node = reopen(Config::new(NodeId(1), ids(&[1])), log);
+    let events = node.events();
+    (node, events, last)
+}
+
+/// The first error event within ten seconds, or the events seen when none came.
+fn error_event(events: &std::sync::mpsc::Receiver<Event>) -> Result<String, Vec<Event>> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        match event {
+            Event::Error(why) => return Ok(why),
+            other => seen.push(other),
+        }
+    }
+    Err(seen)
+}
+
+/// A log compacted by hand moves to `LogOnly`: no snapshot covers its removed prefix, and a
+/// machine that keeps no state needs none, so it applies from the log's first entry (with a
+/// warning), answers appends, and takes snapshots from then on. Before this, applying waited
+/// for a snapshot that could never come and every append timed out, with no event.
+#[test]
+fn a_log_compacted_by_hand_moves_to_log_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, events, last) = compacted_by_hand(dir.path(), |config, log| {
+        let store = SnapshotStore::new(dir.path(), "n1", Encoder::XxHash);
+        RaftNode::open_restoring(config, log, &store, InProcessNetwork::new(), Box::new(LogOnly)).unwrap()
+    });
+    node.await_leader(Duration::from_secs(10)).expect("a leader");
+    let (seq, answers) = node.append(Bytes::from("after")).unwrap();
+    assert!(seq > last, "appended at {seq}, after {last}");
+    assert_eq!(answers, Some(Bytes::new()));
+    let warned = events.try_iter().any(|e| matches!(&e, Event::Warn(w) if w.contains("no snapshot covers")));
+    assert!(warned, "a warning says the machine starts at the log's first entry");
+    assert!(node.snapshot().unwrap().seq >= seq, "snapshots work from then on");
+    assert_eq!(node.read(Bytes::new()).unwrap().0, Some(seq));
+    node.close();
+}
+
+/// A machine that keeps state cannot be rebuilt from a log whose prefix went with no snapshot:
+/// the node stops at once with an error event that says so and how to recover, refuses
+/// requests, and loses nothing of its log. Before this, it waited silently forever.
+#[test]
+fn a_stateful_machine_over_a_log_compacted_by_hand_stops_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, events, last) = compacted_by_hand(dir.path(), |config, log| {
+        RaftNode::open(config, log, InProcessNetwork::new(), Some(Box::new(Count::default()))).unwrap()
+    });
+    let why = error_event(&events).expect("an error event");
+    assert!(why.contains("cannot be rebuilt") && why.contains("no snapshot covers"), "{why}");
+    assert!(matches!(node.append(Bytes::from("after")), Err(ClientError::StorageFailed)));
+    let (first, end) = node.with_log(|log| (log.first(), log.seq()));
+    assert!(first <= Seq(31) && end >= Some(last), "the log is kept: {first}..{end:?}");
+    node.close();
+}
+
+/// Counts the entries it applies (state a log without its prefix cannot rebuild).
+#[derive(Default)]
+struct Count(u64);
+
+impl StateMachine for Count {
+    fn apply(&mut self, _first: Seq, entries: &[Option<Bytes>]) -> Result<Vec<Bytes>, String> {
+        self.0 += entries.len() as u64;
+        Ok(vec![Bytes::from(self.0.to_string()); entries.len()])
+    }
+
+    fn read(&mut self, _seq: Option<Seq>, _command: &[u8]) -> Result<Bytes, String> {
+        Ok(Bytes::from(self.0.to_string()))
+    }
 }

@@ -139,6 +139,15 @@ impl Disk {
         entries.into_iter().nth((seq.0 - batch.first) as usize)
     }
 
+    /// Loses the snapshot files (not the log, nor a snapshot being received), if the log's
+    /// prefix went (else there is nothing they alone hold): returns them.
+    pub fn lose_snapshots(&mut self) -> Vec<Snapshot> {
+        match self.first {
+            0 => Vec::new(),
+            _ => std::mem::take(&mut self.snapshots),
+        }
+    }
+
     /// The latest durable snapshot.
     pub fn latest_snapshot(&self) -> Option<&Snapshot> {
         self.snapshots.last()

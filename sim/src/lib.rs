@@ -63,6 +63,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::StrandedUnheard => "stranded_unheard",
         Mutant::StrandedPromoted => "stranded_promoted",
         Mutant::TransferToLearner => "transfer_to_learner",
+        Mutant::LostStateIgnored => "lost_state_ignored",
         Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
         Mutant::InstallOverNewer => "install_over_newer",
         Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",

@@ -49,7 +49,7 @@ pub struct Options {
 
 /// The fault classes that can be turned off (`Options::disabled`), in the order they were
 /// added: a new class goes at the end (see [`classes_since`]).
-pub const FAULT_CLASSES: [&str; 34] = [
+pub const FAULT_CLASSES: [&str; 35] = [
     "crash",
     "partition",
     "pause",
@@ -84,6 +84,7 @@ pub const FAULT_CLASSES: [&str; 34] = [
     "change_timeout",
     "close",
     "operator",
+    "snapshots_lost",
 ];
 
 /// The classes added since `class` (it included): turned off, a seed found before `class` was
@@ -260,6 +261,11 @@ pub struct Swarm {
     /// without a state machine (a snapshot is then refused, and a forced removal strands
     /// voters). Drawn from the targeted generator.
     pub operator: f64,
+    /// Probability that a crash loses the node's snapshot files (not its log) once its log's
+    /// prefix went: a stateless machine (`LogOnly`) starts applying at the log's first entry;
+    /// any other cannot be rebuilt, the node stops with an error event, and an operator wipes
+    /// it so that it is rebuilt from the leader. Drawn from the snapshots' generator.
+    pub snapshots_lost: f64,
 }
 
 const MS: u64 = 1_000_000;
@@ -308,6 +314,7 @@ impl Swarm {
             "change_timeout" => self.change_timeout_ns = CHANGE_TIMEOUT_DEFAULT,
             "close" => self.close = 0.0,
             "operator" => self.operator = 0.0,
+            "snapshots_lost" => self.snapshots_lost = 0.0,
             _ => {}
         }
         if self.weights.iter().all(|w| *w == 0) {
@@ -398,6 +405,7 @@ impl Swarm {
             change_timeout_ns: CHANGE_TIMEOUT_DEFAULT,
             close: 0.0,
             operator: 0.0,
+            snapshots_lost: 0.0,
         }
     }
 
@@ -427,5 +435,6 @@ impl Swarm {
         self.snapshot_chunks_inflight = [1, 2, 4][rng.below(3) as usize];
         self.snapshot_ns = [MS / 2, 5 * MS, 40 * MS][rng.below(3) as usize];
         self.snapshot_interval_ns = [0, 2 * MS, 8 * MS][rng.below(3) as usize];
+        self.snapshots_lost = [0.0, 0.0, 0.0, 0.3][rng.below(4) as usize];
     }
 }

@@ -53,6 +53,12 @@ pub struct Config {
     /// with the state machine's responses, and reads run on it. Without one, appends answer at
     /// commit and reads answer with the commit point.
     pub state_machine: bool,
+    /// The state machine keeps no state (as the drivers' `LogOnly`): when no snapshot covers
+    /// the entries before the log's first (its prefix went without one, before the move to a
+    /// state machine), it starts applying at the log's first entry. Otherwise such a node
+    /// cannot rebuild its state machine and stops with an error event. The drivers set it
+    /// from `StateMachine::keeps_no_state`.
+    pub stateless_machine: bool,
     /// Which sets of nodes form a quorum (seed: `quorum`, `group`, `groupFn`).
     pub quorum: Quorum,
     /// Ask before raising the term (Raft thesis §9.6), so a node back from a partition does not
@@ -134,6 +140,7 @@ impl Config {
             apply_entries_max: 1024,
             apply_seq: None,
             state_machine: false,
+            stateless_machine: false,
             quorum: Quorum::Majority,
             pre_vote: true,
             check_quorum: true,

@@ -141,11 +141,14 @@ pub enum Mutant {
     /// asked for one since): it wins (voters answer a transfer's vote requests), the client is
     /// answered that it leads, and it hands leadership on to a voter.
     TransferToLearner,
+    /// A node whose snapshots are lost past its log's first entry applies from that entry with
+    /// a fresh state machine, as if it kept no state (only `LogOnly` may).
+    LostStateIgnored,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 43] = [
+    pub const ALL: [Mutant; 44] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -189,6 +192,7 @@ impl Mutant {
         Mutant::StrandedUnheard,
         Mutant::StrandedPromoted,
         Mutant::TransferToLearner,
+        Mutant::LostStateIgnored,
     ];
 }
 

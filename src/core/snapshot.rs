@@ -38,8 +38,8 @@ pub(crate) struct Snapshots {
     retry_after: Time,
     /// A snapshot being received from a leader.
     receiving: Option<Receiving>,
-    /// An install written and not durable yet.
-    installing: bool,
+    /// Installs written and not durable yet (a second may be written before the first is).
+    installing: u32,
     /// The configuration entry in force at the last entry handed to the state machine (what
     /// a snapshot taken there records).
     pub(crate) applied_config: Option<super::types::Entry>,
@@ -264,9 +264,12 @@ impl Raft {
         if from >= self.log.first() || Some(from) > self.commit {
             return false;
         }
-        let covers = |meta: &&SnapshotMeta| meta.last.seq.next() >= self.log.first();
-        let Some(meta) = self.snapshots.latest.as_ref().filter(covers).filter(|_| !self.snapshots.installing) else {
+        if self.snapshots.installing > 0 {
             return true; // An install is being written.
+        }
+        let covers = |meta: &&SnapshotMeta| meta.last.seq.next() >= self.log.first();
+        let Some(meta) = self.snapshots.latest.as_ref().filter(covers) else {
+            return self.nothing_to_restore(from);
         };
         let meta = meta.clone();
         self.apply_sent = Some(meta.last.seq);
@@ -274,6 +277,39 @@ impl Raft {
         self.snapshots.restoring = Some(meta.last);
         self.apply_waiting.get_or_insert(DriverWait::since(self.now));
         self.emit(Output::Restore { snapshot: meta });
+        true
+    }
+
+    /// The state machine needs entries from `from`, below the log's first, and no snapshot
+    /// covers them (the prefix went without one, or the snapshots were lost): a stateless
+    /// machine starts at the log's first; any other cannot be rebuilt, and the node stops.
+    /// Returns whether applying must wait.
+    fn nothing_to_restore(&mut self, from: Seq) -> bool {
+        if self.failed {
+            return true; // Stopped already (said once).
+        }
+        let first = self.log.first();
+        let latest = self.snapshots.latest.as_ref().map_or("none".into(), |meta| meta.last.to_string());
+        if self.config.stateless_machine || self.mutant(Mutant::LostStateIgnored) {
+            self.event(Event::Warn(format!(
+                "the log starts at {first} and no snapshot covers the entries before it (latest: {latest}): the \
+                 stateless state machine starts applying there"
+            )));
+            self.apply_sent = first.prev();
+            // What a snapshot taken next records: the configuration in force there.
+            self.snapshots.applied_config = first.prev().and_then(|seq| self.log.configuration_entry_at(seq));
+            if self.applied < self.apply_sent {
+                self.applied = self.apply_sent;
+                self.event(Event::Apply(first.prev().expect("first > from, so it has a previous")));
+                self.after_apply();
+            }
+            return false;
+        }
+        self.stop(format!(
+            "the state machine needs entries from {from}, but the log starts at {first} and no snapshot covers the \
+             entries before it (latest: {latest}): it cannot be rebuilt, node stops (restore the snapshot files, \
+             or wipe this node's storage so that it is rebuilt from the leader)"
+        ));
         true
     }
 
@@ -293,7 +329,13 @@ impl Raft {
     }
 
     pub(super) fn on_restore_failed(&mut self, error: &str) {
-        self.event(Event::Error(format!("restoring the state machine from a snapshot failed, node stops: {error}")));
+        self.stop(format!("restoring the state machine from a snapshot failed, node stops: {error}"));
+    }
+
+    /// The state machine cannot be rebuilt: the node stops (like a failed write), with `why`
+    /// as an error event.
+    fn stop(&mut self, why: String) {
+        self.event(Event::Error(why));
         self.failed = true;
         self.fail_all_requests(ClientError::StorageFailed);
         if self.role.is_leader() {
@@ -569,7 +611,7 @@ impl Raft {
         let last = snapshot.last;
         self.drop_unwritten(self.log.first());
         self.log.reset_to(&snapshot);
-        self.snapshots.installing = true;
+        self.snapshots.installing += 1;
         self.write(Write::InstallSnapshot { snapshot: Box::new(snapshot.clone()) });
         self.evidence_forget_through(last.seq);
         if Some(last.seq) > self.commit {
@@ -582,7 +624,7 @@ impl Raft {
 
     /// The install is durable.
     pub(super) fn installed(&mut self, snapshot: SnapshotMeta) {
-        self.snapshots.installing = false;
+        self.snapshots.installing = self.snapshots.installing.saturating_sub(1);
         self.snapshots.receiving = None;
         let last = snapshot.last;
         self.note_snapshot(snapshot);

@@ -48,6 +48,10 @@ impl StateMachine for LogOnly {
             Err(error) => Err(format!("reading the snapshot: {error}")),
         }
     }
+
+    fn keeps_no_state(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

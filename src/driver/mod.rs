@@ -53,4 +53,11 @@ pub trait StateMachine: Send + 'static {
         let _ = input;
         Err("this state machine takes no snapshots".into())
     }
+    /// Whether this machine keeps no state at all (as [`LogOnly`]): then a log whose prefix
+    /// went with no snapshot covering it (removed before the move to this machine) is applied
+    /// from its first entry. Any other machine cannot be rebuilt from such a log, and the node
+    /// stops with an error event. Default: `false`.
+    fn keeps_no_state(&self) -> bool {
+        false
+    }
 }

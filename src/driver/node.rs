@@ -266,6 +266,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
     ) -> Result<Handle<L>, DriverError> {
         config.seed = OsRng.next_u64();
         config.state_machine = state_machine.is_some();
+        config.stateless_machine = state_machine.as_ref().is_some_and(|machine| machine.keeps_no_state());
         let snapshots = snapshots.filter(|_| state_machine.is_some());
         if snapshots.is_none() {
             (config.snapshot_entries, config.snapshot_bytes) = (0, 0); // Nowhere to keep them.

@@ -203,6 +203,13 @@ impl World {
                 self.fault("bit_flip");
                 self.nodes[n].flipped = Some(seq);
             }
+        } else if !self.nodes[n].config.stateless_machine && self.chance(self.swarm.snapshots_lost) {
+            let lost = self.nodes[n].disk.lose_snapshots();
+            if !lost.is_empty() {
+                self.fault("snapshots_lost");
+                self.nodes[n].lost_snapshots.extend(lost);
+                self.note(|| format!("n{id}: snapshot files lost, its log kept (its state cannot be rebuilt)"));
+            }
         }
     }
 
@@ -312,9 +319,19 @@ impl World {
     }
 
     /// Node `n` restarts on new storage: its disk is new, and the terms it voted in forgotten.
-    fn wipe(&mut self, n: usize) {
+    pub(super) fn wipe(&mut self, n: usize) {
         self.nodes[n].disk = new_disk(&self.options);
+        self.nodes[n].lost_snapshots.clear();
         self.checker.wiped(self.nodes[n].id);
+    }
+
+    /// An operator puts node `n`'s lost snapshot files back from a backup.
+    pub(super) fn restore_snapshot_files(&mut self, n: usize) {
+        for snapshot in std::mem::take(&mut self.nodes[n].lost_snapshots) {
+            self.nodes[n].disk.add_snapshot(snapshot);
+        }
+        let id = self.nodes[n].id;
+        self.note(|| format!("n{id}: an operator puts its snapshot files back"));
     }
 
     /// Whether node `n` may lose data now: every other voter holds what it acknowledged (none
@@ -347,6 +364,13 @@ impl World {
             // Its events put off until then are handled then (the node runs again at once).
             let paused = self.nodes[n].paused_until.take().unwrap_or(Time(0));
             self.lagging_until = self.lagging_until.max(paused);
+            if !self.nodes[n].lost_snapshots.is_empty() {
+                // It would stop at its next start: the operator puts the files back first.
+                if self.nodes[n].raft.is_some() {
+                    self.crash(n);
+                }
+                self.restore_snapshot_files(n);
+            }
             if self.nodes[n].added {
                 self.start(n)?;
             }

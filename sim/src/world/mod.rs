@@ -110,6 +110,9 @@ enum Ev {
     CrashElected(usize, u64),
     /// The stale-leader plot: node, stale leader.
     Forget(usize, usize),
+    /// A node that stopped, its state machine not to be rebuilt (its snapshot files lost), gets
+    /// them back from an operator and restarts (node, incarnation).
+    Rebuild(usize, u64),
     Heal,
     /// A snapshot a node was asked for is durable (node, incarnation, snapshot).
     SnapshotDone(usize, u64, Box<Snapshot>),
@@ -149,6 +152,9 @@ struct Node {
     /// blank or a configuration), kept across restarts: the user's own record, from which
     /// it rebuilds its state through a removed prefix (see `World::restore_log_user`).
     user_record: Vec<Option<Bytes>>,
+    /// Its snapshot files, lost (its state machine keeps state): it stops at its next start
+    /// once it learns the commit point, and an operator puts them back from a backup.
+    lost_snapshots: Vec<Snapshot>,
 }
 
 impl Node {
@@ -274,6 +280,7 @@ impl World {
         swarm.draw_targeted(&mut Rng::new(seed ^ 0x7a2_9e7_ed0));
         swarm.draw_changes(&mut Rng::new(seed ^ 0xc4a_29e_5e7));
         swarm.quorum = QuorumKind::draw(&mut Rng::new(seed ^ 0x9e0_4a7_51e), options.nodes);
+        let stateless = simulation.machine().keeps_no_state();
         if simulation.machine().snapshot().is_none() {
             swarm.disable("snapshot"); // This state machine takes no snapshots.
             swarm.disable("operator");
@@ -312,6 +319,7 @@ impl World {
                 let mut config = Config::new(*id, bootstrap);
                 config.seed = rng.next_u64();
                 config.state_machine = !swarm.log_only;
+                config.stateless_machine = config.state_machine && stateless;
                 #[cfg(feature = "mutants")]
                 {
                     config.mutant = options.mutant;
@@ -352,6 +360,7 @@ impl World {
                     stalled_candidacy: None,
                     held: HeldMessages::default(),
                     user_record: Vec::new(),
+                    lost_snapshots: Vec::new(),
                 }
             })
             .collect();
@@ -588,6 +597,15 @@ impl World {
                     self.fault("crash_before_own_vote_durable");
                     self.crash(n);
                     let later = self.now.plus(self.rng.below(2 * self.swarm.fault_every_ns) + MS);
+                    self.schedule(later, Ev::Restart(n));
+                }
+                Ok(())
+            }
+            Ev::Rebuild(n, incarnation) => {
+                if self.nodes[n].raft.is_some() && self.nodes[n].incarnation == incarnation {
+                    self.crash(n);
+                    self.restore_snapshot_files(n);
+                    let later = self.now.plus(100 * MS + self.rng.below(1_000 * MS));
                     self.schedule(later, Ev::Restart(n));
                 }
                 Ok(())
@@ -901,6 +919,15 @@ impl World {
                 Ok(None)
             }
             Output::Event(Event::Apply(seq)) if self.swarm.log_only => self.apply_log(n, seq).map(|_| None),
+            Output::Event(Event::Error(why)) if why.contains("cannot be rebuilt") => {
+                if self.nodes[n].lost_snapshots.is_empty() {
+                    let detail = format!("{id} stopped, its state machine not to be rebuilt: {why}");
+                    return Err(Violation { invariant: "state_machine", detail });
+                }
+                let incarnation = self.nodes[n].incarnation;
+                self.schedule(self.now, Ev::Rebuild(n, incarnation));
+                Ok(None)
+            }
             Output::Event(_) => Ok(None),
         }
     }
