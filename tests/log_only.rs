@@ -247,3 +247,45 @@ impl StateMachine for Count {
         Ok(Bytes::from(self.0.to_string()))
     }
 }
+
+/// A stateless machine starts at its log's first entry only once the commit point reaches the
+/// entries before it: applied never passes commit. Before this, a restarted follower that
+/// learnt a lower commit point (an append that matched only up to an old entry) applied
+/// through its removed prefix at once, and a snapshot the leader sent next rolled it back.
+#[test]
+fn a_stateless_machine_never_applies_past_the_commit_point() {
+    use tinyraftplus::core::{Body, Input, LogId, Message, Write};
+    use tinyraftplus::log::LogStore;
+    use tinyraftplus::testkit::Cluster;
+    let (n1, n3) = (NodeId(1), NodeId(3));
+    let mut c = Cluster::new(3, |config| {
+        (config.state_machine, config.stateless_machine) = (true, true);
+    });
+    c.elect(n1);
+    for i in 0..10 {
+        c.append(n1, &format!("e{i}"));
+    }
+    c.stabilize();
+    c.advance(500_000_000); // A heartbeat carries the commit point.
+    c.stabilize();
+    assert!(c.raft(n3).commit() >= Some(Seq(10)), "{:?}", c.raft(n3).commit());
+    c.crash(n3);
+    c.nodes.get_mut(&n3).unwrap().storage.apply(&Write::RemovePrefix { through: Seq(6) }).unwrap();
+    c.restart(n3);
+    let first = c.raft(n3).first_seq();
+    assert!(first > Seq(4), "the prefix went: the log starts at {first}");
+    // The leader's append matches only up to seq 3, below the removed prefix.
+    let term = c.raft(n1).term();
+    let prev = Some(LogId::new(c.raft(n1).term_at(Seq(3)).unwrap(), Seq(3)));
+    let body = Body::Append { prev, entries: vec![], commit: c.raft(n1).commit(), read_round: 0 };
+    c.network.clear();
+    c.step(n3, Input::Message(Message { from: n1, to: n3, term, body }));
+    let raft = c.raft(n3);
+    assert_eq!(raft.commit(), Some(Seq(3)));
+    assert!(raft.applied() <= raft.commit(), "applied {:?} past commit {:?}", raft.applied(), raft.commit());
+    // Once the commit point passes the prefix, it applies from the log's first entry.
+    c.advance(1_000_000_000);
+    c.stabilize();
+    let (raft, leader) = (c.raft(n3), c.raft(n1));
+    assert_eq!((raft.applied(), raft.commit()), (leader.commit(), leader.commit()));
+}

@@ -1,7 +1,8 @@
 //! The built-in `log` simulation: a log that is the product, compacted by the empty snapshots of
 //! the library's `LogOnly` state machine. Its seeds pass; no run of it strands a node (only its
 //! runs drawn without a state machine, class `log_only`, may); and planted snapshot bugs fail
-//! it, so its snapshots are checked as the counters' are.
+//! it, so its snapshots are checked as the counters' are, and so does a stateless machine
+//! applying past the commit point (a bug only `LogOnly` can have).
 
 use tinyraftplus_sim::{mutant_name, Mutant, Options, Simulation};
 
@@ -42,6 +43,7 @@ fn planted_snapshot_bugs_fail_log_runs() {
         (Mutant::InstallOverNewer, "snapshot_rollback"),
         (Mutant::SnapshotPastApplied, "snapshot_at_applied"),
         (Mutant::PrefixBeforeSnapshot, "prefix_covered"),
+        (Mutant::StatelessPastCommit, "apply_in_order"),
     ];
     let simulation = Simulation::log();
     for (mutant, invariant) in expected {

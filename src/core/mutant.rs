@@ -144,11 +144,15 @@ pub enum Mutant {
     /// A node whose snapshots are lost past its log's first entry applies from that entry with
     /// a fresh state machine, as if it kept no state (only `LogOnly` may).
     LostStateIgnored,
+    /// A stateless machine over a log whose prefix went starts applying at the log's first
+    /// entry as soon as it needs the removed ones, before the commit point reaches them:
+    /// applied passes commit (and a snapshot installed next rolls it back).
+    StatelessPastCommit,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 44] = [
+    pub const ALL: [Mutant; 45] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -193,6 +197,7 @@ impl Mutant {
         Mutant::StrandedPromoted,
         Mutant::TransferToLearner,
         Mutant::LostStateIgnored,
+        Mutant::StatelessPastCommit,
     ];
 }
 

@@ -203,12 +203,16 @@ impl World {
                 self.fault("bit_flip");
                 self.nodes[n].flipped = Some(seq);
             }
-        } else if !self.nodes[n].config.stateless_machine && self.chance(self.swarm.snapshots_lost) {
+        } else if self.chance(self.swarm.snapshots_lost) {
             let lost = self.nodes[n].disk.lose_snapshots();
             if !lost.is_empty() {
                 self.fault("snapshots_lost");
-                self.nodes[n].lost_snapshots.extend(lost);
-                self.note(|| format!("n{id}: snapshot files lost, its log kept (its state cannot be rebuilt)"));
+                let stateless = self.nodes[n].config.stateless_machine;
+                if !stateless {
+                    self.nodes[n].lost_snapshots.extend(lost);
+                }
+                let then = if stateless { "its stateless machine needs none" } else { "its state cannot be rebuilt" };
+                self.note(|| format!("n{id}: snapshot files lost, its log kept ({then})"));
             }
         }
     }

@@ -919,6 +919,21 @@ impl World {
                 Ok(None)
             }
             Output::Event(Event::Apply(seq)) if self.swarm.log_only => self.apply_log(n, seq).map(|_| None),
+            Output::Event(Event::Apply(seq)) if Some(seq) > self.nodes[n].applied => {
+                // Past what its machine applied or restored: a stateless machine starting at
+                // its log's first entry, no snapshot covering those before it.
+                let node = &mut self.nodes[n];
+                let (first, commit) =
+                    node.raft.as_ref().map_or((None, None), |raft| (Some(raft.first_seq()), raft.commit()));
+                if !node.config.stateless_machine || first != Some(Seq(seq.0 + 1)) || Some(seq) > commit {
+                    let detail =
+                        format!("{id} reports {seq} applied (commit {commit:?}), its machine at {:?}", node.applied);
+                    return Err(Violation { invariant: "apply_in_order", detail });
+                }
+                node.applied = Some(seq);
+                self.checker.restored(id, seq)?;
+                Ok(None)
+            }
             Output::Event(Event::Error(why)) if why.contains("cannot be rebuilt") => {
                 if self.nodes[n].lost_snapshots.is_empty() {
                     let detail = format!("{id} stopped, its state machine not to be rebuilt: {why}");
