@@ -65,6 +65,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::TransferToLearner => "transfer_to_learner",
         Mutant::LostStateIgnored => "lost_state_ignored",
         Mutant::StatelessPastCommit => "stateless_past_commit",
+        Mutant::CatchingUpTakesVoteTerm => "catching_up_takes_vote_term",
         Mutant::ChangeBeforeOwnCommit => "change_before_own_commit",
         Mutant::InstallOverNewer => "install_over_newer",
         Mutant::PrefixBeforeSnapshot => "prefix_before_snapshot",

@@ -22,18 +22,21 @@ const SEEDS: u64 = 5000;
 /// the first four were found under a majority quorum, before seeds drew other rules and early
 /// strangers, and run without them still; `grant_shows_empty_log` is the real bug of seed
 /// 232917, found with every class then drawn (with those two off, no seed of 0..100,000 of
-/// three nodes and 400 operations fails with it planted). All five were found before seeds
+/// three nodes and 400 operations fails with it planted). The first five were found before seeds
 /// drew runs without a state machine (`log_only`), with few entries in memory
 /// (`small_memory`), or with single-step and timed-out membership changes (`change_steps`,
 /// `change_timeout`), graceful stops (`close`) or an operator's requests (`operator`), and run
 /// without them: each names the first class turned off, with those drawn since (`classes_since`).
+/// `catching_up_takes_vote_term` is the real bug of seed 127625, found with every class drawn
+/// now (`now` turns none off).
 type FoundBySweep = (Mutant, u64, usize, usize, usize, &'static str, &'static str);
-const FOUND_BY_SWEEP: [FoundBySweep; 5] = [
+const FOUND_BY_SWEEP: [FoundBySweep; 6] = [
     (Mutant::LearnerNeverCampaigns, 268482, 3, 5, 300, "quorum", "liveness"),
     (Mutant::HealthyCatchingUp, 1066844, 3, 30, 600, "quorum", "liveness"),
     (Mutant::StaleForwardTaken, 290370, 3, 5, 300, "quorum", "linearizability"),
     (Mutant::FoundingConfigUnlogged, 190457, 4, 5, 300, "quorum", "liveness"),
     (Mutant::GrantShowsEmptyLog, 232917, 3, 5, 400, "log_only", "leader_completeness"),
+    (Mutant::CatchingUpTakesVoteTerm, 127625, 5, 5, 300, "now", "liveness"),
 ];
 
 /// Planted bugs that only a stateless machine (`LogOnly`) reaches: the counters' runs cannot

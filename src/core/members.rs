@@ -8,7 +8,7 @@ use super::io::Event;
 use super::membership::Configuration;
 use super::mutant::Mutant;
 use super::quorum::Quorum;
-use super::raft::{duration_nanos, Raft};
+use super::raft::Raft;
 use super::replication::Progress;
 use super::types::{LogId, NodeId, Seq, Time};
 use smallvec::SmallVec;
@@ -85,8 +85,7 @@ impl Raft {
     /// one, the request is answered as usual: this node's configuration may be older than the
     /// sender's).
     pub(super) fn removed_sender(&self, now: Time, from: NodeId) -> bool {
-        let leader_heard = self.leader.is_some()
-            && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout));
+        let leader_heard = self.heard_leader(now);
         let stranger = match self.log.configuration() {
             Some((seq, configuration)) => Some(seq) <= self.known_committed() && !configuration.is_member(from),
             None => self.bootstrap.binary_search(&from).is_err(),

@@ -148,11 +148,15 @@ pub enum Mutant {
     /// entry as soon as it needs the removed ones, before the commit point reaches them:
     /// applied passes commit (and a snapshot installed next rolls it back).
     StatelessPastCommit,
+    /// A node catching up takes the term of a vote request although it heard from a leader
+    /// within the election timeout: a removed node campaigning with pre-vote off deposes each
+    /// leader through a stranded node's next answer.
+    CatchingUpTakesVoteTerm,
 }
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 45] = [
+    pub const ALL: [Mutant; 46] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -198,6 +202,7 @@ impl Mutant {
         Mutant::TransferToLearner,
         Mutant::LostStateIgnored,
         Mutant::StatelessPastCommit,
+        Mutant::CatchingUpTakesVoteTerm,
     ];
 }
 

@@ -393,6 +393,19 @@ impl Raft {
             if disruptive && self.in_lease(now) && !self.mutant(Mutant::NoPreVote) {
                 return; // A healthy leader exists: ignore the disruption (Raft thesis §4.2.3).
             }
+            if disruptive
+                && self.hard_state.catching_up
+                && self.heard_leader(now)
+                && !self.mutant(Mutant::CatchingUpTakesVoteTerm)
+            {
+                // A node catching up votes for nobody, so ignoring the request costs no
+                // election; taking its term would pass it on to the leader in this node's
+                // next answer and depose it. A stranded node (it may never catch up) whose
+                // log holds no committed configuration cannot tell a removed node from a
+                // member: a removed node campaigning with pre-vote off deposed each leader
+                // through it, and no leader lasted (seeds 103289, 127625).
+                return;
+            }
             let leader = matches!(message.body, Body::Append { .. } | Body::Snapshot { .. }).then_some(message.from);
             let (deadline, was_leader) = (self.election_deadline, self.role.kind() == Role::Leader);
             self.become_follower(now, message.term, leader);
@@ -459,8 +472,12 @@ impl Raft {
     /// Whether a leader was heard from within the election timeout (then vote requests are
     /// ignored, so a node that cannot hear the leader cannot disrupt the ones that can).
     pub(super) fn in_lease(&self, now: Time) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
+        self.config.check_quorum && self.heard_leader(now)
+    }
+
+    /// Whether this node heard from a leader within the election timeout.
+    pub(super) fn heard_leader(&self, now: Time) -> bool {
+        self.leader.is_some()
             && self.last_leader_contact.is_some_and(|at| now.since(at) < duration_nanos(self.config.election_timeout))
     }
 
