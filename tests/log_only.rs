@@ -278,7 +278,6 @@ fn a_stateless_machine_never_applies_past_the_commit_point() {
     let term = c.raft(n1).term();
     let prev = Some(LogId::new(c.raft(n1).term_at(Seq(3)).unwrap(), Seq(3)));
     let body = Body::Append { prev, entries: vec![], commit: c.raft(n1).commit(), read_round: 0 };
-    c.network.clear();
     c.step(n3, Input::Message(Message { from: n1, to: n3, term, body }));
     let raft = c.raft(n3);
     assert_eq!(raft.commit(), Some(Seq(3)));

@@ -469,8 +469,9 @@ impl Raft {
         self.election_deadline = now.plus(timeout + self.rng.below(timeout));
     }
 
-    /// Whether a leader was heard from within the election timeout (then vote requests are
-    /// ignored, so a node that cannot hear the leader cannot disrupt the ones that can).
+    /// With check-quorum on, whether a leader was heard from within the election timeout (then
+    /// vote requests are ignored, so a node that cannot hear the leader cannot disrupt the ones
+    /// that can; a node catching up ignores them without check-quorum too).
     pub(super) fn in_lease(&self, now: Time) -> bool {
         self.config.check_quorum && self.heard_leader(now)
     }

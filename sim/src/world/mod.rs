@@ -923,9 +923,9 @@ impl World {
                 // Past what its machine applied or restored: a stateless machine starting at
                 // its log's first entry, no snapshot covering those before it.
                 let node = &mut self.nodes[n];
-                let (first, commit) =
-                    node.raft.as_ref().map_or((None, None), |raft| (Some(raft.first_seq()), raft.commit()));
-                if !node.config.stateless_machine || first != Some(Seq(seq.0 + 1)) || Some(seq) > commit {
+                let (before_first, commit) =
+                    node.raft.as_ref().map_or((None, None), |raft| (raft.first_seq().prev(), raft.commit()));
+                if !node.config.stateless_machine || before_first != Some(seq) || Some(seq) > commit {
                     let detail =
                         format!("{id} reports {seq} applied (commit {commit:?}), its machine at {:?}", node.applied);
                     return Err(Violation { invariant: "apply_in_order", detail });
