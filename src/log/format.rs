@@ -65,9 +65,8 @@
 //! Lengths, seqs, terms and kinds are not hidden. The plain encoder has no checksum: it detects
 //! a torn tail only by sizes and the end mark, and nothing else (see `recovery`).
 
+use super::cipher::{Unauthentic, XKey};
 use bytes::Bytes;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::fmt;
 use std::ops::Range;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -79,9 +78,9 @@ pub const BATCH_HEAD_BYTES: usize = 32;
 /// The bytes of a batch after its payloads (nonce and tag aside): checksum and end mark.
 pub const BATCH_TAIL_BYTES: usize = 12;
 /// A nonce's size (XChaCha20-Poly1305).
-pub const NONCE_BYTES: usize = 24;
+pub const NONCE_BYTES: usize = super::cipher::NONCE_BYTES;
 /// An authentication tag's size.
-pub const TAG_BYTES: usize = 16;
+pub const TAG_BYTES: usize = super::cipher::TAG_BYTES;
 /// The format version this code writes (the last byte of the magic).
 pub const FORMAT_VERSION: u8 = 3;
 const MAGIC: [u8; 8] = *b"TRPLOG\x00\x03";
@@ -93,12 +92,12 @@ const NEW_TERM: u64 = 4;
 
 /// A 256-bit key for the encrypting encoder. Its `Debug` output does not show the key.
 #[derive(Clone)]
-pub struct Key(XChaCha20Poly1305);
+pub struct Key(XKey);
 
 impl Key {
     /// The key with these bytes (draw them from a secure random source, keep them secret).
     pub fn new(bytes: [u8; 32]) -> Key {
-        Key(XChaCha20Poly1305::new(&bytes.into()))
+        Key(XKey::new(bytes))
     }
 }
 
@@ -173,10 +172,7 @@ pub fn encode_header(encoder: &Encoder, header: Header, nonce: [u8; NONCE_BYTES]
     header[16..24].copy_from_slice(&first_seq.to_le_bytes());
     if let Encoder::Encrypted(key) = encoder {
         header[24..48].copy_from_slice(&nonce);
-        let tag = key
-            .0
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &header[0..48], &mut [])
-            .expect("an empty message always encrypts");
+        let tag = key.0.seal(&nonce, &header[0..48], &mut []);
         header[48..64].copy_from_slice(&tag);
     }
     let checksum = xxh3_64(&header[0..64]);
@@ -219,9 +215,9 @@ pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<Header, HeaderEr
     }
     match encoder {
         Encoder::Encrypted(key) => {
-            let nonce = XNonce::from_slice(&header[24..48]);
-            let tag = header[48..64].into();
-            key.0.decrypt_in_place_detached(nonce, &header[0..48], &mut [], tag).map_err(|_| HeaderError::WrongKey)?;
+            let nonce = header[24..48].try_into().expect("24 bytes");
+            let tag = header[48..64].try_into().expect("16 bytes");
+            key.0.open(nonce, &header[0..48], &mut [], tag).map_err(|Unauthentic| HeaderError::WrongKey)?;
         }
         _ if header[24..64].iter().any(|b| *b != 0) => return Err(HeaderError::Corrupt),
         _ => {}
@@ -334,10 +330,7 @@ impl BatchBuilder {
         out.extend_from_slice(&self.payloads);
         if let Encoder::Encrypted(key) = encoder {
             let (associated, payloads) = out[start..].split_at_mut(payloads_at - start);
-            let tag = key
-                .0
-                .encrypt_in_place_detached(XNonce::from_slice(&nonce), associated, payloads)
-                .expect("batches are far below the cipher's limit");
+            let tag = key.0.seal(&nonce, associated, payloads);
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&tag);
         }
@@ -524,12 +517,11 @@ impl<'a> Batch<'a> {
     pub fn payloads(&self, encoder: &Encoder) -> Result<Vec<u8>, BatchError> {
         let mut plain = self.stored_payloads().to_vec();
         if let Encoder::Encrypted(key) = encoder {
-            let nonce = &self.bytes[self.payloads_end..self.payloads_end + NONCE_BYTES];
-            let tag = &self.bytes[self.payloads_end + NONCE_BYTES..self.payloads_end + NONCE_BYTES + TAG_BYTES];
+            let sealed = &self.bytes[self.payloads_end..self.payloads_end + NONCE_BYTES + TAG_BYTES];
+            let (nonce, tag) = sealed.split_at(NONCE_BYTES);
+            let (nonce, tag) = (nonce.try_into().expect("24 bytes"), tag.try_into().expect("16 bytes"));
             let associated = &self.bytes[..self.frames_end];
-            key.0
-                .decrypt_in_place_detached(XNonce::from_slice(nonce), associated, &mut plain, tag.into())
-                .map_err(|_| BatchError::Unauthentic)?;
+            key.0.open(nonce, associated, &mut plain, tag).map_err(|Unauthentic| BatchError::Unauthentic)?;
         }
         Ok(plain)
     }

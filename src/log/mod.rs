@@ -8,6 +8,7 @@
 //! (`recovery.rs`) are public for the simulator and the fuzz targets only: not a stable API.
 
 mod cases;
+mod cipher;
 mod deferred;
 mod error;
 mod evidence;

