@@ -118,15 +118,42 @@ mod tests {
         }
     }
 
+    /// The AEAD test vector of draft-irtf-cfrg-xchacha-03, appendix A.3.1.
+    #[test]
+    fn seals_the_drafts_test_vector() {
+        let key: Vec<u8> = (0x80u8..=0x9f).collect();
+        let nonce: Vec<u8> = (0x40u8..=0x57).collect();
+        let associated = [0x50, 0x51, 0x52, 0x53, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7];
+        let plain = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the \
+                      future, sunscreen would be it.";
+        let mut bytes = plain.to_vec();
+        let key = XKey::new(key.try_into().unwrap());
+        let nonce = nonce.try_into().unwrap();
+        let tag = key.seal(&nonce, &associated, &mut bytes);
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(&bytes),
+            "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6\
+             708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c976\
+             37da9768812f615c68b13b52e"
+        );
+        assert_eq!(hex(&tag), "c0875924c1c7987947deafd8780acf49");
+        assert_eq!(key.open(&nonce, &associated, &mut bytes, &tag), Ok(()));
+        assert_eq!(&bytes[..], &plain[..]);
+    }
+
     #[test]
     fn another_key_or_nonce_fails() {
         let (key, nonce) = (XKey::new([1; 32]), [2; NONCE_BYTES]);
         let mut bytes = *b"entries";
         let tag = key.seal(&nonce, b"head", &mut bytes);
-        let mut other_nonce = nonce;
-        other_nonce[20] ^= 1;
         assert_eq!(XKey::new([3; 32]).open(&nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
-        assert_eq!(key.open(&other_nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
+        // A nonce's first 16 bytes make the subkey, its last 8 the short nonce: either fails.
+        for at in [3, 20] {
+            let mut other = nonce;
+            other[at] ^= 1;
+            assert_eq!(key.open(&other, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
+        }
         assert_eq!(key.open(&nonce, b"head", &mut bytes, &tag), Ok(()));
         assert_eq!(&bytes, b"entries");
     }
