@@ -3,11 +3,12 @@
 //! nonce's first 16 bytes, and ChaCha20-Poly1305 (RFC 8439, `ring`'s assembly) seals under that
 //! subkey with the nonce's last 8 bytes after four zero bytes. The bytes are those of the
 //! `chacha20poly1305` crate's `XChaCha20Poly1305` (the tests compare the two on random inputs);
-//! `ring` seals a batch in about half the time on this project's machines (1.86 against 1.01
-//! GB/s for 102 KB with AVX2, measured), which was most of what encryption cost an append.
+//! `ring` sealed 102 KB at 1.81 to 1.89 GB/s on this project's machine against 1.00 to 1.03
+//! (measured), and sealing was most of what encryption cost an append.
 
 use chacha20::cipher::consts::U10;
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
+use std::fmt;
 use zeroize::Zeroize;
 
 /// A nonce's size in bytes.
@@ -19,24 +20,31 @@ pub const TAG_BYTES: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unauthentic;
 
-/// A 256-bit XChaCha20-Poly1305 key; its bytes are wiped when it is dropped.
+/// A 256-bit key for the encrypting encoder (XChaCha20-Poly1305). Its `Debug` output does not
+/// show the key, and its bytes are wiped when it is dropped.
 #[derive(Clone)]
-pub struct XKey([u8; 32]);
+pub struct Key([u8; 32]);
 
-impl Drop for XKey {
+impl Drop for Key {
     fn drop(&mut self) {
         self.0.zeroize();
     }
 }
 
-impl XKey {
-    /// The key with these bytes.
-    pub fn new(bytes: [u8; 32]) -> XKey {
-        XKey(bytes)
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// The key with these bytes (draw them from a secure random source, keep them secret).
+    pub fn new(bytes: [u8; 32]) -> Key {
+        Key(bytes)
     }
 
     /// Encrypts `in_out` in place and returns the tag that authenticates it with `associated`.
-    pub fn seal(&self, nonce: &[u8; NONCE_BYTES], associated: &[u8], in_out: &mut [u8]) -> [u8; TAG_BYTES] {
+    pub(crate) fn seal(&self, nonce: &[u8; NONCE_BYTES], associated: &[u8], in_out: &mut [u8]) -> [u8; TAG_BYTES] {
         let (key, nonce) = self.subkey(nonce);
         let tag = key
             .seal_in_place_separate_tag(nonce, Aad::from(associated), in_out)
@@ -46,7 +54,7 @@ impl XKey {
 
     /// Checks `tag` against `in_out` and `associated`, and decrypts `in_out` in place if it
     /// holds; if not, `in_out` is left unspecified.
-    pub fn open(
+    pub(crate) fn open(
         &self,
         nonce: &[u8; NONCE_BYTES],
         associated: &[u8],
@@ -92,7 +100,7 @@ mod tests {
             let expected_tag = reference
                 .encrypt_in_place_detached(XNonce::from_slice(&nonce), &associated, &mut expected)
                 .unwrap();
-            let ours = XKey::new(key);
+            let ours = Key::new(key);
             let mut sealed = plain.clone();
             let tag = ours.seal(&nonce, &associated, &mut sealed);
             prop_assert_eq!(&sealed, &expected);
@@ -127,7 +135,7 @@ mod tests {
         let plain = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the \
                       future, sunscreen would be it.";
         let mut bytes = plain.to_vec();
-        let key = XKey::new(key.try_into().unwrap());
+        let key = Key::new(key.try_into().unwrap());
         let nonce = nonce.try_into().unwrap();
         let tag = key.seal(&nonce, &associated, &mut bytes);
         let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -144,10 +152,10 @@ mod tests {
 
     #[test]
     fn another_key_or_nonce_fails() {
-        let (key, nonce) = (XKey::new([1; 32]), [2; NONCE_BYTES]);
+        let (key, nonce) = (Key::new([1; 32]), [2; NONCE_BYTES]);
         let mut bytes = *b"entries";
         let tag = key.seal(&nonce, b"head", &mut bytes);
-        assert_eq!(XKey::new([3; 32]).open(&nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
+        assert_eq!(Key::new([3; 32]).open(&nonce, b"head", &mut bytes.clone(), &tag), Err(Unauthentic));
         // A nonce's first 16 bytes make the subkey, its last 8 the short nonce: either fails.
         for at in [3, 20] {
             let mut other = nonce;

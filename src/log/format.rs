@@ -65,7 +65,8 @@
 //! Lengths, seqs, terms and kinds are not hidden. The plain encoder has no checksum: it detects
 //! a torn tail only by sizes and the end mark, and nothing else (see `recovery`).
 
-use super::cipher::{Unauthentic, XKey};
+use super::cipher::Unauthentic;
+pub use super::cipher::{Key, NONCE_BYTES, TAG_BYTES};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Range;
@@ -77,10 +78,6 @@ pub const HEADER_BYTES: usize = 72;
 pub const BATCH_HEAD_BYTES: usize = 32;
 /// The bytes of a batch after its payloads (nonce and tag aside): checksum and end mark.
 pub const BATCH_TAIL_BYTES: usize = 12;
-/// A nonce's size (XChaCha20-Poly1305).
-pub const NONCE_BYTES: usize = super::cipher::NONCE_BYTES;
-/// An authentication tag's size.
-pub const TAG_BYTES: usize = super::cipher::TAG_BYTES;
 /// The format version this code writes (the last byte of the magic).
 pub const FORMAT_VERSION: u8 = 3;
 const MAGIC: [u8; 8] = *b"TRPLOG\x00\x03";
@@ -89,23 +86,6 @@ const KIND_DATA: u8 = 1;
 const KIND_BLANK: u8 = 2;
 const KIND_CONFIG: u8 = 3;
 const NEW_TERM: u64 = 4;
-
-/// A 256-bit key for the encrypting encoder. Its `Debug` output does not show the key.
-#[derive(Clone)]
-pub struct Key(XKey);
-
-impl Key {
-    /// The key with these bytes (draw them from a secure random source, keep them secret).
-    pub fn new(bytes: [u8; 32]) -> Key {
-        Key(XKey::new(bytes))
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Key(..)")
-    }
-}
 
 /// How batches are protected on disk.
 #[derive(Clone, Debug)]
@@ -172,7 +152,7 @@ pub fn encode_header(encoder: &Encoder, header: Header, nonce: [u8; NONCE_BYTES]
     header[16..24].copy_from_slice(&first_seq.to_le_bytes());
     if let Encoder::Encrypted(key) = encoder {
         header[24..48].copy_from_slice(&nonce);
-        let tag = key.0.seal(&nonce, &header[0..48], &mut []);
+        let tag = key.seal(&nonce, &header[0..48], &mut []);
         header[48..64].copy_from_slice(&tag);
     }
     let checksum = xxh3_64(&header[0..64]);
@@ -217,7 +197,7 @@ pub fn decode_header(bytes: &[u8], encoder: &Encoder) -> Result<Header, HeaderEr
         Encoder::Encrypted(key) => {
             let nonce = header[24..48].try_into().expect("24 bytes");
             let tag = header[48..64].try_into().expect("16 bytes");
-            key.0.open(nonce, &header[0..48], &mut [], tag).map_err(|Unauthentic| HeaderError::WrongKey)?;
+            key.open(nonce, &header[0..48], &mut [], tag).map_err(|Unauthentic| HeaderError::WrongKey)?;
         }
         _ if header[24..64].iter().any(|b| *b != 0) => return Err(HeaderError::Corrupt),
         _ => {}
@@ -330,7 +310,7 @@ impl BatchBuilder {
         out.extend_from_slice(&self.payloads);
         if let Encoder::Encrypted(key) = encoder {
             let (associated, payloads) = out[start..].split_at_mut(payloads_at - start);
-            let tag = key.0.seal(&nonce, associated, payloads);
+            let tag = key.seal(&nonce, associated, payloads);
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&tag);
         }
@@ -521,7 +501,7 @@ impl<'a> Batch<'a> {
             let (nonce, tag) = sealed.split_at(NONCE_BYTES);
             let (nonce, tag) = (nonce.try_into().expect("24 bytes"), tag.try_into().expect("16 bytes"));
             let associated = &self.bytes[..self.frames_end];
-            key.0.open(nonce, associated, &mut plain, tag).map_err(|Unauthentic| BatchError::Unauthentic)?;
+            key.open(nonce, associated, &mut plain, tag).map_err(|Unauthentic| BatchError::Unauthentic)?;
         }
         Ok(plain)
     }
