@@ -17,8 +17,8 @@
 //!   size): its bound there is the 128 KiB appends that grow a file, on stderr. The log writes
 //!   a MiB of zeros ahead of such batches, which raised this figure 1.05 to 1.37 times in six
 //!   alternating pairs on two machines (2026-12-02) although every byte is written twice;
-//!   extending the file without writing it (`fallocate`, `set_len`), or O_DIRECT, did not
-//!   help there (measured earlier), nor starting the write-back of part of a batch while the
+//!   extending the file without writing it (`fallocate`, `set_len`) did not help there, nor
+//!   O_DIRECT then (measured earlier; for today's direct writes see below), nor starting the write-back of part of a batch while the
 //!   rest is prepared (`sync_file_range`, writes alone with 100 us of work per 100 KB: 349-356
 //!   MB/s in halves and 285-294 in quarters, against 345-369 in one write, 2026-12-02), nor
 //!   much preparing the next segment in the background (a thread writing its 64 MiB of zeros
@@ -26,7 +26,10 @@
 //!   with `fallocate`, which did not help here): with writes alone, one
 //!   batch's size at a time, 3.25 to 3.69 million entries/s against 2.75 to 3.33 growing with
 //!   zeros a MiB ahead and 4.83 to 5.37 into written space with nothing in the background
-//!   (three alternating runs of 3 s, 2026-12-03): the zeros take the disk's time too;
+//!   (three alternating runs of 3 s, 2026-12-03): the zeros take the disk's time too. Batches
+//!   of 32 KiB and more are written past the page cache (`direct_writes_from`, see
+//!   `src/log/direct.rs`); on stderr, the ratio of that to writing them through the page
+//!   cache, from back-to-back pairs, here and for the recycled log below;
 //! - `fslog_append_batch1000_recycled`: the same into a log in its steady state, whose prefix
 //!   is removed as it grows (as snapshots do), so that new segments recycle removed ones and
 //!   appends overwrite written space (see `spares.rs`): the bound is `disk_dsync_bw_128k`, and
@@ -71,6 +74,33 @@ fn append_seq_rate(dir: &Path, duration: Duration) -> f64 {
 
 fn encrypted() -> FsLogOptions {
     FsLogOptions { encoder: Encoder::Encrypted(Key::new([7; 32])), ..FsLogOptions::default() }
+}
+
+/// Every batch through the page cache (the default writes batches of 32 KiB and more directly).
+fn cached() -> FsLogOptions {
+    FsLogOptions { direct_writes_from: usize::MAX, ..FsLogOptions::default() }
+}
+
+/// Seven back-to-back pairs of `base` and `other`, alternating which goes first, since two
+/// medians measured seconds apart on a shared disk whose rate drifts say little about their
+/// ratio; prints the ratios `other / base` to stderr and returns the pairs.
+fn alternating(what: &str, base: impl Fn() -> f64, other: impl Fn() -> f64) -> Vec<(f64, f64)> {
+    let pairs: Vec<(f64, f64)> = (0..7)
+        .map(|pair| match pair % 2 {
+            0 => {
+                let base = base();
+                (base, other())
+            }
+            _ => {
+                let other = other();
+                (base(), other)
+            }
+        })
+        .collect();
+    let ratios: Vec<f64> = pairs.iter().map(|(base, other)| other / base).collect();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    eprintln!("{what}, 7 back-to-back pairs of 0.5 s: {} (median {:.2})", shown.join(" "), median(ratios));
+    pairs
 }
 
 /// Entries per second in batches of 1,000 (100-byte payloads). With `compacting`, the log's
@@ -209,10 +239,22 @@ fn main() {
     if wanted("fslog_append_batch1000") {
         let value = median3(|| append_batch_rate(dir, second, FsLogOptions::default(), false));
         report("fslog_append_batch1000", value, "entries/s");
+        let half = second / 2;
+        alternating(
+            "direct writes against through the page cache, growing",
+            || append_batch_rate(dir, half, cached(), false),
+            || append_batch_rate(dir, half, FsLogOptions::default(), false),
+        );
     }
     if wanted("fslog_append_batch1000_recycled") {
         let value = median3(|| append_batch_rate(dir, second, FsLogOptions::default(), true));
         report("fslog_append_batch1000_recycled", value, "entries/s");
+        let half = second / 2;
+        alternating(
+            "direct writes against through the page cache, recycled",
+            || append_batch_rate(dir, half, cached(), true),
+            || append_batch_rate(dir, half, FsLogOptions::default(), true),
+        );
         // The bound for one such batch at a time: writes of its size into written space.
         let batch_sized = median3(|| dsync_bandwidth(dir, BATCH1000_BYTES, second));
         eprintln!(
@@ -224,28 +266,12 @@ fn main() {
     if wanted("fslog_append_batch1000_encrypted") {
         let value = median3(|| append_batch_rate(dir, second, encrypted(), false));
         report("fslog_append_batch1000_encrypted", value, "entries/s");
-        // The two medians above are measured seconds apart on a shared disk whose rate drifts:
-        // pairs of runs back to back, alternating which goes first, give the ratio itself.
+        // The ratio itself, from pairs (see `alternating`).
         let half = second / 2;
-        let pairs: Vec<(f64, f64)> = (0..7)
-            .map(|pair| {
-                let plain = || append_batch_rate(dir, half, FsLogOptions::default(), false);
-                let sealed = || append_batch_rate(dir, half, encrypted(), false);
-                if pair % 2 == 0 {
-                    let plain = plain();
-                    (plain, sealed())
-                } else {
-                    let sealed = sealed();
-                    (plain(), sealed)
-                }
-            })
-            .collect();
-        let ratios: Vec<f64> = pairs.iter().map(|(plain, sealed)| sealed / plain).collect();
-        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        eprintln!(
-            "encrypted against plain, 7 back-to-back pairs of 0.5 s: {} (median {:.2})",
-            shown.join(" "),
-            median(ratios)
+        let pairs = alternating(
+            "encrypted against plain",
+            || append_batch_rate(dir, half, FsLogOptions::default(), false),
+            || append_batch_rate(dir, half, encrypted(), false),
         );
         // The ratio's bound on this machine: the time sealing adds to each batch, on the one
         // core that appends, against the time of a plain batch in the pairs.

@@ -32,7 +32,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::{appends_during, data_dir, dsync_bandwidth_128k, fdatasync_rate, median, median3, report, selection};
+use common::{
+    appends_during, data_dir, dsync_bandwidth_128k, fdatasync_rate, log_options, median, median3, report, selection,
+};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -41,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tinyraftplus::core::{Config, HardState, NodeId, Role, Seq, Term};
 use tinyraftplus::driver::{AsyncRaftNode, DriverStats, InProcessNetwork, RaftNode, Status};
-use tinyraftplus::log::{FsLog, FsLogOptions};
+use tinyraftplus::log::FsLog;
 use tinyraftplus::transport::{Security, TcpOptions, TcpTransport, Transport};
 
 /// How the nodes are connected.
@@ -78,7 +80,7 @@ fn cluster(dir: &Path, net: Net) -> Vec<RaftNode> {
         .iter()
         .zip(transports(net, &ids))
         .map(|(id, transport)| {
-            let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+            let log = FsLog::open(dir, &format!("n{id}"), log_options()).unwrap();
             RaftNode::open(Config::new(*id, ids.clone()), log, transport, None).unwrap()
         })
         .collect();
@@ -173,7 +175,7 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
     let nodes: Vec<Arc<AsyncRaftNode>> = ids
         .iter()
         .map(|id| {
-            let log = FsLog::open(sub.path(), &format!("n{id}"), FsLogOptions::default()).unwrap();
+            let log = FsLog::open(sub.path(), &format!("n{id}"), log_options()).unwrap();
             Arc::new(AsyncRaftNode::open(Config::new(*id, ids.clone()), log, network.clone(), None).unwrap())
         })
         .collect();
@@ -214,7 +216,7 @@ fn concurrent_async(dir: &Path, tasks: usize, duration: Duration) -> f64 {
 fn prefill(dir: &Path, nodes: u64, entries: u64) {
     let payload = [1u8; 100];
     for id in 1..=nodes {
-        let mut log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+        let mut log = FsLog::open(dir, &format!("n{id}"), log_options()).unwrap();
         let batch: Vec<(Term, Option<&[u8]>)> = (0..10_000).map(|_| (Term(1), Some(&payload[..]))).collect();
         for _ in 0..entries / 10_000 {
             log.append_batch(&batch).unwrap();
@@ -226,7 +228,7 @@ fn prefill(dir: &Path, nodes: u64, entries: u64) {
 
 /// Opens node `id` of `dir` on `network` with `nodes` as its bootstrap configuration.
 fn open(dir: &Path, network: &Arc<InProcessNetwork>, id: NodeId, nodes: &[NodeId]) -> RaftNode {
-    let log = FsLog::open(dir, &format!("n{id}"), FsLogOptions::default()).unwrap();
+    let log = FsLog::open(dir, &format!("n{id}"), log_options()).unwrap();
     RaftNode::open(Config::new(id, nodes.to_vec()), log, network.clone(), None).unwrap()
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::disk_states::{read_all, restore, snapshot, without_recorded_length, Files};
-use common::{cases, encoder};
+use common::{cases, direct, encoder};
 use proptest::prelude::*;
 use tinyraftplus::core::{Seq, Term};
 use tinyraftplus::log::format::{Encoder, HEADER_BYTES};
@@ -153,10 +153,17 @@ fn payload(seq: u64, len: u8) -> Vec<u8> {
     (0..len).map(|i| (seq as u8) ^ i).collect()
 }
 
-fn run(encoder: Encoder, history: Vec<Op>, last: Vec<u8>, seed: u64) -> Result<(), TestCaseError> {
+/// `direct_writes_from` 0 writes every batch of a checksummed log past the page cache.
+fn run(
+    encoder: Encoder,
+    direct_writes_from: usize,
+    history: Vec<Op>,
+    last: Vec<u8>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let holes = encoder.checksummed();
     let dir = tempfile::tempdir().unwrap();
-    let options = FsLogOptions { encoder, segment_bytes: 500, ..FsLogOptions::default() };
+    let options = FsLogOptions { encoder, segment_bytes: 500, direct_writes_from, ..FsLogOptions::default() };
     let mut log = FsLog::open(dir.path(), "crash", options.clone()).unwrap();
     for op in history {
         let next = log.seq().map_or(log.first().0, |s| s.0 + 1);
@@ -217,6 +224,6 @@ proptest! {
         last in prop::collection::vec(0u8..90, 1..6),
         seed in any::<u64>(),
     ) {
-        run(encoder(which), history, last, seed)?;
+        run(encoder(which), direct(which), history, last, seed)?;
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{cases, encoder};
+use common::{cases, direct, encoder};
 use proptest::prelude::*;
 use tinyraftplus::core::{Entry, HardState, Payload, Seq, Term};
 use tinyraftplus::log::Encoder;
@@ -119,9 +119,10 @@ fn check_all(log: &FsLog, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(encoder: Encoder, ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// `direct_writes_from` 0 writes every batch of a checksummed log past the page cache.
+fn run(encoder: Encoder, direct_writes_from: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let options = FsLogOptions { encoder, segment_bytes: 400, ..FsLogOptions::default() };
+    let options = FsLogOptions { encoder, segment_bytes: 400, direct_writes_from, ..FsLogOptions::default() };
     let mut log = FsLog::open(dir.path(), "model", options.clone()).unwrap();
     log.save_hard_state(HardState::new(Term(1000), None)).unwrap();
     let mut model = Model { first: 0, entries: Vec::new() };
@@ -220,6 +221,6 @@ proptest! {
 
     #[test]
     fn the_file_log_always_holds_what_the_model_holds(which in any::<u8>(), ops in prop::collection::vec(op(), 1..40)) {
-        run(encoder(which), ops)?;
+        run(encoder(which), direct(which), ops)?;
     }
 }

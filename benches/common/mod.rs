@@ -18,6 +18,18 @@ pub fn selection() -> impl Fn(&str) -> bool {
     move |name: &str| filter.as_deref().is_none_or(|f| name.contains(f))
 }
 
+/// The file log's options for the cluster benchmarks: the defaults, but `direct_writes_from`
+/// from `TINYRAFTPLUS_DIRECT_FROM` (bytes; `max` for never) when set, for runs that compare
+/// direct writes with writes through the page cache.
+pub fn log_options() -> tinyraftplus::log::FsLogOptions {
+    let defaults = tinyraftplus::log::FsLogOptions::default();
+    let from = std::env::var("TINYRAFTPLUS_DIRECT_FROM").ok().map(|from| match from.as_str() {
+        "max" => usize::MAX,
+        bytes => bytes.parse().expect("TINYRAFTPLUS_DIRECT_FROM: a number of bytes, or max"),
+    });
+    tinyraftplus::log::FsLogOptions { direct_writes_from: from.unwrap_or(defaults.direct_writes_from), ..defaults }
+}
+
 /// A temporary directory for a benchmark's data, in [`bench_dir`].
 pub fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(bench_dir()).expect("a temporary directory for the benchmark")

@@ -10,6 +10,7 @@
 mod cases;
 mod cipher;
 mod deferred;
+mod direct;
 mod error;
 mod evidence;
 #[doc(hidden)]

@@ -46,6 +46,16 @@ pub fn encoder(which: u8) -> Encoder {
     }
 }
 
+/// For a test of `FsLog` drawing `which`: every batch written past the page cache, those of
+/// 300 bytes and more (which most single appends are not), or none.
+pub fn direct(which: u8) -> usize {
+    match (which / 3) % 3 {
+        0 => 0,
+        1 => 300,
+        _ => usize::MAX,
+    }
+}
+
 /// Property test cases: `PROPTEST_CASES`, else `default`.
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default)
