@@ -73,3 +73,23 @@ fn direct_and_cached_batches_alternate_across_segments_and_reopen() {
     let log = FsLog::open(dir.path(), "log", options).unwrap();
     assert_eq!(payloads(&log, 0), expected);
 }
+
+/// The open handles of this process on files in `dir`.
+fn handles_in(dir: &std::path::Path) -> usize {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).filter(|target| target.starts_with(dir)).count()
+}
+
+#[test]
+fn a_full_segment_lets_go_of_its_direct_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FsLogOptions { segment_bytes: 64 << 10, ..options() };
+    let mut log = FsLog::open(dir.path(), "log", options).unwrap();
+    for i in 0..40u8 {
+        log.append(Term(1), Some(&bytes(40 << 10, i))).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 40, "one 40 KB batch per segment: {segments}");
+    // One handle per segment (reads), the lock file, and the last segment's direct handle.
+    assert!(handles_in(dir.path()) <= segments + 2, "{} handles for {segments} segments", handles_in(dir.path()));
+}

@@ -517,6 +517,7 @@ impl FsLog {
         if needs_segment {
             if let Some(full) = self.segments.last_mut() {
                 full.offsets.shrink_to_fit(); // It takes no more entries.
+                full.direct = None; // Nor writes: its handle and scratch memory go.
             }
             self.seal_segment()?;
             self.create_segment(self.next_seq())?;
