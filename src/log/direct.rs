@@ -63,6 +63,10 @@ pub(super) struct DirectFile {
 impl DirectFile {
     /// Opens `path` for direct writes; `None` where the file system or the platform refuses.
     pub(super) fn open(path: &Path) -> io::Result<Option<DirectFile>> {
+        #[cfg(test)]
+        if tests::REFUSED.with(std::cell::Cell::get) {
+            return Ok(None); // This thread's test plays a file system without `O_DIRECT`.
+        }
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -188,5 +192,47 @@ impl Segment {
             }
         }
         Ok(Some(stop))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::{Payload, Seq, Term};
+    use crate::log::{FsLog, FsLogOptions};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set by a test: `DirectFile::open` answers as a file system that refuses `O_DIRECT`.
+        pub(super) static REFUSED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn read_all(log: &FsLog) -> Vec<Vec<u8>> {
+        let data = |payload| match payload {
+            Payload::Data(data) => data.to_vec(),
+            other => panic!("only data was appended: {other:?}"),
+        };
+        log.iter(Seq(0)).map(|entry| data(entry.unwrap().payload)).collect()
+    }
+
+    #[test]
+    fn a_file_system_that_refuses_direct_writes_gets_every_batch_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FsLogOptions { direct_writes_from: 0, segment_bytes: 16 << 10, ..FsLogOptions::default() };
+        let payloads: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; 100 + 997 * usize::from(i)]).collect();
+        for refused in [false, true] {
+            REFUSED.with(|cell| cell.set(refused));
+            let name = format!("log{refused}");
+            let mut log = FsLog::open(dir.path(), &name, options.clone()).unwrap();
+            for payload in &payloads {
+                log.append(Term(1), Some(payload)).unwrap();
+                assert_eq!(log.segments.last().unwrap().direct.is_some(), !refused, "refused: {refused}");
+            }
+            assert_eq!(log.direct_refused, refused);
+            assert_eq!(read_all(&log), payloads);
+            drop(log);
+            let log = FsLog::open(dir.path(), &name, options.clone()).unwrap();
+            assert_eq!(read_all(&log), payloads);
+        }
+        REFUSED.with(|cell| cell.set(false));
     }
 }

@@ -199,7 +199,7 @@ pub struct FsLog {
     pub(super) committed_config: Option<Entry>,
     /// Set when the file system refused a direct write: every batch then goes through the
     /// page cache.
-    direct_refused: bool,
+    pub(super) direct_refused: bool,
 }
 
 impl Drop for FsLog {
