@@ -21,10 +21,10 @@ fn a_direct_write_after_the_end_was_rewritten_through_the_page_cache_keeps_the_n
     let dir = tempfile::tempdir().unwrap();
     let mut log = FsLog::open(dir.path(), "log", options()).unwrap();
     log.append(Term(1), Some(&bytes(10, b'a'))).unwrap();
-    let (start, first) = (log.disk_bytes(), log.disk_bytes());
+    let start = log.disk_bytes();
     let overhead = {
         log.append(Term(1), Some(&bytes(20, b'b'))).unwrap();
-        let size = log.disk_bytes() - first;
+        let size = log.disk_bytes() - start;
         log.trim(Some(Seq(0))).unwrap();
         size - 20
     };
@@ -64,8 +64,6 @@ fn direct_and_cached_batches_alternate_across_segments_and_reopen() {
             let last = log.seq().unwrap().0;
             log.trim(Some(Seq(last - 3))).unwrap();
             expected.truncate(last as usize - 2);
-            let reopened = FsLog::open(dir.path(), "log", options.clone());
-            assert!(reopened.is_err(), "the log is locked while open");
         }
     }
     assert_eq!(payloads(&log, 0), expected);
