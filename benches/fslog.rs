@@ -18,13 +18,13 @@
 //!   a MiB of zeros ahead of such batches, which raised this figure 1.05 to 1.37 times in six
 //!   alternating pairs on two machines (2026-12-02) although every byte is written twice;
 //!   extending the file without writing it (`fallocate`, `set_len`) did not help there, nor
-//!   O_DIRECT then (measured earlier; for today's direct writes see below), nor starting the write-back of part of a batch while the
-//!   rest is prepared (`sync_file_range`, writes alone with 100 us of work per 100 KB: 349-356
-//!   MB/s in halves and 285-294 in quarters, against 345-369 in one write, 2026-12-02), nor
-//!   much preparing the next segment in the background (a thread writing its 64 MiB of zeros
-//!   while the current one fills: etcd's file pipeline makes its next file ready ahead too,
-//!   with `fallocate`, which did not help here): with writes alone, one
-//!   batch's size at a time, 3.25 to 3.69 million entries/s against 2.75 to 3.33 growing with
+//!   O_DIRECT then (measured earlier; for today's direct writes see below), nor starting the
+//!   write-back of part of a batch while the rest is prepared (`sync_file_range`, writes alone
+//!   with 100 us of work per 100 KB: 349-356 MB/s in halves and 285-294 in quarters, against
+//!   345-369 in one write, 2026-12-02), nor much preparing the next segment in the background
+//!   (a thread writing its 64 MiB of zeros while the current one fills: etcd's file pipeline
+//!   makes its next file ready ahead too, with `fallocate`, which did not help here): with
+//!   writes alone, one batch's size at a time, 3.25 to 3.69 million entries/s against 2.75 to 3.33 growing with
 //!   zeros a MiB ahead and 4.83 to 5.37 into written space with nothing in the background
 //!   (three alternating runs of 3 s, 2026-12-03): the zeros take the disk's time too. Batches
 //!   of 32 KiB and more are written past the page cache (`direct_writes_from`, see

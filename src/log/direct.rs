@@ -48,11 +48,21 @@ pub(super) fn block_ceil(n: u64) -> u64 {
     block_floor(n + BLOCK - 1)
 }
 
+/// `len` bytes of `scratch` starting on a block boundary (grown to hold them).
+fn aligned(scratch: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    scratch.resize(len + BLOCK as usize, 0);
+    let align = (scratch.as_ptr() as usize).wrapping_neg() % BLOCK as usize;
+    &mut scratch[align..align + len]
+}
+
 /// A segment's file opened for direct writes.
 pub(super) struct DirectFile {
     file: File,
     /// The bytes of the segment's last partial block (from its start to the segment's end),
-    /// while the segment ends at `tail_at`.
+    /// while the segment ends at `tail_at`: valid as long as the last write to the segment was
+    /// this file's. A cut alone cannot stale it (the segment must be written again to end at
+    /// `tail_at` again), and every write goes through `append_bytes`, which forgets it before
+    /// writing through the page cache.
     tail: Vec<u8>,
     tail_at: Option<u64>,
     /// Holds each write, from its first byte on a 4 KiB boundary (at most [`SCRATCH_KEPT`]
@@ -83,7 +93,7 @@ impl DirectFile {
         }
     }
 
-    /// Forgets the cached last block: the segment was cut, or written through the page cache.
+    /// Forgets the cached last block: the segment is about to be written through the page cache.
     pub(super) fn forget_tail(&mut self) {
         self.tail_at = None;
     }
@@ -91,17 +101,15 @@ impl DirectFile {
     /// Writes `buffer` at `base`, the segment's end, as whole blocks: the block's bytes before
     /// `base` are read from `cached` (the segment's handle through the page cache) unless kept
     /// from the last write, and zeros follow the buffer to the next block. Returns the end of the
-    /// blocks written. An error of kind `InvalidInput` (EINVAL: an alignment the device does not
-    /// take) has written nothing.
+    /// blocks written. After an error of kind `InvalidInput` (EINVAL: an alignment the device does
+    /// not take), writing the batch through the page cache overwrites whatever part was written.
     pub(super) fn write(&mut self, cached: &File, buffer: &[u8], base: u64) -> io::Result<u64> {
         let start = block_floor(base);
         let end = base + buffer.len() as u64;
         let stop = block_ceil(end);
         let (before, len) = ((base - start) as usize, (stop - start) as usize);
-        self.scratch.resize(len + BLOCK as usize, 0);
-        let align = (self.scratch.as_ptr() as usize).wrapping_neg() % BLOCK as usize;
-        let blocks = &mut self.scratch[align..align + len];
-        match self.tail_at == Some(base) && self.tail.len() == before {
+        let blocks = aligned(&mut self.scratch, len);
+        match self.tail_at == Some(base) {
             true => {
                 blocks[..before].copy_from_slice(&self.tail);
                 #[cfg(debug_assertions)]
@@ -134,9 +142,7 @@ impl DirectFile {
         }
         debug_assert!(from.is_multiple_of(BLOCK) && to.is_multiple_of(BLOCK), "invariant: zeros on blocks");
         let chunk = (to - from).min(1 << 20) as usize;
-        self.scratch.resize(chunk + BLOCK as usize, 0);
-        let align = (self.scratch.as_ptr() as usize).wrapping_neg() % BLOCK as usize;
-        let zeros = &mut self.scratch[align..align + chunk];
+        let zeros = aligned(&mut self.scratch, chunk);
         zeros.fill(0);
         let mut at = from;
         while at < to {

@@ -570,7 +570,7 @@ impl FsLog {
                 Some(stop) => stop,
                 None => {
                     if let Some(file) = segment.direct.as_mut() {
-                        file.forget_tail();
+                        file.forget_tail(); // Its copy of the last block goes stale (see `direct`).
                     }
                     segment.file.write_all_at(buffer, base)?;
                     // The zeros are only a speed-up: a disk too full for them still takes the batch.

@@ -171,9 +171,6 @@ impl FsLog {
                 }
                 (segment.len, segment.allocated) = (new_len, new_len);
                 segment.offsets.truncate(keep);
-                if let Some(file) = segment.direct.as_mut() {
-                    file.forget_tail(); // The segment may grow back to where it was with other bytes.
-                }
             }
         }
         self.reload_tail()?;
