@@ -24,8 +24,8 @@
 //!   345-369 in one write, 2026-12-02), nor much preparing the next segment in the background
 //!   (a thread writing its 64 MiB of zeros while the current one fills: etcd's file pipeline
 //!   makes its next file ready ahead too, with `fallocate`, which did not help here): with
-//!   writes alone, one batch's size at a time, 3.25 to 3.69 million entries/s against 2.75 to 3.33 growing with
-//!   zeros a MiB ahead and 4.83 to 5.37 into written space with nothing in the background
+//!   writes alone, one batch's size at a time, 3.25 to 3.69 million entries/s against 2.75
+//!   to 3.33 growing with zeros a MiB ahead and 4.83 to 5.37 into written space with nothing in the background
 //!   (three alternating runs of 3 s, 2026-12-03): the zeros take the disk's time too. Batches
 //!   of 32 KiB and more are written past the page cache (`direct_writes_from`, see
 //!   `src/log/direct.rs`); on stderr, the ratio of that to writing them through the page

@@ -47,12 +47,12 @@ type Deliver = Arc<dyn Inbox>;
 /// thread). With 64 instead of 16, 256 tasks appending through three nodes on one disk
 /// (`raft3_concurrent256`) reached 106-120x the raw fdatasync rate against 63-91x, in five
 /// alternating runs each (79-147x in seven more); sequential appends and batches measured
-/// the same. With 256 instead of 64 (five alternating runs each, on the disk): 256 tasks
-/// 81-91x (median 89x) against 80-87x (85x); sequential appends 4,450-5,020 per second against
-/// 4,180-4,220 (three pairs), over TCP 4,100-4,400 against 3,700-3,870 (two); 256 threads the
-/// same; batches of 1,000, growing, 0.53-0.56 of the synced bandwidth against 0.48-0.50, and
-/// compacting 0.79-0.86 against 0.66-0.69 (three pairs, three of three). 512 and 1,024 measured
-/// as 256.
+/// the same then. With 256 instead of 64 (2026-12-04, on the disk): 256 tasks 81-91x (median
+/// 89x) against 80-87x (85x) in five alternating runs each; sequential appends 4,450-5,020 per
+/// second against 4,180-4,220 (three pairs), over TCP 4,100-4,400 against 3,700-3,870 (two);
+/// batches of 1,000, growing, 0.53-0.56 of the synced bandwidth against 0.48-0.50, compacting
+/// 0.79-0.86 against 0.66-0.69 (three pairs); 256 threads the same. 512 measured as 256 for
+/// the tasks, and 1,024 as 256 for batches.
 pub(crate) fn spin_recv<T>(inbox: &std::sync::mpsc::Receiver<T>) -> Option<T> {
     for _ in 0..256 {
         if let Ok(item) = inbox.try_recv() {
