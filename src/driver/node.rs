@@ -333,7 +333,7 @@ impl<L: LogStore + Send + 'static> Handle<L> {
             transport: Arc::clone(&transport),
             state_machine,
             pending: BTreeMap::new(),
-            answers: Answers::default(),
+            answers: Answers::new(id),
             issued: std::collections::VecDeque::new(),
             writes,
             disk: Some(disk),

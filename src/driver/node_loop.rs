@@ -116,6 +116,7 @@ impl<L: LogStore> NodeLoop<L> {
         self.shared.status().closed = true;
         self.shared.wake();
         // The close's own answer, after the others: everything is durable.
+        self.answers.drain();
         self.answers.send(ack, Err(ClientError::Closed));
         self.answers.flush();
     }
