@@ -131,8 +131,9 @@ impl Answers {
         }
     }
 
-    /// Hands the gathered answers over, in the order they were given (directly, and from
-    /// then on, if the task is gone with its runtime).
+    /// Hands the gathered answers over, in the order they were given: async ones to the task
+    /// (directly, and from then on, if it is gone with its runtime), blocking ones to the
+    /// thread if there are several, a single one directly.
     pub(super) fn flush(&mut self) {
         #[cfg(feature = "tokio")]
         if let Some(Dispatch(to)) = self.dispatch.as_ref().filter(|_| !self.gathered.0.is_empty()) {
