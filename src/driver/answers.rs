@@ -6,8 +6,9 @@
 //!   that took more than half of the leader's step time in a profile, 8.5% of all samples, the
 //!   steps 15.3%; from a task on the runtime a completion only queues the woken task). The
 //!   task is started on the runtime of a node's first async request, if it has worker threads;
-//! - to blocking callers through a thread of the node's own, started the first time a step
-//!   answers more than one of them (a single answer goes at once: one wake either way).
+//! - to every other caller (blocking, or async on a runtime without such a task) through a
+//!   thread of the node's own, started the first time a step answers more than one of them (a
+//!   single answer goes from the loop: one wake either way).
 
 use crate::core::{ClientError, NodeId, Response};
 use std::sync::mpsc::{Sender, SyncSender};
@@ -77,7 +78,7 @@ impl Dispatch {
     }
 }
 
-/// The thread that completes blocking callers' answers, and the way to it.
+/// The thread that completes the answers the task does not, and the way to it.
 struct Waker {
     to: Sender<Gathered>,
     thread: JoinHandle<()>,
@@ -91,8 +92,9 @@ pub(super) struct Answers {
     dispatch: Option<Dispatch>,
     #[cfg(feature = "tokio")]
     gathered: Gathered,
-    blocking: Gathered,
-    /// Started the first time a step answers more than one blocking caller; `None` before,
+    /// Answers for the thread (or the loop): the callers the task does not answer.
+    others: Gathered,
+    /// Started the first time a step answers more than one of `others`; `None` before,
     /// or if it could not be started (then they are answered from the loop).
     waker: Option<Waker>,
     /// Set if the thread could not be started: not tried again.
@@ -108,7 +110,7 @@ impl Answers {
             dispatch: None,
             #[cfg(feature = "tokio")]
             gathered: Gathered::default(),
-            blocking: Gathered::default(),
+            others: Gathered::default(),
             waker: None,
             no_thread: false,
         }
@@ -124,16 +126,14 @@ impl Answers {
     pub(super) fn send(&mut self, reply: Reply, result: Answer) {
         match reply {
             #[cfg(feature = "tokio")]
-            Reply::Async(sender) if self.dispatch.is_some() => self.gathered.0.push((Reply::Async(sender), result)),
-            #[cfg(feature = "tokio")]
-            other @ Reply::Async(_) => other.send(result),
-            blocking @ Reply::Blocking(_) => self.blocking.0.push((blocking, result)),
+            reply @ Reply::Async(_) if self.dispatch.is_some() => self.gathered.0.push((reply, result)),
+            reply => self.others.0.push((reply, result)),
         }
     }
 
     /// Hands the gathered answers over, in the order they were given: async ones to the task
-    /// (directly, and from then on, if it is gone with its runtime), blocking ones to the
-    /// thread if there are several, a single one directly.
+    /// (directly, and from then on, if it is gone with its runtime), the others to the thread
+    /// if there are several, a single one directly.
     pub(super) fn flush(&mut self) {
         #[cfg(feature = "tokio")]
         if let Some(Dispatch(to)) = self.dispatch.as_ref().filter(|_| !self.gathered.0.is_empty()) {
@@ -141,13 +141,13 @@ impl Answers {
                 self.dispatch = None; // The answers were completed as the error dropped them.
             }
         }
-        if self.blocking.0.len() > 1 {
-            let gathered = self.blocking.take();
+        if self.others.0.len() > 1 {
+            let gathered = self.others.take();
             match self.waker() {
                 Some(waker) => drop(waker.to.send(gathered)), // An error completes them.
                 None => drop(gathered),
             }
-        } else if let Some((reply, result)) = self.blocking.0.pop() {
+        } else if let Some((reply, result)) = self.others.0.pop() {
             reply.send(result);
         }
     }
@@ -166,7 +166,7 @@ impl Answers {
         self.waker.as_ref()
     }
 
-    /// Flushes, then waits until every blocking answer handed over is given: what is
+    /// Flushes, then waits until every answer handed to the thread is given: what is
     /// answered after this comes after them.
     pub(super) fn drain(&mut self) {
         self.flush();
@@ -222,12 +222,22 @@ mod tests {
 
     #[test]
     #[cfg(feature = "tokio")]
-    fn outside_a_runtime_there_is_no_task_and_answers_go_at_once() {
+    fn outside_a_runtime_there_is_no_task_and_answers_go_as_blocking_ones_do() {
         assert!(Dispatch::spawn().is_none());
         let mut answers = Answers::new(NodeId(1));
         let (reply, mut answer) = oneshot::channel();
         answers.send(Reply::Async(reply), appended(3));
-        assert_eq!(answer.try_recv().unwrap(), appended(3));
+        answers.flush();
+        assert_eq!(answer.try_recv().unwrap(), appended(3), "a single one from the loop");
+        let (first, mut first_answer) = oneshot::channel();
+        let (second, second_answer) = oneshot::channel();
+        answers.send(Reply::Async(first), appended(4));
+        answers.send(Reply::Async(second), appended(5));
+        answers.flush();
+        assert!(answers.waker.is_some(), "several through the thread");
+        answers.drain();
+        assert_eq!(first_answer.try_recv().unwrap(), appended(4));
+        assert_eq!(second_answer.blocking_recv().unwrap(), appended(5));
     }
 
     fn blocking(answers: &mut Answers, seq: u64) -> Receiver<Answer> {
