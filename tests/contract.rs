@@ -270,3 +270,36 @@ fn a_failed_load_for_the_state_machine_is_tried_again() {
     let applied = drive(&mut raft, &log, out, 1, 1);
     assert_eq!(applied, (0..=9).collect::<Vec<u64>>(), "every committed entry applied, once, in order");
 }
+
+/// A node whose log's prefix was removed (through its snapshot at 1@7), whose later entries
+/// were lost in a crash and then its snapshot files: restarted, its log holds nothing past the
+/// removed prefix and nothing tells what it continued from. It lost committed entries, so it
+/// votes as a node that lost data does: it grants no vote, not even to a candidate whose log
+/// looks longer than its empty one (found by the simulator: seeds 4213451 and 4239083, three
+/// nodes, the register, where such a node elected a leader lacking the committed entry 1@7).
+#[test]
+fn a_node_left_with_an_emptied_log_and_no_snapshot_grants_no_vote() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let mut config = Config::new(NodeId(1), ids);
+    config.state_machine = true;
+    config.pre_vote = false;
+    let recovered = Recovered {
+        hard_state: HardState { commit: Some(Seq(1)), ..HardState::new(Term(9), None) },
+        first: Seq(2),
+        ..Recovered::default()
+    };
+    let mut raft = Raft::new(config, recovered).unwrap();
+    assert!(raft.is_catching_up(), "it lost what its log continued from");
+    let out = raft.step(Time(0), Input::Tick);
+    let saved = out.iter().any(|o| matches!(o, Output::Write { write: Write::HardState(s), .. } if s.catching_up));
+    assert!(saved, "it says so durably: {out:?}");
+    let body = Body::Vote { last: Some(LogId { term: Term(2), seq: Seq(0) }), transfer: false };
+    let out = raft.step(Time(1), Input::Message(Message { from: NodeId(2), to: NodeId(1), term: Term(10), body }));
+    let granted = |o: &Output| match o {
+        Output::Send(m) | Output::SendAfter { message: m, .. } => {
+            matches!(m.body, Body::VoteResponse { granted: true })
+        }
+        _ => false,
+    };
+    assert!(!out.iter().any(granted), "{out:?}");
+}

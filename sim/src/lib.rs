@@ -85,6 +85,7 @@ pub fn mutant_name(mutant: Mutant) -> &'static str {
         Mutant::GrantShowsEmptyLog => "grant_shows_empty_log",
         Mutant::ReadIndexBeforeTermCommit => "read_index_before_term_commit",
         Mutant::LogOnlyAppliesUncommitted => "log_only_applies_uncommitted",
+        Mutant::EmptiedLogVotes => "emptied_log_votes",
     }
 }
 

@@ -99,6 +99,10 @@ pub enum Mutant {
     /// outside it with empty logs: nodes started with a larger list can take a cluster whose
     /// logs are all empty for a new one of their own.
     BootstrapStrangerVotes,
+    /// A node whose log's prefix was removed, restarted with no entry and no snapshot (its
+    /// snapshot files were lost), votes as a node with an empty log instead of one that lost
+    /// data: it elects a candidate that lacks the committed entries it no longer holds.
+    EmptiedLogVotes,
     /// A node catching up with an empty log takes a pre-vote grant for its probe's term as the
     /// granter's log being empty too, whatever last entry the grant carries: a grant answering
     /// a request of its previous incarnation then makes it rejoin a cluster that committed
@@ -156,7 +160,7 @@ pub enum Mutant {
 
 impl Mutant {
     /// Every planted bug.
-    pub const ALL: [Mutant; 46] = [
+    pub const ALL: [Mutant; 47] = [
         Mutant::AckBeforeFsync,
         Mutant::VoteBeforeFsync,
         Mutant::CommitPreviousTerm,
@@ -203,6 +207,7 @@ impl Mutant {
         Mutant::LostStateIgnored,
         Mutant::StatelessPastCommit,
         Mutant::CatchingUpTakesVoteTerm,
+        Mutant::EmptiedLogVotes,
     ];
 }
 

@@ -202,6 +202,14 @@ impl Raft {
         if let Some(last) = raft.snapshots.latest.as_ref().map(|s| s.last.seq) {
             raft.evidence_forget_through(last); // The snapshot covers it.
         }
+        if raft.log.first() > Seq(0) && raft.log.last().is_none() && !raft.mutant(Mutant::EmptiedLogVotes) {
+            // Its prefix was removed and it holds no entry, nor anything that tells what its log
+            // continued from (the snapshot that covered the prefix is lost): it lost committed
+            // entries it may have acknowledged, and would show candidates an empty log. It votes
+            // again only as a node that lost its disk does.
+            raft.hard_state.catching_up = true;
+            raft.save_hard_state();
+        }
         // The configuration in force where the state machine stands.
         raft.snapshots.applied_config = match (&raft.snapshots.latest, raft.apply_sent) {
             (Some(snapshot), Some(at)) if snapshot.last.seq == at => snapshot.configuration.clone(),

@@ -163,7 +163,8 @@ impl Raft {
     /// at least `term`. A catching-up node with an empty log that has seen every peer's log
     /// empty is in a brand-new cluster: it rejoins.
     pub(super) fn note_peer_log(&mut self, from: NodeId, term: Term, last: Option<LogId>) {
-        let empty = self.log.last().is_none() && self.evidence.entries.is_empty();
+        // A log that had a prefix removed was never a new cluster's, even with no entry left.
+        let empty = self.log.last().is_none() && self.log.first() == Seq(0) && self.evidence.entries.is_empty();
         if !self.hard_state.catching_up || last.is_some() || !empty {
             return;
         }

@@ -316,10 +316,11 @@ pub struct HardState {
     /// The candidate this node voted for in `term`, if any.
     pub vote: Option<NodeId>,
     /// The node may have lost entries or votes it had made durable (its storage is new, was
-    /// cut by a repair, or lost its term and vote): it neither votes nor campaigns until a
+    /// cut by a repair, or lost its term and vote; or its log holds no entry past a removed
+    /// prefix and the snapshot that covered it is lost): it neither votes nor campaigns until a
     /// leader has brought its log up to that leader's commit point in the leader's own term,
-    /// or, with an empty log, until it has seen every peer's log empty too (a new cluster).
-    /// Storage sets it; the core clears it.
+    /// or, with an empty log from seq 0, until it has seen every peer's log empty too (a new
+    /// cluster). Storage sets it (the core too, for such an emptied log); the core clears it.
     pub catching_up: bool,
     /// A seq up to which the entries in this node's storage were known committed when the
     /// state was saved (the core refreshes it now and then, never past what is durable): a
