@@ -202,7 +202,8 @@ impl Raft {
         if let Some(last) = raft.snapshots.latest.as_ref().map(|s| s.last.seq) {
             raft.evidence_forget_through(last); // The snapshot covers it.
         }
-        if raft.log.first() > Seq(0) && raft.log.last().is_none() && !raft.mutant(Mutant::EmptiedLogVotes) {
+        let emptied = raft.log.first() > Seq(0) && raft.log.last().is_none();
+        if emptied && !raft.hard_state.catching_up && !raft.mutant(Mutant::EmptiedLogVotes) {
             // Its prefix was removed and it holds no entry, nor anything that tells what its log
             // continued from (the snapshot that covered the prefix is lost): it lost committed
             // entries it may have acknowledged, and would show candidates an empty log. It votes
