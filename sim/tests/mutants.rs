@@ -32,8 +32,9 @@ const SEEDS: u64 = 5000;
 /// register (three nodes, every class drawn), found in a sweep of 50,000; no seed of 0..200,000
 /// of the counter's three-node runs fails with it planted.
 struct FoundBySweep {
+    /// The simulation the seed runs (`Simulation::counter` unless the bug was found elsewhere).
+    simulation: fn() -> Simulation,
     mutant: Mutant,
-    register: bool,
     seed: u64,
     nodes: usize,
     clients: usize,
@@ -42,28 +43,25 @@ struct FoundBySweep {
     invariant: &'static str,
 }
 
-/// A seed of the counter's runs that found `mutant` (a shorthand for the table below).
-const fn counter(
+/// A row of the table below.
+const fn found(
+    simulation: fn() -> Simulation,
     mutant: Mutant,
     seed: u64,
     (nodes, clients, ops): (usize, usize, usize),
-    since: &'static str,
-    invariant: &'static str,
+    (since, invariant): (&'static str, &'static str),
 ) -> FoundBySweep {
-    FoundBySweep { mutant, register: false, seed, nodes, clients, ops, since, invariant }
+    FoundBySweep { simulation, mutant, seed, nodes, clients, ops, since, invariant }
 }
 
 const FOUND_BY_SWEEP: [FoundBySweep; 7] = [
-    counter(Mutant::LearnerNeverCampaigns, 268482, (3, 5, 300), "quorum", "liveness"),
-    counter(Mutant::HealthyCatchingUp, 1066844, (3, 30, 600), "quorum", "liveness"),
-    counter(Mutant::StaleForwardTaken, 290370, (3, 5, 300), "quorum", "linearizability"),
-    counter(Mutant::FoundingConfigUnlogged, 190457, (4, 5, 300), "quorum", "liveness"),
-    counter(Mutant::GrantShowsEmptyLog, 232917, (3, 5, 400), "log_only", "leader_completeness"),
-    counter(Mutant::CatchingUpTakesVoteTerm, 127625, (5, 5, 300), "now", "liveness"),
-    FoundBySweep {
-        register: true,
-        ..counter(Mutant::EmptiedLogVotes, 4213451, (3, 5, 300), "now", "leader_completeness")
-    },
+    found(Simulation::counter, Mutant::LearnerNeverCampaigns, 268482, (3, 5, 300), ("quorum", "liveness")),
+    found(Simulation::counter, Mutant::HealthyCatchingUp, 1066844, (3, 30, 600), ("quorum", "liveness")),
+    found(Simulation::counter, Mutant::StaleForwardTaken, 290370, (3, 5, 300), ("quorum", "linearizability")),
+    found(Simulation::counter, Mutant::FoundingConfigUnlogged, 190457, (4, 5, 300), ("quorum", "liveness")),
+    found(Simulation::counter, Mutant::GrantShowsEmptyLog, 232917, (3, 5, 400), ("log_only", "leader_completeness")),
+    found(Simulation::counter, Mutant::CatchingUpTakesVoteTerm, 127625, (5, 5, 300), ("now", "liveness")),
+    found(Simulation::register, Mutant::EmptiedLogVotes, 4213451, (3, 5, 300), ("now", "leader_completeness")),
 ];
 
 /// Planted bugs that only a stateless machine (`LogOnly`) reaches: the counters' runs cannot
@@ -166,8 +164,7 @@ fn the_seed_that_found_a_bug_fails_with_it_planted() {
         let FoundBySweep { mutant, seed, nodes, clients, ops, .. } = found;
         let disabled = classes_since(found.since);
         let options = Options { mutant: Some(mutant), nodes, clients, ops, disabled, ..Options::default() };
-        let simulation = if found.register { Simulation::register() } else { Simulation::counter() };
-        let failure = simulation
+        let failure = (found.simulation)()
             .run(seed, &options)
             .failure
             .unwrap_or_else(|| panic!("{}: seed {seed} passes", mutant_name(mutant)));
